@@ -1,0 +1,33 @@
+import type { MessageDef } from "./message.js";
+import { DemandReport, JobUpdate, NiwJob, NodeCommand, Plan, RegionStatus, VmCommand } from "./messages-control.js";
+import {
+  Heartbeat,
+  InferenceChunk,
+  InferenceRequest,
+  InstanceTransition,
+  LoadReport,
+  RequestDone,
+  RouteRequest,
+} from "./messages.js";
+
+/** Every declared message, in documentation order. */
+export const MESSAGES: readonly MessageDef[] = [
+  RouteRequest,
+  InferenceRequest,
+  InferenceChunk,
+  RequestDone,
+  LoadReport,
+  Heartbeat,
+  InstanceTransition,
+  NodeCommand,
+  VmCommand,
+  Plan,
+  DemandReport,
+  RegionStatus,
+  NiwJob,
+  JobUpdate,
+] as MessageDef[];
+
+export function messageByName(name: string): MessageDef | undefined {
+  return MESSAGES.find((m) => m.name === name);
+}

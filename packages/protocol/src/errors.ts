@@ -1,0 +1,52 @@
+/**
+ * Errors are values with a `code` the caller can switch on. Actors never see a
+ * thrown protocol error: the runtime turns each into a `SageError`, counts it and
+ * (for requests) answers with an `ErrorReply`.
+ */
+export const ERROR_CODES = [
+  "DECODE", // payload bytes are not valid msgpack
+  "SCHEMA", // decoded payload does not match the message schema
+  "VERSION", // payload carries a version this build does not speak
+  "SUBJECT", // subject does not match the template, or a token is not subject-safe
+  "TOO_LARGE", // payload exceeds the configured maximum
+  "TIMEOUT", // request got no reply in time
+  "NO_RESPONDERS", // nobody listens on the request subject
+  "HANDLER", // the actor's handler failed while processing a valid message
+  "REMOTE", // the responder answered with an error reply
+  "CLOSED", // the bus is closed or draining
+  "CONFIG", // invalid configuration
+  "UNKNOWN_MODEL",
+  "NO_CAPACITY",
+  "INVALID_REQUEST",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class SageError extends Error {
+  readonly code: ErrorCode;
+  readonly subject: string | undefined;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, opts: { subject?: string; details?: unknown; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = "SageError";
+    this.code = code;
+    this.subject = opts.subject;
+    this.details = opts.details;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; subject?: string } {
+    return this.subject === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, subject: this.subject };
+  }
+}
+
+export function isSageError(e: unknown): e is SageError {
+  return e instanceof SageError;
+}
+
+export type Result<T, E = SageError> = { ok: true; value: T } | { ok: false; error: E };
+
+export const ok = <T>(value: T): Result<T, never> => ({ ok: true, value });
+export const err = <E = SageError>(error: E): Result<never, E> => ({ ok: false, error });

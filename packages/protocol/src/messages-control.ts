@@ -1,0 +1,243 @@
+import { z } from "zod";
+import { Count, EpochMs, GpuType, Id, InstanceState, ModelId, Tier, TierCounts, TokenCount } from "./domain.js";
+import { defineMessage } from "./message.js";
+
+/** Commands, plans, demand and the NIW queue: the slower control loops. */
+
+const now = 1_700_000_000_000;
+
+export const NODE_ACTIONS = ["load", "unload", "swap", "drain", "make-spot", "reclaim"] as const;
+
+export const NodeCommand = defineMessage({
+  name: "NodeCommand",
+  kind: "request",
+  version: 1,
+  subject: "sage.node.{node}.cmd",
+  schema: z.object({
+    commandId: Id,
+    action: z.enum(NODE_ACTIONS),
+    model: ModelId.optional(),
+    instanceId: Id.optional(),
+    reason: z.string().max(512).optional(),
+    issuedAtMs: EpochMs,
+  }),
+  reply: z.object({
+    commandId: Id,
+    accepted: z.boolean(),
+    state: InstanceState.optional(),
+    etaMs: z.number().nonnegative().optional(),
+    message: z.string().max(1024).optional(),
+  }),
+  publishers: ["region-agent", "cli"],
+  listeners: ["node-agent"],
+  doc: "Load, unload or swap a model (warm migration), drain, lend as spot, or reclaim from spot.",
+}).withSample(
+  () => ({ commandId: "c-1", action: "swap", model: "llama-3.1-70b", issuedAtMs: now }),
+  () => ({ commandId: "c-1", accepted: true, state: "swapping", etaMs: 150_000 }),
+);
+
+export const VmCommand = defineMessage({
+  name: "VmCommand",
+  kind: "request",
+  version: 1,
+  subject: "sage.vm.{region}.cmd",
+  schema: z.object({
+    commandId: Id,
+    action: z.enum(["boot", "release"]),
+    gpuType: GpuType,
+    nodeId: Id.optional(),
+    model: ModelId.optional(),
+    issuedAtMs: EpochMs,
+  }),
+  reply: z.object({
+    commandId: Id,
+    accepted: z.boolean(),
+    nodeId: Id.optional(),
+    etaMs: z.number().nonnegative().optional(),
+    message: z.string().max(1024).optional(),
+  }),
+  publishers: ["region-agent"],
+  listeners: ["vm-provider"],
+  queueGroup: "vm-provider",
+  doc: "Boot a new VM of a GPU type (optionally with a model to load) or release one back to the cloud.",
+}).withSample(
+  () => ({ commandId: "c-2", action: "boot", gpuType: "H100", model: "llama-3.1-8b", issuedAtMs: now }),
+  () => ({ commandId: "c-2", accepted: true, nodeId: "westus-n7", etaMs: 155_000 }),
+);
+
+const PlanTarget = z.object({
+  model: ModelId,
+  region: Id,
+  gpuType: GpuType,
+  instances: Count,
+  delta: z.number().int(),
+});
+
+export const Plan = defineMessage({
+  name: "Plan",
+  kind: "event",
+  version: 1,
+  subject: "sage.plan",
+  schema: z.object({
+    planId: Id,
+    createdAtMs: EpochMs,
+    windowStartMs: EpochMs,
+    windowEndMs: EpochMs,
+    strategy: z.string().max(64),
+    targets: z.array(PlanTarget).max(100_000),
+    routing: z
+      .array(z.object({ model: ModelId, from: Id, to: Id, fraction: z.number().min(0).max(1) }))
+      .max(100_000),
+    forecast: z
+      .array(z.object({ model: ModelId, region: Id, tier: Tier.optional(), tokensPerSecond: z.number().nonnegative() }))
+      .max(100_000),
+    solver: z.object({
+      status: z.enum(["optimal", "feasible", "relaxed", "infeasible", "timeout"]),
+      objective: z.number(),
+      gap: z.number().nonnegative().optional(),
+      solveMs: z.number().nonnegative(),
+    }),
+    notes: z.array(z.string().max(1024)).max(1000),
+  }),
+  publishers: ["planner"],
+  listeners: ["region-agent", "router", "dashboard"],
+  doc: "The hourly capacity plan: instances per model × region × GPU type, routing fractions and the forecast behind them.",
+}).withSample(
+  () => ({
+    planId: "p-1",
+    createdAtMs: now,
+    windowStartMs: now,
+    windowEndMs: now + 3_600_000,
+    strategy: "lt-ua",
+    targets: [{ model: "llama-3.1-8b", region: "westus", gpuType: "A100", instances: 4, delta: 1 }],
+    routing: [{ model: "llama-3.1-8b", from: "westus", to: "eastus", fraction: 0.1 }],
+    forecast: [{ model: "llama-3.1-8b", region: "westus", tokensPerSecond: 52_000 }],
+    solver: { status: "optimal", objective: 123.4, gap: 0, solveMs: 420 },
+    notes: [],
+  }),
+);
+
+export const DemandReport = defineMessage({
+  name: "DemandReport",
+  kind: "event",
+  version: 1,
+  subject: "sage.demand.{region}.{model}",
+  schema: z.object({
+    region: Id,
+    model: ModelId,
+    windowStartMs: EpochMs,
+    windowMs: z.number().int().positive(),
+    byTier: z.object({ "iw-fast": TierCounts, "iw-normal": TierCounts, niw: TierCounts }),
+    instancesByGpu: z.record(GpuType, Count),
+    spotInstances: Count,
+  }),
+  publishers: ["region-agent"],
+  listeners: ["planner", "dashboard"],
+  doc: "Per-minute demand of one model in one region by tier, and the instances serving it: the planner's history.",
+}).withSample(
+  () => ({
+    region: "westus",
+    model: "llama-3.1-8b",
+    windowStartMs: now,
+    windowMs: 60_000,
+    byTier: {
+      "iw-fast": { requests: 100, inputTokens: 51_200, outputTokens: 12_800 },
+      "iw-normal": { requests: 20, inputTokens: 10_000, outputTokens: 2_000 },
+      niw: { requests: 40, inputTokens: 80_000, outputTokens: 4_000 },
+    },
+    instancesByGpu: { A100: 4 },
+    spotInstances: 1,
+  }),
+);
+
+export const RegionStatus = defineMessage({
+  name: "RegionStatus",
+  kind: "event",
+  version: 1,
+  subject: "sage.region.{region}.status",
+  schema: z.object({
+    region: Id,
+    atMs: EpochMs,
+    endpoints: z
+      .array(
+        z.object({
+          model: ModelId,
+          instances: z.partialRecord(InstanceState, Count),
+          memoryUtilization: z.number().min(0).max(1),
+          niwQueueDepth: Count,
+        }),
+      )
+      .max(10_000),
+  }),
+  publishers: ["region-agent"],
+  listeners: ["planner", "cli", "dashboard"],
+  doc: "A region's summary every few seconds: instances by state, utilisation and NIW queue depth per model.",
+}).withSample(
+  () => ({
+    region: "westus",
+    atMs: now,
+    endpoints: [
+      {
+        model: "llama-3.1-8b",
+        instances: { serving: 4, spot: 1 },
+        memoryUtilization: 0.55,
+        niwQueueDepth: 12,
+      },
+    ],
+  }),
+);
+
+export const NiwJob = defineMessage({
+  name: "NiwJob",
+  kind: "event",
+  version: 1,
+  subject: "sage.niw.{region}.{model}",
+  durable: true,
+  schema: z.object({
+    jobId: Id,
+    requestId: Id,
+    model: ModelId,
+    originRegion: Id,
+    inputTokens: TokenCount,
+    maxOutputTokens: TokenCount,
+    arrivalMs: EpochMs,
+    deadlineMs: EpochMs,
+    enqueuedAtMs: EpochMs,
+    body: z.record(z.string(), z.unknown()).optional(),
+  }),
+  publishers: ["router", "gateway"],
+  listeners: ["region-agent"],
+  doc: "A queued non-interactive request, held durably (JetStream) until the region has spare capacity or its deadline nears.",
+}).withSample(
+  () => ({
+    jobId: "j-1",
+    requestId: "r-2",
+    model: "llama-3.1-8b",
+    originRegion: "westus",
+    inputTokens: 2048,
+    maxOutputTokens: 256,
+    arrivalMs: now,
+    deadlineMs: now + 86_400_000,
+    enqueuedAtMs: now,
+  }),
+);
+
+export const JobUpdate = defineMessage({
+  name: "JobUpdate",
+  kind: "event",
+  version: 1,
+  subject: "sage.job.{job}",
+  schema: z.object({
+    jobId: Id,
+    state: z.enum(["queued", "escalated", "running", "completed", "failed", "expired"]),
+    region: Id.optional(),
+    instanceId: Id.optional(),
+    atMs: EpochMs,
+    message: z.string().max(1024).optional(),
+  }),
+  publishers: ["region-agent", "node-agent"],
+  listeners: ["gateway", "dashboard"],
+  doc: "Lifecycle of one NIW job, for the batch API's status endpoint.",
+}).withSample(
+  () => ({ jobId: "j-1", state: "running", region: "westus", instanceId: "westus-n1-i0", atMs: now }),
+);

@@ -1,0 +1,265 @@
+import { z } from "zod";
+import {
+  Count,
+  EpochMs,
+  Fraction,
+  GpuType,
+  Id,
+  InstanceState,
+  ModelId,
+  Tier,
+  TierCounts,
+  TokenCount,
+} from "./domain.js";
+import { defineMessage } from "./message.js";
+
+/**
+ * Every subject and message type of SageServe, declared once. `docs/subjects.md`
+ * is generated from this list (`npm run docs:subjects`) and a test keeps the two
+ * in sync. Payloads travel as msgpack maps with a `v` version field added by the
+ * runtime.
+ */
+
+const now = 1_700_000_000_000;
+
+// ---------------------------------------------------------------- requests
+
+const RequestFields = {
+  requestId: Id,
+  model: ModelId,
+  tier: Tier,
+  originRegion: Id,
+  inputTokens: TokenCount,
+  maxOutputTokens: TokenCount,
+  arrivalMs: EpochMs,
+  deadlineMs: EpochMs.optional(),
+  stream: z.boolean().default(false),
+};
+
+export const RouteRequest = defineMessage({
+  name: "RouteRequest",
+  kind: "request",
+  version: 1,
+  subject: "sage.route.{region}.{model}",
+  schema: z.object(RequestFields),
+  reply: z.object({
+    requestId: Id,
+    decision: z.enum(["instance", "queued"]),
+    region: Id,
+    instanceId: Id.optional(),
+    nodeId: Id.optional(),
+    jobId: Id.optional(),
+  }),
+  publishers: ["gateway", "simulator"],
+  listeners: ["router"],
+  queueGroup: "router",
+  doc: "Where should this request run? The router answers with an instance (interactive) or a queued job (NIW).",
+}).withSample(
+  () => ({
+    requestId: "r-1",
+    model: "llama-3.1-8b",
+    tier: "iw-fast",
+    originRegion: "westus",
+    inputTokens: 512,
+    maxOutputTokens: 128,
+    arrivalMs: now,
+    stream: true,
+  }),
+  () => ({
+    requestId: "r-1",
+    decision: "instance",
+    region: "westus",
+    instanceId: "westus-n1-i0",
+    nodeId: "westus-n1",
+  }),
+);
+
+export const InferenceRequest = defineMessage({
+  name: "InferenceRequest",
+  kind: "request",
+  version: 1,
+  subject: "sage.node.{node}.infer",
+  schema: z.object({
+    ...RequestFields,
+    instanceId: Id,
+    /** OpenAI-style body forwarded to the engine; absent in simulation. */
+    body: z.record(z.string(), z.unknown()).optional(),
+  }),
+  reply: z.object({ requestId: Id, accepted: z.boolean(), streamSubject: z.string() }),
+  publishers: ["router", "gateway", "region-agent"],
+  listeners: ["node-agent"],
+  doc: "Run this request on an instance of the node. Tokens come back as InferenceChunk on the returned stream subject.",
+}).withSample(
+  () => ({
+    ...RouteRequest.sample(),
+    instanceId: "westus-n1-i0",
+  }),
+  () => ({ requestId: "r-1", accepted: true, streamSubject: "sage.stream.r-1" }),
+);
+
+export const InferenceChunk = defineMessage({
+  name: "InferenceChunk",
+  kind: "stream",
+  version: 1,
+  subject: "sage.stream.{request}",
+  schema: z.object({
+    requestId: Id,
+    seq: Count,
+    text: z.string().max(1_000_000).optional(),
+    tokens: Count,
+    done: z.boolean(),
+    finishReason: z.enum(["stop", "length", "error", "cancelled"]).optional(),
+    error: z.object({ code: z.string(), message: z.string() }).optional(),
+  }),
+  publishers: ["node-agent"],
+  listeners: ["gateway"],
+  doc: "Streamed output of one request, in order; the last chunk has done=true.",
+}).withSample(
+  () => ({ requestId: "r-1", seq: 0, text: "Hello", tokens: 1, done: false }),
+);
+
+export const RequestDone = defineMessage({
+  name: "RequestDone",
+  kind: "event",
+  version: 1,
+  subject: "sage.done.{region}.{model}",
+  schema: z.object({
+    requestId: Id,
+    model: ModelId,
+    tier: Tier,
+    region: Id,
+    instanceId: Id,
+    outcome: z.enum(["ok", "failed", "cancelled"]),
+    inputTokens: TokenCount,
+    outputTokens: TokenCount,
+    arrivalMs: EpochMs,
+    ttftMs: z.number().nonnegative(),
+    tbtMs: z.number().nonnegative(),
+    e2eMs: z.number().nonnegative(),
+    deadlineMs: EpochMs.optional(),
+  }),
+  publishers: ["node-agent"],
+  listeners: ["region-agent", "gateway", "dashboard"],
+  doc: "One finished request with its latencies: the source of SLO attainment and demand history.",
+}).withSample(
+  () => ({
+    requestId: "r-1",
+    model: "llama-3.1-8b",
+    tier: "iw-fast",
+    region: "westus",
+    instanceId: "westus-n1-i0",
+    outcome: "ok",
+    inputTokens: 512,
+    outputTokens: 128,
+    arrivalMs: now,
+    ttftMs: 180,
+    tbtMs: 22,
+    e2eMs: 3000,
+  }),
+);
+
+// ---------------------------------------------------------------- load and liveness
+
+export const LoadReport = defineMessage({
+  name: "LoadReport",
+  kind: "event",
+  version: 1,
+  subject: "sage.load.{region}.{model}.{instance}",
+  schema: z.object({
+    instanceId: Id,
+    nodeId: Id,
+    region: Id,
+    model: ModelId,
+    gpuType: GpuType,
+    state: InstanceState,
+    kvUtilization: Fraction,
+    memoryUtilization: Fraction,
+    running: Count,
+    waiting: Count,
+    outstandingTokens: Count,
+    tokensPerSecond: z.number().nonnegative(),
+    atMs: EpochMs,
+  }),
+  publishers: ["node-agent"],
+  listeners: ["router", "region-agent", "dashboard"],
+  doc: "Per-instance load (KV-cache and memory utilisation, queue, throughput), every few seconds.",
+}).withSample(
+  () => ({
+    instanceId: "westus-n1-i0",
+    nodeId: "westus-n1",
+    region: "westus",
+    model: "llama-3.1-8b",
+    gpuType: "A100",
+    state: "serving",
+    kvUtilization: 0.42,
+    memoryUtilization: 0.61,
+    running: 12,
+    waiting: 0,
+    outstandingTokens: 4200,
+    tokensPerSecond: 2100,
+    atMs: now,
+  }),
+);
+
+export const Heartbeat = defineMessage({
+  name: "Heartbeat",
+  kind: "event",
+  version: 1,
+  subject: "sage.hb.{region}.{node}",
+  schema: z.object({
+    nodeId: Id,
+    region: Id,
+    gpuType: GpuType,
+    gpus: z.number().int().min(1).max(64),
+    spot: z.boolean(),
+    instances: z.array(z.object({ instanceId: Id, model: ModelId, state: InstanceState })).max(64),
+    ttlMs: z.number().int().positive(),
+    seq: Count,
+    atMs: EpochMs,
+  }),
+  publishers: ["node-agent"],
+  listeners: ["region-agent", "router"],
+  doc: "A node is alive and holds these instances; silence for ttlMs means it is gone.",
+}).withSample(
+  () => ({
+    nodeId: "westus-n1",
+    region: "westus",
+    gpuType: "A100",
+    gpus: 8,
+    spot: false,
+    instances: [{ instanceId: "westus-n1-i0", model: "llama-3.1-8b", state: "serving" }],
+    ttlMs: 15_000,
+    seq: 1,
+    atMs: now,
+  }),
+);
+
+export const InstanceTransition = defineMessage({
+  name: "InstanceTransition",
+  kind: "event",
+  version: 1,
+  subject: "sage.state.{region}.{instance}",
+  schema: z.object({
+    instanceId: Id,
+    nodeId: Id,
+    region: Id,
+    model: ModelId,
+    from: InstanceState,
+    to: InstanceState,
+    reason: z.string().max(512).optional(),
+    atMs: EpochMs,
+  }),
+  publishers: ["node-agent"],
+  listeners: ["region-agent", "planner", "dashboard"],
+  doc: "An instance changed state (booting → loading → serving → draining/spot/swapping …).",
+}).withSample(
+  () => ({
+    instanceId: "westus-n1-i0",
+    nodeId: "westus-n1",
+    region: "westus",
+    model: "llama-3.1-8b",
+    from: "loading",
+    to: "serving",
+    atMs: now,
+  }),
+);

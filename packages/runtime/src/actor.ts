@@ -1,0 +1,336 @@
+import {
+  type ErrorCode,
+  envelope,
+  type MessageDef,
+  type ParamsOf,
+  type Payload,
+  type PayloadIn,
+  type ReplyIn,
+  type ReplyOf,
+  type Result,
+  SageError,
+  validatePayload,
+  validateReply,
+} from "@sageserve/protocol";
+import { type Logger, silentLogger } from "./logger.js";
+import type { Bus, Clock, InboundMessage, ServiceHandle, Timer } from "./ports.js";
+
+export interface ActorContext {
+  bus: Bus;
+  clock: Clock;
+  log?: Logger;
+  /** Validate outgoing payloads against their schema too (default true; simulations may turn it off). */
+  validateOutgoing?: boolean;
+}
+
+export interface ActorIdentity {
+  /** Service type, e.g. "router"; `nats micro ls` groups by it. */
+  role: string;
+  /** Unique per running actor, e.g. "router-westus-1". */
+  id: string;
+  version?: string;
+  description?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface ActorStats {
+  received: number;
+  handled: number;
+  published: number;
+  publishFailures: number;
+  handlerErrors: number;
+  rejected: number;
+  rejectedByCode: Partial<Record<ErrorCode, number>>;
+  rejectedBySubject: Record<string, number>;
+}
+
+export interface HandlerMeta {
+  subject: string;
+  params: Record<string, string>;
+}
+
+type SubjectParams<D extends MessageDef> = Partial<Record<ParamsOf<D>, string>>;
+
+/**
+ * Base of every SageServe actor. Subclasses declare handlers in `setup()` and
+ * use `publish`/`request`/timers; the base validates every inbound message at
+ * the boundary, turns bad input into counted, typed rejections (and error
+ * replies), and never lets a handler failure escape into the bus.
+ */
+export abstract class Actor {
+  readonly bus: Bus;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly identity: Required<Omit<ActorIdentity, "metadata">> & { metadata: Record<string, string> };
+  private readonly validateOutgoing: boolean;
+  private service: ServiceHandle | undefined;
+  private readonly timers: Timer[] = [];
+  private endpointNames = new Map<string, number>();
+  private running = false;
+  private readonly counters: ActorStats = {
+    received: 0,
+    handled: 0,
+    published: 0,
+    publishFailures: 0,
+    handlerErrors: 0,
+    rejected: 0,
+    rejectedByCode: {},
+    rejectedBySubject: {},
+  };
+
+  constructor(ctx: ActorContext, identity: ActorIdentity) {
+    this.bus = ctx.bus;
+    this.clock = ctx.clock;
+    this.identity = {
+      role: identity.role,
+      id: identity.id,
+      version: identity.version ?? "0.1.0",
+      description: identity.description ?? `SageServe ${identity.role}`,
+      metadata: identity.metadata ?? {},
+    };
+    this.log = (ctx.log ?? silentLogger).child({ actor: identity.id });
+    this.validateOutgoing = ctx.validateOutgoing ?? true;
+  }
+
+  /** Declare handlers and timers here. */
+  protected abstract setup(): void | Promise<void>;
+
+  /** Called on stop, before subscriptions and timers are removed. */
+  protected teardown(): void | Promise<void> {}
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.service = await this.bus.registerService({
+      name: this.identity.role,
+      version: this.identity.version,
+      description: this.identity.description,
+      instanceId: this.identity.id,
+      metadata: this.identity.metadata,
+      stats: () => this.stats(),
+    });
+    this.running = true;
+    await this.setup();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    try {
+      await this.teardown();
+    } catch (e) {
+      this.log.error({ err: String(e) }, "teardown failed");
+    }
+    for (const t of this.timers.splice(0)) t.cancel();
+    await this.service?.stop();
+    this.service = undefined;
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  stats(): ActorStats {
+    return structuredClone(this.counters);
+  }
+
+  // ---------------------------------------------------------------- inbound
+
+  /** Listen for an event (or stream) message. Default queue: the message's queue group, else broadcast. */
+  protected on<D extends MessageDef>(
+    def: D,
+    params: SubjectParams<D>,
+    handler: (payload: Payload<D>, meta: HandlerMeta) => void | Promise<void>,
+    opts: { queue?: string; broadcast?: boolean; passive?: boolean } = {},
+  ): void {
+    const subject = def.subject.pattern(params as Record<string, string>);
+    this.endpoint(def, subject, opts, (msg) => {
+      const payload = this.accept(def, msg, opts.passive ?? false);
+      if (payload === undefined) return;
+      return this.run(def, msg, () => handler(payload, this.meta(def, msg)));
+    });
+  }
+
+  /** Answer a request message. Return the reply payload or a SageError (sent as an ErrorReply). */
+  protected handle<D extends MessageDef>(
+    def: D,
+    params: SubjectParams<D>,
+    handler: (
+      payload: Payload<D>,
+      meta: HandlerMeta,
+    ) => ReplyIn<D> | SageError | Promise<ReplyIn<D> | SageError>,
+    opts: { queue?: string; broadcast?: boolean } = {},
+  ): void {
+    if (!def.reply) throw new Error(`${def.name} is not a request message`);
+    const subject = def.subject.pattern(params as Record<string, string>);
+    this.endpoint(def, subject, opts, (msg) => {
+      const payload = this.accept(def, msg);
+      if (payload === undefined) return;
+      return this.run(def, msg, async () => {
+        const out = await handler(payload, this.meta(def, msg));
+        if (out instanceof SageError) msg.respond({ v: def.version, error: out.toJSON() });
+        else msg.respond(envelope(def, out as object));
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- outbound
+
+  protected publish<D extends MessageDef>(
+    def: D,
+    params: Record<ParamsOf<D>, string>,
+    payload: PayloadIn<D>,
+  ): Result<void> {
+    try {
+      const subject = def.subject.build(params as Record<string, string>);
+      const wire = envelope(def, payload as object);
+      if (this.validateOutgoing) {
+        const checked = validatePayload(def, wire, subject);
+        if (!checked.ok) return this.publishFailed(checked.error);
+      }
+      this.bus.publish(subject, wire);
+      this.counters.published++;
+      return { ok: true, value: undefined };
+    } catch (e) {
+      return this.publishFailed(
+        e instanceof SageError ? e : new SageError("CLOSED", `publish ${def.name} failed: ${String(e)}`),
+      );
+    }
+  }
+
+  protected async request<D extends MessageDef>(
+    def: D,
+    params: Record<ParamsOf<D>, string>,
+    payload: PayloadIn<D>,
+    timeoutMs: number,
+  ): Promise<Result<ReplyOf<D>>> {
+    let subject = def.name;
+    try {
+      subject = def.subject.build(params as Record<string, string>);
+      const wire = envelope(def, payload as object);
+      if (this.validateOutgoing) {
+        const checked = validatePayload(def, wire, subject);
+        if (!checked.ok) return checked as Result<never>;
+      }
+      this.counters.published++;
+      const reply = await this.bus.request(subject, wire, { timeoutMs });
+      const data = reply.data();
+      if (!data.ok) return data as Result<never>;
+      return validateReply(def, data.value, subject);
+    } catch (e) {
+      return {
+        ok: false,
+        error: e instanceof SageError ? e : new SageError("CLOSED", `request ${def.name} failed: ${String(e)}`, { subject }),
+      };
+    }
+  }
+
+  // ---------------------------------------------------------------- time
+
+  protected every(intervalMs: number, fn: () => void | Promise<void>): Timer {
+    return this.track(this.clock.every(intervalMs, () => this.guard("every", fn)));
+  }
+
+  protected after(delayMs: number, fn: () => void | Promise<void>): Timer {
+    return this.track(this.clock.setTimer(delayMs, () => this.guard("timer", fn)));
+  }
+
+  protected cron(expr: string, fn: (firedAtMs: number) => void | Promise<void>, opts?: { timezone?: string }): Timer {
+    return this.track(this.clock.schedule(expr, (at) => this.guard(`cron ${expr}`, () => fn(at)), opts));
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private endpoint(
+    def: MessageDef,
+    subject: string,
+    opts: { queue?: string; broadcast?: boolean },
+    fn: (msg: InboundMessage) => void | Promise<void>,
+  ): void {
+    if (!this.service) throw new Error(`${this.identity.id}: declare handlers in setup()`);
+    const n = this.endpointNames.get(def.name) ?? 0;
+    this.endpointNames.set(def.name, n + 1);
+    const name = n === 0 ? def.name : `${def.name}-${n}`;
+    const queue = opts.broadcast ? undefined : (opts.queue ?? def.queueGroup);
+    this.service.addEndpoint(name, subject, fn, queue === undefined ? {} : { queue });
+  }
+
+  /** Passive listeners (auditors, dashboards) never answer, so they cannot race the real responder. */
+  private accept<D extends MessageDef>(def: D, msg: InboundMessage, passive = false): Payload<D> | undefined {
+    this.counters.received++;
+    const data = msg.data();
+    if (!data.ok) return this.reject(def, msg, data.error, passive);
+    const checked = validatePayload(def, data.value, msg.subject);
+    if (!checked.ok) return this.reject(def, msg, checked.error, passive);
+    return checked.value as Payload<D>;
+  }
+
+  private reject(def: MessageDef, msg: InboundMessage, error: SageError, passive: boolean): undefined {
+    const c = this.counters;
+    c.rejected++;
+    c.rejectedByCode[error.code] = (c.rejectedByCode[error.code] ?? 0) + 1;
+    const key = def.subject.template;
+    const n = (c.rejectedBySubject[key] = (c.rejectedBySubject[key] ?? 0) + 1);
+    // Log the first few of each kind, then every 1000th, so garbage cannot flood the log.
+    if (n <= 3 || n % 1000 === 0) {
+      this.log.warn({ code: error.code, subject: msg.subject, count: n }, `rejected ${def.name}: ${error.message}`);
+    }
+    if (msg.reply && !passive) msg.respond({ v: def.version, error: { code: error.code, message: error.message } });
+    return undefined;
+  }
+
+  private run(def: MessageDef, msg: InboundMessage, fn: () => void | Promise<void>): void | Promise<void> {
+    const fail = (e: unknown): void => {
+      this.counters.handlerErrors++;
+      this.log.error({ subject: msg.subject, err: String(e) }, `handler for ${def.name} failed`);
+      if (msg.reply) msg.respond({ v: def.version, error: { code: "HANDLER", message: String(e) } });
+    };
+    try {
+      const r = fn();
+      if (r && typeof (r as Promise<void>).then === "function") {
+        return (r as Promise<void>).then(() => {
+          this.counters.handled++;
+        }, fail);
+      }
+      this.counters.handled++;
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  private meta(def: MessageDef, msg: InboundMessage): HandlerMeta {
+    let params: Record<string, string> | undefined;
+    return {
+      subject: msg.subject,
+      // Parsed on first use only: most handlers read the payload, not the subject.
+      get params() {
+        params ??= def.subject.parse(msg.subject) ?? {};
+        return params;
+      },
+    };
+  }
+
+  private publishFailed(error: SageError): Result<void> {
+    this.counters.publishFailures++;
+    this.log.warn({ code: error.code, subject: error.subject }, error.message);
+    return { ok: false, error };
+  }
+
+  private guard(what: string, fn: () => void | Promise<void>): void | Promise<void> {
+    if (!this.running) return;
+    const fail = (e: unknown): void => {
+      this.counters.handlerErrors++;
+      this.log.error({ err: String(e) }, `${what} failed`);
+    };
+    try {
+      const r = fn();
+      if (r && typeof (r as Promise<void>).then === "function") return (r as Promise<void>).catch(fail);
+    } catch (e) {
+      fail(e);
+    }
+  }
+
+  private track(t: Timer): Timer {
+    this.timers.push(t);
+    return t;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Binary min-heap of timed events ordered by (time, seq). Hand-written rather
+ * than taken from a library because it is the simulator's innermost loop and the
+ * seq tie-break (FIFO at equal times) is what makes runs deterministic.
+ */
+export interface TimedEvent {
+  at: number;
+  seq: number;
+  fn: () => unknown;
+  cancelled: boolean;
+}
+
+export class EventHeap {
+  private items: TimedEvent[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): TimedEvent | undefined {
+    return this.items[0];
+  }
+
+  push(ev: TimedEvent): void {
+    const a = this.items;
+    a.push(ev);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const parent = a[p]!;
+      if (before(parent, ev)) break;
+      a[i] = parent;
+      i = p;
+    }
+    a[i] = ev;
+  }
+
+  pop(): TimedEvent | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      let i = 0;
+      const n = a.length;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const r = l + 1;
+        const c = r < n && before(a[r]!, a[l]!) ? r : l;
+        if (before(last, a[c]!)) break;
+        a[i] = a[c]!;
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
+  }
+}
+
+function before(x: TimedEvent, y: TimedEvent): boolean {
+  return x.at < y.at || (x.at === y.at && x.seq < y.seq);
+}

@@ -1,0 +1,305 @@
+import { DEFAULT_MAX_PAYLOAD_BYTES, decode, encode, isValidSubject, type Result, SageError } from "@sageserve/protocol";
+import type {
+  Bus,
+  Clock,
+  InboundMessage,
+  MessageHandler,
+  RequestOptions,
+  ServiceHandle,
+  ServiceInfo,
+  ServiceSpec,
+  SubscribeOptions,
+  Subscription,
+} from "./ports.js";
+import { SubjectTrie } from "./subject-trie.js";
+
+export interface MemoryBrokerOptions {
+  /** Virtual delay between publish and delivery. Default 0 (still asynchronous: after the current event). */
+  deliveryDelayMs?: number;
+  /**
+   * "msgpack" (default) encodes every payload as it would travel over NATS;
+   * "none" passes values by reference, for simulations where codec cost would
+   * dominate (publishers must not mutate what they published).
+   */
+  codec?: "msgpack" | "none";
+  maxPayloadBytes?: number;
+}
+
+interface Sub {
+  pattern: string;
+  queue: string | undefined;
+  handler: MessageHandler;
+  active: boolean;
+  received: number;
+  owner: MemoryBus;
+}
+
+interface PendingRequest {
+  resolve(m: InboundMessage): void;
+  timer: { cancel(): void };
+}
+
+type Body = { bytes: Uint8Array; value?: undefined } | { bytes?: undefined; value: unknown };
+
+/** The in-memory "server": one per simulated world; actors each get a MemoryBus connection. */
+export class MemoryBroker {
+  readonly clock: Clock;
+  readonly options: Required<MemoryBrokerOptions>;
+  private readonly trie = new SubjectTrie<Sub>();
+  readonly inboxes = new Map<string, PendingRequest>();
+  readonly services = new Map<string, ServiceInfo>();
+  private readonly queuePick;
+  private nextConn = 0;
+  published = 0;
+  delivered = 0;
+  handlerFailures = 0;
+
+  constructor(clock: Clock, opts: MemoryBrokerOptions = {}) {
+    this.clock = clock;
+    this.options = {
+      deliveryDelayMs: opts.deliveryDelayMs ?? 0,
+      codec: opts.codec ?? "msgpack",
+      maxPayloadBytes: opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    };
+    this.queuePick = clock.rng("memory-bus.queue-groups");
+  }
+
+  connect(name = `conn-${this.nextConn}`): MemoryBus {
+    return new MemoryBus(this, `${name}#${this.nextConn++}`);
+  }
+
+  add(sub: Sub): void {
+    this.trie.add(sub.pattern, sub);
+  }
+
+  remove(sub: Sub): void {
+    this.trie.remove(sub.pattern, sub);
+  }
+
+  /** True when some subscription (or pending request inbox) would receive `subject`. */
+  hasInterest(subject: string): boolean {
+    return this.inboxes.has(subject) || this.trie.match(subject).length > 0;
+  }
+
+  route(subject: string, body: Body, reply: string | undefined): void {
+    this.published++;
+    const inbox = this.inboxes.get(subject);
+    if (inbox) {
+      this.inboxes.delete(subject);
+      this.later(() => {
+        inbox.timer.cancel();
+        (this.clock as { markAsync?: () => void }).markAsync?.();
+        inbox.resolve(this.inbound(subject, body, undefined));
+      });
+      return;
+    }
+    const matches = this.trie.match(subject);
+    if (matches.length === 0) return;
+    const targets = this.selectTargets(matches);
+    this.later(() => {
+      for (const sub of targets) {
+        if (!sub.active) continue;
+        sub.received++;
+        this.delivered++;
+        this.invoke(sub, this.inbound(subject, body, reply));
+      }
+    });
+  }
+
+  private selectTargets(matches: Sub[]): Sub[] {
+    if (matches.length === 1) return matches;
+    const out: Sub[] = [];
+    let groups: Map<string, Sub[]> | undefined;
+    for (const s of matches) {
+      if (s.queue === undefined) out.push(s);
+      else {
+        groups ??= new Map();
+        const g = groups.get(s.queue);
+        if (g) g.push(s);
+        else groups.set(s.queue, [s]);
+      }
+    }
+    if (groups) for (const members of groups.values()) out.push(this.queuePick.pick(members));
+    return out;
+  }
+
+  private invoke(sub: Sub, msg: InboundMessage): void {
+    try {
+      const r = sub.handler(msg);
+      if (r && typeof (r as Promise<void>).then === "function") {
+        (this.clock as { markAsync?: () => void }).markAsync?.();
+        (r as Promise<void>).catch(() => {
+          this.handlerFailures++;
+        });
+      }
+    } catch {
+      // Handlers are wrapped by the actor runtime; this only guards raw bus users.
+      this.handlerFailures++;
+    }
+  }
+
+  private later(fn: () => void): void {
+    this.clock.setTimer(this.options.deliveryDelayMs, fn);
+  }
+
+  inbound(subject: string, body: Body, reply: string | undefined): InboundMessage {
+    const broker = this;
+    return {
+      subject,
+      reply,
+      data(): Result<unknown> {
+        if (body.bytes !== undefined) return decode(body.bytes, broker.options.maxPayloadBytes);
+        return { ok: true, value: body.value };
+      },
+      respond(data: unknown): boolean {
+        if (reply === undefined) return false;
+        broker.route(reply, broker.body(data), undefined);
+        return true;
+      },
+    };
+  }
+
+  body(data: unknown): Body {
+    if (this.options.codec === "none") return { value: data };
+    const bytes = encode(data);
+    if (bytes.byteLength > this.options.maxPayloadBytes) {
+      throw new SageError("TOO_LARGE", `payload of ${bytes.byteLength} bytes exceeds ${this.options.maxPayloadBytes}`);
+    }
+    return { bytes };
+  }
+}
+
+/** One client connection to a MemoryBroker; implements the same Bus port as NatsBus. */
+export class MemoryBus implements Bus {
+  readonly kind = "memory" as const;
+  private readonly subs = new Set<Sub>();
+  private readonly pending = new Map<string, (e: SageError) => void>();
+  private nextInbox = 0;
+  closed = false;
+
+  constructor(
+    readonly broker: MemoryBroker,
+    readonly name: string,
+  ) {}
+
+  publish(subject: string, data: unknown, opts: { reply?: string } = {}): void {
+    this.checkPublish(subject);
+    this.broker.route(subject, this.broker.body(data), opts.reply);
+  }
+
+  publishRaw(subject: string, bytes: Uint8Array, opts: { reply?: string } = {}): void {
+    this.checkPublish(subject);
+    this.broker.route(subject, { bytes }, opts.reply);
+  }
+
+  subscribe(subject: string, handler: MessageHandler, opts: SubscribeOptions = {}): Subscription {
+    if (this.closed) throw new SageError("CLOSED", `subscribe on closed connection ${this.name}`);
+    if (!isValidSubject(subject, true)) throw new SageError("SUBJECT", `invalid subscription subject '${subject}'`);
+    const sub: Sub = { pattern: subject, queue: opts.queue, handler, active: true, received: 0, owner: this };
+    this.subs.add(sub);
+    this.broker.add(sub);
+    return {
+      subject,
+      queue: opts.queue,
+      get received() {
+        return sub.received;
+      },
+      unsubscribe: () => {
+        sub.active = false;
+        this.subs.delete(sub);
+        this.broker.remove(sub);
+      },
+    };
+  }
+
+  request(subject: string, data: unknown, opts: RequestOptions): Promise<InboundMessage> {
+    return new Promise((resolve, reject) => {
+      try {
+        this.checkPublish(subject);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      const clock = this.broker.clock;
+      const markAsync = (): void => (clock as { markAsync?: () => void }).markAsync?.();
+      if (!this.broker.hasInterest(subject)) {
+        // NATS answers "503 no responders" at once; keep it asynchronous like the server's status message.
+        clock.setTimer(0, () => {
+          markAsync();
+          reject(new SageError("NO_RESPONDERS", `no responders on ${subject}`, { subject }));
+        });
+        return;
+      }
+      const inbox = `_INBOX.${this.name.replace(/[^A-Za-z0-9_-]/g, "_")}.${this.nextInbox++}`;
+      const fail = (e: SageError): void => {
+        this.broker.inboxes.delete(inbox);
+        this.pending.delete(inbox);
+        markAsync();
+        reject(e);
+      };
+      const timer = clock.setTimer(opts.timeoutMs, () =>
+        fail(new SageError("TIMEOUT", `request on ${subject} timed out after ${opts.timeoutMs} ms`, { subject })),
+      );
+      this.pending.set(inbox, (e) => {
+        timer.cancel();
+        fail(e);
+      });
+      this.broker.inboxes.set(inbox, {
+        timer,
+        resolve: (m) => {
+          this.pending.delete(inbox);
+          resolve(m);
+        },
+      });
+      this.broker.route(subject, this.broker.body(data), inbox);
+    });
+  }
+
+  async registerService(spec: ServiceSpec): Promise<ServiceHandle> {
+    const info: ServiceInfo = {
+      name: spec.name,
+      id: spec.instanceId,
+      version: spec.version,
+      description: spec.description,
+      metadata: { ...(spec.metadata ?? {}), instance: spec.instanceId },
+      endpoints: [],
+    };
+    this.broker.services.set(spec.instanceId, info);
+    const subs: Subscription[] = [];
+    return {
+      addEndpoint: (name, subject, handler, opts = {}) => {
+        const queue = opts.queue ?? spec.instanceId;
+        info.endpoints.push({ name, subject, queue });
+        const s = this.subscribe(subject, handler, { queue });
+        subs.push(s);
+        return s;
+      },
+      stop: async () => {
+        for (const s of subs) s.unsubscribe();
+        this.broker.services.delete(spec.instanceId);
+      },
+    };
+  }
+
+  async discover(opts: { name?: string } = {}): Promise<ServiceInfo[]> {
+    return [...this.broker.services.values()]
+      .filter((s) => opts.name === undefined || s.name === opts.name)
+      .map((s) => structuredClone(s));
+  }
+
+  async flush(): Promise<void> {}
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Drain semantics: no new matches, but deliveries already scheduled still arrive.
+    for (const s of this.subs) this.broker.remove(s);
+    this.subs.clear();
+    for (const fail of [...this.pending.values()]) fail(new SageError("CLOSED", `connection ${this.name} closed`));
+  }
+
+  private checkPublish(subject: string): void {
+    if (this.closed) throw new SageError("CLOSED", `publish on closed connection ${this.name}`, { subject });
+    if (!isValidSubject(subject)) throw new SageError("SUBJECT", `invalid publish subject '${subject}'`, { subject });
+  }
+}

@@ -1,0 +1,259 @@
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  decode,
+  encode,
+  isValidSubject,
+  type Result,
+  SageError,
+} from "@sageserve/protocol";
+import {
+  type ConnectionOptions,
+  connect,
+  ErrorCode,
+  type Msg,
+  type NatsConnection,
+  type NatsError,
+  RequestStrategy,
+  type Service,
+} from "nats";
+import type {
+  Bus,
+  InboundMessage,
+  MessageHandler,
+  RequestOptions,
+  ServiceHandle,
+  ServiceInfo,
+  ServiceSpec,
+  SubscribeOptions,
+  Subscription,
+} from "./ports.js";
+
+export interface NatsBusOptions {
+  servers: string | string[];
+  /** Connection name shown in the server's connz. */
+  name?: string;
+  token?: string;
+  user?: string;
+  pass?: string;
+  maxPayloadBytes?: number;
+  /** Called on reconnects, disconnects and errors (log them). */
+  onStatus?: (event: { type: string; data: unknown }) => void;
+}
+
+/** Live Bus adapter over a real NATS connection (the `nats` package). */
+export class NatsBus implements Bus {
+  readonly kind = "nats" as const;
+  private readonly maxPayload: number;
+
+  private constructor(
+    readonly connection: NatsConnection,
+    opts: NatsBusOptions,
+  ) {
+    this.maxPayload = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    if (opts.onStatus) {
+      const onStatus = opts.onStatus;
+      void (async () => {
+        for await (const s of connection.status()) onStatus({ type: String(s.type), data: s.data });
+      })().catch(() => {});
+    }
+  }
+
+  /** Connect with endless reconnects; the client buffers publishes while reconnecting. */
+  static async connect(opts: NatsBusOptions): Promise<NatsBus> {
+    const co: ConnectionOptions = {
+      servers: opts.servers,
+      name: opts.name ?? "sageserve",
+      reconnect: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      reconnectJitter: 100,
+      pingInterval: 10_000,
+      waitOnFirstConnect: false,
+    };
+    if (opts.token) co.token = opts.token;
+    if (opts.user) co.user = opts.user;
+    if (opts.pass) co.pass = opts.pass;
+    try {
+      return new NatsBus(await connect(co), opts);
+    } catch (e) {
+      throw new SageError("CLOSED", `cannot connect to NATS at ${String(opts.servers)}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+
+  get closed(): boolean {
+    return this.connection.isClosed();
+  }
+
+  publish(subject: string, data: unknown, opts: { reply?: string } = {}): void {
+    this.publishRaw(subject, this.encode(data, subject), opts);
+  }
+
+  publishRaw(subject: string, bytes: Uint8Array, opts: { reply?: string } = {}): void {
+    if (!isValidSubject(subject)) throw new SageError("SUBJECT", `invalid publish subject '${subject}'`, { subject });
+    try {
+      this.connection.publish(subject, bytes, opts.reply === undefined ? undefined : { reply: opts.reply });
+    } catch (e) {
+      throw mapError(e, subject);
+    }
+  }
+
+  subscribe(subject: string, handler: MessageHandler, opts: SubscribeOptions = {}): Subscription {
+    if (!isValidSubject(subject, true)) throw new SageError("SUBJECT", `invalid subscription subject '${subject}'`);
+    let received = 0;
+    const sub = this.connection.subscribe(subject, {
+      ...(opts.queue === undefined ? {} : { queue: opts.queue }),
+      callback: (err, msg) => {
+        if (err) return;
+        received++;
+        invoke(handler, this.inbound(msg));
+      },
+    });
+    return {
+      subject,
+      queue: opts.queue,
+      get received() {
+        return received;
+      },
+      unsubscribe: () => sub.unsubscribe(),
+    };
+  }
+
+  async request(subject: string, data: unknown, opts: RequestOptions): Promise<InboundMessage> {
+    if (!isValidSubject(subject)) throw new SageError("SUBJECT", `invalid request subject '${subject}'`, { subject });
+    try {
+      const m = await this.connection.request(subject, this.encode(data, subject), { timeout: opts.timeoutMs });
+      return this.inbound(m);
+    } catch (e) {
+      throw mapError(e, subject, opts.timeoutMs);
+    }
+  }
+
+  async registerService(spec: ServiceSpec): Promise<ServiceHandle> {
+    const srv: Service = await this.connection.services.add({
+      name: spec.name,
+      version: spec.version,
+      description: spec.description,
+      metadata: { ...(spec.metadata ?? {}), instance: spec.instanceId },
+      statsHandler: async () => (spec.stats ? spec.stats() : null),
+    });
+    return {
+      addEndpoint: (name, subject, handler, opts = {}) => {
+        let active = true;
+        let received = 0;
+        // A queue named after the actor instance gives broadcast semantics (every actor gets
+        // every message) while the endpoint still shows up in `nats micro info/stats`.
+        srv.addEndpoint(name, {
+          subject,
+          queue: opts.queue ?? spec.instanceId,
+          handler: (err, msg) => {
+            if (err || !active) return;
+            received++;
+            invoke(handler, this.inbound(msg as unknown as Msg));
+          },
+        });
+        return {
+          subject,
+          queue: opts.queue ?? spec.instanceId,
+          get received() {
+            return received;
+          },
+          // Stopping one endpoint's subscription would stop the whole service in nats.js,
+          // so an unsubscribed endpoint just ignores further messages.
+          unsubscribe: () => {
+            active = false;
+          },
+        };
+      },
+      stop: async () => {
+        if (!srv.isStopped) await srv.stop();
+      },
+    };
+  }
+
+  async discover(opts: { name?: string; timeoutMs?: number } = {}): Promise<ServiceInfo[]> {
+    const client = this.connection.services.client({ strategy: RequestStrategy.Timer, maxWait: opts.timeoutMs ?? 500 });
+    const it = await client.info(opts.name);
+    const out: ServiceInfo[] = [];
+    for await (const s of it) {
+      out.push({
+        name: s.name,
+        id: s.id,
+        version: s.version,
+        description: s.description ?? "",
+        metadata: (s.metadata as Record<string, string> | undefined) ?? {},
+        endpoints: (s.endpoints ?? []).map((e) => ({ name: e.name, subject: e.subject, queue: e.queue_group })),
+      });
+    }
+    return out;
+  }
+
+  async flush(): Promise<void> {
+    await this.connection.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.connection.isClosed()) return;
+    try {
+      await this.connection.drain();
+    } catch {
+      await this.connection.close();
+    }
+  }
+
+  private encode(data: unknown, subject: string): Uint8Array {
+    const bytes = encode(data);
+    if (bytes.byteLength > this.maxPayload) {
+      throw new SageError("TOO_LARGE", `payload of ${bytes.byteLength} bytes exceeds ${this.maxPayload}`, { subject });
+    }
+    return bytes;
+  }
+
+  private inbound(msg: Msg): InboundMessage {
+    const maxPayload = this.maxPayload;
+    return {
+      subject: msg.subject,
+      reply: msg.reply || undefined,
+      data: (): Result<unknown> => decode(msg.data, maxPayload),
+      respond: (data: unknown): boolean => {
+        if (!msg.reply) return false;
+        try {
+          return msg.respond(encode(data));
+        } catch {
+          return false;
+        }
+      },
+    };
+  }
+}
+
+function invoke(handler: MessageHandler, msg: InboundMessage): void {
+  try {
+    const r = handler(msg);
+    if (r && typeof (r as Promise<void>).then === "function") (r as Promise<void>).catch(() => {});
+  } catch {
+    // The actor runtime wraps handlers and counts failures; raw users must not crash the client.
+  }
+}
+
+function mapError(e: unknown, subject: string, timeoutMs?: number): SageError {
+  if (e instanceof SageError) return e;
+  const ne = e as NatsError;
+  switch (ne?.code) {
+    case ErrorCode.Timeout:
+      return new SageError("TIMEOUT", `request on ${subject} timed out after ${timeoutMs} ms`, { subject, cause: e });
+    case ErrorCode.NoResponders:
+      return new SageError("NO_RESPONDERS", `no responders on ${subject}`, { subject, cause: e });
+    case ErrorCode.ConnectionClosed:
+    case ErrorCode.ConnectionDraining:
+      return new SageError("CLOSED", `connection closed while using ${subject}`, { subject, cause: e });
+    case ErrorCode.MaxPayloadExceeded:
+      return new SageError("TOO_LARGE", `payload too large for ${subject}`, { subject, cause: e });
+    default:
+      return new SageError("CLOSED", `NATS error on ${subject}: ${(e as Error)?.message ?? String(e)}`, {
+        subject,
+        cause: e,
+      });
+  }
+}

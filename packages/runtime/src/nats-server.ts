@@ -1,0 +1,88 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SageError } from "@sageserve/protocol";
+
+export interface NatsServerHandle {
+  url: string;
+  port: number;
+  storeDir: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function natsServerBinary(): string {
+  return process.env.NATS_SERVER_BIN ?? "nats-server";
+}
+
+export function hasNatsServer(bin = natsServerBinary()): boolean {
+  try {
+    execFileSync(bin, ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const NATS_INSTALL_HINT = [
+  "nats-server was not found. Install it with one of:",
+  "  Debian/Ubuntu:  sudo apt-get install -y nats-server   (or: bash scripts/install-nats.sh)",
+  "  macOS:          brew install nats-server",
+  "  Docker:         docker run -p 4222:4222 nats:2.10 -js   and export NATS_URL=nats://127.0.0.1:4222",
+  "or point NATS_URL at a running server.",
+].join("\n");
+
+/**
+ * Spawn `nats-server -js` on a free loopback port with a temporary JetStream
+ * store; resolves once it logs "Server is ready".
+ */
+export async function startNatsServer(
+  opts: { host?: string; port?: number; jetstream?: boolean; readyTimeoutMs?: number } = {},
+): Promise<NatsServerHandle> {
+  const bin = natsServerBinary();
+  if (!hasNatsServer(bin)) throw new SageError("CONFIG", NATS_INSTALL_HINT);
+  const storeDir = await mkdtemp(join(tmpdir(), "sage-nats-"));
+  const args = ["-a", opts.host ?? "127.0.0.1", "-p", String(opts.port ?? -1)];
+  if (opts.jetstream ?? true) args.push("-js", "-sd", storeDir);
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  const port = await new Promise<number>((resolve, reject) => {
+    let found: number | undefined;
+    const timer = setTimeout(
+      () => reject(new SageError("CONFIG", `nats-server did not become ready:\n${log}`)),
+      opts.readyTimeoutMs ?? 10_000,
+    );
+    const onData = (chunk: Buffer): void => {
+      log += chunk.toString();
+      const m = /Listening for client connections on [^\s]*:(\d+)/.exec(log);
+      if (m) found = Number(m[1]);
+      if (found !== undefined && log.includes("Server is ready")) {
+        clearTimeout(timer);
+        resolve(found);
+      }
+    };
+    child.stderr?.on("data", onData);
+    child.stdout?.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new SageError("CONFIG", `nats-server exited with code ${code}:\n${log}`));
+    });
+  });
+  return {
+    url: `nats://${opts.host ?? "127.0.0.1"}:${port}`,
+    port,
+    storeDir,
+    process: child,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise<void>((r) => child.once("exit", () => r()));
+        child.kill("SIGTERM");
+        const killTimer = setTimeout(() => child.kill("SIGKILL"), 5000);
+        await exited;
+        clearTimeout(killTimer);
+      }
+      await rm(storeDir, { recursive: true, force: true });
+    },
+  };
+}

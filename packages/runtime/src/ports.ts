@@ -1,0 +1,117 @@
+/**
+ * The two ports every actor is written against. Live: NATS + wall clock.
+ * Simulated: in-memory bus + discrete-event virtual clock. Actor code never
+ * touches Date.now(), setTimeout or Math.random() directly.
+ */
+import type { Result, SageError } from "@sageserve/protocol";
+
+// ------------------------------------------------------------------ Bus
+
+export interface InboundMessage {
+  readonly subject: string;
+  /** Reply subject when the sender expects an answer. */
+  readonly reply: string | undefined;
+  /** The decoded payload; a DECODE/TOO_LARGE error value for garbage. Never throws. */
+  data(): Result<unknown>;
+  /** Answer a request; false when there is no reply subject. */
+  respond(data: unknown): boolean;
+}
+
+export type MessageHandler = (msg: InboundMessage) => void | Promise<void>;
+
+export interface Subscription {
+  readonly subject: string;
+  readonly queue: string | undefined;
+  unsubscribe(): void;
+  /** Messages delivered so far. */
+  readonly received: number;
+}
+
+export interface SubscribeOptions {
+  /** Queue group: each message goes to one member of the group. */
+  queue?: string;
+}
+
+export interface RequestOptions {
+  timeoutMs: number;
+}
+
+/** A service as `nats micro ls/info/stats` shows it. */
+export interface ServiceSpec {
+  /** Service type name, e.g. "planner", "router", "region-agent". */
+  name: string;
+  version: string;
+  description: string;
+  /** Unique per running actor; also used as the default (broadcast) queue name. */
+  instanceId: string;
+  metadata?: Record<string, string>;
+  /** Extra data shown in each endpoint's stats (e.g. rejected-message counters). */
+  stats?: () => unknown;
+}
+
+export interface ServiceHandle {
+  /** Add an endpoint: a subscription visible in the service's info and stats. */
+  addEndpoint(name: string, subject: string, handler: MessageHandler, opts?: SubscribeOptions): Subscription;
+  stop(): Promise<void>;
+}
+
+export interface ServiceInfo {
+  name: string;
+  id: string;
+  version: string;
+  description: string;
+  metadata: Record<string, string>;
+  endpoints: { name: string; subject: string; queue: string | undefined }[];
+}
+
+export interface Bus {
+  readonly kind: "nats" | "memory";
+  publish(subject: string, data: unknown, opts?: { reply?: string }): void;
+  /** Publish already-encoded bytes (bridges, replay, fuzzing). */
+  publishRaw(subject: string, bytes: Uint8Array, opts?: { reply?: string }): void;
+  subscribe(subject: string, handler: MessageHandler, opts?: SubscribeOptions): Subscription;
+  /** Resolves with the reply, or rejects with a SageError (TIMEOUT, NO_RESPONDERS, CLOSED). */
+  request(subject: string, data: unknown, opts: RequestOptions): Promise<InboundMessage>;
+  registerService(spec: ServiceSpec): Promise<ServiceHandle>;
+  /** Services currently registered anywhere on the bus. */
+  discover(opts?: { name?: string; timeoutMs?: number }): Promise<ServiceInfo[]>;
+  /** Wait until everything published so far has reached the server (live) or been delivered (memory). */
+  flush(): Promise<void>;
+  /** Stop accepting new messages, deliver what is in flight, then close. */
+  close(): Promise<void>;
+  readonly closed: boolean;
+}
+
+export type BusError = SageError;
+
+// ------------------------------------------------------------------ Clock
+
+export interface Timer {
+  cancel(): void;
+}
+
+export interface Rng {
+  /** Uniform in [0, 1). */
+  next(): number;
+  /** Uniform integer in [min, max] (inclusive). */
+  int(min: number, max: number): number;
+  /** Exponential with the given mean. */
+  exponential(mean: number): number;
+  pick<T>(items: readonly T[]): T;
+}
+
+export interface Clock {
+  readonly kind: "wall" | "virtual";
+  /** Milliseconds since the Unix epoch (virtual time in simulation). */
+  now(): number;
+  setTimer(delayMs: number, fn: () => void): Timer;
+  every(intervalMs: number, fn: () => void): Timer;
+  /**
+   * Run fn on a cron schedule (5 fields, or 6 with seconds first), in UTC unless a
+   * timezone is given. Throws SageError CONFIG on an invalid expression.
+   */
+  schedule(cron: string, fn: (firedAtMs: number) => void, opts?: { timezone?: string }): Timer;
+  sleep(ms: number): Promise<void>;
+  /** A seeded random stream; the same name and seed always give the same sequence. */
+  rng(stream: string): Rng;
+}
