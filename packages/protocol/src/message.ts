@@ -112,7 +112,7 @@ export function validatePayload<S extends z.ZodType>(
   subject?: string,
 ): Result<z.output<S>> {
   const opts = subject === undefined ? {} : { subject };
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || ArrayBuffer.isView(value)) {
     return {
       ok: false,
       error: new SageError("SCHEMA", `${def.name}: payload must be a map, got ${kindOf(value)}`, opts),

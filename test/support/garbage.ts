@@ -1,0 +1,48 @@
+import { decode, encode, envelope, type MessageDef, validatePayload } from "@sageserve/protocol";
+import { createRng } from "@sageserve/runtime";
+
+/**
+ * Seeded generator of invalid payloads for one message type: random bytes,
+ * truncated encodings, non-map values, wrong versions, missing and mistyped
+ * fields. Every payload returned is checked to be invalid.
+ */
+export function garbagePayloads(def: MessageDef, count: number, seed = 1): Uint8Array[] {
+  const rng = createRng(seed, `garbage-${def.name}`);
+  const sample = envelope(def, def.sample() as object);
+  const fields = Object.keys(sample).filter((k) => k !== "v");
+  const weird = (): unknown =>
+    rng.pick<unknown>([null, -1, 1e308, "", "x".repeat(rng.int(1, 300)), [], [1, 2], {}, true, { nested: { a: 1 } }]);
+  const makers: (() => Uint8Array)[] = [
+    () => Uint8Array.from({ length: rng.int(0, 64) }, () => rng.int(0, 255)),
+    () => {
+      const b = encode(sample);
+      return b.subarray(0, rng.int(1, Math.max(1, b.length - 1)));
+    },
+    () => encode(weird()),
+    () => encode({ ...sample, v: rng.pick([0, 2, 99, "1", null]) }),
+    () => {
+      const copy: Record<string, unknown> = { ...sample };
+      delete copy.v;
+      return encode(copy);
+    },
+    () => {
+      const copy: Record<string, unknown> = { ...sample };
+      delete copy[rng.pick(fields)];
+      return encode(copy);
+    },
+    () => encode({ ...sample, [rng.pick(fields)]: weird() }),
+    () => new TextEncoder().encode(JSON.stringify(sample)),
+  ];
+  const out: Uint8Array[] = [];
+  while (out.length < count) {
+    const bytes = rng.pick(makers)();
+    if (!stillValid(def, bytes)) out.push(bytes);
+  }
+  return out;
+}
+
+/** Decoded exactly as the runtime does: anything that validates is not garbage. */
+function stillValid(def: MessageDef, bytes: Uint8Array): boolean {
+  const d = decode(bytes);
+  return d.ok && validatePayload(def, d.value).ok;
+}
