@@ -27,7 +27,8 @@ export interface DemoOptions {
   heartbeatMs?: number;
   /** Stop heartbeating after this many beats (0 = never). */
   maxBeats?: number;
-  log: DemoLogEntry[];
+  /** Where the actor records what it did (an array, or a printer). */
+  log: { push(entry: DemoLogEntry): unknown };
 }
 
 export class DemoNodeActor extends Actor {
@@ -108,7 +109,7 @@ export class DemoNodeActor extends Actor {
   }
 
   private record(event: string, detail: string): void {
-    this.opts.log.push({ actor: "node", event, detail });
+    this.opts.log.push({ actor: `node ${this.opts.nodeId}`, event, detail });
   }
 }
 
@@ -119,9 +120,9 @@ export class DemoNodeActor extends Actor {
  */
 export class DemoRegionActor extends Actor {
   private readonly opts: Required<DemoOptions>;
-  private busy = false;
+  private readonly busy = new Set<string>();
+  private readonly spot = new Set<string>();
   private commands = 0;
-  private spot = false;
 
   constructor(ctx: ActorContext, opts: DemoOptions) {
     const o = withDefaults(opts);
@@ -139,21 +140,25 @@ export class DemoRegionActor extends Actor {
     });
     this.on(LoadReport, { region }, async (load) => {
       this.record("load", `${load.instanceId} kv=${load.kvUtilization}`);
-      if (this.busy) return;
-      const action = !this.spot && load.kvUtilization < 0.25 ? "make-spot" : this.spot && load.kvUtilization > 0.5 ? "reclaim" : undefined;
+      const node = load.nodeId;
+      if (this.busy.has(node)) return;
+      const isSpot = this.spot.has(node);
+      const action =
+        !isSpot && load.kvUtilization < 0.25 ? "make-spot" : isSpot && load.kvUtilization > 0.5 ? "reclaim" : undefined;
       if (action === undefined) return;
-      this.busy = true;
+      this.busy.add(node);
       const reply = await this.request(
         NodeCommand,
         { node: load.nodeId },
         { commandId: `c-${++this.commands}`, action, issuedAtMs: this.clock.now() },
         2_000,
       );
-      this.busy = false;
+      this.busy.delete(node);
       if (reply.ok) {
-        this.spot = reply.value.state === "spot";
-        this.record("ack", `${action} -> ${reply.value.state}`);
-      } else this.record("nack", `${action}: ${reply.error.code}`);
+        if (reply.value.state === "spot") this.spot.add(node);
+        else this.spot.delete(node);
+        this.record("ack", `${node} ${action} -> ${reply.value.state}`);
+      } else this.record("nack", `${node} ${action}: ${reply.error.code}`);
     });
   }
 

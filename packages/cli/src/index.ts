@@ -1,0 +1,2 @@
+export { type DemoOptions, runDemo } from "./demo.js";
+export { VERSION } from "./version.js";
