@@ -40,7 +40,8 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     sub.subscribe("t1.>", (m) => void got.tail!.push(m.subject));
     sub.subscribe("t1.a.load", (m) => void got.exact!.push(m.subject));
     await h.settle(50);
-    for (const s of ["t1.a.load", "t1.b.load", "t1.a.b.load", "t1", "t1.x", "t2.a.load"]) pub.publish(s, { s });
+    for (const s of ["t1.a.load", "t1.b.load", "t1.a.b.load", "t1", "t1.x", "t2.a.load"])
+      pub.publish(s, { s });
     await h.settle(100);
     expect(got.star).toEqual(["t1.a.load", "t1.b.load"]);
     expect(got.tail).toEqual(["t1.a.load", "t1.b.load", "t1.a.b.load", "t1.x"]);
@@ -220,7 +221,11 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     await h.settle(400);
     const infos = await found;
     expect(infos).toHaveLength(1);
-    expect(infos[0]).toMatchObject({ name: "conformance-svc", version: "1.2.3", metadata: { region: "westus" } });
+    expect(infos[0]).toMatchObject({
+      name: "conformance-svc",
+      version: "1.2.3",
+      metadata: { region: "westus" },
+    });
     expect(infos[0]!.endpoints).toEqual([expect.objectContaining({ name: "ping", subject: "t9.ping" })]);
     const p = client.request("t9.ping", {}, { timeoutMs: 500 });
     await h.settle(100);

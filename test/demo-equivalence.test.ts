@@ -46,7 +46,10 @@ async function runVirtual(): Promise<DemoLogEntry[]> {
   const clock = new VirtualClock({ seed: SEED });
   const broker = new MemoryBroker(clock);
   const log: DemoLogEntry[] = [];
-  const region = new DemoRegionActor({ bus: broker.connect("region"), clock }, { log, heartbeatMs: HEARTBEAT_MS });
+  const region = new DemoRegionActor(
+    { bus: broker.connect("region"), clock },
+    { log, heartbeatMs: HEARTBEAT_MS },
+  );
   const node = new DemoNodeActor(
     { bus: broker.connect("node"), clock },
     { log, heartbeatMs: HEARTBEAT_MS, maxBeats: BEATS },
@@ -65,7 +68,8 @@ describe("the same actor code on NATS and on virtual time", () => {
     }
     // Not vacuous: the pair exchanged heartbeats, load, commands, acks and transitions.
     const events = new Set(sim.map((e) => e.event));
-    for (const e of ["beat", "heartbeat", "load", "command", "ack", "transition"]) expect(events).toContain(e);
+    for (const e of ["beat", "heartbeat", "load", "command", "ack", "transition"])
+      expect(events).toContain(e);
     expect(perActor(sim, "node n1").filter((l) => l.startsWith("beat"))).toHaveLength(BEATS);
   });
 });

@@ -1,11 +1,4 @@
-import {
-  decode,
-  envelope,
-  MESSAGES,
-  type MessageDef,
-  NodeCommand,
-  validateReply,
-} from "@sageserve/protocol";
+import { decode, envelope, MESSAGES, type MessageDef, NodeCommand, validateReply } from "@sageserve/protocol";
 import {
   Actor,
   type ActorContext,
@@ -32,10 +25,15 @@ class EveryoneActor extends Actor {
     for (const def of MESSAGES) {
       if (def.reply) {
         // The demo node answers its own commands; this actor takes node n2's.
-        this.handle(def, def === NodeCommand ? { node: "n2" } : {}, () => {
-          this.count(def);
-          return (def.replySample as () => never)();
-        }, { broadcast: true });
+        this.handle(
+          def,
+          def === NodeCommand ? { node: "n2" } : {},
+          () => {
+            this.count(def);
+            return (def.replySample as () => never)();
+          },
+          { broadcast: true },
+        );
       } else {
         this.on(def, {}, () => this.count(def), { broadcast: true });
       }
@@ -48,7 +46,14 @@ class EveryoneActor extends Actor {
 }
 
 const PER_SUBJECT = 1000;
-const params = { region: "demo", model: "llama-3.1-8b", instance: "n1-i0", node: "n2", request: "r1", job: "j1" };
+const params = {
+  region: "demo",
+  model: "llama-3.1-8b",
+  instance: "n1-i0",
+  node: "n2",
+  request: "r1",
+  job: "j1",
+};
 const subjectOf = (def: MessageDef): string => def.subject.build(params as never);
 
 describe("1,000 garbage payloads on every declared subject, against a real nats-server", () => {
@@ -73,7 +78,12 @@ describe("1,000 garbage payloads on every declared subject, against a real nats-
     fx = await startNats();
     auditor = new BusAuditor(await ctx("auditor"));
     target = new EveryoneActor({ ...(await ctx("target")), log: memoryLogger(targetLog) });
-    node = new DemoNodeActor(await ctx("node"), { region: "demo", nodeId: "n1", heartbeatMs: 100, log: demoLog });
+    node = new DemoNodeActor(await ctx("node"), {
+      region: "demo",
+      nodeId: "n1",
+      heartbeatMs: 100,
+      log: demoLog,
+    });
     region = new DemoRegionActor(await ctx("region"), { region: "demo", log: demoLog });
     for (const a of [auditor, target, node, region]) await a.start();
     for (const b of buses) await b.flush();
@@ -84,14 +94,16 @@ describe("1,000 garbage payloads on every declared subject, against a real nats-
       const subject = subjectOf(def);
       const payloads = garbagePayloads(def, PER_SUBJECT, 11);
       const asRequests = def.reply ? 50 : 0;
-      payloads.slice(asRequests).forEach((p) => fuzzer.publishRaw(subject, p));
+      for (const p of payloads.slice(asRequests)) fuzzer.publishRaw(subject, p);
       // Some garbage arrives as requests: the responder must answer each with a typed error reply.
       await Promise.all(
         payloads.slice(0, asRequests).map(async (p) => {
           const reply = await fuzzer.connection.request(subject, p, { timeout: 5000 });
           const d = decode(reply.data);
           const r = d.ok ? validateReply(def, d.value) : d;
-          const code = r.ok ? "ok" : ((r.error.details as { code?: string } | undefined)?.code ?? r.error.code);
+          const code = r.ok
+            ? "ok"
+            : ((r.error.details as { code?: string } | undefined)?.code ?? r.error.code);
           errorReplyCodes.set(String(code), (errorReplyCodes.get(String(code)) ?? 0) + 1);
         }),
       );
@@ -147,7 +159,9 @@ describe("1,000 garbage payloads on every declared subject, against a real nats-
     for (const a of [auditor, target, node, region]) expect(a.isRunning).toBe(true);
     const fuzzer = buses.at(-1)!;
     for (const def of MESSAGES.filter((m) => m.reply)) {
-      const reply = await fuzzer.request(subjectOf(def), envelope(def, def.sample() as object), { timeoutMs: 2000 });
+      const reply = await fuzzer.request(subjectOf(def), envelope(def, def.sample() as object), {
+        timeoutMs: 2000,
+      });
       const d = reply.data();
       expect(d.ok && validateReply(def, d.value).ok, def.name).toBe(true);
     }

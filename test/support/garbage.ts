@@ -6,12 +6,28 @@ import { createRng } from "@sageserve/runtime";
  * truncated encodings, non-map values, wrong versions, missing and mistyped
  * fields. Every payload returned is checked to be invalid.
  */
-export function garbagePayloads(def: MessageDef, count: number, seed = 1): Uint8Array[] {
+export function garbagePayloads(
+  def: MessageDef,
+  count: number,
+  seed = 1,
+  opts: { keepValid?: boolean } = {},
+): Uint8Array[] {
   const rng = createRng(seed, `garbage-${def.name}`);
   const sample = envelope(def, def.sample() as object);
   const fields = Object.keys(sample).filter((k) => k !== "v");
   const weird = (): unknown =>
-    rng.pick<unknown>([null, -1, 1e308, "", "x".repeat(rng.int(1, 300)), [], [1, 2], {}, true, { nested: { a: 1 } }]);
+    rng.pick<unknown>([
+      null,
+      -1,
+      1e308,
+      "",
+      "x".repeat(rng.int(1, 300)),
+      [],
+      [1, 2],
+      {},
+      true,
+      { nested: { a: 1 } },
+    ]);
   const makers: (() => Uint8Array)[] = [
     () => Uint8Array.from({ length: rng.int(0, 64) }, () => rng.int(0, 255)),
     () => {
@@ -31,12 +47,27 @@ export function garbagePayloads(def: MessageDef, count: number, seed = 1): Uint8
       return encode(copy);
     },
     () => encode({ ...sample, [rng.pick(fields)]: weird() }),
+    // Near misses that may well be valid: numbers nudged, strings swapped, optional fields dropped.
+    () => {
+      const copy: Record<string, unknown> = { ...sample };
+      const f = rng.pick(fields);
+      const cur = copy[f];
+      copy[f] =
+        typeof cur === "number"
+          ? rng.pick([0, cur * 2, -cur, cur + 0.5, 1])
+          : typeof cur === "string"
+            ? rng.pick(["", "other", "with space", "x".repeat(200)])
+            : typeof cur === "boolean"
+              ? !cur
+              : undefined;
+      return encode(copy);
+    },
     () => new TextEncoder().encode(JSON.stringify(sample)),
   ];
   const out: Uint8Array[] = [];
   while (out.length < count) {
     const bytes = rng.pick(makers)();
-    if (!stillValid(def, bytes)) out.push(bytes);
+    if (opts.keepValid || !stillValid(def, bytes)) out.push(bytes);
   }
   return out;
 }

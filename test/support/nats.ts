@@ -23,7 +23,9 @@ export async function startNats(): Promise<NatsFixture> {
     const { getContainerRuntimeClient } = await import("testcontainers");
     await getContainerRuntimeClient();
   } catch {
-    throw new Error(`No NATS for integration tests and no Docker engine for testcontainers.\n${NATS_INSTALL_HINT}`);
+    throw new Error(
+      `No NATS for integration tests and no Docker engine for testcontainers.\n${NATS_INSTALL_HINT}`,
+    );
   }
   const { NatsContainer } = await import("@testcontainers/nats");
   const c = await new NatsContainer("nats:2.10-alpine").withArg("-js", "").start();

@@ -46,10 +46,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     }
     url = server.url;
   }
-  say(`SageServe spine demo on ${wall ? `NATS at ${url}${server ? " (spawned nats-server)" : ""}` : "virtual time (in-memory bus)"}`);
+  say(
+    `SageServe spine demo on ${wall ? `NATS at ${url}${server ? " (spawned nats-server)" : ""}` : "virtual time (in-memory bus)"}`,
+  );
 
   const ctx = async (name: string): Promise<ActorContext> => {
-    const bus = broker ? broker.connect(name) : await NatsBus.connect({ servers: url!, name: `sageserve-${name}` });
+    const bus = broker
+      ? broker.connect(name)
+      : await NatsBus.connect({ servers: url!, name: `sageserve-${name}` });
     buses.push(bus);
     return { bus, clock };
   };
@@ -65,7 +69,13 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const region = new DemoRegionActor(await ctx("region"), { heartbeatMs: opts.heartbeatMs, log: printer });
   const nodes: DemoNodeActor[] = [];
   for (let i = 1; i <= Math.max(1, Math.floor(opts.nodes)); i++) {
-    nodes.push(new DemoNodeActor(await ctx(`node-${i}`), { nodeId: `n${i}`, heartbeatMs: opts.heartbeatMs, log: printer }));
+    nodes.push(
+      new DemoNodeActor(await ctx(`node-${i}`), {
+        nodeId: `n${i}`,
+        heartbeatMs: opts.heartbeatMs,
+        log: printer,
+      }),
+    );
   }
   const actors = [auditor, region, ...nodes];
   for (const a of actors) await a.start();
@@ -95,11 +105,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     if (!opts.json) {
       say("\nservices on the bus (what `nats micro ls` shows):");
       for (const s of services.sort((a, b) => a.id.localeCompare(b.id))) {
-        say(`  ${s.name.padEnd(12)} ${s.metadata.instance?.padEnd(20) ?? ""} ${s.endpoints.length} endpoints`);
+        say(
+          `  ${s.name.padEnd(12)} ${s.metadata.instance?.padEnd(20) ?? ""} ${s.endpoints.length} endpoints`,
+        );
       }
       say("\nmessages seen by the auditor (valid / rejected):");
       for (const [name, c] of Object.entries(auditor.counts())) {
-        if (c.valid + c.rejected > 0) say(`  ${name.padEnd(20)} ${String(c.valid).padStart(6)} / ${c.rejected}`);
+        if (c.valid + c.rejected > 0)
+          say(`  ${name.padEnd(20)} ${String(c.valid).padStart(6)} / ${c.rejected}`);
       }
     } else {
       console.log(JSON.stringify({ services: services.map((s) => s.name), audit: auditor.counts() }));

@@ -2,15 +2,24 @@ import { Command, InvalidArgumentError } from "commander";
 import { runDemo } from "./demo.js";
 import { VERSION } from "./version.js";
 
+// `sageserve demo | head` must end quietly, not with an EPIPE stack trace.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
+
 const positiveNumber = (v: string): number => {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative number, got '${v}'`);
+  if (!Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError(`expected a non-negative number, got '${v}'`);
   return n;
 };
 
 const program = new Command()
   .name("sageserve")
-  .description("SageServe: one shared GPU pool for interactive and deadline-bound batch LLM traffic across regions")
+  .description(
+    "SageServe: one shared GPU pool for interactive and deadline-bound batch LLM traffic across regions",
+  )
   .version(VERSION, "-V, --version");
 
 program

@@ -1,5 +1,4 @@
 import type { MessageDef } from "./message.js";
-import { DemandReport, JobUpdate, NiwJob, NodeCommand, Plan, RegionStatus, VmCommand } from "./messages-control.js";
 import {
   Heartbeat,
   InferenceChunk,
@@ -9,6 +8,15 @@ import {
   RequestDone,
   RouteRequest,
 } from "./messages.js";
+import {
+  DemandReport,
+  JobUpdate,
+  NiwJob,
+  NodeCommand,
+  Plan,
+  RegionStatus,
+  VmCommand,
+} from "./messages-control.js";
 
 /** Every declared message, in documentation order. */
 export const MESSAGES: readonly MessageDef[] = [

@@ -27,7 +27,11 @@ function typeOf(s: JsonSchema): string {
 
 function fieldsTable(schema: z.ZodType): string[] {
   const js = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as JsonSchema;
-  const rows = ["| field | type | required |", "| --- | --- | --- |", "| `v` | integer (message version) | yes |"];
+  const rows = [
+    "| field | type | required |",
+    "| --- | --- | --- |",
+    "| `v` | integer (message version) | yes |",
+  ];
   for (const [k, v] of Object.entries(js.properties ?? {})) {
     rows.push(`| \`${k}\` | ${typeOf(v)} | ${js.required?.includes(k) ? "yes" : "no"} |`);
   }
@@ -48,7 +52,12 @@ function section(m: MessageDef): string[] {
     ...fieldsTable(m.schema),
   ];
   if (m.reply) {
-    lines.push("", "Reply (or an `ErrorReply` `{ v, error: { code, message } }`):", "", ...fieldsTable(m.reply));
+    lines.push(
+      "",
+      "Reply (or an `ErrorReply` `{ v, error: { code, message } }`):",
+      "",
+      ...fieldsTable(m.reply),
+    );
   }
   lines.push("");
   return lines;

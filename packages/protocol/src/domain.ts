@@ -7,15 +7,32 @@ export const Tier = z.enum(TIERS);
 export type Tier = z.output<typeof Tier>;
 
 /** Region, node and instance ids: short, printable, no whitespace. */
-export const Id = z.string().min(1).max(128).regex(/^[^\s]+$/, "must not contain whitespace");
-export const ModelId = z.string().min(1).max(256).regex(/^[^\s]+$/, "must not contain whitespace");
+export const Id = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[^\s]+$/, "must not contain whitespace");
+export const ModelId = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[^\s]+$/, "must not contain whitespace");
 export const GpuType = z.string().min(1).max(64);
 export const EpochMs = z.number().int().nonnegative();
 export const Fraction = z.number().min(0).max(1);
 export const Count = z.number().int().nonnegative();
 export const TokenCount = z.number().int().nonnegative().max(10_000_000);
 
-export const INSTANCE_STATES = ["booting", "loading", "serving", "draining", "spot", "swapping", "failed", "stopped"] as const;
+export const INSTANCE_STATES = [
+  "booting",
+  "loading",
+  "serving",
+  "draining",
+  "spot",
+  "swapping",
+  "failed",
+  "stopped",
+] as const;
 export const InstanceState = z.enum(INSTANCE_STATES);
 export type InstanceState = z.output<typeof InstanceState>;
 

@@ -27,7 +27,11 @@ export class SageError extends Error {
   readonly subject: string | undefined;
   readonly details: unknown;
 
-  constructor(code: ErrorCode, message: string, opts: { subject?: string; details?: unknown; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { subject?: string; details?: unknown; cause?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = "SageError";
     this.code = code;

@@ -12,16 +12,19 @@ describe("message catalog", () => {
     expect(new Set(MESSAGES.map((m) => m.subject.template)).size).toBe(MESSAGES.length);
   });
 
-  it.each(MESSAGES.map((m) => [m.name, m] as const))("%s: its sample survives the wire and validates", (_n, def) => {
-    const wire = decode(encode(envelope(def, def.sample() as object)));
-    expect(wire.ok).toBe(true);
-    const r = validatePayload(def, wire.ok ? wire.value : undefined);
-    expect(r.ok, r.ok ? "" : r.error.message).toBe(true);
-    if (def.reply) {
-      const reply = validateReply(def, envelope(def, def.replySample!() as object));
-      expect(reply.ok, reply.ok ? "" : reply.error.message).toBe(true);
-    }
-  });
+  it.each(MESSAGES.map((m) => [m.name, m] as const))(
+    "%s: its sample survives the wire and validates",
+    (_n, def) => {
+      const wire = decode(encode(envelope(def, def.sample() as object)));
+      expect(wire.ok).toBe(true);
+      const r = validatePayload(def, wire.ok ? wire.value : undefined);
+      expect(r.ok, r.ok ? "" : r.error.message).toBe(true);
+      if (def.reply) {
+        const reply = validateReply(def, envelope(def, def.replySample!() as object));
+        expect(reply.ok, reply.ok ? "" : reply.error.message).toBe(true);
+      }
+    },
+  );
 
   it("every message has a doc line, publishers and listeners", () => {
     for (const m of MESSAGES) {
@@ -66,9 +69,21 @@ describe("validation at the boundary", () => {
     }
   });
 
-  it("strips unknown fields and the version so newer minor fields do not break older actors", () => {
+  it("accepts unknown fields, so a field added in a newer minor release does not break older actors", () => {
     const r = validatePayload(LoadReport, { ...good(), addedLater: 1 });
-    expect(r.ok && r.value).toEqual(LoadReport.sample());
+    expect(r.ok && r.value).toMatchObject(LoadReport.sample());
+  });
+
+  it("fills schema defaults in", () => {
+    const { stream: _omitted, ...rest } = RouteRequest.sample();
+    const r = validatePayload(RouteRequest, envelope(RouteRequest, rest));
+    expect(r.ok && r.value.stream).toBe(false);
+  });
+
+  it("names a missing field", () => {
+    const { nodeId: _gone, ...rest } = LoadReport.sample();
+    const r = validatePayload(LoadReport, envelope(LoadReport, rest));
+    expect(r.ok ? "" : r.error.message).toContain("'nodeId'");
   });
 
   it("turns an error reply into a REMOTE error carrying the responder's code", () => {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { type Result, SageError } from "./errors.js";
 import { type SubjectTemplate, subjectTemplate } from "./subject.js";
+import { compiledValidator } from "./validator.js";
 
 /** Who can appear as publisher or listener in a message's doc line. */
 export type Role =
@@ -52,7 +53,12 @@ export type ParamsOf<D extends MessageDef> = D extends MessageDef<string, infer 
  * Declare a message. The valid sample comes in a second call so TypeScript checks it
  * against the finished schema: `defineMessage({...}).withSample(() => ({...}))`.
  */
-export function defineMessage<N extends string, P extends string, S extends z.ZodType, R extends z.ZodType | undefined = undefined>(spec: {
+export function defineMessage<
+  N extends string,
+  P extends string,
+  S extends z.ZodType,
+  R extends z.ZodType | undefined = undefined,
+>(spec: {
   name: N;
   kind: MessageKind;
   version: number;
@@ -95,16 +101,10 @@ export const ErrorReplySchema = z.object({
 });
 export type ErrorReply = z.output<typeof ErrorReplySchema>;
 
-function describeIssues(e: z.ZodError): string {
-  return e.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`)
-    .join("; ");
-}
-
 /**
  * Check the envelope version, then the schema. The wire form is the payload plus
- * `v: <version>`; the returned value has `v` stripped.
+ * `v: <version>`. The value is checked in place (no copy): unknown fields, `v`
+ * included, pass through untouched, and schema defaults are filled in.
  */
 export function validatePayload<S extends z.ZodType>(
   def: { name: string; version: number; schema: S },
@@ -129,21 +129,25 @@ export function validatePayload<S extends z.ZodType>(
       ),
     };
   }
-  const parsed = def.schema.safeParse(value);
-  if (!parsed.success) {
+  const check = compiledValidator(def.schema);
+  if (!check(value)) {
     return {
       ok: false,
-      error: new SageError("SCHEMA", `${def.name}: ${describeIssues(parsed.error)}`, {
+      error: new SageError("SCHEMA", `${def.name}: ${check.describe()}`, {
         ...opts,
-        details: parsed.error.issues,
+        details: check.errors(),
       }),
     };
   }
-  return { ok: true, value: parsed.data };
+  return { ok: true, value: value as z.output<S> };
 }
 
 /** Validate a reply: either the def's reply schema or an ErrorReply (which becomes a REMOTE error). */
-export function validateReply<D extends MessageDef>(def: D, value: unknown, subject?: string): Result<ReplyOf<D>> {
+export function validateReply<D extends MessageDef>(
+  def: D,
+  value: unknown,
+  subject?: string,
+): Result<ReplyOf<D>> {
   if (!def.reply) throw new Error(`${def.name} is not a request`);
   if (typeof value === "object" && value !== null && "error" in value) {
     const er = ErrorReplySchema.safeParse(value);
@@ -158,14 +162,26 @@ export function validateReply<D extends MessageDef>(def: D, value: unknown, subj
       };
     }
   }
-  return validatePayload({ name: `${def.name}.reply`, version: def.version, schema: def.reply }, value, subject) as Result<
-    ReplyOf<D>
-  >;
+  return validatePayload(
+    { name: `${def.name}.reply`, version: def.version, schema: def.reply },
+    value,
+    subject,
+  ) as Result<ReplyOf<D>>;
 }
 
-/** Wire form of a payload: the payload plus its version. */
+/** Wire form of a payload: a copy of the payload plus its version. */
 export function envelope(def: { version: number }, payload: object): Record<string, unknown> {
   return { ...payload, v: def.version };
+}
+
+/**
+ * Stamp the version onto the payload object itself (no copy): the hot path of
+ * `Actor.publish`, where payloads are fresh literals. Frozen objects are copied.
+ */
+export function stampVersion(def: { version: number }, payload: object): Record<string, unknown> {
+  if (Object.isFrozen(payload)) return envelope(def, payload);
+  (payload as { v?: number }).v = def.version;
+  return payload as Record<string, unknown>;
 }
 
 function kindOf(v: unknown): string {

@@ -1,5 +1,15 @@
 import { z } from "zod";
-import { Count, EpochMs, GpuType, Id, InstanceState, ModelId, Tier, TierCounts, TokenCount } from "./domain.js";
+import {
+  Count,
+  EpochMs,
+  GpuType,
+  Id,
+  InstanceState,
+  ModelId,
+  Tier,
+  TierCounts,
+  TokenCount,
+} from "./domain.js";
 import { defineMessage } from "./message.js";
 
 /** Commands, plans, demand and the NIW queue: the slower control loops. */
@@ -89,7 +99,14 @@ export const Plan = defineMessage({
       .array(z.object({ model: ModelId, from: Id, to: Id, fraction: z.number().min(0).max(1) }))
       .max(100_000),
     forecast: z
-      .array(z.object({ model: ModelId, region: Id, tier: Tier.optional(), tokensPerSecond: z.number().nonnegative() }))
+      .array(
+        z.object({
+          model: ModelId,
+          region: Id,
+          tier: Tier.optional(),
+          tokensPerSecond: z.number().nonnegative(),
+        }),
+      )
       .max(100_000),
     solver: z.object({
       status: z.enum(["optimal", "feasible", "relaxed", "infeasible", "timeout"]),
@@ -102,20 +119,18 @@ export const Plan = defineMessage({
   publishers: ["planner"],
   listeners: ["region-agent", "router", "dashboard"],
   doc: "The hourly capacity plan: instances per model × region × GPU type, routing fractions and the forecast behind them.",
-}).withSample(
-  () => ({
-    planId: "p-1",
-    createdAtMs: now,
-    windowStartMs: now,
-    windowEndMs: now + 3_600_000,
-    strategy: "lt-ua",
-    targets: [{ model: "llama-3.1-8b", region: "westus", gpuType: "A100", instances: 4, delta: 1 }],
-    routing: [{ model: "llama-3.1-8b", from: "westus", to: "eastus", fraction: 0.1 }],
-    forecast: [{ model: "llama-3.1-8b", region: "westus", tokensPerSecond: 52_000 }],
-    solver: { status: "optimal", objective: 123.4, gap: 0, solveMs: 420 },
-    notes: [],
-  }),
-);
+}).withSample(() => ({
+  planId: "p-1",
+  createdAtMs: now,
+  windowStartMs: now,
+  windowEndMs: now + 3_600_000,
+  strategy: "lt-ua",
+  targets: [{ model: "llama-3.1-8b", region: "westus", gpuType: "A100", instances: 4, delta: 1 }],
+  routing: [{ model: "llama-3.1-8b", from: "westus", to: "eastus", fraction: 0.1 }],
+  forecast: [{ model: "llama-3.1-8b", region: "westus", tokensPerSecond: 52_000 }],
+  solver: { status: "optimal", objective: 123.4, gap: 0, solveMs: 420 },
+  notes: [],
+}));
 
 export const DemandReport = defineMessage({
   name: "DemandReport",
@@ -134,21 +149,19 @@ export const DemandReport = defineMessage({
   publishers: ["region-agent"],
   listeners: ["planner", "dashboard"],
   doc: "Per-minute demand of one model in one region by tier, and the instances serving it: the planner's history.",
-}).withSample(
-  () => ({
-    region: "westus",
-    model: "llama-3.1-8b",
-    windowStartMs: now,
-    windowMs: 60_000,
-    byTier: {
-      "iw-fast": { requests: 100, inputTokens: 51_200, outputTokens: 12_800 },
-      "iw-normal": { requests: 20, inputTokens: 10_000, outputTokens: 2_000 },
-      niw: { requests: 40, inputTokens: 80_000, outputTokens: 4_000 },
-    },
-    instancesByGpu: { A100: 4 },
-    spotInstances: 1,
-  }),
-);
+}).withSample(() => ({
+  region: "westus",
+  model: "llama-3.1-8b",
+  windowStartMs: now,
+  windowMs: 60_000,
+  byTier: {
+    "iw-fast": { requests: 100, inputTokens: 51_200, outputTokens: 12_800 },
+    "iw-normal": { requests: 20, inputTokens: 10_000, outputTokens: 2_000 },
+    niw: { requests: 40, inputTokens: 80_000, outputTokens: 4_000 },
+  },
+  instancesByGpu: { A100: 4 },
+  spotInstances: 1,
+}));
 
 export const RegionStatus = defineMessage({
   name: "RegionStatus",
@@ -172,20 +185,18 @@ export const RegionStatus = defineMessage({
   publishers: ["region-agent"],
   listeners: ["planner", "cli", "dashboard"],
   doc: "A region's summary every few seconds: instances by state, utilisation and NIW queue depth per model.",
-}).withSample(
-  () => ({
-    region: "westus",
-    atMs: now,
-    endpoints: [
-      {
-        model: "llama-3.1-8b",
-        instances: { serving: 4, spot: 1 },
-        memoryUtilization: 0.55,
-        niwQueueDepth: 12,
-      },
-    ],
-  }),
-);
+}).withSample(() => ({
+  region: "westus",
+  atMs: now,
+  endpoints: [
+    {
+      model: "llama-3.1-8b",
+      instances: { serving: 4, spot: 1 },
+      memoryUtilization: 0.55,
+      niwQueueDepth: 12,
+    },
+  ],
+}));
 
 export const NiwJob = defineMessage({
   name: "NiwJob",
@@ -208,19 +219,17 @@ export const NiwJob = defineMessage({
   publishers: ["router", "gateway"],
   listeners: ["region-agent"],
   doc: "A queued non-interactive request, held durably (JetStream) until the region has spare capacity or its deadline nears.",
-}).withSample(
-  () => ({
-    jobId: "j-1",
-    requestId: "r-2",
-    model: "llama-3.1-8b",
-    originRegion: "westus",
-    inputTokens: 2048,
-    maxOutputTokens: 256,
-    arrivalMs: now,
-    deadlineMs: now + 86_400_000,
-    enqueuedAtMs: now,
-  }),
-);
+}).withSample(() => ({
+  jobId: "j-1",
+  requestId: "r-2",
+  model: "llama-3.1-8b",
+  originRegion: "westus",
+  inputTokens: 2048,
+  maxOutputTokens: 256,
+  arrivalMs: now,
+  deadlineMs: now + 86_400_000,
+  enqueuedAtMs: now,
+}));
 
 export const JobUpdate = defineMessage({
   name: "JobUpdate",
@@ -238,6 +247,10 @@ export const JobUpdate = defineMessage({
   publishers: ["region-agent", "node-agent"],
   listeners: ["gateway", "dashboard"],
   doc: "Lifecycle of one NIW job, for the batch API's status endpoint.",
-}).withSample(
-  () => ({ jobId: "j-1", state: "running", region: "westus", instanceId: "westus-n1-i0", atMs: now }),
-);
+}).withSample(() => ({
+  jobId: "j-1",
+  state: "running",
+  region: "westus",
+  instanceId: "westus-n1-i0",
+  atMs: now,
+}));

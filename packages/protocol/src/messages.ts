@@ -1,16 +1,5 @@
 import { z } from "zod";
-import {
-  Count,
-  EpochMs,
-  Fraction,
-  GpuType,
-  Id,
-  InstanceState,
-  ModelId,
-  Tier,
-  TierCounts,
-  TokenCount,
-} from "./domain.js";
+import { Count, EpochMs, Fraction, GpuType, Id, InstanceState, ModelId, Tier, TokenCount } from "./domain.js";
 import { defineMessage } from "./message.js";
 
 /**
@@ -114,9 +103,7 @@ export const InferenceChunk = defineMessage({
   publishers: ["node-agent"],
   listeners: ["gateway"],
   doc: "Streamed output of one request, in order; the last chunk has done=true.",
-}).withSample(
-  () => ({ requestId: "r-1", seq: 0, text: "Hello", tokens: 1, done: false }),
-);
+}).withSample(() => ({ requestId: "r-1", seq: 0, text: "Hello", tokens: 1, done: false }));
 
 export const RequestDone = defineMessage({
   name: "RequestDone",
@@ -141,22 +128,20 @@ export const RequestDone = defineMessage({
   publishers: ["node-agent"],
   listeners: ["region-agent", "gateway", "dashboard"],
   doc: "One finished request with its latencies: the source of SLO attainment and demand history.",
-}).withSample(
-  () => ({
-    requestId: "r-1",
-    model: "llama-3.1-8b",
-    tier: "iw-fast",
-    region: "westus",
-    instanceId: "westus-n1-i0",
-    outcome: "ok",
-    inputTokens: 512,
-    outputTokens: 128,
-    arrivalMs: now,
-    ttftMs: 180,
-    tbtMs: 22,
-    e2eMs: 3000,
-  }),
-);
+}).withSample(() => ({
+  requestId: "r-1",
+  model: "llama-3.1-8b",
+  tier: "iw-fast",
+  region: "westus",
+  instanceId: "westus-n1-i0",
+  outcome: "ok",
+  inputTokens: 512,
+  outputTokens: 128,
+  arrivalMs: now,
+  ttftMs: 180,
+  tbtMs: 22,
+  e2eMs: 3000,
+}));
 
 // ---------------------------------------------------------------- load and liveness
 
@@ -183,23 +168,21 @@ export const LoadReport = defineMessage({
   publishers: ["node-agent"],
   listeners: ["router", "region-agent", "dashboard"],
   doc: "Per-instance load (KV-cache and memory utilisation, queue, throughput), every few seconds.",
-}).withSample(
-  () => ({
-    instanceId: "westus-n1-i0",
-    nodeId: "westus-n1",
-    region: "westus",
-    model: "llama-3.1-8b",
-    gpuType: "A100",
-    state: "serving",
-    kvUtilization: 0.42,
-    memoryUtilization: 0.61,
-    running: 12,
-    waiting: 0,
-    outstandingTokens: 4200,
-    tokensPerSecond: 2100,
-    atMs: now,
-  }),
-);
+}).withSample(() => ({
+  instanceId: "westus-n1-i0",
+  nodeId: "westus-n1",
+  region: "westus",
+  model: "llama-3.1-8b",
+  gpuType: "A100",
+  state: "serving",
+  kvUtilization: 0.42,
+  memoryUtilization: 0.61,
+  running: 12,
+  waiting: 0,
+  outstandingTokens: 4200,
+  tokensPerSecond: 2100,
+  atMs: now,
+}));
 
 export const Heartbeat = defineMessage({
   name: "Heartbeat",
@@ -220,19 +203,17 @@ export const Heartbeat = defineMessage({
   publishers: ["node-agent"],
   listeners: ["region-agent", "router"],
   doc: "A node is alive and holds these instances; silence for ttlMs means it is gone.",
-}).withSample(
-  () => ({
-    nodeId: "westus-n1",
-    region: "westus",
-    gpuType: "A100",
-    gpus: 8,
-    spot: false,
-    instances: [{ instanceId: "westus-n1-i0", model: "llama-3.1-8b", state: "serving" }],
-    ttlMs: 15_000,
-    seq: 1,
-    atMs: now,
-  }),
-);
+}).withSample(() => ({
+  nodeId: "westus-n1",
+  region: "westus",
+  gpuType: "A100",
+  gpus: 8,
+  spot: false,
+  instances: [{ instanceId: "westus-n1-i0", model: "llama-3.1-8b", state: "serving" }],
+  ttlMs: 15_000,
+  seq: 1,
+  atMs: now,
+}));
 
 export const InstanceTransition = defineMessage({
   name: "InstanceTransition",
@@ -252,14 +233,12 @@ export const InstanceTransition = defineMessage({
   publishers: ["node-agent"],
   listeners: ["region-agent", "planner", "dashboard"],
   doc: "An instance changed state (booting → loading → serving → draining/spot/swapping …).",
-}).withSample(
-  () => ({
-    instanceId: "westus-n1-i0",
-    nodeId: "westus-n1",
-    region: "westus",
-    model: "llama-3.1-8b",
-    from: "loading",
-    to: "serving",
-    atMs: now,
-  }),
-);
+}).withSample(() => ({
+  instanceId: "westus-n1-i0",
+  nodeId: "westus-n1",
+  region: "westus",
+  model: "llama-3.1-8b",
+  from: "loading",
+  to: "serving",
+  atMs: now,
+}));

@@ -5,7 +5,9 @@ describe("subject templates", () => {
   const t = subjectTemplate<"region" | "model" | "instance">("sage.load.{region}.{model}.{instance}");
 
   it("builds a concrete subject with model names escaped to one token", () => {
-    expect(t.build({ region: "westus", model: "llama-3.1-8b", instance: "i0" })).toBe("sage.load.westus.llama-3~2e1-8b.i0");
+    expect(t.build({ region: "westus", model: "llama-3.1-8b", instance: "i0" })).toBe(
+      "sage.load.westus.llama-3~2e1-8b.i0",
+    );
   });
 
   it("turns missing params into `*` for subscriptions", () => {

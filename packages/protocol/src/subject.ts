@@ -47,26 +47,32 @@ export interface SubjectTemplate<P extends string> {
 }
 
 export function subjectTemplate<P extends string>(template: string): SubjectTemplate<P> {
-  const parts = template.split(".");
-  const params: P[] = [];
-  for (const part of parts) {
+  // Compiled once: each token is a literal or a param name, so building a subject is one pass.
+  const parts = template.split(".").map((part) => {
     const m = PARAM.exec(part);
-    if (m) params.push(m[1] as P);
-    else if (!SAFE.test(part) && part !== "$SRV") throw new Error(`bad subject template token '${part}'`);
-  }
-  const fill = (values: Partial<Record<P, string>>, wildcard: boolean): string =>
-    parts
-      .map((part) => {
-        const m = PARAM.exec(part);
-        if (!m) return part;
-        const v = values[m[1] as P];
-        if (v === undefined) {
-          if (wildcard) return "*";
-          throw new SageError("SUBJECT", `subject ${template} needs a value for {${m[1]}}`);
-        }
-        return encodeToken(v);
-      })
-      .join(".");
+    if (m) return { param: m[1] as P, literal: undefined };
+    if (!SAFE.test(part) && part !== "$SRV") throw new Error(`bad subject template token '${part}'`);
+    return { param: undefined, literal: part };
+  });
+  const params = parts.flatMap((p) => (p.param === undefined ? [] : [p.param]));
+  const fill = (values: Partial<Record<P, string>>, wildcard: boolean): string => {
+    let out = "";
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      if (i > 0) out += ".";
+      if (part.param === undefined) {
+        out += part.literal;
+        continue;
+      }
+      const v = values[part.param];
+      if (v === undefined) {
+        if (!wildcard)
+          throw new SageError("SUBJECT", `subject ${template} needs a value for {${part.param}}`);
+        out += "*";
+      } else out += encodeToken(v);
+    }
+    return out;
+  };
   return {
     template,
     params,
@@ -77,9 +83,9 @@ export function subjectTemplate<P extends string>(template: string): SubjectTemp
       if (tokens.length !== parts.length) return undefined;
       const out = {} as Record<P, string>;
       for (let i = 0; i < parts.length; i++) {
-        const m = PARAM.exec(parts[i]!);
-        if (m) out[m[1] as P] = decodeToken(tokens[i]!);
-        else if (parts[i] !== tokens[i]) return undefined;
+        const part = parts[i]!;
+        if (part.param !== undefined) out[part.param] = decodeToken(tokens[i]!);
+        else if (part.literal !== tokens[i]) return undefined;
       }
       return out;
     },
@@ -99,17 +105,30 @@ export function subjectMatches(pattern: string, subject: string): boolean {
   return p.length === s.length;
 }
 
-/** Is `subject` a valid concrete publish subject (no wildcards, no empty tokens)? */
+/** Is `subject` a valid subject (no empty tokens or whitespace; wildcards only where allowed)? */
 export function isValidSubject(subject: string, allowWildcards = false): boolean {
-  if (subject.length === 0 || /\s/.test(subject)) return false;
-  const tokens = subject.split(".");
-  for (let i = 0; i < tokens.length; i++) {
-    const t = tokens[i]!;
-    if (t.length === 0) return false;
-    if (t === "*" || t === ">") {
-      if (!allowWildcards) return false;
-      if (t === ">" && i !== tokens.length - 1) return false;
-    } else if (t.includes("*") || t.includes(">")) return false;
+  const n = subject.length;
+  if (n === 0) return false;
+  let tokenStart = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i === n ? 46 : subject.charCodeAt(i);
+    if (c === 46 /* . */) {
+      const len = i - tokenStart;
+      if (len === 0) return false;
+      if (len === 1) {
+        const t = subject.charCodeAt(tokenStart);
+        if ((t === 42 /* * */ || t === 62) /* > */ && !allowWildcards) return false;
+        if (t === 62 && i !== n) return false;
+      }
+      tokenStart = i + 1;
+    } else if (c <= 32 || c === 127) {
+      return false;
+    } else if (
+      (c === 42 || c === 62) &&
+      !(i === tokenStart && (i + 1 === n || subject.charCodeAt(i + 1) === 46))
+    ) {
+      return false; // `*` or `>` inside a longer token
+    }
   }
   return true;
 }

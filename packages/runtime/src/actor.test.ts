@@ -1,4 +1,4 @@
-import { encode, envelope, NodeCommand, LoadReport, SageError, validateReply } from "@sageserve/protocol";
+import { encode, envelope, LoadReport, NodeCommand, SageError, validateReply } from "@sageserve/protocol";
 import { describe, expect, it } from "vitest";
 import { Actor, type ActorContext } from "./actor.js";
 import { MemoryBroker } from "./memory-bus.js";
@@ -37,11 +37,22 @@ describe("Actor boundary", () => {
   it("answers a request after awaiting virtual time, and sends handler SageErrors as typed error replies", async () => {
     const { clock, client } = await world();
     const subject = NodeCommand.subject.build({ node: "t1" });
-    const good = client.request(subject, envelope(NodeCommand, { commandId: "c1", action: "drain", issuedAtMs: 0 }), { timeoutMs: 100 });
-    const bad = client.request(subject, envelope(NodeCommand, { commandId: "c2", action: "unload", issuedAtMs: 0 }), { timeoutMs: 100 });
+    const good = client.request(
+      subject,
+      envelope(NodeCommand, { commandId: "c1", action: "drain", issuedAtMs: 0 }),
+      { timeoutMs: 100 },
+    );
+    const bad = client.request(
+      subject,
+      envelope(NodeCommand, { commandId: "c2", action: "unload", issuedAtMs: 0 }),
+      { timeoutMs: 100 },
+    );
     await clock.advance(50);
     const g = (await good).data();
-    expect(g.ok && validateReply(NodeCommand, g.value)).toEqual({ ok: true, value: { commandId: "c1", accepted: true } });
+    expect(g.ok && validateReply(NodeCommand, g.value)).toMatchObject({
+      ok: true,
+      value: { commandId: "c1", accepted: true },
+    });
     const b = (await bad).data();
     const r = b.ok ? validateReply(NodeCommand, b.value) : b;
     expect(r.ok).toBe(false);
@@ -77,7 +88,10 @@ describe("Actor boundary", () => {
     const { clock, client, actor, broker } = await world();
     expect(broker.services.has("t1")).toBe(true);
     await actor.stop();
-    client.publish(LoadReport.subject.build({ region: "r1", model: "m", instance: "i" }), envelope(LoadReport, LoadReport.sample()));
+    client.publish(
+      LoadReport.subject.build({ region: "r1", model: "m", instance: "i" }),
+      envelope(LoadReport, LoadReport.sample()),
+    );
     await clock.advance(10);
     expect(actor.loads).toEqual([]);
     expect(broker.services.has("t1")).toBe(false);

@@ -9,6 +9,7 @@ import {
   type ReplyOf,
   type Result,
   SageError,
+  stampVersion,
   validatePayload,
   validateReply,
 } from "@sageserve/protocol";
@@ -182,12 +183,13 @@ export abstract class Actor {
   ): Result<void> {
     try {
       const subject = def.subject.build(params as Record<string, string>);
-      const wire = envelope(def, payload as object);
+      // The payload object itself carries the version on the wire (see stampVersion).
+      const wire = stampVersion(def, payload as object);
       if (this.validateOutgoing) {
         const checked = validatePayload(def, wire, subject);
         if (!checked.ok) return this.publishFailed(checked.error);
       }
-      this.bus.publish(subject, wire);
+      this.bus.publish(subject, wire, { validated: this.validateOutgoing });
       this.counters.published++;
       return { ok: true, value: undefined };
     } catch (e) {
@@ -219,7 +221,10 @@ export abstract class Actor {
     } catch (e) {
       return {
         ok: false,
-        error: e instanceof SageError ? e : new SageError("CLOSED", `request ${def.name} failed: ${String(e)}`, { subject }),
+        error:
+          e instanceof SageError
+            ? e
+            : new SageError("CLOSED", `request ${def.name} failed: ${String(e)}`, { subject }),
       };
     }
   }
@@ -234,7 +239,11 @@ export abstract class Actor {
     return this.track(this.clock.setTimer(delayMs, () => this.guard("timer", fn)));
   }
 
-  protected cron(expr: string, fn: (firedAtMs: number) => void | Promise<void>, opts?: { timezone?: string }): Timer {
+  protected cron(
+    expr: string,
+    fn: (firedAtMs: number) => void | Promise<void>,
+    opts?: { timezone?: string },
+  ): Timer {
     return this.track(this.clock.schedule(expr, (at) => this.guard(`cron ${expr}`, () => fn(at)), opts));
   }
 
@@ -259,6 +268,7 @@ export abstract class Actor {
     this.counters.received++;
     const data = msg.data();
     if (!data.ok) return this.reject(def, msg, data.error, passive);
+    if (msg.trusted) return data.value as Payload<D>;
     const checked = validatePayload(def, data.value, msg.subject);
     if (!checked.ok) return this.reject(def, msg, checked.error, passive);
     return checked.value as Payload<D>;
@@ -269,12 +279,17 @@ export abstract class Actor {
     c.rejected++;
     c.rejectedByCode[error.code] = (c.rejectedByCode[error.code] ?? 0) + 1;
     const key = def.subject.template;
-    const n = (c.rejectedBySubject[key] = (c.rejectedBySubject[key] ?? 0) + 1);
+    const n = (c.rejectedBySubject[key] ?? 0) + 1;
+    c.rejectedBySubject[key] = n;
     // Log the first few of each kind, then every 1000th, so garbage cannot flood the log.
     if (n <= 3 || n % 1000 === 0) {
-      this.log.warn({ code: error.code, subject: msg.subject, count: n }, `rejected ${def.name}: ${error.message}`);
+      this.log.warn(
+        { code: error.code, subject: msg.subject, count: n },
+        `rejected ${def.name}: ${error.message}`,
+      );
     }
-    if (msg.reply && !passive) msg.respond({ v: def.version, error: { code: error.code, message: error.message } });
+    if (msg.reply && !passive)
+      msg.respond({ v: def.version, error: { code: error.code, message: error.message } });
     return undefined;
   }
 
@@ -298,15 +313,7 @@ export abstract class Actor {
   }
 
   private meta(def: MessageDef, msg: InboundMessage): HandlerMeta {
-    let params: Record<string, string> | undefined;
-    return {
-      subject: msg.subject,
-      // Parsed on first use only: most handlers read the payload, not the subject.
-      get params() {
-        params ??= def.subject.parse(msg.subject) ?? {};
-        return params;
-      },
-    };
+    return new LazyMeta(def, msg.subject);
   }
 
   private publishFailed(error: SageError): Result<void> {
@@ -332,5 +339,18 @@ export abstract class Actor {
   private track(t: Timer): Timer {
     this.timers.push(t);
     return t;
+  }
+}
+
+/** Subject params are parsed on first use only: most handlers read the payload, not the subject. */
+class LazyMeta implements HandlerMeta {
+  private parsed: Record<string, string> | undefined;
+  constructor(
+    private readonly def: MessageDef,
+    readonly subject: string,
+  ) {}
+  get params(): Record<string, string> {
+    this.parsed ??= this.def.subject.parse(this.subject) ?? {};
+    return this.parsed;
   }
 }

@@ -144,7 +144,11 @@ export class DemoRegionActor extends Actor {
       if (this.busy.has(node)) return;
       const isSpot = this.spot.has(node);
       const action =
-        !isSpot && load.kvUtilization < 0.25 ? "make-spot" : isSpot && load.kvUtilization > 0.5 ? "reclaim" : undefined;
+        !isSpot && load.kvUtilization < 0.25
+          ? "make-spot"
+          : isSpot && load.kvUtilization > 0.5
+            ? "reclaim"
+            : undefined;
       if (action === undefined) return;
       this.busy.add(node);
       const reply = await this.request(

@@ -10,7 +10,9 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
-export function createLogger(opts: { name: string; clock?: Clock; level?: string } = { name: "sageserve" }): Logger {
+export function createLogger(
+  opts: { name: string; clock?: Clock; level?: string } = { name: "sageserve" },
+): Logger {
   const clock = opts.clock;
   return pino({
     name: opts.name,

@@ -1,4 +1,11 @@
-import { DEFAULT_MAX_PAYLOAD_BYTES, decode, encode, isValidSubject, type Result, SageError } from "@sageserve/protocol";
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  decode,
+  encode,
+  isValidSubject,
+  type Result,
+  SageError,
+} from "@sageserve/protocol";
 import type {
   Bus,
   Clock,
@@ -19,7 +26,8 @@ export interface MemoryBrokerOptions {
   /**
    * "msgpack" (default) encodes every payload as it would travel over NATS;
    * "none" passes values by reference, for simulations where codec cost would
-   * dominate (publishers must not mutate what they published).
+   * dominate (publishers must not mutate what they published). Such messages are
+   * marked `trusted`: actors validated them on the way out and skip re-validation.
    */
   codec?: "msgpack" | "none";
   maxPayloadBytes?: number;
@@ -39,7 +47,9 @@ interface PendingRequest {
   timer: { cancel(): void };
 }
 
-type Body = { bytes: Uint8Array; value?: undefined } | { bytes?: undefined; value: unknown };
+type Body =
+  | { bytes: Uint8Array; value?: undefined; trusted?: undefined }
+  | { bytes?: undefined; value: unknown; trusted: boolean };
 
 /** The in-memory "server": one per simulated world; actors each get a MemoryBus connection. */
 export class MemoryBroker {
@@ -147,6 +157,7 @@ export class MemoryBroker {
     return {
       subject,
       reply,
+      trusted: body.trusted === true,
       data(): Result<unknown> {
         if (body.bytes !== undefined) return decode(body.bytes, broker.options.maxPayloadBytes);
         return { ok: true, value: body.value };
@@ -159,11 +170,14 @@ export class MemoryBroker {
     };
   }
 
-  body(data: unknown): Body {
-    if (this.options.codec === "none") return { value: data };
+  body(data: unknown, validated = false): Body {
+    if (this.options.codec === "none") return { value: data, trusted: validated };
     const bytes = encode(data);
     if (bytes.byteLength > this.options.maxPayloadBytes) {
-      throw new SageError("TOO_LARGE", `payload of ${bytes.byteLength} bytes exceeds ${this.options.maxPayloadBytes}`);
+      throw new SageError(
+        "TOO_LARGE",
+        `payload of ${bytes.byteLength} bytes exceeds ${this.options.maxPayloadBytes}`,
+      );
     }
     return { bytes };
   }
@@ -182,9 +196,9 @@ export class MemoryBus implements Bus {
     readonly name: string,
   ) {}
 
-  publish(subject: string, data: unknown, opts: { reply?: string } = {}): void {
+  publish(subject: string, data: unknown, opts: { reply?: string; validated?: boolean } = {}): void {
     this.checkPublish(subject);
-    this.broker.route(subject, this.broker.body(data), opts.reply);
+    this.broker.route(subject, this.broker.body(data, opts.validated), opts.reply);
   }
 
   publishRaw(subject: string, bytes: Uint8Array, opts: { reply?: string } = {}): void {
@@ -194,7 +208,8 @@ export class MemoryBus implements Bus {
 
   subscribe(subject: string, handler: MessageHandler, opts: SubscribeOptions = {}): Subscription {
     if (this.closed) throw new SageError("CLOSED", `subscribe on closed connection ${this.name}`);
-    if (!isValidSubject(subject, true)) throw new SageError("SUBJECT", `invalid subscription subject '${subject}'`);
+    if (!isValidSubject(subject, true))
+      throw new SageError("SUBJECT", `invalid subscription subject '${subject}'`);
     const sub: Sub = { pattern: subject, queue: opts.queue, handler, active: true, received: 0, owner: this };
     this.subs.add(sub);
     this.broker.add(sub);
@@ -238,7 +253,9 @@ export class MemoryBus implements Bus {
         reject(e);
       };
       const timer = clock.setTimer(opts.timeoutMs, () =>
-        fail(new SageError("TIMEOUT", `request on ${subject} timed out after ${opts.timeoutMs} ms`, { subject })),
+        fail(
+          new SageError("TIMEOUT", `request on ${subject} timed out after ${opts.timeoutMs} ms`, { subject }),
+        ),
       );
       this.pending.set(inbox, (e) => {
         timer.cancel();
@@ -295,11 +312,13 @@ export class MemoryBus implements Bus {
     // Drain semantics: no new matches, but deliveries already scheduled still arrive.
     for (const s of this.subs) this.broker.remove(s);
     this.subs.clear();
-    for (const fail of [...this.pending.values()]) fail(new SageError("CLOSED", `connection ${this.name} closed`));
+    for (const fail of [...this.pending.values()])
+      fail(new SageError("CLOSED", `connection ${this.name} closed`));
   }
 
   private checkPublish(subject: string): void {
     if (this.closed) throw new SageError("CLOSED", `publish on closed connection ${this.name}`, { subject });
-    if (!isValidSubject(subject)) throw new SageError("SUBJECT", `invalid publish subject '${subject}'`, { subject });
+    if (!isValidSubject(subject))
+      throw new SageError("SUBJECT", `invalid publish subject '${subject}'`, { subject });
   }
 }

@@ -76,9 +76,13 @@ export class NatsBus implements Bus {
     try {
       return new NatsBus(await connect(co), opts);
     } catch (e) {
-      throw new SageError("CLOSED", `cannot connect to NATS at ${String(opts.servers)}: ${(e as Error).message}`, {
-        cause: e,
-      });
+      throw new SageError(
+        "CLOSED",
+        `cannot connect to NATS at ${String(opts.servers)}: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
     }
   }
 
@@ -86,12 +90,17 @@ export class NatsBus implements Bus {
     return this.connection.isClosed();
   }
 
-  publish(subject: string, data: unknown, opts: { reply?: string } = {}): void {
-    this.publishRaw(subject, this.encode(data, subject), opts);
+  publish(subject: string, data: unknown, opts: { reply?: string; validated?: boolean } = {}): void {
+    this.publishRaw(
+      subject,
+      this.encode(data, subject),
+      opts.reply === undefined ? {} : { reply: opts.reply },
+    );
   }
 
   publishRaw(subject: string, bytes: Uint8Array, opts: { reply?: string } = {}): void {
-    if (!isValidSubject(subject)) throw new SageError("SUBJECT", `invalid publish subject '${subject}'`, { subject });
+    if (!isValidSubject(subject))
+      throw new SageError("SUBJECT", `invalid publish subject '${subject}'`, { subject });
     try {
       this.connection.publish(subject, bytes, opts.reply === undefined ? undefined : { reply: opts.reply });
     } catch (e) {
@@ -100,7 +109,8 @@ export class NatsBus implements Bus {
   }
 
   subscribe(subject: string, handler: MessageHandler, opts: SubscribeOptions = {}): Subscription {
-    if (!isValidSubject(subject, true)) throw new SageError("SUBJECT", `invalid subscription subject '${subject}'`);
+    if (!isValidSubject(subject, true))
+      throw new SageError("SUBJECT", `invalid subscription subject '${subject}'`);
     let received = 0;
     const sub = this.connection.subscribe(subject, {
       ...(opts.queue === undefined ? {} : { queue: opts.queue }),
@@ -121,9 +131,12 @@ export class NatsBus implements Bus {
   }
 
   async request(subject: string, data: unknown, opts: RequestOptions): Promise<InboundMessage> {
-    if (!isValidSubject(subject)) throw new SageError("SUBJECT", `invalid request subject '${subject}'`, { subject });
+    if (!isValidSubject(subject))
+      throw new SageError("SUBJECT", `invalid request subject '${subject}'`, { subject });
     try {
-      const m = await this.connection.request(subject, this.encode(data, subject), { timeout: opts.timeoutMs });
+      const m = await this.connection.request(subject, this.encode(data, subject), {
+        timeout: opts.timeoutMs,
+      });
       return this.inbound(m);
     } catch (e) {
       throw mapError(e, subject, opts.timeoutMs);
@@ -173,7 +186,10 @@ export class NatsBus implements Bus {
   }
 
   async discover(opts: { name?: string; timeoutMs?: number } = {}): Promise<ServiceInfo[]> {
-    const client = this.connection.services.client({ strategy: RequestStrategy.Timer, maxWait: opts.timeoutMs ?? 500 });
+    const client = this.connection.services.client({
+      strategy: RequestStrategy.Timer,
+      maxWait: opts.timeoutMs ?? 500,
+    });
     const it = await client.info(opts.name);
     const out: ServiceInfo[] = [];
     for await (const s of it) {
@@ -183,7 +199,11 @@ export class NatsBus implements Bus {
         version: s.version,
         description: s.description ?? "",
         metadata: (s.metadata as Record<string, string> | undefined) ?? {},
-        endpoints: (s.endpoints ?? []).map((e) => ({ name: e.name, subject: e.subject, queue: e.queue_group })),
+        endpoints: (s.endpoints ?? []).map((e) => ({
+          name: e.name,
+          subject: e.subject,
+          queue: e.queue_group,
+        })),
       });
     }
     return out;
@@ -205,7 +225,9 @@ export class NatsBus implements Bus {
   private encode(data: unknown, subject: string): Uint8Array {
     const bytes = encode(data);
     if (bytes.byteLength > this.maxPayload) {
-      throw new SageError("TOO_LARGE", `payload of ${bytes.byteLength} bytes exceeds ${this.maxPayload}`, { subject });
+      throw new SageError("TOO_LARGE", `payload of ${bytes.byteLength} bytes exceeds ${this.maxPayload}`, {
+        subject,
+      });
     }
     return bytes;
   }
@@ -242,7 +264,10 @@ function mapError(e: unknown, subject: string, timeoutMs?: number): SageError {
   const ne = e as NatsError;
   switch (ne?.code) {
     case ErrorCode.Timeout:
-      return new SageError("TIMEOUT", `request on ${subject} timed out after ${timeoutMs} ms`, { subject, cause: e });
+      return new SageError("TIMEOUT", `request on ${subject} timed out after ${timeoutMs} ms`, {
+        subject,
+        cause: e,
+      });
     case ErrorCode.NoResponders:
       return new SageError("NO_RESPONDERS", `no responders on ${subject}`, { subject, cause: e });
     case ErrorCode.ConnectionClosed:

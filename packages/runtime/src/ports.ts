@@ -11,6 +11,12 @@ export interface InboundMessage {
   readonly subject: string;
   /** Reply subject when the sender expects an answer. */
   readonly reply: string | undefined;
+  /**
+   * The payload is an in-process value from a publisher in the same build (the
+   * in-memory bus without a codec): it already passed its schema on the way out,
+   * so receivers may skip re-validation. Never set for bytes from the network.
+   */
+  readonly trusted?: boolean;
   /** The decoded payload; a DECODE/TOO_LARGE error value for garbage. Never throws. */
   data(): Result<unknown>;
   /** Answer a request; false when there is no reply subject. */
@@ -66,7 +72,8 @@ export interface ServiceInfo {
 
 export interface Bus {
   readonly kind: "nats" | "memory";
-  publish(subject: string, data: unknown, opts?: { reply?: string }): void;
+  /** `validated`: the caller checked the payload against its schema (lets in-process receivers trust it). */
+  publish(subject: string, data: unknown, opts?: { reply?: string; validated?: boolean }): void;
   /** Publish already-encoded bytes (bridges, replay, fuzzing). */
   publishRaw(subject: string, bytes: Uint8Array, opts?: { reply?: string }): void;
   subscribe(subject: string, handler: MessageHandler, opts?: SubscribeOptions): Subscription;

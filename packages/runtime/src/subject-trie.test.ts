@@ -7,8 +7,7 @@ describe("SubjectTrie", () => {
   it("agrees with the reference matcher on 5,000 random patterns × subjects", () => {
     const rng = createRng(42, "trie");
     const tokens = ["a", "b", "c"];
-    const randSubject = (): string =>
-      Array.from({ length: rng.int(1, 4) }, () => rng.pick(tokens)).join(".");
+    const randSubject = (): string => Array.from({ length: rng.int(1, 4) }, () => rng.pick(tokens)).join(".");
     const randPattern = (): string => {
       const n = rng.int(1, 4);
       const parts = Array.from({ length: n }, () => rng.pick([...tokens, "*"]));
@@ -17,11 +16,16 @@ describe("SubjectTrie", () => {
     };
     const patterns = Array.from({ length: 100 }, randPattern);
     const trie = new SubjectTrie<number>();
-    patterns.forEach((p, i) => trie.add(p, i));
+    patterns.forEach((p, i) => {
+      trie.add(p, i);
+    });
     for (let k = 0; k < 50; k++) {
       const s = randSubject();
       const want = patterns.flatMap((p, i) => (subjectMatches(p, s) ? [i] : [])).sort((x, y) => x - y);
-      expect(trie.match(s).sort((x, y) => x - y), `${s}`).toEqual(want);
+      expect(
+        trie.match(s).sort((x, y) => x - y),
+        `${s}`,
+      ).toEqual(want);
     }
   });
 

@@ -61,7 +61,11 @@ class IdleNode extends Actor {
   protected setup(): void {
     this.every(5000, () => {
       this.beats++;
-      this.publish(Heartbeat, { region: "r1", node: this.identity.id }, { ...Heartbeat.sample(), nodeId: this.identity.id, seq: this.beats, atMs: this.clock.now() });
+      this.publish(
+        Heartbeat,
+        { region: "r1", node: this.identity.id },
+        { ...Heartbeat.sample(), nodeId: this.identity.id, seq: this.beats, atMs: this.clock.now() },
+      );
     });
   }
 }

@@ -19,11 +19,19 @@ export class WallClock implements Clock {
   }
 
   setTimer(delayMs: number, fn: () => void): Timer {
-    const h = setTimeout(() => {
-      this.timers.delete(t);
-      fn();
-    }, Math.max(0, delayMs));
-    const t = { cancel: () => (clearTimeout(h), this.timers.delete(t)) };
+    const h = setTimeout(
+      () => {
+        this.timers.delete(t);
+        fn();
+      },
+      Math.max(0, delayMs),
+    );
+    const t = {
+      cancel: () => {
+        clearTimeout(h);
+        this.timers.delete(t);
+      },
+    };
     this.timers.add(t);
     return { cancel: () => void t.cancel() };
   }
@@ -31,7 +39,12 @@ export class WallClock implements Clock {
   every(intervalMs: number, fn: () => void): Timer {
     if (!(intervalMs > 0)) throw new RangeError(`every(): interval must be > 0, got ${intervalMs}`);
     const h = setInterval(fn, intervalMs);
-    const t = { cancel: () => (clearInterval(h), this.timers.delete(t)) };
+    const t = {
+      cancel: () => {
+        clearInterval(h);
+        this.timers.delete(t);
+      },
+    };
     this.timers.add(t);
     return { cancel: () => void t.cancel() };
   }

@@ -1,0 +1,2 @@
+// `npm run bench`: every benchmark under bench/, each writing its section of docs/benchmarks.md.
+await import("./bus.js");
