@@ -149,25 +149,13 @@ export class MemoryBroker {
   }
 
   private later(fn: () => void): void {
-    this.clock.setTimer(this.options.deliveryDelayMs, fn);
+    const post = (this.clock as { post?: (delayMs: number, fn: () => void) => void }).post;
+    if (post) post.call(this.clock, this.options.deliveryDelayMs, fn);
+    else this.clock.setTimer(this.options.deliveryDelayMs, fn);
   }
 
   inbound(subject: string, body: Body, reply: string | undefined): InboundMessage {
-    const broker = this;
-    return {
-      subject,
-      reply,
-      trusted: body.trusted === true,
-      data(): Result<unknown> {
-        if (body.bytes !== undefined) return decode(body.bytes, broker.options.maxPayloadBytes);
-        return { ok: true, value: body.value };
-      },
-      respond(data: unknown): boolean {
-        if (reply === undefined) return false;
-        broker.route(reply, broker.body(data), undefined);
-        return true;
-      },
-    };
+    return new MemoryInbound(this, subject, body, reply);
   }
 
   body(data: unknown, validated = false): Body {
@@ -180,6 +168,30 @@ export class MemoryBroker {
       );
     }
     return { bytes };
+  }
+}
+
+/** A delivered message; a class so that a delivery allocates one object, not a bag of closures. */
+class MemoryInbound implements InboundMessage {
+  readonly trusted: boolean;
+  constructor(
+    private readonly broker: MemoryBroker,
+    readonly subject: string,
+    private readonly body: Body,
+    readonly reply: string | undefined,
+  ) {
+    this.trusted = body.trusted === true;
+  }
+
+  data(): Result<unknown> {
+    if (this.body.bytes !== undefined) return decode(this.body.bytes, this.broker.options.maxPayloadBytes);
+    return { ok: true, value: this.body.value };
+  }
+
+  respond(data: unknown): boolean {
+    if (this.reply === undefined) return false;
+    this.broker.route(this.reply, this.broker.body(data), undefined);
+    return true;
   }
 }
 

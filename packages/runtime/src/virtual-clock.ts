@@ -51,20 +51,29 @@ export class VirtualClock implements Clock {
     return this.at(this.t + Math.max(0, delayMs), fn);
   }
 
+  /** Fire-and-forget event after `delayMs` (no cancel handle: the bus's hot path). */
+  post(delayMs: number, fn: () => unknown): void {
+    this.heap.push({ at: this.t + Math.max(0, delayMs), seq: this.seq++, fn, cancelled: false });
+  }
+
   every(intervalMs: number, fn: () => void): Timer {
     if (!(intervalMs > 0)) throw new RangeError(`every(): interval must be > 0, got ${intervalMs}`);
-    let cancelled = false;
-    let current: Timer;
-    const tick = (): void => {
-      if (cancelled) return;
-      current = this.setTimer(intervalMs, tick);
-      fn();
+    // One event object, re-queued after each tick: a periodic timer allocates nothing per tick.
+    const ev: TimedEvent = {
+      at: this.t + intervalMs,
+      seq: this.seq++,
+      cancelled: false,
+      fn: () => {
+        ev.at = this.t + intervalMs;
+        ev.seq = this.seq++;
+        this.heap.push(ev);
+        fn();
+      },
     };
-    current = this.setTimer(intervalMs, tick);
+    this.heap.push(ev);
     return {
       cancel: () => {
-        cancelled = true;
-        current.cancel();
+        ev.cancelled = true;
       },
     };
   }
