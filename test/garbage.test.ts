@@ -155,6 +155,19 @@ describe("1,000 garbage payloads on every declared subject, against a real nats-
     for (const code of errorReplyCodes.keys()) expect(["DECODE", "SCHEMA", "VERSION"]).toContain(code);
   });
 
+  it("`nats micro stats` shows each actor's reject counters (services API)", async () => {
+    const fuzzer = buses.at(-1)!;
+    const client = fuzzer.connection.services.client();
+    const stats: { name: string; endpoints: { name: string; num_requests: number; data: unknown }[] }[] = [];
+    for await (const s of await client.stats("fuzz-target")) stats.push(s as never);
+    expect(stats).toHaveLength(1);
+    const endpoints = stats[0]!.endpoints;
+    expect(endpoints.map((e) => e.name).sort()).toEqual(MESSAGES.map((m) => m.name).sort());
+    const plan = endpoints.find((e) => e.name === "Plan")!;
+    expect(plan.num_requests).toBeGreaterThanOrEqual(PER_SUBJECT);
+    expect(plan.data).toMatchObject({ rejectedBySubject: { "sage.plan": PER_SUBJECT } });
+  });
+
   it("every actor is still up and serving valid traffic afterwards", async () => {
     for (const a of [auditor, target, node, region]) expect(a.isRunning).toBe(true);
     const fuzzer = buses.at(-1)!;
