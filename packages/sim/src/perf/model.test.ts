@@ -1,0 +1,90 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { builtinPerformanceModel } from "./builtin.js";
+import { fitProfiles, interpolate, type PerfRow, parsePerfCsv } from "./fit.js";
+
+const shared = new URL("../../../../../shared/data/sageserve-perf/perf_model_4_models.csv", import.meta.url);
+const rows = parsePerfCsv(readFileSync(shared, "utf8")).filter(
+  (r) => r.tensorParallel === 8 && r.hardware !== "h100-80gb-pcap",
+);
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Interior grid points never shown to the fit. */
+const heldBack = (r: PerfRow): boolean =>
+  (r.batchSize === 1 && r.tokenSize === 128 && [256, 2048].includes(r.promptSize)) ||
+  (r.promptSize === 512 && r.tokenSize === 128 && [4, 16].includes(r.batchSize));
+
+describe("performance model, validated against held-back measurements", () => {
+  const fitted = fitProfiles(rows, (r) => !heldBack(r));
+
+  it("predicts held-back prefill and decode medians within the measured noise", () => {
+    const errs = { prefill: [] as number[], decode: [] as number[] };
+    for (const p of fitted) {
+      const scale = p.units.time === "s" ? 1000 : 1;
+      const mine = rows.filter((r) => r.model === p.profile && r.hardware === p.hardware && heldBack(r));
+      const groups = new Map<string, PerfRow[]>();
+      for (const r of mine)
+        groups.set(`${r.promptSize}x${r.batchSize}`, [
+          ...(groups.get(`${r.promptSize}x${r.batchSize}`) ?? []),
+          r,
+        ]);
+      for (const g of groups.values()) {
+        const r0 = g[0]!;
+        const prefillTrue = median(g.map((r) => r.promptTime * scale));
+        const prefillPred =
+          interpolate(p.prefillMs, r0.promptSize) * interpolate(p.prefillBatchFactor, r0.batchSize);
+        errs.prefill.push(Math.abs(prefillPred - prefillTrue) / prefillTrue);
+        if (r0.promptSize === 512) {
+          const iter = (r: PerfRow) =>
+            (p.units.tokenTime === "total" ? r.tokenTime / r.tokenSize : r.tokenTime) * scale;
+          const decodeTrue = median(g.map(iter));
+          errs.decode.push(Math.abs(interpolate(p.decodeIterMs, r0.batchSize) - decodeTrue) / decodeTrue);
+        }
+      }
+    }
+    const mape = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(errs.prefill.length).toBeGreaterThanOrEqual(12);
+    expect(errs.decode.length).toBeGreaterThanOrEqual(12);
+    console.log(
+      `held-back MAPE: prefill ${(mape(errs.prefill) * 100).toFixed(1)} %, decode ${(mape(errs.decode) * 100).toFixed(1)} %`,
+    );
+    expect(mape(errs.decode)).toBeLessThan(0.05);
+    expect(mape(errs.prefill)).toBeLessThan(0.25);
+  });
+
+  it("reads the units of each file right: 70B decode ~45 ms/iteration, 8B ~7 ms", () => {
+    const pm = builtinPerformanceModel();
+    expect(pm.decodeIterMs("llama2-70b", "a100", 1)).toBeCloseTo(44.9, 0);
+    expect(pm.decodeIterMs("llama3.1-8b", "a100", 1)).toBeCloseTo(7.1, 0);
+    expect(pm.prefillMs("bloom-176b", "h100", 2048)).toBeGreaterThan(pm.prefillMs("bloom-176b", "h100", 512));
+  });
+
+  it("is slower on A100 than on H100 and slower with bigger batches", () => {
+    const pm = builtinPerformanceModel();
+    for (const m of ["llama2-70b", "bloom-176b", "llama3.1-8b", "llama3.2-3b"]) {
+      expect(pm.decodeIterMs(m, "a100", 32)).toBeGreaterThan(pm.decodeIterMs(m, "h100", 32));
+      expect(pm.decodeIterMs(m, "h100", 128)).toBeGreaterThan(pm.decodeIterMs(m, "h100", 8));
+    }
+  });
+
+  it("gives per-instance capacity for the planner, bounded by KV memory", () => {
+    const pm = builtinPerformanceModel();
+    const big = pm.capacity("bloom-176b", "h100");
+    const small = pm.capacity("llama3.2-3b", "h100");
+    expect(big.kvTokenCapacity).toBeGreaterThan(80_000);
+    expect(big.kvTokenCapacity).toBeLessThan(100_000);
+    expect(small.decodeTokensPerSecond).toBeGreaterThan(big.decodeTokensPerSecond);
+    expect(big.safeBatch).toBeGreaterThan(1);
+  });
+
+  it("rejects an unknown model with a typed error", () => {
+    expect(() => builtinPerformanceModel().decodeIterMs("gpt-9", "h100", 1)).toThrowError(
+      expect.objectContaining({ code: "UNKNOWN_MODEL" }),
+    );
+  });
+});
