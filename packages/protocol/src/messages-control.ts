@@ -28,6 +28,8 @@ export const NodeCommand = defineMessage({
     action: z.enum(NODE_ACTIONS),
     model: ModelId.optional(),
     instanceId: Id.optional(),
+    /** Pool the instance joins after load/swap/reclaim (siloed deployments). */
+    pool: z.string().max(32).optional(),
     reason: z.string().max(512).optional(),
     issuedAtMs: EpochMs,
   }),
@@ -57,6 +59,7 @@ export const VmCommand = defineMessage({
     gpuType: GpuType,
     nodeId: Id.optional(),
     model: ModelId.optional(),
+    pool: z.string().max(32).optional(),
     issuedAtMs: EpochMs,
   }),
   reply: z.object({

@@ -163,6 +163,10 @@ export const LoadReport = defineMessage({
     waiting: Count,
     outstandingTokens: Count,
     tokensPerSecond: z.number().nonnegative(),
+    /** KV-cache capacity of the instance in tokens (weights utilisation across GPU types). */
+    kvCapacityTokens: Count.optional(),
+    /** Pool the instance serves (siloed deployments: "iw" or "niw"); absent = shared. */
+    pool: z.string().max(32).optional(),
     atMs: EpochMs,
   }),
   publishers: ["node-agent"],

@@ -1,0 +1,69 @@
+/**
+ * Reactive scaling and NIW release decisions, as pure functions of an endpoint's
+ * state. Defaults are the reference simulator's (0.5 / 0.25); the paper states
+ * 0.7 / 0.3 — both are one config change away.
+ */
+export interface ReactiveConfig {
+  scaleUpAbove: number;
+  scaleDownBelow: number;
+  minInstances: number;
+  maxInstances: number;
+  /** Wait after a scale-down before the endpoint may scale down again. */
+  scaleDownCooldownMs: number;
+}
+
+export const DEFAULT_REACTIVE: ReactiveConfig = {
+  scaleUpAbove: 0.5,
+  scaleDownBelow: 0.25,
+  minInstances: 2,
+  maxInstances: 64,
+  scaleDownCooldownMs: 60_000,
+};
+
+export interface EndpointSnapshot {
+  /** Serving instances. */
+  serving: number;
+  /** Instances on their way in (booting, loading, swapping, reclaiming). */
+  pending: number;
+  /** Capacity-weighted KV utilisation of the serving instances (1 when none serve). */
+  utilization: number;
+  /** The endpoint may not act before this time (last action's cool-down). */
+  cooldownUntilMs: number;
+}
+
+export type ScaleDecision = "up" | "down" | undefined;
+
+export function reactiveDecision(ep: EndpointSnapshot, cfg: ReactiveConfig, nowMs: number): ScaleDecision {
+  if (nowMs < ep.cooldownUntilMs) return undefined;
+  const total = ep.serving + ep.pending;
+  if (total < cfg.minInstances) return "up";
+  // Capacity already on its way counts: do not scale up again until it lands.
+  if (ep.utilization > cfg.scaleUpAbove && ep.pending === 0 && total < cfg.maxInstances) return "up";
+  if (ep.utilization < cfg.scaleDownBelow && ep.serving > cfg.minInstances && ep.pending === 0) return "down";
+  return undefined;
+}
+
+export interface NiwReleaseConfig {
+  /** Release NIW work while utilisation is below this (paper: 60 %). */
+  releaseBelow: number;
+  /** Below this, release two at a time (paper: 50 %). */
+  releaseTwoBelow: number;
+  /** Jobs whose deadline is closer than this are released regardless of utilisation. */
+  escalateBeforeDeadlineMs: number;
+  /** Upper bound of jobs released per decision (burst guard). */
+  maxPerTick: number;
+}
+
+export const DEFAULT_NIW_RELEASE: NiwReleaseConfig = {
+  releaseBelow: 0.6,
+  releaseTwoBelow: 0.5,
+  escalateBeforeDeadlineMs: 4 * 3600_000,
+  maxPerTick: 64,
+};
+
+/** How many queued NIW jobs to release now (the paper's intent: <60 % one, <50 % two). */
+export function niwReleaseCount(utilization: number, cfg: NiwReleaseConfig): number {
+  if (utilization < cfg.releaseTwoBelow) return 2;
+  if (utilization < cfg.releaseBelow) return 1;
+  return 0;
+}

@@ -1,0 +1,109 @@
+import type { InstanceState } from "@sageserve/protocol";
+
+/** What the router knows of one instance: its last load report plus what it routed there since. */
+export interface InstanceView {
+  instanceId: string;
+  nodeId: string;
+  region: string;
+  model: string;
+  pool: string | undefined;
+  state: InstanceState;
+  kvUtilization: number;
+  kvCapacityTokens: number;
+  outstandingTokens: number;
+  reportedAtMs: number;
+  /** Tokens routed here since the last report (the report does not know them yet). */
+  routedTokens: number;
+}
+
+export interface RouterConfig {
+  /** Spill interactive work out of the home region when its endpoint utilisation is at or above this. */
+  spillThreshold: number;
+  /** A view older than this is stale: the instance is not routed to. */
+  staleAfterMs: number;
+  /** "queue": NIW goes to the region's durable queue; "pool": NIW goes straight to the niw pool (siloed). */
+  niwMode: "queue" | "pool";
+  /** Regions each region may spill to, in preference order; absent = any region. */
+  spillTargets?: Record<string, string[]>;
+}
+
+export const DEFAULT_ROUTER_CONFIG: RouterConfig = {
+  spillThreshold: 0.7,
+  staleAfterMs: 30_000,
+  niwMode: "queue",
+};
+
+/** Estimated KV load of an instance including work routed since its report. */
+export function estimatedUtilization(v: InstanceView): number {
+  return v.kvCapacityTokens > 0 ? v.kvUtilization + v.routedTokens / v.kvCapacityTokens : v.kvUtilization;
+}
+
+export function isRoutable(v: InstanceView, nowMs: number, cfg: RouterConfig): boolean {
+  return v.state === "serving" && nowMs - v.reportedAtMs <= cfg.staleAfterMs;
+}
+
+/** Join-shortest-queue by outstanding tokens; ties by lower KV utilisation, then id (deterministic). */
+export function chooseInstance(
+  candidates: readonly InstanceView[],
+  nowMs: number,
+  cfg: RouterConfig,
+): InstanceView | undefined {
+  let best: InstanceView | undefined;
+  let bestLoad = Number.POSITIVE_INFINITY;
+  for (const v of candidates) {
+    if (!isRoutable(v, nowMs, cfg)) continue;
+    const load = v.outstandingTokens + v.routedTokens;
+    if (
+      load < bestLoad ||
+      (load === bestLoad &&
+        best &&
+        (estimatedUtilization(v) < estimatedUtilization(best) || v.instanceId < best.instanceId))
+    ) {
+      best = v;
+      bestLoad = load;
+    }
+  }
+  return best;
+}
+
+/** Endpoint utilisation: capacity-weighted KV utilisation over routable instances (1 if none). */
+export function endpointUtilization(
+  candidates: readonly InstanceView[],
+  nowMs: number,
+  cfg: RouterConfig,
+): number {
+  let used = 0;
+  let cap = 0;
+  for (const v of candidates) {
+    if (!isRoutable(v, nowMs, cfg)) continue;
+    used += estimatedUtilization(v) * v.kvCapacityTokens;
+    cap += v.kvCapacityTokens;
+  }
+  return cap > 0 ? used / cap : 1;
+}
+
+/**
+ * Home region first; when its endpoint is at or above the spill threshold, the first allowed
+ * region below it, else the least-utilised allowed region (the reference's global router).
+ */
+export function chooseRegion(
+  home: string,
+  utilizationOf: (region: string) => number,
+  regions: readonly string[],
+  cfg: RouterConfig,
+): string {
+  const homeUtil = utilizationOf(home);
+  if (homeUtil < cfg.spillThreshold) return home;
+  const allowed = cfg.spillTargets?.[home] ?? regions.filter((r) => r !== home);
+  let best = home;
+  let bestUtil = homeUtil;
+  for (const r of allowed) {
+    const u = utilizationOf(r);
+    if (u < cfg.spillThreshold) return r;
+    if (u < bestUtil) {
+      best = r;
+      bestUtil = u;
+    }
+  }
+  return best;
+}

@@ -1,0 +1,219 @@
+import {
+  InferenceRequest,
+  LoadReport,
+  NiwJob,
+  type Payload,
+  RequestDone,
+  RouteRequest,
+  SageError,
+} from "@sageserve/protocol";
+import { Actor, type ActorContext } from "@sageserve/runtime";
+import {
+  chooseInstance,
+  chooseRegion,
+  DEFAULT_ROUTER_CONFIG,
+  endpointUtilization,
+  type InstanceView,
+  type RouterConfig,
+} from "./policy.js";
+
+type Route = Payload<typeof RouteRequest>;
+
+export interface RouterOptions {
+  id?: string;
+  /** Regions the router serves and may spill between. */
+  regions: string[];
+  /** Models the fleet serves; anything else is rejected as UNKNOWN_MODEL. */
+  models: string[];
+  config?: Partial<RouterConfig>;
+  /** How long a request may wait for a serving instance before it is rejected. */
+  maxPendingMs?: number;
+}
+
+/**
+ * Per-request routing: picks the region (home unless saturated) and the instance
+ * (join-shortest-queue by outstanding tokens, from load reports plus its own
+ * routing since), forwards the request to that node, and sends NIW work to the
+ * region's queue. Runs in the `router` queue group: any number of routers share
+ * the load. A request with no serving instance waits (bounded), then is rejected
+ * with NO_CAPACITY — never dropped silently.
+ */
+export class RouterActor extends Actor {
+  private readonly cfg: RouterConfig;
+  private readonly views = new Map<string, InstanceView>();
+  private readonly byEndpoint = new Map<string, InstanceView[]>();
+  private readonly pending: { req: Route; sinceMs: number }[] = [];
+  private readonly maxPendingMs: number;
+  private readonly models: Set<string>;
+  private jobSeq = 0;
+  routed = 0;
+  queued = 0;
+  rejected = 0;
+
+  constructor(
+    ctx: ActorContext,
+    private readonly opts: RouterOptions,
+  ) {
+    super(ctx, {
+      role: "router",
+      id: opts.id ?? "router-1",
+      description: "per-request region and instance routing",
+    });
+    this.cfg = { ...DEFAULT_ROUTER_CONFIG, ...opts.config };
+    this.maxPendingMs = opts.maxPendingMs ?? 60_000;
+    this.models = new Set(opts.models);
+  }
+
+  protected setup(): void {
+    this.on(LoadReport, {}, (r) => this.onLoad(r), { broadcast: true });
+    this.handle(RouteRequest, {}, (req) => {
+      const out = this.route(req);
+      if (out !== undefined) return out;
+      // No serving instance anywhere yet (e.g. all booting): hold it, and say so.
+      this.pending.push({ req, sinceMs: this.clock.now() });
+      return { requestId: req.requestId, decision: "queued" as const, region: req.originRegion };
+    });
+    this.every(5_000, () => this.retryPending());
+  }
+
+  private key(model: string, region: string, pool: string | undefined): string {
+    return `${model}|${region}|${pool ?? ""}`;
+  }
+
+  private onLoad(r: Payload<typeof LoadReport>): void {
+    let v = this.views.get(r.instanceId);
+    const endpointChanged = !v || v.model !== r.model || v.pool !== r.pool || v.region !== r.region;
+    if (v && endpointChanged) this.removeView(v);
+    if (!v || endpointChanged) {
+      v = {
+        instanceId: r.instanceId,
+        nodeId: r.nodeId,
+        region: r.region,
+        model: r.model,
+        pool: r.pool,
+        state: r.state,
+        kvUtilization: r.kvUtilization,
+        kvCapacityTokens: r.kvCapacityTokens ?? 0,
+        outstandingTokens: r.outstandingTokens,
+        reportedAtMs: r.atMs,
+        routedTokens: 0,
+      };
+      this.views.set(r.instanceId, v);
+      const k = this.key(r.model, r.region, r.pool);
+      const list = this.byEndpoint.get(k);
+      if (list) list.push(v);
+      else this.byEndpoint.set(k, [v]);
+    } else {
+      v.state = r.state;
+      v.kvUtilization = r.kvUtilization;
+      v.kvCapacityTokens = r.kvCapacityTokens ?? v.kvCapacityTokens;
+      v.outstandingTokens = r.outstandingTokens;
+      v.reportedAtMs = r.atMs;
+      v.routedTokens = 0;
+    }
+    if (this.pending.length && r.state === "serving") this.retryPending();
+  }
+
+  private removeView(v: InstanceView): void {
+    const list = this.byEndpoint.get(this.key(v.model, v.region, v.pool));
+    if (list) list.splice(list.indexOf(v), 1);
+    this.views.delete(v.instanceId);
+  }
+
+  private candidates(model: string, region: string, pool: string | undefined): InstanceView[] {
+    return this.byEndpoint.get(this.key(model, region, pool)) ?? [];
+  }
+
+  /** Route one request: a reply, a rejection, or undefined when no instance can take it now. */
+  private route(req: Route) {
+    if (!this.models.has(req.model)) {
+      this.rejected++;
+      return new SageError(
+        "UNKNOWN_MODEL",
+        `model '${req.model}' is not served (serving: ${[...this.models].join(", ")})`,
+      );
+    }
+    const now = this.clock.now();
+    if (req.tier === "niw" && this.cfg.niwMode === "queue") {
+      const jobId = `j-${this.identity.id}-${this.jobSeq++}`;
+      this.publish(
+        NiwJob,
+        { region: req.originRegion, model: req.model },
+        {
+          jobId,
+          requestId: req.requestId,
+          model: req.model,
+          originRegion: req.originRegion,
+          inputTokens: req.inputTokens,
+          maxOutputTokens: req.maxOutputTokens,
+          arrivalMs: req.arrivalMs,
+          deadlineMs: req.deadlineMs ?? req.arrivalMs + 86_400_000,
+          enqueuedAtMs: now,
+        },
+      );
+      this.queued++;
+      return { requestId: req.requestId, decision: "queued" as const, region: req.originRegion, jobId };
+    }
+    const pool = this.cfg.niwMode === "pool" ? (req.tier === "niw" ? "niw" : "iw") : undefined;
+    const region = chooseRegion(
+      req.originRegion,
+      (r) => endpointUtilization(this.candidates(req.model, r, pool), now, this.cfg),
+      this.opts.regions,
+      this.cfg,
+    );
+    const target =
+      chooseInstance(this.candidates(req.model, region, pool), now, this.cfg) ??
+      // Saturated or empty region: any region with a serving instance beats waiting.
+      this.opts.regions
+        .map((r) => chooseInstance(this.candidates(req.model, r, pool), now, this.cfg))
+        .find((v) => v !== undefined);
+    if (!target) return undefined;
+    target.routedTokens += req.inputTokens + req.maxOutputTokens;
+    this.routed++;
+    this.publish(InferenceRequest, { node: target.nodeId }, { ...req, instanceId: target.instanceId });
+    return {
+      requestId: req.requestId,
+      decision: "instance" as const,
+      region: target.region,
+      instanceId: target.instanceId,
+      nodeId: target.nodeId,
+    };
+  }
+
+  private retryPending(): void {
+    if (!this.pending.length) return;
+    const now = this.clock.now();
+    const still: typeof this.pending = [];
+    for (const p of this.pending.splice(0)) {
+      if (this.route(p.req) !== undefined) continue;
+      if (now - p.sinceMs < this.maxPendingMs) {
+        still.push(p);
+        continue;
+      }
+      this.rejected++;
+      this.publish(
+        RequestDone,
+        { region: p.req.originRegion, model: p.req.model },
+        {
+          requestId: p.req.requestId,
+          model: p.req.model,
+          tier: p.req.tier,
+          region: p.req.originRegion,
+          instanceId: "-",
+          outcome: "failed",
+          inputTokens: p.req.inputTokens,
+          outputTokens: 0,
+          arrivalMs: p.req.arrivalMs,
+          ttftMs: 0,
+          tbtMs: 0,
+          e2eMs: now - p.req.arrivalMs,
+        },
+      );
+    }
+    this.pending.push(...still);
+  }
+
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+}
