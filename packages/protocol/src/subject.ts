@@ -9,9 +9,20 @@ import { SageError } from "./errors.js";
 const SAFE = /^[A-Za-z0-9_-]+$/;
 const PARAM = /^\{([a-zA-Z][a-zA-Z0-9]*)\}$/;
 
+const escaped = new Map<string, string>();
+
 export function encodeToken(value: string): string {
   if (value.length === 0) throw new SageError("SUBJECT", "empty subject token");
   if (SAFE.test(value)) return value;
+  const hit = escaped.get(value);
+  if (hit !== undefined) return hit;
+  const out = escapeToken(value);
+  if (escaped.size > 10_000) escaped.clear(); // model and region names repeat; request ids are safe
+  escaped.set(value, out);
+  return out;
+}
+
+function escapeToken(value: string): string {
   let out = "";
   for (const ch of value) {
     if (/[A-Za-z0-9_-]/.test(ch)) out += ch;

@@ -166,10 +166,18 @@ export abstract class Actor {
     this.endpoint(def, subject, opts, (msg) => {
       const payload = this.accept(def, msg);
       if (payload === undefined) return;
-      return this.run(def, msg, async () => {
-        const out = await handler(payload, this.meta(def, msg));
+      const reply = (out: ReplyIn<D> | SageError): void => {
+        if (msg.reply === undefined) return; // published without a reply subject: nobody is waiting
         if (out instanceof SageError) msg.respond({ v: def.version, error: out.toJSON() });
         else msg.respond(envelope(def, out as object));
+      };
+      return this.run(def, msg, () => {
+        // Synchronous handlers stay synchronous: no promise, no microtask hop per message.
+        const out = handler(payload, this.meta(def, msg));
+        if (out && typeof (out as Promise<unknown>).then === "function") {
+          return (out as Promise<ReplyIn<D> | SageError>).then(reply);
+        }
+        reply(out as ReplyIn<D> | SageError);
       });
     });
   }

@@ -31,6 +31,12 @@ export interface MemoryBrokerOptions {
    */
   codec?: "msgpack" | "none";
   maxPayloadBytes?: number;
+  /**
+   * With codec "none": treat every in-process value as already valid, even when the
+   * publisher did not validate it. Only for trusted simulations of typed actor code
+   * where validation cost dominates; raw bytes are still always checked.
+   */
+  trustAll?: boolean;
 }
 
 interface Sub {
@@ -70,6 +76,7 @@ export class MemoryBroker {
       deliveryDelayMs: opts.deliveryDelayMs ?? 0,
       codec: opts.codec ?? "msgpack",
       maxPayloadBytes: opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      trustAll: opts.trustAll ?? false,
     };
     this.queuePick = clock.rng("memory-bus.queue-groups");
   }
@@ -80,10 +87,25 @@ export class MemoryBroker {
 
   add(sub: Sub): void {
     this.trie.add(sub.pattern, sub);
+    this.matchCache.clear();
   }
 
   remove(sub: Sub): void {
     this.trie.remove(sub.pattern, sub);
+    this.matchCache.clear();
+  }
+
+  /** Subjects repeat (a few per model, region and node), so matches are cached until a subscription changes. */
+  private readonly matchCache = new Map<string, Sub[]>();
+
+  private matchCached(subject: string): Sub[] {
+    let m = this.matchCache.get(subject);
+    if (m === undefined) {
+      m = this.trie.match(subject);
+      if (this.matchCache.size > 50_000) this.matchCache.clear();
+      this.matchCache.set(subject, m);
+    }
+    return m;
   }
 
   /** True when some subscription (or pending request inbox) would receive `subject`. */
@@ -103,7 +125,7 @@ export class MemoryBroker {
       });
       return;
     }
-    const matches = this.trie.match(subject);
+    const matches = this.matchCached(subject);
     if (matches.length === 0) return;
     const targets = this.selectTargets(matches);
     this.later(() => {
@@ -159,7 +181,7 @@ export class MemoryBroker {
   }
 
   body(data: unknown, validated = false): Body {
-    if (this.options.codec === "none") return { value: data, trusted: validated };
+    if (this.options.codec === "none") return { value: data, trusted: validated || this.options.trustAll };
     const bytes = encode(data);
     if (bytes.byteLength > this.options.maxPayloadBytes) {
       throw new SageError(

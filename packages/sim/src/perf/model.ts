@@ -57,6 +57,21 @@ export class PerformanceModel {
   }
 
   /** Prefill of `batch` prompts of `promptTokens` each (batch 1: one prompt). */
+  /** Latency functions bound to one (model, GPU): the simulator's per-iteration hot path. */
+  timingFor(
+    model: string,
+    gpu: string,
+  ): { prefillMs(promptTokens: number, batch: number): number; decodeIterMs(batch: number): number } {
+    const c = this.curves(model, gpu);
+    return {
+      prefillMs: (p, b) => {
+        const one = interpolate(c.prefill, Math.max(1, p));
+        return b <= 1 ? one : one * interpolate(c.batch, b);
+      },
+      decodeIterMs: (b) => interpolate(c.decode, Math.max(1, b)),
+    };
+  }
+
   prefillMs(model: string, gpu: string, promptTokens: number, batch = 1): number {
     const c = this.curves(model, gpu);
     const one = interpolate(c.prefill, Math.max(1, promptTokens));

@@ -75,7 +75,7 @@ export const SCENARIOS: Record<string, ScenarioSpec> = {
   day: {
     name: "day",
     durationHours: 24,
-    meanRatePerSecond: 1.65,
+    meanRatePerSecond: 16.5,
     models: PAPER_MODELS,
     regions: PAPER_REGIONS,
     tierMix: PAPER_TIERS,

@@ -1,0 +1,156 @@
+import { TIERS, type Tier } from "@sageserve/protocol";
+import type { RegionAgentActor } from "@sageserve/region-agent";
+import type { RouterActor } from "@sageserve/router";
+import { GPUS } from "../catalog.js";
+import type { LogHistogram } from "../engine/histogram.js";
+import type { SimFleet } from "../world/fleet.js";
+import type { LedgerKey } from "../world/ledger.js";
+import type { MetricsCollector } from "./collector.js";
+
+export interface TimeseriesBin {
+  tMinutes: number;
+  /** Paid VMs per "model|region". */
+  instances: Record<string, number>;
+  finished: number;
+  niwQueued: number;
+}
+
+export interface Percentiles {
+  p50: number;
+  p95: number;
+  p99: number;
+  mean: number;
+}
+
+export interface SimReport {
+  scenario: string;
+  policy: string;
+  seed: number;
+  simulatedHours: number;
+  requests: { generated: number; completed: number; failed: number; unfinished: number; dropped: number };
+  gpuHours: {
+    total: number;
+    byState: Record<string, number>;
+    byTier: Record<string, number>;
+    byModel: Record<string, number>;
+    byRegion: Record<string, number>;
+    byGpu: Record<string, number>;
+    /** Booting, loading after reclaim, and swapping models: capacity paid for but not serving. */
+    scalingOverhead: number;
+    /** VM-hours lent to the spot pool (not paid). */
+    spotLent: number;
+    /** After the trace window, while in-flight work drained (reported apart, not in total). */
+    afterWindow: number;
+  };
+  costUsd: number;
+  scalingActions: Record<string, number>;
+  slo: Record<Tier, { attainment: number; completed: number; target: string }>;
+  latencyMs: Record<Tier, { ttft: Percentiles; tbt: Percentiles; e2e: Percentiles }>;
+  niw: { deadlineMisses: number; escalated: number; released: number };
+  invariants: { servedWhileNotServing: number; duplicateCompletions: number };
+  timeseries: { binMinutes: number; bins: TimeseriesBin[] };
+}
+
+const r4 = (x: number): number => Math.round(x * 1e4) / 1e4;
+const sorted = (o: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(
+    Object.entries(o)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => [k, r4(v)]),
+  );
+const pct = (h: LogHistogram): Percentiles => ({
+  p50: r4(h.percentile(50)),
+  p95: r4(h.percentile(95)),
+  p99: r4(h.percentile(99)),
+  mean: r4(h.mean),
+});
+
+export function buildReport(x: {
+  scenario: string;
+  policy: string;
+  seed: number;
+  durationMs: number;
+  endMs: number;
+  generated: number;
+  collector: MetricsCollector;
+  fleet: SimFleet;
+  agents: RegionAgentActor[];
+  router: RouterActor;
+  bins: TimeseriesBin[];
+}): SimReport {
+  const { collector: c, fleet } = x;
+  const L = fleet.ledger;
+  const completed = TIERS.reduce((a, t) => a + c.tiers[t].completed, 0);
+  const failed = TIERS.reduce((a, t) => a + c.tiers[t].failed, 0);
+  const unfinished = Math.max(0, x.generated - completed - failed);
+  const overheadStates = new Set(["booting", "loading", "swapping"]);
+
+  // GPU-hours by tier: a pool's hours split by the tokens each tier had served on it.
+  const byTier: Record<string, number> = { "iw-fast": 0, "iw-normal": 0, niw: 0 };
+  const perEndpoint = L.hours((k: LedgerKey) => `${k.model}|${k.region}|${k.pool}`);
+  for (const [k, hours] of Object.entries(perEndpoint)) {
+    const [model, region, pool] = k.split("|") as [string, string, string];
+    const tiers: Tier[] = pool === "niw" ? ["niw"] : pool === "iw" ? ["iw-fast", "iw-normal"] : [...TIERS];
+    const tokens = fleet.tokensByTier.get(`${model}|${region}`) ?? {};
+    const sum = tiers.reduce((a, t) => a + (tokens[t] ?? 0), 0);
+    for (const t of tiers) byTier[t]! += sum > 0 ? (hours * (tokens[t] ?? 0)) / sum : hours / tiers.length;
+  }
+
+  const byGpu = L.hours((k) => k.gpu);
+  const costUsd = Object.entries(byGpu).reduce(
+    (a, [g, h]) => a + (h / (GPUS[g]?.gpusPerVm ?? 8)) * (GPUS[g]?.vmPricePerHour ?? 0),
+    0,
+  );
+
+  const actions: Record<string, number> = { rerouted: fleet.rerouted, routerRejected: x.router.rejected };
+  for (const a of x.agents)
+    for (const [k, v] of Object.entries(a.actions)) actions[k] = (actions[k] ?? 0) + v;
+
+  const slo = {} as SimReport["slo"];
+  const latencyMs = {} as SimReport["latencyMs"];
+  for (const t of TIERS) {
+    const s = c.tiers[t];
+    const n = s.completed + s.failed;
+    slo[t] = {
+      attainment: n ? r4(s.sloMet / n) : 1,
+      completed: s.completed,
+      target: t === "niw" ? "done by deadline" : `TTFT ≤ ${t === "iw-fast" ? "1 s" : "60 s"}`,
+    };
+    latencyMs[t] = { ttft: pct(s.ttft), tbt: pct(s.tbt), e2e: pct(s.e2e) };
+  }
+
+  return {
+    scenario: x.scenario,
+    policy: x.policy,
+    seed: x.seed,
+    simulatedHours: r4(x.endMs / 3_600_000),
+    requests: { generated: x.generated, completed, failed, unfinished, dropped: failed + unfinished },
+    gpuHours: {
+      total: r4(L.total()),
+      byState: sorted(
+        L.hours(
+          (k) => k.state,
+          () => true,
+        ),
+      ),
+      byTier: sorted(byTier),
+      byModel: sorted(L.hours((k) => k.model)),
+      byRegion: sorted(L.hours((k) => k.region)),
+      byGpu: sorted(byGpu),
+      scalingOverhead: r4(L.total((k) => overheadStates.has(k.state))),
+      spotLent: r4(L.total((k) => k.state === "spot")),
+      afterWindow: r4(L.total(undefined, true)),
+    },
+    costUsd: Math.round(costUsd * 100) / 100,
+    scalingActions: sorted(actions),
+    slo,
+    latencyMs,
+    niw: {
+      deadlineMisses: c.tiers.niw.deadlineMisses,
+      escalated: actions.niwEscalated ?? 0,
+      released: actions.niwReleased ?? 0,
+    },
+    invariants: { servedWhileNotServing: fleet.servedWhileNotServing, duplicateCompletions: c.duplicates },
+    timeseries: { binMinutes: 15, bins: x.bins },
+  };
+}

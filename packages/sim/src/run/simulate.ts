@@ -1,0 +1,220 @@
+import { SageError } from "@sageserve/protocol";
+import { RegionAgentActor } from "@sageserve/region-agent";
+import { RouterActor } from "@sageserve/router";
+import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
+import { builtinPerformanceModel } from "../perf/builtin.js";
+import type { PerformanceModel } from "../perf/model.js";
+import { resolveWorkload } from "../workload/index.js";
+import type { SimRequest, Workload } from "../workload/types.js";
+import { type FleetTimings, SimFleet } from "../world/fleet.js";
+import { DEFAULT_SLO, MetricsCollector, type SloTargets } from "./collector.js";
+import { TraceReplayer } from "./replayer.js";
+import { buildReport, type SimReport, type TimeseriesBin } from "./report.js";
+
+export const POLICIES = ["unified-reactive", "siloed-reactive"] as const;
+export type PolicyName = (typeof POLICIES)[number];
+
+export interface SimOptions {
+  /** Built-in scenario name or trace file path. */
+  scenario: string;
+  policy: string;
+  seed: number;
+  /** Rate multiplier for built-in scenarios. */
+  scale?: number;
+  gpuTypes?: string[];
+  timings?: Partial<FleetTimings>;
+  slo?: SloTargets;
+  /** Give up waiting for in-flight requests this long after the trace ends (default 30 h: NIW deadlines). */
+  maxDrainMs?: number;
+  /** Keep every finished request id (conservation tests). */
+  trackIds?: boolean;
+  perf?: PerformanceModel;
+  /**
+   * Validate every message against its schema (default true). false trusts the typed actor code
+   * in-process and skips validation: faster for long runs (docs/benchmarks.md gives both).
+   */
+  validate?: boolean;
+  onProgress?: (p: { simulatedMs: number; durationMs: number; generated: number; finished: number }) => void;
+}
+
+export interface RunStats {
+  wallTimeMs: number;
+  simulatedRequestsPerWallSecond: number;
+  events: number;
+}
+
+export interface SimResult {
+  report: SimReport;
+  run: RunStats;
+  fleet: SimFleet;
+  collector: MetricsCollector;
+  generated: number;
+}
+
+const START_MS = Date.UTC(2025, 0, 6);
+const BIN_MS = 15 * 60_000;
+
+export function checkPolicy(policy: string): PolicyName {
+  if ((POLICIES as readonly string[]).includes(policy)) return policy as PolicyName;
+  throw new SageError("CONFIG", `unknown policy '${policy}' (known: ${POLICIES.join(", ")})`);
+}
+
+/** Size the initial deployment from the first minutes of the workload, with 20 % headroom. */
+function initialCounts(
+  first: SimRequest[],
+  windowMs: number,
+  perf: PerformanceModel,
+  gpu: (model: string) => string,
+  siloed: boolean,
+): Map<string, number> {
+  const tokens = new Map<string, { in: number; out: number }>();
+  for (const r of first) {
+    const pool = siloed ? (r.tier === "niw" ? "niw" : "iw") : "";
+    const k = `${r.model}|${r.region}|${pool}`;
+    const t = tokens.get(k) ?? { in: 0, out: 0 };
+    t.in += r.inputTokens;
+    t.out += r.outputTokens;
+    tokens.set(k, t);
+  }
+  const out = new Map<string, number>();
+  for (const [k, t] of tokens) {
+    const model = k.split("|")[0]!;
+    const cap = perf.capacity(model, gpu(model));
+    const seconds = Math.max(1, windowMs / 1000);
+    const busy = t.in / seconds / cap.prefillTokensPerSecond + t.out / seconds / cap.decodeTokensPerSecond;
+    out.set(k, Math.ceil(busy * 1.2));
+  }
+  return out;
+}
+
+export async function runSimulation(opts: SimOptions): Promise<SimResult> {
+  const policy = checkPolicy(opts.policy);
+  const siloed = policy === "siloed-reactive";
+  const workload: Workload = resolveWorkload(opts.scenario, {
+    seed: opts.seed,
+    ...(opts.scale ? { scale: opts.scale } : {}),
+  });
+  const perf = opts.perf ?? builtinPerformanceModel();
+  const gpuTypes = opts.gpuTypes ?? ["h100", "a100"];
+  for (const m of workload.models)
+    if (!gpuTypes.some((g) => perf.has(m, g)))
+      throw new SageError("CONFIG", `no GPU type in [${gpuTypes}] has a profile for ${m}`);
+  const gpuFor = (model: string): string => gpuTypes.find((g) => perf.has(model, g))!;
+
+  const clock = new VirtualClock({ seed: opts.seed, startMs: START_MS });
+  const validate = opts.validate ?? true;
+  const broker = new MemoryBroker(clock, { codec: "none", trustAll: !validate });
+  const ctx = (name: string) => ({ bus: broker.connect(name), clock, validateOutgoing: validate });
+
+  // Look ahead ten minutes to size the starting fleet (operators start from last week's footprint).
+  const prefetched: SimRequest[][] = [];
+  const firstWindowMs = Math.min(workload.durationMs, 10 * 60_000);
+  for (let b = workload.next(); b.length; b = workload.next()) {
+    prefetched.push(b);
+    if (b.at(-1)!.arrivalMs >= firstWindowMs) break;
+  }
+  const counts = initialCounts(
+    prefetched.flat().filter((r) => r.arrivalMs < firstWindowMs),
+    firstWindowMs,
+    perf,
+    gpuFor,
+    siloed,
+  );
+
+  const collector = new MetricsCollector(ctx("metrics"), opts.slo ?? DEFAULT_SLO, opts.trackIds ?? false);
+  const router = new RouterActor(ctx("router"), {
+    regions: [...workload.regions],
+    models: [...workload.models],
+    config: { niwMode: siloed ? "pool" : "queue" },
+  });
+  const agents = workload.regions.map(
+    (region) =>
+      new RegionAgentActor(ctx(`agent-${region}`), {
+        region,
+        models: [...workload.models],
+        mode: siloed ? "siloed" : "unified",
+        gpuTypes,
+        ...(siloed ? { poolReactive: { niw: { minInstances: 1 } } } : {}),
+      }),
+  );
+  const fleet = new SimFleet(ctx("fleet"), {
+    perf,
+    regions: [...workload.regions],
+    horizonMs: workload.durationMs,
+    ...(opts.timings ? { timings: opts.timings } : {}),
+  });
+  const replayer = new TraceReplayer(ctx("replayer"), workload, prefetched);
+
+  for (const a of [collector, router, ...agents, fleet]) await a.start();
+  for (const model of workload.models) {
+    for (const region of workload.regions) {
+      for (const pool of siloed ? ["iw", "niw"] : [undefined]) {
+        const min = pool === "niw" ? 1 : 2;
+        const n = Math.max(min, counts.get(`${model}|${region}|${pool ?? ""}`) ?? 0);
+        for (let i = 0; i < n; i++) fleet.deploy(region, gpuFor(model), model, pool);
+      }
+    }
+  }
+
+  const bins: TimeseriesBin[] = [];
+  const sample = (): void => {
+    const instances: Record<string, number> = {};
+    for (const [k, n] of [...fleet.paidVmCounts()].sort()) instances[k] = n;
+    bins.push({
+      tMinutes: Math.round((clock.now() - START_MS) / 60_000),
+      instances,
+      finished: collector.finished,
+      niwQueued: agents.reduce((a, g) => a + g.queueDepth(), 0),
+    });
+  };
+  sample();
+  clock.every(BIN_MS, sample);
+  await replayer.start();
+
+  const wall0 = performance.now();
+  const step = 15 * 60_000;
+  const progress = () =>
+    opts.onProgress?.({
+      simulatedMs: clock.now() - START_MS,
+      durationMs: workload.durationMs,
+      generated: replayer.generated,
+      finished: collector.finished,
+    });
+  while (!replayer.exhausted || clock.now() - START_MS < workload.durationMs) {
+    await clock.advance(step);
+    progress();
+  }
+  const drainLimit = START_MS + workload.durationMs + (opts.maxDrainMs ?? 30 * 3600_000);
+  while (collector.finished + router.pendingCount < replayer.generated && clock.now() < drainLimit) {
+    await clock.advance(step);
+    progress();
+  }
+  const wallTimeMs = performance.now() - wall0;
+  fleet.closeLedger();
+  for (const a of [replayer, fleet, ...agents, router, collector]) await a.stop();
+
+  const report = buildReport({
+    scenario: workload.name,
+    policy,
+    seed: opts.seed,
+    durationMs: workload.durationMs,
+    endMs: clock.now() - START_MS,
+    generated: replayer.generated,
+    collector,
+    fleet,
+    agents,
+    router,
+    bins,
+  });
+  return {
+    report,
+    run: {
+      wallTimeMs: Math.round(wallTimeMs),
+      simulatedRequestsPerWallSecond: Math.round(replayer.generated / (wallTimeMs / 1000)),
+      events: clock.executed,
+    },
+    fleet,
+    collector,
+    generated: replayer.generated,
+  };
+}

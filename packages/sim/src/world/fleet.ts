@@ -1,0 +1,482 @@
+import {
+  InferenceRequest,
+  type InstanceState,
+  InstanceTransition,
+  LoadReport,
+  NodeCommand,
+  type Payload,
+  RequestDone,
+  RouteRequest,
+  VmCommand,
+} from "@sageserve/protocol";
+import { Actor, type ActorContext } from "@sageserve/runtime";
+import { gpuSpec } from "../catalog.js";
+import { type Completion, Instance, type InstanceRequest } from "../engine/instance.js";
+import type { PerformanceModel } from "../perf/model.js";
+import { GpuLedger, PAID_STATES } from "./ledger.js";
+
+export interface FleetTimings {
+  /** Boot a new VM and load its model (reference: 155 s). */
+  spinUpMs: number;
+  /** Bring a spot VM back into service with its model still loaded (reference: 65 s). */
+  reclaimMs: number;
+  /** Load another model onto an existing VM — warm migration (reference: 150 s). */
+  swapMs: number;
+}
+
+export const DEFAULT_TIMINGS: FleetTimings = { spinUpMs: 155_000, reclaimMs: 65_000, swapMs: 150_000 };
+
+export interface FleetOptions {
+  perf: PerformanceModel;
+  regions: string[];
+  /** Most VMs of each GPU type a region can have (default 200). */
+  supply?: Record<string, Record<string, number>>;
+  timings?: Partial<FleetTimings>;
+  loadReportMs?: number;
+  /** GPU-hours are compared over [start, start + horizonMs]; later time is reported apart. */
+  horizonMs: number;
+  maxBatch?: number;
+  /** Attempts to re-route a request that reached an instance that cannot serve it. */
+  maxReroutes?: number;
+}
+
+export interface Vm {
+  nodeId: string;
+  instanceId: string;
+  region: string;
+  gpu: string;
+  gpus: number;
+  state: InstanceState;
+  model: string;
+  pool: string | undefined;
+  instance: Instance | undefined;
+  sinceMs: number;
+  wakeAtMs: number;
+  wakeVersion: number;
+  /** What a draining VM becomes when its last request finishes. */
+  afterDrain: InstanceState | undefined;
+}
+
+/**
+ * The simulated hardware of every region: VMs per GPU type, each holding one
+ * instance of a model with analytic continuous batching. It stands in for the
+ * node agents (load reports, request execution, model load/unload/swap), the
+ * inference engines and the cloud's VM provider, and speaks to the real actors
+ * only through their messages.
+ */
+export class SimFleet extends Actor {
+  readonly vms = new Map<string, Vm>();
+  private readonly byInstance = new Map<string, Vm>();
+  readonly ledger: GpuLedger;
+  private readonly timings: FleetTimings;
+  private readonly reroutes = new Map<string, number>();
+  private nextVm = 0;
+  readonly startMs: number;
+  /** Requests that found an instance unable to serve them and were re-routed. */
+  rerouted = 0;
+  failed = 0;
+  /** Must stay 0: a completion on a VM that was not serving. */
+  servedWhileNotServing = 0;
+  readonly tokensByTier = new Map<string, Record<string, number>>();
+
+  constructor(
+    ctx: ActorContext,
+    private readonly opts: FleetOptions,
+  ) {
+    super(ctx, {
+      role: "sim-fleet",
+      id: "sim-fleet",
+      description: "simulated VMs, engines, node agents and VM provider",
+    });
+    this.timings = { ...DEFAULT_TIMINGS, ...opts.timings };
+    this.startMs = ctx.clock.now();
+    this.ledger = new GpuLedger(this.startMs + opts.horizonMs);
+  }
+
+  protected setup(): void {
+    this.on(InferenceRequest, {}, (r) => this.onInfer(r), { broadcast: true });
+    this.handle(NodeCommand, {}, (c, meta) => this.onCommand(c, meta.params.node ?? ""), { broadcast: true });
+    this.handle(VmCommand, {}, (c, meta) => this.onVm(c, meta.params.region ?? ""), { broadcast: true });
+    this.every(this.opts.loadReportMs ?? 5_000, () => {
+      for (const vm of this.vms.values()) this.report(vm);
+    });
+  }
+
+  /** Create a serving VM at start (the initial deployment). */
+  deploy(region: string, gpu: string, model: string, pool?: string): Vm {
+    const vm = this.newVm(region, gpu, model, pool, "serving");
+    vm.instance = this.newInstance(vm);
+    this.report(vm);
+    return vm;
+  }
+
+  private newVm(
+    region: string,
+    gpu: string,
+    model: string,
+    pool: string | undefined,
+    state: InstanceState,
+  ): Vm {
+    const nodeId = `${region}-${gpu}-${this.nextVm++}`;
+    const vm: Vm = {
+      nodeId,
+      instanceId: `${nodeId}-i0`,
+      region,
+      gpu,
+      gpus: gpuSpec(gpu).gpusPerVm,
+      state,
+      model,
+      pool,
+      instance: undefined,
+      sinceMs: this.clock.now(),
+      wakeAtMs: Number.POSITIVE_INFINITY,
+      wakeVersion: 0,
+      afterDrain: undefined,
+    };
+    this.vms.set(nodeId, vm);
+    this.byInstance.set(vm.instanceId, vm);
+    return vm;
+  }
+
+  private newInstance(vm: Vm): Instance {
+    const perf = this.opts.perf;
+    const { model, gpu } = vm;
+    return new Instance(
+      perf.kvTokenCapacity(model, gpu),
+      perf.timingFor(model, gpu),
+      this.clock.now(),
+      this.opts.maxBatch ?? 512,
+    );
+  }
+
+  // ------------------------------------------------------------ requests
+
+  private onInfer(r: Payload<typeof InferenceRequest>): void {
+    const vm = this.byInstance.get(r.instanceId);
+    const req: InstanceRequest = {
+      id: r.requestId,
+      seq: 0,
+      tier: r.tier,
+      arrivalMs: r.arrivalMs,
+      inputTokens: r.inputTokens,
+      outputTokens: Math.max(1, r.maxOutputTokens),
+      ...(r.deadlineMs === undefined ? {} : { deadlineMs: r.deadlineMs }),
+    };
+    if (!vm || vm.state !== "serving" || vm.model !== r.model || !vm.instance) {
+      this.reroute(req, r.model, r.originRegion);
+      return;
+    }
+    if (!vm.instance.submit(req, this.clock.now())) {
+      this.fail(req, r.model, vm.region, vm.instanceId);
+      return;
+    }
+    this.wake(vm);
+  }
+
+  /** Hand a request back to the routers (the instance was draining, swapped, or gone). */
+  private reroute(req: InstanceRequest, model: string, region: string): void {
+    const n = (this.reroutes.get(req.id) ?? 0) + 1;
+    if (n > (this.opts.maxReroutes ?? 10)) {
+      this.reroutes.delete(req.id);
+      this.fail(req, model, region, "-");
+      return;
+    }
+    this.reroutes.set(req.id, n);
+    this.rerouted++;
+    // Give load reports a moment to catch up before trying again.
+    this.after(n * 1000, () => {
+      this.publish(
+        RouteRequest,
+        { region, model },
+        {
+          requestId: req.id,
+          model,
+          tier: req.tier,
+          originRegion: region,
+          inputTokens: req.inputTokens,
+          maxOutputTokens: req.outputTokens,
+          arrivalMs: req.arrivalMs,
+          ...(req.deadlineMs === undefined ? {} : { deadlineMs: req.deadlineMs }),
+          stream: false,
+        },
+      );
+    });
+  }
+
+  private fail(req: InstanceRequest, model: string, region: string, instanceId: string): void {
+    this.failed++;
+    this.publish(
+      RequestDone,
+      { region, model },
+      {
+        requestId: req.id,
+        model,
+        tier: req.tier,
+        region,
+        instanceId,
+        outcome: "failed",
+        inputTokens: req.inputTokens,
+        outputTokens: 0,
+        arrivalMs: req.arrivalMs,
+        ttftMs: 0,
+        tbtMs: 0,
+        e2eMs: this.clock.now() - req.arrivalMs,
+      },
+    );
+  }
+
+  private wake(vm: Vm): void {
+    const inst = vm.instance;
+    if (!inst) return;
+    const t = inst.nextEventMs();
+    if (t === vm.wakeAtMs || !Number.isFinite(t)) {
+      if (!Number.isFinite(t)) vm.wakeAtMs = t;
+      return;
+    }
+    vm.wakeAtMs = t;
+    const version = ++vm.wakeVersion;
+    this.clock.setTimer(t - this.clock.now(), () => {
+      if (vm.wakeVersion !== version) return;
+      vm.wakeAtMs = Number.POSITIVE_INFINITY;
+      this.stepVm(vm);
+    });
+  }
+
+  private readonly done: Completion[] = [];
+
+  private stepVm(vm: Vm): void {
+    const inst = vm.instance;
+    if (!inst) return;
+    this.done.length = 0;
+    inst.step(this.clock.now(), this.done);
+    for (const c of this.done) this.complete(vm, c);
+    if (vm.state === "draining" && inst.inFlight === 0) this.finishDrain(vm);
+    else this.wake(vm);
+  }
+
+  private complete(vm: Vm, c: Completion): void {
+    if (vm.state !== "serving" && vm.state !== "draining") this.servedWhileNotServing++;
+    const r = c.req;
+    this.reroutes.delete(r.id);
+    const first = r.firstTokenMs ?? c.doneMs;
+    const byTier = this.tokensByTier.get(`${vm.model}|${vm.region}`) ?? {
+      "iw-fast": 0,
+      "iw-normal": 0,
+      niw: 0,
+    };
+    byTier[r.tier] = (byTier[r.tier] ?? 0) + r.inputTokens + r.outputTokens;
+    this.tokensByTier.set(`${vm.model}|${vm.region}`, byTier);
+    this.publish(
+      RequestDone,
+      { region: vm.region, model: vm.model },
+      {
+        requestId: r.id,
+        model: vm.model,
+        tier: r.tier,
+        region: vm.region,
+        instanceId: vm.instanceId,
+        outcome: "ok",
+        inputTokens: r.inputTokens,
+        outputTokens: r.outputTokens,
+        arrivalMs: r.arrivalMs,
+        ttftMs: first - r.arrivalMs,
+        tbtMs: r.outputTokens > 1 ? (c.doneMs - first) / (r.outputTokens - 1) : 0,
+        e2eMs: c.doneMs - r.arrivalMs,
+        ...(r.deadlineMs === undefined ? {} : { deadlineMs: r.deadlineMs }),
+      },
+    );
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  /** Change state (and, for loads and swaps, the model and pool), closing the ledger interval first. */
+  private transition(
+    vm: Vm,
+    to: InstanceState,
+    reason: string,
+    change: { model?: string; pool?: string | undefined } = {},
+  ): void {
+    const now = this.clock.now();
+    this.ledger.add(
+      { state: vm.state, model: vm.model, region: vm.region, gpu: vm.gpu, pool: vm.pool ?? "" },
+      vm.gpus,
+      vm.sinceMs,
+      now,
+    );
+    const from = vm.state;
+    if (change.model !== undefined) vm.model = change.model;
+    if ("pool" in change) vm.pool = change.pool;
+    vm.state = to;
+    vm.sinceMs = now;
+    this.publish(
+      InstanceTransition,
+      { region: vm.region, instance: vm.instanceId },
+      {
+        instanceId: vm.instanceId,
+        nodeId: vm.nodeId,
+        region: vm.region,
+        model: vm.model,
+        from,
+        to,
+        reason,
+        atMs: now,
+      },
+    );
+    this.report(vm);
+  }
+
+  private finishDrain(vm: Vm): void {
+    const to = vm.afterDrain ?? "spot";
+    vm.afterDrain = undefined;
+    this.transition(vm, to, "drained");
+  }
+
+  /** Close every VM's open interval into the ledger (end of run). */
+  closeLedger(): void {
+    const now = this.clock.now();
+    for (const vm of this.vms.values()) {
+      this.ledger.add(
+        { state: vm.state, model: vm.model, region: vm.region, gpu: vm.gpu, pool: vm.pool ?? "" },
+        vm.gpus,
+        vm.sinceMs,
+        now,
+      );
+      vm.sinceMs = now;
+    }
+  }
+
+  private onCommand(c: Payload<typeof NodeCommand>, nodeId: string) {
+    const vm = this.vms.get(nodeId);
+    const refuse = (message: string) => ({ commandId: c.commandId, accepted: false, message });
+    if (!vm) return refuse(`no node ${nodeId}`);
+    const ok = (state: InstanceState, etaMs?: number) => ({
+      commandId: c.commandId,
+      accepted: true,
+      state,
+      ...(etaMs === undefined ? {} : { etaMs }),
+    });
+    switch (c.action) {
+      case "make-spot":
+      case "drain": {
+        if (vm.state !== "serving") return refuse(`node ${nodeId} is ${vm.state}, not serving`);
+        vm.afterDrain = c.action === "make-spot" ? "spot" : "stopped";
+        this.transition(vm, "draining", c.action);
+        // Queued-but-unstarted work goes back to the routers; running requests finish here.
+        for (const r of vm.instance?.takeWaiting() ?? []) this.reroute(r, vm.model, vm.region);
+        if ((vm.instance?.inFlight ?? 0) === 0) this.finishDrain(vm);
+        else this.wake(vm);
+        return ok(vm.state);
+      }
+      case "reclaim":
+      case "swap":
+      case "load": {
+        const model = c.model ?? vm.model;
+        if (c.action === "reclaim" && (vm.state !== "spot" || model !== vm.model)) {
+          return refuse(`reclaim needs a spot VM of ${model}; ${nodeId} is ${vm.state} with ${vm.model}`);
+        }
+        if (c.action === "swap" && vm.state !== "spot")
+          return refuse(`swap needs a spot VM; ${nodeId} is ${vm.state}`);
+        if (c.action === "load" && vm.state !== "stopped")
+          return refuse(`load needs a stopped VM; ${nodeId} is ${vm.state}`);
+        if (!this.opts.perf.has(model, vm.gpu)) return refuse(`no profile for ${model} on ${vm.gpu}`);
+        const warm = c.action === "reclaim" || model === vm.model;
+        const delay = warm && c.action !== "load" ? this.timings.reclaimMs : this.timings.swapMs;
+        const state: InstanceState = warm ? "loading" : "swapping";
+        vm.instance = undefined;
+        this.transition(vm, state, c.action, { model, pool: c.pool });
+        this.after(delay, () => {
+          if (vm.state !== state) return;
+          vm.instance = this.newInstance(vm);
+          this.transition(vm, "serving", `${c.action} done`);
+        });
+        return ok(state, delay);
+      }
+      case "unload": {
+        if (vm.state !== "spot" && vm.state !== "serving") return refuse(`node ${nodeId} is ${vm.state}`);
+        if (vm.state === "serving" && (vm.instance?.inFlight ?? 0) > 0) {
+          vm.afterDrain = "stopped";
+          this.transition(vm, "draining", "unload");
+          return ok("draining");
+        }
+        vm.instance = undefined;
+        this.transition(vm, "stopped", "unload");
+        return ok("stopped");
+      }
+    }
+  }
+
+  private onVm(c: Payload<typeof VmCommand>, region: string) {
+    const refuse = (message: string) => ({ commandId: c.commandId, accepted: false, message });
+    if (!this.opts.regions.includes(region)) return refuse(`unknown region ${region}`);
+    if (c.action === "release") {
+      const vm = c.nodeId ? this.vms.get(c.nodeId) : undefined;
+      if (!vm || (vm.state !== "spot" && vm.state !== "stopped"))
+        return refuse("release needs a spot or stopped VM");
+      this.transition(vm, "stopped", "released");
+      this.vms.delete(vm.nodeId);
+      this.byInstance.delete(vm.instanceId);
+      return { commandId: c.commandId, accepted: true, nodeId: vm.nodeId };
+    }
+    const model = c.model;
+    if (!model) return refuse("boot needs a model");
+    if (!this.opts.perf.has(model, c.gpuType)) return refuse(`no profile for ${model} on ${c.gpuType}`);
+    const limit = this.opts.supply?.[region]?.[c.gpuType] ?? 200;
+    let inUse = 0;
+    for (const vm of this.vms.values())
+      if (vm.region === region && vm.gpu === c.gpuType && vm.state !== "stopped") inUse++;
+    if (inUse >= limit)
+      return refuse(`GPU supply in ${region} exhausted: ${inUse}/${limit} ${c.gpuType} VMs`);
+    const vm = this.newVm(region, c.gpuType, model, c.pool, "booting");
+    this.report(vm);
+    this.after(this.timings.spinUpMs, () => {
+      if (vm.state !== "booting") return;
+      vm.instance = this.newInstance(vm);
+      this.transition(vm, "serving", "booted");
+    });
+    return { commandId: c.commandId, accepted: true, nodeId: vm.nodeId, etaMs: this.timings.spinUpMs };
+  }
+
+  private report(vm: Vm): void {
+    const inst = vm.instance;
+    const util = inst?.kvUtilization ?? 0;
+    this.publish(
+      LoadReport,
+      { region: vm.region, model: vm.model, instance: vm.instanceId },
+      {
+        instanceId: vm.instanceId,
+        nodeId: vm.nodeId,
+        region: vm.region,
+        model: vm.model,
+        gpuType: vm.gpu,
+        state: vm.state,
+        kvUtilization: util,
+        memoryUtilization: util,
+        running: inst?.batchSize ?? 0,
+        waiting: inst?.waitingCount ?? 0,
+        outstandingTokens: inst ? inst.kvReserved + inst.waitingTokens : 0,
+        tokensPerSecond: 0,
+        kvCapacityTokens: inst?.kvCapacity ?? this.opts.perf.kvTokenCapacity(vm.model, vm.gpu),
+        ...(vm.pool === undefined ? {} : { pool: vm.pool }),
+        atMs: this.clock.now(),
+      },
+    );
+  }
+
+  /** In-flight requests on all instances (for end-of-run drain). */
+  inFlight(): number {
+    let n = 0;
+    for (const vm of this.vms.values()) n += vm.instance?.inFlight ?? 0;
+    return n;
+  }
+
+  /** Paid (non-spot, not stopped) VMs per (model, region) right now. */
+  paidVmCounts(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const vm of this.vms.values()) {
+      if (!PAID_STATES.has(vm.state)) continue;
+      const k = `${vm.model}|${vm.region}`;
+      m.set(k, (m.get(k) ?? 0) + 1);
+    }
+    return m;
+  }
+}
