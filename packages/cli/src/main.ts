@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError } from "commander";
 import { runDemo } from "./demo.js";
+import { compareCommand, POLICY_NAMES, simCommand } from "./sim.js";
 import { VERSION } from "./version.js";
 
 // `sageserve demo | head` must end quietly, not with an EPIPE stack trace.
@@ -49,6 +50,54 @@ program
   .action(async (opts) => {
     process.exitCode = await runDemo({ ...opts, clock: opts.virtual ? "virtual" : "wall" });
   });
+
+const positiveInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError(`expected a non-negative integer, got '${v}'`);
+  return n;
+};
+
+const simOptions = (c: Command): Command =>
+  c
+    .requiredOption(
+      "-s, --scenario <name|file>",
+      "built-in scenario (smoke, day, paper-week) or a trace file (JSONL/CSV, Azure CSV)",
+    )
+    .option("--seed <n>", "random seed (the same seed gives a byte-identical report.json)", positiveInt, 1)
+    .option("--scale <factor>", "multiply a built-in scenario's request rate (e.g. 0.1)", positiveNumber)
+    .option("-o, --out <dir>", "output directory", "sim-out")
+    .option("--no-validate", "skip per-message schema validation (faster; trusts the typed actor code)")
+    .option("--no-progress", "no progress bar")
+    .option("--json", "print a JSON summary");
+
+simOptions(
+  program
+    .command("sim")
+    .description(
+      "Replay a scenario or trace through the real actors on virtual time; writes report.json, run.json, report.html",
+    )
+    .requiredOption("-p, --policy <name>", `policy: ${POLICY_NAMES.join(", ")}`),
+).action(async (opts) => {
+  process.exitCode = await simCommand(opts.policy, opts);
+});
+
+simOptions(
+  program
+    .command("compare")
+    .description(
+      "Run several policies on the same scenario and seed; prints a table, writes one combined report",
+    )
+    .requiredOption("--policies <list>", `comma-separated: ${POLICY_NAMES.join(",")}`),
+).action(async (opts) => {
+  process.exitCode = await compareCommand(
+    String(opts.policies)
+      .split(",")
+      .map((p) => p.trim())
+      .filter(Boolean),
+    opts,
+  );
+});
 
 program
   .command("version")

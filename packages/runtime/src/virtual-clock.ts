@@ -36,9 +36,12 @@ export class VirtualClock implements Clock {
     return this.t;
   }
 
-  /** Schedule fn at absolute virtual time `atMs` (not before now). */
+  /**
+   * Schedule fn at absolute virtual time `atMs` (not before now). Virtual time moves in
+   * whole milliseconds, like the wall clock's Date.now(): fractional times round up.
+   */
   at(atMs: number, fn: () => unknown): Timer {
-    const ev: TimedEvent = { at: Math.max(atMs, this.t), seq: this.seq++, fn, cancelled: false };
+    const ev: TimedEvent = { at: Math.max(Math.ceil(atMs), this.t), seq: this.seq++, fn, cancelled: false };
     this.heap.push(ev);
     return {
       cancel: () => {
@@ -53,12 +56,13 @@ export class VirtualClock implements Clock {
 
   /** Fire-and-forget event after `delayMs` (no cancel handle: the bus's hot path). */
   post(delayMs: number, fn: () => unknown): void {
-    this.heap.push({ at: this.t + Math.max(0, delayMs), seq: this.seq++, fn, cancelled: false });
+    this.heap.push({ at: this.t + Math.max(0, Math.ceil(delayMs)), seq: this.seq++, fn, cancelled: false });
   }
 
   every(intervalMs: number, fn: () => void): Timer {
     if (!(intervalMs > 0)) throw new RangeError(`every(): interval must be > 0, got ${intervalMs}`);
     // One event object, re-queued after each tick: a periodic timer allocates nothing per tick.
+    intervalMs = Math.ceil(intervalMs);
     const ev: TimedEvent = {
       at: this.t + intervalMs,
       seq: this.seq++,
@@ -131,6 +135,7 @@ export class VirtualClock implements Clock {
 
   /** Run events up to and including `untilMs`, then set the clock to `untilMs`. */
   async runUntil(untilMs: number): Promise<void> {
+    untilMs = Math.floor(untilMs);
     if (this.running) throw new Error("VirtualClock.runUntil is not re-entrant");
     this.running = true;
     try {

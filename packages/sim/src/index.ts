@@ -5,6 +5,8 @@ export * from "./perf/builtin.js";
 export * from "./perf/fit.js";
 export * from "./perf/model.js";
 export * from "./run/collector.js";
+export * from "./run/html.js";
+export * from "./run/output.js";
 export * from "./run/report.js";
 export * from "./run/simulate.js";
 export * from "./workload/index.js";

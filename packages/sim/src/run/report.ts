@@ -47,7 +47,14 @@ export interface SimReport {
   slo: Record<Tier, { attainment: number; completed: number; target: string }>;
   latencyMs: Record<Tier, { ttft: Percentiles; tbt: Percentiles; e2e: Percentiles }>;
   niw: { deadlineMisses: number; escalated: number; released: number };
-  invariants: { servedWhileNotServing: number; duplicateCompletions: number };
+  invariants: {
+    servedWhileNotServing: number;
+    duplicateCompletions: number;
+    /** Messages an actor could not publish (schema or bus errors) and handler failures: must be 0. */
+    publishFailures: number;
+    handlerErrors: number;
+    rejectedMessages: number;
+  };
   timeseries: { binMinutes: number; bins: TimeseriesBin[] };
 }
 
@@ -77,6 +84,7 @@ export function buildReport(x: {
   agents: RegionAgentActor[];
   router: RouterActor;
   bins: TimeseriesBin[];
+  actors: { stats(): { publishFailures: number; handlerErrors: number; rejected: number } }[];
 }): SimReport {
   const { collector: c, fleet } = x;
   const L = fleet.ledger;
@@ -150,7 +158,13 @@ export function buildReport(x: {
       escalated: actions.niwEscalated ?? 0,
       released: actions.niwReleased ?? 0,
     },
-    invariants: { servedWhileNotServing: fleet.servedWhileNotServing, duplicateCompletions: c.duplicates },
+    invariants: {
+      servedWhileNotServing: fleet.servedWhileNotServing,
+      duplicateCompletions: c.duplicates,
+      publishFailures: x.actors.reduce((a, s) => a + s.stats().publishFailures, 0),
+      handlerErrors: x.actors.reduce((a, s) => a + s.stats().handlerErrors, 0),
+      rejectedMessages: x.actors.reduce((a, s) => a + s.stats().rejected, 0),
+    },
     timeseries: { binMinutes: 15, bins: x.bins },
   };
 }

@@ -1,7 +1,7 @@
 import { SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
-import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
+import { type Actor, type ActorContext, MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { builtinPerformanceModel } from "../perf/builtin.js";
 import type { PerformanceModel } from "../perf/model.js";
 import { resolveWorkload } from "../workload/index.js";
@@ -34,6 +34,8 @@ export interface SimOptions {
    * in-process and skips validation: faster for long runs (docs/benchmarks.md gives both).
    */
   validate?: boolean;
+  /** Extra actors to run alongside (observers in tests, custom policies). */
+  observers?: ((ctx: ActorContext) => Actor)[];
   onProgress?: (p: { simulatedMs: number; durationMs: number; generated: number; finished: number }) => void;
 }
 
@@ -145,7 +147,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   });
   const replayer = new TraceReplayer(ctx("replayer"), workload, prefetched);
 
-  for (const a of [collector, router, ...agents, fleet]) await a.start();
+  const observers = (opts.observers ?? []).map((make, i) => make(ctx(`observer-${i}`)));
+  for (const a of [...observers, collector, router, ...agents, fleet]) await a.start();
   for (const model of workload.models) {
     for (const region of workload.regions) {
       for (const pool of siloed ? ["iw", "niw"] : [undefined]) {
@@ -191,7 +194,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   }
   const wallTimeMs = performance.now() - wall0;
   fleet.closeLedger();
-  for (const a of [replayer, fleet, ...agents, router, collector]) await a.stop();
+  for (const a of [replayer, fleet, ...agents, router, collector, ...observers]) await a.stop();
 
   const report = buildReport({
     scenario: workload.name,
@@ -205,6 +208,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     agents,
     router,
     bins,
+    actors: [replayer, fleet, ...agents, router, collector],
   });
   return {
     report,

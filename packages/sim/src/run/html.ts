@@ -1,0 +1,96 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { TIERS } from "@sageserve/protocol";
+import type { SimReport } from "./report.js";
+
+/**
+ * A self-contained HTML report (no network): uPlot and its CSS are inlined, the
+ * data is embedded as JSON. One report or several (a policy comparison).
+ */
+const require = createRequire(import.meta.url);
+
+function asset(path: string): string {
+  return readFileSync(require.resolve(path), "utf8");
+}
+
+const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+const fmt = (x: number, d = 1): string =>
+  x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
+
+function summaryTable(reports: SimReport[]): string {
+  const maxHours = Math.max(...reports.map((r) => r.gpuHours.total), 1);
+  const rows = reports
+    .map(
+      (r) => `<tr><td>${esc(r.policy)}</td>
+<td class="num">${fmt(r.gpuHours.total)}<div class="bar" style="width:${(100 * r.gpuHours.total) / maxHours}%"></div></td>
+<td class="num">${fmt(r.gpuHours.scalingOverhead)}</td><td class="num">$${fmt(r.costUsd, 0)}</td>
+${TIERS.map((t) => `<td class="num">${fmt(100 * r.slo[t].attainment, 2)} %</td>`).join("")}
+<td class="num">${fmt(r.latencyMs["iw-fast"].ttft.p99 / 1000, 2)} s</td>
+<td class="num">${r.requests.dropped}</td><td class="num">${r.niw.deadlineMisses}</td></tr>`,
+    )
+    .join("\n");
+  return `<table><thead><tr><th>policy</th><th>GPU-hours</th><th>scaling overhead GPU-h</th><th>cost</th>
+${TIERS.map((t) => `<th>SLO ${t}</th>`).join("")}<th>IW-fast TTFT p99</th><th>dropped</th><th>NIW deadline misses</th></tr></thead>
+<tbody>${rows}</tbody></table>`;
+}
+
+function latencyTable(r: SimReport): string {
+  const cell = (p: { p50: number; p95: number; p99: number }) =>
+    `${fmt(p.p50 / 1000, 2)} / ${fmt(p.p95 / 1000, 2)} / ${fmt(p.p99 / 1000, 2)}`;
+  return `<table><thead><tr><th>${esc(r.policy)}: tier</th><th>completed</th><th>TTFT s p50/p95/p99</th><th>TBT s p50/p95/p99</th><th>E2E s p50/p95/p99</th></tr></thead><tbody>
+${TIERS.map((t) => `<tr><td>${t}</td><td class="num">${r.slo[t].completed}</td><td>${cell(r.latencyMs[t].ttft)}</td><td>${cell(r.latencyMs[t].tbt)}</td><td>${cell(r.latencyMs[t].e2e)}</td></tr>`).join("\n")}
+</tbody></table>`;
+}
+
+export function renderReportHtml(reports: SimReport[], title?: string): string {
+  const heading =
+    title ??
+    (reports.length === 1
+      ? `${reports[0]!.scenario} — ${reports[0]!.policy}`
+      : `${reports[0]?.scenario}: policy comparison`);
+  const data = reports.map((r) => ({
+    policy: r.policy,
+    bins: r.timeseries.bins,
+    binMinutes: r.timeseries.binMinutes,
+  }));
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>SageServe simulation: ${esc(heading)}</title>
+<style>${asset("uplot/dist/uPlot.min.css")}
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
+table{border-collapse:collapse;margin:12px 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}
+td.num{text-align:right}.bar{height:4px;background:#3b82f6;margin-top:2px}h2{margin-top:32px}.chart{margin:12px 0}</style>
+</head><body>
+<h1>SageServe simulation: ${esc(heading)}</h1>
+<p>Seed ${reports[0]?.seed}, ${fmt(reports[0]?.simulatedHours ?? 0)} simulated hours, ${reports[0]?.requests.generated.toLocaleString("en-US")} requests.</p>
+<h2>GPU-hours and SLOs by policy</h2>${summaryTable(reports)}
+<h2>Instances over time (paid VMs)</h2><div id="instances"></div>
+<h2>Load vs capacity</h2><p>Requests finished per 15 minutes against paid VMs, all models and regions.</p><div id="load"></div>
+<h2>Latency percentiles</h2>${reports.map(latencyTable).join("\n")}
+<script>${asset("uplot/dist/uPlot.iife.min.js")}</script>
+<script>
+const runs = ${JSON.stringify(data)};
+const palette = ["#2563eb","#dc2626","#16a34a","#9333ea","#ea580c","#0891b2","#4d7c0f","#be185d","#64748b","#ca8a04","#1e3a8a","#7f1d1d"];
+function chart(el, title, x, series, labels) {
+  const opts = { title, width: Math.min(1100, window.innerWidth - 60), height: 300,
+    scales: { x: { time: false } }, axes: [{ label: "hours" }, { size: 70 }],
+    series: [{ label: "hour" }, ...labels.map((l, i) => ({ label: l, stroke: palette[i % palette.length], width: 1.5 }))] };
+  new uPlot(opts, [x, ...series], el);
+}
+for (const run of runs) {
+  const keys = [...new Set(run.bins.flatMap((b) => Object.keys(b.instances)))].sort();
+  const x = run.bins.map((b) => b.tMinutes / 60);
+  const div = document.createElement("div"); div.className = "chart"; document.getElementById("instances").appendChild(div);
+  chart(div, run.policy + ": paid VMs per model|region", x, keys.map((k) => run.bins.map((b) => b.instances[k] ?? 0)), keys);
+}
+{
+  const x = runs[0] ? runs[0].bins.map((b) => b.tMinutes / 60) : [];
+  const series = [], labels = [];
+  for (const run of runs) {
+    series.push(run.bins.map((b, i) => i === 0 ? 0 : b.finished - run.bins[i - 1].finished)); labels.push(run.policy + " finished/bin");
+    series.push(run.bins.map((b) => Object.values(b.instances).reduce((a, n) => a + n, 0) * 100)); labels.push(run.policy + " VMs ×100");
+  }
+  chart(document.getElementById("load"), "load vs capacity", x, series.map((s) => s.slice(0, x.length)), labels);
+}
+</script></body></html>
+`;
+}

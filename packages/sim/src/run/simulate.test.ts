@@ -1,0 +1,120 @@
+import {
+  type InstanceState,
+  InstanceTransition,
+  LoadReport,
+  type Payload,
+  RequestDone,
+} from "@sageserve/protocol";
+import { Actor, type ActorContext } from "@sageserve/runtime";
+import { describe, expect, it } from "vitest";
+import { PAID_STATES } from "../world/ledger.js";
+import { runSimulation } from "./simulate.js";
+
+/**
+ * Independent bookkeeping from the messages alone: integrates paid VM time from
+ * state transitions, and checks that every completed request ran on an
+ * instance that was serving.
+ */
+class Auditor extends Actor {
+  private readonly state = new Map<string, { state: InstanceState; since: number; gpus: number }>();
+  gpuMs = 0;
+  completionsOnNonServing = 0;
+  horizon = Number.POSITIVE_INFINITY;
+  constructor(ctx: ActorContext) {
+    super(ctx, { role: "test-auditor", id: "test-auditor" });
+  }
+  protected setup(): void {
+    this.on(LoadReport, {}, (r) => this.see(r.instanceId, r.state, r.atMs), {
+      broadcast: true,
+      passive: true,
+    });
+    this.on(InstanceTransition, {}, (t) => this.see(t.instanceId, t.to, t.atMs), {
+      broadcast: true,
+      passive: true,
+    });
+    this.on(
+      RequestDone,
+      {},
+      (d: Payload<typeof RequestDone>) => {
+        if (d.outcome !== "ok") return;
+        const s = this.state.get(d.instanceId)?.state;
+        if (s !== "serving" && s !== "draining") this.completionsOnNonServing++;
+      },
+      { broadcast: true, passive: true },
+    );
+  }
+  private see(id: string, state: InstanceState, at: number): void {
+    const cur = this.state.get(id);
+    if (cur && cur.state === state) return;
+    if (cur) this.accumulate(cur, at);
+    this.state.set(id, { state, since: at, gpus: 8 });
+  }
+  private accumulate(cur: { state: InstanceState; since: number; gpus: number }, at: number): void {
+    const end = Math.min(at, this.horizon);
+    if (PAID_STATES.has(cur.state) && end > cur.since) this.gpuMs += (end - cur.since) * cur.gpus;
+  }
+  close(at: number): void {
+    for (const cur of this.state.values()) this.accumulate(cur, at);
+  }
+}
+
+describe("simulator", () => {
+  it("gives a byte-identical report for the same seed, and a different one for another seed", async () => {
+    const a = await runSimulation({ scenario: "smoke", policy: "unified-reactive", seed: 7 });
+    const b = await runSimulation({ scenario: "smoke", policy: "unified-reactive", seed: 7 });
+    const c = await runSimulation({ scenario: "smoke", policy: "unified-reactive", seed: 8 });
+    expect(JSON.stringify(a.report)).toBe(JSON.stringify(b.report));
+    expect(JSON.stringify(c.report)).not.toBe(JSON.stringify(a.report));
+  });
+
+  it.each(["unified-reactive", "siloed-reactive"])(
+    "%s conserves requests and GPU-hours, and never serves from a VM that is not serving",
+    async (policy) => {
+      let auditor: Auditor | undefined;
+      const res = await runSimulation({
+        scenario: "day",
+        scale: 0.5,
+        policy,
+        seed: 3,
+        trackIds: true,
+        observers: [
+          (ctx) => {
+            auditor = new Auditor(ctx);
+            auditor.horizon = ctx.clock.now() + 24 * 3600_000;
+            return auditor;
+          },
+        ],
+      });
+      const r = res.report;
+      // Every generated request is completed or counted as dropped, exactly once.
+      expect(r.requests.completed + r.requests.failed + r.requests.unfinished).toBe(r.requests.generated);
+      expect(res.collector.doneIds.size).toBe(r.requests.completed + r.requests.failed);
+      expect(r.invariants.duplicateCompletions).toBe(0);
+      expect(r.requests.dropped).toBe(0);
+      // The scenario made the policy act, so the checks below are not vacuous.
+      expect(r.scalingActions.boot + r.scalingActions.reclaim + r.scalingActions.swap).toBeGreaterThan(0);
+      expect(r.gpuHours.scalingOverhead).toBeGreaterThan(0);
+      // GPU-hours equal the integral of paid VM counts, computed independently from the messages.
+      auditor!.close(res.fleet.startMs + 24 * 3600_000);
+      expect(r.gpuHours.total).toBeCloseTo(auditor!.gpuMs / 3_600_000, 1);
+      // No request is served by a VM that is booting (or loading, swapping, lent as spot).
+      expect(r.invariants.servedWhileNotServing).toBe(0);
+      expect(r.invariants).toMatchObject({ publishFailures: 0, handlerErrors: 0, rejectedMessages: 0 });
+      expect(auditor!.completionsOnNonServing).toBe(0);
+    },
+    120_000,
+  );
+
+  it("rejects an unknown policy and an unknown scenario with typed errors naming them", async () => {
+    await expect(runSimulation({ scenario: "smoke", policy: "magic", seed: 1 })).rejects.toMatchObject({
+      code: "CONFIG",
+      message: expect.stringContaining("'magic'"),
+    });
+    await expect(
+      runSimulation({ scenario: "no-such-scenario", policy: "unified-reactive", seed: 1 }),
+    ).rejects.toMatchObject({
+      code: "CONFIG",
+      message: expect.stringContaining("no-such-scenario"),
+    });
+  });
+});
