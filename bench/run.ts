@@ -1,2 +1,3 @@
 // `npm run bench`: every benchmark under bench/, each writing its section of docs/benchmarks.md.
 await import("./bus.js");
+await import("./sim.js");

@@ -65,7 +65,8 @@ export abstract class Actor {
   readonly identity: Required<Omit<ActorIdentity, "metadata">> & { metadata: Record<string, string> };
   private readonly validateOutgoing: boolean;
   private service: ServiceHandle | undefined;
-  private readonly timers: Timer[] = [];
+  /** Live timers, cancelled on stop; one-shot timers leave the set when they fire. */
+  private readonly timers = new Set<Timer>();
   private endpointNames = new Map<string, number>();
   private running = false;
   private readonly counters: ActorStats = {
@@ -121,7 +122,8 @@ export abstract class Actor {
     } catch (e) {
       this.log.error({ err: String(e) }, "teardown failed");
     }
-    for (const t of this.timers.splice(0)) t.cancel();
+    for (const t of this.timers) t.cancel();
+    this.timers.clear();
     await this.service?.stop();
     this.service = undefined;
   }
@@ -244,7 +246,11 @@ export abstract class Actor {
   }
 
   protected after(delayMs: number, fn: () => void | Promise<void>): Timer {
-    return this.track(this.clock.setTimer(delayMs, () => this.guard("timer", fn)));
+    const t: Timer = this.clock.setTimer(delayMs, () => {
+      this.timers.delete(t);
+      return this.guard("timer", fn);
+    });
+    return this.track(t);
   }
 
   protected cron(
@@ -345,7 +351,7 @@ export abstract class Actor {
   }
 
   private track(t: Timer): Timer {
-    this.timers.push(t);
+    this.timers.add(t);
     return t;
   }
 }

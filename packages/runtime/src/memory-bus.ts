@@ -96,12 +96,14 @@ export class MemoryBroker {
   }
 
   /** Subjects repeat (a few per model, region and node), so matches are cached until a subscription changes. */
-  private readonly matchCache = new Map<string, Sub[]>();
+  private readonly matchCache = new Map<string, { subs: Sub[]; plain: boolean }>();
 
-  private matchCached(subject: string): Sub[] {
+  /** Matching subscriptions, and whether none of them is in a queue group (then all receive). */
+  private matchCached(subject: string): { subs: Sub[]; plain: boolean } {
     let m = this.matchCache.get(subject);
     if (m === undefined) {
-      m = this.trie.match(subject);
+      const subs = this.trie.match(subject);
+      m = { subs, plain: subs.every((s) => s.queue === undefined) };
       if (this.matchCache.size > 50_000) this.matchCache.clear();
       this.matchCache.set(subject, m);
     }
@@ -125,9 +127,9 @@ export class MemoryBroker {
       });
       return;
     }
-    const matches = this.matchCached(subject);
-    if (matches.length === 0) return;
-    const targets = this.selectTargets(matches);
+    const m = this.matchCached(subject);
+    if (m.subs.length === 0) return;
+    const targets = m.plain ? m.subs : this.selectTargets(m.subs);
     this.later(() => {
       for (const sub of targets) {
         if (!sub.active) continue;
