@@ -10,5 +10,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",
+    // One file at a time: the live-NATS conformance tests check real timer behaviour, which a
+    // CPU-heavy simulation file running beside them on a 2-core machine would disturb.
+    fileParallelism: false,
   },
 });

@@ -17,15 +17,32 @@ const fail = (...args: string[]) =>
 
 describe("sageserve sim / compare", () => {
   it("writes report.json, run.json and report.html; the same seed gives a byte-identical report.json", async () => {
-    const args = ["sim", "--scenario", "day", "--scale", "0.1", "--policy", "unified-reactive", "--seed", "11"];
+    const args = [
+      "sim",
+      "--scenario",
+      "day",
+      "--scale",
+      "0.1",
+      "--policy",
+      "unified-reactive",
+      "--seed",
+      "11",
+    ];
     const { stdout } = await sage(...args, "--out", join(tmp, "a"));
     await sage(...args, "--out", join(tmp, "b"));
     const a = readFileSync(join(tmp, "a", "report.json"));
     expect(a.equals(readFileSync(join(tmp, "b", "report.json")))).toBe(true);
     const report = JSON.parse(a.toString());
-    expect(report).toMatchObject({ scenario: "day", policy: "unified-reactive", seed: 11, requests: { dropped: 0 } });
+    expect(report).toMatchObject({
+      scenario: "day",
+      policy: "unified-reactive",
+      seed: 11,
+      requests: { dropped: 0 },
+    });
     expect(report.gpuHours.total).toBeGreaterThan(0);
-    expect(JSON.parse(readFileSync(join(tmp, "a", "run.json"), "utf8")).simulatedRequestsPerWallSecond).toBeGreaterThan(0);
+    expect(
+      JSON.parse(readFileSync(join(tmp, "a", "run.json"), "utf8")).simulatedRequestsPerWallSecond,
+    ).toBeGreaterThan(0);
     const html = readFileSync(join(tmp, "a", "report.html"), "utf8");
     expect(html).toContain("uPlot");
     expect(html).toContain("unified-reactive");
@@ -33,12 +50,25 @@ describe("sageserve sim / compare", () => {
   });
 
   it("compares policies on the same trace in one table and one report", async () => {
-    const { stdout } = await sage("compare", "--scenario", "smoke", "--policies", "siloed-reactive,unified-reactive", "--out", join(tmp, "c"));
+    const { stdout } = await sage(
+      "compare",
+      "--scenario",
+      "smoke",
+      "--policies",
+      "siloed-reactive,unified-reactive",
+      "--out",
+      join(tmp, "c"),
+    );
     expect(stdout).toMatch(/siloed-reactive.*\n.*unified-reactive/);
     expect(stdout).toMatch(/unified-reactive: -?\d+\.\d % GPU-hours vs siloed-reactive/);
     const cmp = JSON.parse(readFileSync(join(tmp, "c", "compare.json"), "utf8"));
-    expect(cmp.policies.map((p: { policy: string }) => p.policy)).toEqual(["siloed-reactive", "unified-reactive"]);
-    expect(readFileSync(join(tmp, "c", "unified-reactive", "report.json"), "utf8")).toContain('"policy": "unified-reactive"');
+    expect(cmp.policies.map((p: { policy: string }) => p.policy)).toEqual([
+      "siloed-reactive",
+      "unified-reactive",
+    ]);
+    expect(readFileSync(join(tmp, "c", "unified-reactive", "report.json"), "utf8")).toContain(
+      '"policy": "unified-reactive"',
+    );
   });
 
   it("replays a trace file, and names the bad line and field of a broken one", async () => {
@@ -46,14 +76,27 @@ describe("sageserve sim / compare", () => {
     writeFileSync(
       good,
       Array.from({ length: 50 }, (_, i) =>
-        JSON.stringify({ arrival: i, model: "llama3.2-3b", region: "westus", tier: i % 3 ? "iw-fast" : "niw", inputTokens: 200, outputTokens: 30 }),
+        JSON.stringify({
+          arrival: i,
+          model: "llama3.2-3b",
+          region: "westus",
+          tier: i % 3 ? "iw-fast" : "niw",
+          inputTokens: 200,
+          outputTokens: 30,
+        }),
       ).join("\n"),
     );
     await sage("sim", "--scenario", good, "--policy", "siloed-reactive", "--out", join(tmp, "t"));
-    expect(JSON.parse(readFileSync(join(tmp, "t", "report.json"), "utf8")).requests).toMatchObject({ generated: 50, completed: 50 });
+    expect(JSON.parse(readFileSync(join(tmp, "t", "report.json"), "utf8")).requests).toMatchObject({
+      generated: 50,
+      completed: 50,
+    });
 
     const bad = join(tmp, "bad.jsonl");
-    writeFileSync(bad, `${readFileSync(good, "utf8").split("\n")[0]}\n{"arrival": 3, "model": "llama3.2-3b", "region": "westus", "tier": "asap", "inputTokens": 1, "outputTokens": 1}\n`);
+    writeFileSync(
+      bad,
+      `${readFileSync(good, "utf8").split("\n")[0]}\n{"arrival": 3, "model": "llama3.2-3b", "region": "westus", "tier": "asap", "inputTokens": 1, "outputTokens": 1}\n`,
+    );
     const e = await fail("sim", "--scenario", bad, "--policy", "unified-reactive", "--out", join(tmp, "x"));
     expect(e.code).toBe(2);
     expect(e.stderr).toContain("bad.jsonl:2: tier: must be one of iw-fast, iw-normal, niw, got 'asap'");
@@ -63,7 +106,15 @@ describe("sageserve sim / compare", () => {
     const p = await fail("sim", "--scenario", "smoke", "--policy", "yolo", "--out", join(tmp, "y"));
     expect(p).toMatchObject({ code: 2 });
     expect(p.stderr).toContain("unknown policy 'yolo'");
-    const s = await fail("sim", "--scenario", "weekend", "--policy", "unified-reactive", "--out", join(tmp, "y"));
+    const s = await fail(
+      "sim",
+      "--scenario",
+      "weekend",
+      "--policy",
+      "unified-reactive",
+      "--out",
+      join(tmp, "y"),
+    );
     expect(s.stderr).toContain("unknown scenario 'weekend'");
   });
 });

@@ -23,33 +23,35 @@ const program = new Command()
   )
   .version(VERSION, "-V, --version");
 
-program
-  .command("up")
-  .description(
-    "Start a local SageServe on NATS (NATS_URL, or a spawned nats-server) and show the actors talking. " +
-      "Today: the spine demo — node and region actors exchanging heartbeats, load and commands.",
-  )
-  .option("-d, --duration <seconds>", "stop after this many seconds (0 = until Ctrl-C)", positiveNumber, 10)
-  .option("--nodes <n>", "demo nodes to start", positiveNumber, 2)
-  .option("--heartbeat-ms <ms>", "heartbeat interval", positiveNumber, 500)
-  .option("--seed <n>", "random seed", positiveNumber, 7)
-  .option("--json", "print one JSON object per event instead of text")
-  .action(async (opts) => {
-    process.exitCode = await runDemo({ ...opts, clock: "wall" });
-  });
+const demoOptions = (c: Command, durationHelp: string): Command =>
+  c
+    .option("-d, --duration <seconds>", durationHelp, positiveNumber, 10)
+    .option("--nodes <n>", "demo nodes to start", positiveNumber, 2)
+    .option("--heartbeat-ms <ms>", "heartbeat interval", positiveNumber, 500)
+    .option("--seed <n>", "random seed", positiveNumber, 7)
+    .option("--json", "print one JSON object per event instead of text");
 
-program
-  .command("demo")
-  .description("Run the spine demo on NATS with the wall clock, or in-process on virtual time (--virtual)")
-  .option("--virtual", "run on the in-memory bus and the virtual clock (no NATS needed)")
-  .option("-d, --duration <seconds>", "seconds of (real or virtual) time to run", positiveNumber, 10)
-  .option("--nodes <n>", "demo nodes to start", positiveNumber, 2)
-  .option("--heartbeat-ms <ms>", "heartbeat interval", positiveNumber, 500)
-  .option("--seed <n>", "random seed", positiveNumber, 7)
-  .option("--json", "print one JSON object per event instead of text")
-  .action(async (opts) => {
-    process.exitCode = await runDemo({ ...opts, clock: opts.virtual ? "virtual" : "wall" });
-  });
+demoOptions(
+  program
+    .command("up")
+    .description(
+      "Start a local SageServe on NATS (NATS_URL, or a spawned nats-server) and show the actors talking. " +
+        "Today: the spine demo — node and region actors exchanging heartbeats, load and commands.",
+    ),
+  "stop after this many seconds (0 = until Ctrl-C)",
+).action(async (opts) => {
+  process.exitCode = await runDemo({ ...opts, clock: "wall" });
+});
+
+demoOptions(
+  program
+    .command("demo")
+    .description("Run the spine demo on NATS with the wall clock, or in-process on virtual time (--virtual)")
+    .option("--virtual", "run on the in-memory bus and the virtual clock (no NATS needed)"),
+  "seconds of (real or virtual) time to run",
+).action(async (opts) => {
+  process.exitCode = await runDemo({ ...opts, clock: opts.virtual ? "virtual" : "wall" });
+});
 
 const positiveInt = (v: string): number => {
   const n = Number(v);

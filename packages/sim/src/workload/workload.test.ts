@@ -30,12 +30,18 @@ describe("scenario generator", () => {
   it("emits requests in arrival order with the configured tier mix, deadlines and measured token lengths", () => {
     const reqs = all(resolveWorkload("day", { seed: 4, scale: 0.2 }));
     expect(reqs.length).toBeGreaterThan(250_000);
-    for (let i = 1; i < reqs.length; i++) expect(reqs[i]!.arrivalMs).toBeGreaterThanOrEqual(reqs[i - 1]!.arrivalMs);
+    for (let i = 1; i < reqs.length; i++)
+      expect(reqs[i]!.arrivalMs).toBeGreaterThanOrEqual(reqs[i - 1]!.arrivalMs);
     const share = (t: string) => reqs.filter((r) => r.tier === t).length / reqs.length;
     expect(share("iw-fast")).toBeCloseTo(0.45, 1);
     expect(share("niw")).toBeCloseTo(0.28, 1);
-    expect(reqs.filter((r) => r.tier === "niw").every((r) => r.deadlineMs === r.arrivalMs + 24 * 3600_000)).toBe(true);
-    const conv = reqs.filter((r) => r.model === "llama2-70b").map((r) => r.outputTokens).sort((a, b) => a - b);
+    expect(
+      reqs.filter((r) => r.tier === "niw").every((r) => r.deadlineMs === r.arrivalMs + 24 * 3600_000),
+    ).toBe(true);
+    const conv = reqs
+      .filter((r) => r.model === "llama2-70b")
+      .map((r) => r.outputTokens)
+      .sort((a, b) => a - b);
     const measured = workloadStats().azure2023.conv.outputTokens[100]!;
     expect(Math.abs(conv[conv.length >> 1]! - measured) / measured).toBeLessThan(0.1);
   });
@@ -69,12 +75,20 @@ describe("trace files", () => {
       [0, 1000, "bloom-176b", 3_600_000],
       [1, 2500, "llama2-70b", undefined],
     ]);
-    const csv = file("t.csv", "arrival,model,region,tier,inputTokens,outputTokens\n0.5,llama3.1-8b,centralus,iw-normal,10,3\n");
-    expect(all(loadTraceFile(csv))).toMatchObject([{ arrivalMs: 500, tier: "iw-normal", region: "centralus" }]);
+    const csv = file(
+      "t.csv",
+      "arrival,model,region,tier,inputTokens,outputTokens\n0.5,llama3.1-8b,centralus,iw-normal,10,3\n",
+    );
+    expect(all(loadTraceFile(csv))).toMatchObject([
+      { arrivalMs: 500, tier: "iw-normal", region: "centralus" },
+    ]);
   });
 
   it("loads the Azure 2023 trace with a default model, region and tier", () => {
-    const w = loadTraceFile(new URL("../../../../../shared/data/azure-llm-2023/AzureLLMInferenceTrace_conv.csv", import.meta.url).pathname);
+    const w = loadTraceFile(
+      new URL("../../../../../shared/data/azure-llm-2023/AzureLLMInferenceTrace_conv.csv", import.meta.url)
+        .pathname,
+    );
     const reqs = all(w);
     expect(reqs).toHaveLength(19_366);
     expect(reqs[0]).toMatchObject({ arrivalMs: 0, model: "llama2-70b", region: "westus", tier: "iw-fast" });
@@ -82,11 +96,36 @@ describe("trace files", () => {
   });
 
   it.each([
-    ['{"arrival": 1, "model": "gpt-9", "region": "w", "tier": "niw", "inputTokens": 1, "outputTokens": 1}', 1, "model", "unknown model 'gpt-9'"],
-    ['{"arrival": 1, "model": "llama2-70b", "region": "w", "tier": "urgent", "inputTokens": 1, "outputTokens": 1}', 1, "tier", "must be one of"],
-    ['{"arrival": -1, "model": "llama2-70b", "region": "w", "tier": "niw", "inputTokens": 1, "outputTokens": 1}', 1, "arrival", "≥ 0"],
-    ['{"arrival": 1, "model": "llama2-70b", "region": "w", "tier": "niw", "outputTokens": 1}', 1, "inputTokens", "missing"],
-    ['{"arrival": 1, "model": "llama2-70b", "region": "w", "tier": "niw", "inputTokens": 1.5, "outputTokens": 1}', 1, "inputTokens", "not an integer"],
+    [
+      '{"arrival": 1, "model": "gpt-9", "region": "w", "tier": "niw", "inputTokens": 1, "outputTokens": 1}',
+      1,
+      "model",
+      "unknown model 'gpt-9'",
+    ],
+    [
+      '{"arrival": 1, "model": "llama2-70b", "region": "w", "tier": "urgent", "inputTokens": 1, "outputTokens": 1}',
+      1,
+      "tier",
+      "must be one of",
+    ],
+    [
+      '{"arrival": -1, "model": "llama2-70b", "region": "w", "tier": "niw", "inputTokens": 1, "outputTokens": 1}',
+      1,
+      "arrival",
+      "≥ 0",
+    ],
+    [
+      '{"arrival": 1, "model": "llama2-70b", "region": "w", "tier": "niw", "outputTokens": 1}',
+      1,
+      "inputTokens",
+      "missing",
+    ],
+    [
+      '{"arrival": 1, "model": "llama2-70b", "region": "w", "tier": "niw", "inputTokens": 1.5, "outputTokens": 1}',
+      1,
+      "inputTokens",
+      "not an integer",
+    ],
     ['\n{"arrival": 1, "model"', 2, "line", "invalid JSON"],
   ])("rejects %s naming line %i, field %s", (text, line, field, msg) => {
     const p = file(`bad-${field}-${line}.jsonl`, text);
@@ -102,9 +141,9 @@ describe("trace files", () => {
   });
 
   it("names a missing CSV column and an unreadable file", () => {
-    expect(() => loadTraceFile(file("nocol.csv", "arrival,model,region,tier,inputTokens\n1,llama2-70b,w,niw,5\n"))).toThrowError(
-      /outputTokens: column missing/,
-    );
+    expect(() =>
+      loadTraceFile(file("nocol.csv", "arrival,model,region,tier,inputTokens\n1,llama2-70b,w,niw,5\n")),
+    ).toThrowError(/outputTokens: column missing/);
     expect(() => loadTraceFile(join(dir, "nope.jsonl"))).toThrowError(TraceError);
   });
 });
