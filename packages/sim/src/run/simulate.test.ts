@@ -92,7 +92,8 @@ describe("simulator", () => {
       expect(r.invariants.duplicateCompletions).toBe(0);
       expect(r.requests.dropped).toBe(0);
       // The scenario made the policy act, so the checks below are not vacuous.
-      const acted = (r.scalingActions.boot ?? 0) + (r.scalingActions.reclaim ?? 0) + (r.scalingActions.swap ?? 0);
+      const acted =
+        (r.scalingActions.boot ?? 0) + (r.scalingActions.reclaim ?? 0) + (r.scalingActions.swap ?? 0);
       expect(acted).toBeGreaterThan(0);
       expect(r.gpuHours.scalingOverhead).toBeGreaterThan(0);
       // GPU-hours equal the integral of paid VM counts, computed independently from the messages.
