@@ -102,6 +102,84 @@ describe("sageserve sim / compare", () => {
     expect(e.stderr).toContain("bad.jsonl:2: tier: must be one of iw-fast, iw-normal, niw, got 'asap'");
   });
 
+  it("takes a scenario definition and a settings file, and names any bad field in either", async () => {
+    const scenario = join(tmp, "mine.json");
+    writeFileSync(
+      scenario,
+      JSON.stringify({
+        name: "mine",
+        durationHours: 0.25,
+        meanRatePerSecond: 3,
+        models: [{ id: "llama3.2-3b", share: 1, shape: "m-small", tokens: "conv" }],
+        regions: [{ id: "westus", weight: 1, utcOffsetHours: -8 }],
+        tierMix: { "iw-fast": 1, "iw-normal": 0, niw: 0 },
+      }),
+    );
+    const config = join(tmp, "cfg.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        timings: { spinUpMs: 300_000 },
+        regionAgent: { reactive: { scaleUpAbove: 0.7, scaleDownBelow: 0.3 } },
+      }),
+    );
+    await sage(
+      "sim",
+      "--scenario",
+      scenario,
+      "--config",
+      config,
+      "--policy",
+      "unified-reactive",
+      "--out",
+      join(tmp, "m"),
+    );
+    expect(JSON.parse(readFileSync(join(tmp, "m", "report.json"), "utf8"))).toMatchObject({
+      scenario: "mine",
+      requests: { dropped: 0 },
+    });
+
+    writeFileSync(config, JSON.stringify({ timings: { spinUpMs: -5 }, regionAgent: { reactiv: {} } }));
+    const e1 = await fail(
+      "sim",
+      "--scenario",
+      scenario,
+      "--config",
+      config,
+      "--policy",
+      "unified-reactive",
+      "--out",
+      join(tmp, "m2"),
+    );
+    expect(e1.code).toBe(2);
+    expect(e1.stderr).toContain("timings.spinUpMs");
+    expect(e1.stderr).toContain("reactiv");
+
+    writeFileSync(
+      scenario,
+      JSON.stringify({
+        name: "x",
+        durationHours: 1,
+        meanRatePerSecond: 1,
+        models: [{ id: "gpt-9", share: 1, shape: "m-small", tokens: "conv" }],
+        regions: [],
+        tierMix: { "iw-fast": 1, "iw-normal": 0, niw: 0 },
+      }),
+    );
+    const e2 = await fail(
+      "sim",
+      "--scenario",
+      scenario,
+      "--policy",
+      "unified-reactive",
+      "--out",
+      join(tmp, "m3"),
+    );
+    expect(e2.code).toBe(2);
+    expect(e2.stderr).toContain("models.0.id: unknown model");
+    expect(e2.stderr).toContain("regions");
+  });
+
   it("rejects an unknown policy or scenario with a clear message", async () => {
     const p = await fail("sim", "--scenario", "smoke", "--policy", "yolo", "--out", join(tmp, "y"));
     expect(p).toMatchObject({ code: 2 });

@@ -69,6 +69,10 @@ const simOptions = (c: Command): Command =>
     .option("--seed <n>", "random seed (the same seed gives a byte-identical report.json)", positiveInt, 1)
     .option("--scale <factor>", "multiply a built-in scenario's request rate (e.g. 0.1)", positiveNumber)
     .option("-o, --out <dir>", "output directory", "sim-out")
+    .option(
+      "-c, --config <file.json>",
+      "simulation settings: gpuTypes, timings, slo, regionAgent (docs/simulator.md)",
+    )
     .option("--no-validate", "skip per-message schema validation (faster; trusts the typed actor code)")
     .option("--no-progress", "no progress bar")
     .option("--json", "print a JSON summary");

@@ -1,6 +1,7 @@
 import { isSageError } from "@sageserve/protocol";
 import {
   checkPolicy,
+  loadSimConfig,
   POLICIES,
   runSimulation,
   type SimReport,
@@ -20,6 +21,7 @@ export interface SimCliOptions {
   json?: boolean;
   validate?: boolean;
   progress?: boolean;
+  config?: string;
 }
 
 async function runOne(policy: string, o: SimCliOptions, label: string): Promise<SimResult> {
@@ -34,9 +36,14 @@ async function runOne(policy: string, o: SimCliOptions, label: string): Promise<
           },
           cliProgress.Presets.shades_classic,
         );
+  const cfg = o.config ? loadSimConfig(o.config) : {};
   bar?.start(100, 0, { hours: 0, generated: 0 });
   try {
     return await runSimulation({
+      ...(cfg.gpuTypes ? { gpuTypes: cfg.gpuTypes } : {}),
+      ...(cfg.timings ? { timings: cfg.timings } : {}),
+      ...(cfg.slo ? { slo: cfg.slo } : {}),
+      ...(cfg.regionAgent ? { regionAgent: cfg.regionAgent } : {}),
       scenario: o.scenario,
       policy,
       seed: o.seed,

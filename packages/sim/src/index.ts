@@ -5,6 +5,7 @@ export * from "./perf/builtin.js";
 export * from "./perf/fit.js";
 export * from "./perf/model.js";
 export * from "./run/collector.js";
+export * from "./run/config.js";
 export * from "./run/html.js";
 export * from "./run/output.js";
 export * from "./run/report.js";

@@ -8,6 +8,7 @@ import { resolveWorkload } from "../workload/index.js";
 import type { SimRequest, Workload } from "../workload/types.js";
 import { type FleetTimings, SimFleet } from "../world/fleet.js";
 import { DEFAULT_SLO, MetricsCollector, type SloTargets } from "./collector.js";
+import type { SimConfig } from "./config.js";
 import { TraceReplayer } from "./replayer.js";
 import { buildReport, type SimReport, type TimeseriesBin } from "./report.js";
 
@@ -34,6 +35,8 @@ export interface SimOptions {
    * in-process and skips validation: faster for long runs (docs/benchmarks.md gives both).
    */
   validate?: boolean;
+  /** Region-agent settings (thresholds, NIW release, scaling interval). */
+  regionAgent?: SimConfig["regionAgent"];
   /** Extra actors to run alongside (observers in tests, custom policies). */
   observers?: ((ctx: ActorContext) => Actor)[];
   onProgress?: (p: { simulatedMs: number; durationMs: number; generated: number; finished: number }) => void;
@@ -137,6 +140,11 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         mode: siloed ? "siloed" : "unified",
         gpuTypes,
         ...(siloed ? { poolReactive: { niw: { minInstances: 1 } } } : {}),
+        ...(opts.regionAgent?.reactive ? { reactive: opts.regionAgent.reactive } : {}),
+        ...(opts.regionAgent?.niw ? { niw: opts.regionAgent.niw } : {}),
+        ...(opts.regionAgent?.scalingIntervalMs
+          ? { scalingIntervalMs: opts.regionAgent.scalingIntervalMs }
+          : {}),
       }),
   );
   const fleet = new SimFleet(ctx("fleet"), {

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { SageError } from "@sageserve/protocol";
 import { generateScenario, SCENARIOS, ScenarioSpecSchema } from "./scenario.js";
 import { loadTraceFile } from "./trace.js";
@@ -13,6 +13,26 @@ export * from "./types.js";
 export function resolveWorkload(nameOrPath: string, opts: { seed: number; scale?: number }): Workload {
   const spec = SCENARIOS[nameOrPath];
   if (spec) return generateScenario({ ...spec, scale: opts.scale ?? 1 }, opts.seed);
+  if (existsSync(nameOrPath) && nameOrPath.endsWith(".json")) {
+    // A scenario definition (the same fields as the built-ins), validated field by field.
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(nameOrPath, "utf8"));
+    } catch (e) {
+      throw new SageError("CONFIG", `scenario file ${nameOrPath}: invalid JSON: ${(e as Error).message}`);
+    }
+    const parsed = ScenarioSpecSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issues = parsed.error.issues
+        .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+        .join("; ");
+      throw new SageError("CONFIG", `scenario file ${nameOrPath}: ${issues}`);
+    }
+    return generateScenario(
+      { ...parsed.data, scale: (parsed.data.scale ?? 1) * (opts.scale ?? 1) },
+      opts.seed,
+    );
+  }
   if (existsSync(nameOrPath)) return loadTraceFile(nameOrPath);
   throw new SageError(
     "CONFIG",

@@ -1,0 +1,73 @@
+import { readFileSync } from "node:fs";
+import { SageError } from "@sageserve/protocol";
+import { z } from "zod";
+
+/**
+ * Simulation settings from a JSON file (`sageserve sim --config file.json`): VM
+ * timings, GPU types, SLO targets and the region agents' thresholds. Every field
+ * is optional; an unknown or mistyped field is an error naming it.
+ */
+export const SimConfigSchema = z
+  .object({
+    gpuTypes: z
+      .array(z.enum(["h100", "a100"]))
+      .min(1)
+      .optional(),
+    timings: z
+      .object({
+        spinUpMs: z.number().nonnegative().optional(),
+        reclaimMs: z.number().nonnegative().optional(),
+        swapMs: z.number().nonnegative().optional(),
+      })
+      .strict()
+      .optional(),
+    slo: z
+      .object({
+        ttftMs: z.object({ "iw-fast": z.number().positive(), "iw-normal": z.number().positive() }).strict(),
+      })
+      .strict()
+      .optional(),
+    regionAgent: z
+      .object({
+        scalingIntervalMs: z.number().positive().optional(),
+        reactive: z
+          .object({
+            scaleUpAbove: z.number().min(0).max(1).optional(),
+            scaleDownBelow: z.number().min(0).max(1).optional(),
+            minInstances: z.number().int().min(0).optional(),
+            maxInstances: z.number().int().positive().optional(),
+            scaleDownCooldownMs: z.number().nonnegative().optional(),
+          })
+          .strict()
+          .optional(),
+        niw: z
+          .object({
+            releaseBelow: z.number().min(0).max(1).optional(),
+            releaseTwoBelow: z.number().min(0).max(1).optional(),
+            escalateBeforeDeadlineMs: z.number().nonnegative().optional(),
+            maxPerTick: z.number().int().positive().optional(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export type SimConfig = z.output<typeof SimConfigSchema>;
+
+export function loadSimConfig(path: string): SimConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new SageError("CONFIG", `config ${path}: ${(e as Error).message}`);
+  }
+  const parsed = SimConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+    throw new SageError("CONFIG", `config ${path}: ${issues}`);
+  }
+  return parsed.data;
+}
