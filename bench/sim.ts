@@ -43,7 +43,7 @@ for (const c of cases) {
 
 const md = `## Simulator throughput on paper-week (\`bench/sim.ts\`)
 
-Machine: ${machine()}${quick ? " — **quick profile**" : ""}. Policy \`unified-reactive\` (router + three region agents + the simulated fleet, all as actors on the in-memory bus and virtual clock; about four messages per request). Run on the compiled packages (dist), as the CLI runs. "sim wall s" is the event loop only; "total s" adds trace generation and set-up.
+Machine: ${machine()}${quick ? " — **quick profile**" : ""}. Policy \`unified-reactive\` (router + three region agents + the simulated fleet, all as actors on the in-memory bus and virtual clock; about four messages per request). Run on the compiled packages (dist), as the CLI runs. "sim wall s" is the event loop, which also generates the trace as it goes (streamed a minute at a time); "total s" adds set-up and the report.
 
 | scale | requests | validation | sim wall s | total s | simulated req/s | vs first row | events/request | heap MB |
 | ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: |
