@@ -13,5 +13,6 @@ export default defineConfig({
     // One file at a time: the live-NATS conformance tests check real timer behaviour, which a
     // CPU-heavy simulation file running beside them on a 2-core machine would disturb.
     fileParallelism: false,
+    reporters: ["default", "./test/support/summary-reporter.ts"],
   },
 });
