@@ -1,0 +1,145 @@
+import { describe, expect, it } from "vitest";
+import { solvePlan } from "./ilp.js";
+import { type LpModel, solve } from "./lp.js";
+import { type PlanningSnapshotInput, PlanningSnapshotSchema } from "./snapshot.js";
+
+const snap = (s: PlanningSnapshotInput) => PlanningSnapshotSchema.parse(s);
+const base = {
+  capacity: { m: { h100: 1000, a100: 400 } },
+  gpuTypes: [
+    { id: "h100", pricePerHour: 98 },
+    { id: "a100", pricePerHour: 33 },
+  ],
+};
+
+describe("LP solvers", () => {
+  const knapsack: LpModel = {
+    vars: [
+      { name: "a", cost: -5, lb: 0, ub: 10, integer: true },
+      { name: "b", cost: -4, lb: 0, ub: 10, integer: true },
+    ],
+    rows: [
+      {
+        name: "w",
+        terms: [
+          [0, 6],
+          [1, 4],
+        ],
+        lo: Number.NEGATIVE_INFINITY,
+        hi: 24,
+      },
+    ],
+  };
+  it.each(["highs", "jslp"] as const)("%s solves a small MIP to its proven optimum (-24)", async (solver) => {
+    const r = await solve(knapsack, { solver });
+    expect(r.status).toBe("optimal");
+    expect(r.objective).toBeCloseTo(-24, 6); // b = 6 → -24
+  });
+});
+
+describe("capacity plan ILP", () => {
+  it("matches brute force on tiny per-region instances", async () => {
+    for (const [demand, supplyH, supplyA] of [
+      [2500, 3, 5],
+      [900, 1, 4],
+      [4200, 2, 8],
+      [100, 0, 3],
+    ] as const) {
+      const s = snap({
+        ...base,
+        supply: { r1: { h100: supplyH, a100: supplyA } },
+        demand: [{ model: "m", region: "r1", iwTokensPerSecond: demand }],
+        config: {
+          headroom: 0.2,
+          niwShare: 0,
+          minInstances: 0,
+          bootCost: 20,
+          swapCost: 8,
+          reclaimCost: 2,
+          scaleDownCost: 1,
+          crossRegionCost: 0,
+          unservedPenalty: 10,
+        },
+      });
+      // Brute force over every (h100, a100) count within supply.
+      let best = Number.POSITIVE_INFINITY;
+      for (let h = 0; h <= supplyH; h++) {
+        for (let a = 0; a <= supplyA; a++) {
+          if (1000 * h + 400 * a < 1.2 * demand) continue;
+          best = Math.min(best, 98 * h + 33 * a + 20 * (h + a));
+        }
+      }
+      const plan = await solvePlan(s);
+      expect(plan.status).toBe("optimal");
+      expect(plan.objective).toBeCloseTo(best, 4);
+      expect(plan.maxViolation).toBeLessThanOrEqual(1e-6);
+    }
+  });
+
+  it("routes interactive demand across regions when one region is short of GPUs", async () => {
+    const common = {
+      ...base,
+      supply: { east: { h100: 1, a100: 0 }, west: { h100: 6, a100: 0 } },
+      demand: [
+        { model: "m", region: "east", iwTokensPerSecond: 3000 },
+        { model: "m", region: "west", iwTokensPerSecond: 500 },
+      ],
+    };
+    const local = await solvePlan(snap(common));
+    expect(local.status).toBe("relaxed");
+    expect(local.notes.join("\n")).toMatch(/GPU supply in east short by \d+ h100 VMs/);
+    const routed = await solvePlan(snap({ ...common, routes: { east: ["west"] } }));
+    expect(routed.status).toBe("optimal");
+    expect(routed.unserved).toEqual([]);
+    const toWest = routed.routing.find((r) => r.from === "east" && r.to === "west");
+    expect(toWest?.fraction).toBeGreaterThan(0.5);
+  });
+
+  it("prefers warm migration (a spot VM of another model) over booting a new VM", async () => {
+    const s = snap({
+      capacity: { a: { h100: 1000 }, b: { h100: 1000 } },
+      gpuTypes: [{ id: "h100", pricePerHour: 98 }],
+      supply: { r: { h100: 10 } },
+      demand: [{ model: "a", region: "r", iwTokensPerSecond: 3000 }],
+      current: [
+        { model: "a", region: "r", gpu: "h100", instances: 2 },
+        { model: "b", region: "r", gpu: "h100", instances: 0, spot: 3 },
+      ],
+      config: { minInstances: 0 },
+    });
+    const plan = await solvePlan(s);
+    const a = plan.targets.find((t) => t.model === "a")!;
+    expect(a.instances).toBe(4); // 1.2 × 3000 / 1000 → 4
+    expect(a.swap).toBe(2);
+    expect(a.boot).toBe(0);
+  });
+
+  it("reports infeasibility with its reason and still publishes a plan", async () => {
+    const s = snap({
+      ...base,
+      supply: { r1: { h100: 2, a100: 0 } },
+      demand: [{ model: "m", region: "r1", iwTokensPerSecond: 10_000 }],
+    });
+    const plan = await solvePlan(s);
+    expect(plan.status).toBe("relaxed");
+    expect(plan.targets[0]).toMatchObject({ instances: 2 });
+    expect(plan.unserved[0]!.tokensPerSecond).toBeGreaterThan(9_000);
+    expect(plan.notes[0]).toMatch(
+      /demand for m in r1 exceeds capacity by \d+ tokens\/s: GPU supply in r1 short by 10 h100 VMs/,
+    );
+  });
+
+  it("keeps the minimum instances per endpoint and scales down to spot when demand falls", async () => {
+    const plan = await solvePlan(
+      snap({
+        ...base,
+        supply: { r1: { h100: 8, a100: 0 } },
+        demand: [{ model: "m", region: "r1", iwTokensPerSecond: 100 }],
+        current: [{ model: "m", region: "r1", gpu: "h100", instances: 6 }],
+      }),
+    );
+    expect(plan.targets).toEqual([
+      expect.objectContaining({ model: "m", gpu: "h100", instances: 2, delta: -4 }),
+    ]);
+  });
+});

@@ -1,0 +1,3 @@
+export * from "./ilp.js";
+export * from "./lp.js";
+export * from "./snapshot.js";
