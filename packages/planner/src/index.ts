@@ -1,3 +1,4 @@
+export * from "./forecast.js";
 export * from "./ilp.js";
 export * from "./lp.js";
 export * from "./snapshot.js";
