@@ -1,3 +1,4 @@
 // `npm run bench`: every benchmark under bench/, each writing its section of docs/benchmarks.md.
 await import("./bus.js");
 await import("./sim.js");
+await import("./planner.js");

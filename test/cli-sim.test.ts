@@ -196,3 +196,35 @@ describe("sageserve sim / compare", () => {
     expect(s.stderr).toContain("unknown scenario 'weekend'");
   });
 });
+
+describe("sageserve plan", () => {
+  it("solves the example snapshot and prints targets and cross-region routing", async () => {
+    const { stdout } = await sage(
+      "plan",
+      "--state",
+      new URL("../examples/plan-state.json", import.meta.url).pathname,
+    );
+    expect(stdout).toMatch(/llama2-70b\s+westus\s+a100\s+\d+/);
+    expect(stdout).toContain("llama2-70b: eastus → westus");
+    expect(stdout).toMatch(/^optimal \(highs/m);
+  });
+
+  it("names every bad field of a malformed snapshot", async () => {
+    const bad = join(tmp, "bad-state.json");
+    writeFileSync(
+      bad,
+      JSON.stringify({
+        capacity: {},
+        gpuTypes: [],
+        supply: {},
+        demand: [{ model: "m", region: "r", iwTokensPerSecond: -1 }],
+        extra: 1,
+      }),
+    );
+    const e = await fail("plan", "--state", bad);
+    expect(e.code).toBe(2);
+    expect(e.stderr).toContain("gpuTypes");
+    expect(e.stderr).toContain("demand.0.iwTokensPerSecond");
+    expect(e.stderr).toContain("extra");
+  });
+});

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError } from "commander";
 import { runDemo } from "./demo.js";
+import { planCommand } from "./plan.js";
 import { compareCommand, POLICY_NAMES, simCommand } from "./sim.js";
 import { VERSION } from "./version.js";
 
@@ -104,6 +105,22 @@ simOptions(
     opts,
   );
 });
+
+program
+  .command("plan")
+  .description(
+    "Solve one capacity-planning problem from a JSON snapshot (docs/planner.md) and print the plan",
+  )
+  .requiredOption(
+    "--state <file.json>",
+    "planning snapshot: capacity, gpuTypes, supply, demand, current, routes, config",
+  )
+  .option("--solver <name>", "auto (default), highs or jslp", "auto")
+  .option("--time-limit <seconds>", "solver time limit", positiveNumber)
+  .option("--json", "print the whole plan as JSON")
+  .action(async (opts) => {
+    process.exitCode = await planCommand(opts);
+  });
 
 program
   .command("version")

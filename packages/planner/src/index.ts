@@ -1,4 +1,5 @@
 export * from "./forecast.js";
 export * from "./ilp.js";
 export * from "./lp.js";
+export * from "./planner.js";
 export * from "./snapshot.js";

@@ -231,6 +231,12 @@ function solveJslp(model: LpModel, o: SolveOptions): LpSolution {
   };
 }
 
+/** Load the HiGHS wasm module now (simulations do this before virtual time starts, so a plan never waits on real I/O). */
+export async function preloadSolvers(): Promise<void> {
+  highsPromise ??= highsLoader();
+  await highsPromise;
+}
+
 /** Problems with at most this many integer variables go to javascript-lp-solver under "auto". */
 export const JSLP_MAX_INTEGERS = 12;
 

@@ -23,6 +23,8 @@ const RequestFields = {
   arrivalMs: EpochMs,
   deadlineMs: EpochMs.optional(),
   stream: z.boolean().default(false),
+  /** Re-routing attempt (absent on first arrival): a request handed back by an instance that could not serve it. */
+  attempt: z.number().int().min(1).max(100).optional(),
 };
 
 export const RouteRequest = defineMessage({

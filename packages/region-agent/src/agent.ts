@@ -1,10 +1,12 @@
 import {
+  DemandReport,
   InferenceRequest,
   type InstanceState,
   LoadReport,
   NiwJob,
   NodeCommand,
   type Payload,
+  Plan,
   RequestDone,
   VmCommand,
 } from "@sageserve/protocol";
@@ -35,7 +37,37 @@ export interface RegionAgentOptions {
   /** Cool-downs after each kind of scale-up: the time the new capacity takes to arrive. */
   cooldowns?: { reclaimMs?: number; swapMs?: number; bootMs?: number };
   staleAfterMs?: number;
+  /**
+   * Follow the planner's plans with this strategy (unified mode): "lt-i" applies the targets
+   * at once; "lt-u" scales down to the target at once and spends the scale-up budget only while
+   * utilisation is high (emergency above 0.9); "lt-ua" adds forecast-gap overrides. Without a
+   * plan yet, or without a strategy, the agent is purely reactive.
+   */
+  planStrategy?: PlanStrategy;
+  planExecution?: Partial<PlanExecutionConfig>;
 }
+
+export type PlanStrategy = "lt-i" | "lt-u" | "lt-ua";
+
+export interface PlanExecutionConfig {
+  /** LT-U/LT-UA: above this utilisation scale up even with the budget spent. */
+  emergencyAbove: number;
+  /** LT-UA: observed/forecast demand at or above this lets the endpoint scale past the plan. */
+  surgeRatio: number;
+  /** LT-UA: observed/forecast at or below this, in the window's last minutes, lets it scale below. */
+  lullRatio: number;
+  lullWindowMs: number;
+  /** Most commands one endpoint issues in one tick under LT-I. */
+  maxActionsPerTick: number;
+}
+
+export const DEFAULT_PLAN_EXECUTION: PlanExecutionConfig = {
+  emergencyAbove: 0.9,
+  surgeRatio: 5,
+  lullRatio: 0.5,
+  lullWindowMs: 20 * 60_000,
+  maxActionsPerTick: 8,
+};
 
 interface InstanceInfo {
   instanceId: string;
@@ -77,7 +109,16 @@ export class RegionAgentActor extends Actor {
     bootRefused: 0,
     niwReleased: 0,
     niwEscalated: 0,
+    emergencyUp: 0,
+    surgeUp: 0,
+    lullDown: 0,
   };
+  private readonly planExec: PlanExecutionConfig;
+  private readonly planTarget = new Map<string, { instances: number; gpu: string | undefined }>();
+  private readonly budget = new Map<string, number>();
+  private readonly forecastTps = new Map<string, number>();
+  private readonly observedTps = new Map<string, number>();
+  private planWindow: { startMs: number; endMs: number } | undefined;
 
   constructor(
     ctx: ActorContext,
@@ -93,6 +134,7 @@ export class RegionAgentActor extends Actor {
     this.niwCfg = { ...DEFAULT_NIW_RELEASE, ...opts.niw };
     this.cooldowns = { reclaimMs: 65_000, swapMs: 150_000, bootMs: 155_000, ...opts.cooldowns };
     this.staleAfterMs = opts.staleAfterMs ?? 30_000;
+    this.planExec = { ...DEFAULT_PLAN_EXECUTION, ...opts.planExecution };
   }
 
   private pools(): (string | undefined)[] {
@@ -106,7 +148,56 @@ export class RegionAgentActor extends Actor {
       this.on(NiwJob, { region }, (job) => this.enqueue(job), { broadcast: true });
       this.on(RequestDone, { region }, (d) => this.releaseNiw(d.model), { broadcast: true });
     }
+    if (this.opts.planStrategy) {
+      this.on(Plan, {}, (p) => this.onPlan(p), { broadcast: true });
+      this.on(DemandReport, { region }, (d) => this.onDemand(d), { broadcast: true });
+    }
     this.every(this.opts.scalingIntervalMs ?? 15_000, () => this.tick());
+  }
+
+  private onDemand(d: Payload<typeof DemandReport>): void {
+    const t = d.byTier;
+    const tokens =
+      t["iw-fast"].inputTokens +
+      t["iw-fast"].outputTokens +
+      t["iw-normal"].inputTokens +
+      t["iw-normal"].outputTokens +
+      t.niw.inputTokens +
+      t.niw.outputTokens;
+    this.observedTps.set(d.model, tokens / (d.windowMs / 1000));
+  }
+
+  private onPlan(p: Payload<typeof Plan>): void | Promise<void> {
+    this.planWindow = { startMs: p.windowStartMs, endMs: p.windowEndMs };
+    const targets = new Map<string, { instances: number; gpu: string | undefined; best: number }>();
+    for (const t of p.targets) {
+      if (t.region !== this.opts.region) continue;
+      const cur = targets.get(t.model) ?? { instances: 0, gpu: undefined, best: -1 };
+      cur.instances += t.instances;
+      if (t.instances > cur.best) {
+        cur.best = t.instances;
+        cur.gpu = t.gpuType;
+      }
+      targets.set(t.model, cur);
+    }
+    for (const f of p.forecast)
+      if (f.region === this.opts.region) this.forecastTps.set(f.model, f.tokensPerSecond);
+    const work: Promise<void>[] = [];
+    for (const model of this.opts.models) {
+      const t = targets.get(model);
+      if (!t) continue;
+      const target = Math.max(this.reactive.minInstances, t.instances);
+      this.planTarget.set(model, { instances: target, gpu: t.gpu });
+      if (this.opts.planStrategy === "lt-i") continue; // applied on the ticks
+      const snap = this.snapshot(model, undefined);
+      const delta = target - (snap.serving + snap.pending);
+      // The plan's scale-downs happen at once; its scale-ups become a budget spent when utilisation agrees.
+      this.budget.set(model, Math.max(0, delta));
+      for (let i = 0; i < -delta && snap.serving - i > this.reactive.minInstances; i++) {
+        work.push(this.scaleDown(model, undefined, true));
+      }
+    }
+    if (work.length) return Promise.all(work).then(() => {});
   }
 
   queueDepth(model?: string): number {
@@ -166,6 +257,11 @@ export class RegionAgentActor extends Actor {
     const now = this.clock.now();
     const work: Promise<void>[] = [];
     for (const model of this.opts.models) {
+      if (this.opts.planStrategy && this.planTarget.has(model)) {
+        this.followPlan(model, now, work);
+        if (this.opts.mode === "unified") this.releaseNiw(model);
+        continue;
+      }
       for (const pool of this.pools()) {
         const cfg = { ...this.reactive, ...(pool ? this.opts.poolReactive?.[pool] : undefined) };
         const decision = reactiveDecision(this.snapshot(model, pool), cfg, now);
@@ -177,11 +273,64 @@ export class RegionAgentActor extends Actor {
     if (work.length) return Promise.all(work).then(() => {});
   }
 
+  /** One scaling tick of an endpoint under a plan (LT-I, LT-U or LT-UA). */
+  private followPlan(model: string, now: number, work: Promise<void>[]): void {
+    const plan = this.planTarget.get(model)!;
+    const snap = this.snapshot(model, undefined);
+    if (now < snap.cooldownUntilMs) return;
+    const total = snap.serving + snap.pending;
+    const r = this.reactive;
+    const x = this.planExec;
+    if (this.opts.planStrategy === "lt-i") {
+      const diff = plan.instances - total;
+      for (let i = 0; i < Math.min(Math.abs(diff), x.maxActionsPerTick); i++) {
+        if (diff > 0) work.push(this.scaleUp(model, undefined, plan.gpu, true));
+        else if (snap.serving - i > r.minInstances) work.push(this.scaleDown(model, undefined, true));
+      }
+      return;
+    }
+    const budget = this.budget.get(model) ?? 0;
+    const u = snap.utilization;
+    if (snap.pending > 0) return; // let arriving capacity land before judging utilisation again
+    if (total < r.minInstances || (budget > 0 && u > r.scaleUpAbove)) {
+      this.budget.set(model, budget - 1);
+      work.push(this.scaleUp(model, undefined, plan.gpu));
+      return;
+    }
+    if (u > x.emergencyAbove) {
+      this.actions.emergencyUp++;
+      this.budget.set(model, budget - 1);
+      work.push(this.scaleUp(model, undefined, plan.gpu));
+      return;
+    }
+    if (this.opts.planStrategy === "lt-ua") {
+      const forecast = this.forecastTps.get(model) ?? 0;
+      const observed = this.observedTps.get(model) ?? 0;
+      const ratio = forecast > 0 ? observed / forecast : observed > 0 ? Number.POSITIVE_INFINITY : 1;
+      if (ratio >= x.surgeRatio && u > r.scaleUpAbove) {
+        this.actions.surgeUp++;
+        work.push(this.scaleUp(model, undefined, plan.gpu));
+        return;
+      }
+      const inLastMinutes = this.planWindow !== undefined && this.planWindow.endMs - now <= x.lullWindowMs;
+      if (inLastMinutes && ratio <= x.lullRatio && u < r.scaleDownBelow && snap.serving > r.minInstances) {
+        this.actions.lullDown++;
+        work.push(this.scaleDown(model, undefined));
+        return;
+      }
+    }
+    if (budget < 0 && u < r.scaleDownBelow && snap.serving > r.minInstances) {
+      this.budget.set(model, budget + 1);
+      work.push(this.scaleDown(model, undefined));
+    }
+  }
+
   private setCooldown(model: string, pool: string | undefined, ms: number): void {
     this.cooldownUntil.set(`${model}|${pool ?? ""}`, this.clock.now() + ms);
   }
 
-  private async scaleUp(model: string, pool: string | undefined): Promise<void> {
+  /** `gpu`: the plan's GPU type to boot first; `batch`: one of several actions this tick (no cool-down gate). */
+  private async scaleUp(model: string, pool: string | undefined, gpu?: string, batch = false): Promise<void> {
     const now = this.clock.now();
     const spot = [...this.instances.values()].filter(
       (i) => i.state === "spot" && now - i.atMs <= this.staleAfterMs,
@@ -191,7 +340,7 @@ export class RegionAgentActor extends Actor {
     const target = own ?? other;
     if (target) {
       const action = own ? "reclaim" : "swap";
-      this.setCooldown(model, pool, own ? this.cooldowns.reclaimMs : this.cooldowns.swapMs);
+      if (!batch) this.setCooldown(model, pool, own ? this.cooldowns.reclaimMs : this.cooldowns.swapMs);
       target.state = own ? "loading" : "swapping";
       target.model = model;
       target.pool = pool;
@@ -215,8 +364,9 @@ export class RegionAgentActor extends Actor {
       }
       return;
     }
-    this.setCooldown(model, pool, this.cooldowns.bootMs);
-    for (const gpuType of this.opts.gpuTypes) {
+    if (!batch) this.setCooldown(model, pool, this.cooldowns.bootMs);
+    const order = gpu ? [gpu, ...this.opts.gpuTypes.filter((g) => g !== gpu)] : this.opts.gpuTypes;
+    for (const gpuType of order) {
       const reply = await this.request(
         VmCommand,
         { region: this.opts.region },
@@ -238,13 +388,13 @@ export class RegionAgentActor extends Actor {
     this.actions.bootRefused++;
   }
 
-  private async scaleDown(model: string, pool: string | undefined): Promise<void> {
+  private async scaleDown(model: string, pool: string | undefined, batch = false): Promise<void> {
     const serving = this.endpointInstances(model, pool)
       .filter((i) => i.state === "serving")
       .sort((a, b) => a.kvUtilization - b.kvUtilization || a.instanceId.localeCompare(b.instanceId));
     const victim = serving[0];
     if (!victim) return;
-    this.setCooldown(model, pool, this.reactive.scaleDownCooldownMs);
+    if (!batch) this.setCooldown(model, pool, this.reactive.scaleDownCooldownMs);
     victim.state = "draining";
     victim.atMs = this.clock.now();
     const reply = await this.request(

@@ -1,4 +1,5 @@
 import {
+  DemandReport,
   InferenceRequest,
   LoadReport,
   NiwJob,
@@ -6,6 +7,7 @@ import {
   RequestDone,
   RouteRequest,
   SageError,
+  type Tier,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext } from "@sageserve/runtime";
 import {
@@ -49,6 +51,12 @@ export class RouterActor extends Actor {
   routed = 0;
   queued = 0;
   rejected = 0;
+  /** Arrivals of the current minute per "model|region", by tier: the planner's demand history. */
+  private readonly demand = new Map<
+    string,
+    Record<Tier, { requests: number; inputTokens: number; outputTokens: number }>
+  >();
+  private demandWindowStartMs = 0;
 
   constructor(
     ctx: ActorContext,
@@ -67,6 +75,8 @@ export class RouterActor extends Actor {
   protected setup(): void {
     this.on(LoadReport, {}, (r) => this.onLoad(r), { broadcast: true });
     this.handle(RouteRequest, {}, (req) => {
+      // Count arrivals once (re-routes of the same request come back as RouteRequests too).
+      if (req.attempt === undefined) this.countDemand(req);
       const out = this.route(req);
       if (out !== undefined) return out;
       // No serving instance anywhere yet (e.g. all booting): hold it, and say so.
@@ -74,6 +84,8 @@ export class RouterActor extends Actor {
       return { requestId: req.requestId, decision: "queued" as const, region: req.originRegion };
     });
     this.every(5_000, () => this.retryPending());
+    this.demandWindowStartMs = Math.floor(this.clock.now() / 60_000) * 60_000;
+    this.every(60_000, () => this.reportDemand());
   }
 
   private key(model: string, region: string, pool: string | undefined): string {
@@ -178,6 +190,39 @@ export class RouterActor extends Actor {
       instanceId: target.instanceId,
       nodeId: target.nodeId,
     };
+  }
+
+  private countDemand(req: Route): void {
+    const k = `${req.model}|${req.originRegion}`;
+    let d = this.demand.get(k);
+    if (!d) {
+      const z = () => ({ requests: 0, inputTokens: 0, outputTokens: 0 });
+      d = { "iw-fast": z(), "iw-normal": z(), niw: z() };
+      this.demand.set(k, d);
+    }
+    const t = d[req.tier];
+    t.requests++;
+    t.inputTokens += req.inputTokens;
+    t.outputTokens += req.maxOutputTokens;
+  }
+
+  /** Publish last minute's arrivals per model and origin region (zeros included, so series stay continuous). */
+  private reportDemand(): void {
+    const start = this.demandWindowStartMs;
+    this.demandWindowStartMs += 60_000;
+    for (const model of this.opts.models) {
+      for (const region of this.opts.regions) {
+        const k = `${model}|${region}`;
+        const z = { requests: 0, inputTokens: 0, outputTokens: 0 };
+        const d = this.demand.get(k) ?? { "iw-fast": z, "iw-normal": z, niw: z };
+        this.publish(
+          DemandReport,
+          { region, model },
+          { region, model, windowStartMs: start, windowMs: 60_000, byTier: d, source: this.identity.id },
+        );
+      }
+    }
+    this.demand.clear();
   }
 
   private retryPending(): void {

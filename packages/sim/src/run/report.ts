@@ -1,3 +1,4 @@
+import type { PlannerActor } from "@sageserve/planner";
 import { TIERS, type Tier } from "@sageserve/protocol";
 import type { RegionAgentActor } from "@sageserve/region-agent";
 import type { RouterActor } from "@sageserve/router";
@@ -56,6 +57,14 @@ export interface SimReport {
     rejectedMessages: number;
   };
   timeseries: { binMinutes: number; bins: TimeseriesBin[] };
+  /** Present for planner policies (lt-*): how the hourly plans went. */
+  planner?: {
+    plans: number;
+    statuses: Record<string, number>;
+    /** Mean forecast error (MAPE) of the chosen forecaster per series at the last plan. */
+    forecastMape: Record<string, number>;
+    notes: string[];
+  };
 }
 
 const r4 = (x: number): number => Math.round(x * 1e4) / 1e4;
@@ -85,6 +94,7 @@ export function buildReport(x: {
   router: RouterActor;
   bins: TimeseriesBin[];
   actors: { stats(): { publishFailures: number; handlerErrors: number; rejected: number } }[];
+  planner?: PlannerActor;
 }): SimReport {
   const { collector: c, fleet } = x;
   const L = fleet.ledger;
@@ -166,5 +176,18 @@ export function buildReport(x: {
       rejectedMessages: x.actors.reduce((a, s) => a + s.stats().rejected, 0),
     },
     timeseries: { binMinutes: 15, bins: x.bins },
+    ...(x.planner ? { planner: plannerSummary(x.planner) } : {}),
+  };
+}
+
+function plannerSummary(p: PlannerActor): NonNullable<SimReport["planner"]> {
+  const statuses: Record<string, number> = {};
+  for (const h of p.history) statuses[h.status] = (statuses[h.status] ?? 0) + 1;
+  // Solve times are wall-clock: they go to run.json, not here, so report.json stays byte-identical.
+  return {
+    plans: p.history.length,
+    statuses: sorted(statuses),
+    forecastMape: sorted(Object.fromEntries(p.mape)),
+    notes: (p.history.at(-1)?.notes ?? []).slice(0, 20),
   };
 }

@@ -107,6 +107,27 @@ describe("simulator", () => {
     120_000,
   );
 
+  it.each(["lt-i", "lt-u", "lt-ua"])(
+    "%s runs the planner hourly and follows its plans end to end",
+    async (policy) => {
+      const res = await runSimulation({ scenario: "day", scale: 0.1, policy, seed: 2 });
+      const r = res.report;
+      expect(r.policy).toBe(policy);
+      expect(r.planner?.plans).toBe(24);
+      expect(res.run.plannerSolveMs?.plans).toBe(24);
+      expect(r.planner?.statuses).toEqual({ optimal: 24 });
+      expect(Object.keys(r.planner?.forecastMape ?? {})).toHaveLength(12);
+      expect(r.requests.dropped).toBe(0);
+      expect(r.invariants).toMatchObject({
+        publishFailures: 0,
+        handlerErrors: 0,
+        rejectedMessages: 0,
+        servedWhileNotServing: 0,
+      });
+    },
+    60_000,
+  );
+
   it("rejects an unknown policy and an unknown scenario with typed errors naming them", async () => {
     await expect(runSimulation({ scenario: "smoke", policy: "magic", seed: 1 })).rejects.toMatchObject({
       code: "CONFIG",

@@ -1,7 +1,9 @@
+import { PlannerActor, type PlanStrategyName, preloadSolvers } from "@sageserve/planner";
 import { SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
 import { type Actor, type ActorContext, MemoryBroker, VirtualClock } from "@sageserve/runtime";
+import { GPUS } from "../catalog.js";
 import { builtinPerformanceModel } from "../perf/builtin.js";
 import type { PerformanceModel } from "../perf/model.js";
 import { resolveWorkload } from "../workload/index.js";
@@ -12,7 +14,7 @@ import type { SimConfig } from "./config.js";
 import { TraceReplayer } from "./replayer.js";
 import { buildReport, type SimReport, type TimeseriesBin } from "./report.js";
 
-export const POLICIES = ["unified-reactive", "siloed-reactive"] as const;
+export const POLICIES = ["unified-reactive", "siloed-reactive", "lt-i", "lt-u", "lt-ua"] as const;
 export type PolicyName = (typeof POLICIES)[number];
 
 export interface SimOptions {
@@ -46,6 +48,8 @@ export interface RunStats {
   wallTimeMs: number;
   simulatedRequestsPerWallSecond: number;
   events: number;
+  /** Planner policies: wall-clock ILP solve times. */
+  plannerSolveMs?: { mean: number; max: number; plans: number };
 }
 
 export interface SimResult {
@@ -62,6 +66,38 @@ const BIN_MS = 15 * 60_000;
 export function checkPolicy(policy: string): PolicyName {
   if ((POLICIES as readonly string[]).includes(policy)) return policy as PolicyName;
   throw new SageError("CONFIG", `unknown policy '${policy}' (known: ${POLICIES.join(", ")})`);
+}
+
+/**
+ * Per-instance capacity for the planner, in the demand's unit (prompt + output tokens/s): the
+ * instance's prefill and decode throughputs combined in the workload's token mix.
+ */
+function plannerCapacity(
+  first: SimRequest[],
+  perf: PerformanceModel,
+  gpuTypes: string[],
+): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  const mix = new Map<string, { in: number; out: number }>();
+  for (const r of first) {
+    const m = mix.get(r.model) ?? { in: 0, out: 0 };
+    m.in += r.inputTokens;
+    m.out += r.outputTokens;
+    mix.set(r.model, m);
+  }
+  for (const [model, m] of mix) {
+    const outShare = m.out / Math.max(1, m.in + m.out);
+    const caps: Record<string, number> = {};
+    for (const g of gpuTypes) {
+      if (!perf.has(model, g)) continue;
+      const c = perf.capacity(model, g);
+      caps[g] = Math.round(
+        1 / ((1 - outShare) / c.prefillTokensPerSecond + outShare / c.decodeTokensPerSecond),
+      );
+    }
+    out[model] = caps;
+  }
+  return out;
 }
 
 /** Size the initial deployment from the first minutes of the workload, with 20 % headroom. */
@@ -95,6 +131,8 @@ function initialCounts(
 export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const policy = checkPolicy(opts.policy);
   const siloed = policy === "siloed-reactive";
+  const planStrategy = policy.startsWith("lt-") ? (policy as PlanStrategyName) : undefined;
+  if (planStrategy) await preloadSolvers();
   const workload: Workload = resolveWorkload(opts.scenario, {
     seed: opts.seed,
     ...(opts.scale ? { scale: opts.scale } : {}),
@@ -145,6 +183,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         ...(opts.regionAgent?.scalingIntervalMs
           ? { scalingIntervalMs: opts.regionAgent.scalingIntervalMs }
           : {}),
+        ...(planStrategy ? { planStrategy } : {}),
       }),
   );
   const fleet = new SimFleet(ctx("fleet"), {
@@ -155,8 +194,25 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   });
   const replayer = new TraceReplayer(ctx("replayer"), workload, prefetched);
 
+  const planner = planStrategy
+    ? new PlannerActor(ctx("planner"), {
+        models: [...workload.models],
+        regions: [...workload.regions],
+        capacity: plannerCapacity(prefetched.flat(), perf, gpuTypes),
+        gpuTypes: gpuTypes.map((g) => ({
+          id: g,
+          pricePerHour: GPUS[g]?.vmPricePerHour ?? 0,
+          gpusPerVm: GPUS[g]?.gpusPerVm ?? 8,
+        })),
+        supply: Object.fromEntries(
+          workload.regions.map((r) => [r, Object.fromEntries(gpuTypes.map((g) => [g, 200]))]),
+        ),
+        strategy: planStrategy,
+      })
+    : undefined;
   const observers = (opts.observers ?? []).map((make, i) => make(ctx(`observer-${i}`)));
-  for (const a of [...observers, collector, router, ...agents, fleet]) await a.start();
+  const planners = planner ? [planner] : [];
+  for (const a of [...observers, collector, router, ...planners, ...agents, fleet]) await a.start();
   for (const model of workload.models) {
     for (const region of workload.regions) {
       for (const pool of siloed ? ["iw", "niw"] : [undefined]) {
@@ -202,7 +258,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   }
   const wallTimeMs = performance.now() - wall0;
   fleet.closeLedger();
-  for (const a of [replayer, fleet, ...agents, router, collector, ...observers]) await a.stop();
+  for (const a of [replayer, fleet, ...agents, ...planners, router, collector, ...observers]) await a.stop();
 
   const report = buildReport({
     scenario: workload.name,
@@ -216,7 +272,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     agents,
     router,
     bins,
-    actors: [replayer, fleet, ...agents, router, collector],
+    actors: [replayer, fleet, ...agents, ...planners, router, collector],
+    ...(planner ? { planner } : {}),
   });
   return {
     report,
@@ -224,6 +281,15 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       wallTimeMs: Math.round(wallTimeMs),
       simulatedRequestsPerWallSecond: Math.round(replayer.generated / (wallTimeMs / 1000)),
       events: clock.executed,
+      ...(planner && planner.history.length
+        ? {
+            plannerSolveMs: {
+              mean: Math.round(planner.history.reduce((a, h) => a + h.solveMs, 0) / planner.history.length),
+              max: Math.round(Math.max(...planner.history.map((h) => h.solveMs))),
+              plans: planner.history.length,
+            },
+          }
+        : {}),
     },
     fleet,
     collector,

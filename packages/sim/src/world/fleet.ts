@@ -198,6 +198,7 @@ export class SimFleet extends Actor {
           arrivalMs: req.arrivalMs,
           ...(req.deadlineMs === undefined ? {} : { deadlineMs: req.deadlineMs }),
           stream: false,
+          attempt: n,
         },
       );
     });
