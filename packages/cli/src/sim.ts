@@ -44,6 +44,7 @@ async function runOne(policy: string, o: SimCliOptions, label: string): Promise<
       ...(cfg.timings ? { timings: cfg.timings } : {}),
       ...(cfg.slo ? { slo: cfg.slo } : {}),
       ...(cfg.regionAgent ? { regionAgent: cfg.regionAgent } : {}),
+      ...(cfg.planner ? { planner: cfg.planner } : {}),
       scenario: o.scenario,
       policy,
       seed: o.seed,

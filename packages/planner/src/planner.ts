@@ -22,6 +22,33 @@ export interface PlannerOptions {
   forecastStat?: "peak" | "mean";
   config?: PlanningSnapshotInput["config"];
   solve?: SolveOptions;
+  /**
+   * Post-processing of the ILP's targets before they are published (the reference lists these; only
+   * "immediate" exists in its code): "delay-changes" applies a change only when the previous plan
+   * proposed a change in the same direction for that (model, region, GPU type); "keep-max" never lowers
+   * a target below the current allocation; "keep-min" never raises it (scale-ups stay reactive).
+   */
+  postProcess?: PostProcess;
+}
+
+export type PostProcess = "immediate" | "delay-changes" | "keep-max" | "keep-min";
+
+/** Apply a post-processing strategy to plan targets (pure). `previous`: last plan's deltas by "model|region|gpu". */
+export function postProcessTargets(
+  targets: { model: string; region: string; gpu: string; instances: number; delta: number }[],
+  how: PostProcess,
+  previous: ReadonlyMap<string, number>,
+): { model: string; region: string; gpu: string; instances: number; delta: number }[] {
+  if (how === "immediate") return targets;
+  return targets.map((t) => {
+    const current = t.instances - t.delta;
+    const prev = previous.get(`${t.model}|${t.region}|${t.gpu}`) ?? 0;
+    let instances = t.instances;
+    if (how === "keep-max") instances = Math.max(current, t.instances);
+    else if (how === "keep-min") instances = Math.min(current, t.instances);
+    else if (Math.sign(prev) !== Math.sign(t.delta)) instances = current; // delay-changes: wait for confirmation
+    return { ...t, instances, delta: instances - current };
+  });
 }
 
 interface SeriesState {
@@ -44,6 +71,7 @@ export class PlannerActor extends Actor {
     { model: string; region: string; gpu: string; state: string }
   >();
   private planSeq = 0;
+  private previousDeltas = new Map<string, number>();
   readonly history: PlanResult[] = [];
   /** Forecast MAPE per series at the last plan. */
   readonly mape = new Map<string, number>();
@@ -151,6 +179,12 @@ export class PlannerActor extends Actor {
     });
     const result = await solvePlan(snapshot, this.opts.solve);
     this.history.push(result);
+    const targets = postProcessTargets(
+      result.targets,
+      this.opts.postProcess ?? "immediate",
+      this.previousDeltas,
+    );
+    this.previousDeltas = new Map(result.targets.map((t) => [`${t.model}|${t.region}|${t.gpu}`, t.delta]));
     this.publish(
       Plan,
       {},
@@ -159,8 +193,8 @@ export class PlannerActor extends Actor {
         createdAtMs: now,
         windowStartMs: now,
         windowEndMs: now + 3_600_000,
-        strategy: this.opts.strategy,
-        targets: result.targets.map((t) => ({
+        strategy: `${this.opts.strategy}${this.opts.postProcess && this.opts.postProcess !== "immediate" ? `+${this.opts.postProcess}` : ""}`,
+        targets: targets.map((t) => ({
           model: t.model,
           region: t.region,
           gpuType: t.gpu,

@@ -27,6 +27,15 @@ export const SimConfigSchema = z
       })
       .strict()
       .optional(),
+    planner: z
+      .object({
+        postProcess: z.enum(["immediate", "delay-changes", "keep-max", "keep-min"]).optional(),
+        forecastStat: z.enum(["peak", "mean"]).optional(),
+        schedule: z.string().optional(),
+        headroom: z.number().min(0).optional(),
+      })
+      .strict()
+      .optional(),
     regionAgent: z
       .object({
         scalingIntervalMs: z.number().positive().optional(),

@@ -1,4 +1,9 @@
-import { PlannerActor, type PlanStrategyName, preloadSolvers } from "@sageserve/planner";
+import {
+  PlannerActor,
+  PlanningSnapshotSchema,
+  type PlanStrategyName,
+  preloadSolvers,
+} from "@sageserve/planner";
 import { SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
@@ -37,6 +42,8 @@ export interface SimOptions {
    * in-process and skips validation: faster for long runs (docs/benchmarks.md gives both).
    */
   validate?: boolean;
+  /** Planner settings for the lt-* policies. */
+  planner?: SimConfig["planner"];
   /** Region-agent settings (thresholds, NIW release, scaling interval). */
   regionAgent?: SimConfig["regionAgent"];
   /** Extra actors to run alongside (observers in tests, custom policies). */
@@ -208,6 +215,12 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
           workload.regions.map((r) => [r, Object.fromEntries(gpuTypes.map((g) => [g, 200]))]),
         ),
         strategy: planStrategy,
+        ...(opts.planner?.postProcess ? { postProcess: opts.planner.postProcess } : {}),
+        ...(opts.planner?.forecastStat ? { forecastStat: opts.planner.forecastStat } : {}),
+        ...(opts.planner?.schedule ? { schedule: opts.planner.schedule } : {}),
+        ...(opts.planner?.headroom !== undefined
+          ? { config: PlanningSnapshotSchema.shape.config.parse({ headroom: opts.planner.headroom }) }
+          : {}),
       })
     : undefined;
   const observers = (opts.observers ?? []).map((make, i) => make(ctx(`observer-${i}`)));
