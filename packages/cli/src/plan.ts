@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { PlanningSnapshotSchema, solvePlan } from "@sageserve/planner";
+import { describeIssues } from "@sageserve/protocol";
 import { explain } from "./sim.js";
 
 /** `sageserve plan --state file.json`: solve one planning problem and print the plan. */
@@ -19,9 +20,7 @@ export async function planCommand(o: {
     }
     const parsed = PlanningSnapshotSchema.safeParse(raw);
     if (!parsed.success) {
-      console.error(
-        `invalid planning state ${o.state}: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`,
-      );
+      console.error(`invalid planning state ${o.state}: ${describeIssues(parsed.error.issues)}`);
       return 2;
     }
     const solver = o.solver === "highs" || o.solver === "jslp" ? o.solver : "auto";

@@ -1,4 +1,4 @@
-import { isSageError } from "@sageserve/protocol";
+import { describeIssues, isSageError } from "@sageserve/protocol";
 import {
   checkPolicy,
   loadSimConfig,
@@ -96,8 +96,7 @@ function table(reports: SimReport[]): string {
 export function explain(e: unknown): string {
   if (e instanceof TraceError) return `invalid trace: ${e.message}`;
   if (isSageError(e)) return `${e.code}: ${e.message}`;
-  if (e instanceof ZodError)
-    return `invalid scenario: ${e.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`;
+  if (e instanceof ZodError) return `invalid scenario: ${describeIssues(e.issues)}`;
   throw e;
 }
 

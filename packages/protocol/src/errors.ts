@@ -52,5 +52,10 @@ export function isSageError(e: unknown): e is SageError {
 
 export type Result<T, E = SageError> = { ok: true; value: T } | { ok: false; error: E };
 
+/** One line naming every invalid field of a schema failure: "models.0.id: unknown model; regions: …". */
+export function describeIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
+  return issues.map((i) => `${i.path.map(String).join(".") || "(root)"}: ${i.message}`).join("; ");
+}
+
 export const ok = <T>(value: T): Result<T, never> => ({ ok: true, value });
 export const err = <E = SageError>(error: E): Result<never, E> => ({ ok: false, error });

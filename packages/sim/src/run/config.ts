@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { SageError } from "@sageserve/protocol";
+import { describeIssues, SageError } from "@sageserve/protocol";
 import { z } from "zod";
 
 /**
@@ -75,8 +75,7 @@ export function loadSimConfig(path: string): SimConfig {
   }
   const parsed = SimConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
-    throw new SageError("CONFIG", `config ${path}: ${issues}`);
+    throw new SageError("CONFIG", `config ${path}: ${describeIssues(parsed.error.issues)}`);
   }
   return parsed.data;
 }

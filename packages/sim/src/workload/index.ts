@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { SageError } from "@sageserve/protocol";
+import { describeIssues, SageError } from "@sageserve/protocol";
 import { generateScenario, SCENARIOS, ScenarioSpecSchema } from "./scenario.js";
 import { loadTraceFile } from "./trace.js";
 import type { Workload } from "./types.js";
@@ -23,10 +23,7 @@ export function resolveWorkload(nameOrPath: string, opts: { seed: number; scale?
     }
     const parsed = ScenarioSpecSchema.safeParse(raw);
     if (!parsed.success) {
-      const issues = parsed.error.issues
-        .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
-        .join("; ");
-      throw new SageError("CONFIG", `scenario file ${nameOrPath}: ${issues}`);
+      throw new SageError("CONFIG", `scenario file ${nameOrPath}: ${describeIssues(parsed.error.issues)}`);
     }
     return generateScenario(
       { ...parsed.data, scale: (parsed.data.scale ?? 1) * (opts.scale ?? 1) },
