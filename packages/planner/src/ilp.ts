@@ -1,4 +1,13 @@
-import { type LpModel, type LpSolution, type SolveOptions, solve, violation } from "./lp.js";
+import {
+  isFeasible,
+  JSLP_MAX_INTEGERS,
+  type LpModel,
+  type LpSolution,
+  objective,
+  type SolveOptions,
+  solve,
+  violation,
+} from "./lp.js";
 import type { PlanningSnapshot } from "./snapshot.js";
 
 /**
@@ -211,18 +220,101 @@ export function buildPlanningModel(s: PlanningSnapshot): {
   return { model, index, models, regions };
 }
 
-export async function solvePlan(s: PlanningSnapshot, opts: SolveOptions = {}): Promise<PlanResult> {
+/**
+ * LP rounding: solve the relaxation, round every instance count up (capacity and minimum rows stay
+ * satisfied), recompute how the new instances arrive, and keep the result if it is feasible. Returns
+ * the rounded solution and the relaxation's objective (a lower bound on any plan's cost).
+ */
+async function roundedRelaxation(
+  model: LpModel,
+  index: Index,
+  s: PlanningSnapshot,
+  opts: SolveOptions,
+): Promise<{ values: number[]; bound: number; ms: number } | undefined> {
+  const relaxed: LpModel = { vars: model.vars.map((v) => ({ ...v, integer: false })), rows: model.rows };
+  const lp = await solve(relaxed, { ...opts, solver: "highs" });
+  if (lp.status !== "optimal") return undefined;
+  const x = [...lp.values];
+  const cur = new Map<string, { instances: number; spot: number }>();
+  for (const c of s.current) {
+    const k = key(c.model, c.region, c.gpu);
+    const e = cur.get(k) ?? { instances: 0, spot: 0 };
+    e.instances += c.instances;
+    e.spot += c.spot;
+    cur.set(k, e);
+  }
+  const spotLeft = new Map<string, number>();
+  for (const [k, e] of cur) {
+    const [, r, g] = k.split("|");
+    spotLeft.set(`${r}|${g}`, (spotLeft.get(`${r}|${g}`) ?? 0) + e.spot);
+  }
+  for (const [k, i] of [...index.n].sort(([a], [b]) => a.localeCompare(b))) {
+    const n = Math.ceil((x[i] ?? 0) - 1e-7);
+    x[i] = n;
+    const c = cur.get(k) ?? { instances: 0, spot: 0 };
+    const [, r, g] = k.split("|");
+    const pool = `${r}|${g}`;
+    let up = Math.max(0, n - c.instances);
+    // New instances: own spot VMs first, then other models' spot VMs, then new VMs.
+    const rc = Math.min(up, c.spot, spotLeft.get(pool) ?? 0);
+    spotLeft.set(pool, (spotLeft.get(pool) ?? 0) - rc);
+    up -= rc;
+    const sw = Math.min(up, spotLeft.get(pool) ?? 0);
+    spotLeft.set(pool, (spotLeft.get(pool) ?? 0) - sw);
+    up -= sw;
+    x[index.rc.get(k)!] = rc;
+    x[index.sw.get(k)!] = sw;
+    x[index.bt.get(k)!] = up;
+    const dn = model.vars.findIndex((v) => v.name === `down[${k}]`);
+    if (dn >= 0) x[dn] = Math.max(0, c.instances - n);
+  }
+  // Rounding up only adds capacity, so unserved slack can only shrink.
+  for (const [k, i] of index.u) {
+    const row = model.rows.find((r) => r.name === `capacity[${k}]`)!;
+    let lhs = 0;
+    for (const [j, c] of row.terms) if (j !== i) lhs += c * (x[j] ?? 0);
+    x[i] = Math.max(0, row.lo - lhs);
+  }
+  for (const [k, i] of index.minSlack) {
+    const row = model.rows.find((r) => r.name === `min[${k}]`)!;
+    let lhs = 0;
+    for (const [j, c] of row.terms) if (j !== i) lhs += c * (x[j] ?? 0);
+    x[i] = Math.max(0, row.lo - lhs);
+  }
+  return isFeasible(model, x) ? { values: x, bound: lp.objective, ms: lp.solveMs } : undefined;
+}
+
+export async function solvePlan(
+  s: PlanningSnapshot,
+  opts: SolveOptions & { rounding?: boolean } = {},
+): Promise<PlanResult> {
   const { model, index, regions } = buildPlanningModel(s);
   const size = {
     variables: model.vars.length,
     integers: model.vars.filter((v) => v.integer).length,
     rows: model.rows.length,
   };
-  const sol = await solve(model, opts);
+  // Large plans are usually within the gap target after LP rounding (the relaxation is tight when
+  // endpoints have many instances): try that first, and solve the MIP only when it is not good enough.
+  let sol: LpSolution | undefined;
+  let boundNote: string | undefined;
+  const integers = model.vars.filter((v) => v.integer).length;
+  if ((opts.rounding ?? true) && integers > JSLP_MAX_INTEGERS) {
+    const r = await roundedRelaxation(model, index, s, opts);
+    if (r) {
+      const obj = objective(model, r.values);
+      const gap = (obj - r.bound) / Math.max(1e-9, Math.abs(obj));
+      if (gap <= (opts.gap ?? 0.01)) {
+        sol = { status: "feasible", solver: "highs", values: r.values, objective: obj, solveMs: r.ms };
+        boundNote = `LP rounding within ${(100 * gap).toFixed(2)} % of the relaxation bound`;
+      }
+    }
+  }
+  sol ??= await solve(model, { gap: 0.01, ...opts });
   const v = sol.values.length
     ? violation(model, sol.values)
     : { max: Number.POSITIVE_INFINITY, where: "no solution" };
-  const notes: string[] = [];
+  const notes: string[] = boundNote ? [boundNote] : [];
   if (sol.status === "infeasible" || sol.status === "error" || sol.status === "timeout" || v.max > 1e-5) {
     // Never publish nothing: keep the current allocation and say why.
     notes.push(
