@@ -205,6 +205,23 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     expect(h.clock.rng("other").next()).not.toBe(xs[0]);
   });
 
+  it("stores and reads back key-value state; a missing key is undefined", async () => {
+    const a = await conn();
+    const b = await conn();
+    const put = a.kvPut("conformance", "plan/latest", {
+      planId: "p-1",
+      targets: [1, 2, 3],
+      name: "llama-3.1-8b",
+    });
+    await h.settle(100);
+    await put;
+    const got = b.kvGet("conformance", "plan/latest");
+    const missing = b.kvGet("conformance", "nothing-here");
+    await h.settle(100);
+    expect(await got).toEqual({ planId: "p-1", targets: [1, 2, 3], name: "llama-3.1-8b" });
+    expect(await missing).toBeUndefined();
+  });
+
   it("registers services that discovery lists with their endpoints", async () => {
     const b = await conn();
     const svc = await b.registerService({

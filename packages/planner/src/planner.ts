@@ -1,4 +1,11 @@
-import { DemandReport, LoadReport, type Payload, Plan } from "@sageserve/protocol";
+import {
+  DemandReport,
+  LoadReport,
+  type Payload,
+  type PayloadIn,
+  Plan,
+  PlanRequest,
+} from "@sageserve/protocol";
 import { Actor, type ActorContext } from "@sageserve/runtime";
 import { DemandSeries } from "./forecast.js";
 import { type PlanResult, solvePlan } from "./ilp.js";
@@ -71,6 +78,7 @@ export class PlannerActor extends Actor {
     { model: string; region: string; gpu: string; state: string }
   >();
   private planSeq = 0;
+  private lastPlanId = "none";
   private previousDeltas = new Map<string, number>();
   readonly history: PlanResult[] = [];
   /** Forecast MAPE per series at the last plan. */
@@ -98,6 +106,11 @@ export class PlannerActor extends Actor {
       },
       { broadcast: true },
     );
+    this.handle(PlanRequest, {}, async (req) => {
+      this.log.info({ reason: req.reason, by: req.requestedBy }, "re-planning on request");
+      const r = await this.plan();
+      return { planId: this.lastPlanId, status: r.status, targets: r.targets.length, solveMs: r.solveMs };
+    });
     this.cron(this.opts.schedule ?? "0 * * * *", async () => {
       await this.plan();
     });
@@ -185,32 +198,33 @@ export class PlannerActor extends Actor {
       this.previousDeltas,
     );
     this.previousDeltas = new Map(result.targets.map((t) => [`${t.model}|${t.region}|${t.gpu}`, t.delta]));
-    this.publish(
-      Plan,
-      {},
-      {
-        planId: `${this.identity.id}-p${this.planSeq++}`,
-        createdAtMs: now,
-        windowStartMs: now,
-        windowEndMs: now + 3_600_000,
-        strategy: `${this.opts.strategy}${this.opts.postProcess && this.opts.postProcess !== "immediate" ? `+${this.opts.postProcess}` : ""}`,
-        targets: targets.map((t) => ({
-          model: t.model,
-          region: t.region,
-          gpuType: t.gpu,
-          instances: t.instances,
-          delta: t.delta,
-        })),
-        routing: result.routing,
-        forecast,
-        solver: {
-          status: result.status === "timeout" ? "timeout" : result.status,
-          objective: Number.isFinite(result.objective) ? result.objective : 0,
-          solveMs: result.solveMs,
-        },
-        notes: result.notes.slice(0, 200),
+    const planId = `${this.identity.id}-p${this.planSeq++}`;
+    this.lastPlanId = planId;
+    const payload: PayloadIn<typeof Plan> = {
+      planId,
+      createdAtMs: now,
+      windowStartMs: now,
+      windowEndMs: now + 3_600_000,
+      strategy: `${this.opts.strategy}${this.opts.postProcess && this.opts.postProcess !== "immediate" ? `+${this.opts.postProcess}` : ""}`,
+      targets: targets.map((t) => ({
+        model: t.model,
+        region: t.region,
+        gpuType: t.gpu,
+        instances: t.instances,
+        delta: t.delta,
+      })),
+      routing: result.routing,
+      forecast,
+      solver: {
+        status: result.status === "timeout" ? "timeout" : result.status,
+        objective: Number.isFinite(result.objective) ? result.objective : 0,
+        solveMs: result.solveMs,
       },
-    );
+      notes: result.notes.slice(0, 200),
+    };
+    this.publish(Plan, {}, payload);
+    // The latest plan is also kept in KV, so a region agent that starts mid-hour can fetch it.
+    await this.kvPut("sage-plans", "latest", { ...payload, v: Plan.version });
     this.log.info(
       { status: result.status, solveMs: Math.round(result.solveMs), targets: result.targets.length },
       "published plan",

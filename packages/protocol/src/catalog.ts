@@ -14,6 +14,7 @@ import {
   NiwJob,
   NodeCommand,
   Plan,
+  PlanRequest,
   RegionStatus,
   VmCommand,
 } from "./messages-control.js";
@@ -30,6 +31,7 @@ export const MESSAGES: readonly MessageDef[] = [
   NodeCommand,
   VmCommand,
   Plan,
+  PlanRequest,
   DemandReport,
   RegionStatus,
   NiwJob,

@@ -135,6 +135,27 @@ export const Plan = defineMessage({
   notes: [],
 }));
 
+export const PlanRequest = defineMessage({
+  name: "PlanRequest",
+  kind: "request",
+  version: 1,
+  subject: "sage.plan.request",
+  schema: z.object({ reason: z.string().max(512), requestedBy: Id.optional() }),
+  reply: z.object({
+    planId: Id,
+    status: z.enum(["optimal", "feasible", "relaxed", "infeasible", "timeout"]),
+    targets: Count,
+    solveMs: z.number().nonnegative(),
+  }),
+  publishers: ["cli", "region-agent", "dashboard"],
+  listeners: ["planner"],
+  queueGroup: "planner",
+  doc: "Re-plan now (outside the hourly schedule); the reply names the plan that was published on sage.plan.",
+}).withSample(
+  () => ({ reason: "traffic surge in eastus", requestedBy: "cli" }),
+  () => ({ planId: "p-2", status: "optimal", targets: 12, solveMs: 85 }),
+);
+
 export const DemandReport = defineMessage({
   name: "DemandReport",
   kind: "event",

@@ -239,6 +239,29 @@ export abstract class Actor {
     }
   }
 
+  /** Store shared state (e.g. the latest plan); failures come back as values. */
+  protected async kvPut(bucket: string, key: string, value: unknown): Promise<Result<void>> {
+    try {
+      await this.bus.kvPut(bucket, key, value);
+      return { ok: true, value: undefined };
+    } catch (e) {
+      return this.publishFailed(
+        e instanceof SageError ? e : new SageError("CLOSED", `kvPut ${bucket}/${key}: ${String(e)}`),
+      );
+    }
+  }
+
+  protected async kvGet(bucket: string, key: string): Promise<Result<unknown | undefined>> {
+    try {
+      return { ok: true, value: await this.bus.kvGet(bucket, key) };
+    } catch (e) {
+      return {
+        ok: false,
+        error: e instanceof SageError ? e : new SageError("CLOSED", `kvGet ${bucket}/${key}: ${String(e)}`),
+      };
+    }
+  }
+
   // ---------------------------------------------------------------- time
 
   protected every(intervalMs: number, fn: () => void | Promise<void>): Timer {

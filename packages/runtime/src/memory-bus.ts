@@ -64,6 +64,7 @@ export class MemoryBroker {
   private readonly trie = new SubjectTrie<Sub>();
   readonly inboxes = new Map<string, PendingRequest>();
   readonly services = new Map<string, ServiceInfo>();
+  readonly kv = new Map<string, Map<string, Uint8Array>>();
   private readonly queuePick;
   private nextConn = 0;
   published = 0;
@@ -338,6 +339,24 @@ export class MemoryBus implements Bus {
     return [...this.broker.services.values()]
       .filter((s) => opts.name === undefined || s.name === opts.name)
       .map((s) => structuredClone(s));
+  }
+
+  async kvPut(bucket: string, key: string, value: unknown): Promise<void> {
+    if (this.closed) throw new SageError("CLOSED", `kvPut on closed connection ${this.name}`);
+    let b = this.broker.kv.get(bucket);
+    if (!b) {
+      b = new Map();
+      this.broker.kv.set(bucket, b);
+    }
+    // Stored encoded, as on NATS, so a reader never shares the writer's object.
+    b.set(key, encode(value));
+  }
+
+  async kvGet(bucket: string, key: string): Promise<unknown | undefined> {
+    const bytes = this.broker.kv.get(bucket)?.get(key);
+    if (!bytes) return undefined;
+    const d = decode(bytes);
+    return d.ok ? d.value : undefined;
   }
 
   async flush(): Promise<void> {}

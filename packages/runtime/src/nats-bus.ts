@@ -10,6 +10,7 @@ import {
   type ConnectionOptions,
   connect,
   ErrorCode,
+  type KV,
   type Msg,
   type NatsConnection,
   type NatsError,
@@ -209,6 +210,37 @@ export class NatsBus implements Bus {
     return out;
   }
 
+  private readonly buckets = new Map<string, Promise<KV>>();
+
+  private bucket(name: string): Promise<KV> {
+    let b = this.buckets.get(name);
+    if (!b) {
+      b = this.connection.jetstream().views.kv(name, { history: 1 });
+      this.buckets.set(name, b);
+      b.catch(() => this.buckets.delete(name));
+    }
+    return b;
+  }
+
+  async kvPut(bucket: string, key: string, value: unknown): Promise<void> {
+    try {
+      await (await this.bucket(bucket)).put(kvKey(key), this.encode(value, `$KV.${bucket}`));
+    } catch (e) {
+      throw mapError(e, `$KV.${bucket}.${key}`);
+    }
+  }
+
+  async kvGet(bucket: string, key: string): Promise<unknown | undefined> {
+    try {
+      const e = await (await this.bucket(bucket)).get(kvKey(key));
+      if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
+      const d = decode(e.value, this.maxPayload);
+      return d.ok ? d.value : undefined;
+    } catch (e) {
+      throw mapError(e, `$KV.${bucket}.${key}`);
+    }
+  }
+
   async flush(): Promise<void> {
     await this.connection.flush();
   }
@@ -248,6 +280,16 @@ export class NatsBus implements Bus {
       },
     };
   }
+}
+
+/** NATS KV keys allow only [-/_=.a-zA-Z0-9]: anything else is escaped as =xx per UTF-8 byte. */
+export function kvKey(key: string): string {
+  let out = "";
+  for (const ch of key) {
+    if (/[-/_.a-zA-Z0-9]/.test(ch)) out += ch;
+    else for (const b of new TextEncoder().encode(ch)) out += `=${b.toString(16).padStart(2, "0")}`;
+  }
+  return out || "=";
 }
 
 function invoke(handler: MessageHandler, msg: InboundMessage): void {

@@ -82,6 +82,12 @@ export interface Bus {
   registerService(spec: ServiceSpec): Promise<ServiceHandle>;
   /** Services currently registered anywhere on the bus. */
   discover(opts?: { name?: string; timeoutMs?: number }): Promise<ServiceInfo[]>;
+  /**
+   * Key-value state shared through the bus (NATS KV live, a map in memory): the latest plan, node
+   * liveness. Values are encoded like messages; `kvGet` of a missing key is undefined.
+   */
+  kvPut(bucket: string, key: string, value: unknown): Promise<void>;
+  kvGet(bucket: string, key: string): Promise<unknown | undefined>;
   /** Wait until everything published so far has reached the server (live) or been delivered (memory). */
   flush(): Promise<void>;
   /** Stop accepting new messages, deliver what is in flight, then close. */

@@ -116,7 +116,7 @@ describe("simulator", () => {
       expect(r.planner?.plans).toBe(24);
       expect(res.run.plannerSolveMs?.plans).toBe(24);
       const statuses = r.planner?.statuses ?? {};
-    expect(Object.keys(statuses).every((s) => s === "optimal" || s === "feasible")).toBe(true);
+      expect(Object.keys(statuses).every((s) => s === "optimal" || s === "feasible")).toBe(true);
       expect(Object.keys(r.planner?.forecastMape ?? {})).toHaveLength(12);
       expect(r.requests.dropped).toBe(0);
       expect(r.invariants).toMatchObject({
