@@ -4,6 +4,7 @@ import {
   LoadReport,
   NiwJob,
   type Payload,
+  Plan,
   RequestDone,
   RouteRequest,
   SageError,
@@ -57,6 +58,9 @@ export class RouterActor extends Actor {
     Record<Tier, { requests: number; inputTokens: number; outputTokens: number }>
   >();
   private demandWindowStartMs = 0;
+  /** The latest plan's routing fractions per "model|origin": where interactive work should go. */
+  private planRouting = new Map<string, { to: string; fraction: number }[]>();
+  private readonly pickRng = this.clock.rng(`router-${this.identity.id}-plan`);
 
   constructor(
     ctx: ActorContext,
@@ -74,6 +78,19 @@ export class RouterActor extends Actor {
 
   protected setup(): void {
     this.on(LoadReport, {}, (r) => this.onLoad(r), { broadcast: true });
+    this.on(
+      Plan,
+      {},
+      (p) => {
+        const m = new Map<string, { to: string; fraction: number }[]>();
+        for (const r of p.routing) {
+          const k = `${r.model}|${r.from}`;
+          m.set(k, [...(m.get(k) ?? []), { to: r.to, fraction: r.fraction }]);
+        }
+        this.planRouting = m;
+      },
+      { broadcast: true },
+    );
     this.handle(RouteRequest, {}, (req) => {
       // Count arrivals once (re-routes of the same request come back as RouteRequests too).
       if (req.attempt === undefined) this.countDemand(req);
@@ -168,7 +185,7 @@ export class RouterActor extends Actor {
     }
     const pool = this.cfg.niwMode === "pool" ? (req.tier === "niw" ? "niw" : "iw") : undefined;
     const region = chooseRegion(
-      req.originRegion,
+      this.plannedRegion(req.model, req.originRegion),
       (r) => endpointUtilization(this.candidates(req.model, r, pool), now, this.cfg),
       this.opts.regions,
       this.cfg,
@@ -223,6 +240,18 @@ export class RouterActor extends Actor {
       }
     }
     this.demand.clear();
+  }
+
+  /** The plan's routing fractions, when present, pick the region interactive work starts from. */
+  private plannedRegion(model: string, origin: string): string {
+    const split = this.planRouting.get(`${model}|${origin}`);
+    if (!split || split.length < 2) return split?.[0]?.to ?? origin;
+    let u = this.pickRng.next();
+    for (const s of split) {
+      u -= s.fraction;
+      if (u < 0) return s.to;
+    }
+    return split[split.length - 1]!.to;
   }
 
   private retryPending(): void {

@@ -214,6 +214,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         supply: Object.fromEntries(
           workload.regions.map((r) => [r, Object.fromEntries(gpuTypes.map((g) => [g, 200]))]),
         ),
+        // Interactive work may be planned into any other region; the routers follow the plan's fractions.
+        routes: Object.fromEntries(workload.regions.map((r) => [r, workload.regions.filter((q) => q !== r)])),
         strategy: planStrategy,
         ...(opts.planner?.postProcess ? { postProcess: opts.planner.postProcess } : {}),
         ...(opts.planner?.forecastStat ? { forecastStat: opts.planner.forecastStat } : {}),
