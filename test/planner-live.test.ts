@@ -1,5 +1,6 @@
 import { PlannerActor } from "@sageserve/planner";
 import { DemandReport, envelope, LoadReport, Plan, PlanRequest, validateReply } from "@sageserve/protocol";
+import { RegionAgentActor } from "@sageserve/region-agent";
 import { NatsBus, WallClock } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";
@@ -104,5 +105,16 @@ describe("planner over a real nats-server", () => {
     expect(plan.routing.some((x) => x.from === "eastus" && x.to === "westus")).toBe(true);
     const latest = (await client.kvGet("sage-plans", "latest")) as { planId: string } | undefined;
     expect(latest?.planId).toBe(plan.planId);
+
+    // A region agent started after the plan picks it up from KV.
+    const agent = new RegionAgentActor(
+      { bus: await NatsBus.connect({ servers: fx.url, name: "agent" }), clock },
+      { region: "eastus", models: ["llama2-70b"], mode: "unified", gpuTypes: ["h100"], planStrategy: "lt-u" },
+    );
+    await agent.start();
+    const eastTarget = plan.targets.filter((t) => t.region === "eastus").reduce((a, t) => a + t.instances, 0);
+    expect(agent.planTargets()).toEqual({ "llama2-70b": Math.max(2, eastTarget) });
+    await agent.stop();
+    await agent.bus.close();
   }, 30_000);
 });

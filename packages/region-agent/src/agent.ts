@@ -9,6 +9,7 @@ import {
   Plan,
   RequestDone,
   VmCommand,
+  validatePayload,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext } from "@sageserve/runtime";
 import { type Job, NiwQueue } from "./niw-queue.js";
@@ -141,7 +142,7 @@ export class RegionAgentActor extends Actor {
     return this.opts.mode === "siloed" ? ["iw", "niw"] : [undefined];
   }
 
-  protected setup(): void {
+  protected async setup(): Promise<void> {
     const region = this.opts.region;
     this.on(LoadReport, { region }, (r) => this.onLoad(r), { broadcast: true });
     if (this.opts.mode === "unified") {
@@ -150,6 +151,12 @@ export class RegionAgentActor extends Actor {
     }
     if (this.opts.planStrategy) {
       this.on(Plan, {}, (p) => this.onPlan(p), { broadcast: true });
+      // Started mid-hour: pick up the latest plan from KV instead of waiting for the next one.
+      const latest = await this.kvGet("sage-plans", "latest");
+      if (latest.ok && latest.value !== undefined) {
+        const plan = validatePayload(Plan, latest.value);
+        if (plan.ok) await this.onPlan(plan.value);
+      }
       this.on(DemandReport, { region }, (d) => this.onDemand(d), { broadcast: true });
     }
     this.every(this.opts.scalingIntervalMs ?? 15_000, () => this.tick());
@@ -198,6 +205,11 @@ export class RegionAgentActor extends Actor {
       }
     }
     if (work.length) return Promise.all(work).then(() => {});
+  }
+
+  /** Instances per model the current plan asks of this region (empty before the first plan). */
+  planTargets(): Record<string, number> {
+    return Object.fromEntries([...this.planTarget].map(([m, t]) => [m, t.instances]));
   }
 
   queueDepth(model?: string): number {
