@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError } from "commander";
 import { runDemo } from "./demo.js";
+import { emulatorCommand } from "./emulator.js";
 import { planCommand } from "./plan.js";
 import { compareCommand, POLICY_NAMES, simCommand } from "./sim.js";
 import { VERSION } from "./version.js";
@@ -120,6 +121,23 @@ program
   .option("--json", "print the whole plan as JSON")
   .action(async (opts) => {
     process.exitCode = await planCommand(opts);
+  });
+
+program
+  .command("emulator")
+  .description(
+    "Run an engine emulator: a vLLM-compatible OpenAI HTTP server timed by the measured performance model (no GPU)",
+  )
+  .requiredOption("-m, --model <id>", "model (llama2-70b, bloom-176b, llama3.1-8b, llama3.2-3b)")
+  .option("-g, --gpu <type>", "GPU type whose timing to emulate (h100, a100)", "h100")
+  .option("-p, --port <n>", "port", positiveInt, 8000)
+  .option("--host <addr>", "address to listen on", "127.0.0.1")
+  .option("--served-model-name <name>", "the name clients use in `model`")
+  .option("--load-ms <ms>", "model load time before /health turns 200", positiveNumber, 0)
+  .option("--max-model-len <n>", "context length", positiveInt, 32768)
+  .option("--speedup <x>", "run this many times faster than the measured hardware", positiveNumber, 1)
+  .action(async (opts) => {
+    process.exitCode = await emulatorCommand(opts);
   });
 
 program

@@ -1,0 +1,38 @@
+import { startEmulator } from "@sageserve/engine-emulator";
+import { explain } from "./sim.js";
+
+export async function emulatorCommand(o: {
+  model: string;
+  gpu: string;
+  port: number;
+  host: string;
+  servedModelName?: string;
+  loadMs: number;
+  maxModelLen: number;
+  speedup: number;
+}): Promise<number> {
+  try {
+    const emu = await startEmulator({
+      model: o.model,
+      gpu: o.gpu,
+      port: o.port,
+      host: o.host,
+      loadMs: o.loadMs,
+      maxModelLen: o.maxModelLen,
+      speedup: o.speedup,
+      ...(o.servedModelName ? { servedModelName: o.servedModelName } : {}),
+    });
+    console.log(
+      `engine emulator for ${o.model} on ${o.gpu} at ${emu.url} (OpenAI API under /v1, metrics at /metrics)`,
+    );
+    await new Promise<void>((resolve) => {
+      process.once("SIGINT", resolve);
+      process.once("SIGTERM", resolve);
+    });
+    await emu.close();
+    return 0;
+  } catch (e) {
+    console.error(explain(e));
+    return 2;
+  }
+}

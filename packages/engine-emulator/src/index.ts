@@ -1,0 +1,3 @@
+export * from "./engine.js";
+export * from "./openai.js";
+export * from "./server.js";

@@ -1,0 +1,89 @@
+import { z } from "zod";
+
+/** The parts of the OpenAI request bodies the emulator reads; anything else is accepted and ignored. */
+const Common = {
+  model: z.string().min(1),
+  max_tokens: z.number().int().positive().max(1_000_000).optional(),
+  stream: z.boolean().optional(),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).partial().optional(),
+};
+
+export const CompletionBody = z.object({
+  ...Common,
+  prompt: z.union([z.string(), z.array(z.string()).min(1)]),
+});
+
+export const ChatBody = z.object({
+  ...Common,
+  max_completion_tokens: z.number().int().positive().max(1_000_000).optional(),
+  messages: z
+    .array(
+      z.object({
+        role: z.string(),
+        content: z.union([
+          z.string(),
+          z.array(z.object({ type: z.string(), text: z.string().optional() }).passthrough()),
+          z.null(),
+        ]),
+      }),
+    )
+    .min(1),
+});
+
+/** Rough token count of text (≈ 4 characters per token, as tokenizers average on English). */
+export function estimateTokens(text: string): number {
+  return Math.max(1, Math.ceil(text.length / 4));
+}
+
+export function chatPromptTokens(body: z.output<typeof ChatBody>): number {
+  let n = 3;
+  for (const m of body.messages) {
+    const text =
+      typeof m.content === "string" ? m.content : (m.content ?? []).map((p) => p.text ?? "").join(" ");
+    n += 4 + estimateTokens(text);
+  }
+  return n;
+}
+
+export interface OpenAiError {
+  status: number;
+  body: { error: { message: string; type: string; param: string | null; code: string | null } };
+}
+
+export function openAiError(
+  status: number,
+  message: string,
+  type: string,
+  code: string | null = null,
+  param: string | null = null,
+): OpenAiError {
+  return { status, body: { error: { message, type, param, code } } };
+}
+
+const WORDS = [
+  " the",
+  " of",
+  " and",
+  " to",
+  " a",
+  " in",
+  " is",
+  " that",
+  " for",
+  " it",
+  " as",
+  " with",
+  " on",
+  " be",
+  " at",
+  " by",
+  " this",
+  " from",
+  " or",
+  " an",
+];
+
+/** Deterministic filler text: token i of request `seed`. */
+export function tokenText(seed: number, i: number): string {
+  return WORDS[(seed * 31 + i * 7) % WORDS.length]!;
+}

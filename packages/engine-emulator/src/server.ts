@@ -1,0 +1,396 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { builtinPerformanceModel, type PerformanceModel } from "@sageserve/sim";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { z } from "zod";
+import { RealtimeEngine } from "./engine.js";
+import {
+  ChatBody,
+  CompletionBody,
+  chatPromptTokens,
+  estimateTokens,
+  type OpenAiError,
+  openAiError,
+  tokenText,
+} from "./openai.js";
+
+export interface EmulatorOptions {
+  /** Model served (a model the performance model knows). */
+  model: string;
+  gpu: string;
+  /** Name clients use in `model` (default: the model id). */
+  servedModelName?: string;
+  host?: string;
+  port?: number;
+  /** Time to load the model at start, from the reference's model-load overhead unless set (ms). */
+  loadMs?: number;
+  maxModelLen?: number;
+  maxBatch?: number;
+  maxBodyBytes?: number;
+  /** Speed multiplier for tests and demos (2 = twice as fast as the measured hardware). */
+  speedup?: number;
+  perf?: PerformanceModel;
+}
+
+export interface EmulatorHandle {
+  url: string;
+  port: number;
+  server: Server;
+  engine: RealtimeEngine;
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+const LATENCY_BUCKETS = [
+  0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640,
+];
+
+/**
+ * An HTTP server that looks like a vLLM OpenAI-compatible server — the same
+ * endpoints, response shapes, SSE streaming and Prometheus metric names — with
+ * timing from the measured performance model. No GPU needed.
+ */
+export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle> {
+  const perf = o.perf ?? builtinPerformanceModel();
+  const timing = perf.timingFor(o.model, o.gpu); // throws a typed error for an unknown model/GPU
+  const speed = o.speedup ?? 1;
+  const name = o.servedModelName ?? o.model;
+  const maxModelLen = o.maxModelLen ?? 32_768;
+  const engine = new RealtimeEngine(
+    {
+      prefillMs: (p, b) => timing.prefillMs(p, b) / speed,
+      decodeIterMs: (b) => timing.decodeIterMs(b) / speed,
+    },
+    perf.kvTokenCapacity(o.model, o.gpu),
+    o.maxBatch ?? 256,
+  );
+  const registry = new Registry();
+  const labels = { model_name: name };
+  const labelNames = ["model_name"] as const;
+  const g = (n: string, help: string, value: () => number) =>
+    new Gauge({
+      name: n,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.set(labels, value());
+      },
+    });
+  g(
+    "vllm:num_requests_running",
+    "Number of requests currently running on GPU.",
+    () => engine.stats().running,
+  );
+  g("vllm:num_requests_waiting", "Number of requests waiting to be processed.", () => engine.stats().waiting);
+  g("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", () => engine.stats().kvUsage);
+  g(
+    "vllm:gpu_cache_usage_perc",
+    "GPU KV-cache usage (v0 name). 1 means 100 percent usage.",
+    () => engine.stats().kvUsage,
+  );
+  const c = (n: string, help: string, value: () => number) =>
+    new Counter({
+      name: n,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(labels, value());
+      },
+    });
+  c("vllm:prompt_tokens_total", "Number of prefill tokens processed.", () => engine.promptTokensTotal);
+  c(
+    "vllm:generation_tokens_total",
+    "Number of generation tokens processed.",
+    () => engine.generationTokensTotal,
+  );
+  c("vllm:request_success_total", "Count of successfully processed requests.", () => engine.requestsFinished);
+  const h = (n: string, help: string) =>
+    new Histogram({ name: n, help, labelNames, buckets: LATENCY_BUCKETS, registers: [registry] });
+  const ttft = h("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.");
+  const itl = h("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.");
+  const e2e = h("vllm:e2e_request_latency_seconds", "Histogram of end to end request latency in seconds.");
+  engine.onFirstToken = (s) => ttft.observe(labels, s);
+  engine.onInterToken = (s) => itl.observe(labels, s);
+  engine.onFinished = (s) => e2e.observe(labels, s);
+
+  let loaded = false;
+  const ready = new Promise<void>((resolve) =>
+    setTimeout(() => {
+      loaded = true;
+      resolve();
+    }, o.loadMs ?? 0),
+  );
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((e) =>
+      send(res, openAiError(500, `internal error: ${String(e)}`, "internal_server_error")),
+    );
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://x");
+    if (req.method === "GET" && url.pathname === "/health") {
+      res.writeHead(loaded ? 200 : 503).end();
+      return;
+    }
+    if (req.method === "GET" && url.pathname === "/metrics") {
+      res.writeHead(200, { "content-type": registry.contentType }).end(await registry.metrics());
+      return;
+    }
+    if (req.method === "GET" && url.pathname === "/v1/models") {
+      json(res, 200, {
+        object: "list",
+        data: [
+          {
+            id: name,
+            object: "model",
+            created: 0,
+            owned_by: "sageserve-emulator",
+            root: o.model,
+            max_model_len: maxModelLen,
+          },
+        ],
+      });
+      return;
+    }
+    const chat = url.pathname === "/v1/chat/completions";
+    if (req.method !== "POST" || (!chat && url.pathname !== "/v1/completions")) {
+      send(
+        res,
+        openAiError(404, `no route for ${req.method} ${url.pathname}`, "invalid_request_error", "not_found"),
+      );
+      return;
+    }
+    if (!loaded) {
+      res.setHeader("retry-after", "1");
+      send(res, openAiError(503, "model is loading", "service_unavailable", "model_loading"));
+      return;
+    }
+    const raw = await readBody(req, o.maxBodyBytes ?? 8 * 1024 * 1024);
+    if (typeof raw !== "string") {
+      send(res, raw);
+      return;
+    }
+    let parsedJson: unknown;
+    try {
+      parsedJson = JSON.parse(raw);
+    } catch (e) {
+      send(
+        res,
+        openAiError(
+          400,
+          `request body is not valid JSON: ${(e as Error).message}`,
+          "invalid_request_error",
+          "invalid_json",
+        ),
+      );
+      return;
+    }
+    const parsed = (chat ? ChatBody : CompletionBody).safeParse(parsedJson);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0]!;
+      send(
+        res,
+        openAiError(
+          400,
+          `${i.path.join(".") || "body"}: ${i.message}`,
+          "invalid_request_error",
+          "invalid_value",
+          i.path.join(".") || null,
+        ),
+      );
+      return;
+    }
+    const body = parsed.data;
+    if (body.model !== name) {
+      send(
+        res,
+        openAiError(
+          404,
+          `The model \`${body.model}\` does not exist.`,
+          "NotFoundError",
+          "model_not_found",
+          "model",
+        ),
+      );
+      return;
+    }
+    const prompt = chat
+      ? chatPromptTokens(body as z.output<typeof ChatBody>)
+      : estimateTokens([(body as z.output<typeof CompletionBody>).prompt].flat().join(" "));
+    const maxTokens =
+      (body as { max_completion_tokens?: number }).max_completion_tokens ?? body.max_tokens ?? 16;
+    if (prompt + maxTokens > maxModelLen) {
+      send(
+        res,
+        openAiError(
+          400,
+          `This model's maximum context length is ${maxModelLen} tokens. However, you requested ${prompt + maxTokens} tokens (${prompt} in the messages, ${maxTokens} in the completion).`,
+          "BadRequestError",
+          "context_length_exceeded",
+          "messages",
+        ),
+      );
+      return;
+    }
+    await generate(
+      res,
+      chat,
+      body.stream === true,
+      body.stream_options?.include_usage === true,
+      prompt,
+      maxTokens,
+    );
+  }
+
+  function generate(
+    res: ServerResponse,
+    chat: boolean,
+    stream: boolean,
+    usageChunk: boolean,
+    prompt: number,
+    maxTokens: number,
+  ): Promise<void> {
+    const id = `${chat ? "chatcmpl" : "cmpl"}-${randomUUID().replaceAll("-", "")}`;
+    const created = Math.floor(Date.now() / 1000);
+    const object = chat ? (stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
+    const seed = Number.parseInt(id.slice(-6), 16) || 1;
+    let text = "";
+    const usage = () => ({
+      prompt_tokens: prompt,
+      completion_tokens: maxTokens,
+      total_tokens: prompt + maxTokens,
+    });
+    return new Promise<void>((resolve) => {
+      const ok = engine.submit({
+        id,
+        promptTokens: prompt,
+        maxTokens,
+        onToken(i) {
+          const t = tokenText(seed, i);
+          if (!stream) {
+            text += t;
+            return;
+          }
+          if (i === 0)
+            res.writeHead(200, {
+              "content-type": "text/event-stream",
+              "cache-control": "no-cache",
+              connection: "keep-alive",
+            });
+          const last = i === maxTokens - 1;
+          const choice = chat
+            ? {
+                index: 0,
+                delta: i === 0 ? { role: "assistant", content: t } : { content: t },
+                logprobs: null,
+                finish_reason: last ? "length" : null,
+              }
+            : { index: 0, text: t, logprobs: null, finish_reason: last ? "length" : null };
+          res.write(`data: ${JSON.stringify({ id, object, created, model: name, choices: [choice] })}\n\n`);
+        },
+        onDone(reason) {
+          if (reason === "abort") {
+            if (!res.writableEnded) res.destroy();
+            resolve();
+            return;
+          }
+          if (stream) {
+            if (usageChunk)
+              res.write(
+                `data: ${JSON.stringify({ id, object, created, model: name, choices: [], usage: usage() })}\n\n`,
+              );
+            res.end("data: [DONE]\n\n");
+          } else {
+            const choice = chat
+              ? {
+                  index: 0,
+                  message: { role: "assistant", content: text },
+                  logprobs: null,
+                  finish_reason: "length",
+                }
+              : { index: 0, text, logprobs: null, finish_reason: "length" };
+            json(res, 200, { id, object, created, model: name, choices: [choice], usage: usage() });
+          }
+          resolve();
+        },
+      });
+      if (!ok) {
+        send(
+          res,
+          openAiError(
+            400,
+            `request needs ${prompt + maxTokens} tokens of KV cache, more than this instance has`,
+            "BadRequestError",
+            "context_length_exceeded",
+          ),
+        );
+        resolve();
+        return;
+      }
+      // A client that goes away stops its generation (and frees its KV cache) at once.
+      res.on("close", () => {
+        if (!res.writableFinished) engine.abort(id);
+      });
+    });
+  }
+
+  await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://${o.host ?? "127.0.0.1"}:${port}`,
+    port,
+    server,
+    engine,
+    ready,
+    close: () =>
+      new Promise<void>((resolve) => {
+        engine.stop();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+}
+
+function send(res: ServerResponse, e: OpenAiError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  json(res, e.status, e.body);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string | OpenAiError> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        resolve(
+          openAiError(
+            413,
+            `request body larger than ${limit} bytes`,
+            "invalid_request_error",
+            "request_too_large",
+          ),
+        );
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", () =>
+      resolve(openAiError(400, "request body could not be read", "invalid_request_error")),
+    );
+  });
+}
