@@ -1,0 +1,399 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import {
+  Heartbeat,
+  InferenceChunk,
+  InferenceRequest,
+  type InstanceState,
+  InstanceTransition,
+  LoadReport,
+  NodeCommand,
+  type Payload,
+  RequestDone,
+  SageError,
+} from "@sageserve/protocol";
+import { Actor, type ActorContext } from "@sageserve/runtime";
+import { type EngineKind, type EngineLoad, engineLoad, parsePrometheus } from "./metrics.js";
+
+export interface NodeAgentOptions {
+  nodeId: string;
+  region: string;
+  gpuType: string;
+  gpus?: number;
+  engine: {
+    /** Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000 */
+    url: string;
+    kind: EngineKind;
+    /** Model the engine serves (its `model` name). */
+    model: string;
+    pool?: string;
+    /**
+     * Command that starts the engine (argv; `{model}` and `{port}` are substituted). When set, the agent
+     * runs the engine itself and swaps models by restarting it; otherwise it only watches an engine
+     * someone else runs.
+     */
+    command?: string[];
+    /** KV-cache capacity in tokens, reported with the load (weights utilisation across GPU types). */
+    kvCapacityTokens?: number;
+  };
+  heartbeatMs?: number;
+  loadReportMs?: number;
+  /** Consecutive failed health checks before the instance is reported failed. */
+  failAfterChecks?: number;
+}
+
+/**
+ * One per GPU host: wraps an inference server that speaks the OpenAI HTTP API,
+ * reads its Prometheus metrics (one table maps each engine's names), publishes
+ * load reports and heartbeats, runs routed requests and streams the tokens back
+ * over NATS, and carries out the region agent's commands (drain, lend as spot,
+ * reclaim, swap the model by restarting the engine).
+ */
+export class NodeAgentActor extends Actor {
+  private state: InstanceState = "loading";
+  private model: string;
+  private pool: string | undefined;
+  private load: EngineLoad = { running: 0, waiting: 0, kvUtilization: 0 };
+  private inFlight = 0;
+  private afterDrain: InstanceState | undefined;
+  private failedChecks = 0;
+  private seq = 0;
+  private proc: ChildProcess | undefined;
+  private readonly streams = new Set<Promise<void>>();
+  readonly instanceId: string;
+
+  constructor(
+    ctx: ActorContext,
+    private readonly opts: NodeAgentOptions,
+  ) {
+    super(ctx, {
+      role: "node-agent",
+      id: `node-agent-${opts.nodeId}`,
+      description: "wraps an inference server on one GPU host",
+      metadata: { region: opts.region, node: opts.nodeId, engine: opts.engine.kind },
+    });
+    this.model = opts.engine.model;
+    this.pool = opts.engine.pool;
+    this.instanceId = `${opts.nodeId}-i0`;
+  }
+
+  get currentState(): InstanceState {
+    return this.state;
+  }
+
+  get currentModel(): string {
+    return this.model;
+  }
+
+  get engineUrl(): string {
+    return this.opts.engine.url;
+  }
+
+  /** The engine process this agent started (undefined when it watches an engine run by someone else). */
+  get engineProcess(): ChildProcess | undefined {
+    return this.proc;
+  }
+
+  protected setup(): void {
+    const node = this.opts.nodeId;
+    this.handle(InferenceRequest, { node }, (r) => this.infer(r));
+    this.handle(NodeCommand, { node }, (c) => this.command(c));
+    if (this.opts.engine.command) this.startEngine(this.model);
+    this.every(this.opts.loadReportMs ?? 2_000, () => this.poll());
+    this.every(this.opts.heartbeatMs ?? 5_000, () => this.heartbeat());
+    this.after(0, () => this.poll());
+  }
+
+  protected override async teardown(): Promise<void> {
+    await Promise.allSettled([...this.streams]);
+    this.stopEngine();
+  }
+
+  // ------------------------------------------------------------ engine process
+
+  private engineUrl(): URL {
+    return new URL(this.opts.engine.url);
+  }
+
+  private startEngine(model: string): void {
+    const cmd = this.opts.engine.command!;
+    const port = this.engineUrl().port || "80";
+    const argv = cmd.map((a) => a.replaceAll("{model}", model).replaceAll("{port}", port));
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: "ignore" });
+    child.on("error", (e) => this.log.error({ err: String(e) }, "engine failed to start"));
+    this.proc = child;
+  }
+
+  private stopEngine(): Promise<void> {
+    const p = this.proc;
+    this.proc = undefined;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      p.once("exit", () => resolve());
+      p.kill("SIGTERM");
+      setTimeout(() => p.kill("SIGKILL"), 5_000).unref();
+    });
+  }
+
+  // ------------------------------------------------------------ health, load, heartbeats
+
+  private async poll(): Promise<void> {
+    const base = this.opts.engine.url;
+    let healthy = false;
+    try {
+      const h = await fetch(`${base}/health`, { signal: AbortSignal.timeout(2_000) });
+      healthy = h.ok;
+      if (healthy) {
+        const m = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(2_000) });
+        if (m.ok) this.load = engineLoad(this.opts.engine.kind, parsePrometheus(await m.text()));
+      }
+    } catch {
+      healthy = false;
+    }
+    if (healthy) {
+      this.failedChecks = 0;
+      if (this.state === "loading" || this.state === "swapping" || this.state === "failed")
+        this.transition("serving", "engine healthy");
+    } else if (this.state === "serving" || this.state === "draining") {
+      if (++this.failedChecks >= (this.opts.failAfterChecks ?? 2))
+        this.transition("failed", "engine health check failing");
+    }
+    this.report();
+  }
+
+  private report(): void {
+    const { region, nodeId, gpuType } = this.opts;
+    this.publish(
+      LoadReport,
+      { region, model: this.model, instance: this.instanceId },
+      {
+        instanceId: this.instanceId,
+        nodeId,
+        region,
+        model: this.model,
+        gpuType,
+        state: this.state,
+        kvUtilization: this.load.kvUtilization,
+        memoryUtilization: this.load.kvUtilization,
+        running: this.load.running,
+        waiting: this.load.waiting,
+        outstandingTokens: 0,
+        tokensPerSecond: 0,
+        ...(this.opts.engine.kvCapacityTokens ? { kvCapacityTokens: this.opts.engine.kvCapacityTokens } : {}),
+        ...(this.pool ? { pool: this.pool } : {}),
+        atMs: this.clock.now(),
+      },
+    );
+  }
+
+  private heartbeat(): void {
+    const { region, nodeId, gpuType } = this.opts;
+    const hb = this.opts.heartbeatMs ?? 5_000;
+    this.publish(
+      Heartbeat,
+      { region, node: nodeId },
+      {
+        nodeId,
+        region,
+        gpuType,
+        gpus: this.opts.gpus ?? 8,
+        spot: this.state === "spot",
+        instances: [{ instanceId: this.instanceId, model: this.model, state: this.state }],
+        ttlMs: 3 * hb,
+        seq: ++this.seq,
+        atMs: this.clock.now(),
+      },
+    );
+  }
+
+  private transition(to: InstanceState, reason: string): void {
+    if (to === this.state) return;
+    const from = this.state;
+    this.state = to;
+    const { region, nodeId } = this.opts;
+    this.publish(
+      InstanceTransition,
+      { region, instance: this.instanceId },
+      {
+        instanceId: this.instanceId,
+        nodeId,
+        region,
+        model: this.model,
+        from,
+        to,
+        reason,
+        atMs: this.clock.now(),
+      },
+    );
+    this.report();
+  }
+
+  // ------------------------------------------------------------ commands
+
+  private command(c: Payload<typeof NodeCommand>) {
+    const refuse = (message: string) => ({
+      commandId: c.commandId,
+      accepted: false,
+      state: this.state,
+      message,
+    });
+    const ok = () => ({ commandId: c.commandId, accepted: true, state: this.state });
+    switch (c.action) {
+      case "drain":
+      case "make-spot":
+        if (this.state !== "serving") return refuse(`instance is ${this.state}, not serving`);
+        this.afterDrain = c.action === "drain" ? "stopped" : "spot";
+        this.transition("draining", c.action);
+        this.finishDrainIfIdle();
+        return ok();
+      case "reclaim":
+        if (this.state !== "spot") return refuse(`instance is ${this.state}, not spot`);
+        this.transition("serving", "reclaimed");
+        return ok();
+      case "swap":
+      case "load": {
+        const model = c.model;
+        if (!model) return refuse(`${c.action} needs a model`);
+        if (!this.opts.engine.command)
+          return refuse("this node does not run its engine: configure engine.command to swap models");
+        if (this.state === "serving" || this.state === "draining")
+          return refuse(`drain the instance before a ${c.action}`);
+        this.transition("swapping", `${c.action} ${model}`);
+        this.model = model;
+        this.pool = c.pool;
+        void this.stopEngine().then(() => this.startEngine(model));
+        return ok();
+      }
+      case "unload":
+        if (this.state === "serving") return refuse("drain the instance before unloading");
+        void this.stopEngine();
+        this.transition("stopped", "unloaded");
+        return ok();
+    }
+  }
+
+  private finishDrainIfIdle(): void {
+    if (this.state === "draining" && this.inFlight === 0 && this.afterDrain) {
+      const to = this.afterDrain;
+      this.afterDrain = undefined;
+      this.transition(to, "drained");
+    }
+  }
+
+  // ------------------------------------------------------------ inference
+
+  private infer(r: Payload<typeof InferenceRequest>) {
+    if (this.state !== "serving")
+      return new SageError("NO_CAPACITY", `instance ${this.instanceId} is ${this.state}`);
+    if (r.model !== this.model)
+      return new SageError(
+        "UNKNOWN_MODEL",
+        `instance ${this.instanceId} serves ${this.model}, not ${r.model}`,
+      );
+    const streamSubject = InferenceChunk.subject.build({ request: r.requestId });
+    this.inFlight++;
+    const p = this.stream(r).finally(() => {
+      this.inFlight--;
+      this.streams.delete(p);
+      this.finishDrainIfIdle();
+    });
+    this.streams.add(p);
+    return { requestId: r.requestId, accepted: true, streamSubject };
+  }
+
+  /** Forward to the engine with streaming on, and relay every token as an InferenceChunk. */
+  private async stream(r: Payload<typeof InferenceRequest>): Promise<void> {
+    const chat = Array.isArray((r.body as { messages?: unknown } | undefined)?.messages);
+    const body = r.body
+      ? { ...r.body, model: this.model, stream: true }
+      : {
+          model: this.model,
+          prompt: "x ".repeat(Math.max(1, r.inputTokens * 2)),
+          max_tokens: Math.max(1, r.maxOutputTokens),
+          stream: true,
+        };
+    const started = this.clock.now();
+    let seq = 0;
+    let firstAt: number | undefined;
+    let tokens = 0;
+    const chunk = (p: Omit<Payload<typeof InferenceChunk>, "requestId" | "seq">) =>
+      this.publish(InferenceChunk, { request: r.requestId }, { requestId: r.requestId, seq: seq++, ...p });
+    try {
+      const res = await fetch(`${this.opts.engine.url}/v1/${chat ? "chat/completions" : "completions"}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      if (!res.ok || !res.body) {
+        const text = await res.text().catch(() => "");
+        throw new SageError("REMOTE", `engine answered ${res.status}: ${text.slice(0, 300)}`);
+      }
+      const decoder = new TextDecoder();
+      let buf = "";
+      let finish: "stop" | "length" | undefined;
+      for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buf += decoder.decode(part, { stream: true });
+        let i: number;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const event = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (!event.startsWith("data: ")) continue;
+          const data = event.slice(6);
+          if (data === "[DONE]") continue;
+          const j = JSON.parse(data) as {
+            choices?: { text?: string; delta?: { content?: string }; finish_reason?: string | null }[];
+          };
+          const c = j.choices?.[0];
+          if (!c) continue;
+          const text = c.text ?? c.delta?.content ?? "";
+          firstAt ??= this.clock.now();
+          tokens++;
+          if (c.finish_reason === "stop" || c.finish_reason === "length") finish = c.finish_reason;
+          chunk({ text, tokens: 1, done: false });
+        }
+      }
+      chunk({ tokens: 0, done: true, finishReason: finish ?? "stop" });
+      this.done(r, "ok", started, firstAt, tokens);
+    } catch (e) {
+      // Before the first token the router may retry elsewhere; after it, the client sees an error finish.
+      const err =
+        e instanceof SageError ? e : new SageError("REMOTE", `engine connection failed: ${String(e)}`);
+      chunk({
+        tokens: 0,
+        done: true,
+        finishReason: "error",
+        error: { code: firstAt === undefined ? "ENGINE_UNAVAILABLE" : "ENGINE_FAILED", message: err.message },
+      });
+      this.done(r, "failed", started, firstAt, tokens);
+    }
+  }
+
+  private done(
+    r: Payload<typeof InferenceRequest>,
+    outcome: "ok" | "failed",
+    started: number,
+    firstAt: number | undefined,
+    tokens: number,
+  ): void {
+    const end = this.clock.now();
+    const first = firstAt ?? end;
+    this.publish(
+      RequestDone,
+      { region: this.opts.region, model: this.model },
+      {
+        requestId: r.requestId,
+        model: this.model,
+        tier: r.tier,
+        region: this.opts.region,
+        instanceId: this.instanceId,
+        outcome,
+        inputTokens: r.inputTokens,
+        outputTokens: tokens,
+        arrivalMs: r.arrivalMs,
+        ttftMs: Math.max(0, first - r.arrivalMs),
+        tbtMs: tokens > 1 ? (end - first) / (tokens - 1) : 0,
+        e2eMs: Math.max(0, end - Math.min(started, r.arrivalMs)),
+        ...(r.deadlineMs === undefined ? {} : { deadlineMs: r.deadlineMs }),
+      },
+    );
+  }
+}

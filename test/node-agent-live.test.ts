@@ -1,0 +1,172 @@
+import { createServer } from "node:net";
+import { NodeAgentActor } from "@sageserve/node-agent";
+import {
+  envelope,
+  InferenceChunk,
+  InferenceRequest,
+  LoadReport,
+  NodeCommand,
+  type Payload,
+  validateReply,
+} from "@sageserve/protocol";
+import { NatsBus, WallClock } from "@sageserve/runtime";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type NatsFixture, startNats } from "./support/nats.js";
+
+const bin = new URL("../packages/cli/bin/sageserve.js", import.meta.url).pathname;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A node agent running a real engine-emulator process (the `sageserve emulator` CLI), over a real
+ * nats-server: load reports from the engine's metrics, a routed request streamed back token by token,
+ * a warm model swap by engine restart, and failure detection when the engine dies.
+ */
+describe("node agent with an engine emulator process, over NATS", () => {
+  let fx: NatsFixture;
+  let agent: NodeAgentActor;
+  let client: NatsBus;
+  const clock = new WallClock({ seed: 1 });
+  const loads: Payload<typeof LoadReport>[] = [];
+
+  beforeAll(async () => {
+    fx = await startNats();
+    const port = await freePort();
+    agent = new NodeAgentActor(
+      { bus: await NatsBus.connect({ servers: fx.url, name: "node-agent" }), clock },
+      {
+        nodeId: "n1",
+        region: "westus",
+        gpuType: "h100",
+        engine: {
+          url: `http://127.0.0.1:${port}`,
+          kind: "vllm",
+          model: "llama3.2-3b",
+          command: [
+            process.execPath,
+            bin,
+            "emulator",
+            "--model",
+            "{model}",
+            "--port",
+            "{port}",
+            "--speedup",
+            "20",
+          ],
+          kvCapacityTokens: 5_000_000,
+        },
+        loadReportMs: 200,
+        heartbeatMs: 500,
+      },
+    );
+    client = await NatsBus.connect({ servers: fx.url, name: "client" });
+    client.subscribe(LoadReport.subject.pattern({ region: "westus" }), (m) => {
+      const d = m.data();
+      if (d.ok) loads.push(d.value as Payload<typeof LoadReport>);
+    });
+    await agent.start();
+    for (let i = 0; i < 100 && agent.currentState !== "serving"; i++) await clock.sleep(100);
+  }, 30_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await agent?.bus.close();
+    await client?.close();
+    clock.cancelAll();
+    await fx?.stop();
+  });
+
+  it("reports the engine serving, with load read from its vLLM metrics", () => {
+    expect(agent.currentState).toBe("serving");
+    const serving = loads.filter((l) => l.state === "serving");
+    expect(serving.length).toBeGreaterThan(0);
+    expect(serving.at(-1)).toMatchObject({ model: "llama3.2-3b", nodeId: "n1", kvCapacityTokens: 5_000_000 });
+  });
+
+  it("streams a routed request back over NATS, token by token, then done", async () => {
+    const chunks: Payload<typeof InferenceChunk>[] = [];
+    client.subscribe(InferenceChunk.subject.build({ request: "req-1" }), (m) => {
+      const d = m.data();
+      if (d.ok) chunks.push(d.value as Payload<typeof InferenceChunk>);
+    });
+    await client.flush();
+    const reply = await client.request(
+      InferenceRequest.subject.build({ node: "n1" }),
+      envelope(InferenceRequest, {
+        ...InferenceRequest.sample(),
+        requestId: "req-1",
+        model: "llama3.2-3b",
+        instanceId: agent.instanceId,
+        maxOutputTokens: 8,
+        arrivalMs: Date.now(),
+      }),
+      { timeoutMs: 5_000 },
+    );
+    const d = reply.data();
+    const r = d.ok ? validateReply(InferenceRequest, d.value) : d;
+    expect(r.ok && r.value).toMatchObject({ accepted: true, streamSubject: "sage.stream.req-1" });
+    for (let i = 0; i < 100 && !chunks.some((c) => c.done); i++) await clock.sleep(50);
+    expect(chunks.filter((c) => !c.done)).toHaveLength(8);
+    expect(chunks.map((c) => c.seq)).toEqual([...chunks.keys()]);
+    expect(chunks.at(-1)).toMatchObject({ done: true, finishReason: "length" });
+  });
+
+  it("refuses requests for another model with a typed error, and swaps the model by restarting the engine", async () => {
+    const wrong = await client.request(
+      InferenceRequest.subject.build({ node: "n1" }),
+      envelope(InferenceRequest, {
+        ...InferenceRequest.sample(),
+        requestId: "req-2",
+        model: "llama3.1-8b",
+        instanceId: agent.instanceId,
+      }),
+      { timeoutMs: 5_000 },
+    );
+    const wd = wrong.data();
+    const wr = wd.ok ? validateReply(InferenceRequest, wd.value) : wd;
+    expect(wr.ok ? "ok" : (wr.error.details as { code: string }).code).toBe("UNKNOWN_MODEL");
+
+    const cmd = async (action: "make-spot" | "swap", model?: string) => {
+      const m = await client.request(
+        NodeCommand.subject.build({ node: "n1" }),
+        envelope(NodeCommand, {
+          commandId: `c-${action}`,
+          action,
+          ...(model ? { model } : {}),
+          issuedAtMs: Date.now(),
+        }),
+        { timeoutMs: 5_000 },
+      );
+      const x = m.data();
+      return x.ok ? validateReply(NodeCommand, x.value) : x;
+    };
+    expect(await cmd("swap", "llama3.1-8b")).toMatchObject({ ok: true, value: { accepted: false } }); // must drain first
+    expect(await cmd("make-spot")).toMatchObject({ ok: true, value: { accepted: true } });
+    for (let i = 0; i < 50 && agent.currentState !== "spot"; i++) await clock.sleep(50);
+    expect(agent.currentState).toBe("spot");
+    expect(await cmd("swap", "llama3.1-8b")).toMatchObject({
+      ok: true,
+      value: { accepted: true, state: "swapping" },
+    });
+    for (let i = 0; i < 150 && agent.currentState !== "serving"; i++) await clock.sleep(100);
+    expect(agent.currentState).toBe("serving");
+    expect(agent.currentModel).toBe("llama3.1-8b");
+    const models = (await (await fetch(`${agent.engineUrl}/v1/models`)).json()) as { data: { id: string }[] };
+    expect(models.data[0]!.id).toBe("llama3.1-8b");
+  }, 30_000);
+
+  it("reports the instance failed when the engine process dies", async () => {
+    agent.engineProcess!.kill("SIGKILL");
+    for (let i = 0; i < 50 && agent.currentState !== "failed"; i++) await clock.sleep(100);
+    expect(agent.currentState).toBe("failed");
+    for (let i = 0; i < 20 && loads.at(-1)?.state !== "failed"; i++) await clock.sleep(100);
+    expect(loads.at(-1)?.state).toBe("failed");
+  }, 15_000);
+});
