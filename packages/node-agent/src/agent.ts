@@ -110,13 +110,13 @@ export class NodeAgentActor extends Actor {
 
   // ------------------------------------------------------------ engine process
 
-  private engineUrl(): URL {
+  private engineBaseUrl(): URL {
     return new URL(this.opts.engine.url);
   }
 
   private startEngine(model: string): void {
     const cmd = this.opts.engine.command!;
-    const port = this.engineUrl().port || "80";
+    const port = this.engineBaseUrl().port || "80";
     const argv = cmd.map((a) => a.replaceAll("{model}", model).replaceAll("{port}", port));
     const child = spawn(argv[0]!, argv.slice(1), { stdio: "ignore" });
     child.on("error", (e) => this.log.error({ err: String(e) }, "engine failed to start"));
