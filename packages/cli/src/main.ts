@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { runDemo } from "./demo.js";
 import { emulatorCommand } from "./emulator.js";
+import { nodeAgentCommand } from "./node-agent.js";
 import { planCommand } from "./plan.js";
 import { compareCommand, POLICY_NAMES, simCommand } from "./sim.js";
 import { VERSION } from "./version.js";
@@ -138,6 +139,16 @@ program
   .option("--speedup <x>", "run this many times faster than the measured hardware", positiveNumber, 1)
   .action(async (opts) => {
     process.exitCode = await emulatorCommand(opts);
+  });
+
+program
+  .command("node-agent")
+  .description(
+    "Run the node agent of this GPU host (NATS_URL; config file plus SAGE_NODE_ID, SAGE_REGION, SAGE_ENGINE_URL, SAGE_MODEL)",
+  )
+  .option("-c, --config <file.json>", "node agent configuration (docs/deploy.md)")
+  .action(async (opts) => {
+    process.exitCode = await nodeAgentCommand(opts);
   });
 
 program

@@ -1,2 +1,3 @@
 export * from "./agent.js";
+export * from "./config.js";
 export * from "./metrics.js";
