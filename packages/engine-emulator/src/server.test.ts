@@ -159,3 +159,13 @@ describe("engine emulator (vLLM-compatible HTTP server)", () => {
     expect((await fetch(`${emu.url}/health`)).status).toBe(200); // still up
   });
 });
+
+describe("engine emulator body limit", () => {
+  it("answers 413 for a body over the limit instead of dropping the connection", async () => {
+    const emu = await startEmulator({ model: "llama3.2-3b", gpu: "h100", maxBodyBytes: 1024 });
+    const r = await post(`${emu.url}/v1/completions`, { model: "llama3.2-3b", prompt: "x".repeat(50_000) });
+    expect(r.status).toBe(413);
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe("request_too_large");
+    await emu.close();
+  });
+});

@@ -383,7 +383,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<string | OpenAiE
             "request_too_large",
           ),
         );
-        req.destroy();
+        // Read and drop the rest, so the 413 reaches the client instead of a reset connection.
+        req.removeAllListeners("data");
+        req.resume();
         return;
       }
       chunks.push(c);

@@ -25,6 +25,8 @@ const RequestFields = {
   stream: z.boolean().default(false),
   /** Re-routing attempt (absent on first arrival): a request handed back by an instance that could not serve it. */
   attempt: z.number().int().min(1).max(100).optional(),
+  /** OpenAI-style request body forwarded to the engine (absent in simulation). */
+  body: z.record(z.string(), z.unknown()).optional(),
 };
 
 export const RouteRequest = defineMessage({
@@ -73,8 +75,6 @@ export const InferenceRequest = defineMessage({
   schema: z.object({
     ...RequestFields,
     instanceId: Id,
-    /** OpenAI-style body forwarded to the engine; absent in simulation. */
-    body: z.record(z.string(), z.unknown()).optional(),
   }),
   reply: z.object({ requestId: Id, accepted: z.boolean(), streamSubject: z.string() }),
   publishers: ["router", "gateway", "region-agent"],

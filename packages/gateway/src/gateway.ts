@@ -1,0 +1,433 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import {
+  InferenceChunk,
+  type Payload,
+  RouteRequest,
+  type SageError,
+  type Tier,
+  validatePayload,
+} from "@sageserve/protocol";
+import { Actor, type ActorContext } from "@sageserve/runtime";
+import { Counter, Histogram, Registry } from "prom-client";
+
+export interface GatewayOptions {
+  region: string;
+  /** Models offered on /v1/models (the router decides what is actually served). */
+  models: string[];
+  host?: string;
+  port?: number;
+  /** API keys and their default tier; when empty, no key is required. */
+  apiKeys?: Record<string, { name: string; tier?: "fast" | "normal" | "batch" }>;
+  maxBodyBytes?: number;
+  /** How long to wait for routing, and for the first token. */
+  routeTimeoutMs?: number;
+  firstTokenTimeoutMs?: number;
+  defaultMaxTokens?: number;
+  /** NIW deadline when a batch request names none (ms). */
+  batchDeadlineMs?: number;
+}
+
+const TIERS: Record<string, Tier> = { fast: "iw-fast", normal: "iw-normal", batch: "niw" };
+
+interface HttpError {
+  status: number;
+  message: string;
+  type: string;
+  code: string;
+  param?: string;
+  retryAfterS?: number;
+}
+
+/**
+ * The OpenAI-compatible front door of a region. It authenticates the caller,
+ * decides the tier (`x-sage-tier: fast|normal|batch`, else the API key's
+ * default), asks the routers where the request runs, and relays the node's
+ * token stream back as OpenAI SSE chunks (or one JSON response). Batch (NIW)
+ * requests are queued and answered 202 with a job id. Bad input gets an
+ * OpenAI-format 4xx naming the problem; overload gets 503 with Retry-After.
+ */
+export class GatewayActor extends Actor {
+  private server: Server | undefined;
+  readonly registry = new Registry();
+  private readonly requests = new Counter({
+    name: "sage_gateway_requests_total",
+    help: "Requests by model, tier and HTTP status.",
+    labelNames: ["model", "tier", "status"],
+    registers: [this.registry],
+  });
+  private readonly ttft = new Histogram({
+    name: "sage_gateway_ttft_seconds",
+    help: "Time to first token seen by the client.",
+    labelNames: ["model", "tier"],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+  url = "";
+
+  constructor(
+    ctx: ActorContext,
+    private readonly opts: GatewayOptions,
+  ) {
+    super(ctx, { role: "gateway", id: `gateway-${opts.region}`, metadata: { region: opts.region } });
+  }
+
+  protected async setup(): Promise<void> {
+    this.server = createServer((req, res) => {
+      this.serve(req, res).catch((e) =>
+        this.fail(res, { status: 500, message: String(e), type: "internal_server_error", code: "internal" }),
+      );
+    });
+    await new Promise<void>((r) =>
+      this.server!.listen(this.opts.port ?? 0, this.opts.host ?? "127.0.0.1", r),
+    );
+    this.url = `http://${this.opts.host ?? "127.0.0.1"}:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  protected override async teardown(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    await new Promise<void>((r) => {
+      s.closeAllConnections();
+      s.close(() => r());
+    });
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+    const path = new URL(req.url ?? "/", "http://x").pathname;
+    if (req.method === "GET" && path === "/health") return void res.writeHead(200).end();
+    if (req.method === "GET" && path === "/metrics") {
+      res.writeHead(200, { "content-type": this.registry.contentType }).end(await this.registry.metrics());
+      return;
+    }
+    const auth = this.authenticate(req);
+    if ("status" in auth) return this.fail(res, auth);
+    if (req.method === "GET" && path === "/v1/models") {
+      json(res, 200, {
+        object: "list",
+        data: this.opts.models.map((id) => ({ id, object: "model", created: 0, owned_by: "sageserve" })),
+      });
+      return;
+    }
+    const chat = path === "/v1/chat/completions";
+    if (req.method !== "POST" || (!chat && path !== "/v1/completions")) {
+      return this.fail(res, {
+        status: 404,
+        message: `no route for ${req.method} ${path}`,
+        type: "invalid_request_error",
+        code: "not_found",
+      });
+    }
+    const header = req.headers["x-sage-tier"];
+    const tierName = (Array.isArray(header) ? header[0] : header) ?? auth.tier ?? "fast";
+    const tier = TIERS[tierName];
+    if (!tier) {
+      return this.fail(res, {
+        status: 400,
+        message: `x-sage-tier must be fast, normal or batch, got '${tierName}'`,
+        type: "invalid_request_error",
+        code: "invalid_tier",
+        param: "x-sage-tier",
+      });
+    }
+    const raw = await readBody(req, this.opts.maxBodyBytes ?? 4 * 1024 * 1024);
+    if (typeof raw !== "string") return this.fail(res, raw);
+    let body: Record<string, unknown>;
+    try {
+      const v = JSON.parse(raw) as unknown;
+      if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("expected a JSON object");
+      body = v as Record<string, unknown>;
+    } catch (e) {
+      return this.fail(res, {
+        status: 400,
+        message: `request body is not valid JSON: ${(e as Error).message}`,
+        type: "invalid_request_error",
+        code: "invalid_json",
+      });
+    }
+    const problem = checkBody(body, chat);
+    if (problem) return this.fail(res, problem);
+    await this.relay(res, body, chat, tier, tierName);
+  }
+
+  private authenticate(req: IncomingMessage): { tier?: string } | HttpError {
+    const keys = this.opts.apiKeys;
+    if (!keys || Object.keys(keys).length === 0) return {};
+    const h = req.headers.authorization ?? "";
+    const key = h.startsWith("Bearer ") ? h.slice(7).trim() : "";
+    const entry = keys[key];
+    if (!key)
+      return {
+        status: 401,
+        message: "missing API key: send 'Authorization: Bearer <key>'",
+        type: "invalid_request_error",
+        code: "missing_api_key",
+      };
+    if (!entry)
+      return {
+        status: 401,
+        message: "invalid API key",
+        type: "invalid_request_error",
+        code: "invalid_api_key",
+      };
+    return entry.tier ? { tier: entry.tier } : {};
+  }
+
+  private async relay(
+    res: ServerResponse,
+    body: Record<string, unknown>,
+    chat: boolean,
+    tier: Tier,
+    tierName: string,
+  ): Promise<void> {
+    const model = String(body.model);
+    const requestId = `r-${randomUUID()}`;
+    const stream = body.stream === true;
+    const maxTokens = Number(
+      body.max_completion_tokens ?? body.max_tokens ?? this.opts.defaultMaxTokens ?? 256,
+    );
+    const promptText = chat
+      ? (body.messages as { content?: unknown }[])
+          .map((m) => (typeof m.content === "string" ? m.content : JSON.stringify(m.content ?? "")))
+          .join(" ")
+      : [body.prompt as string | string[]].flat().join(" ");
+    const arrivalMs = this.clock.now();
+    const started = performance.now();
+    const count = (status: number) => this.requests.inc({ model, tier: tierName, status: String(status) });
+
+    // Subscribe before routing: the node may start streaming before the router's reply arrives.
+    const chunks: Payload<typeof InferenceChunk>[] = [];
+    let wake: (() => void) | undefined;
+    const sub = this.bus.subscribe(InferenceChunk.subject.build({ request: requestId }), (m) => {
+      const d = m.data();
+      const c = d.ok ? validatePayload(InferenceChunk, d.value) : d;
+      if (!c.ok) return;
+      chunks.push(c.value);
+      wake?.();
+    });
+    res.on("close", () => sub.unsubscribe());
+    try {
+      const reply = await this.request(
+        RouteRequest,
+        { region: this.opts.region, model },
+        {
+          requestId,
+          model,
+          tier,
+          originRegion: this.opts.region,
+          inputTokens: Math.max(1, Math.ceil(promptText.length / 4)),
+          maxOutputTokens: maxTokens,
+          arrivalMs,
+          ...(tier === "niw" ? { deadlineMs: arrivalMs + (this.opts.batchDeadlineMs ?? 86_400_000) } : {}),
+          stream,
+          body: { ...body, stream: true },
+        },
+        this.opts.routeTimeoutMs ?? 5_000,
+      );
+      if (!reply.ok) {
+        sub.unsubscribe();
+        count(this.fail(res, routeError(reply.error, model)));
+        return;
+      }
+      if (reply.value.decision === "queued" && reply.value.jobId) {
+        sub.unsubscribe();
+        count(202);
+        json(res, 202, {
+          id: reply.value.jobId,
+          object: "sage.batch_job",
+          status: "queued",
+          model,
+          region: reply.value.region,
+        });
+        return;
+      }
+      // Relay the stream.
+      const id = `${chat ? "chatcmpl" : "cmpl"}-${requestId.slice(2)}`;
+      const created = Math.floor(Date.now() / 1000);
+      const object = chat ? (stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
+      let text = "";
+      let index = 0;
+      let finish = "stop";
+      const deadline = performance.now() + (this.opts.firstTokenTimeoutMs ?? 120_000);
+      for (;;) {
+        const c = chunks.shift();
+        if (!c) {
+          if (res.destroyed) return;
+          const left = deadline - performance.now();
+          if (index === 0 && left <= 0) {
+            count(
+              this.fail(res, {
+                status: 504,
+                message: "no token within the first-token timeout",
+                type: "timeout",
+                code: "first_token_timeout",
+              }),
+            );
+            return;
+          }
+          await new Promise<void>((r) => {
+            wake = r;
+            setTimeout(r, Math.max(10, Math.min(left, 1_000)));
+          });
+          wake = undefined;
+          continue;
+        }
+        if (c.done) {
+          if (c.error) {
+            if (index === 0) {
+              count(
+                this.fail(res, {
+                  status: 502,
+                  message: `engine failed: ${c.error.message}`,
+                  type: "server_error",
+                  code: c.error.code.toLowerCase(),
+                  retryAfterS: 1,
+                }),
+              );
+              return;
+            }
+            finish = "error";
+          } else finish = c.finishReason ?? "stop";
+          break;
+        }
+        if (index === 0) {
+          this.ttft.observe({ model, tier: tierName }, (performance.now() - started) / 1000);
+          if (stream)
+            res.writeHead(200, {
+              "content-type": "text/event-stream",
+              "cache-control": "no-cache",
+              connection: "keep-alive",
+            });
+        }
+        if (stream) {
+          const choice = chat
+            ? {
+                index: 0,
+                delta: index === 0 ? { role: "assistant", content: c.text ?? "" } : { content: c.text ?? "" },
+                finish_reason: null,
+              }
+            : { index: 0, text: c.text ?? "", finish_reason: null };
+          res.write(`data: ${JSON.stringify({ id, object, created, model, choices: [choice] })}\n\n`);
+        } else text += c.text ?? "";
+        index++;
+      }
+      count(200);
+      const usage = {
+        prompt_tokens: Math.max(1, Math.ceil(promptText.length / 4)),
+        completion_tokens: index,
+        total_tokens: Math.max(1, Math.ceil(promptText.length / 4)) + index,
+      };
+      if (stream) {
+        if (index === 0) res.writeHead(200, { "content-type": "text/event-stream" });
+        const last = chat
+          ? { index: 0, delta: {}, finish_reason: finish }
+          : { index: 0, text: "", finish_reason: finish };
+        res.write(`data: ${JSON.stringify({ id, object, created, model, choices: [last] })}\n\n`);
+        res.end("data: [DONE]\n\n");
+      } else {
+        const choice = chat
+          ? { index: 0, message: { role: "assistant", content: text }, finish_reason: finish }
+          : { index: 0, text, finish_reason: finish };
+        json(res, 200, { id, object, created, model, choices: [choice], usage });
+      }
+    } finally {
+      sub.unsubscribe();
+    }
+  }
+
+  private fail(res: ServerResponse, e: HttpError): number {
+    if (res.headersSent) {
+      res.destroy();
+      return e.status;
+    }
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (e.retryAfterS !== undefined) headers["retry-after"] = String(e.retryAfterS);
+    res
+      .writeHead(e.status, headers)
+      .end(
+        JSON.stringify({ error: { message: e.message, type: e.type, param: e.param ?? null, code: e.code } }),
+      );
+    return e.status;
+  }
+}
+
+function routeError(e: SageError, model: string): HttpError {
+  const code = (e.details as { code?: string } | undefined)?.code ?? e.code;
+  if (code === "UNKNOWN_MODEL")
+    return {
+      status: 404,
+      message: `The model \`${model}\` does not exist.`,
+      type: "invalid_request_error",
+      code: "model_not_found",
+      param: "model",
+    };
+  if (code === "INVALID_REQUEST" || code === "SCHEMA")
+    return { status: 400, message: e.message, type: "invalid_request_error", code: "invalid_value" };
+  // No router answered, or no capacity: the client should come back shortly.
+  return {
+    status: 503,
+    message: `no capacity for ${model} right now (${code})`,
+    type: "service_unavailable",
+    code: "overloaded",
+    retryAfterS: 2,
+  };
+}
+
+function checkBody(body: Record<string, unknown>, chat: boolean): HttpError | undefined {
+  const bad = (param: string, message: string): HttpError => ({
+    status: 400,
+    message: `${param}: ${message}`,
+    type: "invalid_request_error",
+    code: "invalid_value",
+    param,
+  });
+  if (typeof body.model !== "string" || !body.model) return bad("model", "required string");
+  if (chat) {
+    if (!Array.isArray(body.messages) || body.messages.length === 0)
+      return bad("messages", "a non-empty array is required");
+  } else if (typeof body.prompt !== "string" && !Array.isArray(body.prompt))
+    return bad("prompt", "a string or array of strings is required");
+  for (const k of ["max_tokens", "max_completion_tokens"]) {
+    const v = body[k];
+    if (v !== undefined && (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 1_000_000))
+      return bad(k, "an integer from 1 to 1,000,000");
+  }
+  return undefined;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string | HttpError> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        resolve({
+          status: 413,
+          message: `request body larger than ${limit} bytes`,
+          type: "invalid_request_error",
+          code: "request_too_large",
+        });
+        // Read and drop the rest, so the 413 reaches the client instead of a reset connection.
+        req.removeAllListeners("data");
+        req.resume();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", () =>
+      resolve({
+        status: 400,
+        message: "request body could not be read",
+        type: "invalid_request_error",
+        code: "bad_body",
+      }),
+    );
+  });
+}

@@ -1,0 +1,198 @@
+import { type EmulatorHandle, startEmulator } from "@sageserve/engine-emulator";
+import { GatewayActor } from "@sageserve/gateway";
+import { NodeAgentActor } from "@sageserve/node-agent";
+import { type Payload, RequestDone } from "@sageserve/protocol";
+import { RouterActor } from "@sageserve/router";
+import { NatsBus, WallClock } from "@sageserve/runtime";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type NatsFixture, startNats } from "./support/nats.js";
+
+/**
+ * The whole request path over a real nats-server: an OpenAI client (fetch + SSE parsing) →
+ * gateway → router → node agent → engine emulator, streaming back, with the tier honoured.
+ */
+describe("gateway → router → node agent → engine emulator", () => {
+  let fx: NatsFixture;
+  let emu: EmulatorHandle;
+  const clock = new WallClock({ seed: 3 });
+  const buses: NatsBus[] = [];
+  let gateway: GatewayActor;
+  let node: NodeAgentActor;
+  let router: RouterActor;
+  const done: Payload<typeof RequestDone>[] = [];
+  const ctx = async (name: string) => {
+    const bus = await NatsBus.connect({ servers: fx.url, name });
+    buses.push(bus);
+    return { bus, clock };
+  };
+
+  beforeAll(async () => {
+    fx = await startNats();
+    emu = await startEmulator({ model: "llama3.2-3b", gpu: "h100", speedup: 20 });
+    node = new NodeAgentActor(await ctx("node"), {
+      nodeId: "w1",
+      region: "westus",
+      gpuType: "h100",
+      engine: { url: emu.url, kind: "vllm", model: "llama3.2-3b", kvCapacityTokens: 5_000_000 },
+      loadReportMs: 200,
+    });
+    router = new RouterActor(await ctx("router"), { regions: ["westus"], models: ["llama3.2-3b"] });
+    gateway = new GatewayActor(await ctx("gateway"), {
+      region: "westus",
+      models: ["llama3.2-3b"],
+      apiKeys: { "key-normal": { name: "team-a", tier: "normal" }, "key-any": { name: "team-b" } },
+      maxBodyBytes: 64 * 1024,
+    });
+    for (const a of [router, node, gateway]) await a.start();
+    const watcher = await ctx("watcher");
+    watcher.bus.subscribe(RequestDone.subject.pattern({ region: "westus" }), (m) => {
+      const d = m.data();
+      if (d.ok) done.push(d.value as Payload<typeof RequestDone>);
+    });
+    for (let i = 0; i < 50 && node.currentState !== "serving"; i++) await clock.sleep(100);
+    await clock.sleep(400); // a load report reaches the router
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const a of [gateway, node, router]) await a?.stop();
+    for (const b of buses) await b.close();
+    await emu?.close();
+    clock.cancelAll();
+    await fx?.stop();
+  });
+
+  const call = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${gateway.url}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer key-normal", ...headers },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+
+  it("streams a chat completion to an OpenAI-style client, with the tier from the header", async () => {
+    const r = await call(
+      "/v1/chat/completions",
+      {
+        model: "llama3.2-3b",
+        messages: [{ role: "user", content: "Say hello" }],
+        max_tokens: 6,
+        stream: true,
+      },
+      { "x-sage-tier": "fast" },
+    );
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toBe("text/event-stream");
+    const events = (await r.text())
+      .split("\n\n")
+      .filter((e) => e.startsWith("data: "))
+      .map((e) => e.slice(6));
+    expect(events.at(-1)).toBe("[DONE]");
+    const chunks = events
+      .slice(0, -1)
+      .map(
+        (e) =>
+          JSON.parse(e) as {
+            object: string;
+            choices: { delta: { role?: string; content?: string }; finish_reason: string | null }[];
+          },
+      );
+    expect(chunks[0]!.object).toBe("chat.completion.chunk");
+    expect(chunks[0]!.choices[0]!.delta.role).toBe("assistant");
+    expect(chunks.filter((c) => c.choices[0]!.delta.content)).toHaveLength(6);
+    expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe("length");
+    for (let i = 0; i < 20 && done.length === 0; i++) await clock.sleep(50);
+    expect(done.at(-1)).toMatchObject({
+      tier: "iw-fast",
+      outcome: "ok",
+      outputTokens: 6,
+      instanceId: "w1-i0",
+    });
+  });
+
+  it("answers a non-streamed completion, with the API key's default tier", async () => {
+    const before = done.length;
+    const r = await call("/v1/completions", {
+      model: "llama3.2-3b",
+      prompt: "Once upon a time",
+      max_tokens: 5,
+    });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as {
+      object: string;
+      choices: { text: string; finish_reason: string }[];
+      usage: { completion_tokens: number };
+    };
+    expect(body.object).toBe("text_completion");
+    expect(body.choices[0]!.text.trim().split(/\s+/)).toHaveLength(5);
+    expect(body.usage.completion_tokens).toBe(5);
+    for (let i = 0; i < 20 && done.length === before; i++) await clock.sleep(50);
+    expect(done.at(-1)?.tier).toBe("iw-normal");
+  });
+
+  it("queues a batch request and answers 202 with a job id", async () => {
+    const r = await call(
+      "/v1/chat/completions",
+      { model: "llama3.2-3b", messages: [{ role: "user", content: "summarise" }] },
+      { "x-sage-tier": "batch" },
+    );
+    expect(r.status).toBe(202);
+    expect(await r.json()).toMatchObject({
+      object: "sage.batch_job",
+      status: "queued",
+      model: "llama3.2-3b",
+    });
+  });
+
+  it.each([
+    [
+      "no API key",
+      "/v1/chat/completions",
+      { model: "llama3.2-3b", messages: [{ role: "user", content: "x" }] },
+      { authorization: "" },
+      401,
+      "missing_api_key",
+    ],
+    [
+      "a wrong API key",
+      "/v1/chat/completions",
+      { model: "llama3.2-3b", messages: [{ role: "user", content: "x" }] },
+      { authorization: "Bearer nope" },
+      401,
+      "invalid_api_key",
+    ],
+    [
+      "an invalid tier",
+      "/v1/chat/completions",
+      { model: "llama3.2-3b", messages: [{ role: "user", content: "x" }] },
+      { "x-sage-tier": "urgent" },
+      400,
+      "invalid_tier",
+    ],
+    ["malformed JSON", "/v1/completions", "{oops", {}, 400, "invalid_json"],
+    ["missing messages", "/v1/chat/completions", { model: "llama3.2-3b" }, {}, 400, "invalid_value"],
+    ["an unknown model", "/v1/completions", { model: "gpt-9", prompt: "x" }, {}, 404, "model_not_found"],
+    [
+      "an oversize prompt",
+      "/v1/completions",
+      { model: "llama3.2-3b", prompt: "x".repeat(100_000) },
+      {},
+      413,
+      "request_too_large",
+    ],
+  ])(
+    "rejects %s with the OpenAI error format, and stays up",
+    async (_what, path, body, headers, status, code) => {
+      const r = await call(path, body, headers as Record<string, string>);
+      expect(r.status).toBe(status);
+      const e = (await r.json()) as { error: { code: string; message: string } };
+      expect(e.error.code).toBe(code);
+      expect((await fetch(`${gateway.url}/health`)).status).toBe(200);
+    },
+  );
+
+  it("counts requests per model, tier and status in its Prometheus metrics", async () => {
+    const text = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(text).toMatch(/sage_gateway_requests_total\{model="llama3\.2-3b",tier="fast",status="200"\} 1/);
+    expect(text).toMatch(/sage_gateway_requests_total\{model="gpt-9",tier="normal",status="404"\} 1/);
+    expect(text).toContain("sage_gateway_ttft_seconds_bucket");
+  });
+});
