@@ -222,6 +222,20 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     expect(await missing).toBeUndefined();
   });
 
+  it("expires key-value entries of a bucket with a TTL when they are not refreshed", async () => {
+    const a = await conn();
+    const put = a.kvPut("conformance-ttl", "node-1", { alive: true }, { bucketTtlMs: 1_000 });
+    await h.settle(50);
+    await put;
+    const fresh = a.kvGet("conformance-ttl", "node-1");
+    await h.settle(50);
+    expect(await fresh).toEqual({ alive: true });
+    await h.settle(1_600);
+    const stale = a.kvGet("conformance-ttl", "node-1");
+    await h.settle(50);
+    expect(await stale).toBeUndefined();
+  });
+
   it("registers services that discovery lists with their endpoints", async () => {
     const b = await conn();
     const svc = await b.registerService({

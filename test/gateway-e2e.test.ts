@@ -86,15 +86,13 @@ describe("gateway → router → node agent → engine emulator", () => {
       .filter((e) => e.startsWith("data: "))
       .map((e) => e.slice(6));
     expect(events.at(-1)).toBe("[DONE]");
-    const chunks = events
-      .slice(0, -1)
-      .map(
-        (e) =>
-          JSON.parse(e) as {
-            object: string;
-            choices: { delta: { role?: string; content?: string }; finish_reason: string | null }[];
-          },
-      );
+    const chunks = events.slice(0, -1).map(
+      (e) =>
+        JSON.parse(e) as {
+          object: string;
+          choices: { delta: { role?: string; content?: string }; finish_reason: string | null }[];
+        },
+    );
     expect(chunks[0]!.object).toBe("chat.completion.chunk");
     expect(chunks[0]!.choices[0]!.delta.role).toBe("assistant");
     expect(chunks.filter((c) => c.choices[0]!.delta.content)).toHaveLength(6);

@@ -158,9 +158,20 @@ describe("node agent with an engine emulator process, over NATS", () => {
     for (let i = 0; i < 150 && agent.currentState !== "serving"; i++) await clock.sleep(100);
     expect(agent.currentState).toBe("serving");
     expect(agent.currentModel).toBe("llama3.1-8b");
-    const models = (await (await fetch(`${agent.engineUrl}/v1/models`)).json()) as { data: { id: string }[] };
+    // A fresh connection: the pool may still hold a keep-alive socket to the engine process that was replaced.
+    const models = (await (
+      await fetch(`${agent.engineUrl}/v1/models`).catch(() => fetch(`${agent.engineUrl}/v1/models`))
+    ).json()) as {
+      data: { id: string }[];
+    };
     expect(models.data[0]!.id).toBe("llama3.1-8b");
   }, 30_000);
+
+  it("keeps its liveness in NATS KV", async () => {
+    await clock.sleep(600);
+    const entry = (await client.kvGet("sage-nodes", "n1")) as { nodeId: string; state: string } | undefined;
+    expect(entry).toMatchObject({ nodeId: "n1", region: "westus" });
+  });
 
   it("reports the instance failed when the engine process dies", async () => {
     agent.engineProcess!.kill("SIGKILL");

@@ -58,6 +58,9 @@ export class NodeAgentActor extends Actor {
   private failedChecks = 0;
   private seq = 0;
   private proc: ChildProcess | undefined;
+  /** Bumped when a new engine process starts; polls that began before belong to the old engine. */
+  private engineGen = 0;
+  private replacingEngine = false;
   private readonly streams = new Set<Promise<void>>();
   readonly instanceId: string;
 
@@ -138,17 +141,26 @@ export class NodeAgentActor extends Actor {
 
   private async poll(): Promise<void> {
     const base = this.opts.engine.url;
+    const gen = this.engineGen;
+    const replacing = this.replacingEngine;
     let healthy = false;
     try {
-      const h = await fetch(`${base}/health`, { signal: AbortSignal.timeout(2_000) });
+      const h = await fetchOnce(`${base}/health`, { signal: AbortSignal.timeout(2_000) });
       healthy = h.ok;
       if (healthy) {
-        const m = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(2_000) });
+        const m = await fetchOnce(`${base}/metrics`, { signal: AbortSignal.timeout(2_000) });
         if (m.ok) this.load = engineLoad(this.opts.engine.kind, parsePrometheus(await m.text()));
       }
     } catch {
       healthy = false;
     }
+    // A poll that overlapped an engine restart may have reached the old process: no state change from it.
+    // A poll that overlapped an engine restart may have reached the old process: no state change from it.
+    if (!replacing && !this.replacingEngine && gen === this.engineGen) this.judgeHealth(healthy);
+    this.report();
+  }
+
+  private judgeHealth(healthy: boolean): void {
     if (healthy) {
       this.failedChecks = 0;
       if (this.state === "loading" || this.state === "swapping" || this.state === "failed")
@@ -157,7 +169,6 @@ export class NodeAgentActor extends Actor {
       if (++this.failedChecks >= (this.opts.failAfterChecks ?? 2))
         this.transition("failed", "engine health check failing");
     }
-    this.report();
   }
 
   private report(): void {
@@ -185,9 +196,16 @@ export class NodeAgentActor extends Actor {
     );
   }
 
-  private heartbeat(): void {
+  private heartbeat(): Promise<void> {
     const { region, nodeId, gpuType } = this.opts;
     const hb = this.opts.heartbeatMs ?? 5_000;
+    // Liveness also lives in KV (bucket entries expire after 3 heartbeats): a dead node disappears.
+    const alive = this.kvPut(
+      "sage-nodes",
+      nodeId,
+      { nodeId, region, state: this.state, model: this.model, atMs: this.clock.now() },
+      { bucketTtlMs: 3 * hb },
+    );
     this.publish(
       Heartbeat,
       { region, node: nodeId },
@@ -203,6 +221,7 @@ export class NodeAgentActor extends Actor {
         atMs: this.clock.now(),
       },
     );
+    return alive.then(() => {});
   }
 
   private transition(to: InstanceState, reason: string): void {
@@ -260,7 +279,12 @@ export class NodeAgentActor extends Actor {
         this.transition("swapping", `${c.action} ${model}`);
         this.model = model;
         this.pool = c.pool;
-        void this.stopEngine().then(() => this.startEngine(model));
+        this.replacingEngine = true;
+        void this.stopEngine().then(() => {
+          this.engineGen++;
+          this.replacingEngine = false;
+          this.startEngine(model);
+        });
         return ok();
       }
       case "unload":
@@ -318,7 +342,7 @@ export class NodeAgentActor extends Actor {
     const chunk = (p: Omit<Payload<typeof InferenceChunk>, "requestId" | "seq">) =>
       this.publish(InferenceChunk, { request: r.requestId }, { requestId: r.requestId, seq: seq++, ...p });
     try {
-      const res = await fetch(`${this.opts.engine.url}/v1/${chat ? "chat/completions" : "completions"}`, {
+      const res = await fetchOnce(`${this.opts.engine.url}/v1/${chat ? "chat/completions" : "completions"}`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(body),
@@ -395,5 +419,18 @@ export class NodeAgentActor extends Actor {
         ...(r.deadlineMs === undefined ? {} : { deadlineMs: r.deadlineMs }),
       },
     );
+  }
+}
+
+/**
+ * fetch, retried once when the connection itself failed: after an engine restart the client's pool can
+ * still hold a keep-alive socket to the old process, which fails at once and is not the engine's fault.
+ */
+async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    if ((e as Error).name === "TimeoutError" || (e as Error).name === "AbortError") throw e;
+    return fetch(url, init);
   }
 }

@@ -14,7 +14,7 @@ import {
   validateReply,
 } from "@sageserve/protocol";
 import { type Logger, silentLogger } from "./logger.js";
-import type { Bus, Clock, InboundMessage, ServiceHandle, Timer } from "./ports.js";
+import type { Bus, Clock, InboundMessage, KvPutOptions, ServiceHandle, Timer } from "./ports.js";
 
 export interface ActorContext {
   bus: Bus;
@@ -240,9 +240,14 @@ export abstract class Actor {
   }
 
   /** Store shared state (e.g. the latest plan); failures come back as values. */
-  protected async kvPut(bucket: string, key: string, value: unknown): Promise<Result<void>> {
+  protected async kvPut(
+    bucket: string,
+    key: string,
+    value: unknown,
+    opts?: KvPutOptions,
+  ): Promise<Result<void>> {
     try {
-      await this.bus.kvPut(bucket, key, value);
+      await this.bus.kvPut(bucket, key, value, opts);
       return { ok: true, value: undefined };
     } catch (e) {
       return this.publishFailed(

@@ -10,6 +10,7 @@ import type {
   Bus,
   Clock,
   InboundMessage,
+  KvPutOptions,
   MessageHandler,
   RequestOptions,
   ServiceHandle,
@@ -64,7 +65,8 @@ export class MemoryBroker {
   private readonly trie = new SubjectTrie<Sub>();
   readonly inboxes = new Map<string, PendingRequest>();
   readonly services = new Map<string, ServiceInfo>();
-  readonly kv = new Map<string, Map<string, Uint8Array>>();
+  readonly kv = new Map<string, Map<string, { bytes: Uint8Array; atMs: number }>>();
+  readonly kvTtl = new Map<string, number>();
   private readonly queuePick;
   private nextConn = 0;
   published = 0;
@@ -341,21 +343,24 @@ export class MemoryBus implements Bus {
       .map((s) => structuredClone(s));
   }
 
-  async kvPut(bucket: string, key: string, value: unknown): Promise<void> {
+  async kvPut(bucket: string, key: string, value: unknown, opts: KvPutOptions = {}): Promise<void> {
     if (this.closed) throw new SageError("CLOSED", `kvPut on closed connection ${this.name}`);
     let b = this.broker.kv.get(bucket);
     if (!b) {
       b = new Map();
       this.broker.kv.set(bucket, b);
+      if (opts.bucketTtlMs) this.broker.kvTtl.set(bucket, opts.bucketTtlMs);
     }
     // Stored encoded, as on NATS, so a reader never shares the writer's object.
-    b.set(key, encode(value));
+    b.set(key, { bytes: encode(value), atMs: this.broker.clock.now() });
   }
 
   async kvGet(bucket: string, key: string): Promise<unknown | undefined> {
-    const bytes = this.broker.kv.get(bucket)?.get(key);
-    if (!bytes) return undefined;
-    const d = decode(bytes);
+    const e = this.broker.kv.get(bucket)?.get(key);
+    if (!e) return undefined;
+    const ttl = this.broker.kvTtl.get(bucket);
+    if (ttl !== undefined && this.broker.clock.now() - e.atMs >= ttl) return undefined;
+    const d = decode(e.bytes);
     return d.ok ? d.value : undefined;
   }
 

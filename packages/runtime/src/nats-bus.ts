@@ -20,6 +20,7 @@ import {
 import type {
   Bus,
   InboundMessage,
+  KvPutOptions,
   MessageHandler,
   RequestOptions,
   ServiceHandle,
@@ -212,19 +213,22 @@ export class NatsBus implements Bus {
 
   private readonly buckets = new Map<string, Promise<KV>>();
 
-  private bucket(name: string): Promise<KV> {
+  private bucket(name: string, ttlMs?: number): Promise<KV> {
     let b = this.buckets.get(name);
     if (!b) {
-      b = this.connection.jetstream().views.kv(name, { history: 1 });
+      b = this.connection.jetstream().views.kv(name, { history: 1, ...(ttlMs ? { ttl: ttlMs } : {}) });
       this.buckets.set(name, b);
       b.catch(() => this.buckets.delete(name));
     }
     return b;
   }
 
-  async kvPut(bucket: string, key: string, value: unknown): Promise<void> {
+  async kvPut(bucket: string, key: string, value: unknown, opts: KvPutOptions = {}): Promise<void> {
     try {
-      await (await this.bucket(bucket)).put(kvKey(key), this.encode(value, `$KV.${bucket}`));
+      await (await this.bucket(bucket, opts.bucketTtlMs)).put(
+        kvKey(key),
+        this.encode(value, `$KV.${bucket}`),
+      );
     } catch (e) {
       throw mapError(e, `$KV.${bucket}.${key}`);
     }

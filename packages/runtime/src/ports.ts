@@ -70,6 +70,14 @@ export interface ServiceInfo {
   endpoints: { name: string; subject: string; queue: string | undefined }[];
 }
 
+export interface KvPutOptions {
+  /**
+   * Entries of this bucket expire this long after their last write (set when the bucket is first
+   * used; NATS KV bucket max age), so a writer that stops — a dead node — disappears.
+   */
+  bucketTtlMs?: number;
+}
+
 export interface Bus {
   readonly kind: "nats" | "memory";
   /** `validated`: the caller checked the payload against its schema (lets in-process receivers trust it). */
@@ -86,7 +94,7 @@ export interface Bus {
    * Key-value state shared through the bus (NATS KV live, a map in memory): the latest plan, node
    * liveness. Values are encoded like messages; `kvGet` of a missing key is undefined.
    */
-  kvPut(bucket: string, key: string, value: unknown): Promise<void>;
+  kvPut(bucket: string, key: string, value: unknown, opts?: KvPutOptions): Promise<void>;
   kvGet(bucket: string, key: string): Promise<unknown | undefined>;
   /** Wait until everything published so far has reached the server (live) or been delivered (memory). */
   flush(): Promise<void>;
