@@ -356,8 +356,7 @@ export class NodeAgentActor extends Actor {
       let finish: "stop" | "length" | undefined;
       for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
         buf += decoder.decode(part, { stream: true });
-        let i: number;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
+        for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
           const event = buf.slice(0, i);
           buf = buf.slice(i + 2);
           if (!event.startsWith("data: ")) continue;
