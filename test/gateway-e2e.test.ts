@@ -2,6 +2,7 @@ import { type EmulatorHandle, startEmulator } from "@sageserve/engine-emulator";
 import { GatewayActor } from "@sageserve/gateway";
 import { NodeAgentActor } from "@sageserve/node-agent";
 import { type Payload, RequestDone } from "@sageserve/protocol";
+import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
 import { NatsBus, WallClock } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,6 +20,7 @@ describe("gateway → router → node agent → engine emulator", () => {
   let gateway: GatewayActor;
   let node: NodeAgentActor;
   let router: RouterActor;
+  let agent: RegionAgentActor;
   const done: Payload<typeof RequestDone>[] = [];
   const ctx = async (name: string) => {
     const bus = await NatsBus.connect({ servers: fx.url, name });
@@ -40,10 +42,22 @@ describe("gateway → router → node agent → engine emulator", () => {
     gateway = new GatewayActor(await ctx("gateway"), {
       region: "westus",
       models: ["llama3.2-3b"],
-      apiKeys: { "key-normal": { name: "team-a", tier: "normal" }, "key-any": { name: "team-b" } },
+      apiKeys: {
+        "key-normal": { name: "team-a", tier: "normal" },
+        "key-any": { name: "team-b" },
+        "key-limited": { name: "team-c", requestsPerSecond: 1, burst: 2 },
+      },
       maxBodyBytes: 64 * 1024,
     });
-    for (const a of [router, node, gateway]) await a.start();
+    // The region agent feeds queued batch work into spare capacity.
+    agent = new RegionAgentActor(await ctx("agent"), {
+      region: "westus",
+      models: ["llama3.2-3b"],
+      mode: "unified",
+      gpuTypes: ["h100"],
+      scalingIntervalMs: 200,
+    });
+    for (const a of [router, node, agent, gateway]) await a.start();
     const watcher = await ctx("watcher");
     watcher.bus.subscribe(RequestDone.subject.pattern({ region: "westus" }), (m) => {
       const d = m.data();
@@ -54,7 +68,7 @@ describe("gateway → router → node agent → engine emulator", () => {
   }, 30_000);
 
   afterAll(async () => {
-    for (const a of [gateway, node, router]) await a?.stop();
+    for (const a of [gateway, agent, node, router]) await a?.stop();
     for (const b of buses) await b.close();
     await emu?.close();
     clock.cancelAll();
@@ -126,18 +140,49 @@ describe("gateway → router → node agent → engine emulator", () => {
     expect(done.at(-1)?.tier).toBe("iw-normal");
   });
 
-  it("queues a batch request and answers 202 with a job id", async () => {
+  it("queues a batch request (202 + job id); the region agent feeds it to spare capacity and the job completes", async () => {
     const r = await call(
       "/v1/chat/completions",
-      { model: "llama3.2-3b", messages: [{ role: "user", content: "summarise" }] },
+      { model: "llama3.2-3b", messages: [{ role: "user", content: "summarise" }], max_tokens: 5 },
       { "x-sage-tier": "batch" },
     );
     expect(r.status).toBe(202);
-    expect(await r.json()).toMatchObject({
-      object: "sage.batch_job",
-      status: "queued",
-      model: "llama3.2-3b",
+    const job = (await r.json()) as { id: string; object: string; status: string };
+    expect(job).toMatchObject({ object: "sage.batch_job", status: "queued" });
+    let status: { status: string; output?: string; finish_reason?: string } = { status: "queued" };
+    for (let i = 0; i < 100 && status.status !== "completed"; i++) {
+      await clock.sleep(100);
+      status = (await (
+        await fetch(`${gateway.url}/v1/sage/jobs/${job.id}`, {
+          headers: { authorization: "Bearer key-normal" },
+        })
+      ).json()) as typeof status;
+    }
+    expect(status).toMatchObject({ status: "completed", finish_reason: "length" });
+    expect(status.output!.trim().split(/\s+/)).toHaveLength(5);
+    expect(done.some((d) => d.tier === "niw" && d.outcome === "ok")).toBe(true);
+    const missing = await fetch(`${gateway.url}/v1/sage/jobs/nope`, {
+      headers: { authorization: "Bearer key-normal" },
     });
+    expect(missing.status).toBe(404);
+  });
+
+  it("rate-limits an API key with 429 and Retry-After", async () => {
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 4; i++) {
+      const r = await call(
+        "/v1/completions",
+        { model: "llama3.2-3b", prompt: "hi", max_tokens: 1 },
+        { authorization: "Bearer key-limited" },
+      );
+      statuses.push(r.status);
+      if (r.status === 429) retryAfter = r.headers.get("retry-after");
+      await r.text();
+    }
+    expect(statuses.slice(0, 2)).toEqual([200, 200]);
+    expect(statuses.slice(2)).toContain(429);
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
   });
 
   it.each([
@@ -189,7 +234,9 @@ describe("gateway → router → node agent → engine emulator", () => {
 
   it("counts requests per model, tier and status in its Prometheus metrics", async () => {
     const text = await (await fetch(`${gateway.url}/metrics`)).text();
-    expect(text).toMatch(/sage_gateway_requests_total\{model="llama3\.2-3b",tier="fast",status="200"\} 1/);
+    expect(text).toMatch(
+      /sage_gateway_requests_total\{model="llama3\.2-3b",tier="fast",status="200"\} [1-9]/,
+    );
     expect(text).toMatch(/sage_gateway_requests_total\{model="gpt-9",tier="normal",status="404"\} 1/);
     expect(text).toContain("sage_gateway_ttft_seconds_bucket");
   });

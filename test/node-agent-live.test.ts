@@ -7,8 +7,10 @@ import {
   LoadReport,
   NodeCommand,
   type Payload,
+  RouteRequest,
   validateReply,
 } from "@sageserve/protocol";
+import { RouterActor } from "@sageserve/router";
 import { NatsBus, WallClock } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";
@@ -33,6 +35,26 @@ describe("node agent with an engine emulator process, over NATS", () => {
   let fx: NatsFixture;
   let agent: NodeAgentActor;
   let client: NatsBus;
+  let router: RouterActor;
+  /** Ask the router where a request for `model` goes: the node id, or "held" when no instance serves it. */
+  const routeOf = async (model: string): Promise<string> => {
+    const m = await client.request(
+      RouteRequest.subject.build({ region: "westus", model }),
+      envelope(RouteRequest, {
+        ...RouteRequest.sample(),
+        requestId: `probe-${model}-${Date.now()}`,
+        model,
+        originRegion: "westus",
+        tier: "iw-fast",
+        maxOutputTokens: 1,
+      }),
+      { timeoutMs: 5_000 },
+    );
+    const d = m.data();
+    const r = d.ok ? validateReply(RouteRequest, d.value) : d;
+    if (!r.ok) return r.error.code;
+    return r.value.nodeId ?? "held";
+  };
   const clock = new WallClock({ seed: 1 });
   const loads: Payload<typeof LoadReport>[] = [];
 
@@ -67,17 +89,26 @@ describe("node agent with an engine emulator process, over NATS", () => {
       },
     );
     client = await NatsBus.connect({ servers: fx.url, name: "client" });
+    router = new RouterActor(
+      { bus: await NatsBus.connect({ servers: fx.url, name: "router" }), clock },
+      { regions: ["westus"], models: ["llama3.2-3b", "llama3.1-8b"], maxPendingMs: 1_000 },
+    );
+    await router.start();
     client.subscribe(LoadReport.subject.pattern({ region: "westus" }), (m) => {
       const d = m.data();
       if (d.ok) loads.push(d.value as Payload<typeof LoadReport>);
     });
     await agent.start();
     for (let i = 0; i < 100 && agent.currentState !== "serving"; i++) await clock.sleep(100);
+    // …and its serving load report has reached the listeners.
+    for (let i = 0; i < 50 && !loads.some((l) => l.state === "serving"); i++) await clock.sleep(50);
   }, 30_000);
 
   afterAll(async () => {
     await agent?.stop();
     await agent?.bus.close();
+    await router?.stop();
+    await router?.bus.close();
     await client?.close();
     clock.cancelAll();
     await fx?.stop();
@@ -147,6 +178,7 @@ describe("node agent with an engine emulator process, over NATS", () => {
       const x = m.data();
       return x.ok ? validateReply(NodeCommand, x.value) : x;
     };
+    expect(await routeOf("llama3.2-3b")).toBe("n1");
     expect(await cmd("swap", "llama3.1-8b")).toMatchObject({ ok: true, value: { accepted: false } }); // must drain first
     expect(await cmd("make-spot")).toMatchObject({ ok: true, value: { accepted: true } });
     for (let i = 0; i < 50 && agent.currentState !== "spot"; i++) await clock.sleep(50);
@@ -165,6 +197,10 @@ describe("node agent with an engine emulator process, over NATS", () => {
       data: { id: string }[];
     };
     expect(models.data[0]!.id).toBe("llama3.1-8b");
+    // The router has seen the swap in the node's load reports: the new model goes there, the old one no longer.
+    await clock.sleep(300);
+    expect(await routeOf("llama3.1-8b")).toBe("n1");
+    expect(await routeOf("llama3.2-3b")).toBe("held");
   }, 30_000);
 
   it("keeps its liveness in NATS KV", async () => {

@@ -18,8 +18,13 @@ export interface GatewayOptions {
   models: string[];
   host?: string;
   port?: number;
-  /** API keys and their default tier; when empty, no key is required. */
-  apiKeys?: Record<string, { name: string; tier?: "fast" | "normal" | "batch" }>;
+  /** API keys, their default tier and optional rate limit; when empty, no key is required. */
+  apiKeys?: Record<
+    string,
+    { name: string; tier?: "fast" | "normal" | "batch"; requestsPerSecond?: number; burst?: number }
+  >;
+  /** Batch jobs remembered for the status endpoint (oldest forgotten first). */
+  maxJobs?: number;
   maxBodyBytes?: number;
   /** How long to wait for routing, and for the first token. */
   routeTimeoutMs?: number;
@@ -30,6 +35,16 @@ export interface GatewayOptions {
 }
 
 const TIERS: Record<string, Tier> = { fast: "iw-fast", normal: "iw-normal", batch: "niw" };
+
+interface BatchJob {
+  id: string;
+  model: string;
+  status: "queued" | "running" | "completed" | "failed";
+  created: number;
+  output: string;
+  finish: string | undefined;
+  unsubscribe?: () => void;
+}
 
 interface HttpError {
   status: number;
@@ -65,6 +80,8 @@ export class GatewayActor extends Actor {
     registers: [this.registry],
   });
   url = "";
+  private readonly buckets = new Map<string, { tokens: number; atMs: number }>();
+  private readonly jobs = new Map<string, BatchJob>();
 
   constructor(
     ctx: ActorContext,
@@ -103,6 +120,30 @@ export class GatewayActor extends Actor {
     }
     const auth = this.authenticate(req);
     if ("status" in auth) return this.fail(res, auth);
+    const limited = this.rateLimit(auth.key);
+    if (limited) return this.fail(res, limited);
+    const job = /^\/v1\/sage\/jobs\/([^/]+)$/.exec(path);
+    if (req.method === "GET" && job) {
+      const j = this.jobs.get(decodeURIComponent(job[1]!));
+      if (!j)
+        return this.fail(res, {
+          status: 404,
+          message: `no job ${job[1]}`,
+          type: "invalid_request_error",
+          code: "job_not_found",
+        });
+      json(res, 200, {
+        id: j.id,
+        object: "sage.batch_job",
+        status: j.status,
+        model: j.model,
+        created: j.created,
+        ...(j.status === "completed" || j.status === "failed"
+          ? { output: j.output, finish_reason: j.finish }
+          : {}),
+      });
+      return;
+    }
     if (req.method === "GET" && path === "/v1/models") {
       json(res, 200, {
         object: "list",
@@ -151,7 +192,31 @@ export class GatewayActor extends Actor {
     await this.relay(res, body, chat, tier, tierName);
   }
 
-  private authenticate(req: IncomingMessage): { tier?: string } | HttpError {
+  /** Token bucket per API key: over the rate, 429 with the seconds until a request fits again. */
+  private rateLimit(key: string | undefined): HttpError | undefined {
+    const entry = key ? this.opts.apiKeys?.[key] : undefined;
+    if (!key || !entry?.requestsPerSecond) return undefined;
+    const rate = entry.requestsPerSecond;
+    const burst = entry.burst ?? Math.max(1, rate);
+    const now = this.clock.now();
+    const b = this.buckets.get(key) ?? { tokens: burst, atMs: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.atMs) / 1000) * rate);
+    b.atMs = now;
+    this.buckets.set(key, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return undefined;
+    }
+    return {
+      status: 429,
+      message: `rate limit of ${rate} requests/s for this key exceeded`,
+      type: "rate_limit_exceeded",
+      code: "rate_limit_exceeded",
+      retryAfterS: Math.max(1, Math.ceil((1 - b.tokens) / rate)),
+    };
+  }
+
+  private authenticate(req: IncomingMessage): { tier?: string; key?: string } | HttpError {
     const keys = this.opts.apiKeys;
     if (!keys || Object.keys(keys).length === 0) return {};
     const h = req.headers.authorization ?? "";
@@ -171,7 +236,7 @@ export class GatewayActor extends Actor {
         type: "invalid_request_error",
         code: "invalid_api_key",
       };
-    return entry.tier ? { tier: entry.tier } : {};
+    return entry.tier ? { tier: entry.tier, key } : { key };
   }
 
   private async relay(
@@ -233,6 +298,7 @@ export class GatewayActor extends Actor {
       if (reply.value.decision === "queued" && reply.value.jobId) {
         sub.unsubscribe();
         count(202);
+        this.trackJob(reply.value.jobId, requestId, model);
         json(res, 202, {
           id: reply.value.jobId,
           object: "sage.batch_job",
@@ -334,6 +400,42 @@ export class GatewayActor extends Actor {
     } finally {
       sub.unsubscribe();
     }
+  }
+
+  /**
+   * A batch job's output arrives on its request's stream subject when the region agent releases it to
+   * an instance: collect it for GET /v1/sage/jobs/{id}.
+   */
+  private trackJob(id: string, requestId: string, model: string): void {
+    const job: BatchJob = {
+      id,
+      model,
+      status: "queued",
+      created: Math.floor(this.clock.now() / 1000),
+      output: "",
+      finish: undefined,
+    };
+    this.jobs.set(id, job);
+    while (this.jobs.size > (this.opts.maxJobs ?? 10_000)) {
+      const oldest = this.jobs.keys().next().value!;
+      this.jobs.get(oldest)?.unsubscribe?.();
+      this.jobs.delete(oldest);
+    }
+    const sub = this.bus.subscribe(InferenceChunk.subject.build({ request: requestId }), (m) => {
+      const d = m.data();
+      const c = d.ok ? validatePayload(InferenceChunk, d.value) : d;
+      if (!c.ok) return;
+      if (c.value.done) {
+        job.status = c.value.error ? "failed" : "completed";
+        job.finish = c.value.error ? "error" : (c.value.finishReason ?? "stop");
+        if (c.value.error) job.output = c.value.error.message;
+        sub.unsubscribe();
+        return;
+      }
+      job.status = "running";
+      job.output += c.value.text ?? "";
+    });
+    job.unsubscribe = () => sub.unsubscribe();
   }
 
   private fail(res: ServerResponse, e: HttpError): number {
