@@ -239,5 +239,6 @@ describe("gateway → router → node agent → engine emulator", () => {
     );
     expect(text).toMatch(/sage_gateway_requests_total\{model="gpt-9",tier="normal",status="404"\} 1/);
     expect(text).toContain("sage_gateway_ttft_seconds_bucket");
+    expect(text).toMatch(/sage_gateway_tbt_seconds_count\{model="llama3\.2-3b",tier="fast"\} [1-9]/);
   });
 });

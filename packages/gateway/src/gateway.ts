@@ -79,6 +79,13 @@ export class GatewayActor extends Actor {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
     registers: [this.registry],
   });
+  private readonly tbt = new Histogram({
+    name: "sage_gateway_tbt_seconds",
+    help: "Time between tokens seen by the client.",
+    labelNames: ["model", "tier"],
+    buckets: [0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.25, 0.5, 1, 2],
+    registers: [this.registry],
+  });
   url = "";
   private readonly buckets = new Map<string, { tokens: number; atMs: number }>();
   private readonly jobs = new Map<string, BatchJob>();
@@ -315,6 +322,7 @@ export class GatewayActor extends Actor {
       let text = "";
       let index = 0;
       let finish = "stop";
+      let lastTokenMs = started;
       const deadline = performance.now() + (this.opts.firstTokenTimeoutMs ?? 120_000);
       for (;;) {
         const c = chunks.shift();
@@ -357,6 +365,9 @@ export class GatewayActor extends Actor {
           } else finish = c.finishReason ?? "stop";
           break;
         }
+        const nowMs = performance.now();
+        if (index > 0) this.tbt.observe({ model, tier: tierName }, (nowMs - lastTokenMs) / 1000);
+        lastTokenMs = nowMs;
         if (index === 0) {
           this.ttft.observe({ model, tier: tierName }, (performance.now() - started) / 1000);
           if (stream)
