@@ -3,3 +3,4 @@ await import("./bus.js");
 await import("./sim.js");
 await import("./planner.js");
 await import("./gateway.js");
+await import("./router.js");

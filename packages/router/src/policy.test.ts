@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import {
+  chooseInstance,
+  chooseRegion,
+  DEFAULT_ROUTER_CONFIG,
+  endpointUtilization,
+  type InstanceView,
+} from "./policy.js";
+
+const view = (id: string, over: Partial<InstanceView> = {}): InstanceView => ({
+  instanceId: id,
+  nodeId: `n-${id}`,
+  region: "westus",
+  model: "m",
+  pool: undefined,
+  state: "serving",
+  kvUtilization: 0.2,
+  kvCapacityTokens: 100_000,
+  outstandingTokens: 1_000,
+  reportedAtMs: 1_000,
+  routedTokens: 0,
+  ...over,
+});
+const cfg = DEFAULT_ROUTER_CONFIG;
+
+describe("router policy", () => {
+  it("joins the shortest queue by outstanding tokens, counting what it routed since the report", () => {
+    const a = view("a", { outstandingTokens: 5_000 });
+    const b = view("b", { outstandingTokens: 2_000, routedTokens: 4_000 });
+    const c = view("c", { outstandingTokens: 3_000 });
+    expect(chooseInstance([a, b, c], 2_000, cfg)?.instanceId).toBe("c");
+  });
+
+  it("never routes to an instance that is not serving or whose report is stale", () => {
+    const booting = view("a", { state: "booting", outstandingTokens: 0 });
+    const stale = view("b", { outstandingTokens: 0, reportedAtMs: 0 });
+    const ok = view("c", { outstandingTokens: 9_000 });
+    expect(chooseInstance([booting, stale, ok], cfg.staleAfterMs + 1, cfg)?.instanceId).toBe("c");
+    expect(chooseInstance([booting], 2_000, cfg)).toBeUndefined();
+  });
+
+  it("measures endpoint utilisation weighted by KV capacity, and 1 when nothing serves", () => {
+    const u = endpointUtilization(
+      [view("a", { kvUtilization: 0.5, kvCapacityTokens: 300_000 }), view("b", { kvUtilization: 0.1 })],
+      2_000,
+      cfg,
+    );
+    expect(u).toBeCloseTo((0.5 * 300_000 + 0.1 * 100_000) / 400_000, 6);
+    expect(endpointUtilization([], 2_000, cfg)).toBe(1);
+  });
+
+  it("stays home below the spill threshold, spills to the first allowed region below it, else the least loaded", () => {
+    const util: Record<string, number> = { west: 0.5, east: 0.2, central: 0.1 };
+    const regions = ["west", "east", "central"];
+    expect(chooseRegion("west", (r) => util[r]!, regions, cfg)).toBe("west");
+    util.west = 0.9;
+    expect(
+      chooseRegion("west", (r) => util[r]!, regions, { ...cfg, spillTargets: { west: ["east", "central"] } }),
+    ).toBe("east");
+    util.east = 0.95;
+    util.central = 0.8;
+    expect(chooseRegion("west", (r) => util[r]!, regions, cfg)).toBe("central");
+  });
+});
