@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { readBodyLimited } from "@sageserve/runtime";
 import { builtinPerformanceModel, type PerformanceModel } from "@sageserve/sim";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { z } from "zod";
@@ -368,31 +369,13 @@ function send(res: ServerResponse, e: OpenAiError): void {
   json(res, e.status, e.body);
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<string | OpenAiError> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        resolve(
-          openAiError(
-            413,
-            `request body larger than ${limit} bytes`,
-            "invalid_request_error",
-            "request_too_large",
-          ),
-        );
-        // Read and drop the rest, so the 413 reaches the client instead of a reset connection.
-        req.removeAllListeners("data");
-        req.resume();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", () =>
-      resolve(openAiError(400, "request body could not be read", "invalid_request_error")),
-    );
-  });
+async function readBody(req: IncomingMessage, limit: number): Promise<string | OpenAiError> {
+  const r = await readBodyLimited(req, limit);
+  if (r.ok) return r.body;
+  return openAiError(
+    r.status,
+    r.message,
+    "invalid_request_error",
+    r.status === 413 ? "request_too_large" : "bad_body",
+  );
 }

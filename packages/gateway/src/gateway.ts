@@ -9,7 +9,7 @@ import {
   type Tier,
   validatePayload,
 } from "@sageserve/protocol";
-import { Actor, type ActorContext } from "@sageserve/runtime";
+import { Actor, type ActorContext, readBodyLimited } from "@sageserve/runtime";
 import { Counter, Histogram, Registry } from "prom-client";
 
 export interface GatewayOptions {
@@ -513,34 +513,13 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<string | HttpError> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        resolve({
-          status: 413,
-          message: `request body larger than ${limit} bytes`,
-          type: "invalid_request_error",
-          code: "request_too_large",
-        });
-        // Read and drop the rest, so the 413 reaches the client instead of a reset connection.
-        req.removeAllListeners("data");
-        req.resume();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", () =>
-      resolve({
-        status: 400,
-        message: "request body could not be read",
-        type: "invalid_request_error",
-        code: "bad_body",
-      }),
-    );
-  });
+async function readBody(req: IncomingMessage, limit: number): Promise<string | HttpError> {
+  const r = await readBodyLimited(req, limit);
+  if (r.ok) return r.body;
+  return {
+    status: r.status,
+    message: r.message,
+    type: "invalid_request_error",
+    code: r.status === 413 ? "request_too_large" : "bad_body",
+  };
 }

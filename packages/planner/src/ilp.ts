@@ -57,6 +57,19 @@ interface Index {
 
 const key = (...p: string[]) => p.join("|");
 
+/** Current instances and spot VMs per "model|region|gpu" (rows for the same key are summed). */
+function currentAllocation(s: PlanningSnapshot): Map<string, { instances: number; spot: number }> {
+  const cur = new Map<string, { instances: number; spot: number }>();
+  for (const c of s.current) {
+    const k = key(c.model, c.region, c.gpu);
+    const e = cur.get(k) ?? { instances: 0, spot: 0 };
+    e.instances += c.instances;
+    e.spot += c.spot;
+    cur.set(k, e);
+  }
+  return cur;
+}
+
 export function buildPlanningModel(s: PlanningSnapshot): {
   model: LpModel;
   index: Index;
@@ -70,14 +83,7 @@ export function buildPlanningModel(s: PlanningSnapshot): {
     .sort();
   const gpus = s.gpuTypes.map((g) => g.id);
   const price = new Map(s.gpuTypes.map((g) => [g.id, g.pricePerHour]));
-  const cur = new Map<string, { instances: number; spot: number }>();
-  for (const c of s.current) {
-    const k = key(c.model, c.region, c.gpu);
-    const e = cur.get(k) ?? { instances: 0, spot: 0 };
-    e.instances += c.instances;
-    e.spot += c.spot;
-    cur.set(k, e);
-  }
+  const cur = currentAllocation(s);
   const iw = new Map<string, number>();
   const niw = new Map<string, number>();
   for (const d of s.demand) {
@@ -235,14 +241,7 @@ async function roundedRelaxation(
   const lp = await solve(relaxed, { ...opts, solver: "highs" });
   if (lp.status !== "optimal") return undefined;
   const x = [...lp.values];
-  const cur = new Map<string, { instances: number; spot: number }>();
-  for (const c of s.current) {
-    const k = key(c.model, c.region, c.gpu);
-    const e = cur.get(k) ?? { instances: 0, spot: 0 };
-    e.instances += c.instances;
-    e.spot += c.spot;
-    cur.set(k, e);
-  }
+  const cur = currentAllocation(s);
   const spotLeft = new Map<string, number>();
   for (const [k, e] of cur) {
     const [, r, g] = k.split("|");
