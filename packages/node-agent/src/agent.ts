@@ -39,6 +39,8 @@ export interface NodeAgentOptions {
   loadReportMs?: number;
   /** Consecutive failed health checks before the instance is reported failed. */
   failAfterChecks?: number;
+  /** On shutdown, how long to wait for in-flight streams before stopping anyway. */
+  drainTimeoutMs?: number;
 }
 
 /**
@@ -107,8 +109,16 @@ export class NodeAgentActor extends Actor {
   }
 
   protected override async teardown(): Promise<void> {
-    await Promise.allSettled([...this.streams]);
-    this.stopEngine();
+    // Let in-flight streams finish, but not forever.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.streams]),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, this.opts.drainTimeoutMs ?? 30_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    await this.stopEngine();
   }
 
   // ------------------------------------------------------------ engine process
