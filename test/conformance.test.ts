@@ -236,6 +236,49 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     expect(await stale).toBeUndefined();
   });
 
+  it("keeps durable queue messages until acknowledged, and redelivers unacknowledged ones to a restarted consumer", async () => {
+    const stream = { name: `CONF_${n}`, subjects: [`tq${n}.>`] };
+    const prefix = `tq${n}`;
+    const producer = await conn();
+    for (const i of [1, 2, 3])
+      await Promise.all([producer.durablePublish(stream, `${prefix}.a.x`, { i }), h.settle(20)]);
+    const first = await conn();
+    const seen: number[] = [];
+    const sub1 = first.durableConsume(
+      stream,
+      "worker",
+      `${prefix}.a.>`,
+      (m) => {
+        const d = m.data();
+        const i = d.ok ? (d.value as { i: number }).i : -1;
+        seen.push(i);
+        if (i !== 2) m.ack(); // message 2 is held, never acknowledged
+      },
+      { ackWaitMs: 1_000 },
+    );
+    await h.settle(300);
+    expect(seen).toEqual([1, 2, 3]);
+    (await sub1).unsubscribe();
+    await first.close();
+    // The consumer restarts: only the unacknowledged message comes back.
+    const second = await conn();
+    const again: number[] = [];
+    const sub2 = second.durableConsume(
+      stream,
+      "worker",
+      `${prefix}.a.>`,
+      (m) => {
+        const d = m.data();
+        again.push(d.ok ? (d.value as { i: number }).i : -1);
+        m.ack();
+      },
+      { ackWaitMs: 1_000 },
+    );
+    await h.settle(1_800);
+    expect(again).toEqual([2]);
+    (await sub2).unsubscribe();
+  });
+
   it("registers services that discovery lists with their endpoints", async () => {
     const b = await conn();
     const svc = await b.registerService({

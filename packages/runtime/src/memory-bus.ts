@@ -5,10 +5,13 @@ import {
   isValidSubject,
   type Result,
   SageError,
+  subjectMatches,
 } from "@sageserve/protocol";
 import type {
   Bus,
   Clock,
+  DurableMessage,
+  DurableStream,
   InboundMessage,
   KvPutOptions,
   MessageHandler,
@@ -67,6 +70,59 @@ export class MemoryBroker {
   readonly services = new Map<string, ServiceInfo>();
   readonly kv = new Map<string, Map<string, { bytes: Uint8Array; atMs: number }>>();
   readonly kvTtl = new Map<string, number>();
+  /** Durable work queues: messages stay until acknowledged; unacked ones return when their consumer goes away. */
+  readonly durable = new Map<
+    string,
+    {
+      messages: { seq: number; subject: string; body: Body; holder: string | undefined }[];
+      consumers: Map<string, { filter: string; handler: (m: DurableMessage) => void; owner: MemoryBus }>;
+      seq: number;
+    }
+  >();
+
+  durableStream(name: string) {
+    let s = this.durable.get(name);
+    if (!s) {
+      s = { messages: [], consumers: new Map(), seq: 0 };
+      this.durable.set(name, s);
+    }
+    return s;
+  }
+
+  /** Offer every unheld message to a consumer whose filter matches (FIFO by sequence). */
+  dispatchDurable(name: string): void {
+    const s = this.durableStream(name);
+    for (const m of s.messages) {
+      if (m.holder !== undefined) continue;
+      for (const [cname, c] of s.consumers) {
+        if (!subjectMatches(c.filter, m.subject)) continue;
+        m.holder = cname;
+        const msg = m;
+        this.later(() => {
+          if (msg.holder !== cname || !s.consumers.has(cname)) return;
+          const inbound = this.inbound(msg.subject, msg.body, undefined);
+          c.handler({
+            subject: msg.subject,
+            data: () => inbound.data(),
+            ack: () => {
+              const i = s.messages.indexOf(msg);
+              if (i >= 0) s.messages.splice(i, 1);
+            },
+            nak: (delayMs = 0) => {
+              this.clock.setTimer(delayMs, () => {
+                if (msg.holder === cname) {
+                  msg.holder = undefined;
+                  this.dispatchDurable(name);
+                }
+              });
+            },
+            working: () => {},
+          });
+        });
+        break;
+      }
+    }
+  }
   private readonly queuePick;
   private nextConn = 0;
   published = 0;
@@ -175,7 +231,7 @@ export class MemoryBroker {
     }
   }
 
-  private later(fn: () => void): void {
+  later(fn: () => void): void {
     const post = (this.clock as { post?: (delayMs: number, fn: () => void) => void }).post;
     if (post) post.call(this.clock, this.options.deliveryDelayMs, fn);
     else this.clock.setTimer(this.options.deliveryDelayMs, fn);
@@ -341,6 +397,41 @@ export class MemoryBus implements Bus {
     return [...this.broker.services.values()]
       .filter((s) => opts.name === undefined || s.name === opts.name)
       .map((s) => structuredClone(s));
+  }
+
+  async durablePublish(stream: DurableStream, subject: string, data: unknown): Promise<void> {
+    this.checkPublish(subject);
+    const s = this.broker.durableStream(stream.name);
+    s.messages.push({ seq: s.seq++, subject, body: this.broker.body(data, true), holder: undefined });
+    this.broker.dispatchDurable(stream.name);
+  }
+
+  async durableConsume(
+    stream: DurableStream,
+    consumer: string,
+    filter: string,
+    handler: (msg: DurableMessage) => void,
+  ): Promise<Subscription> {
+    const s = this.broker.durableStream(stream.name);
+    // A successor of a consumer that went away gets what its predecessor held but never acknowledged.
+    for (const m of s.messages) if (m.holder === consumer) m.holder = undefined;
+    let received = 0;
+    const counted = (m: DurableMessage): void => {
+      received++;
+      handler(m);
+    };
+    s.consumers.set(consumer, { filter, handler: counted, owner: this });
+    this.broker.dispatchDurable(stream.name);
+    return {
+      subject: filter,
+      queue: consumer,
+      get received() {
+        return received;
+      },
+      unsubscribe: () => {
+        if (s.consumers.get(consumer)?.owner === this) s.consumers.delete(consumer);
+      },
+    };
   }
 
   async kvPut(bucket: string, key: string, value: unknown, opts: KvPutOptions = {}): Promise<void> {

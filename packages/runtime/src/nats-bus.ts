@@ -7,6 +7,7 @@ import {
   SageError,
 } from "@sageserve/protocol";
 import {
+  AckPolicy,
   type ConnectionOptions,
   connect,
   ErrorCode,
@@ -14,11 +15,16 @@ import {
   type Msg,
   type NatsConnection,
   type NatsError,
+  nanos,
   RequestStrategy,
+  RetentionPolicy,
   type Service,
+  StorageType,
 } from "nats";
 import type {
   Bus,
+  DurableMessage,
+  DurableStream,
   InboundMessage,
   KvPutOptions,
   MessageHandler,
@@ -209,6 +215,95 @@ export class NatsBus implements Bus {
       });
     }
     return out;
+  }
+
+  private readonly streams = new Map<string, Promise<void>>();
+
+  /** Create the work-queue stream once (it may exist already, made by another process). */
+  private ensureStream(s: DurableStream): Promise<void> {
+    let p = this.streams.get(s.name);
+    if (!p) {
+      p = (async () => {
+        const jsm = await this.connection.jetstreamManager();
+        try {
+          await jsm.streams.info(s.name);
+        } catch {
+          await jsm.streams.add({
+            name: s.name,
+            subjects: s.subjects,
+            retention: RetentionPolicy.Workqueue,
+            storage: StorageType.File,
+          });
+        }
+      })();
+      this.streams.set(s.name, p);
+      p.catch(() => this.streams.delete(s.name));
+    }
+    return p;
+  }
+
+  async durablePublish(stream: DurableStream, subject: string, data: unknown): Promise<void> {
+    try {
+      await this.ensureStream(stream);
+      await this.connection.jetstream().publish(subject, this.encode(data, subject));
+    } catch (e) {
+      throw mapError(e, subject);
+    }
+  }
+
+  async durableConsume(
+    stream: DurableStream,
+    consumer: string,
+    filter: string,
+    handler: (msg: DurableMessage) => void,
+    opts: { ackWaitMs?: number } = {},
+  ): Promise<Subscription> {
+    await this.ensureStream(stream);
+    const jsm = await this.connection.jetstreamManager();
+    try {
+      await jsm.consumers.info(stream.name, consumer);
+    } catch {
+      await jsm.consumers.add(stream.name, {
+        durable_name: consumer,
+        ack_policy: AckPolicy.Explicit,
+        filter_subject: filter,
+        ack_wait: nanos(opts.ackWaitMs ?? 60_000),
+        max_ack_pending: 100_000,
+      });
+    }
+    const c = await this.connection.jetstream().consumers.get(stream.name, consumer);
+    const messages = await c.consume({ max_messages: 512 });
+    let received = 0;
+    let active = true;
+    const maxPayload = this.maxPayload;
+    void (async () => {
+      for await (const m of messages) {
+        if (!active) break;
+        received++;
+        try {
+          handler({
+            subject: m.subject,
+            data: () => decode(m.data, maxPayload),
+            ack: () => m.ack(),
+            nak: (delayMs) => m.nak(delayMs),
+            working: () => m.working(),
+          });
+        } catch {
+          m.nak(1_000); // a failing handler must not lose the message
+        }
+      }
+    })().catch(() => {});
+    return {
+      subject: filter,
+      queue: consumer,
+      get received() {
+        return received;
+      },
+      unsubscribe: () => {
+        active = false;
+        void messages.close();
+      },
+    };
   }
 
   private readonly buckets = new Map<string, Promise<KV>>();

@@ -70,6 +70,25 @@ export interface ServiceInfo {
   endpoints: { name: string; subject: string; queue: string | undefined }[];
 }
 
+/** A message held in a durable queue: it stays there until acknowledged. */
+export interface DurableMessage {
+  readonly subject: string;
+  data(): Result<unknown>;
+  /** Done with it: remove it from the queue. */
+  ack(): void;
+  /** Give it back for redelivery (after `delayMs`). */
+  nak(delayMs?: number): void;
+  /** Still holding it: postpone redelivery (live: resets JetStream's ack timer). */
+  working(): void;
+}
+
+export interface DurableStream {
+  /** Stream name, e.g. "SAGE_NIW". */
+  name: string;
+  /** Subjects it captures, e.g. ["sage.niw.>"]. */
+  subjects: string[];
+}
+
 export interface KvPutOptions {
   /**
    * Entries of this bucket expire this long after their last write (set when the bucket is first
@@ -96,6 +115,24 @@ export interface Bus {
    */
   kvPut(bucket: string, key: string, value: unknown, opts?: KvPutOptions): Promise<void>;
   kvGet(bucket: string, key: string): Promise<unknown | undefined>;
+  /**
+   * Durable work queue (JetStream work-queue stream live; an in-memory queue in simulation). A message
+   * published here is kept until a consumer acknowledges it — whoever published it may restart freely.
+   * The promise resolves when the server has stored it.
+   */
+  durablePublish(stream: DurableStream, subject: string, data: unknown): Promise<void>;
+  /**
+   * Consume a durable stream under a durable consumer name, messages matching `filter` only. Messages
+   * not acknowledged within `ackWaitMs` (unless `working()` is called) are delivered again — to this
+   * consumer or to its successor after a restart.
+   */
+  durableConsume(
+    stream: DurableStream,
+    consumer: string,
+    filter: string,
+    handler: (msg: DurableMessage) => void,
+    opts?: { ackWaitMs?: number },
+  ): Promise<Subscription>;
   /** Wait until everything published so far has reached the server (live) or been delivered (memory). */
   flush(): Promise<void>;
   /** Stop accepting new messages, deliver what is in flight, then close. */
