@@ -257,6 +257,9 @@ export const NiwJob = defineMessage({
   enqueuedAtMs: now,
 }));
 
+/** The JetStream work-queue stream that holds NiwJobs until a region agent has released them. */
+export const NIW_STREAM = { name: "SAGE_NIW", subjects: ["sage.niw.>"] } as const;
+
 export const JobUpdate = defineMessage({
   name: "JobUpdate",
   kind: "event",

@@ -3,6 +3,7 @@ import {
   InferenceRequest,
   type InstanceState,
   LoadReport,
+  NIW_STREAM,
   NiwJob,
   NodeCommand,
   type Payload,
@@ -11,7 +12,7 @@ import {
   VmCommand,
   validatePayload,
 } from "@sageserve/protocol";
-import { Actor, type ActorContext } from "@sageserve/runtime";
+import { Actor, type ActorContext, type DurableMessage } from "@sageserve/runtime";
 import { type Job, NiwQueue } from "./niw-queue.js";
 import {
   DEFAULT_NIW_RELEASE,
@@ -46,6 +47,8 @@ export interface RegionAgentOptions {
    */
   planStrategy?: PlanStrategy;
   planExecution?: Partial<PlanExecutionConfig>;
+  /** Redelivery delay of NIW jobs this agent took but did not acknowledge (it died holding them). */
+  niwAckWaitMs?: number;
 }
 
 export type PlanStrategy = "lt-i" | "lt-u" | "lt-ua";
@@ -96,6 +99,8 @@ const ARRIVING: ReadonlySet<InstanceState> = new Set(["booting", "loading", "swa
 export class RegionAgentActor extends Actor {
   private readonly instances = new Map<string, InstanceInfo>();
   private readonly queues = new Map<string, NiwQueue>();
+  /** Durable-queue handles of the jobs in `queues`, acknowledged when each is released. */
+  private readonly held = new Map<string, DurableMessage>();
   private readonly cooldownUntil = new Map<string, number>();
   private readonly reactive: ReactiveConfig;
   private readonly niwCfg: NiwReleaseConfig;
@@ -146,7 +151,21 @@ export class RegionAgentActor extends Actor {
     const region = this.opts.region;
     this.on(LoadReport, { region }, (r) => this.onLoad(r), { broadcast: true });
     if (this.opts.mode === "unified") {
-      this.on(NiwJob, { region }, (job) => this.enqueue(job), { broadcast: true });
+      // Jobs come from the durable queue and are acknowledged only once released to an instance.
+      await this.consumeDurable(
+        NIW_STREAM,
+        NiwJob,
+        { region },
+        `niw-${region}`,
+        (job, msg) => this.enqueue(job, msg),
+        {
+          ackWaitMs: this.opts.niwAckWaitMs ?? 60_000,
+        },
+      );
+      // Jobs held here longer than the ack wait must not be redelivered: keep telling the queue.
+      this.every(Math.max(100, (this.opts.niwAckWaitMs ?? 60_000) / 3), () => {
+        for (const m of this.held.values()) m.working();
+      });
       this.on(RequestDone, { region }, (d) => this.releaseNiw(d.model), { broadcast: true });
     }
     if (this.opts.planStrategy) {
@@ -423,7 +442,15 @@ export class RegionAgentActor extends Actor {
     if (reply.ok && reply.value.accepted) this.actions.makeSpot++;
   }
 
-  private enqueue(job: Job): void {
+  private enqueue(job: Job, msg?: DurableMessage): void {
+    if (msg) {
+      if (this.held.has(job.jobId)) {
+        // Redelivered while we still hold it: keep the newer handle, do not queue it twice.
+        this.held.set(job.jobId, msg);
+        return;
+      }
+      this.held.set(job.jobId, msg);
+    }
     let q = this.queues.get(job.model);
     if (!q) {
       q = new NiwQueue();
@@ -446,6 +473,8 @@ export class RegionAgentActor extends Actor {
       const target = this.leastLoaded(model);
       if (!target) break;
       q.pop();
+      this.held.get(head.jobId)?.ack();
+      this.held.delete(head.jobId);
       if (urgent) this.actions.niwEscalated++;
       else budget--;
       this.actions.niwReleased++;

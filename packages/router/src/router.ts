@@ -2,6 +2,7 @@ import {
   DemandReport,
   InferenceRequest,
   LoadReport,
+  NIW_STREAM,
   NiwJob,
   type Payload,
   Plan,
@@ -48,7 +49,6 @@ export class RouterActor extends Actor {
   private readonly pending: { req: Route; sinceMs: number }[] = [];
   private readonly maxPendingMs: number;
   private readonly models: Set<string>;
-  private jobSeq = 0;
   routed = 0;
   queued = 0;
   rejected = 0;
@@ -164,8 +164,11 @@ export class RouterActor extends Actor {
     }
     const now = this.clock.now();
     if (req.tier === "niw" && this.cfg.niwMode === "queue") {
-      const jobId = `j-${this.identity.id}-${this.jobSeq++}`;
-      this.publish(
+      // Derived from the request id: unique across routers and restarts, and the same job if re-queued.
+      const jobId = `j-${req.requestId}`;
+      // Durable: the job stays in the queue until a region agent has released it, whatever restarts.
+      this.durablePublish(
+        NIW_STREAM,
         NiwJob,
         { region: req.originRegion, model: req.model },
         {

@@ -14,7 +14,16 @@ import {
   validateReply,
 } from "@sageserve/protocol";
 import { type Logger, silentLogger } from "./logger.js";
-import type { Bus, Clock, InboundMessage, KvPutOptions, ServiceHandle, Timer } from "./ports.js";
+import type {
+  Bus,
+  Clock,
+  DurableMessage,
+  DurableStream,
+  InboundMessage,
+  KvPutOptions,
+  ServiceHandle,
+  Timer,
+} from "./ports.js";
 
 export interface ActorContext {
   bus: Bus;
@@ -67,6 +76,7 @@ export abstract class Actor {
   private service: ServiceHandle | undefined;
   /** Live timers, cancelled on stop; one-shot timers leave the set when they fire. */
   private readonly timers = new Set<Timer>();
+  private readonly durableSubs: { unsubscribe(): void }[] = [];
   private endpointNames = new Map<string, number>();
   private running = false;
   private readonly counters: ActorStats = {
@@ -124,6 +134,7 @@ export abstract class Actor {
     }
     for (const t of this.timers) t.cancel();
     this.timers.clear();
+    for (const s of this.durableSubs.splice(0)) s.unsubscribe();
     await this.service?.stop();
     this.service = undefined;
   }
@@ -237,6 +248,79 @@ export abstract class Actor {
             : new SageError("CLOSED", `request ${def.name} failed: ${String(e)}`, { subject }),
       };
     }
+  }
+
+  /**
+   * Put a message in a durable work queue (validated like `publish`). The write completes in the
+   * background; a failure is counted and logged.
+   */
+  protected durablePublish<D extends MessageDef>(
+    stream: DurableStream,
+    def: D,
+    params: Record<ParamsOf<D>, string>,
+    payload: PayloadIn<D>,
+  ): Result<void> {
+    try {
+      const subject = def.subject.build(params as Record<string, string>);
+      const wire = stampVersion(def, payload as object);
+      const checked = validatePayload(def, wire, subject);
+      if (!checked.ok) return this.publishFailed(checked.error);
+      this.counters.published++;
+      this.bus.durablePublish(stream, subject, wire).catch((e: unknown) => {
+        this.publishFailed(
+          e instanceof SageError ? e : new SageError("CLOSED", `durable publish ${def.name}: ${String(e)}`),
+        );
+      });
+      return { ok: true, value: undefined };
+    } catch (e) {
+      return this.publishFailed(
+        e instanceof SageError ? e : new SageError("CLOSED", `durable publish ${def.name}: ${String(e)}`),
+      );
+    }
+  }
+
+  /**
+   * Consume a durable queue. Each valid message is handed over with its handle (ack when done); an
+   * invalid one is rejected, counted and acknowledged, so a poison message cannot loop forever.
+   */
+  protected async consumeDurable<D extends MessageDef>(
+    stream: DurableStream,
+    def: D,
+    params: SubjectParams<D>,
+    consumer: string,
+    handler: (payload: Payload<D>, msg: DurableMessage) => void,
+    opts: { ackWaitMs?: number } = {},
+  ): Promise<void> {
+    const filter = def.subject.pattern(params as Record<string, string>);
+    const sub = await this.bus.durableConsume(
+      stream,
+      consumer,
+      filter,
+      (m) => {
+        if (!this.running) return;
+        const inbound: InboundMessage = {
+          subject: m.subject,
+          reply: undefined,
+          data: () => m.data(),
+          respond: () => false,
+        };
+        const payload = this.accept(def, inbound);
+        if (payload === undefined) {
+          m.ack();
+          return;
+        }
+        try {
+          handler(payload, m);
+          this.counters.handled++;
+        } catch (e) {
+          this.counters.handlerErrors++;
+          this.log.error({ subject: m.subject, err: String(e) }, `handler for ${def.name} failed`);
+          m.nak(1_000);
+        }
+      },
+      opts,
+    );
+    this.durableSubs.push(sub);
   }
 
   /** Store shared state (e.g. the latest plan); failures come back as values. */

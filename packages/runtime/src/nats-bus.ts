@@ -230,7 +230,7 @@ export class NatsBus implements Bus {
         } catch {
           await jsm.streams.add({
             name: s.name,
-            subjects: s.subjects,
+            subjects: [...s.subjects],
             retention: RetentionPolicy.Workqueue,
             storage: StorageType.File,
           });

@@ -86,7 +86,7 @@ export interface DurableStream {
   /** Stream name, e.g. "SAGE_NIW". */
   name: string;
   /** Subjects it captures, e.g. ["sage.niw.>"]. */
-  subjects: string[];
+  subjects: readonly string[];
 }
 
 export interface KvPutOptions {
