@@ -1,0 +1,2 @@
+export * from "./local-process.js";
+export * from "./provider.js";

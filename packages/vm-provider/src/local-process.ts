@@ -1,0 +1,94 @@
+import { createServer } from "node:net";
+import { NodeAgentActor } from "@sageserve/node-agent";
+import { type Bus, type Clock, createLogger, type Logger } from "@sageserve/runtime";
+import type { VmBackend } from "./provider.js";
+
+/**
+ * "VMs" on this machine, for the laptop cluster and tests: each boot starts a node agent that runs an
+ * engine process (by default the engine emulator) on a free port. Release stops both.
+ */
+export interface LocalProcessOptions {
+  /** A NATS connection per node agent. */
+  connect(name: string): Promise<Bus>;
+  clock: Clock;
+  /** argv of the engine; `{model}` and `{port}` are substituted. */
+  engineCommand: string[];
+  /** Most "VMs" per region and GPU type (default 8). */
+  maxVms?: number;
+  log?: Logger;
+  loadReportMs?: number;
+}
+
+export class LocalProcessBackend implements VmBackend {
+  private readonly nodes = new Map<
+    string,
+    { agent: NodeAgentActor; bus: Bus; region: string; gpuType: string }
+  >();
+  private seq = 0;
+
+  constructor(private readonly o: LocalProcessOptions) {}
+
+  capacityLeft(region: string, gpuType: string): number {
+    let used = 0;
+    for (const n of this.nodes.values()) if (n.region === region && n.gpuType === gpuType) used++;
+    return (this.o.maxVms ?? 8) - used;
+  }
+
+  async boot(req: {
+    region: string;
+    gpuType: string;
+    model: string;
+    pool?: string;
+  }): Promise<{ nodeId: string; etaMs: number }> {
+    const nodeId = `${req.region}-local-${this.seq++}`;
+    const port = await freePort();
+    const bus = await this.o.connect(`node-agent-${nodeId}`);
+    const agent = new NodeAgentActor(
+      { bus, clock: this.o.clock, log: this.o.log ?? createLogger({ name: nodeId, level: "warn" }) },
+      {
+        nodeId,
+        region: req.region,
+        gpuType: req.gpuType,
+        engine: {
+          url: `http://127.0.0.1:${port}`,
+          kind: "vllm",
+          model: req.model,
+          command: this.o.engineCommand,
+          ...(req.pool ? { pool: req.pool } : {}),
+        },
+        loadReportMs: this.o.loadReportMs ?? 1_000,
+        drainTimeoutMs: 5_000,
+      },
+    );
+    await agent.start();
+    this.nodes.set(nodeId, { agent, bus, region: req.region, gpuType: req.gpuType });
+    return { nodeId, etaMs: 2_000 };
+  }
+
+  async release(nodeId: string): Promise<void> {
+    const n = this.nodes.get(nodeId);
+    if (!n) return;
+    this.nodes.delete(nodeId);
+    await n.agent.stop();
+    await n.bus.close();
+  }
+
+  /** Stop every node (shutdown). */
+  async releaseAll(): Promise<void> {
+    for (const id of [...this.nodes.keys()]) await this.release(id);
+  }
+
+  get size(): number {
+    return this.nodes.size;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
