@@ -4,3 +4,4 @@ await import("./sim.js");
 await import("./planner.js");
 await import("./gateway.js");
 await import("./router.js");
+await import("./routing-latency.js");
