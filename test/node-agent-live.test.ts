@@ -1,4 +1,3 @@
-import { createServer } from "node:net";
 import { NodeAgentActor } from "@sageserve/node-agent";
 import {
   envelope,
@@ -11,20 +10,11 @@ import {
   validateReply,
 } from "@sageserve/protocol";
 import { RouterActor } from "@sageserve/router";
-import { NatsBus, WallClock } from "@sageserve/runtime";
+import { freePort, NatsBus, WallClock } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";
 
 const bin = new URL("../packages/cli/bin/sageserve.js", import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * A node agent running a real engine-emulator process (the `sageserve emulator` CLI), over a real

@@ -1,19 +1,11 @@
-import { createServer } from "node:net";
 import { NodeAgentActor } from "@sageserve/node-agent";
 import { envelope, InferenceRequest, InstanceTransition, type Payload } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
-import { NatsBus, WallClock } from "@sageserve/runtime";
+import { freePort, NatsBus, WallClock } from "@sageserve/runtime";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";
 
 const bin = new URL("../packages/cli/bin/sageserve.js", import.meta.url).pathname;
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 
 /**
  * A region agent steering node agents with real engine-emulator processes over NATS: an idle endpoint

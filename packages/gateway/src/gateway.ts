@@ -265,7 +265,7 @@ export class GatewayActor extends Actor {
           .join(" ")
       : [body.prompt as string | string[]].flat().join(" ");
     const arrivalMs = this.clock.now();
-    const started = performance.now();
+    const started = this.clock.now();
     const count = (status: number) => this.requests.inc({ model, tier: tierName, status: String(status) });
 
     // Subscribe before routing: the node may start streaming before the router's reply arrives.
@@ -317,18 +317,18 @@ export class GatewayActor extends Actor {
       }
       // Relay the stream.
       const id = `${chat ? "chatcmpl" : "cmpl"}-${requestId.slice(2)}`;
-      const created = Math.floor(Date.now() / 1000);
+      const created = Math.floor(this.clock.now() / 1000);
       const object = chat ? (stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
       let text = "";
       let index = 0;
       let finish = "stop";
       let lastTokenMs = started;
-      const deadline = performance.now() + (this.opts.firstTokenTimeoutMs ?? 120_000);
+      const deadline = this.clock.now() + (this.opts.firstTokenTimeoutMs ?? 120_000);
       for (;;) {
         const c = chunks.shift();
         if (!c) {
           if (res.destroyed) return;
-          const left = deadline - performance.now();
+          const left = deadline - this.clock.now();
           if (index === 0 && left <= 0) {
             count(
               this.fail(res, {
@@ -342,7 +342,7 @@ export class GatewayActor extends Actor {
           }
           await new Promise<void>((r) => {
             wake = r;
-            setTimeout(r, Math.max(10, Math.min(left, 1_000)));
+            this.clock.setTimer(Math.max(10, Math.min(left, 1_000)), r);
           });
           wake = undefined;
           continue;
@@ -365,11 +365,11 @@ export class GatewayActor extends Actor {
           } else finish = c.finishReason ?? "stop";
           break;
         }
-        const nowMs = performance.now();
+        const nowMs = this.clock.now();
         if (index > 0) this.tbt.observe({ model, tier: tierName }, (nowMs - lastTokenMs) / 1000);
         lastTokenMs = nowMs;
         if (index === 0) {
-          this.ttft.observe({ model, tier: tierName }, (performance.now() - started) / 1000);
+          this.ttft.observe({ model, tier: tierName }, (this.clock.now() - started) / 1000);
           if (stream)
             res.writeHead(200, {
               "content-type": "text/event-stream",

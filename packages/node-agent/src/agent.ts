@@ -110,14 +110,14 @@ export class NodeAgentActor extends Actor {
 
   protected override async teardown(): Promise<void> {
     // Let in-flight streams finish, but not forever.
-    let timer: NodeJS.Timeout | undefined;
+    let timer: { cancel(): void } | undefined;
     await Promise.race([
       Promise.allSettled([...this.streams]),
       new Promise<void>((r) => {
-        timer = setTimeout(r, this.opts.drainTimeoutMs ?? 30_000);
+        timer = this.clock.setTimer(this.opts.drainTimeoutMs ?? 30_000, r);
       }),
     ]);
-    clearTimeout(timer);
+    timer?.cancel();
     await this.stopEngine();
   }
 

@@ -203,14 +203,9 @@ export abstract class Actor {
     payload: PayloadIn<D>,
   ): Result<void> {
     try {
-      const subject = def.subject.build(params as Record<string, string>);
-      // The payload object itself carries the version on the wire (see stampVersion).
-      const wire = stampVersion(def, payload as object);
-      if (this.validateOutgoing) {
-        const checked = validatePayload(def, wire, subject);
-        if (!checked.ok) return this.publishFailed(checked.error);
-      }
-      this.bus.publish(subject, wire, { validated: this.validateOutgoing });
+      const out = this.outgoing(def, params, payload, this.validateOutgoing);
+      if (!out.ok) return this.publishFailed(out.error);
+      this.bus.publish(out.value.subject, out.value.wire, { validated: this.validateOutgoing });
       this.counters.published++;
       return { ok: true, value: undefined };
     } catch (e) {
@@ -261,12 +256,10 @@ export abstract class Actor {
     payload: PayloadIn<D>,
   ): Result<void> {
     try {
-      const subject = def.subject.build(params as Record<string, string>);
-      const wire = stampVersion(def, payload as object);
-      const checked = validatePayload(def, wire, subject);
-      if (!checked.ok) return this.publishFailed(checked.error);
+      const out = this.outgoing(def, params, payload, true);
+      if (!out.ok) return this.publishFailed(out.error);
       this.counters.published++;
-      this.bus.durablePublish(stream, subject, wire).catch((e: unknown) => {
+      this.bus.durablePublish(stream, out.value.subject, out.value.wire).catch((e: unknown) => {
         this.publishFailed(
           e instanceof SageError ? e : new SageError("CLOSED", `durable publish ${def.name}: ${String(e)}`),
         );
@@ -349,6 +342,22 @@ export abstract class Actor {
         error: e instanceof SageError ? e : new SageError("CLOSED", `kvGet ${bucket}/${key}: ${String(e)}`),
       };
     }
+  }
+
+  /** Subject and wire form of an outgoing message (the payload object carries the version; see stampVersion). */
+  private outgoing<D extends MessageDef>(
+    def: D,
+    params: Record<ParamsOf<D>, string>,
+    payload: PayloadIn<D>,
+    validate: boolean,
+  ): Result<{ subject: string; wire: Record<string, unknown> }> {
+    const subject = def.subject.build(params as Record<string, string>);
+    const wire = stampVersion(def, payload as object);
+    if (validate) {
+      const checked = validatePayload(def, wire, subject);
+      if (!checked.ok) return checked as Result<never>;
+    }
+    return { ok: true, value: { subject, wire } };
   }
 
   // ---------------------------------------------------------------- time

@@ -7,6 +7,7 @@ export * from "./logger.js";
 export * from "./memory-bus.js";
 export * from "./nats-bus.js";
 export * from "./nats-server.js";
+export * from "./net.js";
 export * from "./ports.js";
 export * from "./rng.js";
 export * from "./subject-trie.js";

@@ -169,9 +169,7 @@ export class VirtualClock implements Clock {
     await this.runUntil(Math.min(limitMs, Number.MAX_SAFE_INTEGER));
   }
 
-  settles = 0;
   private async settle(): Promise<void> {
-    this.settles++;
     // setImmediate runs after the whole microtask queue has drained; repeat while
     // the drained continuations themselves scheduled more async work.
     for (let i = 0; i < 1000; i++) {

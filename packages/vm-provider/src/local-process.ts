@@ -1,6 +1,5 @@
-import { createServer } from "node:net";
 import { NodeAgentActor } from "@sageserve/node-agent";
-import { type Bus, type Clock, createLogger, type Logger } from "@sageserve/runtime";
+import { type Bus, type Clock, createLogger, freePort, type Logger } from "@sageserve/runtime";
 import type { VmBackend } from "./provider.js";
 
 /**
@@ -81,14 +80,4 @@ export class LocalProcessBackend implements VmBackend {
   get size(): number {
     return this.nodes.size;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
 }
