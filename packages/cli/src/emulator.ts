@@ -10,6 +10,8 @@ export async function emulatorCommand(o: {
   loadMs: number;
   maxModelLen: number;
   speedup: number;
+  parentPid?: number;
+  kvTokens?: number;
 }): Promise<number> {
   try {
     const emu = await startEmulator({
@@ -20,6 +22,7 @@ export async function emulatorCommand(o: {
       loadMs: o.loadMs,
       maxModelLen: o.maxModelLen,
       speedup: o.speedup,
+      ...(o.kvTokens ? { kvCapacityTokens: o.kvTokens } : {}),
       ...(o.servedModelName ? { servedModelName: o.servedModelName } : {}),
     });
     console.log(
@@ -28,6 +31,17 @@ export async function emulatorCommand(o: {
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);
       process.once("SIGTERM", resolve);
+      // Started by a node agent that may die without stopping us (SIGKILL): never outlive it.
+      const parent = o.parentPid;
+      if (parent !== undefined) {
+        setInterval(() => {
+          try {
+            process.kill(parent, 0);
+          } catch {
+            resolve();
+          }
+        }, 1_000).unref();
+      }
     });
     await emu.close();
     return 0;

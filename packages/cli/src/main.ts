@@ -4,6 +4,7 @@ import { emulatorCommand } from "./emulator.js";
 import { nodeAgentCommand } from "./node-agent.js";
 import { planCommand } from "./plan.js";
 import { compareCommand, POLICY_NAMES, simCommand } from "./sim.js";
+import { upCommand } from "./up.js";
 import { VERSION } from "./version.js";
 
 // `sageserve demo | head` must end quietly, not with an EPIPE stack trace.
@@ -34,17 +35,23 @@ const demoOptions = (c: Command, durationHelp: string): Command =>
     .option("--seed <n>", "random seed", positiveNumber, 7)
     .option("--json", "print one JSON object per event instead of text");
 
-demoOptions(
-  program
-    .command("up")
-    .description(
-      "Start a local SageServe on NATS (NATS_URL, or a spawned nats-server) and show the actors talking. " +
-        "Today: the spine demo — node and region actors exchanging heartbeats, load and commands.",
-    ),
-  "stop after this many seconds (0 = until Ctrl-C)",
-).action(async (opts) => {
-  process.exitCode = await runDemo({ ...opts, clock: "wall" });
-});
+program
+  .command("up")
+  .description(
+    "Start a whole SageServe cluster on this machine (NATS, dashboard, planner, router, a region agent with " +
+      "node agents and engine emulators per region, gateway) and replay a built-in workload through it",
+  )
+  .option("-d, --duration <seconds>", "stop after this many seconds (0 = until Ctrl-C)", positiveNumber, 0)
+  .option("--cluster <file.json>", "cluster description (default: built in; docs/operations.md)")
+  .option("--gateway-port <n>", "gateway port (0 = any free port)", (v) => positiveIntArg(v))
+  .option("--dashboard-port <n>", "dashboard port (0 = any free port)", (v) => positiveIntArg(v))
+  .option("--rate <req/s>", "mean request rate of the built-in workload", positiveNumber)
+  .option("--no-load", "start the cluster without replaying a workload")
+  .option("--log-level <level>", "actor log level (warn by default; info, debug)")
+  .option("--json", "print one JSON object per event")
+  .action(async (opts) => {
+    process.exitCode = await upCommand(opts);
+  });
 
 demoOptions(
   program
@@ -56,12 +63,13 @@ demoOptions(
   process.exitCode = await runDemo({ ...opts, clock: opts.virtual ? "virtual" : "wall" });
 });
 
-const positiveInt = (v: string): number => {
+function positiveIntArg(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0)
     throw new InvalidArgumentError(`expected a non-negative integer, got '${v}'`);
   return n;
-};
+}
+const positiveInt = positiveIntArg;
 
 const simOptions = (c: Command): Command =>
   c
@@ -137,6 +145,8 @@ program
   .option("--load-ms <ms>", "model load time before /health turns 200", positiveNumber, 0)
   .option("--max-model-len <n>", "context length", positiveInt, 32768)
   .option("--speedup <x>", "run this many times faster than the measured hardware", positiveNumber, 1)
+  .option("--kv-tokens <n>", "KV-cache capacity in tokens (default: the GPU type's)", positiveInt)
+  .option("--parent-pid <pid>", "exit when this process is gone (set by a node agent)", positiveInt)
   .action(async (opts) => {
     process.exitCode = await emulatorCommand(opts);
   });

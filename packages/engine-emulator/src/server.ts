@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { readBodyLimited } from "@sageserve/runtime";
+import { listen, readBodyLimited } from "@sageserve/runtime";
 import { builtinPerformanceModel, type PerformanceModel } from "@sageserve/sim";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { z } from "zod";
@@ -28,6 +27,9 @@ export interface EmulatorOptions {
   loadMs?: number;
   maxModelLen?: number;
   maxBatch?: number;
+  /** KV-cache capacity in tokens (default: what the model leaves free on the GPU type's VM). A small
+   * value makes a laptop demo saturate, and scale, at a few requests per second. */
+  kvCapacityTokens?: number;
   maxBodyBytes?: number;
   /** Speed multiplier for tests and demos (2 = twice as fast as the measured hardware). */
   speedup?: number;
@@ -63,7 +65,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
       prefillMs: (p, b) => timing.prefillMs(p, b) / speed,
       decodeIterMs: (b) => timing.decodeIterMs(b) / speed,
     },
-    perf.kvTokenCapacity(o.model, o.gpu),
+    o.kvCapacityTokens ?? perf.kvTokenCapacity(o.model, o.gpu),
     o.maxBatch ?? 256,
   );
   const registry = new Registry();
@@ -340,8 +342,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
     });
   }
 
-  await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, o.port ?? 0, o.host ?? "127.0.0.1", `engine emulator for ${o.model}`);
   return {
     url: `http://${o.host ?? "127.0.0.1"}:${port}`,
     port,

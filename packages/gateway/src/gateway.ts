@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import {
   InferenceChunk,
   type Payload,
@@ -9,11 +8,16 @@ import {
   type Tier,
   validatePayload,
 } from "@sageserve/protocol";
-import { Actor, type ActorContext, readBodyLimited } from "@sageserve/runtime";
+import { Actor, type ActorContext, listen, readBodyLimited } from "@sageserve/runtime";
 import { Counter, Histogram, Registry } from "prom-client";
 
 export interface GatewayOptions {
   region: string;
+  /**
+   * Further home regions this front door accepts in `x-sage-region` (a global gateway behind a
+   * geo-aware load balancer, or the laptop cluster); requests without the header are `region`'s.
+   */
+  regions?: string[];
   /** Models offered on /v1/models (the router decides what is actually served). */
   models: string[];
   host?: string;
@@ -103,10 +107,9 @@ export class GatewayActor extends Actor {
         this.fail(res, { status: 500, message: String(e), type: "internal_server_error", code: "internal" }),
       );
     });
-    await new Promise<void>((r) =>
-      this.server!.listen(this.opts.port ?? 0, this.opts.host ?? "127.0.0.1", r),
-    );
-    this.url = `http://${this.opts.host ?? "127.0.0.1"}:${(this.server.address() as AddressInfo).port}`;
+    const port = await listen(this.server, this.opts.port ?? 0, this.opts.host ?? "127.0.0.1", "gateway");
+    const host = this.opts.host && this.opts.host !== "0.0.0.0" ? this.opts.host : "127.0.0.1";
+    this.url = `http://${host}:${port}`;
   }
 
   protected override async teardown(): Promise<void> {
@@ -179,6 +182,17 @@ export class GatewayActor extends Actor {
         param: "x-sage-tier",
       });
     }
+    const regionHeader = req.headers["x-sage-region"];
+    const region = (Array.isArray(regionHeader) ? regionHeader[0] : regionHeader) ?? this.opts.region;
+    if (region !== this.opts.region && !this.opts.regions?.includes(region)) {
+      return this.fail(res, {
+        status: 400,
+        message: `x-sage-region '${region}' is not served here (regions: ${[this.opts.region, ...(this.opts.regions ?? [])].join(", ")})`,
+        type: "invalid_request_error",
+        code: "invalid_region",
+        param: "x-sage-region",
+      });
+    }
     const raw = await readBody(req, this.opts.maxBodyBytes ?? 4 * 1024 * 1024);
     if (typeof raw !== "string") return this.fail(res, raw);
     let body: Record<string, unknown>;
@@ -196,7 +210,7 @@ export class GatewayActor extends Actor {
     }
     const problem = checkBody(body, chat);
     if (problem) return this.fail(res, problem);
-    await this.relay(res, body, chat, tier, tierName);
+    await this.relay(res, body, chat, tier, tierName, region);
   }
 
   /** Token bucket per API key: over the rate, 429 with the seconds until a request fits again. */
@@ -252,6 +266,7 @@ export class GatewayActor extends Actor {
     chat: boolean,
     tier: Tier,
     tierName: string,
+    region: string,
   ): Promise<void> {
     const model = String(body.model);
     const requestId = `r-${randomUUID()}`;
@@ -282,12 +297,12 @@ export class GatewayActor extends Actor {
     try {
       const reply = await this.request(
         RouteRequest,
-        { region: this.opts.region, model },
+        { region, model },
         {
           requestId,
           model,
           tier,
-          originRegion: this.opts.region,
+          originRegion: region,
           inputTokens: Math.max(1, Math.ceil(promptText.length / 4)),
           maxOutputTokens: maxTokens,
           arrivalMs,

@@ -27,7 +27,7 @@ export interface NodeAgentOptions {
     model: string;
     pool?: string;
     /**
-     * Command that starts the engine (argv; `{model}` and `{port}` are substituted). When set, the agent
+     * Command that starts the engine (argv; `{model}`, `{port}`, `{gpu}` and `{parentPid}` are substituted). When set, the agent
      * runs the engine itself and swaps models by restarting it; otherwise it only watches an engine
      * someone else runs.
      */
@@ -130,8 +130,19 @@ export class NodeAgentActor extends Actor {
   private startEngine(model: string): void {
     const cmd = this.opts.engine.command!;
     const port = this.engineBaseUrl().port || "80";
-    const argv = cmd.map((a) => a.replaceAll("{model}", model).replaceAll("{port}", port));
+    // `{parentPid}` lets an engine that supports it (the emulator's --parent-pid) exit with this process.
+    const argv = cmd.map((a) =>
+      a
+        .replaceAll("{model}", model)
+        .replaceAll("{port}", port)
+        .replaceAll("{gpu}", this.opts.gpuType)
+        .replaceAll("{parentPid}", String(process.pid)),
+    );
     const child = spawn(argv[0]!, argv.slice(1), { stdio: "ignore" });
+    // The engine dies with this process, even when it crashes (SIGKILL leaves `{parentPid}` watchers).
+    const killOnExit = (): void => void child.kill("SIGKILL");
+    process.once("exit", killOnExit);
+    child.once("exit", () => process.off("exit", killOnExit));
     child.on("error", (e) => this.log.error({ err: String(e) }, "engine failed to start"));
     this.proc = child;
   }

@@ -6,6 +6,15 @@ export const TIERS = ["iw-fast", "iw-normal", "niw"] as const;
 export const Tier = z.enum(TIERS);
 export type Tier = z.output<typeof Tier>;
 
+/**
+ * Default SLOs (paper v3): time to first token for the interactive tiers; NIW work must finish by
+ * its deadline. The simulator, the dashboard and `sageserve status` judge attainment by these.
+ */
+export const DEFAULT_SLO_TTFT_MS: Readonly<Record<"iw-fast" | "iw-normal", number>> = {
+  "iw-fast": 1_000,
+  "iw-normal": 60_000,
+};
+
 /** Region, node and instance ids: short, printable, no whitespace. */
 export const Id = z
   .string()

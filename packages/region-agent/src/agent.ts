@@ -8,6 +8,7 @@ import {
   NodeCommand,
   type Payload,
   Plan,
+  RegionStatus,
   RequestDone,
   VmCommand,
   validatePayload,
@@ -49,6 +50,11 @@ export interface RegionAgentOptions {
   planExecution?: Partial<PlanExecutionConfig>;
   /** Redelivery delay of NIW jobs this agent took but did not acknowledge (it died holding them). */
   niwAckWaitMs?: number;
+  /**
+   * Publish a `RegionStatus` (and store it in KV bucket `sage-regions`, key = region, for
+   * `sageserve status`) this often; 0 = never. Default 5 s.
+   */
+  statusIntervalMs?: number;
 }
 
 export type PlanStrategy = "lt-i" | "lt-u" | "lt-ua";
@@ -179,6 +185,48 @@ export class RegionAgentActor extends Actor {
       this.on(DemandReport, { region }, (d) => this.onDemand(d), { broadcast: true });
     }
     this.every(this.opts.scalingIntervalMs ?? 15_000, () => this.tick());
+    const statusMs = this.opts.statusIntervalMs ?? 5_000;
+    if (statusMs > 0) this.every(statusMs, () => this.publishStatus());
+  }
+
+  /** Instances by state, serving KV utilisation and NIW queue depth per model (non-stale instances). */
+  status(): Payload<typeof RegionStatus> {
+    const now = this.clock.now();
+    const eps = new Map<
+      string,
+      { instances: Partial<Record<InstanceState, number>>; used: number; cap: number }
+    >();
+    const entry = (model: string) => {
+      const e = eps.get(model) ?? { instances: {}, used: 0, cap: 0 };
+      eps.set(model, e);
+      return e;
+    };
+    for (const m of this.opts.models) entry(m);
+    for (const i of this.instances.values()) {
+      if (now - i.atMs > this.staleAfterMs) continue;
+      const e = entry(i.model);
+      e.instances[i.state] = (e.instances[i.state] ?? 0) + 1;
+      if (i.state === "serving") {
+        e.used += i.kvUtilization * i.kvCapacityTokens;
+        e.cap += i.kvCapacityTokens;
+      }
+    }
+    return {
+      region: this.opts.region,
+      atMs: now,
+      endpoints: [...eps].map(([model, e]) => ({
+        model,
+        instances: e.instances,
+        memoryUtilization: e.cap > 0 ? Math.min(1, e.used / e.cap) : 0,
+        niwQueueDepth: this.queueDepth(model),
+      })),
+    };
+  }
+
+  private async publishStatus(): Promise<void> {
+    const s = this.status();
+    this.publish(RegionStatus, { region: this.opts.region }, s);
+    await this.kvPut("sage-regions", this.opts.region, { ...s, v: RegionStatus.version });
   }
 
   private onDemand(d: Payload<typeof DemandReport>): void {

@@ -1,4 +1,30 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { SageError } from "@sageserve/protocol";
+
+/**
+ * `server.listen` as a promise that fails with a typed CONFIG error naming the address (a port in
+ * use, an address not on this machine) instead of crashing the process with an 'error' event.
+ * Resolves with the port actually bound (port 0 = any free one).
+ */
+export function listen(server: Server, port: number, host: string, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException): void => {
+      const why =
+        e.code === "EADDRINUSE"
+          ? "already in use"
+          : e.code === "EADDRNOTAVAIL"
+            ? "not an address of this machine"
+            : e.message;
+      reject(new SageError("CONFIG", `${what}: cannot listen on ${host}:${port}: ${why}`));
+    };
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
 
 /**
  * Read a request body up to `limitBytes`. Over the limit the rest is read and dropped (not the

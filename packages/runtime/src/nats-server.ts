@@ -46,6 +46,10 @@ export async function startNatsServer(
   const args = ["-a", opts.host ?? "127.0.0.1", "-p", String(opts.port ?? -1)];
   if (opts.jetstream ?? true) args.push("-js", "-sd", storeDir);
   const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // Never outlive the process that started it, even when that one crashes.
+  const killOnExit = (): void => void child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+  child.once("exit", () => process.off("exit", killOnExit));
   let log = "";
   const port = await new Promise<number>((resolve, reject) => {
     let found: number | undefined;

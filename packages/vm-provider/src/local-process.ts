@@ -16,6 +16,9 @@ export interface LocalProcessOptions {
   maxVms?: number;
   log?: Logger;
   loadReportMs?: number;
+  heartbeatMs?: number;
+  /** KV-cache capacity the engines are started with (reported with the load). */
+  kvCapacityTokens?: number;
 }
 
 export class LocalProcessBackend implements VmBackend {
@@ -54,8 +57,10 @@ export class LocalProcessBackend implements VmBackend {
           model: req.model,
           command: this.o.engineCommand,
           ...(req.pool ? { pool: req.pool } : {}),
+          ...(this.o.kvCapacityTokens ? { kvCapacityTokens: this.o.kvCapacityTokens } : {}),
         },
         loadReportMs: this.o.loadReportMs ?? 1_000,
+        ...(this.o.heartbeatMs ? { heartbeatMs: this.o.heartbeatMs } : {}),
         drainTimeoutMs: 5_000,
       },
     );

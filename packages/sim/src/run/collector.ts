@@ -1,4 +1,4 @@
-import { type Payload, RequestDone, TIERS, type Tier } from "@sageserve/protocol";
+import { DEFAULT_SLO_TTFT_MS, type Payload, RequestDone, TIERS, type Tier } from "@sageserve/protocol";
 import { Actor, type ActorContext } from "@sageserve/runtime";
 import { LogHistogram } from "../engine/histogram.js";
 
@@ -7,7 +7,7 @@ export interface SloTargets {
   ttftMs: Record<"iw-fast" | "iw-normal", number>;
 }
 
-export const DEFAULT_SLO: SloTargets = { ttftMs: { "iw-fast": 1_000, "iw-normal": 60_000 } };
+export const DEFAULT_SLO: SloTargets = { ttftMs: { ...DEFAULT_SLO_TTFT_MS } };
 
 interface TierStats {
   completed: number;

@@ -1,17 +1,11 @@
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import { chartHead } from "@sageserve/dashboard";
 import { TIERS } from "@sageserve/protocol";
 import type { SimReport } from "./report.js";
 
 /**
- * A self-contained HTML report (no network): uPlot and its CSS are inlined, the
- * data is embedded as JSON. One report or several (a policy comparison).
+ * A self-contained HTML report (no network): uPlot and the chart helper shared with the live
+ * dashboard are inlined, the data is embedded as JSON. One report or several (a policy comparison).
  */
-const require = createRequire(import.meta.url);
-
-function asset(path: string): string {
-  return readFileSync(require.resolve(path), "utf8");
-}
 
 const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 const fmt = (x: number, d = 1): string =>
@@ -55,7 +49,8 @@ export function renderReportHtml(reports: SimReport[], title?: string): string {
   }));
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>SageServe simulation: ${esc(heading)}</title>
-<style>${asset("uplot/dist/uPlot.min.css")}
+${chartHead()}
+<style>
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 table{border-collapse:collapse;margin:12px 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}
 td.num{text-align:right}.bar{height:4px;background:#3b82f6;margin-top:2px}h2{margin-top:32px}.chart{margin:12px 0}</style>
@@ -66,15 +61,10 @@ td.num{text-align:right}.bar{height:4px;background:#3b82f6;margin-top:2px}h2{mar
 <h2>Instances over time (paid VMs)</h2><div id="instances"></div>
 <h2>Load vs capacity</h2><p>Requests finished per 15 minutes against paid VMs, all models and regions.</p><div id="load"></div>
 <h2>Latency percentiles</h2>${reports.map(latencyTable).join("\n")}
-<script>${asset("uplot/dist/uPlot.iife.min.js")}</script>
 <script>
 const runs = ${JSON.stringify(data)};
-const palette = ["#2563eb","#dc2626","#16a34a","#9333ea","#ea580c","#0891b2","#4d7c0f","#be185d","#64748b","#ca8a04","#1e3a8a","#7f1d1d"];
 function chart(el, title, x, series, labels) {
-  const opts = { title, width: Math.min(1100, window.innerWidth - 60), height: 300,
-    scales: { x: { time: false } }, axes: [{ label: "hours" }, { size: 70 }],
-    series: [{ label: "hour" }, ...labels.map((l, i) => ({ label: l, stroke: palette[i % palette.length], width: 1.5 }))] };
-  new uPlot(opts, [x, ...series], el);
+  sageChart(el, { title, x, xLabel: "hours", height: 300, series: labels.map((label, i) => ({ label, values: series[i] })) });
 }
 for (const run of runs) {
   const keys = [...new Set(run.bins.flatMap((b) => Object.keys(b.instances)))].sort();

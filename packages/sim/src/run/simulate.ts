@@ -191,6 +191,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
           ? { scalingIntervalMs: opts.regionAgent.scalingIntervalMs }
           : {}),
         ...(planStrategy ? { planStrategy } : {}),
+        // Nobody reads region summaries in a replay; one a minute keeps them exercised, cheaply.
+        statusIntervalMs: 60_000,
       }),
   );
   const fleet = new SimFleet(ctx("fleet"), {

@@ -46,6 +46,8 @@ export const ScenarioSpecSchema = z.object({
   maxInputTokens: z.number().int().positive().default(32_768),
   /** Multiplies the rate (paper-week at scale 0.1 is a tenth of the requests). */
   scale: z.number().positive().default(1),
+  /** Where in the weekly shape (hours since Monday 00:00, region-local) the run starts. */
+  startHourOfWeek: z.number().min(0).max(168).default(0),
 });
 export type ScenarioSpec = z.input<typeof ScenarioSpecSchema>;
 
@@ -113,7 +115,7 @@ export function generateScenario(spec: ScenarioSpec, seed: number): Workload {
       region: r.id,
       shape: stats.servegenWeekly10min[m.shape],
       tokens: stats.azure2023[m.tokens],
-      offsetMs: r.utcOffsetHours * 3600_000,
+      offsetMs: (r.utcOffsetHours + s.startHourOfWeek) * 3600_000,
       ratePerMs: (s.meanRatePerSecond * s.scale * (m.share / modelTotal) * (r.weight / regionTotal)) / 1000,
     })),
   );

@@ -1,0 +1,333 @@
+import { readFileSync } from "node:fs";
+import { DashboardActor } from "@sageserve/dashboard";
+import { GatewayActor } from "@sageserve/gateway";
+import { PlannerActor, PlanningSnapshotSchema } from "@sageserve/planner";
+import { describeIssues, SageError } from "@sageserve/protocol";
+import { RegionAgentActor } from "@sageserve/region-agent";
+import { RouterActor } from "@sageserve/router";
+import { type Actor, type Bus, type Clock, createLogger, NatsBus } from "@sageserve/runtime";
+import { builtinPerformanceModel, GPUS, MODELS } from "@sageserve/sim";
+import { LocalProcessBackend, VmProviderActor } from "@sageserve/vm-provider";
+import { z } from "zod";
+
+/**
+ * One description of a SageServe cluster. `sageserve up` starts it in one process; the compose
+ * file (`scripts/gen-compose.ts` → docker-compose.yml) runs each of its services as a container
+ * with `sageserve actor <service>`; a test keeps the two in step.
+ */
+export const ClusterSpecSchema = z
+  .object({
+    name: z.string().min(1).default("sageserve-local"),
+    regions: z
+      .array(
+        z.object({
+          id: z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, '-' and '_' only"),
+          models: z.array(z.string().refine((m) => m in MODELS, { message: "unknown model" })).min(1),
+          gpuTypes: z.array(z.string().refine((g) => g in GPUS, { message: "unknown GPU type" })).min(1),
+          /** Most "VMs" (node agent + engine process) the local VM provider starts in the region. */
+          maxVms: z.number().int().min(1).max(64),
+        }),
+      )
+      .min(1),
+    gateway: z.object({
+      port: z.number().int().min(0).max(65535),
+      host: z.string().default("127.0.0.1"),
+      /** API key → tier; empty = no key needed (a laptop). */
+      apiKeys: z
+        .record(
+          z.string().min(8),
+          z.object({ name: z.string(), tier: z.enum(["fast", "normal", "batch"]).optional() }),
+        )
+        .default({}),
+    }),
+    dashboard: z.object({
+      port: z.number().int().min(0).max(65535),
+      host: z.string().default("127.0.0.1"),
+    }),
+    planner: z.object({
+      /** cron (UTC, seconds optional). */
+      schedule: z.string().min(1),
+      strategy: z.enum(["lt-i", "lt-u", "lt-ua"]),
+    }),
+    regionAgent: z.object({
+      mode: z.enum(["unified", "siloed"]),
+      /** Follow the planner's plans ("none" = purely reactive). */
+      planStrategy: z.enum(["none", "lt-i", "lt-u", "lt-ua"]),
+      minInstances: z.number().int().min(0),
+      scalingIntervalMs: z.number().int().positive(),
+      /** Cool-downs after a scale-up: about the time a local "VM" takes to arrive. */
+      cooldownMs: z.number().int().nonnegative(),
+    }),
+    engine: z.object({
+      /** Emulated engines run this many times faster than the measured hardware. */
+      speedup: z.number().positive(),
+      /** KV-cache tokens per engine: small, so a few requests per second make it scale. */
+      kvTokens: z.number().int().positive(),
+      loadReportMs: z.number().int().positive(),
+      heartbeatMs: z.number().int().positive(),
+    }),
+    /** The built-in workload `up` replays through the gateway. */
+    load: z.object({
+      ratePerSecond: z.number().nonnegative(),
+      burstCv: z.number().min(1),
+      maxInputTokens: z.number().int().positive(),
+      maxOutputTokens: z.number().int().positive(),
+      seed: z.number().int().nonnegative(),
+    }),
+  })
+  .strict();
+
+export type ClusterSpec = z.output<typeof ClusterSpecSchema>;
+
+const LAPTOP_MODELS = ["llama3.1-8b", "llama3.2-3b"];
+
+export const DEFAULT_CLUSTER: ClusterSpec = ClusterSpecSchema.parse({
+  regions: ["eastus", "centralus", "westus"].map((id) => ({
+    id,
+    models: LAPTOP_MODELS,
+    gpuTypes: ["h100"],
+    maxVms: 4,
+  })),
+  gateway: { port: 8080, apiKeys: {} },
+  dashboard: { port: 8090 },
+  planner: { schedule: "*/5 * * * *", strategy: "lt-ua" },
+  regionAgent: {
+    mode: "unified",
+    planStrategy: "lt-ua",
+    minInstances: 1,
+    scalingIntervalMs: 2_000,
+    cooldownMs: 6_000,
+  },
+  engine: { speedup: 0.5, kvTokens: 8_000, loadReportMs: 1_000, heartbeatMs: 2_000 },
+  load: { ratePerSecond: 4, burstCv: 1.5, maxInputTokens: 2_048, maxOutputTokens: 200, seed: 1 },
+});
+
+/** A cluster description from a JSON file (every bad field named), else the built-in one. */
+export function loadClusterSpec(file?: string): ClusterSpec {
+  if (!file) return DEFAULT_CLUSTER;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new SageError("CONFIG", `cluster file ${file}: ${(e as Error).message}`);
+  }
+  const parsed = ClusterSpecSchema.safeParse(raw);
+  if (!parsed.success)
+    throw new SageError("CONFIG", `cluster file ${file}: ${describeIssues(parsed.error.issues)}`);
+  return parsed.data;
+}
+
+export type ServiceRole = "planner" | "router" | "region" | "gateway" | "dashboard";
+
+export interface ServiceDef {
+  /** Service name: `sageserve actor <name>`, and the compose service. */
+  name: string;
+  role: ServiceRole;
+  region?: string;
+  /** TCP ports it listens on (HTTP). */
+  ports: number[];
+  description: string;
+}
+
+/** The services of a cluster, in start order. */
+export function clusterServices(spec: ClusterSpec): ServiceDef[] {
+  return [
+    {
+      name: "dashboard",
+      role: "dashboard",
+      ports: [spec.dashboard.port],
+      description: "live dashboard and cluster summary",
+    },
+    { name: "planner", role: "planner", ports: [], description: "forecast + ILP capacity plan" },
+    { name: "router", role: "router", ports: [], description: "per-request routing" },
+    ...spec.regions.map(
+      (r): ServiceDef => ({
+        name: `region-${r.id}`,
+        role: "region",
+        region: r.id,
+        ports: [],
+        description: `region agent and local VM provider for ${r.id} (node agents + engine emulators)`,
+      }),
+    ),
+    {
+      name: "gateway",
+      role: "gateway",
+      ports: [spec.gateway.port],
+      description: "OpenAI-compatible front door",
+    },
+  ];
+}
+
+export interface ServiceDeps {
+  natsUrl: string;
+  clock: Clock;
+  /** argv that runs `sageserve` (for the engine processes the VM provider starts). */
+  sageserveArgv: string[];
+  logLevel?: string;
+}
+
+export interface RunningService {
+  def: ServiceDef;
+  actors: Actor[];
+  /** URL of its HTTP server, when it has one. */
+  url?: string;
+  stop(): Promise<void>;
+}
+
+const allModels = (spec: ClusterSpec): string[] => [...new Set(spec.regions.flatMap((r) => r.models))];
+
+/** Start one service of the cluster; every actor gets its own NATS connection. */
+export async function startService(
+  def: ServiceDef,
+  spec: ClusterSpec,
+  deps: ServiceDeps,
+): Promise<RunningService> {
+  const buses: Bus[] = [];
+  const log = (name: string) => createLogger({ name, level: deps.logLevel ?? "warn" });
+  const connect = async (name: string): Promise<Bus> => {
+    const bus = await NatsBus.connect({ servers: deps.natsUrl, name: `sageserve-${name}` });
+    buses.push(bus);
+    return bus;
+  };
+  const ctx = async (name: string) => ({ bus: await connect(name), clock: deps.clock, log: log(name) });
+  const actors: Actor[] = [];
+  let cleanup: (() => Promise<void>) | undefined;
+  const regions = spec.regions.map((r) => r.id);
+  const models = allModels(spec);
+  switch (def.role) {
+    case "dashboard": {
+      const d = new DashboardActor(await ctx("dashboard"), {
+        port: spec.dashboard.port,
+        host: spec.dashboard.host,
+      });
+      actors.push(d);
+      break;
+    }
+    case "planner": {
+      const perf = builtinPerformanceModel();
+      const gpuTypes = [...new Set(spec.regions.flatMap((r) => r.gpuTypes))];
+      // Demand is prompt + output tokens/s; chat-like traffic is ~15 % output tokens.
+      const outShare = 0.15;
+      const capacity: Record<string, Record<string, number>> = {};
+      for (const m of models) {
+        capacity[m] = {};
+        for (const g of gpuTypes) {
+          if (!perf.has(m, g)) continue;
+          const c = perf.capacity(m, g, { meanContextTokens: 1_024 });
+          // The engine's KV cap (laptop) bounds the batch more than the GPU's memory does.
+          const kvBound = Math.min(1, spec.engine.kvTokens / c.kvTokenCapacity);
+          const decode = c.decodeTokensPerSecond * Math.max(kvBound, 1 / c.safeBatch);
+          capacity[m][g] = Math.max(
+            1,
+            Math.round(spec.engine.speedup / ((1 - outShare) / c.prefillTokensPerSecond + outShare / decode)),
+          );
+        }
+      }
+      actors.push(
+        new PlannerActor(await ctx("planner"), {
+          models,
+          regions,
+          capacity,
+          gpuTypes: gpuTypes.map((g) => ({
+            id: g,
+            pricePerHour: GPUS[g]!.vmPricePerHour,
+            gpusPerVm: GPUS[g]!.gpusPerVm,
+          })),
+          supply: Object.fromEntries(
+            spec.regions.map((r) => [r.id, Object.fromEntries(r.gpuTypes.map((g) => [g, r.maxVms]))]),
+          ),
+          routes: Object.fromEntries(regions.map((r) => [r, regions.filter((q) => q !== r)])),
+          schedule: spec.planner.schedule,
+          strategy: spec.planner.strategy,
+          config: PlanningSnapshotSchema.shape.config.parse({ minInstances: spec.regionAgent.minInstances }),
+        }),
+      );
+      break;
+    }
+    case "router":
+      actors.push(new RouterActor(await ctx("router"), { regions, models }));
+      break;
+    case "region": {
+      const r = spec.regions.find((x) => x.id === def.region)!;
+      const backend = new LocalProcessBackend({
+        connect: (name) => connect(name),
+        clock: deps.clock,
+        engineCommand: [
+          ...deps.sageserveArgv,
+          "emulator",
+          "--model",
+          "{model}",
+          "--gpu",
+          "{gpu}",
+          "--port",
+          "{port}",
+          "--speedup",
+          String(spec.engine.speedup),
+          "--kv-tokens",
+          String(spec.engine.kvTokens),
+          "--parent-pid",
+          "{parentPid}",
+        ],
+        maxVms: r.maxVms,
+        log: log(`vm-${r.id}`),
+        loadReportMs: spec.engine.loadReportMs,
+        heartbeatMs: spec.engine.heartbeatMs,
+        kvCapacityTokens: spec.engine.kvTokens,
+      });
+      const provider = new VmProviderActor(await ctx(`vm-provider-${r.id}`), r.id, backend);
+      const ra = spec.regionAgent;
+      const agent = new RegionAgentActor(await ctx(`region-agent-${r.id}`), {
+        region: r.id,
+        models: r.models,
+        mode: ra.mode,
+        gpuTypes: r.gpuTypes,
+        reactive: { minInstances: ra.minInstances },
+        scalingIntervalMs: ra.scalingIntervalMs,
+        cooldowns: { bootMs: ra.cooldownMs, reclaimMs: ra.cooldownMs, swapMs: ra.cooldownMs },
+        staleAfterMs: 5 * spec.engine.loadReportMs + 5_000,
+        ...(ra.planStrategy !== "none" ? { planStrategy: ra.planStrategy } : {}),
+      });
+      actors.push(provider, agent);
+      cleanup = () => backend.releaseAll();
+      break;
+    }
+    case "gateway": {
+      const [home, ...more] = regions;
+      actors.push(
+        new GatewayActor(await ctx("gateway"), {
+          region: home!,
+          regions: more,
+          models,
+          port: spec.gateway.port,
+          host: spec.gateway.host,
+          apiKeys: spec.gateway.apiKeys,
+        }),
+      );
+      break;
+    }
+  }
+  try {
+    for (const a of actors) await a.start();
+  } catch (e) {
+    for (const a of actors) await a.stop().catch(() => {});
+    await cleanup?.();
+    for (const b of buses) await b.close().catch(() => {});
+    throw e;
+  }
+  const http = actors.find((a) => a instanceof GatewayActor || a instanceof DashboardActor) as
+    | GatewayActor
+    | DashboardActor
+    | undefined;
+  const url = http?.url;
+  return {
+    def,
+    actors,
+    ...(url ? { url } : {}),
+    async stop() {
+      // Agents first (no new scaling), then the VMs they command, then the connections.
+      for (const a of [...actors].reverse()) await a.stop().catch(() => {});
+      await cleanup?.();
+      for (const b of buses) await b.close().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,186 @@
+import { fileURLToPath } from "node:url";
+import { envelope, PlanRequest } from "@sageserve/protocol";
+import { NatsBus, type NatsServerHandle, startNatsServer, WallClock } from "@sageserve/runtime";
+import {
+  type ClusterSpec,
+  clusterServices,
+  loadClusterSpec,
+  type RunningService,
+  startService,
+} from "./cluster.js";
+import { LoadReplayer } from "./load.js";
+import { explain } from "./sim.js";
+
+export interface UpOptions {
+  /** Seconds to run; 0 = until Ctrl-C. */
+  duration: number;
+  cluster?: string;
+  gatewayPort?: number;
+  dashboardPort?: number;
+  /** Requests per second of the built-in workload (0 = no load). */
+  rate?: number;
+  load: boolean;
+  json?: boolean;
+  logLevel?: string;
+}
+
+/** argv that runs this CLI again (engine processes are `sageserve emulator ...`). */
+export function sageserveArgv(): string[] {
+  return [process.execPath, fileURLToPath(new URL("../bin/sageserve.js", import.meta.url))];
+}
+
+/**
+ * `sageserve up`: a whole cluster on this machine — NATS (NATS_URL or a spawned nats-server with
+ * JetStream), the dashboard, the planner, a router, a region agent + local VM provider per region
+ * (node agents with engine emulator processes), the gateway — then the built-in workload through
+ * the gateway. Ctrl-C (or --duration) stops everything, child processes included.
+ */
+export async function upCommand(o: UpOptions): Promise<number> {
+  let spec: ClusterSpec;
+  try {
+    spec = loadClusterSpec(o.cluster);
+  } catch (e) {
+    console.error(explain(e));
+    return 2;
+  }
+  spec = {
+    ...spec,
+    gateway: { ...spec.gateway, ...(o.gatewayPort !== undefined ? { port: o.gatewayPort } : {}) },
+    dashboard: { ...spec.dashboard, ...(o.dashboardPort !== undefined ? { port: o.dashboardPort } : {}) },
+    load: { ...spec.load, ...(o.rate !== undefined ? { ratePerSecond: o.rate } : {}) },
+  };
+  const say = (event: string, fields: Record<string, unknown> = {}, text?: string) => {
+    if (o.json) console.log(JSON.stringify({ event, ...fields }));
+    else console.log(text ?? event);
+  };
+
+  let server: NatsServerHandle | undefined;
+  let natsUrl = process.env.NATS_URL;
+  if (!natsUrl) {
+    try {
+      server = await startNatsServer();
+    } catch (e) {
+      console.error((e as Error).message);
+      return 2;
+    }
+    natsUrl = server.url;
+  }
+  const clock = new WallClock();
+  const running: RunningService[] = [];
+  let load: LoadReplayer | undefined;
+  let stopping: Promise<void> | undefined;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      say("stopping", {}, "\nstopping: load, gateway, regions (engines), router, planner, dashboard, NATS…");
+      await load?.stop();
+      for (const s of [...running].reverse()) await s.stop();
+      clock.cancelAll();
+      await server?.stop();
+    })();
+    return stopping;
+  };
+  let interrupted: () => void = () => {};
+  const interruptedP = new Promise<void>((r) => {
+    interrupted = r;
+  });
+  let signals = 0;
+  const onSignal = () => {
+    signals++;
+    if (signals > 1) {
+      // A second Ctrl-C: leave now. Engines watch this process and exit within a second.
+      console.error("forced exit");
+      process.exit(130);
+    }
+    interrupted();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  try {
+    say(
+      "nats",
+      { url: natsUrl, spawned: !!server },
+      `NATS            ${natsUrl}${server ? " (spawned nats-server with JetStream)" : " (NATS_URL)"}`,
+    );
+    const deps = {
+      natsUrl,
+      clock,
+      sageserveArgv: sageserveArgv(),
+      ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+    };
+    for (const def of clusterServices(spec)) {
+      const s = await startService(def, spec, deps);
+      running.push(s);
+      say(
+        "service",
+        { name: def.name, role: def.role, url: s.url },
+        `started         ${def.name}${s.url ? `  ${s.url}` : ""}`,
+      );
+      if (signals) break;
+    }
+    const gateway = running.find((s) => s.def.role === "gateway")?.url;
+    const dashboard = running.find((s) => s.def.role === "dashboard")?.url;
+    if (!signals) {
+      // A first plan right away (then on the planner's schedule), so the dashboard has one to show.
+      const bus = await NatsBus.connect({ servers: natsUrl, name: "sageserve-up" });
+      await bus
+        .request(
+          PlanRequest.subject.build({}),
+          envelope(PlanRequest, { requestedBy: "sageserve-up", reason: "cluster start" }),
+          { timeoutMs: 30_000 },
+        )
+        .catch(() => undefined);
+      await bus.close();
+      say(
+        "ready",
+        { gateway, dashboard, nats: natsUrl },
+        [
+          "",
+          `gateway         ${gateway}/v1  (OpenAI API; x-sage-tier: fast|normal|batch, x-sage-region: ${spec.regions.map((r) => r.id).join("|")})`,
+          `dashboard       ${dashboard}`,
+          `try             curl -s ${gateway}/v1/completions -H 'content-type: application/json' -d '{"model":"${spec.regions[0]!.models[0]}","prompt":"hello","max_tokens":8}'`,
+          `inspect         npx sageserve status   ·   nats micro ls   ·   nats sub 'sage.>'   (NATS_URL=${natsUrl})`,
+          o.load && spec.load.ratePerSecond > 0
+            ? `load            replaying the built-in workload at ~${spec.load.ratePerSecond} req/s through the gateway`
+            : "load            none (--no-load)",
+          o.duration > 0 ? `stopping in ${o.duration} s (or Ctrl-C)` : "Ctrl-C to stop",
+        ].join("\n"),
+      );
+      if (o.load && gateway) {
+        load = new LoadReplayer(gateway, spec, {});
+        load.start();
+      }
+      const progress = setInterval(() => {
+        if (!load) return;
+        const s = load.stats;
+        say(
+          "load",
+          { ...s },
+          `requests        sent ${s.sent} · ok ${s.ok} · batch queued ${s.queued} · failed ${s.failed} · in flight ${s.inFlight}`,
+        );
+      }, 10_000);
+      progress.unref();
+      await Promise.race([
+        interruptedP,
+        ...(o.duration > 0 ? [new Promise((r) => setTimeout(r, o.duration * 1000))] : []),
+      ]);
+      clearInterval(progress);
+    }
+  } catch (e) {
+    console.error(explain(e));
+    await shutdown();
+    return 1;
+  }
+  await shutdown();
+  const s = load?.stats;
+  say(
+    "stopped",
+    { load: s ?? null },
+    s
+      ? `stopped: ${s.sent} requests sent, ${s.ok} ok, ${s.queued} batch queued, ${s.failed} failed`
+      : "stopped",
+  );
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  return 0;
+}

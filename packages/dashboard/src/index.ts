@@ -1,0 +1,3 @@
+export * from "./charts.js";
+export * from "./observer.js";
+export * from "./page.js";

@@ -1,0 +1,333 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  DEFAULT_SLO_TTFT_MS,
+  Heartbeat,
+  type InstanceState,
+  LoadReport,
+  type Payload,
+  Plan,
+  RegionStatus,
+  RequestDone,
+  TIERS,
+  type Tier,
+  validatePayload,
+} from "@sageserve/protocol";
+import { Actor, type ActorContext, listen } from "@sageserve/runtime";
+import { renderDashboardHtml } from "./page.js";
+
+export interface DashboardOptions {
+  /** HTTP port (0 = any free one) and address. */
+  port?: number;
+  host?: string;
+  /** A point of every time series this often (default 2 s). */
+  sampleMs?: number;
+  /** Points kept (default 1,800: an hour at 2 s). */
+  maxPoints?: number;
+  /** Instances whose reports stop for this long leave the view (default 15 s). */
+  staleAfterMs?: number;
+  /** Latency percentiles over each tier's last N requests (default 2,000). */
+  latencyWindow?: number;
+  /** TTFT targets per interactive tier (default: the paper's 1 s / 60 s). */
+  sloTtftMs?: Partial<Record<"iw-fast" | "iw-normal", number>>;
+  /** Write the summary to KV bucket `sage-observer`, key `summary`, this often (default 5 s; 0 = never). */
+  summaryMs?: number;
+}
+
+interface InstanceView {
+  instanceId: string;
+  nodeId: string;
+  region: string;
+  model: string;
+  gpuType: string;
+  state: InstanceState;
+  kvUtilization: number;
+  kvCapacityTokens: number;
+  tokensPerSecond: number;
+  outstandingTokens: number;
+  atMs: number;
+}
+
+/** VMs in these states are paid for by the serving fleet (spot VMs are lent out). */
+const PAID: ReadonlySet<InstanceState> = new Set(["booting", "loading", "serving", "draining", "swapping"]);
+
+export interface TierSummary {
+  completed: number;
+  failed: number;
+  sloMet: number;
+  /** sloMet / (completed + failed); null before the first request. */
+  attainment: number | null;
+  ttftMs: { p50: number; p99: number } | null;
+  tbtMs: { p50: number; p99: number } | null;
+}
+
+export interface DashboardPoint {
+  /** Epoch seconds. */
+  t: number;
+  /** Serving instances per "model|region|gpu". */
+  instances: Record<string, number>;
+  kvUsedTokens: number;
+  kvCapacityTokens: number;
+  tokensPerSecond: number;
+  niwQueue: Record<string, number>;
+  attainment: Record<Tier, number | null>;
+  ttftP50: Record<Tier, number | null>;
+  ttftP99: Record<Tier, number | null>;
+  gpuHours: number;
+}
+
+export interface ClusterSummary {
+  atMs: number;
+  startedAtMs: number;
+  gpuHours: number;
+  tiers: Record<Tier, TierSummary>;
+  /** Instances by region → model → state. */
+  instances: Record<string, Record<string, Partial<Record<InstanceState, number>>>>;
+}
+
+export interface DashboardState extends ClusterSummary {
+  regions: Payload<typeof RegionStatus>[];
+  plan: Payload<typeof Plan> | null;
+  points: DashboardPoint[];
+}
+
+class Window {
+  private readonly xs: number[] = [];
+  private next = 0;
+  constructor(private readonly size: number) {}
+  add(x: number): void {
+    if (this.xs.length < this.size) this.xs.push(x);
+    else this.xs[this.next] = x;
+    this.next = (this.next + 1) % this.size;
+  }
+  percentiles(): { p50: number; p99: number } | null {
+    if (this.xs.length === 0) return null;
+    const s = [...this.xs].sort((a, b) => a - b);
+    const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+    return { p50: at(0.5), p99: at(0.99) };
+  }
+}
+
+/**
+ * The cluster's observer and its web page. Listens (passively: it never takes part in a queue
+ * group) to load reports, heartbeats, finished requests, region summaries and plans; keeps time
+ * series of instances, load vs capacity, NIW queue depth, SLO attainment, latency percentiles and
+ * GPU-hours; serves them at `/` (the dashboard) and `/api/state` (JSON), and stores a summary in KV
+ * for `sageserve status`.
+ */
+export class DashboardActor extends Actor {
+  url = "";
+  private server: Server | undefined;
+  private readonly instances = new Map<string, InstanceView>();
+  private readonly gpusPerNode = new Map<string, number>();
+  private readonly regions = new Map<string, Payload<typeof RegionStatus>>();
+  private plan: Payload<typeof Plan> | null = null;
+  private readonly tiers = new Map<Tier, { completed: number; failed: number; sloMet: number }>();
+  private readonly ttft = new Map<Tier, Window>();
+  private readonly tbt = new Map<Tier, Window>();
+  private readonly points: DashboardPoint[] = [];
+  private gpuHours = 0;
+  private lastSampleMs = 0;
+  private startedAtMs = 0;
+  private readonly slo: Record<"iw-fast" | "iw-normal", number>;
+
+  constructor(
+    ctx: ActorContext,
+    private readonly opts: DashboardOptions = {},
+  ) {
+    super(ctx, { role: "dashboard", id: "dashboard", description: "live cluster view over HTTP" });
+    this.slo = { ...DEFAULT_SLO_TTFT_MS, ...opts.sloTtftMs };
+    for (const t of TIERS) {
+      this.tiers.set(t, { completed: 0, failed: 0, sloMet: 0 });
+      this.ttft.set(t, new Window(opts.latencyWindow ?? 2_000));
+      this.tbt.set(t, new Window(opts.latencyWindow ?? 2_000));
+    }
+  }
+
+  protected async setup(): Promise<void> {
+    const watch = { broadcast: true, passive: true } as const;
+    this.on(LoadReport, {}, (r) => this.onLoad(r), watch);
+    this.on(Heartbeat, {}, (h) => void this.gpusPerNode.set(h.nodeId, h.gpus), watch);
+    this.on(RequestDone, {}, (d) => this.onDone(d), watch);
+    this.on(RegionStatus, {}, (s) => void this.regions.set(s.region, s), watch);
+    this.on(
+      Plan,
+      {},
+      (p) => {
+        this.plan = p;
+      },
+      watch,
+    );
+    const latest = await this.kvGet("sage-plans", "latest");
+    if (latest.ok && latest.value !== undefined) {
+      const p = validatePayload(Plan, latest.value);
+      if (p.ok) this.plan = p.value;
+    }
+    this.startedAtMs = this.lastSampleMs = this.clock.now();
+    this.every(this.opts.sampleMs ?? 2_000, () => this.sample());
+    const summaryMs = this.opts.summaryMs ?? 5_000;
+    if (summaryMs > 0)
+      this.every(summaryMs, async () => {
+        await this.kvPut("sage-observer", "summary", this.summary());
+      });
+    this.server = createServer((req, res) => this.serve(req, res));
+    const port = await listen(this.server, this.opts.port ?? 0, this.opts.host ?? "127.0.0.1", "dashboard");
+    const host = this.opts.host && this.opts.host !== "0.0.0.0" ? this.opts.host : "127.0.0.1";
+    this.url = `http://${host}:${port}`;
+  }
+
+  protected override async teardown(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    await new Promise<void>((r) => {
+      s.closeAllConnections();
+      s.close(() => r());
+    });
+  }
+
+  private onLoad(r: Payload<typeof LoadReport>): void {
+    const cur = this.instances.get(r.instanceId);
+    if (cur && cur.atMs > r.atMs) return;
+    this.instances.set(r.instanceId, {
+      instanceId: r.instanceId,
+      nodeId: r.nodeId,
+      region: r.region,
+      model: r.model,
+      gpuType: r.gpuType,
+      state: r.state,
+      kvUtilization: r.kvUtilization,
+      kvCapacityTokens: r.kvCapacityTokens ?? 0,
+      tokensPerSecond: r.tokensPerSecond,
+      outstandingTokens: r.outstandingTokens,
+      atMs: r.atMs,
+    });
+  }
+
+  private onDone(d: Payload<typeof RequestDone>): void {
+    const t = this.tiers.get(d.tier)!;
+    if (d.outcome !== "ok") {
+      t.failed++;
+      return;
+    }
+    t.completed++;
+    this.ttft.get(d.tier)!.add(d.ttftMs);
+    this.tbt.get(d.tier)!.add(d.tbtMs);
+    const met =
+      d.tier === "niw"
+        ? d.deadlineMs === undefined || d.arrivalMs + d.e2eMs <= d.deadlineMs
+        : d.ttftMs <= this.slo[d.tier];
+    if (met) t.sloMet++;
+  }
+
+  private live(): InstanceView[] {
+    const now = this.clock.now();
+    const stale = this.opts.staleAfterMs ?? 15_000;
+    const out: InstanceView[] = [];
+    for (const [id, i] of this.instances) {
+      if (now - i.atMs > stale) this.instances.delete(id);
+      else out.push(i);
+    }
+    return out;
+  }
+
+  private tierSummary(tier: Tier): TierSummary {
+    const t = this.tiers.get(tier)!;
+    const n = t.completed + t.failed;
+    return {
+      ...t,
+      attainment: n > 0 ? t.sloMet / n : null,
+      ttftMs: this.ttft.get(tier)!.percentiles(),
+      tbtMs: this.tbt.get(tier)!.percentiles(),
+    };
+  }
+
+  private sample(): void {
+    const now = this.clock.now();
+    const live = this.live();
+    // GPU-hours: every paid VM's GPUs over the time since the last sample.
+    const paidNodes = new Set<string>();
+    for (const i of live) if (PAID.has(i.state)) paidNodes.add(i.nodeId);
+    let gpus = 0;
+    for (const n of paidNodes) gpus += this.gpusPerNode.get(n) ?? 8;
+    this.gpuHours += (gpus * (now - this.lastSampleMs)) / 3_600_000;
+    this.lastSampleMs = now;
+    const instances: Record<string, number> = {};
+    let kvUsed = 0;
+    let kvCap = 0;
+    let tps = 0;
+    for (const i of live) {
+      if (i.state !== "serving") continue;
+      const k = `${i.model}|${i.region}|${i.gpuType}`;
+      instances[k] = (instances[k] ?? 0) + 1;
+      kvUsed += i.kvUtilization * i.kvCapacityTokens;
+      kvCap += i.kvCapacityTokens;
+      tps += i.tokensPerSecond;
+    }
+    const niwQueue: Record<string, number> = {};
+    for (const [region, s] of this.regions)
+      niwQueue[region] = s.endpoints.reduce((a, e) => a + e.niwQueueDepth, 0);
+    const per = <T>(f: (s: TierSummary) => T) =>
+      Object.fromEntries(TIERS.map((t) => [t, f(this.tierSummary(t))])) as Record<Tier, T>;
+    this.points.push({
+      t: now / 1000,
+      instances,
+      kvUsedTokens: Math.round(kvUsed),
+      kvCapacityTokens: kvCap,
+      tokensPerSecond: tps,
+      niwQueue,
+      attainment: per((s) => s.attainment),
+      ttftP50: per((s) => s.ttftMs?.p50 ?? null),
+      ttftP99: per((s) => s.ttftMs?.p99 ?? null),
+      gpuHours: this.gpuHours,
+    });
+    const max = this.opts.maxPoints ?? 1_800;
+    if (this.points.length > max) this.points.splice(0, this.points.length - max);
+  }
+
+  summary(): ClusterSummary {
+    const instances: ClusterSummary["instances"] = {};
+    for (const i of this.live()) {
+      const byModel = instances[i.region] ?? {};
+      instances[i.region] = byModel;
+      const byState = byModel[i.model] ?? {};
+      byModel[i.model] = byState;
+      byState[i.state] = (byState[i.state] ?? 0) + 1;
+    }
+    return {
+      atMs: this.clock.now(),
+      startedAtMs: this.startedAtMs,
+      gpuHours: this.gpuHours,
+      tiers: Object.fromEntries(TIERS.map((t) => [t, this.tierSummary(t)])) as Record<Tier, TierSummary>,
+      instances,
+    };
+  }
+
+  state(): DashboardState {
+    return {
+      ...this.summary(),
+      regions: [...this.regions.values()].sort((a, b) => a.region.localeCompare(b.region)),
+      plan: this.plan,
+      points: this.points,
+    };
+  }
+
+  private serve(req: IncomingMessage, res: ServerResponse): void {
+    const path = new URL(req.url ?? "/", "http://x").pathname;
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { "content-type": "application/json", allow: "GET" });
+      res.end(JSON.stringify({ error: { code: "method_not_allowed", message: `${req.method} ${path}` } }));
+      return;
+    }
+    if (path === "/" || path === "/index.html") {
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+      res.end(renderDashboardHtml(this.opts.sampleMs ?? 2_000));
+    } else if (path === "/api/state") {
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
+      res.end(JSON.stringify(this.state()));
+    } else if (path === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+    } else {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { code: "not_found", message: `no page at ${path}` } }));
+    }
+  }
+}
