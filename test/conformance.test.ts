@@ -222,6 +222,28 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     expect(await missing).toBeUndefined();
   });
 
+  it("lists every entry of a bucket, keys as written, and an absent bucket as empty without creating it", async () => {
+    const a = await conn();
+    const writes = Promise.all([
+      a.kvPut("conformance-list", "westus", { n: 1 }),
+      a.kvPut("conformance-list", "llama 3.1/8b", { n: 2 }),
+    ]);
+    await h.settle(100);
+    await writes;
+    const all = a.kvEntries("conformance-list");
+    const none = a.kvEntries("conformance-absent");
+    await h.settle(200);
+    expect([...(await all)]).toEqual([
+      ["llama 3.1/8b", { n: 2 }],
+      ["westus", { n: 1 }],
+    ]);
+    expect((await none).size).toBe(0);
+    // Had the read created the bucket, a writer's TTL would be lost: it must still be absent.
+    const again = a.kvEntries("conformance-absent");
+    await h.settle(100);
+    expect((await again).size).toBe(0);
+  });
+
   it("expires key-value entries of a bucket with a TTL when they are not refreshed", async () => {
     const a = await conn();
     const put = a.kvPut("conformance-ttl", "node-1", { alive: true }, { bucketTtlMs: 1_000 });

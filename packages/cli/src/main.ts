@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { runDemo } from "./demo.js";
 import { emulatorCommand } from "./emulator.js";
 import { nodeAgentCommand } from "./node-agent.js";
+import { actorCommand, drainCommand, statusCommand } from "./ops.js";
 import { planCommand } from "./plan.js";
 import { compareCommand, POLICY_NAMES, simCommand } from "./sim.js";
 import { upCommand } from "./up.js";
@@ -51,6 +52,39 @@ program
   .option("--json", "print one JSON object per event")
   .action(async (opts) => {
     process.exitCode = await upCommand(opts);
+  });
+
+program
+  .command("status")
+  .description(
+    "Regions, models, instances by state, NIW queue depths, the current plan, SLO attainment and services — read from NATS",
+  )
+  .option("--nats <url>", "NATS server (default: NATS_URL, else nats://127.0.0.1:4222)")
+  .option("--json", "print the status as JSON")
+  .action(async (opts) => {
+    process.exitCode = await statusCommand(opts);
+  });
+
+program
+  .command("drain <node>")
+  .description("Drain a node: it takes no new requests, finishes the ones it runs, then stops")
+  .option("--nats <url>", "NATS server (default: NATS_URL, else nats://127.0.0.1:4222)")
+  .option("--reason <text>", "why (kept with the command)")
+  .option("--json", "print the node's reply as JSON")
+  .action(async (node, opts) => {
+    process.exitCode = await drainCommand(node, opts);
+  });
+
+program
+  .command("actor <service>")
+  .description(
+    "Run one service of the cluster description (dashboard, planner, router, region-<id>, gateway): what each compose container runs",
+  )
+  .option("--nats <url>", "NATS server (default: NATS_URL, else nats://127.0.0.1:4222)")
+  .option("--cluster <file.json>", "cluster description (default: built in)")
+  .option("--host <addr>", "address the gateway/dashboard listen on (0.0.0.0 in a container)")
+  .action(async (service, opts) => {
+    process.exitCode = await actorCommand(service, opts);
   });
 
 demoOptions(

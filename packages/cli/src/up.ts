@@ -130,6 +130,23 @@ export async function upCommand(o: UpOptions): Promise<number> {
           { timeoutMs: 30_000 },
         )
         .catch(() => undefined);
+      // Load starts once every endpoint serves (the first VMs take a few seconds to boot).
+      const readyBy = Date.now() + 90_000;
+      let waiting: string[] = [];
+      while (!signals && Date.now() < readyBy) {
+        const regions = await bus.kvEntries("sage-regions").catch(() => new Map<string, unknown>());
+        waiting = spec.regions.flatMap((r) => {
+          const st = regions.get(r.id) as
+            | { endpoints?: { model: string; instances: Record<string, number> }[] }
+            | undefined;
+          return r.models
+            .filter((m) => !(st?.endpoints?.find((e) => e.model === m)?.instances.serving ?? 0))
+            .map((m) => `${r.id}/${m}`);
+        });
+        if (waiting.length === 0) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      if (waiting.length) say("not-ready", { waiting }, `still booting after 90 s: ${waiting.join(", ")}`);
       await bus.close();
       say(
         "ready",

@@ -82,6 +82,7 @@ export const DEFAULT_PLAN_EXECUTION: PlanExecutionConfig = {
 interface InstanceInfo {
   instanceId: string;
   nodeId: string;
+  gpuType: string;
   model: string;
   pool: string | undefined;
   state: InstanceState;
@@ -124,7 +125,10 @@ export class RegionAgentActor extends Actor {
     emergencyUp: 0,
     surgeUp: 0,
     lullDown: 0,
+    released: 0,
   };
+  /** VMs given back to the provider (stopped by a drain, or failed): each is released once. */
+  private readonly releasedNodes = new Set<string>();
   private readonly planExec: PlanExecutionConfig;
   private readonly planTarget = new Map<string, { instances: number; gpu: string | undefined }>();
   private readonly budget = new Map<string, number>();
@@ -293,6 +297,7 @@ export class RegionAgentActor extends Actor {
     this.instances.set(r.instanceId, {
       instanceId: r.instanceId,
       nodeId: r.nodeId,
+      gpuType: r.gpuType,
       model: r.model,
       pool: r.pool,
       state: r.state,
@@ -335,6 +340,11 @@ export class RegionAgentActor extends Actor {
   private tick(): void | Promise<void> {
     const now = this.clock.now();
     const work: Promise<void>[] = [];
+    for (const i of this.instances.values()) {
+      if ((i.state === "stopped" || i.state === "failed") && now - i.atMs <= this.staleAfterMs) {
+        if (!this.releasedNodes.has(i.nodeId)) work.push(this.release(i.nodeId, i.gpuType));
+      }
+    }
     for (const model of this.opts.models) {
       if (this.opts.planStrategy && this.planTarget.has(model)) {
         this.followPlan(model, now, work);
@@ -465,6 +475,25 @@ export class RegionAgentActor extends Actor {
       }
     }
     this.actions.bootRefused++;
+  }
+
+  /** Give a stopped (drained) or failed VM back to the provider; the endpoint's scaling replaces it. */
+  private async release(nodeId: string, gpuType: string): Promise<void> {
+    this.releasedNodes.add(nodeId);
+    const reply = await this.request(
+      VmCommand,
+      { region: this.opts.region },
+      {
+        commandId: this.nextCommandId(),
+        action: "release",
+        gpuType,
+        nodeId,
+        issuedAtMs: this.clock.now(),
+      },
+      10_000,
+    );
+    if (reply.ok && reply.value.accepted) this.actions.released++;
+    else this.log.warn({ nodeId, reply }, "VM release refused or failed");
   }
 
   private async scaleDown(model: string, pool: string | undefined, batch = false): Promise<void> {

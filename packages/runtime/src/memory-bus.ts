@@ -455,6 +455,15 @@ export class MemoryBus implements Bus {
     return d.ok ? d.value : undefined;
   }
 
+  async kvEntries(bucket: string): Promise<Map<string, unknown>> {
+    const out = new Map<string, unknown>();
+    for (const key of [...(this.broker.kv.get(bucket)?.keys() ?? [])].sort()) {
+      const v = await this.kvGet(bucket, key);
+      if (v !== undefined) out.set(key, v);
+    }
+    return out;
+  }
+
   async flush(): Promise<void> {}
 
   async close(): Promise<void> {

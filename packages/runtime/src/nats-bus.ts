@@ -340,6 +340,30 @@ export class NatsBus implements Bus {
     }
   }
 
+  async kvEntries(bucket: string): Promise<Map<string, unknown>> {
+    const out = new Map<string, unknown>();
+    try {
+      // Bind, never create: a reader must not create a bucket without the writer's TTL.
+      await this.connection.jetstreamManager().then((m) => m.streams.info(`KV_${bucket}`));
+    } catch {
+      return out;
+    }
+    try {
+      const kv = await this.connection.jetstream().views.kv(bucket, { bindOnly: true });
+      const keys: string[] = [];
+      for await (const k of await kv.keys()) keys.push(k);
+      for (const k of keys.sort((x, y) => (kvKeyDecode(x) < kvKeyDecode(y) ? -1 : 1))) {
+        const e = await kv.get(k);
+        if (!e || e.operation !== "PUT" || e.value.length === 0) continue;
+        const d = decode(e.value, this.maxPayload);
+        if (d.ok) out.set(kvKeyDecode(k), d.value);
+      }
+      return out;
+    } catch (e) {
+      throw mapError(e, `$KV.${bucket}`);
+    }
+  }
+
   async flush(): Promise<void> {
     await this.connection.flush();
   }
@@ -389,6 +413,19 @@ export function kvKey(key: string): string {
     else for (const b of new TextEncoder().encode(ch)) out += `=${b.toString(16).padStart(2, "0")}`;
   }
   return out || "=";
+}
+
+/** The inverse of `kvKey`. */
+export function kvKeyDecode(key: string): string {
+  if (key === "=") return "";
+  const bytes: number[] = [];
+  for (let i = 0; i < key.length; i++) {
+    if (key[i] === "=" && /^[0-9a-f]{2}$/.test(key.slice(i + 1, i + 3))) {
+      bytes.push(Number.parseInt(key.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(key.charCodeAt(i));
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
 function invoke(handler: MessageHandler, msg: InboundMessage): void {

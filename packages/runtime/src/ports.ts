@@ -115,6 +115,8 @@ export interface Bus {
    */
   kvPut(bucket: string, key: string, value: unknown, opts?: KvPutOptions): Promise<void>;
   kvGet(bucket: string, key: string): Promise<unknown | undefined>;
+  /** Every live entry of a bucket (empty when the bucket does not exist; never creates it). */
+  kvEntries(bucket: string): Promise<Map<string, unknown>>;
   /**
    * Durable work queue (JetStream work-queue stream live; an in-memory queue in simulation). A message
    * published here is kept until a consumer acknowledges it — whoever published it may restart freely.
