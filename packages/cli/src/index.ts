@@ -1,2 +1,5 @@
+export * from "./cluster.js";
+export * from "./compose.js";
 export { type DemoOptions, runDemo } from "./demo.js";
+export { LoadReplayer, type LoadStats } from "./load.js";
 export { VERSION } from "./version.js";

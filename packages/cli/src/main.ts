@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { runDemo } from "./demo.js";
 import { emulatorCommand } from "./emulator.js";
 import { nodeAgentCommand } from "./node-agent.js";
-import { actorCommand, drainCommand, statusCommand } from "./ops.js";
+import { actorCommand, drainCommand, loadCommand, statusCommand } from "./ops.js";
 import { planCommand } from "./plan.js";
 import { compareCommand, POLICY_NAMES, simCommand } from "./sim.js";
 import { upCommand } from "./up.js";
@@ -73,6 +73,22 @@ program
   .option("--json", "print the node's reply as JSON")
   .action(async (node, opts) => {
     process.exitCode = await drainCommand(node, opts);
+  });
+
+program
+  .command("load")
+  .description(
+    "Replay the built-in workload (tiers, regions, token lengths, bursts) against a gateway in real time",
+  )
+  .requiredOption("--gateway <url>", "gateway base URL, e.g. http://127.0.0.1:8080")
+  .option("--rate <req/s>", "mean request rate", positiveNumber)
+  .option("-d, --duration <seconds>", "stop after this many seconds (0 = until Ctrl-C)", positiveNumber, 0)
+  .option("--wait-ready <seconds>", "wait this long for the gateway to answer /health", positiveNumber, 0)
+  .option("--api-key <key>", "send this API key")
+  .option("--cluster <file.json>", "cluster description whose regions, models and load settings to use")
+  .option("--json", "print the counters as JSON")
+  .action(async (opts) => {
+    process.exitCode = await loadCommand(opts);
   });
 
 program

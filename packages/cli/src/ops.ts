@@ -11,6 +11,7 @@ import {
 } from "@sageserve/protocol";
 import { NatsBus, WallClock } from "@sageserve/runtime";
 import { clusterServices, loadClusterSpec, startService } from "./cluster.js";
+import { LoadReplayer } from "./load.js";
 import { explain } from "./sim.js";
 import { sageserveArgv } from "./up.js";
 
@@ -199,6 +200,55 @@ export async function actorCommand(
     await s.stop();
     clock.cancelAll();
     return 0;
+  } catch (e) {
+    console.error(explain(e));
+    return 2;
+  }
+}
+
+/** `load`: the built-in workload against a gateway (compose's `load` service; any running cluster). */
+export async function loadCommand(o: {
+  gateway: string;
+  rate?: number;
+  duration: number;
+  waitReady: number;
+  apiKey?: string;
+  cluster?: string;
+  json?: boolean;
+}): Promise<number> {
+  try {
+    const spec = loadClusterSpec(o.cluster);
+    if (o.rate !== undefined) spec.load = { ...spec.load, ratePerSecond: o.rate };
+    const until = Date.now() + o.waitReady * 1000;
+    for (;;) {
+      const ok = await fetch(`${o.gateway}/health`)
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (ok) break;
+      if (Date.now() > until) {
+        console.error(`gateway ${o.gateway} not reachable after ${o.waitReady} s`);
+        return 2;
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    const load = new LoadReplayer(o.gateway, spec, o.apiKey ? { apiKey: o.apiKey } : {});
+    load.start();
+    const print = () =>
+      console.log(
+        o.json
+          ? JSON.stringify(load.stats)
+          : `sent ${load.stats.sent} · ok ${load.stats.ok} · batch queued ${load.stats.queued} · failed ${load.stats.failed} · in flight ${load.stats.inFlight}`,
+      );
+    const tick = setInterval(print, 10_000);
+    await new Promise<void>((resolve) => {
+      process.once("SIGINT", resolve);
+      process.once("SIGTERM", resolve);
+      if (o.duration > 0) setTimeout(resolve, o.duration * 1000).unref();
+    });
+    clearInterval(tick);
+    await load.stop();
+    print();
+    return load.stats.failed > 0 ? 1 : 0;
   } catch (e) {
     console.error(explain(e));
     return 2;
