@@ -3,7 +3,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { PALETTE } from "@sageserve/dashboard";
+import { chromium } from "playwright-core";
 import { describe, expect, it } from "vitest";
+import { chromiumPath, countColouredPixels } from "./support/browser.js";
 
 const run = promisify(execFile);
 const bin = new URL("../packages/cli/bin/sageserve.js", import.meta.url).pathname;
@@ -70,6 +73,28 @@ describe("sageserve sim / compare", () => {
       '"policy": "unified-reactive"',
     );
   });
+
+  it("draws the comparison report's charts in headless Chromium (the chart code it shares with the dashboard)", async () => {
+    const browser = await chromium.launch({
+      executablePath: chromiumPath(),
+      args: ["--headless", "--no-sandbox", "--disable-gpu"],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(String(e)));
+      await page.goto(`file://${join(tmp, "c", "report.html")}`);
+      // Per policy an instances chart, plus the load chart.
+      await page.waitForFunction("document.querySelectorAll('canvas').length >= 3", undefined, {
+        timeout: 20_000,
+      });
+      expect(errors).toEqual([]);
+      const png = await page.screenshot({ fullPage: true });
+      expect(countColouredPixels(png, PALETTE.slice(0, 4))).toBeGreaterThan(2_000);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
 
   it("replays a trace file, and names the bad line and field of a broken one", async () => {
     const good = join(tmp, "ok.jsonl");
