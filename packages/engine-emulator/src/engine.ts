@@ -110,8 +110,9 @@ export class RealtimeEngine {
     while (!this.stopped) {
       const batch = this.admit();
       if (batch.length) {
-        const longest = Math.max(...batch.map((a) => a.req.promptTokens));
-        await this.sleep(this.timing.prefillMs(longest, batch.length));
+        // A mixed batch costs what a uniform one with the same tokens does (the measured curve at the mean prompt).
+        const mean = batch.reduce((t, a) => t + a.req.promptTokens, 0) / batch.length;
+        await this.sleep(this.timing.prefillMs(mean, batch.length));
         if (this.stopped) return;
         for (const a of batch) {
           if (!this.running.includes(a)) continue; // aborted while prefilling

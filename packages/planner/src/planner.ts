@@ -27,6 +27,8 @@ export interface PlannerOptions {
   strategy: string;
   /** Plan for the window's peak minute (the reference) or its mean. */
   forecastStat?: "peak" | "mean";
+  /** Multiply every forecast by this (sensitivity studies: 1.2 = 20 % over-forecast). Default 1. */
+  forecastBias?: number;
   config?: PlanningSnapshotInput["config"];
   solve?: SolveOptions;
   /**
@@ -165,9 +167,11 @@ export class PlannerActor extends Actor {
         const iw = s.iw.forecast();
         const niw = s.niw.forecast();
         if (iw.mape !== undefined) this.mape.set(`${model}|${region}`, iw.mape);
-        const iwTps = stat === "peak" ? iw.peak : iw.mean;
-        demand.push({ model, region, iwTokensPerSecond: iwTps, niwTokensPerSecond: niw.mean });
-        forecast.push({ model, region, tokensPerSecond: Math.round(iwTps + niw.mean) });
+        const bias = this.opts.forecastBias ?? 1;
+        const iwTps = (stat === "peak" ? iw.peak : iw.mean) * bias;
+        const niwTps = niw.mean * bias;
+        demand.push({ model, region, iwTokensPerSecond: iwTps, niwTokensPerSecond: niwTps });
+        forecast.push({ model, region, tokensPerSecond: Math.round(iwTps + niwTps) });
       }
     }
     const current = new Map<

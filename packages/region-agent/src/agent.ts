@@ -23,6 +23,7 @@ import {
   niwReleaseCount,
   type ReactiveConfig,
   reactiveDecision,
+  scaleUpCount,
 } from "./policy.js";
 
 export interface RegionAgentOptions {
@@ -353,9 +354,12 @@ export class RegionAgentActor extends Actor {
       }
       for (const pool of this.pools()) {
         const cfg = { ...this.reactive, ...(pool ? this.opts.poolReactive?.[pool] : undefined) };
-        const decision = reactiveDecision(this.snapshot(model, pool), cfg, now);
-        if (decision === "up") work.push(this.scaleUp(model, pool));
-        else if (decision === "down") work.push(this.scaleDown(model, pool));
+        const snap = this.snapshot(model, pool);
+        const decision = reactiveDecision(snap, cfg, now);
+        if (decision === "up") {
+          const n = Math.min(scaleUpCount(snap, cfg), this.planExec.maxActionsPerTick);
+          for (let i = 0; i < n; i++) work.push(this.scaleUp(model, pool, undefined, i > 0));
+        } else if (decision === "down") work.push(this.scaleDown(model, pool));
       }
       if (this.opts.mode === "unified") this.releaseNiw(model);
     }
@@ -381,15 +385,21 @@ export class RegionAgentActor extends Actor {
     const budget = this.budget.get(model) ?? 0;
     const u = snap.utilization;
     if (snap.pending > 0) return; // let arriving capacity land before judging utilisation again
+    const up = (n: number) => {
+      for (let i = 0; i < Math.min(n, x.maxActionsPerTick); i++)
+        work.push(this.scaleUp(model, undefined, plan.gpu, i > 0));
+    };
     if (total < r.minInstances || (budget > 0 && u > r.scaleUpAbove)) {
-      this.budget.set(model, budget - 1);
-      work.push(this.scaleUp(model, undefined, plan.gpu));
+      const n = total < r.minInstances ? 1 : Math.min(budget, scaleUpCount(snap, r));
+      this.budget.set(model, budget - n);
+      up(n);
       return;
     }
     if (u > x.emergencyAbove) {
       this.actions.emergencyUp++;
-      this.budget.set(model, budget - 1);
-      work.push(this.scaleUp(model, undefined, plan.gpu));
+      const n = scaleUpCount(snap, r);
+      this.budget.set(model, budget - n);
+      up(n);
       return;
     }
     if (this.opts.planStrategy === "lt-ua") {

@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { NiwQueue } from "./niw-queue.js";
-import { DEFAULT_NIW_RELEASE, DEFAULT_REACTIVE, niwReleaseCount, reactiveDecision } from "./policy.js";
+import {
+  DEFAULT_NIW_RELEASE,
+  DEFAULT_REACTIVE,
+  niwReleaseCount,
+  reactiveDecision,
+  scaleUpCount,
+} from "./policy.js";
 
 const ep = (over: Partial<Parameters<typeof reactiveDecision>[0]> = {}) => ({
   serving: 3,
@@ -11,6 +17,25 @@ const ep = (over: Partial<Parameters<typeof reactiveDecision>[0]> = {}) => ({
 });
 
 describe("reactive scaling policy", () => {
+  it("adds one instance per decision (the paper), or enough to reach the target utilisation (proportional)", () => {
+    expect(scaleUpCount(ep({ serving: 4, utilization: 0.9 }), DEFAULT_REACTIVE)).toBe(1);
+    const prop = { ...DEFAULT_REACTIVE, scaleUpStep: "proportional" as const, targetUtilization: 0.4 };
+    // 4 × 0.9 / 0.4 = 9 instances needed → 5 more.
+    expect(scaleUpCount(ep({ serving: 4, utilization: 0.9 }), prop)).toBe(5);
+    expect(scaleUpCount(ep({ serving: 4, utilization: 0.9 }), { ...prop, maxInstances: 6 })).toBe(2);
+    expect(scaleUpCount(ep({ serving: 0, pending: 0, utilization: 1 }), prop)).toBe(2); // up to the minimum
+  });
+
+  it("with the scale-down guard, keeps an instance whose removal would push the rest over the target", () => {
+    const guarded = { ...DEFAULT_REACTIVE, scaleDownGuard: true, targetUtilization: 0.4 };
+    // 3 at 0.2 → 2 at 0.3: fine. 3 at 0.24 → 2 at 0.36: fine. 3 at 0.24 with target 0.3 → keep.
+    expect(reactiveDecision(ep({ utilization: 0.2 }), guarded, 0)).toBe("down");
+    expect(
+      reactiveDecision(ep({ utilization: 0.24 }), { ...guarded, targetUtilization: 0.3 }, 0),
+    ).toBeUndefined();
+    expect(reactiveDecision(ep({ utilization: 0.24 }), DEFAULT_REACTIVE, 0)).toBe("down");
+  });
+
   it("scales up above 0.5 and down below 0.25, with hysteresis in between", () => {
     expect(reactiveDecision(ep({ utilization: 0.6 }), DEFAULT_REACTIVE, 0)).toBe("up");
     expect(reactiveDecision(ep({ utilization: 0.4 }), DEFAULT_REACTIVE, 0)).toBeUndefined();

@@ -10,6 +10,19 @@ export interface ReactiveConfig {
   maxInstances: number;
   /** Wait after a scale-down before the endpoint may scale down again. */
   scaleDownCooldownMs: number;
+  /**
+   * How many instances one scale-up adds: "one" (the paper: +1, then wait for it to land) or
+   * "proportional" (enough to bring utilisation back to `targetUtilization` at once — a ramp needs one
+   * cool-down instead of one per instance).
+   */
+  scaleUpStep: "one" | "proportional";
+  targetUtilization: number;
+  /**
+   * Scale down only when the instances left would stay at or below `targetUtilization`
+   * (u·n/(n−1)); without it (the paper) a bursty endpoint flips between lending a VM to spot and
+   * reclaiming it, and requests wait out every reclaim.
+   */
+  scaleDownGuard: boolean;
 }
 
 export const DEFAULT_REACTIVE: ReactiveConfig = {
@@ -18,7 +31,20 @@ export const DEFAULT_REACTIVE: ReactiveConfig = {
   minInstances: 2,
   maxInstances: 64,
   scaleDownCooldownMs: 60_000,
+  scaleUpStep: "one",
+  targetUtilization: 0.4,
+  scaleDownGuard: false,
 };
+
+/** Instances one "up" decision adds (≥ 1, within maxInstances). */
+export function scaleUpCount(ep: EndpointSnapshot, cfg: ReactiveConfig): number {
+  const total = ep.serving + ep.pending;
+  const room = Math.max(1, cfg.maxInstances - total);
+  if (total < cfg.minInstances) return Math.min(room, cfg.minInstances - total);
+  if (cfg.scaleUpStep !== "proportional" || ep.serving === 0) return 1;
+  const needed = Math.ceil((ep.serving * ep.utilization) / Math.max(0.05, cfg.targetUtilization)) - total;
+  return Math.max(1, Math.min(room, needed));
+}
 
 export interface EndpointSnapshot {
   /** Serving instances. */
@@ -39,7 +65,11 @@ export function reactiveDecision(ep: EndpointSnapshot, cfg: ReactiveConfig, nowM
   if (total < cfg.minInstances) return "up";
   // Capacity already on its way counts: do not scale up again until it lands.
   if (ep.utilization > cfg.scaleUpAbove && ep.pending === 0 && total < cfg.maxInstances) return "up";
-  if (ep.utilization < cfg.scaleDownBelow && ep.serving > cfg.minInstances && ep.pending === 0) return "down";
+  if (ep.utilization < cfg.scaleDownBelow && ep.serving > cfg.minInstances && ep.pending === 0) {
+    const after = (ep.utilization * ep.serving) / (ep.serving - 1);
+    if (cfg.scaleDownGuard && after > cfg.targetUtilization) return undefined;
+    return "down";
+  }
   return undefined;
 }
 

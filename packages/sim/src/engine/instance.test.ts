@@ -53,6 +53,39 @@ describe("Instance (analytic continuous batching)", () => {
     expect(order.indexOf("r3")).toBeLessThan(order.indexOf("r2"));
   });
 
+  it("costs a mixed prefill batch at its mean prompt, not its longest", () => {
+    const linear = { prefillMs: (p: number, b: number) => p * b * 0.01, decodeIterMs: () => 10 };
+    const inst = new Instance(1e6, linear, 0);
+    inst.submit(req(0, { inputTokens: 10 }), 0); // a first batch, so the next four queue together
+    for (const [i, p] of [8000, 1000, 1000, 1000].entries()) inst.submit(req(i + 1, { inputTokens: p }), 0);
+    const done = drain(inst);
+    // Batch two: 4 prompts, 11,000 tokens → the curve at 2,750 × 4 = 110 ms after the first (0.1 ms).
+    expect(done.find((d) => d.req.id === "r2")!.req.firstTokenMs).toBeCloseTo(0.1 + 110, 6);
+  });
+
+  it("prefills at most maxPrefillTokens per batch, in tier order; a longer prompt goes alone", () => {
+    const inst = new Instance(1e6, timing, 0, 512, 300);
+    inst.submit(req(0), 0); // the first batch
+    inst.submit(req(1, { tier: "niw", inputTokens: 50 }), 0);
+    inst.submit(req(2), 0);
+    inst.submit(req(3), 0);
+    inst.submit(req(4, { inputTokens: 900 }), 0);
+    const first = new Map(drain(inst).map((d) => [d.req.id, d.req.firstTokenMs!]));
+    // Batch 2: r2 + r3 (200 tokens); r4 (900) would exceed 300 and waits for a batch of its own; the
+    // small NIW r1 fills the budget left (work-conserving: admission never idles the GPU).
+    expect(first.get("r2")).toBe(first.get("r3"));
+    expect(first.get("r1")).toBe(first.get("r3"));
+    expect(first.get("r4")!).toBeGreaterThan(first.get("r3")!);
+  });
+
+  it("keeps batch (NIW) requests to their share of the KV cache", () => {
+    const inst = new Instance(1_000, timing, 0, 512, Number.POSITIVE_INFINITY, 0.3);
+    for (let i = 0; i < 5; i++) inst.submit(req(i, { tier: "niw" }), 0); // 111 tokens each
+    inst.step(inst.nextEventMs(), []);
+    expect(inst.niwKv).toBeLessThanOrEqual(300);
+    expect(inst.waitingCount).toBeGreaterThan(0);
+  });
+
   it("refuses a request larger than its whole KV cache", () => {
     const inst = new Instance(50, timing, 0);
     expect(inst.submit(req(1), 0)).toBe(false);

@@ -52,6 +52,8 @@ export class Instance {
   private readonly waitHead = [0, 0, 0];
   private iterMsCache = Number.NaN;
   kvReserved = 0;
+  /** KV reserved by running NIW requests. */
+  niwKv = 0;
   waitingTokens = 0;
   tokensServed = 0;
   readonly tokensByTier: Record<Tier, number> = { "iw-fast": 0, "iw-normal": 0, niw: 0 };
@@ -61,6 +63,16 @@ export class Instance {
     private readonly timing: InstanceTiming,
     nowMs: number,
     readonly maxBatch = 512,
+    /**
+     * Prompt tokens one prefill batch may carry (vLLM's max_num_batched_tokens); the rest wait for the
+     * next batch, in tier order. Infinity = admit everything that fits in KV and the batch at once.
+     */
+    readonly maxPrefillTokens = Number.POSITIVE_INFINITY,
+    /**
+     * Most of the KV cache NIW (batch) requests may hold, as a fraction: the rest stays free for
+     * interactive arrivals, which otherwise wait for long batch outputs to finish. 1 = no limit.
+     */
+    readonly niwKvShare = 1,
   ) {
     this.lastMs = nowMs;
   }
@@ -126,6 +138,19 @@ export class Instance {
     return out;
   }
 
+  /**
+   * Every request on the instance — waiting, prefilling and decoding — removed (the VM failed): the
+   * caller re-routes them. Their KV reservation is released.
+   */
+  takeAll(): InstanceRequest[] {
+    const out = [...this.prefilling, ...this.running.map((r) => r.req), ...this.takeWaiting()];
+    this.prefilling = [];
+    this.running.length = 0;
+    this.kvReserved = 0;
+    this.niwKv = 0;
+    return out;
+  }
+
   private iterMs(): number {
     if (Number.isNaN(this.iterMsCache)) this.iterMsCache = this.timing.decodeIterMs(this.running.length);
     return this.iterMsCache;
@@ -173,6 +198,7 @@ export class Instance {
   private finishTop(atMs: number, done?: Completion[]): void {
     const r = this.popRunning();
     this.kvReserved -= r.kvTokens;
+    if (r.req.tier === "niw") this.niwKv -= r.kvTokens;
     this.tokensServed += r.req.outputTokens + r.req.inputTokens;
     this.tokensByTier[r.req.tier] += r.req.outputTokens + r.req.inputTokens;
     this.iterMsCache = Number.NaN;
@@ -183,6 +209,7 @@ export class Instance {
   private admit(nowMs: number): void {
     if (this.prefilling.length) return; // one prefill batch at a time
     const batch: InstanceRequest[] = [];
+    let promptTokens = 0;
     for (let t = 0; t < 3; t++) {
       const q = this.waiting[t]!;
       while (this.waitHead[t]! < q.length) {
@@ -190,8 +217,12 @@ export class Instance {
         const need = r.inputTokens + r.outputTokens;
         if (this.running.length + batch.length >= this.maxBatch || this.kvReserved + need > this.kvCapacity)
           break;
+        if (batch.length > 0 && promptTokens + r.inputTokens > this.maxPrefillTokens) break;
+        if (t === 2 && this.niwKv + need > this.niwKvShare * this.kvCapacity) break;
+        promptTokens += r.inputTokens;
         this.waitHead[t]!++;
         this.kvReserved += need;
+        if (t === 2) this.niwKv += need;
         this.waitingTokens -= need;
         r.admittedMs = nowMs;
         batch.push(r);
@@ -202,10 +233,13 @@ export class Instance {
       }
     }
     if (!batch.length) return;
-    let prompt = 0;
-    for (const r of batch) prompt = Math.max(prompt, r.inputTokens);
+    // A mixed batch costs about what a uniform batch with the same tokens does (prefill is compute-
+    // bound, ~linear in tokens): the measured curve at the mean prompt. Costing it at the longest prompt
+    // (as before) charged a batch of one 8k and seven 1k prompts like eight 8k prompts.
+    let tokens = 0;
+    for (const r of batch) tokens += r.inputTokens;
     this.prefilling = batch;
-    this.prefillUntilMs = nowMs + this.timing.prefillMs(prompt, batch.length);
+    this.prefillUntilMs = nowMs + this.timing.prefillMs(tokens / batch.length, batch.length);
   }
 
   private joinDecode(): void {

@@ -46,6 +46,9 @@ export const SimConfigSchema = z
             minInstances: z.number().int().min(0).optional(),
             maxInstances: z.number().int().positive().optional(),
             scaleDownCooldownMs: z.number().nonnegative().optional(),
+            scaleUpStep: z.enum(["one", "proportional"]).optional(),
+            targetUtilization: z.number().min(0.05).max(1).optional(),
+            scaleDownGuard: z.boolean().optional(),
           })
           .strict()
           .optional(),

@@ -47,6 +47,8 @@ export interface SimReport {
   scalingActions: Record<string, number>;
   slo: Record<Tier, { attainment: number; completed: number; target: string }>;
   latencyMs: Record<Tier, { ttft: Percentiles; tbt: Percentiles; e2e: Percentiles }>;
+  /** TTFT distribution per tier: [percentile, ms] pairs (latency CDF plots). */
+  ttftCdf: Record<Tier, [number, number][]>;
   niw: { deadlineMisses: number; escalated: number; released: number };
   invariants: {
     servedWhileNotServing: number;
@@ -126,6 +128,7 @@ export function buildReport(x: {
 
   const slo = {} as SimReport["slo"];
   const latencyMs = {} as SimReport["latencyMs"];
+  const ttftCdf = {} as SimReport["ttftCdf"];
   for (const t of TIERS) {
     const s = c.tiers[t];
     const n = s.completed + s.failed;
@@ -135,6 +138,10 @@ export function buildReport(x: {
       target: t === "niw" ? "done by deadline" : `TTFT ≤ ${t === "iw-fast" ? "1 s" : "60 s"}`,
     };
     latencyMs[t] = { ttft: pct(s.ttft), tbt: pct(s.tbt), e2e: pct(s.e2e) };
+    ttftCdf[t] = [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9].map((p) => [
+      p,
+      r4(s.ttft.percentile(p)),
+    ]);
   }
 
   return {
@@ -163,6 +170,7 @@ export function buildReport(x: {
     scalingActions: sorted(actions),
     slo,
     latencyMs,
+    ttftCdf,
     niw: {
       deadlineMisses: c.tiers.niw.deadlineMisses,
       escalated: actions.niwEscalated ?? 0,

@@ -11,7 +11,7 @@ import { type Actor, type ActorContext, MemoryBroker, VirtualClock } from "@sage
 import { GPUS } from "../catalog.js";
 import { builtinPerformanceModel } from "../perf/builtin.js";
 import type { PerformanceModel } from "../perf/model.js";
-import { resolveWorkload } from "../workload/index.js";
+import { resolveWorkload, withBurst } from "../workload/index.js";
 import type { SimRequest, Workload } from "../workload/types.js";
 import { type FleetTimings, SimFleet } from "../world/fleet.js";
 import { DEFAULT_SLO, MetricsCollector, type SloTargets } from "./collector.js";
@@ -46,6 +46,18 @@ export interface SimOptions {
   planner?: SimConfig["planner"];
   /** Region-agent settings (thresholds, NIW release, scaling interval). */
   regionAgent?: SimConfig["regionAgent"];
+  /** Most of an instance's KV cache batch requests may hold (default 1: no limit). */
+  niwKvShare?: number;
+  /** Prompt tokens per prefill batch on every simulated instance (default 8,192, as vLLM). */
+  maxPrefillTokens?: number;
+  /** Sensitivity studies: most VMs per region and GPU type (default 200 each). */
+  supply?: Record<string, Record<string, number>>;
+  /** Sensitivity studies: a region loses its GPUs for a while (ms since the start). */
+  outages?: { region: string; startMs: number; endMs: number }[];
+  /** Sensitivity studies: one region's arrivals multiplied by `factor` for a while. */
+  burst?: { region: string; startMs: number; durationMs: number; factor: number };
+  /** Sensitivity studies: every planner forecast multiplied by this (lt-* policies). */
+  forecastBias?: number;
   /** Extra actors to run alongside (observers in tests, custom policies). */
   observers?: ((ctx: ActorContext) => Actor)[];
   onProgress?: (p: { simulatedMs: number; durationMs: number; generated: number; finished: number }) => void;
@@ -140,10 +152,11 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const siloed = policy === "siloed-reactive";
   const planStrategy = policy.startsWith("lt-") ? (policy as PlanStrategyName) : undefined;
   if (planStrategy) await preloadSolvers();
-  const workload: Workload = resolveWorkload(opts.scenario, {
+  const base: Workload = resolveWorkload(opts.scenario, {
     seed: opts.seed,
     ...(opts.scale ? { scale: opts.scale } : {}),
   });
+  const workload: Workload = opts.burst ? withBurst(base, opts.burst) : base;
   const perf = opts.perf ?? builtinPerformanceModel();
   const gpuTypes = opts.gpuTypes ?? ["h100", "a100"];
   for (const m of workload.models)
@@ -199,6 +212,10 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     perf,
     regions: [...workload.regions],
     horizonMs: workload.durationMs,
+    ...(opts.supply ? { supply: opts.supply } : {}),
+    ...(opts.maxPrefillTokens ? { maxPrefillTokens: opts.maxPrefillTokens } : {}),
+    ...(opts.niwKvShare !== undefined ? { niwKvShare: opts.niwKvShare } : {}),
+    ...(opts.outages ? { outages: opts.outages } : {}),
     ...(opts.timings ? { timings: opts.timings } : {}),
   });
   const replayer = new TraceReplayer(ctx("replayer"), workload, prefetched);
@@ -214,13 +231,17 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
           gpusPerVm: GPUS[g]?.gpusPerVm ?? 8,
         })),
         supply: Object.fromEntries(
-          workload.regions.map((r) => [r, Object.fromEntries(gpuTypes.map((g) => [g, 200]))]),
+          workload.regions.map((r) => [
+            r,
+            Object.fromEntries(gpuTypes.map((g) => [g, opts.supply?.[r]?.[g] ?? 200])),
+          ]),
         ),
         // Interactive work may be planned into any other region; the routers follow the plan's fractions.
         routes: Object.fromEntries(workload.regions.map((r) => [r, workload.regions.filter((q) => q !== r)])),
         strategy: planStrategy,
         ...(opts.planner?.postProcess ? { postProcess: opts.planner.postProcess } : {}),
         ...(opts.planner?.forecastStat ? { forecastStat: opts.planner.forecastStat } : {}),
+        ...(opts.forecastBias !== undefined ? { forecastBias: opts.forecastBias } : {}),
         ...(opts.planner?.schedule ? { schedule: opts.planner.schedule } : {}),
         ...(opts.planner?.headroom !== undefined
           ? { config: PlanningSnapshotSchema.shape.config.parse({ headroom: opts.planner.headroom }) }

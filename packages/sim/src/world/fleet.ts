@@ -24,6 +24,12 @@ export interface FleetTimings {
   swapMs: number;
 }
 
+/**
+ * Prompt tokens one prefill batch may carry, like vLLM's `max_num_batched_tokens`: arrivals are
+ * prefilled in tier order in batches of at most this many tokens (one longer prompt goes alone).
+ */
+export const DEFAULT_MAX_PREFILL_TOKENS = 8_192;
+
 export const DEFAULT_TIMINGS: FleetTimings = { spinUpMs: 155_000, reclaimMs: 65_000, swapMs: 150_000 };
 
 export interface FleetOptions {
@@ -36,8 +42,17 @@ export interface FleetOptions {
   /** GPU-hours are compared over [start, start + horizonMs]; later time is reported apart. */
   horizonMs: number;
   maxBatch?: number;
+  /** Most of an instance's KV cache batch (NIW) requests may hold (default 1: no limit). */
+  niwKvShare?: number;
+  /** Prompt tokens per prefill batch (vLLM's max_num_batched_tokens); default 8,192. */
+  maxPrefillTokens?: number;
   /** Attempts to re-route a request that reached an instance that cannot serve it. */
   maxReroutes?: number;
+  /**
+   * Region outages (ms since the start): at `startMs` every VM of the region fails — its requests go
+   * back to the routers — and until `endMs` the region boots nothing.
+   */
+  outages?: { region: string; startMs: number; endMs: number }[];
 }
 
 export interface Vm {
@@ -100,6 +115,32 @@ export class SimFleet extends Actor {
     this.every(this.opts.loadReportMs ?? 5_000, () => {
       for (const vm of this.vms.values()) this.report(vm);
     });
+    const t0 = this.clock.now();
+    for (const o of this.opts.outages ?? [])
+      this.after(Math.max(0, o.startMs), () => this.failRegion(o.region));
+    this.t0 = t0;
+  }
+
+  private t0 = 0;
+  outageFailures = 0;
+
+  private inOutage(region: string): boolean {
+    const t = this.clock.now() - this.t0;
+    return (this.opts.outages ?? []).some((o) => o.region === region && t >= o.startMs && t < o.endMs);
+  }
+
+  /** A region loses its GPUs: every VM fails, and its requests are handed back to the routers. */
+  private failRegion(region: string): void {
+    for (const vm of this.vms.values()) {
+      if (vm.region !== region || vm.state === "stopped" || vm.state === "failed") continue;
+      const orphans = vm.instance?.takeAll() ?? [];
+      vm.instance = undefined;
+      vm.afterDrain = undefined;
+      vm.wakeVersion++;
+      this.outageFailures++;
+      this.transition(vm, "failed", "region outage");
+      for (const r of orphans) this.reroute(r, vm.model, region);
+    }
   }
 
   /** Create a serving VM at start (the initial deployment). */
@@ -146,6 +187,8 @@ export class SimFleet extends Actor {
       perf.timingFor(model, gpu),
       this.clock.now(),
       this.opts.maxBatch ?? 512,
+      this.opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS,
+      this.opts.niwKvShare ?? 1,
     );
   }
 
@@ -411,8 +454,8 @@ export class SimFleet extends Actor {
     if (!this.opts.regions.includes(region)) return refuse(`unknown region ${region}`);
     if (c.action === "release") {
       const vm = c.nodeId ? this.vms.get(c.nodeId) : undefined;
-      if (!vm || (vm.state !== "spot" && vm.state !== "stopped"))
-        return refuse("release needs a spot or stopped VM");
+      if (!vm || (vm.state !== "spot" && vm.state !== "stopped" && vm.state !== "failed"))
+        return refuse("release needs a spot, stopped or failed VM");
       this.transition(vm, "stopped", "released");
       this.vms.delete(vm.nodeId);
       this.byInstance.delete(vm.instanceId);
@@ -421,6 +464,7 @@ export class SimFleet extends Actor {
     const model = c.model;
     if (!model) return refuse("boot needs a model");
     if (!this.opts.perf.has(model, c.gpuType)) return refuse(`no profile for ${model} on ${c.gpuType}`);
+    if (this.inOutage(region)) return refuse(`region ${region} is out of service (outage)`);
     const limit = this.opts.supply?.[region]?.[c.gpuType] ?? 200;
     let inUse = 0;
     for (const vm of this.vms.values())

@@ -1,0 +1,101 @@
+import { type Payload, Plan } from "@sageserve/protocol";
+import { Actor, type ActorContext } from "@sageserve/runtime";
+import { describe, expect, it } from "vitest";
+import { resolveWorkload, withBurst } from "../workload/index.js";
+import { runSimulation } from "./simulate.js";
+
+const count = (
+  w: ReturnType<typeof resolveWorkload>,
+  f: (r: { region: string; arrivalMs: number }) => boolean,
+) => {
+  let n = 0;
+  let last = -1;
+  for (let b = w.next(); b.length; b = w.next())
+    for (const r of b) {
+      expect(r.arrivalMs).toBeGreaterThanOrEqual(last); // arrival order holds across batches
+      last = r.arrivalMs;
+      if (f(r)) n++;
+    }
+  return n;
+};
+
+/** The knobs of the sensitivity studies in docs/results.md do what they say. */
+describe("sensitivity hooks", () => {
+  it("a burst multiplies one region's arrivals inside its window and nothing else", () => {
+    const burst = { region: "westus", startMs: 2 * 60_000, durationMs: 3 * 60_000, factor: 3 };
+    const inWin = (r: { region: string; arrivalMs: number }) =>
+      r.arrivalMs >= burst.startMs && r.arrivalMs < burst.startMs + burst.durationMs + 10_000;
+    const base = count(resolveWorkload("smoke", { seed: 3 }), (r) => r.region === "westus" && inWin(r));
+    const other = count(resolveWorkload("smoke", { seed: 3 }), (r) => r.region !== "westus");
+    const b = withBurst(resolveWorkload("smoke", { seed: 3 }), burst);
+    const ids = new Set<number>();
+    let total = 0;
+    let westIn = 0;
+    let others = 0;
+    for (let batch = b.next(); batch.length; batch = b.next())
+      for (const r of batch) {
+        ids.add(r.id);
+        total++;
+        if (r.region === "westus" && inWin(r)) westIn++;
+        if (r.region !== "westus") others++;
+      }
+    expect(others).toBe(other);
+    expect(westIn / base).toBeGreaterThan(2.7);
+    expect(westIn / base).toBeLessThan(3.1);
+    expect(ids.size).toBe(total); // ids stay unique
+  });
+
+  it("a region outage fails its VMs, hands their requests to other regions and boots nothing there until it ends", async () => {
+    const r = await runSimulation({
+      scenario: "smoke",
+      policy: "unified-reactive",
+      seed: 2,
+      outages: [{ region: "eastus", startMs: 3 * 60_000, endMs: 6 * 60_000 }],
+      trackIds: true,
+    });
+    const rep = r.report;
+    expect(r.fleet.outageFailures).toBeGreaterThan(0);
+    // Nothing lost: every generated request finished once (ok or failed) or was still running.
+    expect(rep.requests.completed + rep.requests.failed + rep.requests.unfinished).toBe(
+      rep.requests.generated,
+    );
+    expect(rep.invariants.duplicateCompletions).toBe(0);
+    expect(rep.invariants.servedWhileNotServing).toBe(0);
+    expect(rep.requests.dropped).toBe(0);
+    expect(rep.scalingActions.released ?? 0).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("a forecast bias scales the planner's forecasts", async () => {
+    const totals: number[] = [];
+    for (const bias of [1, 1.2]) {
+      let first: number | undefined;
+      await runSimulation({
+        scenario: "day",
+        scale: 0.05,
+        policy: "lt-ua",
+        seed: 4,
+        forecastBias: bias,
+        validate: false,
+        observers: [
+          (ctx) =>
+            new PlanWatcher(ctx, (p) => (first ??= p.forecast.reduce((a, f) => a + f.tokensPerSecond, 0))),
+        ],
+      });
+      totals.push(first ?? 0);
+    }
+    expect(totals[0]).toBeGreaterThan(0);
+    expect(totals[1]! / totals[0]!).toBeCloseTo(1.2, 2);
+  }, 120_000);
+});
+
+class PlanWatcher extends Actor {
+  constructor(
+    ctx: ActorContext,
+    private readonly see: (p: Payload<typeof Plan>) => void,
+  ) {
+    super(ctx, { role: "test-plan-watcher", id: "test-plan-watcher" });
+  }
+  protected setup(): void {
+    this.on(Plan, {}, (p) => this.see(p), { broadcast: true, passive: true });
+  }
+}

@@ -1,0 +1,198 @@
+// Renders docs/results.md and its plots (docs/img/results-*.png) from docs/results/*.json.
+// Plots are drawn with the dashboard's chart code in headless Chromium (playwright-core).
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { CHART_JS, PALETTE, uplotCss, uplotJs } from "@sageserve/dashboard";
+import { TIERS } from "@sageserve/protocol";
+import type { SimReport } from "@sageserve/sim";
+import { chromium } from "playwright-core";
+
+interface Run {
+  name: string;
+  variant?: string;
+  report: SimReport;
+  run: { plannerSolveMs?: { mean: number; max: number; plans: number } };
+  wallS: number;
+}
+const dir = new URL("../docs/", import.meta.url);
+const load = (f: string) =>
+  JSON.parse(readFileSync(new URL(`results/${f}`, dir), "utf8")) as {
+    scenario: string;
+    scale: number;
+    runs: Run[];
+  };
+const main = load("main.json");
+const sens = existsSync(new URL("results/sensitivity.json", dir)) ? load("sensitivity.json") : undefined;
+
+const f = (x: number, d = 1) =>
+  x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
+const pct = (x: number, d = 2) => `${f(100 * x, d)} %`;
+const s = (ms: number) => `${f(ms / 1000, 2)}`;
+const by = (n: string) => main.runs.find((r) => r.name === n)!.report;
+const siloed = by("siloed-reactive");
+const unified = by("unified-reactive");
+const best = by("best");
+const rel = (a: number, b: number) => (b > 0 ? (a - b) / b : 0);
+const signed = (x: number) => `${x >= 0 ? "+" : "−"}${f(Math.abs(100 * x), 1)} %`;
+
+// ------------------------------------------------------------------ plots
+async function plots(): Promise<void> {
+  const runs = main.runs.map((r) => ({
+    name: r.name,
+    x: r.report.timeseries.bins.map((b) => b.tMinutes / 60),
+    vms: r.report.timeseries.bins.map((b) => Object.values(b.instances).reduce((a, n) => a + n, 0)),
+    gpuh: r.report.gpuHours.total,
+    cdf: r.report.ttftCdf["iw-fast"],
+  }));
+  const html = `<!doctype html><html><head><meta charset="utf-8"><style>${uplotCss()}
+body{font-family:system-ui,sans-serif;margin:0;padding:10px;background:#fff}.p{width:1000px;padding:8px}
+.bar{height:22px;background:#2563eb;display:inline-block;vertical-align:middle}.row{margin:6px 0;font-size:14px}
+.lab{display:inline-block;width:150px}</style><script>${uplotJs()}</script><script>${CHART_JS}</script></head><body>
+<div class="p" id="instances"></div><div class="p" id="cdf"></div>
+<div class="p" id="gpuh"><h3 style="margin:4px 0">GPU-hours by policy (${main.scenario})</h3></div>
+<script>
+const runs = ${JSON.stringify(runs)};
+sageChart(document.getElementById("instances"), { title: "paid VMs over time (all models and regions)", xLabel: "hours", x: runs[0].x, height: 320, maxWidth: 1000,
+  series: runs.map((r) => ({ label: r.name, values: r.vms })) });
+sageChart(document.getElementById("cdf"), { title: "IW-fast TTFT by percentile (s)", xLabel: "percentile", x: runs[0].cdf.map((p) => p[0]), height: 320, maxWidth: 1000,
+  series: runs.map((r) => ({ label: r.name, values: r.cdf.map((p) => p[1] / 1000) })) });
+const max = Math.max(...runs.map((r) => r.gpuh));
+document.getElementById("gpuh").innerHTML += runs.map((r, i) => '<div class="row"><span class="lab">' + r.name + '</span><span class="bar" style="width:' +
+  (700 * r.gpuh / max) + 'px;background:' + SAGE_PALETTE[i % SAGE_PALETTE.length] + '"></span> ' + Math.round(r.gpuh).toLocaleString("en-US") + '</div>').join("");
+document.body.dataset.done = "1";
+</script></body></html>`;
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu"],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1040, height: 1400 } });
+    await page.setContent(html);
+    await page.waitForFunction("document.body.dataset.done === '1'");
+    for (const id of ["instances", "cdf", "gpuh"])
+      await page.locator(`#${id}`).screenshot({ path: new URL(`img/results-${id}.png`, dir).pathname });
+  } finally {
+    await browser.close();
+  }
+}
+
+// ------------------------------------------------------------------ document
+function mainTable(): string {
+  const rows = main.runs.map((r) => {
+    const p = r.report;
+    return `| ${r.name} | ${f(p.gpuHours.total, 0)} | ${signed(rel(p.gpuHours.total, siloed.gpuHours.total))} | ${f(p.gpuHours.scalingOverhead, 0)} | $${f(p.costUsd, 0)} | ${TIERS.map((t) => pct(p.slo[t].attainment)).join(" | ")} | ${p.niw.deadlineMisses} | ${p.requests.dropped} |`;
+  });
+  return [
+    "| configuration | GPU-hours | vs siloed | scaling overhead GPU-h | cost | SLO IW-fast | SLO IW-normal | SLO NIW | NIW deadline misses | dropped |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows,
+  ].join("\n");
+}
+
+function latencyTable(): string {
+  const out = [
+    "| configuration | tier | TTFT s p50 / p95 / p99 | TBT ms p50 / p95 / p99 | E2E s p50 / p95 / p99 |",
+    "| --- | --- | --- | --- | --- |",
+  ];
+  for (const r of main.runs)
+    for (const t of TIERS) {
+      const l = r.report.latencyMs[t];
+      out.push(
+        `| ${r.name} | ${t} | ${s(l.ttft.p50)} / ${s(l.ttft.p95)} / ${s(l.ttft.p99)} | ${f(l.tbt.p50, 0)} / ${f(l.tbt.p95, 0)} / ${f(l.tbt.p99, 0)} | ${s(l.e2e.p50)} / ${s(l.e2e.p95)} / ${s(l.e2e.p99)} |`,
+      );
+    }
+  return out.join("\n");
+}
+
+function breakdownTable(): string {
+  const regions = Object.keys(siloed.gpuHours.byRegion);
+  const models = Object.keys(siloed.gpuHours.byModel);
+  const head = `| configuration | ${regions.join(" | ")} | ${models.join(" | ")} | spot lent VM-h | scaling actions |`;
+  const sep = `| --- | ${regions.map(() => "---:").join(" | ")} | ${models.map(() => "---:").join(" | ")} | ---: | --- |`;
+  const rows = main.runs.map((r) => {
+    const g = r.report.gpuHours;
+    const acts = Object.entries(r.report.scalingActions)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${f(n, 0)}`)
+      .join(", ");
+    return `| ${r.name} | ${regions.map((x) => f(g.byRegion[x] ?? 0, 0)).join(" | ")} | ${models.map((m) => f(g.byModel[m] ?? 0, 0)).join(" | ")} | ${f(g.spotLent, 0)} | ${acts} |`;
+  });
+  return [head, sep, ...rows].join("\n");
+}
+
+function plannerTable(): string {
+  const rows = main.runs
+    .filter((r) => r.report.planner)
+    .map((r) => {
+      const p = r.report.planner!;
+      const mapes = Object.values(p.forecastMape);
+      const mape = mapes.length ? mapes.reduce((a, x) => a + x, 0) / mapes.length : Number.NaN;
+      const solve = r.run.plannerSolveMs;
+      return `| ${r.name} | ${p.plans} | ${Object.entries(p.statuses)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(
+          ", ",
+        )} | ${Number.isNaN(mape) ? "–" : pct(mape, 1)} | ${solve ? `${f(solve.mean, 0)} / ${f(solve.max, 0)}` : "–"} |`;
+    });
+  return [
+    "| configuration | plans | solver status | forecast MAPE (mean of series, last plan) | solve ms mean / max |",
+    "| --- | ---: | --- | ---: | ---: |",
+    ...rows,
+  ].join("\n");
+}
+
+function sensitivityTable(): string {
+  if (!sens) return "_not run_";
+  const base = new Map(sens.runs.filter((r) => r.variant === "baseline").map((r) => [r.name, r.report]));
+  const out = [
+    "| scenario | configuration | GPU-hours | Δ vs its baseline | SLO IW-fast | SLO IW-normal | NIW misses | dropped | failed |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const r of sens.runs) {
+    const b = base.get(r.name)!;
+    const p = r.report;
+    out.push(
+      `| ${r.variant} | ${r.name} | ${f(p.gpuHours.total, 0)} | ${r.variant === "baseline" ? "–" : signed(rel(p.gpuHours.total, b.gpuHours.total))} | ${pct(p.slo["iw-fast"].attainment)} | ${pct(p.slo["iw-normal"].attainment)} | ${p.niw.deadlineMisses} | ${p.requests.dropped} | ${p.requests.failed} |`,
+    );
+  }
+  return out.join("\n");
+}
+
+await plots();
+const wall = main.runs.reduce((a, r) => a + r.wallS, 0) + (sens?.runs.reduce((a, r) => a + r.wallS, 0) ?? 0);
+const iwOk = (p: SimReport) => Math.min(p.slo["iw-fast"].attainment, p.slo["iw-normal"].attainment);
+const wasteVsUnified = rel(best.gpuHours.scalingOverhead, unified.gpuHours.scalingOverhead);
+const template = readFileSync(new URL("../scripts/results-template.md", import.meta.url), "utf8");
+const doc = template
+  .replaceAll("{{scenario}}", main.scenario)
+  .replaceAll("{{scale}}", String(main.scale))
+  .replaceAll("{{requests}}", f(siloed.requests.generated, 0))
+  .replaceAll(
+    "{{machine}}",
+    `${cpus().length} × ${cpus()[0]?.model.trim() ?? "CPU"}, Node ${process.version}`,
+  )
+  .replaceAll("{{date}}", new Date().toISOString().slice(0, 10))
+  .replaceAll("{{wall}}", f(wall / 60, 0))
+  .replaceAll("{{sensScenario}}", sens?.scenario ?? "–")
+  .replaceAll("{{mainTable}}", mainTable())
+  .replaceAll("{{latencyTable}}", latencyTable())
+  .replaceAll("{{breakdownTable}}", breakdownTable())
+  .replaceAll("{{plannerTable}}", plannerTable())
+  .replaceAll("{{sensitivityTable}}", sensitivityTable())
+  .replaceAll("{{bestVsSiloed}}", signed(rel(best.gpuHours.total, siloed.gpuHours.total)))
+  .replaceAll("{{bestVsUnified}}", signed(rel(best.gpuHours.total, unified.gpuHours.total)))
+  .replaceAll("{{unifiedVsSiloed}}", signed(rel(unified.gpuHours.total, siloed.gpuHours.total)))
+  .replaceAll("{{wasteVsUnified}}", signed(wasteVsUnified))
+  .replaceAll(
+    "{{wasteVsSiloed}}",
+    signed(rel(best.gpuHours.scalingOverhead, siloed.gpuHours.scalingOverhead)),
+  )
+  .replaceAll("{{bestIw}}", pct(iwOk(best)))
+  .replaceAll("{{siloedIw}}", pct(iwOk(siloed)))
+  .replaceAll("{{bestIwFast}}", pct(best.slo["iw-fast"].attainment))
+  .replaceAll("{{bestMiss}}", String(best.niw.deadlineMisses))
+  .replaceAll("{{bestDropped}}", String(best.requests.dropped))
+  .replaceAll("{{iwGap}}", f(100 * (0.99 - iwOk(best)), 2));
+writeFileSync(new URL("results.md", dir), doc);
+console.log("wrote docs/results.md and docs/img/results-*.png");
+void PALETTE;
