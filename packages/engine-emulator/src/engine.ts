@@ -5,6 +5,9 @@
  * vLLM without chunked prefill) or gives every running request one token.
  * KV-cache memory is reserved for prompt + max tokens at admission.
  */
+/** Prompt tokens per prefill batch, as the simulator (`DEFAULT_MAX_PREFILL_TOKENS`) and vLLM's default. */
+export const MAX_PREFILL_TOKENS = 8_192;
+
 export interface EngineTiming {
   prefillMs(promptTokens: number, batch: number): number;
   decodeIterMs(batch: number): number;
@@ -141,12 +144,16 @@ export class RealtimeEngine {
 
   private admit(): Active[] {
     const batch: Active[] = [];
+    let prompt = 0;
     while (
       this.waiting.length &&
       this.running.length < this.maxBatch &&
-      this.kvUsed + this.waiting[0]!.kv <= this.kvCapacityTokens
+      this.kvUsed + this.waiting[0]!.kv <= this.kvCapacityTokens &&
+      // vLLM's max_num_batched_tokens: at most this many prompt tokens per prefill (a longer one goes alone).
+      (batch.length === 0 || prompt + this.waiting[0]!.req.promptTokens <= MAX_PREFILL_TOKENS)
     ) {
       const a = this.waiting.shift()!;
+      prompt += a.req.promptTokens;
       this.kvUsed += a.kv;
       this.running.push(a);
       batch.push(a);
