@@ -12,7 +12,7 @@ import {
   type Tier,
   validatePayload,
 } from "@sageserve/protocol";
-import { Actor, type ActorContext, listen } from "@sageserve/runtime";
+import { Actor, type ActorContext, closeServer, listenUrl } from "@sageserve/runtime";
 import { renderDashboardHtml } from "./page.js";
 
 export interface DashboardOptions {
@@ -170,18 +170,11 @@ export class DashboardActor extends Actor {
         await this.kvPut("sage-observer", "summary", this.summary());
       });
     this.server = createServer((req, res) => this.serve(req, res));
-    const port = await listen(this.server, this.opts.port ?? 0, this.opts.host ?? "127.0.0.1", "dashboard");
-    const host = this.opts.host && this.opts.host !== "0.0.0.0" ? this.opts.host : "127.0.0.1";
-    this.url = `http://${host}:${port}`;
+    this.url = await listenUrl(this.server, this.opts.port ?? 0, this.opts.host ?? "127.0.0.1", "dashboard");
   }
 
-  protected override async teardown(): Promise<void> {
-    const s = this.server;
-    if (!s) return;
-    await new Promise<void>((r) => {
-      s.closeAllConnections();
-      s.close(() => r());
-    });
+  protected override teardown(): Promise<void> {
+    return closeServer(this.server);
   }
 
   private onLoad(r: Payload<typeof LoadReport>): void {

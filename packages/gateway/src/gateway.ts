@@ -8,7 +8,7 @@ import {
   type Tier,
   validatePayload,
 } from "@sageserve/protocol";
-import { Actor, type ActorContext, listen, readBodyLimited } from "@sageserve/runtime";
+import { Actor, type ActorContext, closeServer, listenUrl, readBodyLimited } from "@sageserve/runtime";
 import { Counter, Histogram, Registry } from "prom-client";
 
 export interface GatewayOptions {
@@ -107,18 +107,11 @@ export class GatewayActor extends Actor {
         this.fail(res, { status: 500, message: String(e), type: "internal_server_error", code: "internal" }),
       );
     });
-    const port = await listen(this.server, this.opts.port ?? 0, this.opts.host ?? "127.0.0.1", "gateway");
-    const host = this.opts.host && this.opts.host !== "0.0.0.0" ? this.opts.host : "127.0.0.1";
-    this.url = `http://${host}:${port}`;
+    this.url = await listenUrl(this.server, this.opts.port ?? 0, this.opts.host ?? "127.0.0.1", "gateway");
   }
 
-  protected override async teardown(): Promise<void> {
-    const s = this.server;
-    if (!s) return;
-    await new Promise<void>((r) => {
-      s.closeAllConnections();
-      s.close(() => r());
-    });
+  protected override teardown(): Promise<void> {
+    return closeServer(this.server);
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<unknown> {

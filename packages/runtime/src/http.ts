@@ -26,6 +26,21 @@ export function listen(server: Server, port: number, host: string, what: string)
   });
 }
 
+/** `listen`, then the URL a local client uses (0.0.0.0 → 127.0.0.1). */
+export async function listenUrl(server: Server, port: number, host: string, what: string): Promise<string> {
+  const bound = await listen(server, port, host, what);
+  return `http://${host !== "0.0.0.0" ? host : "127.0.0.1"}:${bound}`;
+}
+
+/** Close an HTTP server now: open keep-alive and streaming connections included. */
+export function closeServer(server: Server | undefined): Promise<void> {
+  if (!server) return Promise.resolve();
+  return new Promise<void>((r) => {
+    server.closeAllConnections();
+    server.close(() => r());
+  });
+}
+
 /**
  * Read a request body up to `limitBytes`. Over the limit the rest is read and dropped (not the
  * connection), so the caller's 413 reaches the client instead of a reset.
