@@ -39,7 +39,7 @@ export const PALETTE = [
 
 /**
  * Browser script. spec = { title, x: number[], xLabel?, yLabel?, time?: boolean (x in epoch
- * seconds), height?, series: [{ label, values: number[], dash?: boolean }] }.
+ * seconds), height?, yRange?: [min, max], series: [{ label, values: number[], dash?: boolean }] }.
  */
 export const CHART_JS = `
 const SAGE_PALETTE = ${JSON.stringify(PALETTE)};
@@ -53,7 +53,7 @@ function sageChart(el, spec) {
   const width = Math.max(320, Math.min(spec.maxWidth || 1100, (el.clientWidth || window.innerWidth) - 8));
   const opts = {
     title: spec.title, width, height: spec.height || 260,
-    scales: { x: { time: !!spec.time } },
+    scales: { x: { time: !!spec.time }, ...(spec.yRange ? { y: { range: spec.yRange } } : {}) },
     axes: [{ label: spec.xLabel || "" }, { size: 70, label: spec.yLabel || "" }],
     series: [{ label: spec.xLabel || "x" }, ...spec.series.map((s, i) => ({
       label: s.label, stroke: SAGE_PALETTE[i % SAGE_PALETTE.length], width: 1.5, ...(s.dash ? { dash: [6, 4] } : {}),

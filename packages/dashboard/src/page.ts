@@ -55,7 +55,7 @@ function render(s) {
   const regions = [...new Set(pts.flatMap((p) => Object.keys(p.niwQueue)))].sort();
   sageChart(document.getElementById("c-niw"), { title: "NIW queue depth per region", time: true, x, maxWidth: 700,
     series: regions.map((r) => ({ label: r, values: pts.map((p) => p.niwQueue[r] || 0) })) });
-  sageChart(document.getElementById("c-slo"), { title: "SLO attainment (%) per tier", time: true, x, maxWidth: 700,
+  sageChart(document.getElementById("c-slo"), { title: "SLO attainment (%) per tier", time: true, x, maxWidth: 700, yRange: [0, 100],
     series: TIERS.map((t) => ({ label: t, values: pts.map((p) => p.attainment[t] == null ? null : 100 * p.attainment[t]) })) });
   sageChart(document.getElementById("c-ttft"), { title: "TTFT p50 / p99 (ms) per tier", time: true, x, maxWidth: 700,
     series: TIERS.flatMap((t) => [{ label: t + " p50", values: pts.map((p) => p.ttftP50[t]) }, { label: t + " p99", values: pts.map((p) => p.ttftP99[t]), dash: true }]) });
