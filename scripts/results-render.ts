@@ -23,6 +23,11 @@ const load = (f: string) =>
   };
 const main = load("main.json");
 const sens = existsSync(new URL("results/sensitivity.json", dir)) ? load("sensitivity.json") : undefined;
+const scaled = existsSync(new URL("results/scaled.json", dir))
+  ? load("scaled.json")
+  : existsSync(new URL("results/scaled-a.json", dir)) && existsSync(new URL("results/scaled-b.json", dir))
+    ? { ...load("scaled-a.json"), runs: [...load("scaled-a.json").runs, ...load("scaled-b.json").runs] }
+    : undefined;
 
 const f = (x: number, d = 1) =>
   x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -77,8 +82,9 @@ document.body.dataset.done = "1";
 }
 
 // ------------------------------------------------------------------ document
-function mainTable(): string {
-  const rows = main.runs.map((r) => {
+function mainTable(runs: Run[] = main.runs): string {
+  const siloed = runs.find((r) => r.name === "siloed-reactive")!.report;
+  const rows = runs.map((r) => {
     const p = r.report;
     return `| ${r.name} | ${f(p.gpuHours.total, 0)} | ${signed(rel(p.gpuHours.total, siloed.gpuHours.total))} | ${f(p.gpuHours.scalingOverhead, 0)} | $${f(p.costUsd, 0)} | ${TIERS.map((t) => pct(p.slo[t].attainment)).join(" | ")} | ${p.niw.deadlineMisses} | ${p.requests.dropped} |`;
   });
@@ -158,6 +164,12 @@ function sensitivityTable(): string {
   return out.join("\n");
 }
 
+/** GPU-hours of the unified configurations' minimum (2 instances per model × region) over the run. */
+function floorGpuHours(): number {
+  const endpoints = Object.keys(siloed.gpuHours.byModel).length * Object.keys(siloed.gpuHours.byRegion).length;
+  return endpoints * 2 * 8 * siloed.simulatedHours;
+}
+
 /** Whether the issue's targets hold, said plainly with the gap when they do not. */
 function targetNote(): string {
   const saving = -rel(best.gpuHours.total, siloed.gpuHours.total);
@@ -198,6 +210,9 @@ const doc = template
   .replaceAll("{{wall}}", f(wall / 60, 0))
   .replaceAll("{{sensScenario}}", sens?.scenario ?? "–")
   .replaceAll("{{mainTable}}", mainTable())
+  .replaceAll("{{scaledTable}}", scaled ? mainTable(scaled.runs) : "_not run_")
+  .replaceAll("{{scaledRequests}}", scaled ? f(scaled.runs[0]!.report.requests.generated, 0) : "–")
+  .replaceAll("{{floor}}", f(floorGpuHours(), 0))
   .replaceAll("{{latencyTable}}", latencyTable())
   .replaceAll("{{breakdownTable}}", breakdownTable())
   .replaceAll("{{plannerTable}}", plannerTable())

@@ -70,6 +70,16 @@ if (what === "main" || what === "all") {
   for (const [name, cfg] of Object.entries(CONFIGS)) runs.push(await run(scenario, name, cfg));
   writeFileSync(new URL("main.json", out), JSON.stringify({ scenario, scale, seed: 1, runs }, null, 1));
 }
+// The same comparison where load, not the minimum-instance floor, decides: `day` at 10× the rate.
+// `scaled-a` / `scaled-b` split the configurations so two processes can share a 2-core machine.
+if (what.startsWith("scaled") || what === "all") {
+  const names = Object.keys(CONFIGS);
+  const part = what === "scaled-a" ? names.slice(0, 3) : what === "scaled-b" ? names.slice(3) : names;
+  const runs = [];
+  for (const name of part) runs.push(await run("day", name, CONFIGS[name]!, { scale: 10 }));
+  const file = what === "scaled-a" || what === "scaled-b" ? `${what}.json` : "scaled.json";
+  writeFileSync(new URL(file, out), JSON.stringify({ scenario: "day", scale: 10, seed: 1, runs }, null, 1));
+}
 if (what === "sensitivity" || what === "all") {
   const scenario = opt("scenario") ?? "day";
   const runs = [];

@@ -112,9 +112,10 @@ describe("cross-region spill-over, live", () => {
         }),
       );
     }
-    for (let i = 0; i < 50 && (loads.get("westus")?.kvUtilization ?? 0) < 0.7; i++) await clock.sleep(100);
+    // Each long prompt exceeds the 8,192-token prefill budget, so they are prefilled one after another.
+    for (let i = 0; i < 200 && (loads.get("westus")?.kvUtilization ?? 0) < 0.7; i++) await clock.sleep(100);
     expect(loads.get("westus")?.kvUtilization).toBeGreaterThan(0.7);
     await clock.sleep(300);
     expect(await routeOf(1)).toBe("eastus");
-  }, 20_000);
+  }, 40_000);
 });
