@@ -166,7 +166,8 @@ function sensitivityTable(): string {
 
 /** GPU-hours of the unified configurations' minimum (2 instances per model × region) over the run. */
 function floorGpuHours(): number {
-  const endpoints = Object.keys(siloed.gpuHours.byModel).length * Object.keys(siloed.gpuHours.byRegion).length;
+  const endpoints =
+    Object.keys(siloed.gpuHours.byModel).length * Object.keys(siloed.gpuHours.byRegion).length;
   return endpoints * 2 * 8 * siloed.simulatedHours;
 }
 

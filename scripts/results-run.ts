@@ -86,7 +86,10 @@ if (what === "sensitivity" || what === "all") {
   for (const [variant, extra] of Object.entries(SENSITIVITY)) {
     for (const name of ["siloed-reactive", "unified-reactive", "lt-ua", "best"]) {
       if (variant.startsWith("forecast") && !CONFIGS[name]!.policy.startsWith("lt")) continue; // no forecast in reactive policies
-      runs.push({ variant, ...(await run(scenario, name, CONFIGS[name]!, extra)) });
+      const r = await run(scenario, name, CONFIGS[name]!, extra);
+      // The tables need the summary, not the 15-minute series (keeps the stored JSON small).
+      const { timeseries: _series, ...report } = r.report;
+      runs.push({ variant, ...r, report });
     }
   }
   writeFileSync(
