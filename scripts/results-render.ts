@@ -188,9 +188,15 @@ function targetNote(): string {
     [`≥ 80 % less scaling waste than unified reactive`, waste >= 0.8, pct(waste, 1)],
   ] as const;
   return [
-    "**Targets** (issue 8) for `best`:",
+    `**Targets** (issue 8) for \`best\` on \`${main.scenario}\`:`,
     "",
     ...checks.map(([what, ok, v]) => `- ${ok ? "✅" : "❌"} ${what}: ${v}`),
+    ...(scaled
+      ? [
+          "",
+          `At 10× the load (\`day\` × 10, below) every configuration misses the IW SLO target: best IW-fast ${pct(scaled.runs.find((r) => r.name === "best")!.report.slo["iw-fast"].attainment)}.`,
+        ]
+      : []),
   ].join("\n");
 }
 
