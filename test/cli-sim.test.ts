@@ -4,9 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { PALETTE } from "@sageserve/dashboard";
-import { chromium } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { chromiumPath, countColouredPixels } from "./support/browser.js";
+import { countColouredPixels, launchChromium } from "./support/browser.js";
 
 const run = promisify(execFile);
 const bin = new URL("../packages/cli/bin/sageserve.js", import.meta.url).pathname;
@@ -75,10 +74,7 @@ describe("sageserve sim / compare", () => {
   });
 
   it("draws the comparison report's charts in headless Chromium (the chart code it shares with the dashboard)", async () => {
-    const browser = await chromium.launch({
-      executablePath: chromiumPath(),
-      args: ["--headless", "--no-sandbox", "--disable-gpu"],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
       const errors: string[] = [];

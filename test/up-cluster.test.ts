@@ -5,9 +5,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { PALETTE } from "@sageserve/dashboard";
 import { connect, createInbox, type NatsConnection } from "nats";
-import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromiumPath, countColouredPixels } from "./support/browser.js";
+import { countColouredPixels, launchChromium } from "./support/browser.js";
 
 const bin = new URL("../packages/cli/bin/sageserve.js", import.meta.url).pathname;
 
@@ -162,10 +161,7 @@ describe("sageserve up: a whole cluster on one machine", () => {
   }, 120_000);
 
   it("shows the traffic on the dashboard in headless Chromium: the charts draw data", async () => {
-    const browser = await chromium.launch({
-      executablePath: chromiumPath(),
-      args: ["--headless", "--no-sandbox", "--disable-gpu"],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 1300 } });
       const errors: string[] = [];

@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { type Browser, chromium } from "playwright-core";
 import { PNG } from "pngjs";
 
 /** Debian's Chromium (scripts/setup.sh --with-test-tools installs it); CHROMIUM_BIN overrides. */
@@ -10,6 +11,14 @@ export function chromiumPath(): string {
       "No Chromium for the headless-browser tests: run `bash scripts/setup.sh --with-test-tools` (apt: chromium) or set CHROMIUM_BIN",
     );
   return found;
+}
+
+/** Debian's Chromium, headless and unsandboxed (we run as root in CI), driven by playwright-core. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: chromiumPath(),
+    args: ["--headless", "--no-sandbox", "--disable-gpu"],
+  });
 }
 
 const hex = (c: string): [number, number, number] => [

@@ -8,7 +8,7 @@ import {
   MemoryBroker,
   NatsBus,
   type NatsServerHandle,
-  startNatsServer,
+  natsFromEnvOrSpawn,
   VirtualClock,
   WallClock,
 } from "@sageserve/runtime";
@@ -34,17 +34,16 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const t0 = clock.now();
   let server: NatsServerHandle | undefined;
   const buses: Bus[] = [];
-  let url = process.env.NATS_URL;
+  let url: string | undefined;
   const broker = wall ? undefined : new MemoryBroker(clock);
 
-  if (wall && !url) {
+  if (wall) {
     try {
-      server = await startNatsServer();
+      ({ url, server } = await natsFromEnvOrSpawn());
     } catch (e) {
       console.error((e as Error).message);
       return 2;
     }
-    url = server.url;
   }
   say(
     `SageServe spine demo on ${wall ? `NATS at ${url}${server ? " (spawned nats-server)" : ""}` : "virtual time (in-memory bus)"}`,

@@ -44,8 +44,8 @@ program
   )
   .option("-d, --duration <seconds>", "stop after this many seconds (0 = until Ctrl-C)", positiveNumber, 0)
   .option("--cluster <file.json>", "cluster description (default: built in; docs/operations.md)")
-  .option("--gateway-port <n>", "gateway port (0 = any free port)", (v) => positiveIntArg(v))
-  .option("--dashboard-port <n>", "dashboard port (0 = any free port)", (v) => positiveIntArg(v))
+  .option("--gateway-port <n>", "gateway port (0 = any free port)", positiveInt)
+  .option("--dashboard-port <n>", "dashboard port (0 = any free port)", positiveInt)
   .option("--rate <req/s>", "mean request rate of the built-in workload", positiveNumber)
   .option("--no-load", "start the cluster without replaying a workload")
   .option("--log-level <level>", "actor log level (warn by default; info, debug)")
@@ -113,13 +113,12 @@ demoOptions(
   process.exitCode = await runDemo({ ...opts, clock: opts.virtual ? "virtual" : "wall" });
 });
 
-function positiveIntArg(v: string): number {
+function positiveInt(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0)
     throw new InvalidArgumentError(`expected a non-negative integer, got '${v}'`);
   return n;
 }
-const positiveInt = positiveIntArg;
 
 const simOptions = (c: Command): Command =>
   c

@@ -107,14 +107,17 @@ export function formatStatus(s: ClusterStatus): string {
   return out.join("\n");
 }
 
-export async function statusCommand(o: { nats?: string; json?: boolean }): Promise<number> {
+/** Run a CLI command on its own NATS connection: any error is printed (exit 2), the connection closed. */
+async function withNats(
+  o: { nats?: string },
+  name: string,
+  f: (bus: NatsBus, url: string) => Promise<number>,
+): Promise<number> {
   const url = natsUrl(o);
   let bus: NatsBus | undefined;
   try {
-    bus = await NatsBus.connect({ servers: url, name: "sageserve-status" });
-    const s = await readStatus(bus, url);
-    console.log(o.json ? JSON.stringify(s, null, 2) : formatStatus(s));
-    return 0;
+    bus = await NatsBus.connect({ servers: url, name: `sageserve-${name}` });
+    return await f(bus, url);
   } catch (e) {
     console.error(explain(e));
     return 2;
@@ -123,15 +126,20 @@ export async function statusCommand(o: { nats?: string; json?: boolean }): Promi
   }
 }
 
+export function statusCommand(o: { nats?: string; json?: boolean }): Promise<number> {
+  return withNats(o, "status", async (bus, url) => {
+    const s = await readStatus(bus, url);
+    console.log(o.json ? JSON.stringify(s, null, 2) : formatStatus(s));
+    return 0;
+  });
+}
+
 /** `drain <node>`: the node stops taking requests, finishes what it runs, then stops. */
-export async function drainCommand(
+export function drainCommand(
   node: string,
   o: { nats?: string; json?: boolean; reason?: string },
 ): Promise<number> {
-  const url = natsUrl(o);
-  let bus: NatsBus | undefined;
-  try {
-    bus = await NatsBus.connect({ servers: url, name: "sageserve-drain" });
+  return withNats(o, "drain", async (bus) => {
     const known = await bus.kvEntries("sage-nodes");
     if (!known.has(node)) {
       const names = [...known.keys()];
@@ -165,12 +173,7 @@ export async function drainCommand(
           : `${node}: refused: ${r.value.message ?? "no reason given"}`,
       );
     return r.value.accepted ? 0 : 1;
-  } catch (e) {
-    console.error(explain(e));
-    return 2;
-  } finally {
-    await bus?.close();
-  }
+  });
 }
 
 /** `actor <service>`: one service of the cluster description in this process (a container). */

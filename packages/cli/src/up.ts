@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
-import { envelope, PlanRequest } from "@sageserve/protocol";
-import { NatsBus, type NatsServerHandle, startNatsServer, WallClock } from "@sageserve/runtime";
+import { envelope, PlanRequest, RegionStatus, validatePayload } from "@sageserve/protocol";
+import { NatsBus, type NatsServerHandle, natsFromEnvOrSpawn, WallClock } from "@sageserve/runtime";
 import {
   type ClusterSpec,
   clusterServices,
@@ -55,15 +55,12 @@ export async function upCommand(o: UpOptions): Promise<number> {
   };
 
   let server: NatsServerHandle | undefined;
-  let natsUrl = process.env.NATS_URL;
-  if (!natsUrl) {
-    try {
-      server = await startNatsServer();
-    } catch (e) {
-      console.error((e as Error).message);
-      return 2;
-    }
-    natsUrl = server.url;
+  let natsUrl: string;
+  try {
+    ({ url: natsUrl, server } = await natsFromEnvOrSpawn());
+  } catch (e) {
+    console.error((e as Error).message);
+    return 2;
   }
   const clock = new WallClock();
   const running: RunningService[] = [];
@@ -136,12 +133,10 @@ export async function upCommand(o: UpOptions): Promise<number> {
       while (!signals && Date.now() < readyBy) {
         const regions = await bus.kvEntries("sage-regions").catch(() => new Map<string, unknown>());
         waiting = spec.regions.flatMap((r) => {
-          const st = regions.get(r.id) as
-            | { endpoints?: { model: string; instances: Record<string, number> }[] }
-            | undefined;
-          return r.models
-            .filter((m) => !(st?.endpoints?.find((e) => e.model === m)?.instances.serving ?? 0))
-            .map((m) => `${r.id}/${m}`);
+          const st = validatePayload(RegionStatus, regions.get(r.id));
+          const serving = (m: string) =>
+            st.ok ? (st.value.endpoints.find((e) => e.model === m)?.instances.serving ?? 0) : 0;
+          return r.models.filter((m) => serving(m) === 0).map((m) => `${r.id}/${m}`);
         });
         if (waiting.length === 0) break;
         await new Promise((r) => setTimeout(r, 500));

@@ -4,6 +4,7 @@ import {
   Heartbeat,
   type InstanceState,
   LoadReport,
+  PAID_STATES,
   type Payload,
   Plan,
   RegionStatus,
@@ -46,9 +47,6 @@ interface InstanceView {
   outstandingTokens: number;
   atMs: number;
 }
-
-/** VMs in these states are paid for by the serving fleet (spot VMs are lent out). */
-const PAID: ReadonlySet<InstanceState> = new Set(["booting", "loading", "serving", "draining", "swapping"]);
 
 export interface TierSummary {
   completed: number;
@@ -233,12 +231,16 @@ export class DashboardActor extends Actor {
     };
   }
 
+  private tierSummaries(): Record<Tier, TierSummary> {
+    return Object.fromEntries(TIERS.map((t) => [t, this.tierSummary(t)])) as Record<Tier, TierSummary>;
+  }
+
   private sample(): void {
     const now = this.clock.now();
     const live = this.live();
     // GPU-hours: every paid VM's GPUs over the time since the last sample.
     const paidNodes = new Set<string>();
-    for (const i of live) if (PAID.has(i.state)) paidNodes.add(i.nodeId);
+    for (const i of live) if (PAID_STATES.has(i.state)) paidNodes.add(i.nodeId);
     let gpus = 0;
     for (const n of paidNodes) gpus += this.gpusPerNode.get(n) ?? 8;
     this.gpuHours += (gpus * (now - this.lastSampleMs)) / 3_600_000;
@@ -258,8 +260,10 @@ export class DashboardActor extends Actor {
     const niwQueue: Record<string, number> = {};
     for (const [region, s] of this.regions)
       niwQueue[region] = s.endpoints.reduce((a, e) => a + e.niwQueueDepth, 0);
+    // One summary per tier per sample: each sorts the tier's latency window.
+    const sums = this.tierSummaries();
     const per = <T>(f: (s: TierSummary) => T) =>
-      Object.fromEntries(TIERS.map((t) => [t, f(this.tierSummary(t))])) as Record<Tier, T>;
+      Object.fromEntries(TIERS.map((t) => [t, f(sums[t])])) as Record<Tier, T>;
     this.points.push({
       t: now / 1000,
       instances,
@@ -289,7 +293,7 @@ export class DashboardActor extends Actor {
       atMs: this.clock.now(),
       startedAtMs: this.startedAtMs,
       gpuHours: this.gpuHours,
-      tiers: Object.fromEntries(TIERS.map((t) => [t, this.tierSummary(t)])) as Record<Tier, TierSummary>,
+      tiers: this.tierSummaries(),
       instances,
     };
   }

@@ -152,9 +152,13 @@ export class NodeAgentActor extends Actor {
     this.proc = undefined;
     if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
-      p.once("exit", () => resolve());
+      // An engine that ignores SIGTERM for 5 s is killed (a timer on the clock port, like every actor's).
+      const force = this.clock.setTimer(5_000, () => p.kill("SIGKILL"));
+      p.once("exit", () => {
+        force.cancel();
+        resolve();
+      });
       p.kill("SIGTERM");
-      setTimeout(() => p.kill("SIGKILL"), 5_000).unref();
     });
   }
 

@@ -45,6 +45,15 @@ export const INSTANCE_STATES = [
 export const InstanceState = z.enum(INSTANCE_STATES);
 export type InstanceState = z.output<typeof InstanceState>;
 
+/** States whose GPU time is paid for (spot VMs are lent out; stopped and failed ones are released). */
+export const PAID_STATES: ReadonlySet<InstanceState> = new Set([
+  "booting",
+  "loading",
+  "swapping",
+  "serving",
+  "draining",
+]);
+
 export const TierCounts = z.object({
   requests: Count,
   inputTokens: Count,

@@ -90,3 +90,12 @@ export async function startNatsServer(
     },
   };
 }
+
+/** The NATS server a local command runs on: `NATS_URL` if set, else a spawned `nats-server -js`. */
+export async function natsFromEnvOrSpawn(
+  env: string | undefined = process.env.NATS_URL,
+): Promise<{ url: string; server?: NatsServerHandle }> {
+  if (env) return { url: env };
+  const server = await startNatsServer();
+  return { url: server.url, server };
+}

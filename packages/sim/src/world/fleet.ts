@@ -115,12 +115,12 @@ export class SimFleet extends Actor {
     this.every(this.opts.loadReportMs ?? 5_000, () => {
       for (const vm of this.vms.values()) this.report(vm);
     });
-    const t0 = this.clock.now();
+    this.t0 = this.clock.now();
     for (const o of this.opts.outages ?? [])
       this.after(Math.max(0, o.startMs), () => this.failRegion(o.region));
-    this.t0 = t0;
   }
 
+  /** Start of the run (outage windows are relative to it). */
   private t0 = 0;
   outageFailures = 0;
 

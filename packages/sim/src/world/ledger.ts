@@ -1,13 +1,6 @@
-import type { InstanceState } from "@sageserve/protocol";
+import { type InstanceState, PAID_STATES } from "@sageserve/protocol";
 
-/** States whose GPU time is paid for (spot VMs are lent out; stopped ones are released). */
-export const PAID_STATES: ReadonlySet<InstanceState> = new Set([
-  "booting",
-  "loading",
-  "swapping",
-  "serving",
-  "draining",
-]);
+export { PAID_STATES };
 
 export interface LedgerKey {
   state: InstanceState;
