@@ -69,7 +69,7 @@ export async function upCommand(o: UpOptions): Promise<number> {
   const shutdown = () => {
     stopping ??= (async () => {
       say("stopping", {}, "\nstopping: load, gateway, regions (engines), router, planner, dashboard, NATS…");
-      await load?.stop();
+      await load?.stop(15_000); // let requests in flight finish before the gateway closes
       for (const s of [...running].reverse()) await s.stop();
       clock.cancelAll();
       await server?.stop();

@@ -11,7 +11,7 @@ import {
   RequestDone,
   SageError,
 } from "@sageserve/protocol";
-import { Actor, type ActorContext } from "@sageserve/runtime";
+import { Actor, type ActorContext, killWithParent } from "@sageserve/runtime";
 import { type EngineKind, type EngineLoad, engineLoad, parsePrometheus } from "./metrics.js";
 
 export interface NodeAgentOptions {
@@ -138,11 +138,11 @@ export class NodeAgentActor extends Actor {
         .replaceAll("{gpu}", this.opts.gpuType)
         .replaceAll("{parentPid}", String(process.pid)),
     );
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: "ignore" });
+    // Its own process group, so a terminal's Ctrl-C reaches the agent, which lets in-flight requests
+    // finish before it stops the engine (killWithParent and `{parentPid}` still tie their lifetimes).
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: "ignore", detached: true });
     // The engine dies with this process, even when it crashes (SIGKILL leaves `{parentPid}` watchers).
-    const killOnExit = (): void => void child.kill("SIGKILL");
-    process.once("exit", killOnExit);
-    child.once("exit", () => process.off("exit", killOnExit));
+    killWithParent(child);
     child.on("error", (e) => this.log.error({ err: String(e) }, "engine failed to start"));
     this.proc = child;
   }

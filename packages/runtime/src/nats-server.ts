@@ -45,11 +45,10 @@ export async function startNatsServer(
   const storeDir = await mkdtemp(join(tmpdir(), "sage-nats-"));
   const args = ["-a", opts.host ?? "127.0.0.1", "-p", String(opts.port ?? -1)];
   if (opts.jetstream ?? true) args.push("-js", "-sd", storeDir);
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
-  // Never outlive the process that started it, even when that one crashes.
-  const killOnExit = (): void => void child.kill("SIGKILL");
-  process.once("exit", killOnExit);
-  child.once("exit", () => process.off("exit", killOnExit));
+  // Its own process group: a terminal's Ctrl-C reaches the parent, which drains its clients before
+  // stopping the server, instead of the server vanishing under them.
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  killWithParent(child);
   let log = "";
   const port = await new Promise<number>((resolve, reject) => {
     let found: number | undefined;
@@ -98,4 +97,23 @@ export async function natsFromEnvOrSpawn(
   if (env) return { url: env };
   const server = await startNatsServer();
   return { url: server.url, server };
+}
+
+const children = new Set<ChildProcess>();
+let listening = false;
+
+/**
+ * Never let `child` outlive this process, even when it crashes: one shared `exit` listener SIGKILLs
+ * every registered child still running (a listener per child trips Node's max-listeners warning
+ * in a cluster with a dozen engines).
+ */
+export function killWithParent(child: ChildProcess): void {
+  if (!listening) {
+    listening = true;
+    process.once("exit", () => {
+      for (const c of children) c.kill("SIGKILL");
+    });
+  }
+  children.add(child);
+  child.once("exit", () => children.delete(child));
 }
