@@ -63,6 +63,8 @@ export const ClusterSpecSchema = z
       speedup: z.number().positive(),
       /** KV-cache tokens per engine: small, so a few requests per second make it scale. */
       kvTokens: z.number().int().positive(),
+      /** Most sequences per engine (--max-num-seqs), reported with the load. */
+      maxRunning: z.number().int().positive().default(256),
       loadReportMs: z.number().int().positive(),
       heartbeatMs: z.number().int().positive(),
     }),
@@ -98,7 +100,7 @@ export const DEFAULT_CLUSTER: ClusterSpec = ClusterSpecSchema.parse({
     scalingIntervalMs: 2_000,
     cooldownMs: 6_000,
   },
-  engine: { speedup: 0.5, kvTokens: 8_000, loadReportMs: 1_000, heartbeatMs: 2_000 },
+  engine: { speedup: 0.5, kvTokens: 8_000, maxRunning: 256, loadReportMs: 1_000, heartbeatMs: 2_000 },
   load: { ratePerSecond: 4, burstCv: 1.5, maxInputTokens: 2_048, maxOutputTokens: 200, seed: 1 },
 });
 
@@ -265,6 +267,8 @@ export async function startService(
           String(spec.engine.speedup),
           "--kv-tokens",
           String(spec.engine.kvTokens),
+          "--max-num-seqs",
+          String(spec.engine.maxRunning),
           "--parent-pid",
           "{parentPid}",
         ],
@@ -273,6 +277,7 @@ export async function startService(
         loadReportMs: spec.engine.loadReportMs,
         heartbeatMs: spec.engine.heartbeatMs,
         kvCapacityTokens: spec.engine.kvTokens,
+        maxRunning: spec.engine.maxRunning,
       });
       const provider = new VmProviderActor(await ctx(`vm-provider-${r.id}`), r.id, backend);
       const ra = spec.regionAgent;

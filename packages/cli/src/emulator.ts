@@ -12,6 +12,7 @@ export async function emulatorCommand(o: {
   speedup: number;
   parentPid?: number;
   kvTokens?: number;
+  maxNumSeqs?: number;
 }): Promise<number> {
   try {
     const emu = await startEmulator({
@@ -23,6 +24,7 @@ export async function emulatorCommand(o: {
       maxModelLen: o.maxModelLen,
       speedup: o.speedup,
       ...(o.kvTokens ? { kvCapacityTokens: o.kvTokens } : {}),
+      ...(o.maxNumSeqs ? { maxBatch: o.maxNumSeqs } : {}),
       ...(o.servedModelName ? { servedModelName: o.servedModelName } : {}),
     });
     console.log(

@@ -195,6 +195,7 @@ program
   .option("--max-model-len <n>", "context length", positiveInt, 32768)
   .option("--speedup <x>", "run this many times faster than the measured hardware", positiveNumber, 1)
   .option("--kv-tokens <n>", "KV-cache capacity in tokens (default: the GPU type's)", positiveInt)
+  .option("--max-num-seqs <n>", "most sequences running at once, as vLLM's flag", positiveInt, 256)
   .option("--parent-pid <pid>", "exit when this process is gone (set by a node agent)", positiveInt)
   .action(async (opts) => {
     process.exitCode = await emulatorCommand(opts);

@@ -34,6 +34,11 @@ export interface NodeAgentOptions {
     command?: string[];
     /** KV-cache capacity in tokens, reported with the load (weights utilisation across GPU types). */
     kvCapacityTokens?: number;
+    /**
+     * Most sequences the engine runs at once (its --max-num-seqs; vLLM's default is 256), reported with
+     * the load so routing and scaling see an engine whose slots are full although its KV cache is not.
+     */
+    maxRunning?: number;
   };
   heartbeatMs?: number;
   loadReportMs?: number;
@@ -215,6 +220,7 @@ export class NodeAgentActor extends Actor {
         outstandingTokens: 0,
         tokensPerSecond: 0,
         ...(this.opts.engine.kvCapacityTokens ? { kvCapacityTokens: this.opts.engine.kvCapacityTokens } : {}),
+        ...(this.opts.engine.maxRunning ? { maxRunning: this.opts.engine.maxRunning } : {}),
         ...(this.pool ? { pool: this.pool } : {}),
         atMs: this.clock.now(),
       },

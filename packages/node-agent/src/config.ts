@@ -22,6 +22,7 @@ export const NodeAgentConfigSchema = z
         pool: z.string().optional(),
         command: z.array(z.string()).min(1).optional(),
         kvCapacityTokens: z.number().int().positive().optional(),
+        maxRunning: z.number().int().positive().max(65_536).optional(),
       })
       .strict(),
     heartbeatMs: z.number().int().positive().default(5_000),

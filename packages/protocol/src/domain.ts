@@ -54,6 +54,22 @@ export const PAID_STATES: ReadonlySet<InstanceState> = new Set([
   "draining",
 ]);
 
+/**
+ * Load of one instance as a fraction of whichever limit binds first: its KV cache, or its
+ * concurrent-sequence slots (running plus waiting over max running). Small models on big GPUs fill
+ * their slots long before their KV cache (a 3B model on 8×H100 holds ~5M KV tokens but runs ≤ 512
+ * sequences), so KV alone would never show them as full while requests queue for minutes.
+ * Above 1 = requests are queueing.
+ */
+export function instanceLoad(r: {
+  kvUtilization: number;
+  running: number;
+  waiting: number;
+  maxRunning?: number | undefined;
+}): number {
+  return r.maxRunning ? Math.max(r.kvUtilization, (r.running + r.waiting) / r.maxRunning) : r.kvUtilization;
+}
+
 export const TierCounts = z.object({
   requests: Count,
   inputTokens: Count,

@@ -167,6 +167,11 @@ export const LoadReport = defineMessage({
     tokensPerSecond: z.number().nonnegative(),
     /** KV-cache capacity of the instance in tokens (weights utilisation across GPU types). */
     kvCapacityTokens: Count.optional(),
+    /**
+     * Most sequences the engine runs at once (vLLM's max_num_seqs, SGLang's max_running_requests): with
+     * `running` and `waiting` it says when an instance is full although its KV cache is not.
+     */
+    maxRunning: Count.optional(),
     /** Pool the instance serves (siloed deployments: "iw" or "niw"); absent = shared. */
     pool: z.string().max(32).optional(),
     atMs: EpochMs,
@@ -187,6 +192,7 @@ export const LoadReport = defineMessage({
   waiting: 0,
   outstandingTokens: 4200,
   tokensPerSecond: 2100,
+  maxRunning: 256,
   atMs: now,
 }));
 

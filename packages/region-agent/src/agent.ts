@@ -2,6 +2,7 @@ import {
   DemandReport,
   InferenceRequest,
   type InstanceState,
+  instanceLoad,
   LoadReport,
   NIW_STREAM,
   NiwJob,
@@ -88,6 +89,8 @@ interface InstanceInfo {
   pool: string | undefined;
   state: InstanceState;
   kvUtilization: number;
+  /** instanceLoad(): KV or sequence slots, whichever is fuller — the scaling and placement signal. */
+  load: number;
   kvCapacityTokens: number;
   atMs: number;
   /** NIW tokens released here since the last report. */
@@ -303,6 +306,7 @@ export class RegionAgentActor extends Actor {
       pool: r.pool,
       state: r.state,
       kvUtilization: r.kvUtilization,
+      load: instanceLoad(r),
       kvCapacityTokens: r.kvCapacityTokens ?? 1,
       atMs: r.atMs,
       releasedTokens: 0,
@@ -326,7 +330,7 @@ export class RegionAgentActor extends Actor {
     for (const i of this.endpointInstances(model, pool)) {
       if (i.state === "serving") {
         serving++;
-        used += (i.kvUtilization + i.releasedTokens / i.kvCapacityTokens) * i.kvCapacityTokens;
+        used += (i.load + i.releasedTokens / i.kvCapacityTokens) * i.kvCapacityTokens;
         cap += i.kvCapacityTokens;
       } else if (ARRIVING.has(i.state)) pending++;
     }
@@ -509,7 +513,7 @@ export class RegionAgentActor extends Actor {
   private async scaleDown(model: string, pool: string | undefined, batch = false): Promise<void> {
     const serving = this.endpointInstances(model, pool)
       .filter((i) => i.state === "serving")
-      .sort((a, b) => a.kvUtilization - b.kvUtilization || a.instanceId.localeCompare(b.instanceId));
+      .sort((a, b) => a.load - b.load || a.instanceId.localeCompare(b.instanceId));
     const victim = serving[0];
     if (!victim) return;
     if (!batch) this.setCooldown(model, pool, this.reactive.scaleDownCooldownMs);
@@ -590,7 +594,7 @@ export class RegionAgentActor extends Actor {
     let bestU = Number.POSITIVE_INFINITY;
     for (const i of this.endpointInstances(model, undefined)) {
       if (i.state !== "serving") continue;
-      const u = i.kvUtilization + i.releasedTokens / i.kvCapacityTokens;
+      const u = i.load + i.releasedTokens / i.kvCapacityTokens;
       if (u < bestU) {
         best = i;
         bestU = u;

@@ -18,12 +18,29 @@ const view = (id: string, over: Partial<InstanceView> = {}): InstanceView => ({
   kvCapacityTokens: 100_000,
   outstandingTokens: 1_000,
   reportedAtMs: 1_000,
+  running: 0,
+  waiting: 0,
   routedTokens: 0,
+  routedRequests: 0,
   ...over,
 });
 const cfg = DEFAULT_ROUTER_CONFIG;
 
 describe("router policy", () => {
+  it("counts sequence slots as well as KV: an instance whose slots are full is full however empty its KV", () => {
+    // A small model: 3 % of its KV in use, but 256 running + 100 queued on a 256-sequence engine.
+    const full = view("a", { kvUtilization: 0.03, running: 256, waiting: 100, maxRunning: 256 });
+    expect(endpointUtilization([full], 2_000, cfg)).toBeCloseTo(356 / 256);
+    // Requests routed since the report count as queued.
+    const half = view("b", { kvUtilization: 0.03, running: 100, maxRunning: 256, routedRequests: 28 });
+    expect(endpointUtilization([half], 2_000, cfg)).toBeCloseTo(0.5);
+    // Without a reported limit, KV alone decides (engines that do not say).
+    expect(endpointUtilization([view("c", { running: 900 })], 2_000, cfg)).toBeCloseTo(0.2);
+    expect(chooseRegion("westus", (r) => (r === "westus" ? 356 / 256 : 0.1), ["westus", "eastus"], cfg)).toBe(
+      "eastus",
+    );
+  });
+
   it("joins the shortest queue by outstanding tokens, counting what it routed since the report", () => {
     const a = view("a", { outstandingTokens: 5_000 });
     const b = view("b", { outstandingTokens: 2_000, routedTokens: 4_000 });

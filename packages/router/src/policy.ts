@@ -1,4 +1,4 @@
-import type { InstanceState } from "@sageserve/protocol";
+import { type InstanceState, instanceLoad } from "@sageserve/protocol";
 
 /** What the router knows of one instance: its last load report plus what it routed there since. */
 export interface InstanceView {
@@ -12,8 +12,14 @@ export interface InstanceView {
   kvCapacityTokens: number;
   outstandingTokens: number;
   reportedAtMs: number;
+  /** Sequences running and queued at the report, and the engine's limit (absent = KV alone decides). */
+  running: number;
+  waiting: number;
+  maxRunning?: number | undefined;
   /** Tokens routed here since the last report (the report does not know them yet). */
   routedTokens: number;
+  /** Requests routed here since the last report. */
+  routedRequests: number;
 }
 
 export interface RouterConfig {
@@ -33,9 +39,18 @@ export const DEFAULT_ROUTER_CONFIG: RouterConfig = {
   niwMode: "queue",
 };
 
-/** Estimated KV load of an instance including work routed since its report. */
+/**
+ * Estimated load of an instance including work routed since its report: KV cache or sequence slots,
+ * whichever is fuller (protocol's instanceLoad).
+ */
 export function estimatedUtilization(v: InstanceView): number {
-  return v.kvCapacityTokens > 0 ? v.kvUtilization + v.routedTokens / v.kvCapacityTokens : v.kvUtilization;
+  return instanceLoad({
+    kvUtilization:
+      v.kvCapacityTokens > 0 ? v.kvUtilization + v.routedTokens / v.kvCapacityTokens : v.kvUtilization,
+    running: v.running,
+    waiting: v.waiting + v.routedRequests,
+    maxRunning: v.maxRunning,
+  });
 }
 
 export function isRoutable(v: InstanceView, nowMs: number, cfg: RouterConfig): boolean {
@@ -66,7 +81,7 @@ export function chooseInstance(
   return best;
 }
 
-/** Endpoint utilisation: capacity-weighted KV utilisation over routable instances (1 if none). */
+/** Endpoint utilisation: capacity-weighted instance load (KV or slots) over routable instances (1 if none). */
 export function endpointUtilization(
   candidates: readonly InstanceView[],
   nowMs: number,

@@ -125,7 +125,11 @@ export class RouterActor extends Actor {
         kvCapacityTokens: r.kvCapacityTokens ?? 0,
         outstandingTokens: r.outstandingTokens,
         reportedAtMs: r.atMs,
+        running: r.running,
+        waiting: r.waiting,
+        maxRunning: r.maxRunning,
         routedTokens: 0,
+        routedRequests: 0,
       };
       this.views.set(r.instanceId, v);
       const k = this.key(r.model, r.region, r.pool);
@@ -138,7 +142,11 @@ export class RouterActor extends Actor {
       v.kvCapacityTokens = r.kvCapacityTokens ?? v.kvCapacityTokens;
       v.outstandingTokens = r.outstandingTokens;
       v.reportedAtMs = r.atMs;
+      v.running = r.running;
+      v.waiting = r.waiting;
+      v.maxRunning = r.maxRunning;
       v.routedTokens = 0;
+      v.routedRequests = 0;
     }
     if (this.pending.length && r.state === "serving") this.retryPending();
   }
@@ -201,6 +209,7 @@ export class RouterActor extends Actor {
         .find((v) => v !== undefined);
     if (!target) return undefined;
     target.routedTokens += req.inputTokens + req.maxOutputTokens;
+    target.routedRequests++;
     this.routed++;
     this.publish(InferenceRequest, { node: target.nodeId }, { ...req, instanceId: target.instanceId });
     return {

@@ -19,6 +19,8 @@ export interface LocalProcessOptions {
   heartbeatMs?: number;
   /** KV-cache capacity the engines are started with (reported with the load). */
   kvCapacityTokens?: number;
+  /** Most sequences the engines run at once (their --max-num-seqs; reported with the load). */
+  maxRunning?: number;
 }
 
 export class LocalProcessBackend implements VmBackend {
@@ -58,6 +60,7 @@ export class LocalProcessBackend implements VmBackend {
           command: this.o.engineCommand,
           ...(req.pool ? { pool: req.pool } : {}),
           ...(this.o.kvCapacityTokens ? { kvCapacityTokens: this.o.kvCapacityTokens } : {}),
+          ...(this.o.maxRunning ? { maxRunning: this.o.maxRunning } : {}),
         },
         loadReportMs: this.o.loadReportMs ?? 1_000,
         ...(this.o.heartbeatMs ? { heartbeatMs: this.o.heartbeatMs } : {}),

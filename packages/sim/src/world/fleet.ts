@@ -30,6 +30,9 @@ export interface FleetTimings {
  */
 export const DEFAULT_MAX_PREFILL_TOKENS = 8_192;
 
+/** Sequences one instance runs at once (vLLM's max_num_seqs; reported as LoadReport.maxRunning). */
+export const DEFAULT_MAX_BATCH = 512;
+
 export const DEFAULT_TIMINGS: FleetTimings = { spinUpMs: 155_000, reclaimMs: 65_000, swapMs: 150_000 };
 
 export interface FleetOptions {
@@ -41,6 +44,7 @@ export interface FleetOptions {
   loadReportMs?: number;
   /** GPU-hours are compared over [start, start + horizonMs]; later time is reported apart. */
   horizonMs: number;
+  /** Sequences per instance (default DEFAULT_MAX_BATCH). */
   maxBatch?: number;
   /** Most of an instance's KV cache batch (NIW) requests may hold (default 1: no limit). */
   niwKvShare?: number;
@@ -186,7 +190,7 @@ export class SimFleet extends Actor {
       perf.kvTokenCapacity(model, gpu),
       perf.timingFor(model, gpu),
       this.clock.now(),
-      this.opts.maxBatch ?? 512,
+      this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
       this.opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS,
       this.opts.niwKvShare ?? 1,
     );
@@ -501,6 +505,7 @@ export class SimFleet extends Actor {
         outstandingTokens: inst ? inst.kvReserved + inst.waitingTokens : 0,
         tokensPerSecond: 0,
         kvCapacityTokens: inst?.kvCapacity ?? this.opts.perf.kvTokenCapacity(vm.model, vm.gpu),
+        maxRunning: inst?.maxBatch ?? this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
         ...(vm.pool === undefined ? {} : { pool: vm.pool }),
         atMs: this.clock.now(),
       },
