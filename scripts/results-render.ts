@@ -23,11 +23,7 @@ const load = (f: string) =>
   };
 const main = load("main.json");
 const sens = existsSync(new URL("results/sensitivity.json", dir)) ? load("sensitivity.json") : undefined;
-const scaled = existsSync(new URL("results/scaled.json", dir))
-  ? load("scaled.json")
-  : existsSync(new URL("results/scaled-a.json", dir)) && existsSync(new URL("results/scaled-b.json", dir))
-    ? { ...load("scaled-a.json"), runs: [...load("scaled-a.json").runs, ...load("scaled-b.json").runs] }
-    : undefined;
+const scaled = existsSync(new URL("results/scaled.json", dir)) ? load("scaled.json") : undefined;
 
 const f = (x: number, d = 1) =>
   x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -191,17 +187,22 @@ function targetNote(): string {
     `**Targets** (issue 8) for \`best\` on \`${main.scenario}\`:`,
     "",
     ...checks.map(([what, ok, v]) => `- ${ok ? "✅" : "❌"} ${what}: ${v}`),
-    ...(scaled
-      ? [
-          "",
-          `At 10× the load (\`day\` × 10, below) every configuration misses the IW SLO target: best IW-fast ${pct(scaled.runs.find((r) => r.name === "best")!.report.slo["iw-fast"].attainment)}.`,
-        ]
-      : []),
+    ...(scaled ? ["", scaledNote(scaled.runs)] : []),
   ].join("\n");
 }
 
+/** Which configurations keep the IW SLO at 10× load, said plainly. */
+function scaledNote(runs: Run[]): string {
+  const ok = runs.filter((r) => iwOk(r.report) >= 0.99).map((r) => `\`${r.name}\``);
+  const b = runs.find((r) => r.name === "best")!.report;
+  const head = ok.length
+    ? `At 10× the load (\`day\` × 10, below) the IW SLO (≥ 99 % in every IW tier) holds for ${ok.join(", ")}`
+    : "At 10× the load (`day` × 10, below) no configuration keeps the IW SLO (≥ 99 % in every IW tier)";
+  return `${head}; \`best\` there: IW-fast ${pct(b.slo["iw-fast"].attainment)}, IW-normal ${pct(b.slo["iw-normal"].attainment)}, ${f(b.gpuHours.total, 0)} GPU-hours.`;
+}
+
 await plots();
-const wall = main.runs.reduce((a, r) => a + r.wallS, 0) + (sens?.runs.reduce((a, r) => a + r.wallS, 0) ?? 0);
+const wall = [main, scaled, sens].reduce((a, g) => a + (g?.runs.reduce((b, r) => b + r.wallS, 0) ?? 0), 0);
 const iwOk = (p: SimReport) => Math.min(p.slo["iw-fast"].attainment, p.slo["iw-normal"].attainment);
 const wasteVsUnified = rel(best.gpuHours.scalingOverhead, unified.gpuHours.scalingOverhead);
 const template = readFileSync(new URL("../scripts/results-template.md", import.meta.url), "utf8");

@@ -1,7 +1,12 @@
 // Runs the policy comparison (paper-week) and the sensitivity studies (day), writing raw reports to
 // docs/results/*.json. `npm run results` runs this, then scripts/results-render.ts.
-//   tsx scripts/results-run.ts [main|sensitivity|all] [--scale x] [--scenario name]
-import { writeFileSync } from "node:fs";
+//   tsx scripts/results-run.ts [main|scaled|sensitivity|all] [--jobs n] [--scale x] [--scenario name]
+// Each simulation runs in its own worker process, `--jobs` at a time (default: the cores, at most 4).
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { runSimulation, type SimOptions } from "@sageserve/sim";
 
 const H = 3600_000;
@@ -42,58 +47,127 @@ const SENSITIVITY: Record<string, Partial<SimOptions>> = {
   },
 };
 
-async function run(
-  scenario: string,
-  name: string,
-  cfg: Partial<SimOptions> & { policy: string },
-  extra = {},
-) {
+interface Job {
+  /** Output file (docs/results/<group>.json) and position in it. */
+  group: "main" | "scaled" | "sensitivity";
+  scenario: string;
+  name: string;
+  variant?: string;
+  cfg: Partial<SimOptions> & { policy: string };
+  extra: Partial<SimOptions>;
+}
+
+function jobs(): Job[] {
+  const out: Job[] = [];
+  if (what === "main" || what === "all") {
+    const scenario = opt("scenario") ?? "paper-week";
+    for (const [name, cfg] of Object.entries(CONFIGS))
+      out.push({ group: "main", scenario, name, cfg, extra: {} });
+  }
+  // The same comparison where load, not the minimum-instance floor, decides: `day` at 10× the rate.
+  if (what === "scaled" || what === "all") {
+    for (const [name, cfg] of Object.entries(CONFIGS))
+      out.push({ group: "scaled", scenario: "day", name, cfg, extra: { scale: 10 } });
+  }
+  if (what === "sensitivity" || what === "all") {
+    const scenario = opt("scenario") ?? "day";
+    for (const [variant, extra] of Object.entries(SENSITIVITY)) {
+      for (const name of ["siloed-reactive", "unified-reactive", "lt-ua", "best"]) {
+        if (variant.startsWith("forecast") && !CONFIGS[name]!.policy.startsWith("lt")) continue; // no forecast in reactive policies
+        out.push({ group: "sensitivity", scenario, name, variant, cfg: CONFIGS[name]!, extra });
+      }
+    }
+  }
+  return out;
+}
+
+async function run(job: Job) {
   const t = Date.now();
   const r = await runSimulation({
-    scenario,
+    scenario: job.scenario,
     seed: 1,
     validate: false,
     ...(scale !== 1 ? { scale } : {}),
-    ...cfg,
-    ...extra,
+    ...job.cfg,
+    ...job.extra,
   } as SimOptions);
   const wallS = (Date.now() - t) / 1000;
   console.log(
-    `${scenario} ${name}: ${r.report.gpuHours.total.toFixed(0)} GPU-h, IW-fast SLO ${(100 * r.report.slo["iw-fast"].attainment).toFixed(2)} %, ${wallS.toFixed(0)} s`,
+    `${job.scenario}${job.extra.scale ? ` ×${job.extra.scale}` : ""} ${job.variant ? `${job.variant} ` : ""}${job.name}: ${r.report.gpuHours.total.toFixed(0)} GPU-h, IW-fast SLO ${(100 * r.report.slo["iw-fast"].attainment).toFixed(2)} %, ${wallS.toFixed(0)} s`,
   );
-  return { name, report: r.report, run: r.run, wallS };
+  let report: object = r.report;
+  if (job.group === "sensitivity") {
+    // The tables need the summary, not the 15-minute series (keeps the stored JSON small).
+    const { timeseries: _series, ...rest } = r.report;
+    report = rest;
+  }
+  return { ...(job.variant ? { variant: job.variant } : {}), name: job.name, report, run: r.run, wallS };
 }
 
-if (what === "main" || what === "all") {
-  const scenario = opt("scenario") ?? "paper-week";
-  const runs = [];
-  for (const [name, cfg] of Object.entries(CONFIGS)) runs.push(await run(scenario, name, cfg));
-  writeFileSync(new URL("main.json", out), JSON.stringify({ scenario, scale, seed: 1, runs }, null, 1));
-}
-// The same comparison where load, not the minimum-instance floor, decides: `day` at 10× the rate.
-// `scaled-a` / `scaled-b` split the configurations so two processes can share a 2-core machine.
-if (what.startsWith("scaled") || what === "all") {
-  const names = Object.keys(CONFIGS);
-  const part = what === "scaled-a" ? names.slice(0, 3) : what === "scaled-b" ? names.slice(3) : names;
-  const runs = [];
-  for (const name of part) runs.push(await run("day", name, CONFIGS[name]!, { scale: 10 }));
-  const file = what === "scaled-a" || what === "scaled-b" ? `${what}.json` : "scaled.json";
-  writeFileSync(new URL(file, out), JSON.stringify({ scenario: "day", scale: 10, seed: 1, runs }, null, 1));
-}
-if (what === "sensitivity" || what === "all") {
-  const scenario = opt("scenario") ?? "day";
-  const runs = [];
-  for (const [variant, extra] of Object.entries(SENSITIVITY)) {
-    for (const name of ["siloed-reactive", "unified-reactive", "lt-ua", "best"]) {
-      if (variant.startsWith("forecast") && !CONFIGS[name]!.policy.startsWith("lt")) continue; // no forecast in reactive policies
-      const r = await run(scenario, name, CONFIGS[name]!, extra);
-      // The tables need the summary, not the 15-minute series (keeps the stored JSON small).
-      const { timeseries: _series, ...report } = r.report;
-      runs.push({ variant, ...r, report });
-    }
-  }
-  writeFileSync(
-    new URL("sensitivity.json", out),
-    JSON.stringify({ scenario, scale, seed: 1, runs }, null, 1),
+const all = jobs();
+const jobArg = opt("job");
+if (jobArg !== undefined) {
+  // A worker: run one job and hand its result back through a file.
+  const result = await run(all[Number(jobArg)]!);
+  writeFileSync(opt("out")!, JSON.stringify(result));
+} else {
+  // Run the jobs on `--jobs` worker processes (default: one per core, at most 4), longest first, and
+  // write each group's file in the order the jobs were listed.
+  const workers = Math.max(1, Number(opt("jobs") ?? Math.min(4, availableParallelism())));
+  const tmp = mkdtempSync(join(tmpdir(), "sage-results-"));
+  const results: unknown[] = new Array(all.length);
+  const order = all
+    .map((j, i) => ({ i, cost: (j.scenario === "paper-week" ? 7 : 1) * ((j.extra.scale as number) ?? 1) }))
+    .sort((a, b) => b.cost - a.cost)
+    .map((x) => x.i);
+  const self = fileURLToPath(import.meta.url);
+  const runOne = (i: number) =>
+    new Promise<void>((resolve, reject) => {
+      const out = join(tmp, `${i}.json`);
+      const child = spawn(
+        process.execPath,
+        [
+          ...process.execArgv,
+          self,
+          what,
+          ...args.filter((a) => a !== what),
+          "--job",
+          String(i),
+          "--out",
+          out,
+        ],
+        { stdio: ["ignore", "inherit", "inherit"] },
+      );
+      child.on("exit", (code) => {
+        if (code !== 0)
+          return reject(new Error(`results job ${i} (${all[i]!.group} ${all[i]!.name}) exited ${code}`));
+        results[i] = JSON.parse(readFileSync(out, "utf8"));
+        resolve();
+      });
+    });
+  const queue = [...order];
+  await Promise.all(
+    Array.from({ length: Math.min(workers, queue.length) }, async () => {
+      for (let i = queue.shift(); i !== undefined; i = queue.shift()) await runOne(i);
+    }),
   );
+  rmSync(tmp, { recursive: true, force: true });
+  for (const group of ["main", "scaled", "sensitivity"] as const) {
+    const idx = all.flatMap((j, i) => (j.group === group ? [i] : []));
+    if (!idx.length) continue;
+    const j0 = all[idx[0]!]!;
+    writeFileSync(
+      new URL(`${group}.json`, out),
+      JSON.stringify(
+        {
+          scenario: j0.scenario,
+          scale: (j0.extra.scale as number | undefined) ?? scale,
+          seed: 1,
+          runs: idx.map((i) => results[i]),
+        },
+        null,
+        1,
+      ),
+    );
+  }
 }

@@ -1,4 +1,5 @@
 import {
+  DEFAULT_SLO_TTFT_MS,
   DemandReport,
   InferenceRequest,
   type InstanceState,
@@ -24,7 +25,10 @@ import {
   niwReleaseCount,
   type ReactiveConfig,
   reactiveDecision,
+  SloWindow,
   scaleUpCount,
+  sloHolds,
+  sloPressure,
 } from "./policy.js";
 
 export interface RegionAgentOptions {
@@ -57,6 +61,8 @@ export interface RegionAgentOptions {
    * `sageserve status`) this often; 0 = never. Default 5 s.
    */
   statusIntervalMs?: number;
+  /** IW-fast TTFT target the SLO guard (`reactive.sloScaleUpAbove`) counts misses against. Default 1 s. */
+  sloTtftMs?: number;
 }
 
 export type PlanStrategy = "lt-i" | "lt-u" | "lt-ua";
@@ -127,6 +133,7 @@ export class RegionAgentActor extends Actor {
     niwReleased: 0,
     niwEscalated: 0,
     emergencyUp: 0,
+    sloUp: 0,
     surgeUp: 0,
     lullDown: 0,
     released: 0,
@@ -139,6 +146,8 @@ export class RegionAgentActor extends Actor {
   private readonly forecastTps = new Map<string, number>();
   private readonly observedTps = new Map<string, number>();
   private planWindow: { startMs: number; endMs: number } | undefined;
+  /** Recent IW-fast TTFT misses per endpoint (model|pool), for the SLO guard. */
+  private readonly slo = new Map<string, SloWindow>();
 
   constructor(
     ctx: ActorContext,
@@ -180,7 +189,18 @@ export class RegionAgentActor extends Actor {
       this.every(Math.max(100, (this.opts.niwAckWaitMs ?? 60_000) / 3), () => {
         for (const m of this.held.values()) m.working();
       });
-      this.on(RequestDone, { region }, (d) => this.releaseNiw(d.model), { broadcast: true });
+    }
+    const sloGuard = this.reactive.sloScaleUpAbove !== undefined;
+    if (this.opts.mode === "unified" || sloGuard) {
+      this.on(
+        RequestDone,
+        { region },
+        (d) => {
+          if (sloGuard) this.recordSlo(d);
+          if (this.opts.mode === "unified") this.releaseNiw(d.model);
+        },
+        { broadcast: true },
+      );
     }
     if (this.opts.planStrategy) {
       this.on(Plan, {}, (p) => this.onPlan(p), { broadcast: true });
@@ -294,6 +314,16 @@ export class RegionAgentActor extends Actor {
     return n;
   }
 
+  private recordSlo(d: Payload<typeof RequestDone>): void {
+    if (d.tier !== "iw-fast") return;
+    const pool = this.instances.get(d.instanceId)?.pool;
+    const k = `${d.model}|${pool ?? ""}`;
+    let w = this.slo.get(k);
+    if (!w) this.slo.set(k, (w = new SloWindow()));
+    const target = this.opts.sloTtftMs ?? DEFAULT_SLO_TTFT_MS["iw-fast"];
+    w.add(this.clock.now(), d.outcome !== "ok" || d.ttftMs > target);
+  }
+
   private onLoad(r: Payload<typeof LoadReport>): void {
     const cur = this.instances.get(r.instanceId);
     // A command we just issued is not undone by a report that predates it.
@@ -339,6 +369,7 @@ export class RegionAgentActor extends Actor {
       pending,
       utilization: cap > 0 ? Math.min(1, used / cap) : 1,
       cooldownUntilMs: this.cooldownUntil.get(`${model}|${pool ?? ""}`) ?? 0,
+      sloMissRate: this.slo.get(`${model}|${pool ?? ""}`)?.missRate(this.clock.now()) ?? 0,
     };
   }
 
@@ -361,6 +392,7 @@ export class RegionAgentActor extends Actor {
         const snap = this.snapshot(model, pool);
         const decision = reactiveDecision(snap, cfg, now);
         if (decision === "up") {
+          if (snap.utilization <= cfg.scaleUpAbove && sloPressure(snap, cfg)) this.actions.sloUp++;
           const n = Math.min(scaleUpCount(snap, cfg), this.planExec.maxActionsPerTick);
           for (let i = 0; i < n; i++) work.push(this.scaleUp(model, pool, undefined, i > 0));
         } else if (decision === "down") work.push(this.scaleDown(model, pool));
@@ -380,6 +412,13 @@ export class RegionAgentActor extends Actor {
     const x = this.planExec;
     if (this.opts.planStrategy === "lt-i") {
       const diff = plan.instances - total;
+      if (diff <= 0 && snap.pending === 0 && sloPressure(snap, r)) {
+        // The plan says enough, the SLO says otherwise: one more, and the plan's scale-downs wait.
+        this.actions.sloUp++;
+        work.push(this.scaleUp(model, undefined, plan.gpu));
+        return;
+      }
+      if (diff < 0 && sloHolds(snap, r)) return;
       for (let i = 0; i < Math.min(Math.abs(diff), x.maxActionsPerTick); i++) {
         if (diff > 0) work.push(this.scaleUp(model, undefined, plan.gpu, true));
         else if (snap.serving - i > r.minInstances) work.push(this.scaleDown(model, undefined, true));
@@ -399,13 +438,15 @@ export class RegionAgentActor extends Actor {
       up(n);
       return;
     }
-    if (u > x.emergencyAbove) {
-      this.actions.emergencyUp++;
+    if (u > x.emergencyAbove || sloPressure(snap, r)) {
+      if (u > x.emergencyAbove) this.actions.emergencyUp++;
+      else this.actions.sloUp++;
       const n = scaleUpCount(snap, r);
       this.budget.set(model, budget - n);
       up(n);
       return;
     }
+    if (sloHolds(snap, r)) return; // misses: no scale-down of any kind
     if (this.opts.planStrategy === "lt-ua") {
       const forecast = this.forecastTps.get(model) ?? 0;
       const observed = this.observedTps.get(model) ?? 0;

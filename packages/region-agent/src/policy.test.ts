@@ -5,6 +5,7 @@ import {
   DEFAULT_REACTIVE,
   niwReleaseCount,
   reactiveDecision,
+  SloWindow,
   scaleUpCount,
 } from "./policy.js";
 
@@ -17,6 +18,35 @@ const ep = (over: Partial<Parameters<typeof reactiveDecision>[0]> = {}) => ({
 });
 
 describe("reactive scaling policy", () => {
+  it("with the SLO guard, scales up on TTFT misses at low utilisation and holds scale-down while they last", () => {
+    const guard = { ...DEFAULT_REACTIVE, sloScaleUpAbove: 0.02 };
+    // 5 % of recent IW-fast requests missed although KV looks idle: add capacity.
+    expect(reactiveDecision(ep({ utilization: 0.3, sloMissRate: 0.05 }), guard, 0)).toBe("up");
+    // Not without the guard (the paper's policy), and not while capacity is on its way.
+    expect(
+      reactiveDecision(ep({ utilization: 0.3, sloMissRate: 0.05 }), DEFAULT_REACTIVE, 0),
+    ).toBeUndefined();
+    expect(
+      reactiveDecision(ep({ utilization: 0.3, sloMissRate: 0.05, pending: 1 }), guard, 0),
+    ).toBeUndefined();
+    // Low utilisation would scale down, but 1 % misses (above a quarter of 2 %) hold it; 0.2 % does not.
+    expect(reactiveDecision(ep({ utilization: 0.1, sloMissRate: 0.01 }), guard, 0)).toBeUndefined();
+    expect(reactiveDecision(ep({ utilization: 0.1, sloMissRate: 0.002 }), guard, 0)).toBe("down");
+  });
+
+  it("counts TTFT misses over a sliding window, and says nothing on too few samples", () => {
+    const w = new SloWindow(60_000, 6, 20);
+    for (let i = 0; i < 10; i++) w.add(1_000 + i, i < 5);
+    expect(w.missRate(2_000)).toBe(0); // 10 samples < 20: no evidence
+    for (let i = 0; i < 30; i++) w.add(15_000 + i, false);
+    expect(w.missRate(20_000)).toBeCloseTo(5 / 40);
+    // A minute later the first bucket has left the window: 0 misses in the 30 that remain.
+    expect(w.missRate(62_000)).toBe(0);
+    // And two minutes later nothing is left: no evidence again.
+    for (let i = 0; i < 5; i++) w.add(130_000, true);
+    expect(w.missRate(130_000)).toBe(0);
+  });
+
   it("adds one instance per decision (the paper), or enough to reach the target utilisation (proportional)", () => {
     expect(scaleUpCount(ep({ serving: 4, utilization: 0.9 }), DEFAULT_REACTIVE)).toBe(1);
     const prop = { ...DEFAULT_REACTIVE, scaleUpStep: "proportional" as const, targetUtilization: 0.4 };

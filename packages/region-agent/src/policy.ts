@@ -23,6 +23,13 @@ export interface ReactiveConfig {
    * reclaiming it, and requests wait out every reclaim.
    */
   scaleDownGuard: boolean;
+  /**
+   * SLO guard (off unless set): scale up when more than this fraction of the endpoint's recent IW-fast
+   * requests missed their TTFT target, whatever the utilisation says, and do not scale down while more
+   * than a quarter of it miss. Utilisation (KV or slots) cannot see an instance that is busy prefilling,
+   * a burst that queues faster than reports arrive, or a too-optimistic plan; the SLO itself can.
+   */
+  sloScaleUpAbove?: number;
 }
 
 export const DEFAULT_REACTIVE: ReactiveConfig = {
@@ -55,6 +62,69 @@ export interface EndpointSnapshot {
   utilization: number;
   /** The endpoint may not act before this time (last action's cool-down). */
   cooldownUntilMs: number;
+  /** Fraction of recent IW-fast requests served here that missed their TTFT target (SloWindow); 0 if unknown. */
+  sloMissRate?: number;
+}
+
+/** The SLO guard says "add capacity now" (ReactiveConfig.sloScaleUpAbove). */
+export function sloPressure(ep: EndpointSnapshot, cfg: ReactiveConfig): boolean {
+  return cfg.sloScaleUpAbove !== undefined && (ep.sloMissRate ?? 0) > cfg.sloScaleUpAbove;
+}
+
+/** The SLO guard forbids giving capacity back (misses above a quarter of the scale-up threshold). */
+export function sloHolds(ep: EndpointSnapshot, cfg: ReactiveConfig): boolean {
+  return cfg.sloScaleUpAbove !== undefined && (ep.sloMissRate ?? 0) > cfg.sloScaleUpAbove / 4;
+}
+
+/**
+ * Recent TTFT misses of one endpoint in fixed time buckets (default 6 × 10 s): the fraction of requests
+ * over the last window that missed, once at least `minSamples` finished (else 0: no evidence).
+ */
+export class SloWindow {
+  private readonly total: number[];
+  private readonly missed: number[];
+  private readonly stamp: number[];
+
+  constructor(
+    private readonly windowMs = 60_000,
+    private readonly buckets = 6,
+    private readonly minSamples = 20,
+  ) {
+    this.total = new Array(buckets).fill(0);
+    this.missed = new Array(buckets).fill(0);
+    this.stamp = new Array(buckets).fill(-1);
+  }
+
+  private slot(atMs: number): number {
+    const width = this.windowMs / this.buckets;
+    const k = Math.floor(atMs / width);
+    const i = k % this.buckets;
+    if (this.stamp[i] !== k) {
+      this.stamp[i] = k;
+      this.total[i] = 0;
+      this.missed[i] = 0;
+    }
+    return i;
+  }
+
+  add(atMs: number, missed: boolean): void {
+    const i = this.slot(atMs);
+    this.total[i]!++;
+    if (missed) this.missed[i]!++;
+  }
+
+  missRate(nowMs: number): number {
+    const width = this.windowMs / this.buckets;
+    const k = Math.floor(nowMs / width);
+    let n = 0;
+    let m = 0;
+    for (let i = 0; i < this.buckets; i++) {
+      if (this.stamp[i]! <= k - this.buckets) continue; // older than the window
+      n += this.total[i]!;
+      m += this.missed[i]!;
+    }
+    return n >= this.minSamples ? m / n : 0;
+  }
 }
 
 export type ScaleDecision = "up" | "down" | undefined;
@@ -64,8 +134,18 @@ export function reactiveDecision(ep: EndpointSnapshot, cfg: ReactiveConfig, nowM
   const total = ep.serving + ep.pending;
   if (total < cfg.minInstances) return "up";
   // Capacity already on its way counts: do not scale up again until it lands.
-  if (ep.utilization > cfg.scaleUpAbove && ep.pending === 0 && total < cfg.maxInstances) return "up";
-  if (ep.utilization < cfg.scaleDownBelow && ep.serving > cfg.minInstances && ep.pending === 0) {
+  if (
+    (ep.utilization > cfg.scaleUpAbove || sloPressure(ep, cfg)) &&
+    ep.pending === 0 &&
+    total < cfg.maxInstances
+  )
+    return "up";
+  if (
+    ep.utilization < cfg.scaleDownBelow &&
+    ep.serving > cfg.minInstances &&
+    ep.pending === 0 &&
+    !sloHolds(ep, cfg)
+  ) {
     const after = (ep.utilization * ep.serving) / (ep.serving - 1);
     if (cfg.scaleDownGuard && after > cfg.targetUtilization) return undefined;
     return "down";

@@ -64,6 +64,35 @@ describe("performance model, validated against held-back measurements", () => {
     expect(pm.prefillMs("bloom-176b", "h100", 2048)).toBeGreaterThan(pm.prefillMs("bloom-176b", "h100", 512));
   });
 
+  it("costs a prefill batch by its tokens, as measured, not by a per-prompt overhead times its size", () => {
+    const pm = builtinPerformanceModel();
+    const measured = (model: string, prompt: number, batch: number) =>
+      median(
+        rows
+          .filter(
+            (r) =>
+              r.model === model &&
+              r.hardware === "h100-80gb" &&
+              r.promptSize === prompt &&
+              r.batchSize === batch,
+          )
+          .map((r) => r.promptTime),
+      );
+    // Where the batch curve was measured (512-token prompts), the model reproduces it (±15 %).
+    for (const [id, profile] of [
+      ["llama2-70b", "A"],
+      ["bloom-176b", "B"],
+    ] as const) {
+      for (const b of [8, 16, 32]) {
+        expect(pm.prefillMs(id, "h100", 512, b) / measured(profile, 512, b)).toBeGreaterThan(0.85);
+        expect(pm.prefillMs(id, "h100", 512, b) / measured(profile, 512, b)).toBeLessThan(1.15);
+      }
+      // 80 short prompts are 8,000 tokens: no dearer than one 8,000-token prompt (not 80 × the fixed cost).
+      expect(pm.prefillMs(id, "h100", 100, 80)).toBeLessThanOrEqual(pm.prefillMs(id, "h100", 8_000) + 1e-9);
+      expect(pm.prefillMs(id, "h100", 100, 80)).toBeLessThan(40 * pm.prefillMs(id, "h100", 100));
+    }
+  });
+
   it("is slower on A100 than on H100 and slower with bigger batches", () => {
     const pm = builtinPerformanceModel();
     for (const m of ["llama2-70b", "bloom-176b", "llama3.1-8b", "llama3.2-3b"]) {

@@ -49,6 +49,7 @@ export const SimConfigSchema = z
             scaleUpStep: z.enum(["one", "proportional"]).optional(),
             targetUtilization: z.number().min(0.05).max(1).optional(),
             scaleDownGuard: z.boolean().optional(),
+            sloScaleUpAbove: z.number().min(0).max(1).optional(),
           })
           .strict()
           .optional(),

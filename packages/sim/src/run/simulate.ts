@@ -204,6 +204,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
           ? { scalingIntervalMs: opts.regionAgent.scalingIntervalMs }
           : {}),
         ...(planStrategy ? { planStrategy } : {}),
+        ...(opts.slo ? { sloTtftMs: opts.slo.ttftMs["iw-fast"] } : {}),
         // Nobody reads region summaries in a replay; one a minute keeps them exercised, cheaply.
         statusIntervalMs: 60_000,
       }),
