@@ -26,11 +26,20 @@ export const CONFIGS: Record<string, Partial<SimOptions> & { policy: string }> =
   "lt-i": { policy: "lt-i" },
   "lt-u": { policy: "lt-u" },
   "lt-ua": { policy: "lt-ua" },
-  // LT-UA whose reactive fallback scales down only when the instances left stay under 40 % KV
-  // utilisation, at most every 5 minutes (no lend-to-spot / reclaim flip-flops on bursty endpoints).
+  // LT-UA whose reactive fallback scales down only when the instances left stay under 40 % load, at
+  // most every 5 minutes (no lend-to-spot / reclaim flip-flops on bursty endpoints), and whose SLO guard
+  // adds an instance past the plan when over 10 % of an endpoint's IW-fast requests in the last minute
+  // missed their TTFT target (surprises the plan did not foresee: outages, bursts).
   best: {
     policy: "lt-ua",
-    regionAgent: { reactive: { scaleDownGuard: true, targetUtilization: 0.4, scaleDownCooldownMs: 300_000 } },
+    regionAgent: {
+      reactive: {
+        scaleDownGuard: true,
+        targetUtilization: 0.4,
+        scaleDownCooldownMs: 300_000,
+        sloScaleUpAbove: 0.1,
+      },
+    },
   },
 };
 
