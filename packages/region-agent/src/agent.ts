@@ -319,7 +319,10 @@ export class RegionAgentActor extends Actor {
     const pool = this.instances.get(d.instanceId)?.pool;
     const k = `${d.model}|${pool ?? ""}`;
     let w = this.slo.get(k);
-    if (!w) this.slo.set(k, (w = new SloWindow()));
+    if (!w) {
+      w = new SloWindow();
+      this.slo.set(k, w);
+    }
     const target = this.opts.sloTtftMs ?? DEFAULT_SLO_TTFT_MS["iw-fast"];
     w.add(this.clock.now(), d.outcome !== "ok" || d.ttftMs > target);
   }
