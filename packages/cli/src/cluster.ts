@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { DashboardActor } from "@sageserve/dashboard";
 import { GatewayActor } from "@sageserve/gateway";
-import { PlannerActor, PlanningSnapshotSchema } from "@sageserve/planner";
+import { PlannerActor, PlanningSnapshotSchema, preloadSolvers } from "@sageserve/planner";
 import { describeIssues, SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
@@ -206,6 +206,8 @@ export async function startService(
       break;
     }
     case "planner": {
+      // Warm the solver up before the first plan (V8 optimises the wasm only as it runs; ~1.7 s once).
+      await preloadSolvers({ warmUp: true });
       const perf = builtinPerformanceModel();
       const gpuTypes = [...new Set(spec.regions.flatMap((r) => r.gpuTypes))];
       // Demand is prompt + output tokens/s; chat-like traffic is ~15 % output tokens.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { solvePlan } from "./ilp.js";
-import { type LpModel, solve } from "./lp.js";
+import { buildPlanningModel, solvePlan } from "./ilp.js";
+import { isFeasible, type LpModel, solve } from "./lp.js";
 import { type PlanningSnapshotInput, PlanningSnapshotSchema } from "./snapshot.js";
 
 const snap = (s: PlanningSnapshotInput) => PlanningSnapshotSchema.parse(s);
@@ -34,6 +34,25 @@ describe("LP solvers", () => {
     const r = await solve(knapsack, { solver });
     expect(r.status).toBe("optimal");
     expect(r.objective).toBeCloseTo(-24, 6); // b = 6 → -24
+  });
+
+  it("HiGHS reports the gap it proved, solves pure LPs and detects infeasible MIPs", async () => {
+    const r = await solve(knapsack, { solver: "highs", gap: 0.01 });
+    expect(r.gap).toBeDefined();
+    expect(r.gap!).toBeLessThanOrEqual(0.01);
+    expect(r.bound!).toBeLessThanOrEqual(r.objective + 1e-9);
+    const lp = await solve(
+      { vars: knapsack.vars.map((v) => ({ ...v, integer: false })), rows: knapsack.rows },
+      { solver: "highs" },
+    );
+    expect(lp.status).toBe("optimal");
+    expect(lp.objective).toBeCloseTo(-24, 6); // b has the better value per weight and fills the knapsack
+    expect(lp.gap).toBe(0);
+    const infeasible: LpModel = {
+      vars: [{ name: "a", cost: 1, lb: 0, ub: 10, integer: true }],
+      rows: [{ name: "odd", terms: [[0, 2]], lo: 3, hi: 3 }],
+    };
+    expect((await solve(infeasible, { solver: "highs" })).status).toBe("infeasible");
   });
 });
 
@@ -74,6 +93,32 @@ describe("capacity plan ILP", () => {
       expect(plan.objective).toBeCloseTo(best, 4);
       expect(plan.maxViolation).toBeLessThanOrEqual(1e-6);
     }
+  });
+
+  it("adds one total row per model that does not change the optimum", async () => {
+    const s = snap({
+      ...base,
+      capacity: { m: { h100: 1000, a100: 400 }, n: { h100: 700, a100: 250 } },
+      supply: { r1: { h100: 3, a100: 6 }, r2: { h100: 2, a100: 5 }, r3: { h100: 1, a100: 9 } },
+      demand: [
+        { model: "m", region: "r1", iwTokensPerSecond: 2600, niwTokensPerSecond: 900 },
+        { model: "m", region: "r2", iwTokensPerSecond: 1300 },
+        { model: "n", region: "r2", iwTokensPerSecond: 900 },
+        { model: "n", region: "r3", iwTokensPerSecond: 2100, niwTokensPerSecond: 400 },
+      ],
+      current: [{ model: "m", region: "r1", gpu: "a100", instances: 3, spot: 1 }],
+      routes: { r1: ["r2"], r2: ["r1", "r3"], r3: ["r2"] },
+    });
+    const { model } = buildPlanningModel(s);
+    const totals = model.rows.filter((r) => r.name.startsWith("total["));
+    expect(totals.map((r) => r.name)).toEqual(["total[m]", "total[n]"]);
+    const without: LpModel = { vars: model.vars, rows: model.rows.filter((r) => !totals.includes(r)) };
+    const a = await solve(model, { solver: "highs", gap: 0 });
+    const b = await solve(without, { solver: "highs", gap: 0 });
+    expect(a.status).toBe("optimal");
+    expect(b.status).toBe("optimal");
+    expect(a.objective).toBeCloseTo(b.objective, 6);
+    expect(isFeasible(model, b.values)).toBe(true); // the optimum without the rows satisfies them
   });
 
   it("routes interactive demand across regions when one region is short of GPUs", async () => {

@@ -1,4 +1,4 @@
-import { envelope, LoadReport, type Payload, VmCommand } from "@sageserve/protocol";
+import { envelope, LoadReport, NodeCommand, type Payload, Plan, VmCommand } from "@sageserve/protocol";
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
 import { RegionAgentActor } from "./agent.js";
@@ -80,5 +80,110 @@ describe("region agent scaling signal", () => {
       await w.clock.advance(1_000);
     }
     expect(w.boots.filter((b) => b.action === "boot")).toEqual([]);
+  });
+});
+
+describe("region agent, GPU types under a plan (LT-I)", () => {
+  it("migrates an endpoint to the GPU type the plan moved it to, one VM at a time, never below the plan", async () => {
+    const clock = new VirtualClock({ startMs: 0 });
+    const broker = new MemoryBroker(clock);
+    const model = "llama3.1-8b";
+    const agent = new RegionAgentActor(
+      { bus: broker.connect("agent"), clock },
+      {
+        region: "westus",
+        models: [model],
+        mode: "unified",
+        gpuTypes: ["a100", "h100"],
+        scalingIntervalMs: 1_000,
+        planStrategy: "lt-i",
+        reactive: { minInstances: 1 },
+        cooldowns: { bootMs: 2_000, reclaimMs: 2_000, swapMs: 2_000 },
+        staleAfterMs: 60_000,
+      },
+    );
+    await agent.start();
+    // The fleet as the test's VM provider and node agents see it: instance → GPU type, state.
+    const fleet = new Map<string, { gpu: string; state: "booting" | "serving" | "draining"; since: number }>([
+      ["a1", { gpu: "a100", state: "serving", since: 0 }],
+      ["a2", { gpu: "a100", state: "serving", since: 0 }],
+    ]);
+    const boots: string[] = [];
+    const drains: string[] = [];
+    const infra = broker.connect("infra");
+    infra.subscribe(VmCommand.subject.build({ region: "westus" }), (m) => {
+      const d = m.data();
+      if (!d.ok) return;
+      const cmd = d.value as Payload<typeof VmCommand>;
+      if (cmd.action !== "boot") return;
+      const id = `n${boots.length}`;
+      boots.push(cmd.gpuType!);
+      fleet.set(id, { gpu: cmd.gpuType!, state: "booting", since: clock.now() });
+      m.respond(envelope(VmCommand, { commandId: cmd.commandId, accepted: true, nodeId: id, etaMs: 2_000 }));
+    });
+    infra.subscribe("sage.node.*.cmd", (m) => {
+      const d = m.data();
+      if (!d.ok) return;
+      const id = m.subject.split(".")[2]!;
+      drains.push(id);
+      fleet.get(id)!.state = "draining";
+      m.respond(
+        envelope(NodeCommand, { commandId: (d.value as { commandId: string }).commandId, accepted: true }),
+      );
+    });
+    const report = () => {
+      for (const [id, vm] of fleet) {
+        // Boots take 2 s; a drained VM leaves.
+        if (vm.state === "booting" && clock.now() - vm.since >= 2_000) vm.state = "serving";
+        infra.publish(
+          LoadReport.subject.build({ region: "westus", model, instance: id }),
+          envelope(LoadReport, {
+            instanceId: id,
+            nodeId: id,
+            region: "westus",
+            model,
+            gpuType: vm.gpu,
+            state: vm.state,
+            kvUtilization: 0.3,
+            memoryUtilization: 0.3,
+            running: 10,
+            waiting: 0,
+            outstandingTokens: 0,
+            tokensPerSecond: 0,
+            kvCapacityTokens: 1_000_000,
+            atMs: clock.now(),
+          }),
+        );
+      }
+    };
+    report();
+    await clock.advance(10);
+    infra.publish(
+      Plan.subject.build({}),
+      envelope(Plan, {
+        planId: "p1",
+        createdAtMs: clock.now(),
+        windowStartMs: clock.now(),
+        windowEndMs: clock.now() + 3_600_000,
+        strategy: "lt-i",
+        targets: [{ model, region: "westus", gpuType: "h100", instances: 2, delta: 0 }],
+        routing: [],
+        forecast: [],
+        solver: { status: "optimal", objective: 1, solveMs: 1 },
+        notes: [],
+      }),
+    );
+    let minServing = 2;
+    for (let t = 0; t < 40; t++) {
+      report();
+      await clock.advance(1_000);
+      const serving = [...fleet.values()].filter((v) => v.state === "serving").length;
+      minServing = Math.min(minServing, serving);
+    }
+    // Two H100 boots (never an A100 one), both A100s drained, and never fewer than 2 serving.
+    expect(boots).toEqual(["h100", "h100"]);
+    expect(drains.sort()).toEqual(["a1", "a2"]);
+    expect(minServing).toBe(2);
+    expect(agent.actions.gpuMigrate).toBe(2);
   });
 });

@@ -134,6 +134,7 @@ export class RegionAgentActor extends Actor {
     niwEscalated: 0,
     emergencyUp: 0,
     sloUp: 0,
+    gpuMigrate: 0,
     surgeUp: 0,
     lullDown: 0,
     released: 0,
@@ -141,7 +142,11 @@ export class RegionAgentActor extends Actor {
   /** VMs given back to the provider (stopped by a drain, or failed): each is released once. */
   private readonly releasedNodes = new Set<string>();
   private readonly planExec: PlanExecutionConfig;
-  private readonly planTarget = new Map<string, { instances: number; gpu: string | undefined }>();
+  /** Per model: the plan's total for this region, its main GPU type, and its instances per GPU type. */
+  private readonly planTarget = new Map<
+    string,
+    { instances: number; gpu: string | undefined; byGpu: Record<string, number> }
+  >();
   private readonly budget = new Map<string, number>();
   private readonly forecastTps = new Map<string, number>();
   private readonly observedTps = new Map<string, number>();
@@ -271,11 +276,15 @@ export class RegionAgentActor extends Actor {
 
   private onPlan(p: Payload<typeof Plan>): void | Promise<void> {
     this.planWindow = { startMs: p.windowStartMs, endMs: p.windowEndMs };
-    const targets = new Map<string, { instances: number; gpu: string | undefined; best: number }>();
+    const targets = new Map<
+      string,
+      { instances: number; gpu: string | undefined; best: number; byGpu: Record<string, number> }
+    >();
     for (const t of p.targets) {
       if (t.region !== this.opts.region) continue;
-      const cur = targets.get(t.model) ?? { instances: 0, gpu: undefined, best: -1 };
+      const cur = targets.get(t.model) ?? { instances: 0, gpu: undefined, best: -1, byGpu: {} };
       cur.instances += t.instances;
+      cur.byGpu[t.gpuType] = (cur.byGpu[t.gpuType] ?? 0) + t.instances;
       if (t.instances > cur.best) {
         cur.best = t.instances;
         cur.gpu = t.gpuType;
@@ -289,7 +298,7 @@ export class RegionAgentActor extends Actor {
       const t = targets.get(model);
       if (!t) continue;
       const target = Math.max(this.reactive.minInstances, t.instances);
-      this.planTarget.set(model, { instances: target, gpu: t.gpu });
+      this.planTarget.set(model, { instances: target, gpu: t.gpu, byGpu: t.byGpu });
       if (this.opts.planStrategy === "lt-i") continue; // applied on the ticks
       const snap = this.snapshot(model, undefined);
       const delta = target - (snap.serving + snap.pending);
@@ -413,17 +422,26 @@ export class RegionAgentActor extends Actor {
     const total = snap.serving + snap.pending;
     const r = this.reactive;
     const x = this.planExec;
+    const mix = this.gpuMix(model);
     if (this.opts.planStrategy === "lt-i") {
       const diff = plan.instances - total;
       if (diff <= 0 && snap.pending === 0 && sloPressure(snap, r)) {
         // The plan says enough, the SLO says otherwise: one more, and the plan's scale-downs wait.
         this.actions.sloUp++;
-        work.push(this.scaleUp(model, undefined, plan.gpu));
+        work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu));
         return;
       }
       if (diff < 0 && sloHolds(snap, r)) return;
+      if (diff === 0 && snap.pending === 0 && mix.add !== undefined && mix.surplus.size > 0) {
+        // Right count, wrong GPU types (the plan moved this model to another type): migrate one VM at
+        // a time — boot the missing type; the surplus one drains once the new one serves.
+        this.actions.gpuMigrate++;
+        work.push(this.scaleUp(model, undefined, mix.add, false, true));
+        return;
+      }
+      if (diff < 0 && snap.pending > 0) return; // give back capacity only after what is arriving serves
       for (let i = 0; i < Math.min(Math.abs(diff), x.maxActionsPerTick); i++) {
-        if (diff > 0) work.push(this.scaleUp(model, undefined, plan.gpu, true));
+        if (diff > 0) work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu, true));
         else if (snap.serving - i > r.minInstances) work.push(this.scaleDown(model, undefined, true));
       }
       return;
@@ -472,15 +490,53 @@ export class RegionAgentActor extends Actor {
     }
   }
 
+  /**
+   * How this model's instances in the region compare with the plan's GPU types: the type furthest below
+   * its target (to boot next), and the types above theirs (to give back first).
+   */
+  private gpuMix(model: string): { add: string | undefined; surplus: Set<string> } {
+    const plan = this.planTarget.get(model);
+    const surplus = new Set<string>();
+    if (!plan) return { add: undefined, surplus };
+    const have: Record<string, number> = {};
+    for (const i of this.endpointInstances(model, undefined)) {
+      if (i.state === "serving" || ARRIVING.has(i.state)) have[i.gpuType] = (have[i.gpuType] ?? 0) + 1;
+    }
+    let add: string | undefined;
+    let worst = 0;
+    for (const [g, want] of Object.entries(plan.byGpu)) {
+      const gap = want - (have[g] ?? 0);
+      if (gap > worst) {
+        worst = gap;
+        add = g;
+      }
+    }
+    for (const [g, n] of Object.entries(have)) if (n > (plan.byGpu[g] ?? 0)) surplus.add(g);
+    return { add, surplus };
+  }
+
   private setCooldown(model: string, pool: string | undefined, ms: number): void {
     this.cooldownUntil.set(`${model}|${pool ?? ""}`, this.clock.now() + ms);
   }
 
-  /** `gpu`: the plan's GPU type to boot first; `batch`: one of several actions this tick (no cool-down gate). */
-  private async scaleUp(model: string, pool: string | undefined, gpu?: string, batch = false): Promise<void> {
+  /**
+   * `gpu`: the plan's GPU type to boot first; `batch`: one of several actions this tick (no cool-down
+   * gate); `strictGpu`: only that GPU type will do (a GPU-type migration: a spot VM or a boot of another
+   * type would undo it).
+   */
+  private async scaleUp(
+    model: string,
+    pool: string | undefined,
+    gpu?: string,
+    batch = false,
+    strictGpu = false,
+  ): Promise<void> {
     const now = this.clock.now();
     const spot = [...this.instances.values()].filter(
-      (i) => i.state === "spot" && now - i.atMs <= this.staleAfterMs,
+      (i) =>
+        i.state === "spot" &&
+        now - i.atMs <= this.staleAfterMs &&
+        (!strictGpu || gpu === undefined || i.gpuType === gpu),
     );
     const own = spot.find((i) => i.model === model);
     const other = own ? undefined : spot.sort((a, b) => a.instanceId.localeCompare(b.instanceId))[0];
@@ -512,7 +568,11 @@ export class RegionAgentActor extends Actor {
       return;
     }
     if (!batch) this.setCooldown(model, pool, this.cooldowns.bootMs);
-    const order = gpu ? [gpu, ...this.opts.gpuTypes.filter((g) => g !== gpu)] : this.opts.gpuTypes;
+    const order = gpu
+      ? strictGpu
+        ? [gpu]
+        : [gpu, ...this.opts.gpuTypes.filter((g) => g !== gpu)]
+      : this.opts.gpuTypes;
     for (const gpuType of order) {
       const reply = await this.request(
         VmCommand,
@@ -555,9 +615,16 @@ export class RegionAgentActor extends Actor {
   }
 
   private async scaleDown(model: string, pool: string | undefined, batch = false): Promise<void> {
+    // Under a plan, GPU types above their planned count go first (this is how a migration completes).
+    const surplus = pool === undefined ? this.gpuMix(model).surplus : new Set<string>();
     const serving = this.endpointInstances(model, pool)
       .filter((i) => i.state === "serving")
-      .sort((a, b) => a.load - b.load || a.instanceId.localeCompare(b.instanceId));
+      .sort(
+        (a, b) =>
+          Number(surplus.has(b.gpuType)) - Number(surplus.has(a.gpuType)) ||
+          a.load - b.load ||
+          a.instanceId.localeCompare(b.instanceId),
+      );
     const victim = serving[0];
     if (!victim) return;
     if (!batch) this.setCooldown(model, pool, this.reactive.scaleDownCooldownMs);
