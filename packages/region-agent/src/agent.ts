@@ -451,7 +451,7 @@ export class RegionAgentActor extends Actor {
     if (snap.pending > 0) return; // let arriving capacity land before judging utilisation again
     const up = (n: number) => {
       for (let i = 0; i < Math.min(n, x.maxActionsPerTick); i++)
-        work.push(this.scaleUp(model, undefined, plan.gpu, i > 0));
+        work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu, i > 0));
     };
     if (total < r.minInstances || (budget > 0 && u > r.scaleUpAbove)) {
       const n = total < r.minInstances ? 1 : Math.min(budget, scaleUpCount(snap, r));
@@ -474,7 +474,7 @@ export class RegionAgentActor extends Actor {
       const ratio = forecast > 0 ? observed / forecast : observed > 0 ? Number.POSITIVE_INFINITY : 1;
       if (ratio >= x.surgeRatio && u > r.scaleUpAbove) {
         this.actions.surgeUp++;
-        work.push(this.scaleUp(model, undefined, plan.gpu));
+        work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu));
         return;
       }
       const inLastMinutes = this.planWindow !== undefined && this.planWindow.endMs - now <= x.lullWindowMs;
