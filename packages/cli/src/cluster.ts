@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { DashboardActor } from "@sageserve/dashboard";
 import { GatewayActor } from "@sageserve/gateway";
 import { PlannerActor, PlanningSnapshotSchema, preloadSolvers } from "@sageserve/planner";
-import { describeIssues, SageError } from "@sageserve/protocol";
+import { DEFAULT_SLO_TTFT_MS, describeIssues, SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
 import { type Actor, type Bus, type Clock, createLogger, NatsBus } from "@sageserve/runtime";
@@ -215,8 +215,9 @@ export async function startService(
       const capacity: Record<string, Record<string, number>> = {};
       for (const m of models) {
         capacity[m] = {};
-        for (const g of gpuTypes) {
-          if (!perf.has(m, g)) continue;
+        // Only GPU types that prefill a long (4,096-token) prompt within the IW-fast TTFT target get
+        // capacity (PerformanceModel.latencyEligible): the cheapest throughput is not always fast enough.
+        for (const g of perf.latencyEligible(m, gpuTypes, 4_096, DEFAULT_SLO_TTFT_MS["iw-fast"])) {
           const c = perf.capacity(m, g, { meanContextTokens: 1_024 });
           // The engine's KV cap (laptop) bounds the batch more than the GPU's memory does.
           const kvBound = Math.min(1, spec.engine.kvTokens / c.kvTokenCapacity);

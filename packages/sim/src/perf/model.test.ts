@@ -111,6 +111,20 @@ describe("performance model, validated against held-back measurements", () => {
     expect(big.safeBatch).toBeGreaterThan(1);
   });
 
+  it("offers the planner only GPU types that can meet the TTFT target on a long prompt", () => {
+    const pm = builtinPerformanceModel();
+    const gpus = ["h100", "a100"];
+    // 4,096 tokens within 1 s: A100 prefills bloom-176b in ~1.35 s and llama2-70b in ~0.66 s (> half the
+    // target and > 1.25 × H100), llama3.1-8b in ~0.31 s.
+    expect(pm.latencyEligible("bloom-176b", gpus, 4_096, 1_000)).toEqual(["h100"]);
+    expect(pm.latencyEligible("llama2-70b", gpus, 4_096, 1_000)).toEqual(["h100"]);
+    expect(pm.latencyEligible("llama3.1-8b", gpus, 4_096, 1_000)).toEqual(["h100", "a100"]);
+    // With a relaxed target both qualify; the fastest type always does, even when nothing meets half.
+    expect(pm.latencyEligible("llama2-70b", gpus, 4_096, 60_000)).toEqual(["h100", "a100"]);
+    expect(pm.latencyEligible("bloom-176b", gpus, 8_000, 100)).toEqual(["h100"]);
+    expect(pm.latencyEligible("bloom-176b", ["tpu"], 1_000, 1_000)).toEqual([]);
+  });
+
   it("rejects an unknown model with a typed error", () => {
     expect(() => builtinPerformanceModel().decodeIterMs("gpt-9", "h100", 1)).toThrowError(
       expect.objectContaining({ code: "UNKNOWN_MODEL" }),

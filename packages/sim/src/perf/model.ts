@@ -107,6 +107,29 @@ export class PerformanceModel {
    * whose decode iteration meets `tbtTargetMs` (default 100 ms) and whose KV
    * footprint fits at `meanContextTokens` per request.
    */
+  /**
+   * The GPU types able to serve `model`'s interactive traffic within a TTFT target: a type qualifies when
+   * prefilling a long prompt (`promptTokens`, e.g. the workload's p95) alone takes at most half the target
+   * (the other half is left for queueing behind other prompts), or at most 1.25 × the fastest type's time
+   * (when even the fastest cannot do it in half, the near-fastest are the best there is). The planner prices
+   * GPU types by throughput per dollar; without this rule an A100, a third of an H100's price at 55–85 % of
+   * its throughput, wins every plan although its prefill is twice as slow — on `day` LT-I moved the fleet
+   * to A100s for 64 % less money and IW-fast attainment fell from 99.5 % to 89.3 %.
+   */
+  latencyEligible(
+    model: string,
+    gpus: readonly string[],
+    promptTokens: number,
+    ttftTargetMs: number,
+  ): string[] {
+    const t = gpus
+      .filter((g) => this.has(model, g))
+      .map((g) => ({ g, ms: this.prefillMs(model, g, promptTokens) }));
+    if (t.length === 0) return [];
+    const fastest = Math.min(...t.map((x) => x.ms));
+    return t.filter((x) => x.ms <= Math.max(0.5 * ttftTargetMs, 1.25 * fastest)).map((x) => x.g);
+  }
+
   capacity(
     model: string,
     gpu: string,

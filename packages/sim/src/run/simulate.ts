@@ -95,20 +95,25 @@ function plannerCapacity(
   first: SimRequest[],
   perf: PerformanceModel,
   gpuTypes: string[],
+  ttftTargetMs: number,
 ): Record<string, Record<string, number>> {
   const out: Record<string, Record<string, number>> = {};
-  const mix = new Map<string, { in: number; out: number }>();
+  const mix = new Map<string, { in: number; out: number; prompts: number[] }>();
   for (const r of first) {
-    const m = mix.get(r.model) ?? { in: 0, out: 0 };
+    const m = mix.get(r.model) ?? { in: 0, out: 0, prompts: [] };
     m.in += r.inputTokens;
     m.out += r.outputTokens;
+    if (r.tier === "iw-fast") m.prompts.push(r.inputTokens);
     mix.set(r.model, m);
   }
   for (const [model, m] of mix) {
     const outShare = m.out / Math.max(1, m.in + m.out);
     const caps: Record<string, number> = {};
-    for (const g of gpuTypes) {
-      if (!perf.has(model, g)) continue;
+    // Only GPU types that can meet the IW-fast TTFT target on a long (p95) prompt get capacity.
+    m.prompts.sort((a, b) => a - b);
+    const p95 = m.prompts[Math.floor(0.95 * (m.prompts.length - 1))] ?? 2_048;
+    const eligible = perf.latencyEligible(model, gpuTypes, p95, ttftTargetMs);
+    for (const g of eligible) {
       const c = perf.capacity(model, g);
       caps[g] = Math.round(
         1 / ((1 - outShare) / c.prefillTokensPerSecond + outShare / c.decodeTokensPerSecond),
@@ -225,7 +230,12 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     ? new PlannerActor(ctx("planner"), {
         models: [...workload.models],
         regions: [...workload.regions],
-        capacity: plannerCapacity(prefetched.flat(), perf, gpuTypes),
+        capacity: plannerCapacity(
+          prefetched.flat(),
+          perf,
+          gpuTypes,
+          (opts.slo ?? DEFAULT_SLO).ttftMs["iw-fast"],
+        ),
         gpuTypes: gpuTypes.map((g) => ({
           id: g,
           pricePerHour: GPUS[g]?.vmPricePerHour ?? 0,
