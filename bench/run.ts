@@ -5,3 +5,4 @@ await import("./planner.js");
 await import("./gateway.js");
 await import("./router.js");
 await import("./routing-latency.js");
+await import("./load.js");
