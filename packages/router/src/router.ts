@@ -1,5 +1,6 @@
 import {
   DemandReport,
+  Heartbeat,
   InferenceRequest,
   LoadReport,
   NIW_STREAM,
@@ -18,6 +19,7 @@ import {
   DEFAULT_ROUTER_CONFIG,
   endpointUtilization,
   type InstanceView,
+  isRoutable,
   type RouterConfig,
 } from "./policy.js";
 
@@ -46,6 +48,8 @@ export class RouterActor extends Actor {
   private readonly cfg: RouterConfig;
   private readonly views = new Map<string, InstanceView>();
   private readonly byEndpoint = new Map<string, InstanceView[]>();
+  /** Per node: its last heartbeat's arrival plus its ttlMs (silence past it = the node is gone). */
+  private readonly nodeAliveUntil = new Map<string, number>();
   private readonly pending: { req: Route; sinceMs: number }[] = [];
   private readonly maxPendingMs: number;
   private readonly models: Set<string>;
@@ -78,6 +82,7 @@ export class RouterActor extends Actor {
 
   protected setup(): void {
     this.on(LoadReport, {}, (r) => this.onLoad(r), { broadcast: true });
+    this.on(Heartbeat, {}, (hb) => this.onHeartbeat(hb), { broadcast: true });
     this.on(
       Plan,
       {},
@@ -130,6 +135,7 @@ export class RouterActor extends Actor {
         maxRunning: r.maxRunning,
         routedTokens: 0,
         routedRequests: 0,
+        aliveUntilMs: this.nodeAliveUntil.get(r.nodeId),
       };
       this.views.set(r.instanceId, v);
       const k = this.key(r.model, r.region, r.pool);
@@ -151,14 +157,42 @@ export class RouterActor extends Actor {
     if (this.pending.length && r.state === "serving") this.retryPending();
   }
 
+  /**
+   * Node liveness: an instance whose node has been silent for its heartbeat TTL leaves routing at once,
+   * long before its last load report would go stale (a SIGKILLed node agent says nothing more).
+   */
+  private onHeartbeat(hb: Payload<typeof Heartbeat>): void {
+    const until = this.clock.now() + hb.ttlMs;
+    this.nodeAliveUntil.set(hb.nodeId, until);
+    for (const i of hb.instances) {
+      const v = this.views.get(i.instanceId);
+      if (v && v.nodeId === hb.nodeId) v.aliveUntilMs = until;
+    }
+  }
+
+  /** Instances this router would route `model` to right now, by region (for operators and tests). */
+  routableInstances(model?: string): { instanceId: string; nodeId: string; region: string }[] {
+    const now = this.clock.now();
+    return [...this.views.values()]
+      .filter((v) => (model === undefined || v.model === model) && isRoutable(v, now, this.cfg))
+      .map((v) => ({ instanceId: v.instanceId, nodeId: v.nodeId, region: v.region }))
+      .sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0));
+  }
+
   private removeView(v: InstanceView): void {
     const list = this.byEndpoint.get(this.key(v.model, v.region, v.pool));
     if (list) list.splice(list.indexOf(v), 1);
     this.views.delete(v.instanceId);
   }
 
-  private candidates(model: string, region: string, pool: string | undefined): InstanceView[] {
-    return this.byEndpoint.get(this.key(model, region, pool)) ?? [];
+  private candidates(
+    model: string,
+    region: string,
+    pool: string | undefined,
+    avoid?: ReadonlySet<string>,
+  ): InstanceView[] {
+    const all = this.byEndpoint.get(this.key(model, region, pool)) ?? [];
+    return avoid?.size ? all.filter((v) => !avoid.has(v.nodeId)) : all;
   }
 
   /** Route one request: a reply, a rejection, or undefined when no instance can take it now. */
@@ -195,17 +229,19 @@ export class RouterActor extends Actor {
       return { requestId: req.requestId, decision: "queued" as const, region: req.originRegion, jobId };
     }
     const pool = this.cfg.niwMode === "pool" ? (req.tier === "niw" ? "niw" : "iw") : undefined;
+    // A re-route after a lost node or engine never goes back to the nodes it failed on.
+    const avoid = req.avoidNodes?.length ? new Set(req.avoidNodes) : undefined;
     const region = chooseRegion(
       this.plannedRegion(req.model, req.originRegion),
-      (r) => endpointUtilization(this.candidates(req.model, r, pool), now, this.cfg),
+      (r) => endpointUtilization(this.candidates(req.model, r, pool, avoid), now, this.cfg),
       this.opts.regions,
       this.cfg,
     );
     const target =
-      chooseInstance(this.candidates(req.model, region, pool), now, this.cfg) ??
+      chooseInstance(this.candidates(req.model, region, pool, avoid), now, this.cfg) ??
       // Saturated or empty region: any region with a serving instance beats waiting.
       this.opts.regions
-        .map((r) => chooseInstance(this.candidates(req.model, r, pool), now, this.cfg))
+        .map((r) => chooseInstance(this.candidates(req.model, r, pool, avoid), now, this.cfg))
         .find((v) => v !== undefined);
     if (!target) return undefined;
     target.routedTokens += req.inputTokens + req.maxOutputTokens;
