@@ -4,6 +4,7 @@ import {
   InferenceRequest,
   LoadReport,
   type Payload,
+  Plan,
   RouteRequest,
   validateReply,
 } from "@sageserve/protocol";
@@ -118,5 +119,57 @@ describe("router node liveness", () => {
     expect(held).toMatchObject({ decision: "queued" });
     expect(held.nodeId).toBeUndefined();
     expect(w.forwarded.find((f) => f.requestId === "x0")).toMatchObject({ attempt: 1, avoidNodes: ["n1"] });
+  });
+});
+
+describe("router restart", () => {
+  it("follows the plan stored in KV from its start, before the next plan is published", async () => {
+    const clock = new VirtualClock({ startMs: 0 });
+    const broker = new MemoryBroker(clock);
+    const planner = broker.connect("planner");
+    await planner.kvPut("sage-plans", "latest", {
+      ...Plan.sample(),
+      v: Plan.version,
+      planId: "planner-1-p7",
+      routing: [{ model: "m", from: "westus", to: "eastus", fraction: 1 }],
+    });
+    const router = new RouterActor(
+      { bus: broker.connect("router"), clock },
+      { regions: ["westus", "eastus"], models: ["m"] },
+    );
+    await router.start();
+    await clock.advance(10);
+    expect(router.planRoutes()).toEqual({ "m|westus": [{ to: "eastus", fraction: 1 }] });
+    const node = broker.connect("nodes");
+    for (const region of ["westus", "eastus"]) {
+      node.publish(
+        LoadReport.subject.build({ region, model: "m", instance: `${region}-i0` }),
+        envelope(LoadReport, {
+          ...LoadReport.sample(),
+          instanceId: `${region}-i0`,
+          nodeId: `${region}-n`,
+          region,
+          model: "m",
+          state: "serving",
+          kvUtilization: 0.1,
+          atMs: clock.now(),
+        }),
+      );
+    }
+    await clock.advance(10);
+    const p = node.request(
+      RouteRequest.subject.build({ region: "westus", model: "m" }),
+      envelope(RouteRequest, {
+        ...RouteRequest.sample(),
+        requestId: "q",
+        model: "m",
+        originRegion: "westus",
+      }),
+      { timeoutMs: 1_000 },
+    );
+    await clock.advance(10);
+    const d = (await p).data();
+    const r = d.ok ? validateReply(RouteRequest, d.value) : d;
+    expect(r.ok && r.value.region).toBe("eastus");
   });
 });

@@ -11,6 +11,7 @@ import {
   RouteRequest,
   SageError,
   type Tier,
+  validatePayload,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext } from "@sageserve/runtime";
 import {
@@ -80,22 +81,10 @@ export class RouterActor extends Actor {
     this.models = new Set(opts.models);
   }
 
-  protected setup(): void {
+  protected async setup(): Promise<void> {
     this.on(LoadReport, {}, (r) => this.onLoad(r), { broadcast: true });
     this.on(Heartbeat, {}, (hb) => this.onHeartbeat(hb), { broadcast: true });
-    this.on(
-      Plan,
-      {},
-      (p) => {
-        const m = new Map<string, { to: string; fraction: number }[]>();
-        for (const r of p.routing) {
-          const k = `${r.model}|${r.from}`;
-          m.set(k, [...(m.get(k) ?? []), { to: r.to, fraction: r.fraction }]);
-        }
-        this.planRouting = m;
-      },
-      { broadcast: true },
-    );
+    this.on(Plan, {}, (p) => this.applyPlan(p), { broadcast: true });
     this.handle(RouteRequest, {}, (req) => {
       // Count arrivals once (re-routes of the same request come back as RouteRequests too).
       if (req.attempt === undefined) this.countDemand(req);
@@ -108,6 +97,26 @@ export class RouterActor extends Actor {
     this.every(5_000, () => this.retryPending());
     this.demandWindowStartMs = Math.floor(this.clock.now() / 60_000) * 60_000;
     this.every(60_000, () => this.reportDemand());
+    // A router that (re)starts mid-window routes by the current plan at once, not after the next one.
+    const latest = await this.kvGet("sage-plans", "latest");
+    if (latest.ok && latest.value !== undefined && this.planRouting.size === 0) {
+      const plan = validatePayload(Plan, latest.value);
+      if (plan.ok) this.applyPlan(plan.value);
+    }
+  }
+
+  private applyPlan(p: Payload<typeof Plan>): void {
+    const m = new Map<string, { to: string; fraction: number }[]>();
+    for (const r of p.routing) {
+      const k = `${r.model}|${r.from}`;
+      m.set(k, [...(m.get(k) ?? []), { to: r.to, fraction: r.fraction }]);
+    }
+    this.planRouting = m;
+  }
+
+  /** The plan's routing fractions this router follows, per "model|origin region". */
+  planRoutes(): Record<string, { to: string; fraction: number }[]> {
+    return Object.fromEntries(this.planRouting);
   }
 
   private key(model: string, region: string, pool: string | undefined): string {
