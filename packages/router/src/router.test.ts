@@ -173,3 +173,64 @@ describe("router restart", () => {
     expect(r.ok && r.value.region).toBe("eastus");
   });
 });
+
+describe("router, a region cut off", () => {
+  it("spills its interactive traffic to the allowed regions only; with none left it holds the request", async () => {
+    const clock = new VirtualClock({ startMs: 0 });
+    const broker = new MemoryBroker(clock);
+    const router = new RouterActor(
+      { bus: broker.connect("router"), clock },
+      {
+        regions: ["westus", "eastus", "centralus"],
+        models: ["m"],
+        config: { spillTargets: { westus: ["eastus"] } },
+      },
+    );
+    await router.start();
+    const node = broker.connect("nodes");
+    const report = (region: string, state: "serving" | "failed", kvUtilization: number) =>
+      node.publish(
+        LoadReport.subject.build({ region, model: "m", instance: `${region}-i0` }),
+        envelope(LoadReport, {
+          ...LoadReport.sample(),
+          instanceId: `${region}-i0`,
+          nodeId: `${region}-n`,
+          region,
+          model: "m",
+          state,
+          kvUtilization,
+          atMs: clock.now(),
+        }),
+      );
+    const route = async (id: string) => {
+      const p = node.request(
+        RouteRequest.subject.build({ region: "westus", model: "m" }),
+        envelope(RouteRequest, {
+          ...RouteRequest.sample(),
+          requestId: id,
+          model: "m",
+          originRegion: "westus",
+        }),
+        { timeoutMs: 1_000 },
+      );
+      await clock.advance(10);
+      const d = (await p).data();
+      const r = d.ok ? validateReply(RouteRequest, d.value) : d;
+      if (!r.ok) throw r.error;
+      return r.value;
+    };
+    // westus's instance failed; eastus is busy (above the spill threshold), centralus idle but not allowed.
+    report("westus", "failed", 0);
+    report("eastus", "serving", 0.95);
+    report("centralus", "serving", 0.05);
+    await clock.advance(10);
+    for (let i = 0; i < 3; i++) expect(await route(`a${i}`)).toMatchObject({ region: "eastus" });
+    // eastus fails too: nothing allowed is left, so the request is held (then rejected), never sent to centralus.
+    report("eastus", "failed", 0);
+    await clock.advance(10);
+    const held = await route("b");
+    expect(held).toMatchObject({ decision: "queued", region: "westus" });
+    expect(held.nodeId).toBeUndefined();
+    expect(router.pendingCount).toBe(1);
+  });
+});

@@ -240,16 +240,20 @@ export class RouterActor extends Actor {
     const pool = this.cfg.niwMode === "pool" ? (req.tier === "niw" ? "niw" : "iw") : undefined;
     // A re-route after a lost node or engine never goes back to the nodes it failed on.
     const avoid = req.avoidNodes?.length ? new Set(req.avoidNodes) : undefined;
+    const home = this.plannedRegion(req.model, req.originRegion);
+    // Where this request may run at all: home and the regions it may spill to (all, unless configured).
+    const spill = this.cfg.spillTargets?.[home];
+    const reachable = spill ? [home, ...spill.filter((r) => r !== home)] : this.opts.regions;
     const region = chooseRegion(
-      this.plannedRegion(req.model, req.originRegion),
+      home,
       (r) => endpointUtilization(this.candidates(req.model, r, pool, avoid), now, this.cfg),
       this.opts.regions,
       this.cfg,
     );
     const target =
       chooseInstance(this.candidates(req.model, region, pool, avoid), now, this.cfg) ??
-      // Saturated or empty region: any region with a serving instance beats waiting.
-      this.opts.regions
+      // Saturated or empty region: any reachable region with a serving instance beats waiting.
+      reachable
         .map((r) => chooseInstance(this.candidates(req.model, r, pool, avoid), now, this.cfg))
         .find((v) => v !== undefined);
     if (!target) return undefined;
