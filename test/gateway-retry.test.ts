@@ -148,3 +148,39 @@ describe("gateway retries requests whose engine died before their first token", 
     }
   }, 30_000);
 });
+
+describe("gateway, no instance anywhere", () => {
+  it("answers 503 as soon as the router gives up on the request, not at the first-token timeout", async () => {
+    const clock = new WallClock({ seed: 6 });
+    const broker = new MemoryBroker(clock);
+    const router = new RouterActor(
+      { bus: broker.connect("router"), clock },
+      { regions: ["westus"], models: ["llama3.2-3b"], maxPendingMs: 500 },
+    );
+    // A first-token timeout far beyond this test's: only the router's NO_CAPACITY chunk can end the request.
+    const gateway = new GatewayActor(
+      { bus: broker.connect("gateway"), clock },
+      { region: "westus", models: ["llama3.2-3b"], firstTokenTimeoutMs: 600_000 },
+    );
+    await router.start();
+    await gateway.start();
+    try {
+      const r = await fetch(`${gateway.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "llama3.2-3b", prompt: "x", max_tokens: 2 }),
+      });
+      expect(r.status).toBe(503);
+      expect(r.headers.get("retry-after")).toBe("2");
+      const e = (await r.json()) as { error: { code: string; message: string } };
+      expect(e.error.code).toBe("overloaded");
+      expect(e.error.message).toMatch(/no serving instance of llama3\.2-3b/);
+      expect(gateway.retried).toBe(0);
+      expect(router.rejected).toBe(1);
+    } finally {
+      await gateway.stop();
+      await router.stop();
+      clock.cancelAll();
+    }
+  }, 20_000);
+});

@@ -404,7 +404,12 @@ export class GatewayActor extends Actor {
             continue;
           }
           if (c.done) {
-            if (c.error) lost = { code: c.error.code, message: `engine failed: ${c.error.message}` };
+            if (c.error)
+              lost = {
+                code: c.error.code,
+                message:
+                  c.error.code === "NO_CAPACITY" ? c.error.message : `engine failed: ${c.error.message}`,
+              };
             else finish = c.finishReason ?? "stop";
             break;
           }
@@ -437,7 +442,9 @@ export class GatewayActor extends Actor {
         // The instance failed or its node is gone. Nothing reached the client yet (before the first
         // token, or a response not streamed): route again, away from that node. Else end with an error.
         const clientSawNothing = !stream || index === 0;
-        if (clientSawNothing && attempt + 1 < maxAttempts) {
+        // NO_CAPACITY: the router already waited for an instance; another attempt would wait again.
+        const noCapacity = lost.code === "NO_CAPACITY";
+        if (clientSawNothing && !noCapacity && attempt + 1 < maxAttempts) {
           if (nodeId !== undefined && !avoid.includes(nodeId)) avoid.push(nodeId);
           this.retried++;
           this.log.warn(
@@ -451,13 +458,18 @@ export class GatewayActor extends Actor {
         const code = lost.code.toLowerCase();
         if (clientSawNothing) {
           count(
-            this.fail(res, {
-              status: 502,
-              message: lost.message,
-              type: "server_error",
-              code,
-              retryAfterS: 1,
-            }),
+            this.fail(
+              res,
+              noCapacity
+                ? {
+                    status: 503,
+                    message: `no capacity for ${model} right now (${lost.message})`,
+                    type: "service_unavailable",
+                    code: "overloaded",
+                    retryAfterS: 2,
+                  }
+                : { status: 502, message: lost.message, type: "server_error", code, retryAfterS: 1 },
+            ),
           );
           return;
         }

@@ -104,9 +104,9 @@ export const InferenceChunk = defineMessage({
     finishReason: z.enum(["stop", "length", "error", "cancelled"]).optional(),
     error: z.object({ code: z.string(), message: z.string() }).optional(),
   }),
-  publishers: ["node-agent"],
+  publishers: ["node-agent", "router"],
   listeners: ["gateway"],
-  doc: "Streamed output of one request, in order; the last chunk has done=true.",
+  doc: "Streamed output of one request, in order; the last chunk has done=true. A router that gives up on a request it held (no instance in time) sends the final chunk with error NO_CAPACITY.",
 }).withSample(() => ({ requestId: "r-1", seq: 0, text: "Hello", tokens: 1, done: false }));
 
 export const RequestDone = defineMessage({

@@ -1,6 +1,7 @@
 import {
   DemandReport,
   Heartbeat,
+  InferenceChunk,
   InferenceRequest,
   LoadReport,
   NIW_STREAM,
@@ -326,6 +327,22 @@ export class RouterActor extends Actor {
         continue;
       }
       this.rejected++;
+      // Whoever waits for its tokens (the gateway) learns at once, instead of at its first-token timeout.
+      this.publish(
+        InferenceChunk,
+        { request: p.req.requestId },
+        {
+          requestId: p.req.requestId,
+          seq: 0,
+          tokens: 0,
+          done: true,
+          finishReason: "error",
+          error: {
+            code: "NO_CAPACITY",
+            message: `no serving instance of ${p.req.model} reachable from ${p.req.originRegion} within ${this.maxPendingMs} ms`,
+          },
+        },
+      );
       this.publish(
         RequestDone,
         { region: p.req.originRegion, model: p.req.model },
