@@ -26,6 +26,12 @@ export const ClusterSpecSchema = z
           gpuTypes: z.array(z.string().refine((g) => g in GPUS, { message: "unknown GPU type" })).min(1),
           /** Most "VMs" (node agent + engine process) the local VM provider starts in the region. */
           maxVms: z.number().int().min(1).max(64),
+          /**
+           * "local": the region service runs a VM provider whose "VMs" are local processes; "external":
+           * it runs the region agent alone, and a provider deployed elsewhere (a cloud or Kubernetes
+           * hook, docs/deploy.md) answers its VmCommands, its VMs outliving a region agent restart.
+           */
+          vmProvider: z.enum(["local", "external"]).default("local"),
         }),
       )
       .min(1),
@@ -254,6 +260,22 @@ export async function startService(
       break;
     case "region": {
       const r = spec.regions.find((x) => x.id === def.region)!;
+      const ra = spec.regionAgent;
+      const agent = new RegionAgentActor(await ctx(`region-agent-${r.id}`), {
+        region: r.id,
+        models: r.models,
+        mode: ra.mode,
+        gpuTypes: r.gpuTypes,
+        reactive: { minInstances: ra.minInstances },
+        scalingIntervalMs: ra.scalingIntervalMs,
+        cooldowns: { bootMs: ra.cooldownMs, reclaimMs: ra.cooldownMs, swapMs: ra.cooldownMs },
+        staleAfterMs: 5 * spec.engine.loadReportMs + 5_000,
+        ...(ra.planStrategy !== "none" ? { planStrategy: ra.planStrategy } : {}),
+      });
+      if (r.vmProvider === "external") {
+        actors.push(agent);
+        break;
+      }
       const backend = new LocalProcessBackend({
         connect: (name) => connect(name),
         clock: deps.clock,
@@ -283,18 +305,6 @@ export async function startService(
         maxRunning: spec.engine.maxRunning,
       });
       const provider = new VmProviderActor(await ctx(`vm-provider-${r.id}`), r.id, backend);
-      const ra = spec.regionAgent;
-      const agent = new RegionAgentActor(await ctx(`region-agent-${r.id}`), {
-        region: r.id,
-        models: r.models,
-        mode: ra.mode,
-        gpuTypes: r.gpuTypes,
-        reactive: { minInstances: ra.minInstances },
-        scalingIntervalMs: ra.scalingIntervalMs,
-        cooldowns: { bootMs: ra.cooldownMs, reclaimMs: ra.cooldownMs, swapMs: ra.cooldownMs },
-        staleAfterMs: 5 * spec.engine.loadReportMs + 5_000,
-        ...(ra.planStrategy !== "none" ? { planStrategy: ra.planStrategy } : {}),
-      });
       actors.push(provider, agent);
       cleanup = () => backend.releaseAll();
       break;

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import {
+  Heartbeat,
   InferenceChunk,
   type Payload,
   RouteRequest,
@@ -8,7 +9,14 @@ import {
   type Tier,
   validatePayload,
 } from "@sageserve/protocol";
-import { Actor, type ActorContext, closeServer, listenUrl, readBodyLimited } from "@sageserve/runtime";
+import {
+  Actor,
+  type ActorContext,
+  closeServer,
+  listenUrl,
+  readBodyLimited,
+  type Subscription,
+} from "@sageserve/runtime";
 import { Counter, Histogram, Registry } from "prom-client";
 
 export interface GatewayOptions {
@@ -36,6 +44,12 @@ export interface GatewayOptions {
   defaultMaxTokens?: number;
   /** NIW deadline when a batch request names none (ms). */
   batchDeadlineMs?: number;
+  /**
+   * Routing attempts per interactive request (default 3): a request whose node or engine is lost before
+   * anything reached the client (before its first token, or a response not streamed) is routed again,
+   * away from that node.
+   */
+  maxAttempts?: number;
 }
 
 const TIERS: Record<string, Tier> = { fast: "iw-fast", normal: "iw-normal", batch: "niw" };
@@ -93,6 +107,10 @@ export class GatewayActor extends Actor {
   url = "";
   private readonly buckets = new Map<string, { tokens: number; atMs: number }>();
   private readonly jobs = new Map<string, BatchJob>();
+  /** Node liveness from heartbeats: when each was last heard and its TTL. */
+  private readonly nodes = new Map<string, { atMs: number; ttlMs: number }>();
+  /** Requests routed again after their node or engine was lost before their first token. */
+  retried = 0;
 
   constructor(
     ctx: ActorContext,
@@ -102,6 +120,14 @@ export class GatewayActor extends Actor {
   }
 
   protected async setup(): Promise<void> {
+    this.on(
+      Heartbeat,
+      {},
+      (hb) => {
+        this.nodes.set(hb.nodeId, { atMs: this.clock.now(), ttlMs: hb.ttlMs });
+      },
+      { broadcast: true },
+    );
     this.server = createServer((req, res) => {
       this.serve(req, res).catch((e) =>
         this.fail(res, { status: 500, message: String(e), type: "internal_server_error", code: "internal" }),
@@ -275,127 +301,185 @@ export class GatewayActor extends Actor {
     const arrivalMs = this.clock.now();
     const started = this.clock.now();
     const count = (status: number) => this.requests.inc({ model, tier: tierName, status: String(status) });
+    const maxAttempts = Math.max(1, this.opts.maxAttempts ?? 3);
 
-    // Subscribe before routing: the node may start streaming before the router's reply arrives.
-    const chunks: Payload<typeof InferenceChunk>[] = [];
+    // Each attempt streams on its own subject (`<request>-a<n>` after the first), so a node wrongly
+    // given up for lost can never interleave its tokens with the retry's.
+    let chunks: Payload<typeof InferenceChunk>[] = [];
     let wake: (() => void) | undefined;
-    const sub = this.bus.subscribe(InferenceChunk.subject.build({ request: requestId }), (m) => {
-      const d = m.data();
-      const c = d.ok ? validatePayload(InferenceChunk, d.value) : d;
-      if (!c.ok) return;
-      chunks.push(c.value);
-      wake?.();
-    });
-    res.on("close", () => sub.unsubscribe());
+    let sub: Subscription | undefined;
+    const listen = (rid: string): void => {
+      sub?.unsubscribe();
+      const mine: Payload<typeof InferenceChunk>[] = [];
+      chunks = mine;
+      sub = this.bus.subscribe(InferenceChunk.subject.build({ request: rid }), (m) => {
+        const d = m.data();
+        const c = d.ok ? validatePayload(InferenceChunk, d.value) : d;
+        if (!c.ok) return;
+        mine.push(c.value);
+        wake?.();
+      });
+    };
+    res.on("close", () => sub?.unsubscribe());
+    const id = `${chat ? "chatcmpl" : "cmpl"}-${requestId.slice(2)}`;
+    const created = Math.floor(this.clock.now() / 1000);
+    const object = chat ? (stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
+    let text = "";
+    let index = 0;
+    let finish = "stop";
+    let lastTokenMs = started;
+    const avoid: string[] = [];
     try {
-      const reply = await this.request(
-        RouteRequest,
-        { region, model },
-        {
-          requestId,
-          model,
-          tier,
-          originRegion: region,
-          inputTokens: Math.max(1, Math.ceil(promptText.length / 4)),
-          maxOutputTokens: maxTokens,
-          arrivalMs,
-          ...(tier === "niw" ? { deadlineMs: arrivalMs + (this.opts.batchDeadlineMs ?? 86_400_000) } : {}),
-          stream,
-          body: { ...body, stream: true },
-        },
-        this.opts.routeTimeoutMs ?? 5_000,
-      );
-      if (!reply.ok) {
-        sub.unsubscribe();
-        count(this.fail(res, routeError(reply.error, model)));
-        return;
-      }
-      if (reply.value.decision === "queued" && reply.value.jobId) {
-        sub.unsubscribe();
-        count(202);
-        this.trackJob(reply.value.jobId, requestId, model);
-        json(res, 202, {
-          id: reply.value.jobId,
-          object: "sage.batch_job",
-          status: "queued",
-          model,
-          region: reply.value.region,
-        });
-        return;
-      }
-      // Relay the stream.
-      const id = `${chat ? "chatcmpl" : "cmpl"}-${requestId.slice(2)}`;
-      const created = Math.floor(this.clock.now() / 1000);
-      const object = chat ? (stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
-      let text = "";
-      let index = 0;
-      let finish = "stop";
-      let lastTokenMs = started;
-      const deadline = this.clock.now() + (this.opts.firstTokenTimeoutMs ?? 120_000);
-      for (;;) {
-        const c = chunks.shift();
-        if (!c) {
-          if (res.destroyed) return;
-          const left = deadline - this.clock.now();
-          if (index === 0 && left <= 0) {
-            count(
-              this.fail(res, {
-                status: 504,
-                message: "no token within the first-token timeout",
-                type: "timeout",
-                code: "first_token_timeout",
-              }),
-            );
-            return;
-          }
-          await new Promise<void>((r) => {
-            wake = r;
-            this.clock.setTimer(Math.max(10, Math.min(left, 1_000)), r);
-          });
-          wake = undefined;
-          continue;
+      for (let attempt = 0; ; attempt++) {
+        const rid = attempt === 0 ? requestId : `${requestId}-a${attempt}`;
+        // Subscribe before routing: the node may start streaming before the router's reply arrives.
+        listen(rid);
+        const reply = await this.request(
+          RouteRequest,
+          { region, model },
+          {
+            requestId: rid,
+            model,
+            tier,
+            originRegion: region,
+            inputTokens: Math.max(1, Math.ceil(promptText.length / 4)),
+            maxOutputTokens: maxTokens,
+            arrivalMs,
+            ...(tier === "niw" ? { deadlineMs: arrivalMs + (this.opts.batchDeadlineMs ?? 86_400_000) } : {}),
+            stream,
+            ...(attempt > 0 ? { attempt, avoidNodes: avoid } : {}),
+            body: { ...body, stream: true },
+          },
+          this.opts.routeTimeoutMs ?? 5_000,
+        );
+        if (!reply.ok) {
+          count(this.fail(res, routeError(reply.error, model)));
+          return;
         }
-        if (c.done) {
-          if (c.error) {
-            if (index === 0) {
+        if (reply.value.decision === "queued" && reply.value.jobId) {
+          count(202);
+          this.trackJob(reply.value.jobId, requestId, model);
+          json(res, 202, {
+            id: reply.value.jobId,
+            object: "sage.batch_job",
+            status: "queued",
+            model,
+            region: reply.value.region,
+          });
+          return;
+        }
+        // Relay the stream, watching the node's heartbeats: a node that dies says nothing more.
+        const nodeId = reply.value.nodeId;
+        const dispatchedMs = this.clock.now();
+        const deadline = this.clock.now() + (this.opts.firstTokenTimeoutMs ?? 120_000);
+        let lost: { code: string; message: string } | undefined;
+        for (;;) {
+          const c = chunks.shift();
+          if (!c) {
+            if (res.destroyed) return;
+            const left = deadline - this.clock.now();
+            if (index === 0 && left <= 0) {
               count(
                 this.fail(res, {
-                  status: 502,
-                  message: `engine failed: ${c.error.message}`,
-                  type: "server_error",
-                  code: c.error.code.toLowerCase(),
-                  retryAfterS: 1,
+                  status: 504,
+                  message: "no token within the first-token timeout",
+                  type: "timeout",
+                  code: "first_token_timeout",
                 }),
               );
               return;
             }
-            finish = "error";
-          } else finish = c.finishReason ?? "stop";
-          break;
-        }
-        const nowMs = this.clock.now();
-        if (index > 0) this.tbt.observe({ model, tier: tierName }, (nowMs - lastTokenMs) / 1000);
-        lastTokenMs = nowMs;
-        if (index === 0) {
-          this.ttft.observe({ model, tier: tierName }, (this.clock.now() - started) / 1000);
-          if (stream)
-            res.writeHead(200, {
-              "content-type": "text/event-stream",
-              "cache-control": "no-cache",
-              connection: "keep-alive",
+            if (nodeId !== undefined && this.nodeLost(nodeId, dispatchedMs)) {
+              lost = {
+                code: "NODE_LOST",
+                message: `node ${nodeId} stopped sending heartbeats while serving the request`,
+              };
+              break;
+            }
+            await new Promise<void>((r) => {
+              wake = r;
+              this.clock.setTimer(Math.max(10, Math.min(left > 0 ? left : 1_000, 1_000)), r);
             });
+            wake = undefined;
+            continue;
+          }
+          if (c.done) {
+            if (c.error)
+              lost = {
+                code: c.error.code,
+                message:
+                  c.error.code === "NO_CAPACITY" ? c.error.message : `engine failed: ${c.error.message}`,
+              };
+            else finish = c.finishReason ?? "stop";
+            break;
+          }
+          const nowMs = this.clock.now();
+          if (index > 0) this.tbt.observe({ model, tier: tierName }, (nowMs - lastTokenMs) / 1000);
+          lastTokenMs = nowMs;
+          if (index === 0) {
+            this.ttft.observe({ model, tier: tierName }, (this.clock.now() - started) / 1000);
+            if (stream)
+              res.writeHead(200, {
+                "content-type": "text/event-stream",
+                "cache-control": "no-cache",
+                connection: "keep-alive",
+              });
+          }
+          if (stream) {
+            const choice = chat
+              ? {
+                  index: 0,
+                  delta:
+                    index === 0 ? { role: "assistant", content: c.text ?? "" } : { content: c.text ?? "" },
+                  finish_reason: null,
+                }
+              : { index: 0, text: c.text ?? "", finish_reason: null };
+            res.write(`data: ${JSON.stringify({ id, object, created, model, choices: [choice] })}\n\n`);
+          } else text += c.text ?? "";
+          index++;
         }
-        if (stream) {
-          const choice = chat
-            ? {
-                index: 0,
-                delta: index === 0 ? { role: "assistant", content: c.text ?? "" } : { content: c.text ?? "" },
-                finish_reason: null,
-              }
-            : { index: 0, text: c.text ?? "", finish_reason: null };
-          res.write(`data: ${JSON.stringify({ id, object, created, model, choices: [choice] })}\n\n`);
-        } else text += c.text ?? "";
-        index++;
+        if (!lost) break;
+        // The instance failed or its node is gone. Nothing reached the client yet (before the first
+        // token, or a response not streamed): route again, away from that node. Else end with an error.
+        const clientSawNothing = !stream || index === 0;
+        // NO_CAPACITY: the router already waited for an instance; another attempt would wait again.
+        const noCapacity = lost.code === "NO_CAPACITY";
+        if (clientSawNothing && !noCapacity && attempt + 1 < maxAttempts) {
+          if (nodeId !== undefined && !avoid.includes(nodeId)) avoid.push(nodeId);
+          this.retried++;
+          this.log.warn(
+            { requestId, attempt: attempt + 1, node: nodeId, code: lost.code },
+            "request lost before its first token reached the client: routing it again",
+          );
+          text = "";
+          index = 0;
+          continue;
+        }
+        const code = lost.code.toLowerCase();
+        if (clientSawNothing) {
+          count(
+            this.fail(
+              res,
+              noCapacity
+                ? {
+                    status: 503,
+                    message: `no capacity for ${model} right now (${lost.message})`,
+                    type: "service_unavailable",
+                    code: "overloaded",
+                    retryAfterS: 2,
+                  }
+                : { status: 502, message: lost.message, type: "server_error", code, retryAfterS: 1 },
+            ),
+          );
+          return;
+        }
+        // Mid-stream: an OpenAI error event (the SDKs raise it as an APIError), then the stream ends,
+        // without [DONE], so no client mistakes the truncated answer for a complete one.
+        count(502);
+        res.end(
+          `data: ${JSON.stringify({ error: { message: lost.message, type: "server_error", param: null, code } })}\n\n`,
+        );
+        return;
       }
       count(200);
       const usage = {
@@ -417,8 +501,18 @@ export class GatewayActor extends Actor {
         json(res, 200, { id, object, created, model, choices: [choice], usage });
       }
     } finally {
-      sub.unsubscribe();
+      sub?.unsubscribe();
     }
+  }
+
+  /**
+   * Is `nodeId` gone? Silent for its heartbeat TTL since the later of its last heartbeat and the
+   * dispatch (a node never heard from gets the default TTL of three 5-second heartbeats).
+   */
+  private nodeLost(nodeId: string, sinceMs: number): boolean {
+    const seen = this.nodes.get(nodeId);
+    const from = Math.max(sinceMs, seen?.atMs ?? 0);
+    return this.clock.now() > from + (seen?.ttlMs ?? 15_000);
   }
 
   /**

@@ -93,7 +93,7 @@ export class PlannerActor extends Actor {
     super(ctx, { role: "planner", id: opts.id ?? "planner-1", description: "forecast + ILP capacity plan" });
   }
 
-  protected setup(): void {
+  protected async setup(): Promise<void> {
     this.on(DemandReport, {}, (d) => this.onDemand(d), { broadcast: true });
     this.on(
       LoadReport,
@@ -116,6 +116,12 @@ export class PlannerActor extends Actor {
     this.cron(this.opts.schedule ?? "0 * * * *", async () => {
       await this.plan();
     });
+    // A restarted planner continues its plan sequence from the plan it left in KV: plan ids never repeat.
+    const latest = await this.kvGet("sage-plans", "latest");
+    const prev = latest.ok ? (latest.value as { planId?: unknown } | undefined)?.planId : undefined;
+    const m =
+      typeof prev === "string" && prev.startsWith(`${this.identity.id}-p`) ? /-p(\d+)$/.exec(prev) : null;
+    if (m) this.planSeq = Math.max(this.planSeq, Number(m[1]) + 1);
   }
 
   private state(model: string, region: string): SeriesState {

@@ -25,6 +25,8 @@ const RequestFields = {
   stream: z.boolean().default(false),
   /** Re-routing attempt (absent on first arrival): a request handed back by an instance that could not serve it. */
   attempt: z.number().int().min(1).max(100).optional(),
+  /** Nodes this request already failed on (a re-route after a lost node or engine): not routed there again. */
+  avoidNodes: z.array(Id).max(16).optional(),
   /** OpenAI-style request body forwarded to the engine (absent in simulation). */
   body: z.record(z.string(), z.unknown()).optional(),
 };
@@ -102,9 +104,9 @@ export const InferenceChunk = defineMessage({
     finishReason: z.enum(["stop", "length", "error", "cancelled"]).optional(),
     error: z.object({ code: z.string(), message: z.string() }).optional(),
   }),
-  publishers: ["node-agent"],
+  publishers: ["node-agent", "router"],
   listeners: ["gateway"],
-  doc: "Streamed output of one request, in order; the last chunk has done=true.",
+  doc: "Streamed output of one request, in order; the last chunk has done=true. A router that gives up on a request it held (no instance in time) sends the final chunk with error NO_CAPACITY.",
 }).withSample(() => ({ requestId: "r-1", seq: 0, text: "Hello", tokens: 1, done: false }));
 
 export const RequestDone = defineMessage({
@@ -213,7 +215,7 @@ export const Heartbeat = defineMessage({
     atMs: EpochMs,
   }),
   publishers: ["node-agent"],
-  listeners: ["region-agent", "router"],
+  listeners: ["region-agent", "router", "gateway"],
   doc: "A node is alive and holds these instances; silence for ttlMs means it is gone.",
 }).withSample(() => ({
   nodeId: "westus-n1",

@@ -187,3 +187,67 @@ describe("region agent, GPU types under a plan (LT-I)", () => {
     expect(agent.actions.gpuMigrate).toBe(2);
   });
 });
+
+describe("region agent restart while its VMs boot", () => {
+  it("counts accepted boots as arriving, and a successor reads them from KV instead of booting again", async () => {
+    const clock = new VirtualClock({ startMs: 0 });
+    const broker = new MemoryBroker(clock);
+    const opts = {
+      region: "westus",
+      models: ["llama3.2-3b"],
+      mode: "unified" as const,
+      gpuTypes: ["h100"],
+      scalingIntervalMs: 1_000,
+      reactive: { minInstances: 2 },
+      cooldowns: { bootMs: 30_000 },
+    };
+    // A cloud provider: accepts every boot; its VMs say nothing while they boot.
+    const boots: Payload<typeof VmCommand>[] = [];
+    broker.connect("provider").subscribe(VmCommand.subject.build({ region: "westus" }), (m) => {
+      const d = m.data();
+      if (!d.ok) return;
+      const cmd = d.value as Payload<typeof VmCommand>;
+      boots.push(cmd);
+      m.respond(
+        envelope(VmCommand, {
+          commandId: cmd.commandId,
+          accepted: true,
+          nodeId: `vm-${boots.length}`,
+          etaMs: 5_000,
+        }),
+      );
+    });
+    const first = new RegionAgentActor({ bus: broker.connect("agent-1"), clock }, opts);
+    await first.start();
+    await clock.advance(5_000);
+    // Two boots (the minimum), then nothing more although no VM has reported: they are arriving.
+    expect(boots.filter((b) => b.action === "boot")).toHaveLength(2);
+    expect(first.bootsInFlight().map((b) => b.nodeId)).toEqual(["vm-1", "vm-2"]);
+    await first.stop();
+    const second = new RegionAgentActor({ bus: broker.connect("agent-2"), clock }, opts);
+    await second.start();
+    await clock.advance(10_000);
+    expect(boots.filter((b) => b.action === "boot")).toHaveLength(2);
+    expect(second.bootsInFlight().map((b) => b.nodeId)).toEqual(["vm-1", "vm-2"]);
+    expect(new Set(boots.map((b) => b.commandId)).size).toBe(boots.length);
+    // vm-1 reports: no longer in flight. vm-2 never does: after the boot time it is given up, and replaced.
+    broker.connect("vm-1").publish(
+      LoadReport.subject.build({ region: "westus", model: "llama3.2-3b", instance: "vm-1-i0" }),
+      envelope(LoadReport, {
+        ...LoadReport.sample(),
+        instanceId: "vm-1-i0",
+        nodeId: "vm-1",
+        region: "westus",
+        model: "llama3.2-3b",
+        gpuType: "h100",
+        state: "loading",
+        atMs: clock.now(),
+      }),
+    );
+    await clock.advance(100);
+    expect(second.bootsInFlight().map((b) => b.nodeId)).toEqual(["vm-2"]);
+    await clock.advance(20_000);
+    expect(boots.filter((b) => b.action === "boot").length).toBeGreaterThan(2);
+    await second.stop();
+  });
+});

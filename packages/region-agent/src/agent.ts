@@ -103,6 +103,16 @@ interface InstanceInfo {
   releasedTokens: number;
 }
 
+/** A VM the provider is booting that has not reported yet. */
+export interface BootInFlight {
+  nodeId: string;
+  model: string;
+  gpuType: string;
+  pool?: string;
+  /** Forget it after this (the boot failed silently): scaling decides again. */
+  untilMs: number;
+}
+
 const ARRIVING: ReadonlySet<InstanceState> = new Set(["booting", "loading", "swapping"]);
 
 /**
@@ -124,6 +134,13 @@ export class RegionAgentActor extends Actor {
   private readonly cooldowns: Required<NonNullable<RegionAgentOptions["cooldowns"]>>;
   private readonly staleAfterMs: number;
   private commandSeq = 0;
+  /** Distinguishes this run's command ids from a predecessor's (a restarted agent starts its count again). */
+  private runTag = "";
+  /**
+   * VMs the provider accepted to boot that have not reported yet (a cloud VM is silent for minutes):
+   * counted as arriving capacity, and kept in KV `sage-boots` so a restarted agent does not boot them again.
+   */
+  private readonly boots = new Map<string, BootInFlight>();
   readonly actions = {
     reclaim: 0,
     swap: 0,
@@ -177,6 +194,7 @@ export class RegionAgentActor extends Actor {
 
   protected async setup(): Promise<void> {
     const region = this.opts.region;
+    this.runTag = this.clock.now().toString(36);
     this.on(LoadReport, { region }, (r) => this.onLoad(r), { broadcast: true });
     if (this.opts.mode === "unified") {
       // Jobs come from the durable queue and are acknowledged only once released to an instance.
@@ -220,6 +238,15 @@ export class RegionAgentActor extends Actor {
     this.every(this.opts.scalingIntervalMs ?? 15_000, () => this.tick());
     const statusMs = this.opts.statusIntervalMs ?? 5_000;
     if (statusMs > 0) this.every(statusMs, () => this.publishStatus());
+    // Boots a predecessor issued that have not arrived yet (it may have died right after asking).
+    const stored = await this.kvGet("sage-boots", region);
+    if (stored.ok && stored.value && Array.isArray((stored.value as { boots?: unknown }).boots)) {
+      const now = this.clock.now();
+      for (const b of (stored.value as { boots: BootInFlight[] }).boots) {
+        if (typeof b?.nodeId === "string" && typeof b.model === "string" && b.untilMs > now)
+          this.boots.set(b.nodeId, b);
+      }
+    }
   }
 
   /** Instances by state, serving KV utilisation and NIW queue depth per model (non-stale instances). */
@@ -337,6 +364,7 @@ export class RegionAgentActor extends Actor {
   }
 
   private onLoad(r: Payload<typeof LoadReport>): void {
+    if (this.boots.delete(r.nodeId)) void this.saveBoots();
     const cur = this.instances.get(r.instanceId);
     // A command we just issued is not undone by a report that predates it.
     if (cur && cur.atMs > r.atMs) return;
@@ -375,6 +403,11 @@ export class RegionAgentActor extends Actor {
         used += (i.load + i.releasedTokens / i.kvCapacityTokens) * i.kvCapacityTokens;
         cap += i.kvCapacityTokens;
       } else if (ARRIVING.has(i.state)) pending++;
+    }
+    if (this.boots.size) {
+      const now = this.clock.now();
+      for (const b of this.boots.values())
+        if (b.model === model && b.pool === pool && b.untilMs > now) pending++;
     }
     return {
       serving,
@@ -589,6 +622,19 @@ export class RegionAgentActor extends Actor {
       );
       if (reply.ok && reply.value.accepted) {
         this.actions.boot++;
+        const nodeId = reply.value.nodeId;
+        const heard = nodeId !== undefined && [...this.instances.values()].some((i) => i.nodeId === nodeId);
+        if (nodeId !== undefined && !heard) {
+          // Arriving capacity until the node reports, or until a boot should long have finished.
+          this.boots.set(nodeId, {
+            nodeId,
+            model,
+            gpuType,
+            ...(pool ? { pool } : {}),
+            untilMs: this.clock.now() + Math.max(this.cooldowns.bootMs, 2 * (reply.value.etaMs ?? 0)),
+          });
+          await this.saveBoots();
+        }
         return;
       }
     }
@@ -714,7 +760,18 @@ export class RegionAgentActor extends Actor {
     return best;
   }
 
+  private async saveBoots(): Promise<void> {
+    const now = this.clock.now();
+    for (const [id, b] of this.boots) if (b.untilMs <= now) this.boots.delete(id);
+    await this.kvPut("sage-boots", this.opts.region, { boots: [...this.boots.values()] });
+  }
+
+  /** VMs booting that have not reported yet (from this agent or, after a restart, its predecessor). */
+  bootsInFlight(): BootInFlight[] {
+    return [...this.boots.values()];
+  }
+
   private nextCommandId(): string {
-    return `${this.identity.id}-c${this.commandSeq++}`;
+    return `${this.identity.id}-${this.runTag}-c${this.commandSeq++}`;
   }
 }

@@ -20,6 +20,12 @@ export interface InstanceView {
   routedTokens: number;
   /** Requests routed here since the last report. */
   routedRequests: number;
+  /**
+   * Until when its node is known alive: the last heartbeat's arrival plus its ttlMs. Past it the node is
+   * gone (killed, partitioned) and the instance is not routed to, whatever its last load report said.
+   * Absent until a heartbeat arrives (a router that just started): the report's staleness alone decides.
+   */
+  aliveUntilMs?: number | undefined;
 }
 
 export interface RouterConfig {
@@ -54,7 +60,11 @@ export function estimatedUtilization(v: InstanceView): number {
 }
 
 export function isRoutable(v: InstanceView, nowMs: number, cfg: RouterConfig): boolean {
-  return v.state === "serving" && nowMs - v.reportedAtMs <= cfg.staleAfterMs;
+  return (
+    v.state === "serving" &&
+    nowMs - v.reportedAtMs <= cfg.staleAfterMs &&
+    (v.aliveUntilMs === undefined || nowMs <= v.aliveUntilMs)
+  );
 }
 
 /** Join-shortest-queue by outstanding tokens; ties by lower KV utilisation, then id (deterministic). */

@@ -1,5 +1,7 @@
 import {
   DemandReport,
+  Heartbeat,
+  InferenceChunk,
   InferenceRequest,
   LoadReport,
   NIW_STREAM,
@@ -10,6 +12,7 @@ import {
   RouteRequest,
   SageError,
   type Tier,
+  validatePayload,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext } from "@sageserve/runtime";
 import {
@@ -18,6 +21,7 @@ import {
   DEFAULT_ROUTER_CONFIG,
   endpointUtilization,
   type InstanceView,
+  isRoutable,
   type RouterConfig,
 } from "./policy.js";
 
@@ -46,6 +50,8 @@ export class RouterActor extends Actor {
   private readonly cfg: RouterConfig;
   private readonly views = new Map<string, InstanceView>();
   private readonly byEndpoint = new Map<string, InstanceView[]>();
+  /** Per node: its last heartbeat's arrival plus its ttlMs (silence past it = the node is gone). */
+  private readonly nodeAliveUntil = new Map<string, number>();
   private readonly pending: { req: Route; sinceMs: number }[] = [];
   private readonly maxPendingMs: number;
   private readonly models: Set<string>;
@@ -76,21 +82,10 @@ export class RouterActor extends Actor {
     this.models = new Set(opts.models);
   }
 
-  protected setup(): void {
+  protected async setup(): Promise<void> {
     this.on(LoadReport, {}, (r) => this.onLoad(r), { broadcast: true });
-    this.on(
-      Plan,
-      {},
-      (p) => {
-        const m = new Map<string, { to: string; fraction: number }[]>();
-        for (const r of p.routing) {
-          const k = `${r.model}|${r.from}`;
-          m.set(k, [...(m.get(k) ?? []), { to: r.to, fraction: r.fraction }]);
-        }
-        this.planRouting = m;
-      },
-      { broadcast: true },
-    );
+    this.on(Heartbeat, {}, (hb) => this.onHeartbeat(hb), { broadcast: true });
+    this.on(Plan, {}, (p) => this.applyPlan(p), { broadcast: true });
     this.handle(RouteRequest, {}, (req) => {
       // Count arrivals once (re-routes of the same request come back as RouteRequests too).
       if (req.attempt === undefined) this.countDemand(req);
@@ -103,6 +98,26 @@ export class RouterActor extends Actor {
     this.every(5_000, () => this.retryPending());
     this.demandWindowStartMs = Math.floor(this.clock.now() / 60_000) * 60_000;
     this.every(60_000, () => this.reportDemand());
+    // A router that (re)starts mid-window routes by the current plan at once, not after the next one.
+    const latest = await this.kvGet("sage-plans", "latest");
+    if (latest.ok && latest.value !== undefined && this.planRouting.size === 0) {
+      const plan = validatePayload(Plan, latest.value);
+      if (plan.ok) this.applyPlan(plan.value);
+    }
+  }
+
+  private applyPlan(p: Payload<typeof Plan>): void {
+    const m = new Map<string, { to: string; fraction: number }[]>();
+    for (const r of p.routing) {
+      const k = `${r.model}|${r.from}`;
+      m.set(k, [...(m.get(k) ?? []), { to: r.to, fraction: r.fraction }]);
+    }
+    this.planRouting = m;
+  }
+
+  /** The plan's routing fractions this router follows, per "model|origin region". */
+  planRoutes(): Record<string, { to: string; fraction: number }[]> {
+    return Object.fromEntries(this.planRouting);
   }
 
   private key(model: string, region: string, pool: string | undefined): string {
@@ -130,6 +145,7 @@ export class RouterActor extends Actor {
         maxRunning: r.maxRunning,
         routedTokens: 0,
         routedRequests: 0,
+        aliveUntilMs: this.nodeAliveUntil.get(r.nodeId),
       };
       this.views.set(r.instanceId, v);
       const k = this.key(r.model, r.region, r.pool);
@@ -151,14 +167,42 @@ export class RouterActor extends Actor {
     if (this.pending.length && r.state === "serving") this.retryPending();
   }
 
+  /**
+   * Node liveness: an instance whose node has been silent for its heartbeat TTL leaves routing at once,
+   * long before its last load report would go stale (a SIGKILLed node agent says nothing more).
+   */
+  private onHeartbeat(hb: Payload<typeof Heartbeat>): void {
+    const until = this.clock.now() + hb.ttlMs;
+    this.nodeAliveUntil.set(hb.nodeId, until);
+    for (const i of hb.instances) {
+      const v = this.views.get(i.instanceId);
+      if (v && v.nodeId === hb.nodeId) v.aliveUntilMs = until;
+    }
+  }
+
+  /** Instances this router would route `model` to right now, by region (for operators and tests). */
+  routableInstances(model?: string): { instanceId: string; nodeId: string; region: string }[] {
+    const now = this.clock.now();
+    return [...this.views.values()]
+      .filter((v) => (model === undefined || v.model === model) && isRoutable(v, now, this.cfg))
+      .map((v) => ({ instanceId: v.instanceId, nodeId: v.nodeId, region: v.region }))
+      .sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0));
+  }
+
   private removeView(v: InstanceView): void {
     const list = this.byEndpoint.get(this.key(v.model, v.region, v.pool));
     if (list) list.splice(list.indexOf(v), 1);
     this.views.delete(v.instanceId);
   }
 
-  private candidates(model: string, region: string, pool: string | undefined): InstanceView[] {
-    return this.byEndpoint.get(this.key(model, region, pool)) ?? [];
+  private candidates(
+    model: string,
+    region: string,
+    pool: string | undefined,
+    avoid?: ReadonlySet<string>,
+  ): InstanceView[] {
+    const all = this.byEndpoint.get(this.key(model, region, pool)) ?? [];
+    return avoid?.size ? all.filter((v) => !avoid.has(v.nodeId)) : all;
   }
 
   /** Route one request: a reply, a rejection, or undefined when no instance can take it now. */
@@ -195,17 +239,23 @@ export class RouterActor extends Actor {
       return { requestId: req.requestId, decision: "queued" as const, region: req.originRegion, jobId };
     }
     const pool = this.cfg.niwMode === "pool" ? (req.tier === "niw" ? "niw" : "iw") : undefined;
+    // A re-route after a lost node or engine never goes back to the nodes it failed on.
+    const avoid = req.avoidNodes?.length ? new Set(req.avoidNodes) : undefined;
+    const home = this.plannedRegion(req.model, req.originRegion);
+    // Where this request may run at all: home and the regions it may spill to (all, unless configured).
+    const spill = this.cfg.spillTargets?.[home];
+    const reachable = spill ? [home, ...spill.filter((r) => r !== home)] : this.opts.regions;
     const region = chooseRegion(
-      this.plannedRegion(req.model, req.originRegion),
-      (r) => endpointUtilization(this.candidates(req.model, r, pool), now, this.cfg),
+      home,
+      (r) => endpointUtilization(this.candidates(req.model, r, pool, avoid), now, this.cfg),
       this.opts.regions,
       this.cfg,
     );
     const target =
-      chooseInstance(this.candidates(req.model, region, pool), now, this.cfg) ??
-      // Saturated or empty region: any region with a serving instance beats waiting.
-      this.opts.regions
-        .map((r) => chooseInstance(this.candidates(req.model, r, pool), now, this.cfg))
+      chooseInstance(this.candidates(req.model, region, pool, avoid), now, this.cfg) ??
+      // Saturated or empty region: any reachable region with a serving instance beats waiting.
+      reachable
+        .map((r) => chooseInstance(this.candidates(req.model, r, pool, avoid), now, this.cfg))
         .find((v) => v !== undefined);
     if (!target) return undefined;
     target.routedTokens += req.inputTokens + req.maxOutputTokens;
@@ -277,6 +327,22 @@ export class RouterActor extends Actor {
         continue;
       }
       this.rejected++;
+      // Whoever waits for its tokens (the gateway) learns at once, instead of at its first-token timeout.
+      this.publish(
+        InferenceChunk,
+        { request: p.req.requestId },
+        {
+          requestId: p.req.requestId,
+          seq: 0,
+          tokens: 0,
+          done: true,
+          finishReason: "error",
+          error: {
+            code: "NO_CAPACITY",
+            message: `no serving instance of ${p.req.model} reachable from ${p.req.originRegion} within ${this.maxPendingMs} ms`,
+          },
+        },
+      );
       this.publish(
         RequestDone,
         { region: p.req.originRegion, model: p.req.model },

@@ -35,14 +35,23 @@ export const NATS_INSTALL_HINT = [
 
 /**
  * Spawn `nats-server -js` on a free loopback port with a temporary JetStream
- * store; resolves once it logs "Server is ready".
+ * store; resolves once it logs "Server is ready". With `storeDir` the store is
+ * that directory and outlives the server (`stop()` leaves it): a server started
+ * again on the same port and directory is a restart, with its streams and KV.
  */
 export async function startNatsServer(
-  opts: { host?: string; port?: number; jetstream?: boolean; readyTimeoutMs?: number } = {},
+  opts: {
+    host?: string;
+    port?: number;
+    jetstream?: boolean;
+    readyTimeoutMs?: number;
+    storeDir?: string;
+  } = {},
 ): Promise<NatsServerHandle> {
   const bin = natsServerBinary();
   if (!hasNatsServer(bin)) throw new SageError("CONFIG", NATS_INSTALL_HINT);
-  const storeDir = await mkdtemp(join(tmpdir(), "sage-nats-"));
+  const ownStore = opts.storeDir === undefined;
+  const storeDir = opts.storeDir ?? (await mkdtemp(join(tmpdir(), "sage-nats-")));
   const args = ["-a", opts.host ?? "127.0.0.1", "-p", String(opts.port ?? -1)];
   if (opts.jetstream ?? true) args.push("-js", "-sd", storeDir);
   // Its own process group: a terminal's Ctrl-C reaches the parent, which drains its clients before
@@ -85,7 +94,7 @@ export async function startNatsServer(
         await exited;
         clearTimeout(killTimer);
       }
-      await rm(storeDir, { recursive: true, force: true });
+      if (ownStore) await rm(storeDir, { recursive: true, force: true });
     },
   };
 }

@@ -21,6 +21,11 @@ export interface LocalProcessOptions {
   kvCapacityTokens?: number;
   /** Most sequences the engines run at once (their --max-num-seqs; reported with the load). */
   maxRunning?: number;
+  /**
+   * How long a "VM" boots before its node agent starts (default 0): a cloud VM takes minutes, during
+   * which nothing reports from it — only the boot command's answer says it is coming.
+   */
+  bootDelayMs?: number;
 }
 
 export class LocalProcessBackend implements VmBackend {
@@ -28,13 +33,16 @@ export class LocalProcessBackend implements VmBackend {
     string,
     { agent: NodeAgentActor; bus: Bus; region: string; gpuType: string }
   >();
+  /** VMs still booting (bootDelayMs): their node agents have not started yet. */
+  private readonly booting = new Map<string, { region: string; gpuType: string; cancel(): void }>();
   private seq = 0;
 
   constructor(private readonly o: LocalProcessOptions) {}
 
   capacityLeft(region: string, gpuType: string): number {
     let used = 0;
-    for (const n of this.nodes.values()) if (n.region === region && n.gpuType === gpuType) used++;
+    for (const n of [...this.nodes.values(), ...this.booting.values()])
+      if (n.region === region && n.gpuType === gpuType) used++;
     return (this.o.maxVms ?? 8) - used;
   }
 
@@ -45,6 +53,25 @@ export class LocalProcessBackend implements VmBackend {
     pool?: string;
   }): Promise<{ nodeId: string; etaMs: number }> {
     const nodeId = `${req.region}-local-${this.seq++}`;
+    const delay = this.o.bootDelayMs ?? 0;
+    if (delay > 0) {
+      const timer = this.o.clock.setTimer(delay, () => {
+        this.booting.delete(nodeId);
+        this.start(nodeId, req).catch((e) =>
+          this.o.log?.error({ nodeId, err: String(e) }, "VM failed to start its node agent"),
+        );
+      });
+      this.booting.set(nodeId, { region: req.region, gpuType: req.gpuType, cancel: () => timer.cancel() });
+      return { nodeId, etaMs: delay + 2_000 };
+    }
+    await this.start(nodeId, req);
+    return { nodeId, etaMs: 2_000 };
+  }
+
+  private async start(
+    nodeId: string,
+    req: { region: string; gpuType: string; model: string; pool?: string },
+  ): Promise<void> {
     const port = await freePort();
     const bus = await this.o.connect(`node-agent-${nodeId}`);
     const agent = new NodeAgentActor(
@@ -69,10 +96,15 @@ export class LocalProcessBackend implements VmBackend {
     );
     await agent.start();
     this.nodes.set(nodeId, { agent, bus, region: req.region, gpuType: req.gpuType });
-    return { nodeId, etaMs: 2_000 };
   }
 
   async release(nodeId: string): Promise<void> {
+    const b = this.booting.get(nodeId);
+    if (b) {
+      b.cancel();
+      this.booting.delete(nodeId);
+      return;
+    }
     const n = this.nodes.get(nodeId);
     if (!n) return;
     this.nodes.delete(nodeId);
@@ -82,7 +114,7 @@ export class LocalProcessBackend implements VmBackend {
 
   /** Stop every node (shutdown). */
   async releaseAll(): Promise<void> {
-    for (const id of [...this.nodes.keys()]) await this.release(id);
+    for (const id of [...this.booting.keys(), ...this.nodes.keys()]) await this.release(id);
   }
 
   get size(): number {
