@@ -327,4 +327,37 @@ describe("NATS over TLS", () => {
       rmSync(other, { recursive: true, force: true });
     }
   });
+
+  it("with --tls-verify (mutual TLS) needs the client certificate as well as the seed", async () => {
+    const mdir = mkdtempSync(join(tmpdir(), "sage-mtls-"));
+    const m = generateNatsAuth(mdir, { tls: true, tlsVerify: true });
+    const mserver = await startNatsServer({ config: m.config });
+    try {
+      const tls = m.tls!;
+      const ok = await NatsBus.connect({
+        servers: mserver.url,
+        nkeySeedFile: m.seeds.operator,
+        tls: { caFile: tls.caFile, certFile: tls.clientCertFile!, keyFile: tls.clientKeyFile! },
+      });
+      await ok.flush();
+      await ok.close();
+      const noCert = await NatsBus.connect({
+        servers: mserver.url,
+        nkeySeedFile: m.seeds.operator,
+        tls: { caFile: tls.caFile },
+        // TLS 1.3 completes on the client before the server checks its certificate: the refusal
+        // comes as a closed connection, so do not wait the default 20 s for it.
+        connectTimeoutMs: 2_000,
+      }).catch((e: SageError) => e);
+      expect(noCert).toBeInstanceOf(SageError);
+      const half = await NatsBus.connect({
+        servers: mserver.url,
+        tls: { caFile: tls.caFile, certFile: tls.clientCertFile! },
+      }).catch((e: SageError) => e);
+      expect((half as SageError).code).toBe("CONFIG");
+    } finally {
+      await mserver.stop();
+      rmSync(mdir, { recursive: true, force: true });
+    }
+  });
 });

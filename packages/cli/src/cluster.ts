@@ -5,7 +5,15 @@ import { PlannerActor, PlanningSnapshotSchema, preloadSolvers } from "@sageserve
 import { describeIssues, SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
-import { type Actor, type Bus, type Clock, createLogger, NatsBus } from "@sageserve/runtime";
+import {
+  type Actor,
+  type AuthRole,
+  type Bus,
+  type Clock,
+  createLogger,
+  NatsBus,
+  type NatsClientAuth,
+} from "@sageserve/runtime";
 import { builtinPerformanceModel, GPUS, MODELS } from "@sageserve/sim";
 import { LocalProcessBackend, VmProviderActor } from "@sageserve/vm-provider";
 import { z } from "zod";
@@ -131,6 +139,16 @@ export interface ServiceDef {
   description: string;
 }
 
+/** The NATS roles (credentials) each service's actors connect as. */
+export const SERVICE_AUTH_ROLES: Record<ServiceRole, AuthRole[]> = {
+  dashboard: ["dashboard"],
+  planner: ["planner"],
+  router: ["router"],
+  // The region agent, its VM provider, and the node agents of the "VMs" it starts locally.
+  region: ["region-agent", "vm-provider", "node-agent"],
+  gateway: ["gateway"],
+};
+
 /** The services of a cluster, in start order. */
 export function clusterServices(spec: ClusterSpec): ServiceDef[] {
   return [
@@ -166,6 +184,8 @@ export interface ServiceDeps {
   /** argv that runs `sageserve` (for the engine processes the VM provider starts). */
   sageserveArgv: string[];
   logLevel?: string;
+  /** Credentials per role (NKey seed, TLS); none = connect without (a NATS without auth). */
+  natsAuth?: (role: AuthRole) => NatsClientAuth;
 }
 
 export interface RunningService {
@@ -186,19 +206,29 @@ export async function startService(
 ): Promise<RunningService> {
   const buses: Bus[] = [];
   const log = (name: string) => createLogger({ name, level: deps.logLevel ?? "warn" });
-  const connect = async (name: string): Promise<Bus> => {
-    const bus = await NatsBus.connect({ servers: deps.natsUrl, name: `sageserve-${name}` });
+  // Every connection authenticates as its actor's role: a region service holds three (region agent,
+  // VM provider, and node agent for the nodes it starts), each with only its own permissions.
+  const connect = async (name: string, role: AuthRole): Promise<Bus> => {
+    const bus = await NatsBus.connect({
+      servers: deps.natsUrl,
+      name: `sageserve-${name}`,
+      ...(deps.natsAuth?.(role) ?? {}),
+    });
     buses.push(bus);
     return bus;
   };
-  const ctx = async (name: string) => ({ bus: await connect(name), clock: deps.clock, log: log(name) });
+  const ctx = async (name: string, role: AuthRole) => ({
+    bus: await connect(name, role),
+    clock: deps.clock,
+    log: log(name),
+  });
   const actors: Actor[] = [];
   let cleanup: (() => Promise<void>) | undefined;
   const regions = spec.regions.map((r) => r.id);
   const models = allModels(spec);
   switch (def.role) {
     case "dashboard": {
-      const d = new DashboardActor(await ctx("dashboard"), {
+      const d = new DashboardActor(await ctx("dashboard", "dashboard"), {
         port: spec.dashboard.port,
         host: spec.dashboard.host,
       });
@@ -228,7 +258,7 @@ export async function startService(
         }
       }
       actors.push(
-        new PlannerActor(await ctx("planner"), {
+        new PlannerActor(await ctx("planner", "planner"), {
           models,
           regions,
           capacity,
@@ -249,12 +279,12 @@ export async function startService(
       break;
     }
     case "router":
-      actors.push(new RouterActor(await ctx("router"), { regions, models }));
+      actors.push(new RouterActor(await ctx("router", "router"), { regions, models }));
       break;
     case "region": {
       const r = spec.regions.find((x) => x.id === def.region)!;
       const backend = new LocalProcessBackend({
-        connect: (name) => connect(name),
+        connect: (name) => connect(name, "node-agent"),
         clock: deps.clock,
         engineCommand: [
           ...deps.sageserveArgv,
@@ -281,9 +311,9 @@ export async function startService(
         kvCapacityTokens: spec.engine.kvTokens,
         maxRunning: spec.engine.maxRunning,
       });
-      const provider = new VmProviderActor(await ctx(`vm-provider-${r.id}`), r.id, backend);
+      const provider = new VmProviderActor(await ctx(`vm-provider-${r.id}`, "vm-provider"), r.id, backend);
       const ra = spec.regionAgent;
-      const agent = new RegionAgentActor(await ctx(`region-agent-${r.id}`), {
+      const agent = new RegionAgentActor(await ctx(`region-agent-${r.id}`, "region-agent"), {
         region: r.id,
         models: r.models,
         mode: ra.mode,
@@ -301,7 +331,7 @@ export async function startService(
     case "gateway": {
       const [home, ...more] = regions;
       actors.push(
-        new GatewayActor(await ctx("gateway"), {
+        new GatewayActor(await ctx("gateway", "gateway"), {
           region: home!,
           regions: more,
           models,

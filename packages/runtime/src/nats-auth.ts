@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SageError } from "@sageserve/protocol";
 import { createUser, fromSeed } from "nkeys.js";
@@ -217,6 +217,8 @@ function ensureCertificates(dir: string, hosts: string[]): NonNullable<NatsAuthF
       ],
       dir,
     );
+    rmSync(f(`${name}.csr`), { force: true });
+    rmSync(f(`${name}.ext`), { force: true });
   };
   const san = hosts.map((h) => (/^[\d.]+$|:/.test(h) ? `IP:${h}` : `DNS:${h}`)).join(",");
   issue("server", hosts[0] ?? "nats", [`subjectAltName=${san}`, "extendedKeyUsage=serverAuth"]);

@@ -51,6 +51,8 @@ export interface NatsBusOptions {
   /** TLS: the CA that signed the server's certificate, and a client certificate for mutual TLS. */
   tls?: NatsTlsOptions;
   maxPayloadBytes?: number;
+  /** How long the first connection may take before it fails (default 20 s, the client's). */
+  connectTimeoutMs?: number;
   /** Called on reconnects, disconnects and errors (log them). */
   onStatus?: (event: { type: string; data: unknown }) => void;
 }
@@ -140,6 +142,7 @@ export class NatsBus implements Bus {
     if (opts.token) co.token = opts.token;
     if (opts.user) co.user = opts.user;
     if (opts.pass) co.pass = opts.pass;
+    if (opts.connectTimeoutMs !== undefined) co.timeout = opts.connectTimeoutMs;
     if (opts.nkeySeedFile) {
       const seed = new TextEncoder().encode(readSeed(opts.nkeySeedFile));
       co.authenticator = nkeyAuthenticator(seed);

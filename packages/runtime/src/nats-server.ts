@@ -104,6 +104,22 @@ export async function startNatsServer(
   };
 }
 
+export interface PermissionViolation {
+  kind: "publish" | "subscribe";
+  /** The client's connection name (`NatsBusOptions.name`). */
+  connection: string;
+  subject: string;
+}
+
+/** The permission violations in a nats-server log: who tried what where. */
+export function permissionViolations(log: string): PermissionViolation[] {
+  const out: PermissionViolation[] = [];
+  const re = /"v[^":]*:[^":]*:([^"]*)" - (Publish|Subscription) Violation - .*?Subject "([^"]+)"/g;
+  for (const m of log.matchAll(re))
+    out.push({ kind: m[2] === "Publish" ? "publish" : "subscribe", connection: m[1]!, subject: m[3]! });
+  return out;
+}
+
 /** The NATS server a local command runs on: `NATS_URL` if set, else a spawned `nats-server -js`. */
 export async function natsFromEnvOrSpawn(
   env: string | undefined = process.env.NATS_URL,
