@@ -52,6 +52,7 @@ program
   .option("--log-level <level>", "actor log level (warn by default; info, debug)")
   .option("--state-dir <dir>", "where to keep state: NATS credentials in <dir>/nats-auth", ".sageserve")
   .option("--no-auth", "no NATS credentials or permissions (for a NATS_URL server without auth)")
+  .option("--tls", "require TLS on NATS too (a CA and server certificate made with openssl)")
   .option("--json", "print one JSON object per event")
   .action(async (opts) => {
     process.exitCode = await upCommand(opts);

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { envelope, PlanRequest, RegionStatus, validatePayload } from "@sageserve/protocol";
+import { envelope, PlanRequest, RegionStatus, SageError, validatePayload } from "@sageserve/protocol";
 import {
   type AuthRole,
   generateNatsAuth,
@@ -36,6 +36,8 @@ export interface UpOptions {
   logLevel?: string;
   /** NKey credentials and permissions per role (default on; `--no-auth` for a NATS of your own without). */
   auth?: boolean;
+  /** Also require TLS: a CA and server certificate in `<state-dir>/nats-auth/tls` (openssl). */
+  tls?: boolean;
   /** Where `up` keeps its state: the NATS credentials in `<dir>/nats-auth` (default `.sageserve`). */
   stateDir?: string;
 }
@@ -82,9 +84,11 @@ export async function upCommand(o: UpOptions): Promise<number> {
   let natsUrl: string;
   let auth: NatsAuthFiles | undefined;
   try {
+    if (o.tls && o.auth === false)
+      throw new SageError("CONFIG", "--tls comes with the credentials: drop --no-auth to use it");
     if (o.auth ?? true) {
       // Kept across runs: a NATS_URL server configured with this nats-server.conf keeps working.
-      auth = generateNatsAuth(resolve(o.stateDir ?? ".sageserve", "nats-auth"));
+      auth = generateNatsAuth(resolve(o.stateDir ?? ".sageserve", "nats-auth"), o.tls ? { tls: true } : {});
     }
     if (process.env.NATS_URL) natsUrl = process.env.NATS_URL;
     else {
@@ -133,12 +137,13 @@ export async function upCommand(o: UpOptions): Promise<number> {
   try {
     say(
       "nats",
-      { url: natsUrl, spawned: !!server, creds: auth?.dir ?? null },
+      { url: natsUrl, spawned: !!server, creds: auth?.dir ?? null, ca: auth?.tls?.caFile ?? null },
       [
         `NATS            ${natsUrl}${server ? " (spawned nats-server with JetStream)" : " (NATS_URL)"}`,
         auth
           ? `credentials     ${auth.dir} (an NKey per role; nats-server.conf${server ? "" : " — your NATS_URL server must run with it"})`
           : "credentials     none (--no-auth)",
+        ...(auth?.tls ? [`TLS             required; CA ${auth.tls.caFile}`] : []),
       ].join("\n"),
     );
     const deps = {
@@ -186,17 +191,17 @@ export async function upCommand(o: UpOptions): Promise<number> {
       }
       if (waiting.length) say("not-ready", { waiting }, `still booting after 90 s: ${waiting.join(", ")}`);
       await bus.close();
-      const env = auth ? ` SAGE_NATS_CREDS=${auth.dir}` : "";
+      const env = `${auth ? ` SAGE_NATS_CREDS=${auth.dir}` : ""}${auth?.tls ? ` NATS_CA=${auth.tls.caFile}` : ""}`;
       say(
         "ready",
-        { gateway, dashboard, nats: natsUrl, creds: auth?.dir ?? null },
+        { gateway, dashboard, nats: natsUrl, creds: auth?.dir ?? null, ca: auth?.tls?.caFile ?? null },
         [
           "",
           `gateway         ${gateway}/v1  (OpenAI API; x-sage-tier: fast|normal|batch, x-sage-region: ${spec.regions.map((r) => r.id).join("|")})`,
           `dashboard       ${dashboard}`,
           `try             curl -s ${gateway}/v1/completions -H 'content-type: application/json' -d '{"model":"${spec.regions[0]!.models[0]}","prompt":"hello","max_tokens":8}'`,
           `inspect         NATS_URL=${natsUrl}${env} npx sageserve status`,
-          `                nats --server ${natsUrl}${auth ? ` --nkey ${auth.seeds.operator}` : ""} micro ls   ·   … sub 'sage.>'`,
+          `                nats --server ${natsUrl}${auth ? ` --nkey ${auth.seeds.operator}` : ""}${auth?.tls ? ` --tlsca ${auth.tls.caFile}` : ""} micro ls   ·   … sub 'sage.>'`,
           o.load && spec.load.ratePerSecond > 0
             ? `load            replaying the built-in workload at ~${spec.load.ratePerSecond} req/s through the gateway`
             : "load            none (--no-load)",

@@ -72,8 +72,7 @@ export interface NatsClientAuth {
 /**
  * Credentials from the environment, named as the `nats` CLI names them: `NATS_NKEY` (seed file),
  * `NATS_CA`, `NATS_CERT`, `NATS_KEY` (TLS). With `SAGE_NATS_CREDS` (a directory made by
- * `scripts/gen-nats-auth.ts`) and a role, the seed is `<dir>/<role>.nk` and the CA `<dir>/tls/ca.pem`
- * when present.
+ * `sageserve nats-auth` / `scripts/gen-nats-auth.ts`) and a role, the seed is `<dir>/<role>.nk`.
  */
 export function natsAuthFromEnv(
   role?: string,
@@ -85,7 +84,6 @@ export function natsAuthFromEnv(
   else if (env.NATS_NKEY) out.nkeySeedFile = env.NATS_NKEY;
   const tls: NatsTlsOptions = {};
   if (env.NATS_CA) tls.caFile = env.NATS_CA;
-  else if (dir && existsSync(`${dir}/tls/ca.pem`)) tls.caFile = `${dir}/tls/ca.pem`;
   if (env.NATS_CERT) tls.certFile = env.NATS_CERT;
   if (env.NATS_KEY) tls.keyFile = env.NATS_KEY;
   if (Object.keys(tls).length) out.tls = tls;
