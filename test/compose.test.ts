@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { clusterServices, DEFAULT_CLUSTER, renderCompose, SERVICE_AUTH_ROLES } from "@sageserve/cli";
@@ -34,19 +34,13 @@ describe("docker-compose.yml", () => {
     expect(yml).toContain('command: ["-c", "/conf/nats-server.conf", "-js", "-sd", "/data", "-m", "8222"]');
     expect(yml).toContain("condition: service_completed_successfully");
     for (const s of clusterServices(DEFAULT_CLUSTER)) expect(yml).toContain(`- creds-${s.name}:/creds:ro`);
-    // Run the nats-auth step's shell command here, its volumes as directories.
-    const cmd = JSON.parse(/ {2}nats-auth:[\s\S]*?\n {4}command: \[(".*")\]/.exec(yml)![1]!) as string;
+    // Run the nats-auth step's command here, its volumes as directories.
+    const args = JSON.parse(/ {2}nats-auth:[\s\S]*?\n {4}command: (\[.*\])/.exec(yml)![1]!) as string[];
     const dir = mkdtempSync(join(tmpdir(), "sage-compose-auth-"));
-    const local = cmd
-      .replace(
-        "node packages/cli/bin/sageserve.js",
-        `${process.execPath} ${join(root, "packages/cli/bin/sageserve.js")}`,
-      )
-      .replaceAll(/(\/secrets|\/conf|\/creds)\b/g, (m) => join(dir, m));
-    for (const s of clusterServices(DEFAULT_CLUSTER))
-      mkdirSync(join(dir, "creds", s.name), { recursive: true });
-    mkdirSync(join(dir, "conf"));
-    const r = spawnSync("sh", ["-c", local], { encoding: "utf8" });
+    const local = args.map((a) => (/^\/(secrets|conf|creds)$/.test(a) ? join(dir, a) : a));
+    const r = spawnSync(process.execPath, [join(root, "packages/cli/bin/sageserve.js"), ...local], {
+      encoding: "utf8",
+    });
     expect(r.status, r.stderr).toBe(0);
     for (const s of clusterServices(DEFAULT_CLUSTER))
       expect(readdirSync(join(dir, "creds", s.name)).sort()).toEqual(

@@ -12,6 +12,7 @@ import { RouterActor } from "@sageserve/router";
 import {
   type AuthRole,
   generateNatsAuth,
+  inboxPrefix,
   type NatsAuthFiles,
   NatsBus,
   type NatsServerHandle,
@@ -44,7 +45,12 @@ describe("NATS authentication and per-role permissions", () => {
   const clock = new WallClock({ seed: 9 });
   const buses: NatsBus[] = [];
   const as = async (role: AuthRole, name: string = role) => {
-    const bus = await NatsBus.connect({ servers: server.url, name, nkeySeedFile: auth.seeds[role] });
+    const bus = await NatsBus.connect({
+      servers: server.url,
+      name,
+      nkeySeedFile: auth.seeds[role],
+      inboxPrefix: inboxPrefix(role),
+    });
     buses.push(bus);
     return bus;
   };
@@ -280,6 +286,7 @@ describe("NATS over TLS", () => {
     const bus = await NatsBus.connect({
       servers: server.url,
       nkeySeedFile: auth.seeds.operator,
+      inboxPrefix: inboxPrefix("operator"),
       tls: { caFile: auth.tls!.caFile },
     });
     try {

@@ -117,6 +117,7 @@ describe("sageserve up: a whole cluster on one machine", () => {
     nc = await connect({
       servers: natsUrl,
       name: "up-test-operator",
+      inboxPrefix: "_INBOX_operator", // the operator's own reply inboxes (`nats --inbox-prefix`)
       authenticator: nkeyAuthenticator(new TextEncoder().encode(seed)),
     });
     for (const pid of descendants(up.pid!)) children.add(pid);
@@ -202,7 +203,7 @@ describe("sageserve up: a whole cluster on one machine", () => {
 
   it("answers what an operator inspects with the nats CLI: services ($SRV.PING/INFO), KV buckets, the NIW stream", async () => {
     const pings: { name: string; id: string }[] = [];
-    const sub = nc.subscribe(createInbox());
+    const sub = nc.subscribe(createInbox("_INBOX_operator"));
     (async () => {
       for await (const m of sub) pings.push(m.json());
     })();

@@ -234,6 +234,12 @@ program
   .option("--store-dir <dir>", "JetStream store directory in the config")
   .option("--listen <host:port>", "client listen address in the config")
   .option("--http-port <n>", "monitoring port in the config", positiveInt)
+  .option("--conf-dir <dir>", "also copy nats-server.conf here (no seeds)")
+  .option(
+    "--service-creds <dir>",
+    "also give each service of the cluster <dir>/<service>/ holding only its roles' seeds (compose)",
+  )
+  .option("--cluster <file.json>", "cluster description whose services --service-creds lists")
   .option("--json", "print the files as JSON")
   .action((opts) => {
     process.exitCode = natsAuthCommand(opts);

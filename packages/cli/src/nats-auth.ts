@@ -1,4 +1,7 @@
+import { chmodSync, copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { AUTH_ROLES, generateNatsAuth } from "@sageserve/runtime";
+import { clusterServices, loadClusterSpec, SERVICE_AUTH_ROLES } from "./cluster.js";
 import { explain } from "./sim.js";
 
 export interface NatsAuthCommandOptions {
@@ -10,6 +13,12 @@ export interface NatsAuthCommandOptions {
   listen?: string;
   httpPort?: number;
   json?: boolean;
+  /** Also copy nats-server.conf here (the server's config volume; no seeds). */
+  confDir?: string;
+  /** Also give each service of the cluster `<dir>/<service>/` with only its roles' seeds (compose volumes). */
+  serviceCreds?: string;
+  /** The cluster description whose services `serviceCreds` lists (default: built in). */
+  cluster?: string;
 }
 
 /**
@@ -26,6 +35,21 @@ export function natsAuthCommand(o: NatsAuthCommandOptions): number {
       ...(o.listen ? { listen: o.listen } : {}),
       ...(o.httpPort !== undefined ? { httpPort: o.httpPort } : {}),
     });
+    if (o.confDir) {
+      mkdirSync(o.confDir, { recursive: true });
+      copyFileSync(files.config, join(o.confDir, "nats-server.conf"));
+    }
+    if (o.serviceCreds) {
+      for (const s of clusterServices(loadClusterSpec(o.cluster))) {
+        const dir = join(o.serviceCreds, s.name);
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        for (const role of SERVICE_AUTH_ROLES[s.role]) {
+          const to = join(dir, `${role}.nk`);
+          copyFileSync(files.seeds[role], to);
+          chmodSync(to, 0o600);
+        }
+      }
+    }
     if (o.json) {
       console.log(JSON.stringify(files, null, 2));
       return 0;

@@ -4,6 +4,7 @@ import { envelope, PlanRequest, RegionStatus, SageError, validatePayload } from 
 import {
   type AuthRole,
   generateNatsAuth,
+  inboxPrefix,
   type NatsAuthFiles,
   NatsBus,
   type NatsClientAuth,
@@ -46,6 +47,7 @@ export interface UpOptions {
 export function roleAuth(files: NatsAuthFiles): (role: AuthRole) => NatsClientAuth {
   return (role) => ({
     nkeySeedFile: files.seeds[role],
+    inboxPrefix: inboxPrefix(role),
     ...(files.tls ? { tls: { caFile: files.tls.caFile } } : {}),
   });
 }

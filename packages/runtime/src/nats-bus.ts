@@ -24,6 +24,7 @@ import {
   StorageType,
 } from "nats";
 import { readSeed } from "./nats-auth.js";
+import { AUTH_ROLES, type AuthRole, inboxPrefix } from "./nats-permissions.js";
 import type {
   Bus,
   DurableMessage,
@@ -50,6 +51,8 @@ export interface NatsBusOptions {
   nkeySeedFile?: string;
   /** TLS: the CA that signed the server's certificate, and a client certificate for mutual TLS. */
   tls?: NatsTlsOptions;
+  /** Prefix of this connection's reply inboxes (a role's own, `_INBOX_<role>`; default `_INBOX`). */
+  inboxPrefix?: string;
   maxPayloadBytes?: number;
   /** How long the first connection may take before it fails (default 20 s, the client's). */
   connectTimeoutMs?: number;
@@ -67,11 +70,13 @@ export interface NatsTlsOptions {
 export interface NatsClientAuth {
   nkeySeedFile?: string;
   tls?: NatsTlsOptions;
+  /** The role's reply inboxes, which its permissions allow (`inboxPrefix(role)`). */
+  inboxPrefix?: string;
 }
 
 /**
  * Credentials from the environment, named as the `nats` CLI names them: `NATS_NKEY` (seed file),
- * `NATS_CA`, `NATS_CERT`, `NATS_KEY` (TLS). With `SAGE_NATS_CREDS` (a directory made by
+ * `NATS_CA`, `NATS_CERT`, `NATS_KEY` (TLS), `NATS_INBOX_PREFIX`. With `SAGE_NATS_CREDS` (a directory made by
  * `sageserve nats-auth` / `scripts/gen-nats-auth.ts`) and a role, the seed is `<dir>/<role>.nk`.
  */
 export function natsAuthFromEnv(
@@ -82,6 +87,10 @@ export function natsAuthFromEnv(
   const dir = env.SAGE_NATS_CREDS;
   if (dir && role) out.nkeySeedFile = `${dir}/${role}.nk`;
   else if (env.NATS_NKEY) out.nkeySeedFile = env.NATS_NKEY;
+  // With credentials, replies come to the role's own inboxes (all its permissions allow).
+  if (env.NATS_INBOX_PREFIX) out.inboxPrefix = env.NATS_INBOX_PREFIX;
+  else if (out.nkeySeedFile && role && (AUTH_ROLES as readonly string[]).includes(role))
+    out.inboxPrefix = inboxPrefix(role as AuthRole);
   const tls: NatsTlsOptions = {};
   if (env.NATS_CA) tls.caFile = env.NATS_CA;
   if (env.NATS_CERT) tls.certFile = env.NATS_CERT;
@@ -141,6 +150,7 @@ export class NatsBus implements Bus {
     if (opts.user) co.user = opts.user;
     if (opts.pass) co.pass = opts.pass;
     if (opts.connectTimeoutMs !== undefined) co.timeout = opts.connectTimeoutMs;
+    if (opts.inboxPrefix) co.inboxPrefix = opts.inboxPrefix;
     if (opts.nkeySeedFile) {
       const seed = new TextEncoder().encode(readSeed(opts.nkeySeedFile));
       co.authenticator = nkeyAuthenticator(seed);

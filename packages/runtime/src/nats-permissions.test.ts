@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { MESSAGES, NodeCommand, Plan, VmCommand } from "@sageserve/protocol";
 import { describe, expect, it } from "vitest";
 import {
@@ -6,6 +7,7 @@ import {
   patternCovers,
   rolePermissions,
   rolePermits,
+  updatePermissionsDoc,
 } from "./nats-permissions.js";
 
 describe("NATS permissions per role", () => {
@@ -53,7 +55,12 @@ describe("NATS permissions per role", () => {
   it("gives every actor role its inbox, its services API subjects and replies", () => {
     for (const role of AUTH_ROLES) {
       const p = rolePermissions(role);
-      expect(p.subscribe).toContain("_INBOX.>");
+      expect(p.subscribe).toContain(`_INBOX_${role}.>`);
+      // Nobody reads everyone's replies, nor another role's.
+      expect(rolePermits(role, "subscribe", "_INBOX.abc")).toBe(false);
+      expect(rolePermits(role, "subscribe", `_INBOX_${role === "planner" ? "router" : "planner"}.abc`)).toBe(
+        false,
+      );
       if (role === "admin" || role === "operator") continue;
       expect(p.allowResponses).toBe(true);
       expect(rolePermits(role, "subscribe", "$SRV.PING")).toBe(true);
@@ -70,5 +77,12 @@ describe("NATS permissions per role", () => {
     expect(patternCovers("sage.*.cmd", "sage.>")).toBe(false);
     expect(patternCovers("sage.plan", "sage.plan.request")).toBe(false);
     expect(() => rolePermissions("root" as never)).toThrow(/unknown NATS role 'root'/);
+  });
+});
+
+describe("docs/security.md", () => {
+  it("shows the permissions table generated from this code (npm run docs:subjects)", () => {
+    const onDisk = readFileSync(new URL("../../../docs/security.md", import.meta.url), "utf8");
+    expect(onDisk).toBe(updatePermissionsDoc(onDisk));
   });
 });
