@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -181,6 +182,33 @@ describe("NATS authentication and per-role permissions", () => {
     expect(op.errors).toEqual([]);
   });
 
+  it("runs a service as a container does: `sageserve actor router` with a credentials directory holding only router.nk", async () => {
+    const svc = mkdtempSync(join(tmpdir(), "sage-auth-svc-"));
+    copyFileSync(auth.seeds.router, join(svc, "router.nk"));
+    const bin = new URL("../packages/cli/bin/sageserve.js", import.meta.url).pathname;
+    const child = spawn(process.execPath, [bin, "actor", "router"], {
+      env: { ...process.env, NATS_URL: server.url, SAGE_NATS_CREDS: svc },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (c) => (out += c));
+    child.stderr.on("data", (c) => (out += c));
+    const exited = new Promise<number>((r) => child.once("exit", (code) => r(code ?? -1)));
+    try {
+      await waitFor(`the router service to run (${out})`, () =>
+        out.includes("router running") ? true : undefined,
+      );
+      const op = await as("operator", "operator-actor");
+      const routers = await op.discover({ name: "router", timeoutMs: 500 });
+      expect(routers.length).toBe(2); // the test's router and the CLI's
+    } finally {
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      rmSync(svc, { recursive: true, force: true });
+    }
+    expect(out).not.toMatch(/violation|AUTH/i);
+  });
+
   /** Publish `subject` as `role`; a planner-side listener must never see it and the publisher gets an AUTH error. */
   const refused = async (role: AuthRole, subject: string, payload: unknown) => {
     const listener = await as("operator", `listener-${role}`);
@@ -219,6 +247,13 @@ describe("NATS authentication and per-role permissions", () => {
       VmCommand.subject.build({ region: "westus" }),
       envelope(VmCommand, VmCommand.sample()),
     );
+    // As a request: refused at once with a typed error (not a timeout, not "no responders").
+    const g = await as("gateway", "gateway-request");
+    const e = await g
+      .request(NodeCommand.subject.build({ node: "w1" }), cmd, { timeoutMs: 5_000 })
+      .catch((x: SageError) => x);
+    expect(e).toBeInstanceOf(SageError);
+    expect((e as SageError).code).toBe("AUTH");
     expect(node.currentState).toBe("serving");
   });
 

@@ -143,7 +143,7 @@ export async function upCommand(o: UpOptions): Promise<number> {
       [
         `NATS            ${natsUrl}${server ? " (spawned nats-server with JetStream)" : " (NATS_URL)"}`,
         auth
-          ? `credentials     ${auth.dir} (an NKey per role; nats-server.conf${server ? "" : " — your NATS_URL server must run with it"})`
+          ? `credentials     ${auth.dir} (an NKey per role; nats-server.conf${server ? "" : " — enforced once your NATS_URL server runs with it"})`
           : "credentials     none (--no-auth)",
         ...(auth?.tls ? [`TLS             required; CA ${auth.tls.caFile}`] : []),
       ].join("\n"),

@@ -535,6 +535,11 @@ function mapError(e: unknown, subject: string, timeoutMs?: number): SageError {
     case ErrorCode.ConnectionClosed:
     case ErrorCode.ConnectionDraining:
       return new SageError("CLOSED", `connection closed while using ${subject}`, { subject, cause: e });
+    case ErrorCode.PermissionsViolation:
+      return new SageError("AUTH", `NATS permissions violation on ${subject}: ${(e as Error).message}`, {
+        subject,
+        cause: e,
+      });
     case ErrorCode.MaxPayloadExceeded:
       return new SageError("TOO_LARGE", `payload too large for ${subject}`, { subject, cause: e });
     default:
