@@ -199,13 +199,13 @@ export async function actorCommand(
       return 2;
     }
     const clock = new WallClock();
-    const creds = o.natsCreds ?? process.env.SAGE_NATS_CREDS;
     const s = await startService(def, spec, {
       natsUrl: natsUrl(o),
       clock,
       sageserveArgv: sageserveArgv(),
-      // Each actor of the service connects as its own role, from `<creds>/<role>.nk`.
-      ...(creds ? { natsAuth: (role: AuthRole) => natsAuth({ natsCreds: creds }, role) } : {}),
+      // Each actor of the service connects as its own role, from `<creds>/<role>.nk` (NATS_NKEY suits
+      // single-role services only); TLS from NATS_CA/NATS_CERT/NATS_KEY. Nothing set: no credentials.
+      natsAuth: (role: AuthRole) => natsAuth(o, role),
     });
     console.log(`${def.name} running on ${natsUrl(o)}${s.url ? `, ${s.url}` : ""}`);
     await new Promise<void>((resolve) => {

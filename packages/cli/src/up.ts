@@ -203,7 +203,7 @@ export async function upCommand(o: UpOptions): Promise<number> {
           `dashboard       ${dashboard}`,
           `try             curl -s ${gateway}/v1/completions -H 'content-type: application/json' -d '{"model":"${spec.regions[0]!.models[0]}","prompt":"hello","max_tokens":8}'`,
           `inspect         NATS_URL=${natsUrl}${env} npx sageserve status`,
-          `                nats --server ${natsUrl}${auth ? ` --nkey ${auth.seeds.operator}` : ""}${auth?.tls ? ` --tlsca ${auth.tls.caFile}` : ""} micro ls   ·   … sub 'sage.>'`,
+          `                nats --server ${natsUrl}${auth ? ` --nkey ${auth.seeds.operator} --inbox-prefix _INBOX_operator` : ""}${auth?.tls ? ` --tlsca ${auth.tls.caFile}` : ""} micro ls   ·   … sub 'sage.>'`,
           o.load && spec.load.ratePerSecond > 0
             ? `load            replaying the built-in workload at ~${spec.load.ratePerSecond} req/s through the gateway`
             : "load            none (--no-load)",
