@@ -278,6 +278,37 @@ describe("NATS authentication and per-role permissions", () => {
     expect(op.errors.at(-1)!.code).toBe("AUTH");
   });
 
+  it("re-authenticates after the server restarts (a fresh nonce signed with the seed)", async () => {
+    const first = await startNatsServer({ config: auth.config });
+    const port = first.port;
+    const url = first.url;
+    const opts = { servers: url, inboxPrefix: inboxPrefix("operator") };
+    const op = await NatsBus.connect({ ...opts, name: "re-op", nkeySeedFile: auth.seeds.operator });
+    const planner = await NatsBus.connect({
+      ...opts,
+      name: "re-planner",
+      nkeySeedFile: auth.seeds.planner,
+      inboxPrefix: inboxPrefix("planner"),
+    });
+    let second: NatsServerHandle | undefined;
+    try {
+      await first.stop();
+      second = await startNatsServer({ config: auth.config, port });
+      const got: string[] = [];
+      op.subscribe(Plan.subject.build({}), (m) => void got.push(m.subject));
+      await waitFor("both clients back", async () => {
+        planner.publish(Plan.subject.build({}), envelope(Plan, Plan.sample()));
+        await planner.flush().catch(() => {});
+        return got.length ? true : undefined;
+      });
+      expect(op.errors.filter((e) => e.code === "AUTH")).toEqual([]);
+    } finally {
+      await op.close();
+      await planner.close();
+      await second?.stop();
+    }
+  }, 30_000);
+
   it("rejects a client without credentials, or with a key the server does not know", async () => {
     const none = await NatsBus.connect({ servers: server.url, name: "anonymous" }).catch((e: SageError) => e);
     expect(none).toBeInstanceOf(SageError);
