@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -129,6 +129,7 @@ describe("sageserve up: a whole cluster on one machine", () => {
       up.kill("SIGKILL");
       for (const pid of children) if (alive(pid)) process.kill(pid, "SIGKILL");
     }
+    rmSync(stateDir, { recursive: true, force: true });
   });
 
   it("starts every service, a nats-server and an engine emulator process per serving instance", () => {
