@@ -88,7 +88,19 @@ describe("sageserve CLI", () => {
       delete env.NATS_URL;
       const busy = await run(
         process.execPath,
-        [bin, "up", "--no-load", "--gateway-port", String(port), "--dashboard-port", "0", "-d", "5"],
+        [
+          bin,
+          "up",
+          "--no-load",
+          "--gateway-port",
+          String(port),
+          "--dashboard-port",
+          "0",
+          "-d",
+          "5",
+          "--state-dir",
+          dir,
+        ],
         { env, timeout: 60_000 },
       ).catch((e: { code: number; stderr: string; stdout: string }) => e);
       expect(busy).toMatchObject({ code: 1 });

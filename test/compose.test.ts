@@ -1,8 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { clusterServices, DEFAULT_CLUSTER, renderCompose } from "@sageserve/cli";
+import { clusterServices, DEFAULT_CLUSTER, renderCompose, SERVICE_AUTH_ROLES } from "@sageserve/cli";
+import { startNatsServer } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -26,6 +27,31 @@ describe("docker-compose.yml", () => {
       expect(yml).toContain(`\n  ${s.name}:\n`);
       expect(yml).toContain(`command: ["actor", "${s.name}"`);
     }
+  });
+
+  it("runs NATS with credentials: the nats-auth step gives nats-server the config and each service only its roles' seeds", async () => {
+    const yml = readFileSync(composePath, "utf8");
+    expect(yml).toContain('command: ["-c", "/conf/nats-server.conf", "-js", "-sd", "/data", "-m", "8222"]');
+    expect(yml).toContain("condition: service_completed_successfully");
+    for (const s of clusterServices(DEFAULT_CLUSTER)) expect(yml).toContain(`- creds-${s.name}:/creds:ro`);
+    // Run the nats-auth step's command here, its volumes as directories.
+    const args = JSON.parse(/ {2}nats-auth:[\s\S]*?\n {4}command: (\[.*\])/.exec(yml)![1]!) as string[];
+    const dir = mkdtempSync(join(tmpdir(), "sage-compose-auth-"));
+    const local = args.map((a) => (/^\/(secrets|conf|creds)$/.test(a) ? join(dir, a) : a));
+    const r = spawnSync(process.execPath, [join(root, "packages/cli/bin/sageserve.js"), ...local], {
+      encoding: "utf8",
+    });
+    expect(r.status, r.stderr).toBe(0);
+    for (const s of clusterServices(DEFAULT_CLUSTER))
+      expect(readdirSync(join(dir, "creds", s.name)).sort()).toEqual(
+        SERVICE_AUTH_ROLES[s.role].map((role) => `${role}.nk`).sort(),
+      );
+    expect(readdirSync(join(dir, "conf"))).toEqual(["nats-server.conf"]);
+    const conf = readFileSync(join(dir, "conf", "nats-server.conf"), "utf8");
+    expect(conf).toMatch(/authorization \{/);
+    expect(conf).not.toMatch(/\bSU[A-Z2-7]{20,}/); // public keys only
+    const server = await startNatsServer({ config: join(dir, "conf", "nats-server.conf") });
+    await server.stop();
   });
 
   it("validates with docker-compose config", () => {

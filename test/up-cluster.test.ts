@@ -1,10 +1,10 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { PALETTE } from "@sageserve/dashboard";
-import { connect, createInbox, type NatsConnection } from "nats";
+import { connect, createInbox, type NatsConnection, nkeyAuthenticator } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countColouredPixels, launchChromium } from "./support/browser.js";
 
@@ -61,6 +61,10 @@ describe("sageserve up: a whole cluster on one machine", () => {
   const events: Event[] = [];
   let ready: Event;
   let natsUrl = "";
+  let creds = "";
+  /** What the CLI commands run with: the credentials `up` generated (status reads as operator, drain as admin). */
+  let natsEnv: Record<string, string> = {};
+  const stateDir = mkdtempSync(join(tmpdir(), "sage-up-state-"));
   let nc: NatsConnection;
   const children = new Set<number>();
   let exit: Promise<number>;
@@ -85,10 +89,11 @@ describe("sageserve up: a whole cluster on one machine", () => {
   };
 
   beforeAll(async () => {
-    up = spawn(process.execPath, [bin, "up", "--json", "--gateway-port", "0", "--dashboard-port", "0"], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NATS_URL: "" },
-    });
+    up = spawn(
+      process.execPath,
+      [bin, "up", "--json", "--gateway-port", "0", "--dashboard-port", "0", "--state-dir", stateDir],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NATS_URL: "" } },
+    );
     exit = new Promise((r) => up.once("exit", (code, sig) => r(code ?? (sig ? 128 : -1))));
     let stderr = "";
     up.stderr!.on("data", (c) => (stderr += c));
@@ -105,7 +110,16 @@ describe("sageserve up: a whole cluster on one machine", () => {
       150_000,
     );
     natsUrl = ready.nats as string;
-    nc = await connect({ servers: natsUrl });
+    creds = ready.creds as string;
+    natsEnv = { NATS_URL: natsUrl, SAGE_NATS_CREDS: creds };
+    // The operator's read-only credentials, as `nats --nkey <creds>/operator.nk …` uses them.
+    const seed = readFileSync(join(creds, "operator.nk"), "utf8").trim();
+    nc = await connect({
+      servers: natsUrl,
+      name: "up-test-operator",
+      inboxPrefix: "_INBOX_operator", // the operator's own reply inboxes (`nats --inbox-prefix`)
+      authenticator: nkeyAuthenticator(new TextEncoder().encode(seed)),
+    });
     for (const pid of descendants(up.pid!)) children.add(pid);
   }, 180_000);
 
@@ -115,6 +129,7 @@ describe("sageserve up: a whole cluster on one machine", () => {
       up.kill("SIGKILL");
       for (const pid of children) if (alive(pid)) process.kill(pid, "SIGKILL");
     }
+    rmSync(stateDir, { recursive: true, force: true });
   });
 
   it("starts every service, a nats-server and an engine emulator process per serving instance", () => {
@@ -189,7 +204,7 @@ describe("sageserve up: a whole cluster on one machine", () => {
 
   it("answers what an operator inspects with the nats CLI: services ($SRV.PING/INFO), KV buckets, the NIW stream", async () => {
     const pings: { name: string; id: string }[] = [];
-    const sub = nc.subscribe(createInbox());
+    const sub = nc.subscribe(createInbox("_INBOX_operator"));
     (async () => {
       for await (const m of sub) pings.push(m.json());
     })();
@@ -217,8 +232,25 @@ describe("sageserve up: a whole cluster on one machine", () => {
       expect(streams).toContain(b);
   });
 
+  it("runs NATS with credentials by default: no anonymous client, the operator reads but cannot publish", async () => {
+    expect(creds).toBe(join(stateDir, "nats-auth"));
+    await expect(connect({ servers: natsUrl, reconnect: false })).rejects.toThrow(/authorization/i);
+    const errors: string[] = [];
+    (async () => {
+      for await (const st of nc.status()) if (st.type === "error") errors.push(String(st.data));
+    })();
+    nc.publish("sage.plan.request", new Uint8Array());
+    await nc.flush();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(errors).toContain("PERMISSIONS_VIOLATION");
+    // Without credentials the CLI is refused too, with a typed error.
+    const anonymous = await run(["status"], { NATS_URL: natsUrl, SAGE_NATS_CREDS: "" });
+    expect(anonymous.code).toBe(2);
+    expect(anonymous.stderr).toMatch(/AUTH|authorization/i);
+  });
+
   it("`sageserve status` reports regions, models, instances, the plan and SLO attainment from NATS", async () => {
-    const r = await run(["status", "--json"], { NATS_URL: natsUrl });
+    const r = await run(["status", "--json"], natsEnv);
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout) as {
       regions: { region: string; endpoints: { model: string; instances: Record<string, number> }[] }[];
@@ -232,22 +264,22 @@ describe("sageserve up: a whole cluster on one machine", () => {
     expect(s.plan?.planId).toMatch(/^planner-1-p/);
     expect(s.observer?.tiers["iw-fast"]?.completed).toBeGreaterThan(0);
     expect(s.nodes.length).toBeGreaterThanOrEqual(6);
-    const text = await run(["status"], { NATS_URL: natsUrl });
+    const text = await run(["status"], natsEnv);
     expect(text.stdout).toMatch(/SLO attainment and latency/);
     expect(text.stdout).toMatch(/westus\s+llama3\.2-3b\s+.*serving/);
   }, 30_000);
 
   it("`sageserve drain <node>` drains a node; the region agent releases its VM and keeps the endpoint served", async () => {
-    const before = JSON.parse((await run(["status", "--json"], { NATS_URL: natsUrl })).stdout) as {
+    const before = JSON.parse((await run(["status", "--json"], natsEnv)).stdout) as {
       nodes: { nodeId: string; region: string; model: string; state: string }[];
     };
-    const unknown = await run(["drain", "no-such-node"], { NATS_URL: natsUrl });
+    const unknown = await run(["drain", "no-such-node"], natsEnv);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown node 'no-such-node'/);
     // A node the status saw serving may be lent to spot by now (its agent refuses then): try the next.
     let victim: (typeof before.nodes)[number] | undefined;
     for (const n of before.nodes.filter((x) => x.state === "serving")) {
-      const d = await run(["drain", n.nodeId, "--json"], { NATS_URL: natsUrl });
+      const d = await run(["drain", n.nodeId, "--json"], natsEnv);
       const reply = JSON.parse(d.stdout || "{}") as { accepted?: boolean; message?: string };
       expect(d.code === 0 || (d.code === 1 && reply.accepted === false), d.stderr).toBe(true);
       if (d.code === 0) {
@@ -262,7 +294,7 @@ describe("sageserve up: a whole cluster on one machine", () => {
     await waitFor(
       "the drained node to be released and its endpoint served",
       async () => {
-        const s = JSON.parse((await run(["status", "--json"], { NATS_URL: natsUrl })).stdout) as {
+        const s = JSON.parse((await run(["status", "--json"], natsEnv)).stdout) as {
           nodes: { nodeId: string }[];
           regions: { region: string; endpoints: { model: string; instances: Record<string, number> }[] }[];
         };
@@ -282,6 +314,12 @@ describe("sageserve up: a whole cluster on one machine", () => {
     const code = await Promise.race([exit, new Promise<number>((r) => setTimeout(() => r(-99), 40_000))]);
     expect(code).toBe(0);
     expect(events.at(-1)?.event).toBe("stopped");
+    // Every actor stayed within its permissions: the server refused only this test's own attempt.
+    const refused = events.filter((e) => e.event === "nats-violation");
+    expect(refused.filter((e) => e.connection !== "up-test-operator")).toEqual([]);
+    expect(refused).toContainEqual(
+      expect.objectContaining({ kind: "publish", subject: "sage.plan.request" }),
+    );
     await new Promise((r) => setTimeout(r, 500));
     expect([...children].filter(alive)).toEqual([]);
   }, 60_000);

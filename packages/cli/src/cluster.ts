@@ -5,7 +5,15 @@ import { PlannerActor, PlanningSnapshotSchema, preloadSolvers } from "@sageserve
 import { DEFAULT_SLO_TTFT_MS, describeIssues, SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
-import { type Actor, type Bus, type Clock, createLogger, NatsBus } from "@sageserve/runtime";
+import {
+  type Actor,
+  type AuthRole,
+  type Bus,
+  type Clock,
+  createLogger,
+  NatsBus,
+  type NatsClientAuth,
+} from "@sageserve/runtime";
 import { builtinPerformanceModel, GPUS, MODELS } from "@sageserve/sim";
 import { LocalProcessBackend, VmProviderActor } from "@sageserve/vm-provider";
 import { z } from "zod";
@@ -137,6 +145,16 @@ export interface ServiceDef {
   description: string;
 }
 
+/** The NATS roles (credentials) each service's actors connect as. */
+export const SERVICE_AUTH_ROLES: Record<ServiceRole, AuthRole[]> = {
+  dashboard: ["dashboard"],
+  planner: ["planner"],
+  router: ["router"],
+  // The region agent, its VM provider, and the node agents of the "VMs" it starts locally.
+  region: ["region-agent", "vm-provider", "node-agent"],
+  gateway: ["gateway"],
+};
+
 /** The services of a cluster, in start order. */
 export function clusterServices(spec: ClusterSpec): ServiceDef[] {
   return [
@@ -172,6 +190,8 @@ export interface ServiceDeps {
   /** argv that runs `sageserve` (for the engine processes the VM provider starts). */
   sageserveArgv: string[];
   logLevel?: string;
+  /** Credentials per role (NKey seed, TLS); none = connect without (a NATS without auth). */
+  natsAuth?: (role: AuthRole) => NatsClientAuth;
 }
 
 export interface RunningService {
@@ -192,19 +212,29 @@ export async function startService(
 ): Promise<RunningService> {
   const buses: Bus[] = [];
   const log = (name: string) => createLogger({ name, level: deps.logLevel ?? "warn" });
-  const connect = async (name: string): Promise<Bus> => {
-    const bus = await NatsBus.connect({ servers: deps.natsUrl, name: `sageserve-${name}` });
+  // Every connection authenticates as its actor's role: a region service holds three (region agent,
+  // VM provider, and node agent for the nodes it starts), each with only its own permissions.
+  const connect = async (name: string, role: AuthRole): Promise<Bus> => {
+    const bus = await NatsBus.connect({
+      servers: deps.natsUrl,
+      name: `sageserve-${name}`,
+      ...(deps.natsAuth?.(role) ?? {}),
+    });
     buses.push(bus);
     return bus;
   };
-  const ctx = async (name: string) => ({ bus: await connect(name), clock: deps.clock, log: log(name) });
+  const ctx = async (name: string, role: AuthRole) => ({
+    bus: await connect(name, role),
+    clock: deps.clock,
+    log: log(name),
+  });
   const actors: Actor[] = [];
   let cleanup: (() => Promise<void>) | undefined;
   const regions = spec.regions.map((r) => r.id);
   const models = allModels(spec);
   switch (def.role) {
     case "dashboard": {
-      const d = new DashboardActor(await ctx("dashboard"), {
+      const d = new DashboardActor(await ctx("dashboard", "dashboard"), {
         port: spec.dashboard.port,
         host: spec.dashboard.host,
       });
@@ -235,7 +265,7 @@ export async function startService(
         }
       }
       actors.push(
-        new PlannerActor(await ctx("planner"), {
+        new PlannerActor(await ctx("planner", "planner"), {
           models,
           regions,
           capacity,
@@ -256,12 +286,12 @@ export async function startService(
       break;
     }
     case "router":
-      actors.push(new RouterActor(await ctx("router"), { regions, models }));
+      actors.push(new RouterActor(await ctx("router", "router"), { regions, models }));
       break;
     case "region": {
       const r = spec.regions.find((x) => x.id === def.region)!;
       const ra = spec.regionAgent;
-      const agent = new RegionAgentActor(await ctx(`region-agent-${r.id}`), {
+      const agent = new RegionAgentActor(await ctx(`region-agent-${r.id}`, "region-agent"), {
         region: r.id,
         models: r.models,
         mode: ra.mode,
@@ -277,7 +307,7 @@ export async function startService(
         break;
       }
       const backend = new LocalProcessBackend({
-        connect: (name) => connect(name),
+        connect: (name) => connect(name, "node-agent"),
         clock: deps.clock,
         engineCommand: [
           ...deps.sageserveArgv,
@@ -304,7 +334,7 @@ export async function startService(
         kvCapacityTokens: spec.engine.kvTokens,
         maxRunning: spec.engine.maxRunning,
       });
-      const provider = new VmProviderActor(await ctx(`vm-provider-${r.id}`), r.id, backend);
+      const provider = new VmProviderActor(await ctx(`vm-provider-${r.id}`, "vm-provider"), r.id, backend);
       actors.push(provider, agent);
       cleanup = () => backend.releaseAll();
       break;
@@ -312,7 +342,7 @@ export async function startService(
     case "gateway": {
       const [home, ...more] = regions;
       actors.push(
-        new GatewayActor(await ctx("gateway"), {
+        new GatewayActor(await ctx("gateway", "gateway"), {
           region: home!,
           regions: more,
           models,

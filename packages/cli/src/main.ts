@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { runDemo } from "./demo.js";
 import { emulatorCommand } from "./emulator.js";
+import { natsAuthCommand } from "./nats-auth.js";
 import { nodeAgentCommand } from "./node-agent.js";
 import { actorCommand, drainCommand, loadCommand, statusCommand } from "./ops.js";
 import { planCommand } from "./plan.js";
@@ -49,6 +50,9 @@ program
   .option("--rate <req/s>", "mean request rate of the built-in workload", positiveNumber)
   .option("--no-load", "start the cluster without replaying a workload")
   .option("--log-level <level>", "actor log level (warn by default; info, debug)")
+  .option("--state-dir <dir>", "where to keep state: NATS credentials in <dir>/nats-auth", ".sageserve")
+  .option("--no-auth", "no NATS credentials or permissions (for a NATS_URL server without auth)")
+  .option("--tls", "require TLS on NATS too (a CA and server certificate made with openssl)")
   .option("--json", "print one JSON object per event")
   .action(async (opts) => {
     process.exitCode = await upCommand(opts);
@@ -60,6 +64,7 @@ program
     "Regions, models, instances by state, NIW queue depths, the current plan, SLO attainment and services — read from NATS",
   )
   .option("--nats <url>", "NATS server (default: NATS_URL, else nats://127.0.0.1:4222)")
+  .option("--nats-creds <dir>", "NATS credentials directory (default: SAGE_NATS_CREDS; docs/security.md)")
   .option("--json", "print the status as JSON")
   .action(async (opts) => {
     process.exitCode = await statusCommand(opts);
@@ -69,6 +74,7 @@ program
   .command("drain <node>")
   .description("Drain a node: it takes no new requests, finishes the ones it runs, then stops")
   .option("--nats <url>", "NATS server (default: NATS_URL, else nats://127.0.0.1:4222)")
+  .option("--nats-creds <dir>", "NATS credentials directory (default: SAGE_NATS_CREDS; docs/security.md)")
   .option("--reason <text>", "why (kept with the command)")
   .option("--json", "print the node's reply as JSON")
   .action(async (node, opts) => {
@@ -97,6 +103,7 @@ program
     "Run one service of the cluster description (dashboard, planner, router, region-<id>, gateway): what each compose container runs",
   )
   .option("--nats <url>", "NATS server (default: NATS_URL, else nats://127.0.0.1:4222)")
+  .option("--nats-creds <dir>", "NATS credentials directory (default: SAGE_NATS_CREDS; docs/security.md)")
   .option("--cluster <file.json>", "cluster description (default: built in)")
   .option("--host <addr>", "address the gateway/dashboard listen on (0.0.0.0 in a container)")
   .action(async (service, opts) => {
@@ -209,6 +216,33 @@ program
   .option("-c, --config <file.json>", "node agent configuration (docs/deploy.md)")
   .action(async (opts) => {
     process.exitCode = await nodeAgentCommand(opts);
+  });
+
+program
+  .command("nats-auth")
+  .description(
+    "Make NATS credentials: an NKey seed per role (<role>.nk, 0600), a nats-server config with their public keys and permissions, optionally TLS certificates (idempotent)",
+  )
+  .option("-o, --out <dir>", "directory for the seeds and nats-server.conf", "nats-auth")
+  .option("--tls", "also make a CA, a server and a client certificate (openssl) and require TLS")
+  .option(
+    "--tls-host <name>",
+    "a name or IP the server certificate is valid for (repeat; default localhost, 127.0.0.1, nats)",
+    (v: string, prev: string[] = []) => [...prev, v],
+  )
+  .option("--tls-verify", "require client certificates (mutual TLS)")
+  .option("--store-dir <dir>", "JetStream store directory in the config")
+  .option("--listen <host:port>", "client listen address in the config")
+  .option("--http-port <n>", "monitoring port in the config", positiveInt)
+  .option("--conf-dir <dir>", "also copy nats-server.conf here (no seeds)")
+  .option(
+    "--service-creds <dir>",
+    "also give each service of the cluster <dir>/<service>/ holding only its roles' seeds (compose)",
+  )
+  .option("--cluster <file.json>", "cluster description whose services --service-creds lists")
+  .option("--json", "print the files as JSON")
+  .action((opts) => {
+    process.exitCode = natsAuthCommand(opts);
   });
 
 program

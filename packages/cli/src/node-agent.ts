@@ -1,5 +1,5 @@
 import { loadNodeAgentConfig, NodeAgentActor } from "@sageserve/node-agent";
-import { createLogger, NatsBus, WallClock } from "@sageserve/runtime";
+import { createLogger, NatsBus, natsAuthFromEnv, WallClock } from "@sageserve/runtime";
 import { explain } from "./sim.js";
 
 /** `sageserve node-agent --config node.json`: run one node agent on this GPU host until SIGINT/SIGTERM. */
@@ -12,6 +12,8 @@ export async function nodeAgentCommand(o: { config?: string }): Promise<number> 
     const bus = await NatsBus.connect({
       servers: url,
       name: `node-agent-${opts.nodeId}`,
+      // SAGE_NATS_CREDS (<dir>/node-agent.nk) or NATS_NKEY; NATS_CA/NATS_CERT/NATS_KEY for TLS.
+      ...natsAuthFromEnv("node-agent"),
       onStatus: (s) => log.warn({ nats: s.type }, "NATS connection status"),
     });
     const agent = new NodeAgentActor({ bus, clock, log }, opts);

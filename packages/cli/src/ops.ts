@@ -9,13 +9,17 @@ import {
   validatePayload,
   validateReply,
 } from "@sageserve/protocol";
-import { NatsBus, WallClock } from "@sageserve/runtime";
+import { type AuthRole, NatsBus, natsAuthFromEnv, WallClock } from "@sageserve/runtime";
 import { clusterServices, loadClusterSpec, startService } from "./cluster.js";
 import { LoadReplayer } from "./load.js";
 import { explain } from "./sim.js";
 import { sageserveArgv } from "./up.js";
 
 const natsUrl = (o: { nats?: string }): string => o.nats ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+
+/** Credentials of `role`: `--nats-creds <dir>` or SAGE_NATS_CREDS (`<dir>/<role>.nk`), else NATS_NKEY; TLS from NATS_CA/CERT/KEY. */
+const natsAuth = (o: { natsCreds?: string }, role: AuthRole) =>
+  natsAuthFromEnv(role, o.natsCreds ? { ...process.env, SAGE_NATS_CREDS: o.natsCreds } : process.env);
 
 export interface ClusterStatus {
   nats: string;
@@ -109,14 +113,15 @@ export function formatStatus(s: ClusterStatus): string {
 
 /** Run a CLI command on its own NATS connection: any error is printed (exit 2), the connection closed. */
 async function withNats(
-  o: { nats?: string },
+  o: { nats?: string; natsCreds?: string },
   name: string,
+  role: AuthRole,
   f: (bus: NatsBus, url: string) => Promise<number>,
 ): Promise<number> {
   const url = natsUrl(o);
   let bus: NatsBus | undefined;
   try {
-    bus = await NatsBus.connect({ servers: url, name: `sageserve-${name}` });
+    bus = await NatsBus.connect({ servers: url, name: `sageserve-${name}`, ...natsAuth(o, role) });
     return await f(bus, url);
   } catch (e) {
     console.error(explain(e));
@@ -126,8 +131,8 @@ async function withNats(
   }
 }
 
-export function statusCommand(o: { nats?: string; json?: boolean }): Promise<number> {
-  return withNats(o, "status", async (bus, url) => {
+export function statusCommand(o: { nats?: string; natsCreds?: string; json?: boolean }): Promise<number> {
+  return withNats(o, "status", "operator", async (bus, url) => {
     const s = await readStatus(bus, url);
     console.log(o.json ? JSON.stringify(s, null, 2) : formatStatus(s));
     return 0;
@@ -137,9 +142,9 @@ export function statusCommand(o: { nats?: string; json?: boolean }): Promise<num
 /** `drain <node>`: the node stops taking requests, finishes what it runs, then stops. */
 export function drainCommand(
   node: string,
-  o: { nats?: string; json?: boolean; reason?: string },
+  o: { nats?: string; natsCreds?: string; json?: boolean; reason?: string },
 ): Promise<number> {
-  return withNats(o, "drain", async (bus) => {
+  return withNats(o, "drain", "admin", async (bus) => {
     const known = await bus.kvEntries("sage-nodes");
     if (!known.has(node)) {
       const names = [...known.keys()];
@@ -179,7 +184,7 @@ export function drainCommand(
 /** `actor <service>`: one service of the cluster description in this process (a container). */
 export async function actorCommand(
   name: string,
-  o: { nats?: string; cluster?: string; host?: string },
+  o: { nats?: string; natsCreds?: string; cluster?: string; host?: string },
 ): Promise<number> {
   try {
     const spec = loadClusterSpec(o.cluster);
@@ -194,7 +199,14 @@ export async function actorCommand(
       return 2;
     }
     const clock = new WallClock();
-    const s = await startService(def, spec, { natsUrl: natsUrl(o), clock, sageserveArgv: sageserveArgv() });
+    const s = await startService(def, spec, {
+      natsUrl: natsUrl(o),
+      clock,
+      sageserveArgv: sageserveArgv(),
+      // Each actor of the service connects as its own role, from `<creds>/<role>.nk` (NATS_NKEY suits
+      // single-role services only); TLS from NATS_CA/NATS_CERT/NATS_KEY. Nothing set: no credentials.
+      natsAuth: (role: AuthRole) => natsAuth(o, role),
+    });
     console.log(`${def.name} running on ${natsUrl(o)}${s.url ? `, ${s.url}` : ""}`);
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);

@@ -1,6 +1,19 @@
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { envelope, PlanRequest, RegionStatus, validatePayload } from "@sageserve/protocol";
-import { NatsBus, type NatsServerHandle, natsFromEnvOrSpawn, WallClock } from "@sageserve/runtime";
+import { envelope, PlanRequest, RegionStatus, SageError, validatePayload } from "@sageserve/protocol";
+import {
+  type AuthRole,
+  generateNatsAuth,
+  inboxPrefix,
+  type NatsAuthFiles,
+  NatsBus,
+  type NatsClientAuth,
+  type NatsServerHandle,
+  type PermissionViolation,
+  permissionViolations,
+  startNatsServer,
+  WallClock,
+} from "@sageserve/runtime";
 import {
   type ClusterSpec,
   clusterServices,
@@ -22,6 +35,21 @@ export interface UpOptions {
   load: boolean;
   json?: boolean;
   logLevel?: string;
+  /** NKey credentials and permissions per role (default on; `--no-auth` for a NATS of your own without). */
+  auth?: boolean;
+  /** Also require TLS: a CA and server certificate in `<state-dir>/nats-auth/tls` (openssl). */
+  tls?: boolean;
+  /** Where `up` keeps its state: the NATS credentials in `<dir>/nats-auth` (default `.sageserve`). */
+  stateDir?: string;
+}
+
+/** Credentials of every role in `files`, as `startService` and the CLI connect with them. */
+export function roleAuth(files: NatsAuthFiles): (role: AuthRole) => NatsClientAuth {
+  return (role) => ({
+    nkeySeedFile: files.seeds[role],
+    inboxPrefix: inboxPrefix(role),
+    ...(files.tls ? { tls: { caFile: files.tls.caFile } } : {}),
+  });
 }
 
 /** argv that runs this CLI again (engine processes are `sageserve emulator ...`). */
@@ -56,15 +84,28 @@ export async function upCommand(o: UpOptions): Promise<number> {
 
   let server: NatsServerHandle | undefined;
   let natsUrl: string;
+  let auth: NatsAuthFiles | undefined;
   try {
-    ({ url: natsUrl, server } = await natsFromEnvOrSpawn());
+    if (o.tls && o.auth === false)
+      throw new SageError("CONFIG", "--tls comes with the credentials: drop --no-auth to use it");
+    if (o.auth ?? true) {
+      // Kept across runs: a NATS_URL server configured with this nats-server.conf keeps working.
+      auth = generateNatsAuth(resolve(o.stateDir ?? ".sageserve", "nats-auth"), o.tls ? { tls: true } : {});
+    }
+    if (process.env.NATS_URL) natsUrl = process.env.NATS_URL;
+    else {
+      server = await startNatsServer(auth ? { config: auth.config } : {});
+      natsUrl = server.url;
+    }
   } catch (e) {
-    console.error((e as Error).message);
+    console.error(explain(e));
     return 2;
   }
+  const natsAuth = auth ? roleAuth(auth) : undefined;
   const clock = new WallClock();
   const running: RunningService[] = [];
   let load: LoadReplayer | undefined;
+  let violations: PermissionViolation[] = [];
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
@@ -72,6 +113,8 @@ export async function upCommand(o: UpOptions): Promise<number> {
       await load?.stop(15_000); // let requests in flight finish before the gateway closes
       for (const s of [...running].reverse()) await s.stop();
       clock.cancelAll();
+      // Anything refused by the permissions shows in the server's log: report it, it is a bug or an attack.
+      violations = server ? permissionViolations(server.log()) : [];
       await server?.stop();
     })();
     return stopping;
@@ -96,14 +139,21 @@ export async function upCommand(o: UpOptions): Promise<number> {
   try {
     say(
       "nats",
-      { url: natsUrl, spawned: !!server },
-      `NATS            ${natsUrl}${server ? " (spawned nats-server with JetStream)" : " (NATS_URL)"}`,
+      { url: natsUrl, spawned: !!server, creds: auth?.dir ?? null, ca: auth?.tls?.caFile ?? null },
+      [
+        `NATS            ${natsUrl}${server ? " (spawned nats-server with JetStream)" : " (NATS_URL)"}`,
+        auth
+          ? `credentials     ${auth.dir} (an NKey per role; nats-server.conf${server ? "" : " — enforced once your NATS_URL server runs with it"})`
+          : "credentials     none (--no-auth)",
+        ...(auth?.tls ? [`TLS             required; CA ${auth.tls.caFile}`] : []),
+      ].join("\n"),
     );
     const deps = {
       natsUrl,
       clock,
       sageserveArgv: sageserveArgv(),
       ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+      ...(natsAuth ? { natsAuth } : {}),
     };
     for (const def of clusterServices(spec)) {
       const s = await startService(def, spec, deps);
@@ -119,7 +169,7 @@ export async function upCommand(o: UpOptions): Promise<number> {
     const dashboard = running.find((s) => s.def.role === "dashboard")?.url;
     if (!signals) {
       // A first plan right away (then on the planner's schedule), so the dashboard has one to show.
-      const bus = await NatsBus.connect({ servers: natsUrl, name: "sageserve-up" });
+      const bus = await NatsBus.connect({ servers: natsUrl, name: "sageserve-up", ...natsAuth?.("admin") });
       await bus
         .request(
           PlanRequest.subject.build({}),
@@ -143,15 +193,17 @@ export async function upCommand(o: UpOptions): Promise<number> {
       }
       if (waiting.length) say("not-ready", { waiting }, `still booting after 90 s: ${waiting.join(", ")}`);
       await bus.close();
+      const env = `${auth ? ` SAGE_NATS_CREDS=${auth.dir}` : ""}${auth?.tls ? ` NATS_CA=${auth.tls.caFile}` : ""}`;
       say(
         "ready",
-        { gateway, dashboard, nats: natsUrl },
+        { gateway, dashboard, nats: natsUrl, creds: auth?.dir ?? null, ca: auth?.tls?.caFile ?? null },
         [
           "",
           `gateway         ${gateway}/v1  (OpenAI API; x-sage-tier: fast|normal|batch, x-sage-region: ${spec.regions.map((r) => r.id).join("|")})`,
           `dashboard       ${dashboard}`,
           `try             curl -s ${gateway}/v1/completions -H 'content-type: application/json' -d '{"model":"${spec.regions[0]!.models[0]}","prompt":"hello","max_tokens":8}'`,
-          `inspect         npx sageserve status   ·   nats micro ls   ·   nats sub 'sage.>'   (NATS_URL=${natsUrl})`,
+          `inspect         NATS_URL=${natsUrl}${env} npx sageserve status`,
+          `                nats --server ${natsUrl}${auth ? ` --nkey ${auth.seeds.operator} --inbox-prefix _INBOX_operator` : ""}${auth?.tls ? ` --tlsca ${auth.tls.caFile}` : ""} micro ls   ·   … sub 'sage.>'`,
           o.load && spec.load.ratePerSecond > 0
             ? `load            replaying the built-in workload at ~${spec.load.ratePerSecond} req/s through the gateway`
             : "load            none (--no-load)",
@@ -185,6 +237,8 @@ export async function upCommand(o: UpOptions): Promise<number> {
   }
   await shutdown();
   const s = load?.stats;
+  for (const v of violations)
+    say("nats-violation", { ...v }, `NATS refused: ${v.connection} may not ${v.kind} '${v.subject}'`);
   say(
     "stopped",
     { load: s ?? null },

@@ -147,7 +147,7 @@ export const PlanRequest = defineMessage({
     targets: Count,
     solveMs: z.number().nonnegative(),
   }),
-  publishers: ["cli", "region-agent", "dashboard"],
+  publishers: ["cli"],
   listeners: ["planner"],
   queueGroup: "planner",
   doc: "Re-plan now (outside the hourly schedule); the reply names the plan that was published on sage.plan.",
@@ -172,8 +172,8 @@ export const DemandReport = defineMessage({
     instancesByGpu: z.record(GpuType, Count).optional(),
     spotInstances: Count.optional(),
   }),
-  publishers: ["router", "region-agent"],
-  listeners: ["planner", "region-agent", "dashboard"],
+  publishers: ["router"],
+  listeners: ["planner", "region-agent"],
   doc: "Per-minute demand of one model by origin region and tier (counted by the routers at arrival): the planner's history.",
 }).withSample(() => ({
   region: "westus",
@@ -209,7 +209,7 @@ export const RegionStatus = defineMessage({
       .max(10_000),
   }),
   publishers: ["region-agent"],
-  listeners: ["planner", "cli", "dashboard"],
+  listeners: ["dashboard", "cli"],
   doc: "A region's summary every few seconds: instances by state, utilisation and NIW queue depth per model.",
 }).withSample(() => ({
   region: "westus",
@@ -242,7 +242,7 @@ export const NiwJob = defineMessage({
     enqueuedAtMs: EpochMs,
     body: z.record(z.string(), z.unknown()).optional(),
   }),
-  publishers: ["router", "gateway"],
+  publishers: ["router"],
   listeners: ["region-agent"],
   doc: "A queued non-interactive request, held durably (JetStream) until the region has spare capacity or its deadline nears.",
 }).withSample(() => ({

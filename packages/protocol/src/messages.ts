@@ -79,7 +79,7 @@ export const InferenceRequest = defineMessage({
     instanceId: Id,
   }),
   reply: z.object({ requestId: Id, accepted: z.boolean(), streamSubject: z.string() }),
-  publishers: ["router", "gateway", "region-agent"],
+  publishers: ["router", "region-agent"],
   listeners: ["node-agent"],
   doc: "Run this request on an instance of the node. Tokens come back as InferenceChunk on the returned stream subject.",
 }).withSample(
@@ -129,8 +129,8 @@ export const RequestDone = defineMessage({
     e2eMs: z.number().nonnegative(),
     deadlineMs: EpochMs.optional(),
   }),
-  publishers: ["node-agent"],
-  listeners: ["region-agent", "gateway", "dashboard"],
+  publishers: ["node-agent", "router"],
+  listeners: ["region-agent", "dashboard"],
   doc: "One finished request with its latencies: the source of SLO attainment and demand history.",
 }).withSample(() => ({
   requestId: "r-1",
@@ -179,7 +179,7 @@ export const LoadReport = defineMessage({
     atMs: EpochMs,
   }),
   publishers: ["node-agent"],
-  listeners: ["router", "region-agent", "dashboard"],
+  listeners: ["router", "region-agent", "planner", "dashboard"],
   doc: "Per-instance load (KV-cache and memory utilisation, queue, throughput), every few seconds.",
 }).withSample(() => ({
   instanceId: "westus-n1-i0",
@@ -215,7 +215,7 @@ export const Heartbeat = defineMessage({
     atMs: EpochMs,
   }),
   publishers: ["node-agent"],
-  listeners: ["region-agent", "router", "gateway"],
+  listeners: ["router", "gateway", "dashboard"],
   doc: "A node is alive and holds these instances; silence for ttlMs means it is gone.",
 }).withSample(() => ({
   nodeId: "westus-n1",
@@ -245,7 +245,7 @@ export const InstanceTransition = defineMessage({
     atMs: EpochMs,
   }),
   publishers: ["node-agent"],
-  listeners: ["region-agent", "planner", "dashboard"],
+  listeners: ["auditor"],
   doc: "An instance changed state (booting → loading → serving → draining/spot/swapping …).",
 }).withSample(() => ({
   instanceId: "westus-n1-i0",

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   decode,
@@ -16,11 +17,14 @@ import {
   type NatsConnection,
   type NatsError,
   nanos,
+  nkeyAuthenticator,
   RequestStrategy,
   RetentionPolicy,
   type Service,
   StorageType,
 } from "nats";
+import { readSeed } from "./nats-auth.js";
+import { AUTH_ROLES, type AuthRole, inboxPrefix } from "./nats-permissions.js";
 import type {
   Bus,
   DurableMessage,
@@ -43,9 +47,56 @@ export interface NatsBusOptions {
   token?: string;
   user?: string;
   pass?: string;
+  /** NKey seed file of this connection's role (`<creds>/<role>.nk`, `NATS_NKEY`). */
+  nkeySeedFile?: string;
+  /** TLS: the CA that signed the server's certificate, and a client certificate for mutual TLS. */
+  tls?: NatsTlsOptions;
+  /** Prefix of this connection's reply inboxes (a role's own, `_INBOX_<role>`; default `_INBOX`). */
+  inboxPrefix?: string;
   maxPayloadBytes?: number;
+  /** How long the first connection may take before it fails (default 20 s, the client's). */
+  connectTimeoutMs?: number;
   /** Called on reconnects, disconnects and errors (log them). */
   onStatus?: (event: { type: string; data: unknown }) => void;
+}
+
+export interface NatsTlsOptions {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+/** What a connection authenticates with: an NKey seed file and TLS files. */
+export interface NatsClientAuth {
+  nkeySeedFile?: string;
+  tls?: NatsTlsOptions;
+  /** The role's reply inboxes, which its permissions allow (`inboxPrefix(role)`). */
+  inboxPrefix?: string;
+}
+
+/**
+ * Credentials from the environment, named as the `nats` CLI names them: `NATS_NKEY` (seed file),
+ * `NATS_CA`, `NATS_CERT`, `NATS_KEY` (TLS), `NATS_INBOX_PREFIX`. With `SAGE_NATS_CREDS` (a directory made by
+ * `sageserve nats-auth` / `scripts/gen-nats-auth.ts`) and a role, the seed is `<dir>/<role>.nk`.
+ */
+export function natsAuthFromEnv(
+  role?: string,
+  env: Record<string, string | undefined> = process.env,
+): NatsClientAuth {
+  const out: NatsClientAuth = {};
+  const dir = env.SAGE_NATS_CREDS;
+  if (dir && role) out.nkeySeedFile = `${dir}/${role}.nk`;
+  else if (env.NATS_NKEY) out.nkeySeedFile = env.NATS_NKEY;
+  // With credentials, replies come to the role's own inboxes (all its permissions allow).
+  if (env.NATS_INBOX_PREFIX) out.inboxPrefix = env.NATS_INBOX_PREFIX;
+  else if (out.nkeySeedFile && role && (AUTH_ROLES as readonly string[]).includes(role))
+    out.inboxPrefix = inboxPrefix(role as AuthRole);
+  const tls: NatsTlsOptions = {};
+  if (env.NATS_CA) tls.caFile = env.NATS_CA;
+  if (env.NATS_CERT) tls.certFile = env.NATS_CERT;
+  if (env.NATS_KEY) tls.keyFile = env.NATS_KEY;
+  if (Object.keys(tls).length) out.tls = tls;
+  return out;
 }
 
 /** Live Bus adapter over a real NATS connection (the `nats` package). */
@@ -58,13 +109,30 @@ export class NatsBus implements Bus {
     opts: NatsBusOptions,
   ) {
     this.maxPayload = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
-    if (opts.onStatus) {
-      const onStatus = opts.onStatus;
-      void (async () => {
-        for await (const s of connection.status()) onStatus({ type: String(s.type), data: s.data });
-      })().catch(() => {});
-    }
+    const onStatus = opts.onStatus;
+    void (async () => {
+      for await (const s of connection.status()) {
+        if (String(s.type) === "error") {
+          // Asynchronous server errors, e.g. a publish outside this role's permissions.
+          const ctx = (s as { permissionContext?: { operation: string; subject: string } }).permissionContext;
+          const e = ctx
+            ? new SageError("AUTH", `NATS permissions violation: ${ctx.operation} '${ctx.subject}'`, {
+                subject: ctx.subject,
+              })
+            : new SageError(
+                /PERMISSION/i.test(String(s.data)) ? "AUTH" : "CLOSED",
+                `NATS: ${String(s.data)}`,
+              );
+          this.errors.push(e);
+          if (this.errors.length > 100) this.errors.shift();
+        }
+        onStatus?.({ type: String(s.type), data: s.data });
+      }
+    })().catch(() => {});
   }
+
+  /** Recent asynchronous errors the server reported on this connection (last 100), e.g. permission violations. */
+  readonly errors: SageError[] = [];
 
   /** Connect with endless reconnects; the client buffers publishes while reconnecting. */
   static async connect(opts: NatsBusOptions): Promise<NatsBus> {
@@ -81,15 +149,31 @@ export class NatsBus implements Bus {
     if (opts.token) co.token = opts.token;
     if (opts.user) co.user = opts.user;
     if (opts.pass) co.pass = opts.pass;
+    if (opts.connectTimeoutMs !== undefined) co.timeout = opts.connectTimeoutMs;
+    if (opts.inboxPrefix) co.inboxPrefix = opts.inboxPrefix;
+    if (opts.nkeySeedFile) {
+      const seed = new TextEncoder().encode(readSeed(opts.nkeySeedFile));
+      co.authenticator = nkeyAuthenticator(seed);
+    }
+    if (opts.tls) {
+      if ((opts.tls.certFile === undefined) !== (opts.tls.keyFile === undefined))
+        throw new SageError(
+          "CONFIG",
+          "NATS TLS: a client certificate needs its key, and a key its certificate",
+        );
+      for (const f of [opts.tls.caFile, opts.tls.certFile, opts.tls.keyFile])
+        if (f !== undefined && !existsSync(f)) throw new SageError("CONFIG", `NATS TLS: no file ${f}`);
+      co.tls = { ...opts.tls };
+    }
     try {
       return new NatsBus(await connect(co), opts);
     } catch (e) {
+      const msg = (e as Error).message;
+      const auth = /authoriz|authentic|permission|nkey|tls|certificate/i.test(msg);
       throw new SageError(
-        "CLOSED",
-        `cannot connect to NATS at ${String(opts.servers)}: ${(e as Error).message}`,
-        {
-          cause: e,
-        },
+        auth ? "AUTH" : "CLOSED",
+        `cannot connect to NATS at ${String(opts.servers)}: ${msg}`,
+        { cause: e },
       );
     }
   }
@@ -451,6 +535,11 @@ function mapError(e: unknown, subject: string, timeoutMs?: number): SageError {
     case ErrorCode.ConnectionClosed:
     case ErrorCode.ConnectionDraining:
       return new SageError("CLOSED", `connection closed while using ${subject}`, { subject, cause: e });
+    case ErrorCode.PermissionsViolation:
+      return new SageError("AUTH", `NATS permissions violation on ${subject}: ${(e as Error).message}`, {
+        subject,
+        cause: e,
+      });
     case ErrorCode.MaxPayloadExceeded:
       return new SageError("TOO_LARGE", `payload too large for ${subject}`, { subject, cause: e });
     default:

@@ -1,4 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,8 @@ export interface NatsServerHandle {
   port: number;
   storeDir: string;
   process: ChildProcess;
+  /** The server's recent log (last 64 KiB): permission violations show here. */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -35,8 +38,9 @@ export const NATS_INSTALL_HINT = [
 
 /**
  * Spawn `nats-server -js` on a free loopback port with a temporary JetStream
- * store; resolves once it logs "Server is ready". With `storeDir` the store is
- * that directory and outlives the server (`stop()` leaves it): a server started
+ * store; resolves once it logs "Server is ready". `config` is a nats-server config file (e.g. the
+ * authorization and TLS of `generateNatsAuth`); host, port and store given here override it. With
+ * `storeDir` the store is that directory and outlives the server (`stop()` leaves it): a server started
  * again on the same port and directory is a restart, with its streams and KV.
  */
 export async function startNatsServer(
@@ -46,13 +50,22 @@ export async function startNatsServer(
     jetstream?: boolean;
     readyTimeoutMs?: number;
     storeDir?: string;
+    config?: string;
   } = {},
 ): Promise<NatsServerHandle> {
   const bin = natsServerBinary();
   if (!hasNatsServer(bin)) throw new SageError("CONFIG", NATS_INSTALL_HINT);
+  if (opts.config !== undefined && !existsSync(opts.config))
+    throw new SageError("CONFIG", `nats-server config ${opts.config} does not exist`);
   const ownStore = opts.storeDir === undefined;
   const storeDir = opts.storeDir ?? (await mkdtemp(join(tmpdir(), "sage-nats-")));
-  const args = ["-a", opts.host ?? "127.0.0.1", "-p", String(opts.port ?? -1)];
+  const args = [
+    ...(opts.config ? ["-c", opts.config] : []),
+    "-a",
+    opts.host ?? "127.0.0.1",
+    "-p",
+    String(opts.port ?? -1),
+  ];
   if (opts.jetstream ?? true) args.push("-js", "-sd", storeDir);
   // Its own process group: a terminal's Ctrl-C reaches the parent, which drains its clients before
   // stopping the server, instead of the server vanishing under them.
@@ -67,6 +80,7 @@ export async function startNatsServer(
     );
     const onData = (chunk: Buffer): void => {
       log += chunk.toString();
+      if (log.length > 131_072) log = log.slice(-65_536);
       const m = /Listening for client connections on [^\s]*:(\d+)/.exec(log);
       if (m) found = Number(m[1]);
       if (found !== undefined && log.includes("Server is ready")) {
@@ -86,6 +100,7 @@ export async function startNatsServer(
     port,
     storeDir,
     process: child,
+    log: () => log.slice(-65_536),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise<void>((r) => child.once("exit", () => r()));
@@ -97,6 +112,22 @@ export async function startNatsServer(
       if (ownStore) await rm(storeDir, { recursive: true, force: true });
     },
   };
+}
+
+export interface PermissionViolation {
+  kind: "publish" | "subscribe";
+  /** The client's connection name (`NatsBusOptions.name`). */
+  connection: string;
+  subject: string;
+}
+
+/** The permission violations in a nats-server log: who tried what where. */
+export function permissionViolations(log: string): PermissionViolation[] {
+  const out: PermissionViolation[] = [];
+  const re = /"v[^":]*:[^":]*:([^"]*)" - (Publish|Subscription) Violation - .*?Subject "([^"]+)"/g;
+  for (const m of log.matchAll(re))
+    out.push({ kind: m[2] === "Publish" ? "publish" : "subscribe", connection: m[1]!, subject: m[3]! });
+  return out;
 }
 
 /** The NATS server a local command runs on: `NATS_URL` if set, else a spawned `nats-server -js`. */
