@@ -281,8 +281,19 @@ describe(`fuzzing every gateway endpoint: ${PER_ENDPOINT.toLocaleString("en")} m
       const t = tallies.get(ep);
       if (t) console.log(`${ep}: ${JSON.stringify(t.byCode)}`);
     }
+    const byStatus: Record<string, number> = {};
+    for (const t of tallies.values())
+      for (const [k, n] of Object.entries(t.byStatus)) byStatus[k] = (byStatus[k] ?? 0) + n;
     const path = writeFuzzReport("gateway", {
+      command: "FUZZ_REPORT=1 npx vitest run test/fuzz-gateway.test.ts",
+      node: process.version,
       seed: SEED,
+      totals: {
+        cases: [...tallies.values()].reduce((a, t) => a + t.cases, 0),
+        problems: [...tallies.values()].reduce((a, t) => a + t.problemCount, 0),
+        wallSeconds: +([...tallies.values()].reduce((a, t) => a + t.wallMs, 0) / 1000).toFixed(2),
+        byStatus,
+      },
       casesPerEndpoint: PER_ENDPOINT,
       concurrency: CONCURRENCY,
       perRequestTimeoutMs: TIMEOUT_MS,

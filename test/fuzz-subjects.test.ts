@@ -258,8 +258,13 @@ describe(`fuzzing every subject's decoder: ${PER_SUBJECT.toLocaleString("en")} s
         `${[...replies.values()].reduce((a, t) => a + t.cases, 0).toLocaleString("en")} reply cases in ${(wall.repliesMs / 1000).toFixed(1)} s\n` +
         `families: ${JSON.stringify(byFamily)}`,
     );
+    const totals: Record<string, number> = {};
+    for (const t of payloads.values()) for (const [k, n] of Object.entries(t.byVerdict)) bump(totals, k, n);
     const path = writeFuzzReport("subjects", {
+      command: "FUZZ_REPORT=1 npx vitest run test/fuzz-subjects.test.ts",
+      node: process.version,
       seed: SEED,
+      totals: { cases: total, byVerdict: totals },
       casesPerSubject: PER_SUBJECT,
       wallSeconds: {
         payloads: +(wall.payloadsMs / 1000).toFixed(2),
