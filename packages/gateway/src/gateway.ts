@@ -123,7 +123,10 @@ export class GatewayActor extends Actor {
     // Requests Node's HTTP parser refuses (oversized headers, malformed lines) get the OpenAI error
     // shape too, instead of a bare status line.
     this.server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
-      if (!socket.writable || (err.code === "ECONNRESET" && !socket.readable)) return void socket.destroy();
+      // As Node's own handler: never write into a response already under way on this socket.
+      const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+      if (!socket.writable || err.code === "ECONNRESET" || inFlight?.headersSent)
+        return void socket.destroy();
       const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
       const body = JSON.stringify({
         error: {
