@@ -11,7 +11,7 @@ import {
   WallClock,
 } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { garbagePayloads } from "./support/garbage.js";
+import { garbagePayloads, structuredGarbage } from "./support/garbage.js";
 import { type NatsFixture, startNats } from "./support/nats.js";
 
 /** Listens on every declared subject; answers every request type with its valid sample reply. */
@@ -45,7 +45,10 @@ class EveryoneActor extends Actor {
   }
 }
 
-const PER_SUBJECT = 1000;
+// Half classic garbage, half structured mutations (bigint versions, ±Infinity, 10k-deep nesting,
+// extension types, __proto__ keys…: test/support/fuzz.ts), all over the real server.
+const PER_SUBJECT = 2000;
+const AS_REQUESTS = 100;
 const params = {
   region: "demo",
   model: "llama-3.1-8b",
@@ -56,7 +59,7 @@ const params = {
 };
 const subjectOf = (def: MessageDef): string => def.subject.build(params as never);
 
-describe("1,000 garbage payloads on every declared subject, against a real nats-server", () => {
+describe("2,000 garbage payloads on every declared subject, against a real nats-server", () => {
   let fx: NatsFixture;
   const buses: NatsBus[] = [];
   const clock = new WallClock({ seed: 5 });
@@ -92,8 +95,11 @@ describe("1,000 garbage payloads on every declared subject, against a real nats-
     buses.push(fuzzer);
     for (const def of MESSAGES) {
       const subject = subjectOf(def);
-      const payloads = garbagePayloads(def, PER_SUBJECT, 11);
-      const asRequests = def.reply ? 50 : 0;
+      const classic = garbagePayloads(def, PER_SUBJECT / 2, 11);
+      const structured = structuredGarbage(def, PER_SUBJECT / 2, 11);
+      // Interleaved, so both kinds also arrive as requests.
+      const payloads = classic.flatMap((p, i) => [p, structured[i]!]);
+      const asRequests = def.reply ? AS_REQUESTS : 0;
       for (const p of payloads.slice(asRequests)) fuzzer.publishRaw(subject, p);
       // Some garbage arrives as requests: the responder must answer each with a typed error reply.
       await Promise.all(
@@ -148,7 +154,7 @@ describe("1,000 garbage payloads on every declared subject, against a real nats-
   });
 
   it("garbage requests get typed error replies", () => {
-    const requests = MESSAGES.filter((m) => m.reply).length * 50;
+    const requests = MESSAGES.filter((m) => m.reply).length * AS_REQUESTS;
     const total = [...errorReplyCodes.values()].reduce((a, b) => a + b, 0);
     expect(total).toBe(requests);
     expect(errorReplyCodes.get("ok")).toBeUndefined();

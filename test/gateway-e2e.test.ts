@@ -221,6 +221,55 @@ describe("gateway → router → node agent → engine emulator", () => {
       413,
       "request_too_large",
     ],
+    // Found by test/fuzz-gateway.test.ts (issue 9): each of these was a 5xx, or let the caller in.
+    [
+      "a key named like a prototype property",
+      "/v1/chat/completions",
+      { model: "llama3.2-3b", messages: [{ role: "user", content: "x" }] },
+      { authorization: "Bearer constructor" },
+      401,
+      "invalid_api_key",
+    ],
+    [
+      "a tier named like a prototype property",
+      "/v1/completions",
+      { model: "llama3.2-3b", prompt: "x" },
+      { "x-sage-tier": "__proto__" },
+      400,
+      "invalid_tier",
+    ],
+    [
+      "a null message",
+      "/v1/chat/completions",
+      { model: "llama3.2-3b", messages: [null] },
+      {},
+      400,
+      "invalid_value",
+    ],
+    [
+      "a prompt of non-strings",
+      "/v1/completions",
+      { model: "llama3.2-3b", prompt: [{ toString: 1 }] },
+      {},
+      400,
+      "invalid_value",
+    ],
+    [
+      "max_tokens past the engine's context length (was a 502)",
+      "/v1/completions",
+      { model: "llama3.2-3b", prompt: "x", max_tokens: 1_000_000 },
+      {},
+      400,
+      "invalid_value",
+    ],
+    [
+      "a body nested 10,000 deep (was a 503: stack overflow encoding it for NATS)",
+      "/v1/completions",
+      `{"model":"llama3.2-3b","prompt":"x","extra":${'{"a":'.repeat(10_000)}1${"}".repeat(10_000)}}`,
+      {},
+      400,
+      "invalid_json",
+    ],
   ])(
     "rejects %s with the OpenAI error format, and stays up",
     async (_what, path, body, headers, status, code) => {
@@ -231,6 +280,32 @@ describe("gateway → router → node agent → engine emulator", () => {
       expect((await fetch(`${gateway.url}/health`)).status).toBe(200);
     },
   );
+
+  it("answers malformed job ids, wrong methods and unparsable request targets with typed 4xx (were 500s)", async () => {
+    const auth = { authorization: "Bearer key-normal" };
+    const bad = await fetch(`${gateway.url}/v1/sage/jobs/%E0%A4%A`, { headers: auth });
+    expect(bad.status).toBe(404);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe("job_not_found");
+    const put = await fetch(`${gateway.url}/v1/models`, { method: "PUT", headers: auth });
+    expect(put.status).toBe(405);
+    expect(put.headers.get("allow")).toBe("GET");
+    const { connect } = await import("node:net");
+    const port = Number(new URL(gateway.url).port);
+    for (const line of ["GET http://[ HTTP/1.1", "GET /health HTTP/9.9", "GARBAGE"]) {
+      const text = await new Promise<string>((resolve) => {
+        const s = connect(port, "127.0.0.1");
+        let out = "";
+        s.on("data", (d) => {
+          out += String(d);
+        });
+        s.on("error", () => {});
+        s.on("close", () => resolve(out));
+        s.end(`${line}\r\nhost: x\r\nauthorization: Bearer key-normal\r\nconnection: close\r\n\r\n`);
+      });
+      expect(text, line).toMatch(/^HTTP\/1\.1 400 /);
+      expect(text, line).toContain('"type":"invalid_request_error"');
+    }
+  });
 
   it("counts requests per model, tier and status in its Prometheus metrics", async () => {
     const text = await (await fetch(`${gateway.url}/metrics`)).text();

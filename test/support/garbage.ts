@@ -1,5 +1,6 @@
 import { decode, encode, envelope, type MessageDef, validatePayload } from "@sageserve/protocol";
 import { createRng } from "@sageserve/runtime";
+import { type FuzzFamily, PayloadFuzzer, payloadTarget } from "./fuzz.js";
 
 /**
  * Seeded generator of invalid payloads for one message type: random bytes,
@@ -76,4 +77,33 @@ export function garbagePayloads(
 function stillValid(def: MessageDef, bytes: Uint8Array): boolean {
   const d = decode(bytes);
   return d.ok && validatePayload(def, d.value).ok;
+}
+
+/**
+ * Invalid payloads from the structured fuzzer (test/support/fuzz.ts): wrong-typed and non-finite
+ * numbers, 64-bit integers, deep nesting, extension types, `__proto__` and duplicate keys… All but
+ * the MB-sized family, which NATS' own max_payload would refuse before any actor saw it.
+ */
+export function structuredGarbage(def: MessageDef, count: number, seed = 1): Uint8Array[] {
+  const families: FuzzFamily[] = [
+    "random",
+    "truncated",
+    "root",
+    "version",
+    "delete",
+    "wrong-type",
+    "number",
+    "deep",
+    "ext",
+    "proto",
+    "dup-key",
+    "json",
+  ];
+  const gen = new PayloadFuzzer(payloadTarget(def), seed, { families });
+  const out: Uint8Array[] = [];
+  while (out.length < count) {
+    const c = gen.next();
+    if (!stillValid(def, c.bytes)) out.push(c.bytes);
+  }
+  return out;
 }

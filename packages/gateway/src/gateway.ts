@@ -54,6 +54,18 @@ export interface GatewayOptions {
 
 const TIERS: Record<string, Tier> = { fast: "iw-fast", normal: "iw-normal", batch: "niw" };
 
+/** Deepest JSON nesting a request body may have (an OpenAI body nests a handful of levels). */
+export const MAX_BODY_DEPTH = 64;
+/** Distinct unknown model names labelled in metrics before the rest count as "other". */
+const MAX_MODEL_LABELS = 100;
+const ROUTES: Record<string, string> = {
+  "/v1/chat/completions": "POST",
+  "/v1/completions": "POST",
+  "/v1/models": "GET",
+  "/health": "GET",
+  "/metrics": "GET",
+};
+
 interface BatchJob {
   id: string;
   model: string;
@@ -111,6 +123,7 @@ export class GatewayActor extends Actor {
   private readonly nodes = new Map<string, { atMs: number; ttlMs: number }>();
   /** Requests routed again after their node or engine was lost before their first token. */
   retried = 0;
+  private readonly modelLabels = new Set<string>();
 
   constructor(
     ctx: ActorContext,
@@ -133,6 +146,30 @@ export class GatewayActor extends Actor {
         this.fail(res, { status: 500, message: String(e), type: "internal_server_error", code: "internal" }),
       );
     });
+    // Requests Node's HTTP parser refuses (oversized headers, malformed lines) get the OpenAI error
+    // shape too, instead of a bare status line.
+    this.server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+      // As Node's own handler: never write into a response already under way on this socket.
+      const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+      if (!socket.writable || err.code === "ECONNRESET" || inFlight?.headersSent)
+        return void socket.destroy();
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
+      const body = JSON.stringify({
+        error: {
+          message:
+            status === 431
+              ? "request headers too large"
+              : `malformed HTTP request (${err.code ?? "parse error"})`,
+          type: "invalid_request_error",
+          param: null,
+          code: status === 431 ? "headers_too_large" : "bad_request",
+        },
+      });
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    });
     this.url = await listenUrl(this.server, this.opts.port ?? 0, this.opts.host ?? "127.0.0.1", "gateway");
   }
 
@@ -141,7 +178,17 @@ export class GatewayActor extends Actor {
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
-    const path = new URL(req.url ?? "/", "http://x").pathname;
+    let path: string;
+    try {
+      path = new URL(req.url ?? "/", "http://x").pathname;
+    } catch {
+      return this.fail(res, {
+        status: 400,
+        message: "request target is not a valid URL",
+        type: "invalid_request_error",
+        code: "invalid_url",
+      });
+    }
     if (req.method === "GET" && path === "/health") return void res.writeHead(200).end();
     if (req.method === "GET" && path === "/metrics") {
       res.writeHead(200, { "content-type": this.registry.contentType }).end(await this.registry.metrics());
@@ -153,7 +200,13 @@ export class GatewayActor extends Actor {
     if (limited) return this.fail(res, limited);
     const job = /^\/v1\/sage\/jobs\/([^/]+)$/.exec(path);
     if (req.method === "GET" && job) {
-      const j = this.jobs.get(decodeURIComponent(job[1]!));
+      let id: string | undefined;
+      try {
+        id = decodeURIComponent(job[1]!);
+      } catch {
+        // malformed percent-encoding: no such job (decodeURIComponent threw a URIError → 500)
+      }
+      const j = id === undefined ? undefined : this.jobs.get(id);
       if (!j)
         return this.fail(res, {
           status: 404,
@@ -181,6 +234,16 @@ export class GatewayActor extends Actor {
       return;
     }
     const chat = path === "/v1/chat/completions";
+    const allowed = job ? "GET" : ROUTES[path];
+    if (allowed !== undefined && req.method !== allowed) {
+      res.setHeader("allow", allowed);
+      return this.fail(res, {
+        status: 405,
+        message: `${req.method} is not allowed on ${path} (allowed: ${allowed})`,
+        type: "invalid_request_error",
+        code: "method_not_allowed",
+      });
+    }
     if (req.method !== "POST" || (!chat && path !== "/v1/completions")) {
       return this.fail(res, {
         status: 404,
@@ -191,7 +254,8 @@ export class GatewayActor extends Actor {
     }
     const header = req.headers["x-sage-tier"];
     const tierName = (Array.isArray(header) ? header[0] : header) ?? auth.tier ?? "fast";
-    const tier = TIERS[tierName];
+    // Own keys only: `x-sage-tier: constructor` found Object's constructor on the prototype.
+    const tier = Object.hasOwn(TIERS, tierName) ? TIERS[tierName] : undefined;
     if (!tier) {
       return this.fail(res, {
         status: 400,
@@ -212,7 +276,8 @@ export class GatewayActor extends Actor {
         param: "x-sage-region",
       });
     }
-    const raw = await readBody(req, this.opts.maxBodyBytes ?? 4 * 1024 * 1024);
+    // The body travels on in a RouteRequest: past NATS' 1 MiB max_payload it could not be routed.
+    const raw = await readBody(req, this.opts.maxBodyBytes ?? 1024 * 1024 - 16 * 1024);
     if (typeof raw !== "string") return this.fail(res, raw);
     let body: Record<string, unknown>;
     try {
@@ -227,6 +292,15 @@ export class GatewayActor extends Actor {
         code: "invalid_json",
       });
     }
+    if (depthExceeds(body, MAX_BODY_DEPTH)) {
+      // Deeper bodies overflowed the stack when encoded for NATS (a 503) or stringified (a 500).
+      return this.fail(res, {
+        status: 400,
+        message: `request body nests deeper than ${MAX_BODY_DEPTH} levels`,
+        type: "invalid_request_error",
+        code: "invalid_json",
+      });
+    }
     const problem = checkBody(body, chat);
     if (problem) return this.fail(res, problem);
     await this.relay(res, body, chat, tier, tierName, region);
@@ -234,7 +308,8 @@ export class GatewayActor extends Actor {
 
   /** Token bucket per API key: over the rate, 429 with the seconds until a request fits again. */
   private rateLimit(key: string | undefined): HttpError | undefined {
-    const entry = key ? this.opts.apiKeys?.[key] : undefined;
+    const entry =
+      key && this.opts.apiKeys && Object.hasOwn(this.opts.apiKeys, key) ? this.opts.apiKeys[key] : undefined;
     if (!key || !entry?.requestsPerSecond) return undefined;
     const rate = entry.requestsPerSecond;
     const burst = entry.burst ?? Math.max(1, rate);
@@ -261,7 +336,9 @@ export class GatewayActor extends Actor {
     if (!keys || Object.keys(keys).length === 0) return {};
     const h = req.headers.authorization ?? "";
     const key = h.startsWith("Bearer ") ? h.slice(7).trim() : "";
-    const entry = keys[key];
+    // Own keys only: `Bearer constructor` (or toString, __proto__…) found a function on the
+    // prototype and was let in without a key (found by test/fuzz-gateway).
+    const entry = Object.hasOwn(keys, key) ? keys[key] : undefined;
     if (!key)
       return {
         status: 401,
@@ -300,7 +377,9 @@ export class GatewayActor extends Actor {
       : [body.prompt as string | string[]].flat().join(" ");
     const arrivalMs = this.clock.now();
     const started = this.clock.now();
-    const count = (status: number) => this.requests.inc({ model, tier: tierName, status: String(status) });
+    const label = this.modelLabel(model);
+    const count = (status: number) =>
+      this.requests.inc({ model: label, tier: tierName, status: String(status) });
     const maxAttempts = Math.max(1, this.opts.maxAttempts ?? 3);
 
     // Each attempt streams on its own subject (`<request>-a<n>` after the first), so a node wrongly
@@ -404,6 +483,18 @@ export class GatewayActor extends Actor {
             continue;
           }
           if (c.done) {
+            if (c.error && index === 0 && c.error.code === "INVALID_REQUEST") {
+              // The engine refused the request itself (e.g. prompt + max_tokens over the context length).
+              count(
+                this.fail(res, {
+                  status: 400,
+                  message: c.error.message,
+                  type: "invalid_request_error",
+                  code: "invalid_value",
+                }),
+              );
+              return;
+            }
             if (c.error)
               lost = {
                 code: c.error.code,
@@ -551,6 +642,17 @@ export class GatewayActor extends Actor {
     job.unsubscribe = () => sub.unsubscribe();
   }
 
+  /**
+   * Metric label for a model: served models and the first few unknown names by name, the rest as
+   * "other" — every random name a client sends would otherwise become a time series of its own.
+   */
+  private modelLabel(model: string): string {
+    if (this.opts.models.includes(model) || this.modelLabels.has(model)) return model;
+    if (this.modelLabels.size >= MAX_MODEL_LABELS) return "other";
+    this.modelLabels.add(model);
+    return model;
+  }
+
   private fail(res: ServerResponse, e: HttpError): number {
     if (res.headersSent) {
       res.destroy();
@@ -577,8 +679,10 @@ function routeError(e: SageError, model: string): HttpError {
       code: "model_not_found",
       param: "model",
     };
-  if (code === "INVALID_REQUEST" || code === "SCHEMA")
+  if (code === "INVALID_REQUEST" || code === "SCHEMA" || code === "SUBJECT")
     return { status: 400, message: e.message, type: "invalid_request_error", code: "invalid_value" };
+  if (code === "TOO_LARGE")
+    return { status: 413, message: e.message, type: "invalid_request_error", code: "request_too_large" };
   // No router answered, or no capacity: the client should come back shortly.
   return {
     status: 503,
@@ -589,6 +693,16 @@ function routeError(e: SageError, model: string): HttpError {
   };
 }
 
+const isMap = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+const ROLES = new Set(["system", "developer", "user", "assistant", "tool", "function"]);
+
+/**
+ * The OpenAI request fields the gateway reads or the engine would refuse, checked before anything
+ * is routed: a body that passes is one an engine accepts (unknown fields pass through untouched).
+ * Items of `messages` and `prompt` used to go unchecked: `messages: [null]` was a 500.
+ */
 function checkBody(body: Record<string, unknown>, chat: boolean): HttpError | undefined {
   const bad = (param: string, message: string): HttpError => ({
     status: 400,
@@ -601,14 +715,77 @@ function checkBody(body: Record<string, unknown>, chat: boolean): HttpError | un
   if (chat) {
     if (!Array.isArray(body.messages) || body.messages.length === 0)
       return bad("messages", "a non-empty array is required");
-  } else if (typeof body.prompt !== "string" && !Array.isArray(body.prompt))
-    return bad("prompt", "a string or array of strings is required");
+    for (const [i, m] of body.messages.entries()) {
+      if (!isMap(m)) return bad(`messages.${i}`, "must be an object");
+      if (typeof m.role !== "string" || !ROLES.has(m.role))
+        return bad(`messages.${i}.role`, `one of ${[...ROLES].join(", ")}`);
+      const c = m.content;
+      if (Array.isArray(c)) {
+        for (const [j, part] of c.entries()) {
+          if (!isMap(part) || typeof part.type !== "string")
+            return bad(`messages.${i}.content.${j}`, "a content part object with a string type");
+          if (part.text !== undefined && typeof part.text !== "string")
+            return bad(`messages.${i}.content.${j}.text`, "must be a string");
+        }
+      } else if (c !== null && c !== undefined && typeof c !== "string")
+        return bad(`messages.${i}.content`, "a string, an array of content parts, or null");
+    }
+  } else if (typeof body.prompt !== "string") {
+    if (!Array.isArray(body.prompt) || body.prompt.length === 0)
+      return bad("prompt", "a string or a non-empty array of strings is required");
+    if (body.prompt.some((p) => typeof p !== "string")) return bad("prompt", "every item must be a string");
+  }
   for (const k of ["max_tokens", "max_completion_tokens"]) {
     const v = body[k];
-    if (v !== undefined && (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 1_000_000))
+    if (
+      v !== undefined &&
+      v !== null &&
+      (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 1_000_000)
+    )
       return bad(k, "an integer from 1 to 1,000,000");
   }
+  const ranges: [string, number, number][] = [
+    ["temperature", 0, 2],
+    ["top_p", 0, 1],
+    ["presence_penalty", -2, 2],
+    ["frequency_penalty", -2, 2],
+  ];
+  for (const [k, lo, hi] of ranges) {
+    const v = body[k];
+    if (v !== undefined && v !== null && (typeof v !== "number" || !Number.isFinite(v) || v < lo || v > hi))
+      return bad(k, `a number from ${lo} to ${hi}`);
+  }
+  if (body.n !== undefined && body.n !== null && body.n !== 1) return bad("n", "only n = 1 is supported");
+  if (body.seed !== undefined && body.seed !== null && !Number.isSafeInteger(body.seed))
+    return bad("seed", "an integer");
+  if (body.stream !== undefined && body.stream !== null && typeof body.stream !== "boolean")
+    return bad("stream", "a boolean");
+  if (body.stream_options !== undefined && body.stream_options !== null && !isMap(body.stream_options))
+    return bad("stream_options", "an object");
+  const stop = body.stop;
+  if (
+    stop !== undefined &&
+    stop !== null &&
+    typeof stop !== "string" &&
+    !(Array.isArray(stop) && stop.length <= 4 && stop.every((x) => typeof x === "string"))
+  )
+    return bad("stop", "a string or up to 4 strings");
+  if (body.user !== undefined && typeof body.user !== "string") return bad("user", "a string");
   return undefined;
+}
+
+/** Is `v` nested deeper than `max` arrays/objects? Iterative: the check itself must not overflow. */
+export function depthExceeds(v: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[v, 1]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (typeof x !== "object" || x === null) continue;
+    if (d > max) return true;
+    for (const child of Array.isArray(x) ? x : Object.values(x)) {
+      if (typeof child === "object" && child !== null) stack.push([child, d + 1]);
+    }
+  }
+  return false;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -380,6 +380,10 @@ export class NodeAgentActor extends Actor {
       });
       if (!res.ok || !res.body) {
         const text = await res.text().catch(() => "");
+        // A 4xx is the engine refusing this request (e.g. prompt + max_tokens over its context
+        // length): the client's error, passed on as such — it was a 502 at the gateway.
+        if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429)
+          throw new SageError("INVALID_REQUEST", engineMessage(text) ?? `engine answered ${res.status}`);
         throw new SageError("REMOTE", `engine answered ${res.status}: ${text.slice(0, 300)}`);
       }
       const decoder = new TextDecoder();
@@ -415,7 +419,15 @@ export class NodeAgentActor extends Actor {
         tokens: 0,
         done: true,
         finishReason: "error",
-        error: { code: firstAt === undefined ? "ENGINE_UNAVAILABLE" : "ENGINE_FAILED", message: err.message },
+        error: {
+          code:
+            err.code === "INVALID_REQUEST"
+              ? "INVALID_REQUEST"
+              : firstAt === undefined
+                ? "ENGINE_UNAVAILABLE"
+                : "ENGINE_FAILED",
+          message: err.message,
+        },
       });
       this.done(r, "failed", started, firstAt, tokens);
     }
@@ -462,5 +474,15 @@ async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
   } catch (e) {
     if ((e as Error).name === "TimeoutError" || (e as Error).name === "AbortError") throw e;
     return fetch(url, init);
+  }
+}
+
+/** The message of an OpenAI-style error body (`{ error: { message } }`), if that is what it is. */
+function engineMessage(text: string): string | undefined {
+  try {
+    const m = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
+    return typeof m === "string" && m ? m.slice(0, 1000) : undefined;
+  } catch {
+    return text ? text.slice(0, 300) : undefined;
   }
 }

@@ -124,13 +124,20 @@ export function validatePayload<S extends z.ZodType>(
       ok: false,
       error: new SageError(
         "VERSION",
-        `${def.name}: unsupported version ${JSON.stringify(v) ?? "undefined"}, this build speaks v${def.version}`,
+        `${def.name}: unsupported version ${describeValue(v)}, this build speaks v${def.version}`,
         opts,
       ),
     };
   }
   const check = compiledValidator(def.schema);
-  if (!check(value)) {
+  let valid: boolean;
+  try {
+    valid = check(value);
+  } catch (e) {
+    // Defence in depth: a checker that throws on some exotic value must still give a typed error.
+    return { ok: false, error: new SageError("SCHEMA", `${def.name}: ${String(e)}`, { ...opts, cause: e }) };
+  }
+  if (!valid) {
     return {
       ok: false,
       error: new SageError("SCHEMA", `${def.name}: ${check.describe()}`, {
@@ -140,6 +147,27 @@ export function validatePayload<S extends z.ZodType>(
     };
   }
   return { ok: true, value: value as z.output<S> };
+}
+
+/**
+ * A short, never-throwing rendering of an untrusted value for error messages. `JSON.stringify` threw
+ * on a bigint (msgpack uint64/int64 decode to one: `{ v: 2n }`) and on deep nesting, and the error
+ * escaped validation uncounted (found by test/fuzz-subjects).
+ */
+export function describeValue(v: unknown): string {
+  switch (typeof v) {
+    case "undefined":
+      return "undefined";
+    case "bigint":
+      return `${v}n`;
+    case "number":
+    case "boolean":
+      return String(v);
+    case "string":
+      return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+    default:
+      return kindOf(v);
+  }
 }
 
 /** Validate a reply: either the def's reply schema or an ErrorReply (which becomes a REMOTE error). */

@@ -1,4 +1,4 @@
-import { Ajv2020 } from "ajv/dist/2020.js";
+import { _, Ajv2020, type KeywordCxt } from "ajv/dist/2020.js";
 import { z } from "zod";
 
 /**
@@ -9,13 +9,47 @@ import { z } from "zod";
  * simulator too. A test checks that the two agree on valid and garbage payloads.
  */
 // unicodeRegExp off: our patterns are ASCII classes, and non-"u" regexes run markedly faster.
+// strictNumbers on: `strict: false` would otherwise turn it off too, and ajv then accepted NaN and
+// ±Infinity as numbers (and Infinity as an integer) where zod rejects them (found by test/fuzz-subjects).
 const ajv = new Ajv2020({
   allErrors: false,
   useDefaults: true,
   strict: false,
+  strictNumbers: true,
   coerceTypes: false,
   unicodeRegExp: false,
 });
+
+/**
+ * JSON Schema's "object" is any non-null, non-array object to ajv, so a msgpack timestamp (a Date)
+ * or binary (a Uint8Array) passed where the zod schema wants a map or record (found by
+ * test/fuzz-subjects: `instancesByGpu` as a Date). Every object node of an exported schema gets
+ * this keyword: the value must be a plain map, as msgpack and JSON maps decode to.
+ */
+ajv.addKeyword({
+  keyword: "x-plain-map",
+  type: "object",
+  // First of the object keywords: ajv skips the ones after `propertyNames` for a map without keys.
+  before: "maxProperties",
+  schemaType: "boolean",
+  error: { message: "must be a map" },
+  code(cxt: KeywordCxt) {
+    const proto = _`Object.getPrototypeOf(${cxt.data})`;
+    cxt.fail(_`${proto} !== Object.prototype && ${proto} !== null`);
+  },
+});
+
+function markPlainMaps(node: unknown): void {
+  if (Array.isArray(node)) {
+    for (const n of node) markPlainMaps(n);
+    return;
+  }
+  if (typeof node !== "object" || node === null) return;
+  const n = node as Record<string, unknown>;
+  const type = n.type;
+  if (type === "object" || (Array.isArray(type) && type.includes("object"))) n["x-plain-map"] = true;
+  for (const v of Object.values(n)) markPlainMaps(v);
+}
 
 export interface CompiledValidator {
   (value: unknown): boolean;
@@ -30,6 +64,7 @@ export function compiledValidator(schema: z.ZodType): CompiledValidator {
   let v = cache.get(schema);
   if (v) return v;
   const json = z.toJSONSchema(schema, { io: "input", unrepresentable: "any", target: "draft-2020-12" });
+  markPlainMaps(json);
   const check = ajv.compile(json);
   v = Object.assign((value: unknown) => check(value) === true, {
     describe: () =>

@@ -88,7 +88,8 @@ export class RouterActor extends Actor {
     this.on(Plan, {}, (p) => this.applyPlan(p), { broadcast: true });
     this.handle(RouteRequest, {}, (req) => {
       // Count arrivals once (re-routes of the same request come back as RouteRequests too).
-      if (req.attempt === undefined) this.countDemand(req);
+      // Unknown models are rejected below and not counted: random names must not grow the demand map.
+      if (req.attempt === undefined && this.models.has(req.model)) this.countDemand(req);
       const out = this.route(req);
       if (out !== undefined) return out;
       // No serving instance anywhere yet (e.g. all booting): hold it, and say so.

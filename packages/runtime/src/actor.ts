@@ -401,12 +401,22 @@ export abstract class Actor {
   /** Passive listeners (auditors, dashboards) never answer, so they cannot race the real responder. */
   private accept<D extends MessageDef>(def: D, msg: InboundMessage, passive = false): Payload<D> | undefined {
     this.counters.received++;
-    const data = msg.data();
-    if (!data.ok) return this.reject(def, msg, data.error, passive);
-    if (msg.trusted) return data.value as Payload<D>;
-    const checked = validatePayload(def, data.value, msg.subject);
-    if (!checked.ok) return this.reject(def, msg, checked.error, passive);
-    return checked.value as Payload<D>;
+    let stage: "DECODE" | "SCHEMA" = "DECODE";
+    try {
+      const data = msg.data();
+      if (!data.ok) return this.reject(def, msg, data.error, passive);
+      if (msg.trusted) return data.value as Payload<D>;
+      stage = "SCHEMA";
+      const checked = validatePayload(def, data.value, msg.subject);
+      if (!checked.ok) return this.reject(def, msg, checked.error, passive);
+      return checked.value as Payload<D>;
+    } catch (e) {
+      // Decoding and validation return errors as values; should either ever throw, the message is
+      // still rejected, counted and answered — the bus adapters swallow what a handler throws, so an
+      // escaped error would be an uncounted message and a requester left waiting for its timeout.
+      const error = new SageError(stage, `${def.name}: ${String(e)}`, { subject: msg.subject, cause: e });
+      return this.reject(def, msg, error, passive);
+    }
   }
 
   private reject(def: MessageDef, msg: InboundMessage, error: SageError, passive: boolean): undefined {
