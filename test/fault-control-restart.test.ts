@@ -15,7 +15,7 @@ import { type Bus, NatsBus, WallClock } from "@sageserve/runtime";
 import { LocalProcessBackend, VmProviderActor } from "@sageserve/vm-provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";
-import { until } from "./support/procs.js";
+import { emulatorCommand, until } from "./support/procs.js";
 
 const bin = new URL("../packages/cli/bin/sageserve.js", import.meta.url).pathname;
 
@@ -101,19 +101,7 @@ describe("fault: region agent, router and planner processes killed and restarted
     backend = new LocalProcessBackend({
       connect,
       clock,
-      engineCommand: [
-        process.execPath,
-        bin,
-        "emulator",
-        "--model",
-        "{model}",
-        "--port",
-        "{port}",
-        "--speedup",
-        "20",
-        "--parent-pid",
-        "{parentPid}",
-      ],
+      engineCommand: emulatorCommand(20),
       maxVms: 4,
       loadReportMs: 250,
       heartbeatMs: 500,

@@ -47,20 +47,7 @@ export async function spawnNodeAgent(o: NodeProcessOptions): Promise<NodeProcess
       url: `http://127.0.0.1:${port}`,
       kind: "vllm",
       model: o.model,
-      command: [
-        process.execPath,
-        bin,
-        "emulator",
-        "--model",
-        "{model}",
-        "--port",
-        "{port}",
-        "--speedup",
-        String(o.speedup),
-        "--parent-pid",
-        "{parentPid}",
-        ...(o.maxNumSeqs ? ["--max-num-seqs", String(o.maxNumSeqs)] : []),
-      ],
+      command: emulatorCommand(o.speedup, o.maxNumSeqs ? ["--max-num-seqs", String(o.maxNumSeqs)] : []),
       kvCapacityTokens: 200_000,
     },
     heartbeatMs: o.heartbeatMs ?? 500,
@@ -122,4 +109,22 @@ export async function readSse(res: Response, onEvent?: (e: unknown) => void): Pr
     }
   }
   return events;
+}
+
+/** The engine command a node agent or the local VM backend runs: `sageserve emulator`, `speedup` × the hardware. */
+export function emulatorCommand(speedup: number, extra: string[] = []): string[] {
+  return [
+    process.execPath,
+    bin,
+    "emulator",
+    "--model",
+    "{model}",
+    "--port",
+    "{port}",
+    "--speedup",
+    String(speedup),
+    "--parent-pid",
+    "{parentPid}",
+    ...extra,
+  ];
 }
