@@ -1,94 +1,200 @@
 import { describe, expect, it } from "vitest";
-import { type Completion, Instance, type InstanceRequest } from "./instance.js";
+import { type Completion, Instance, type InstanceOptions, type InstanceRequest } from "./instance.js";
 
-const timing = { prefillMs: (_p: number, b: number) => 100 * b, decodeIterMs: (b: number) => 10 + b };
-const req = (id: number, over: Partial<InstanceRequest> = {}): InstanceRequest => ({
-  id: `r${id}`,
-  seq: id,
+// Hand-checkable timing: prefill costs 1 ms per token computed in the step, a decode iteration 10 ms.
+const timing = { prefillMs: (p: number, b: number) => p * b, decodeIterMs: (_b: number) => 10 };
+const req = (id: string, over: Partial<InstanceRequest> = {}): InstanceRequest => ({
+  id,
+  seq: 0,
   tier: "iw-fast",
   arrivalMs: 0,
   inputTokens: 100,
   outputTokens: 11,
   ...over,
 });
+const make = (over: Partial<InstanceOptions> = {}) =>
+  new Instance({ kvCapacityTokens: 100_000, timing, nowMs: 0, ...over });
 
-function drain(inst: Instance, until = 1e9): Completion[] {
+/** Run the instance's own events up to `until`, returning completions in order. */
+function run(inst: Instance, until = 1e9): Completion[] {
   const done: Completion[] = [];
   for (let t = inst.nextEventMs(); t <= until && Number.isFinite(t); t = inst.nextEventMs())
     inst.step(t, done);
   return done;
 }
+const doneAt = (done: Completion[]) => Object.fromEntries(done.map((d) => [d.req.id, d.doneMs]));
 
-describe("Instance (analytic continuous batching)", () => {
-  it("serves one request: prefill, then one iteration per further token", () => {
-    const inst = new Instance(10_000, timing, 0);
-    inst.submit(req(1), 0);
-    const [c] = drain(inst);
-    expect(c!.req.firstTokenMs).toBe(100);
-    expect(c!.doneMs).toBeCloseTo(100 + 10 * 11, 6); // batch of 1: 11 ms per iteration
-    expect(inst.kvReserved).toBe(0);
-  });
-
-  it("batches concurrent requests: the decode iteration slows with batch size", () => {
-    const inst = new Instance(10_000, timing, 0);
-    inst.submit(req(1), 0);
-    inst.submit(req(2), 0); // waits for the first prefill batch
-    const done = drain(inst);
-    expect(done.map((d) => d.req.id)).toEqual(["r1", "r2"]);
-    expect(done[1]!.req.firstTokenMs).toBe(200);
-    // r1 decodes alone at 11 ms until r2 joins at 200, then both at 12 ms.
-    expect(done[0]!.doneMs).toBeGreaterThan(100 + 10 * 11 - 1e-6);
-  });
-
-  it("queues by KV memory and serves IW-fast before IW-normal before NIW", () => {
-    const inst = new Instance(250, timing, 0);
-    inst.submit(req(1, { tier: "niw" }), 0); // admitted at once (111 tokens)
-    inst.submit(req(2, { tier: "niw" }), 0);
-    inst.submit(req(3, { tier: "iw-normal" }), 0);
-    inst.submit(req(4, { tier: "iw-fast" }), 0);
-    expect(inst.waitingCount).toBe(3);
-    const order = drain(inst).map((d) => d.req.id);
-    expect(order[0]).toBe("r1");
-    expect(order.indexOf("r4")).toBeLessThan(order.indexOf("r3"));
-    expect(order.indexOf("r3")).toBeLessThan(order.indexOf("r2"));
-  });
-
-  it("costs a mixed prefill batch at its mean prompt, not its longest", () => {
-    const linear = { prefillMs: (p: number, b: number) => p * b * 0.01, decodeIterMs: () => 10 };
-    const inst = new Instance(1e6, linear, 0);
-    inst.submit(req(0, { inputTokens: 10 }), 0); // a first batch, so the next four queue together
-    for (const [i, p] of [8000, 1000, 1000, 1000].entries()) inst.submit(req(i + 1, { inputTokens: p }), 0);
-    const done = drain(inst);
-    // Batch two: 4 prompts, 11,000 tokens → the curve at 2,750 × 4 = 110 ms after the first (0.1 ms).
-    expect(done.find((d) => d.req.id === "r2")!.req.firstTokenMs).toBeCloseTo(0.1 + 110, 6);
-  });
-
-  it("prefills at most maxPrefillTokens per batch, in tier order; a longer prompt goes alone", () => {
-    const inst = new Instance(1e6, timing, 0, 512, 300);
-    inst.submit(req(0), 0); // the first batch
-    inst.submit(req(1, { tier: "niw", inputTokens: 50 }), 0);
-    inst.submit(req(2), 0);
-    inst.submit(req(3), 0);
-    inst.submit(req(4, { inputTokens: 900 }), 0);
-    const first = new Map(drain(inst).map((d) => [d.req.id, d.req.firstTokenMs!]));
-    // Batch 2: r2 + r3 (200 tokens); r4 (900) would exceed 300 and waits for a batch of its own; the
-    // small NIW r1 fills the budget left (work-conserving: admission never idles the GPU).
-    expect(first.get("r2")).toBe(first.get("r3"));
-    expect(first.get("r1")).toBe(first.get("r3"));
-    expect(first.get("r4")!).toBeGreaterThan(first.get("r3")!);
-  });
-
-  it("keeps batch (NIW) requests to their share of the KV cache", () => {
-    const inst = new Instance(1_000, timing, 0, 512, Number.POSITIVE_INFINITY, 0.3);
-    for (let i = 0; i < 5; i++) inst.submit(req(i, { tier: "niw" }), 0); // 111 tokens each
-    inst.step(inst.nextEventMs(), []);
-    expect(inst.niwKv).toBeLessThanOrEqual(300);
-    expect(inst.waitingCount).toBeGreaterThan(0);
-  });
-
-  it("refuses a request larger than its whole KV cache", () => {
-    const inst = new Instance(50, timing, 0);
-    expect(inst.submit(req(1), 0)).toBe(false);
+describe("Instance v2 (vLLM V1-like steps, analytic)", () => {
+  it("serves one request: one prefill step, then one decode iteration per further token", () => {
+    const inst = make();
+    const r = req("a");
+    inst.submit(r, 0);
+    expect(inst.nextEventMs()).toBe(100); // 100 prompt tokens at 1 ms each
+    const done = run(inst);
+    expect(r.firstTokenMs).toBe(100);
+    expect(r.admittedMs).toBe(0);
+    expect(done[0]!.doneMs).toBeCloseTo(100 + 10 * 10, 9); // 10 more tokens, 10 ms each
+    expect(inst.kvBlocksUsed).toBe(0);
     expect(inst.inFlight).toBe(0);
+  });
+
+  it("chunks a prompt longer than the token budget over several steps", () => {
+    const inst = make({ maxBatchedTokens: 64, maxNumSeqs: 4 });
+    const r = req("a", { outputTokens: 1 });
+    inst.submit(r, 0);
+    expect(inst.nextEventMs()).toBe(64); // first chunk: 64 tokens
+    const done: Completion[] = [];
+    inst.step(64, done);
+    expect(r.firstTokenMs).toBeUndefined();
+    expect(inst.nextEventMs()).toBe(100); // second chunk: 36 tokens
+    inst.step(100, done);
+    expect(r.firstTokenMs).toBe(100);
+    expect(done.map((d) => d.doneMs)).toEqual([100]); // one output token: done with the prefill
+  });
+
+  it("keeps decoding during a prefill (chunked prefill), each step costing max(decode, compute)", () => {
+    const inst = make({ maxBatchedTokens: 64, maxNumSeqs: 4 });
+    const a = req("a", { inputTokens: 10, outputTokens: 100 });
+    inst.submit(a, 0);
+    run(inst, 30); // a: first token at 10, then decoding (10 ms per token)
+    expect(a.firstTokenMs).toBe(10);
+    const b = req("b", { inputTokens: 100, outputTokens: 2 });
+    inst.submit(b, 30);
+    expect(inst.generated("a")).toBe(3); // tokens at 10, 20, 30
+    // Step 1: a's decode token + 63 of b's prompt → max(10, 64) = 64 ms; step 2: 1 + 37 → 38 ms.
+    expect(inst.nextEventMs()).toBe(94);
+    run(inst, 94);
+    expect(inst.generated("a")).toBe(4);
+    run(inst, 132);
+    expect(b.firstTokenMs).toBe(132);
+    expect(inst.generated("a")).toBe(5); // a was never paused
+  });
+
+  it("allocates KV blocks as tokens are produced, not prompt + whole output at admission", () => {
+    const inst = make({ kvCapacityTokens: 1_600, blockSize: 16 });
+    inst.submit(req("a", { inputTokens: 20, outputTokens: 30 }), 0);
+    expect(inst.kvBlocksUsed).toBe(2); // the 20-token prompt: 2 blocks (not ceil(50 / 16) = 4)
+    const done: Completion[] = [];
+    inst.step(20, done); // prefill done, first token
+    expect(inst.kvBlocksUsed).toBe(2); // 21 tokens
+    inst.step(20 + 12 * 10, done); // 12 more tokens: 33 tokens → 3 blocks
+    expect(inst.kvBlocksUsed).toBe(3);
+    run(inst);
+    expect(inst.kvBlocksUsed).toBe(0);
+  });
+
+  it("preempts the lowest-priority, latest request by recompute when blocks run out", () => {
+    // 4 blocks of 4 tokens. b (iw-fast) and a (niw) prefill together, then grow one token per step.
+    const inst = make({ kvCapacityTokens: 16, blockSize: 4, maxBatchedTokens: 8, maxNumSeqs: 4 });
+    const a = req("a", { tier: "niw", inputTokens: 4, outputTokens: 8 });
+    const b = req("b", { tier: "iw-fast", inputTokens: 4, outputTokens: 8 });
+    // a and b arrive while a 1-token step of x is under way, so both are scheduled at its end.
+    const x = req("x", { tier: "iw-normal", inputTokens: 1, outputTokens: 1 });
+    inst.submit(x, 0);
+    inst.submit(a, 0);
+    inst.submit(b, 0);
+    expect(inst.waitingIds()).toEqual(["b", "a"]); // tier order
+    const done = run(inst);
+    // t=1: x done; b and a prefill together (8 tokens, 8 ms) → first tokens at 9, 5 tokens each = 2 blocks each.
+    expect(b.firstTokenMs).toBe(9);
+    expect(a.firstTokenMs).toBe(9);
+    // Decoding at 10 ms: at 8 tokens each (t = 39) the next token needs a 3rd block each, none free:
+    // a (niw) is preempted with 4 tokens generated; b runs on and finishes at 39 + 4 × 10 = 79.
+    expect(a.preemptions).toBe(1);
+    expect(b.preemptions).toBe(0);
+    expect(inst.preemptions).toBe(1);
+    const at = doneAt(done);
+    expect(at.b).toBeCloseTo(79, 9);
+    // Then a recomputes prompt + 4 generated = 8 tokens (8 ms → its 5th token at 87) and decodes 3 more.
+    expect(at.a).toBeCloseTo(87 + 30, 9);
+    expect(a.firstTokenMs).toBe(9); // its first token was already sent
+    expect(done.map((d) => d.req.id)).toEqual(["x", "b", "a"]);
+  });
+
+  it("never lets a lower tier overtake a blocked higher-tier head (priority scheduling)", () => {
+    // 4 blocks of 4 tokens; r holds 3 of them after its prefill.
+    const inst = make({ kvCapacityTokens: 16, blockSize: 4, maxBatchedTokens: 16, maxNumSeqs: 4 });
+    const r = req("r", { tier: "iw-normal", inputTokens: 8, outputTokens: 3 });
+    inst.submit(r, 0);
+    run(inst, 8); // prefill 8 ms; 9 tokens → 3 blocks
+    expect(inst.kvBlocksUsed).toBe(3);
+    const f = req("f", { tier: "iw-fast", inputTokens: 8, outputTokens: 1 }); // needs 2 blocks: blocked
+    const n = req("n", { tier: "niw", inputTokens: 4, outputTokens: 1 }); // needs 1: would fit
+    inst.submit(n, 8);
+    // n arrived first and fits: admitted (nothing higher is waiting yet).
+    expect(inst.runningIds()).toEqual(["r", "n"]);
+    run(inst, 12); // n: 4-token prefill + r's decode → max(10, 5) = 10 ms: n done at 18
+    const n2 = req("n2", { tier: "niw", inputTokens: 4, outputTokens: 1 });
+    inst.submit(f, 12);
+    inst.submit(n2, 12);
+    expect(inst.waitingIds()).toEqual(["f", "n2"]);
+    const done = run(inst);
+    const at = doneAt(done);
+    // r finishes its 3 tokens at 8 + 2 × 10 = 28 (the step at 8–18 carried its decode); f goes first.
+    expect(at.r).toBeCloseTo(28, 9);
+    expect(f.admittedMs).toBeCloseTo(28, 9);
+    expect(n2.admittedMs!).toBeGreaterThanOrEqual(f.admittedMs!);
+  });
+
+  it("fcfs ignores tiers; priority puts iw-fast first", () => {
+    for (const scheduling of ["fcfs", "priority"] as const) {
+      const inst = make({ maxNumSeqs: 1, scheduling });
+      inst.submit(req("x", { tier: "iw-normal", inputTokens: 10, outputTokens: 5 }), 0);
+      const n = req("n", { tier: "niw", inputTokens: 10, outputTokens: 1 });
+      const f = req("f", { tier: "iw-fast", inputTokens: 10, outputTokens: 1 });
+      inst.submit(n, 1);
+      inst.submit(f, 2);
+      const order = run(inst).map((d) => d.req.id);
+      expect(order).toEqual(scheduling === "fcfs" ? ["x", "n", "f"] : ["x", "f", "n"]);
+    }
+  });
+
+  it("runs at most maxNumSeqs requests at once", () => {
+    const inst = make({ maxNumSeqs: 2 });
+    for (const id of ["a", "b", "c"]) inst.submit(req(id, { inputTokens: 10, outputTokens: 5 }), 0);
+    run(inst, 5);
+    expect(inst.batchSize).toBe(1); // a's step was under way when b and c arrived
+    run(inst, 10);
+    expect(inst.runningIds()).toEqual(["a", "b"]);
+    expect(inst.waitingIds()).toEqual(["c"]);
+    const done = run(inst);
+    expect(done.map((d) => d.req.id)).toEqual(["a", "b", "c"]);
+  });
+
+  it("decode-only stretches cost one event per finish, not one per token", () => {
+    const inst = make();
+    inst.submit(req("a", { inputTokens: 10, outputTokens: 1_000 }), 0);
+    let events = 0;
+    const done: Completion[] = [];
+    for (let t = inst.nextEventMs(); Number.isFinite(t); t = inst.nextEventMs()) {
+      inst.step(t, done);
+      events++;
+    }
+    expect(events).toBe(2); // the prefill step, then the finish
+    expect(done[0]!.doneMs).toBeCloseTo(10 + 999 * 10, 6);
+  });
+
+  it("cancel frees a running request's blocks; takeAll and takeWaiting hand requests back", () => {
+    const inst = make({ kvCapacityTokens: 1_600, blockSize: 16, maxNumSeqs: 1 });
+    inst.submit(req("a", { inputTokens: 40, outputTokens: 100 }), 0);
+    inst.submit(req("b"), 0);
+    run(inst, 100);
+    expect(inst.kvBlocksUsed).toBeGreaterThan(0);
+    expect(inst.cancel("a", 100)).toBe(true);
+    expect(inst.cancel("a", 100)).toBe(false);
+    expect(inst.runningIds()).toEqual(["b"]); // b admitted at once
+    expect(inst.takeAll().map((r) => r.id)).toEqual(["b"]);
+    expect(inst.kvBlocksUsed).toBe(0);
+    expect(inst.nextEventMs()).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it("refuses a request whose prompt and output can never fit its KV cache", () => {
+    const inst = make({ kvCapacityTokens: 64, blockSize: 16 });
+    expect(inst.submit(req("big", { inputTokens: 60, outputTokens: 10 }), 0)).toBe(false);
+    expect(inst.submit(req("ok", { inputTokens: 54, outputTokens: 10 }), 0)).toBe(true);
+  });
+
+  it("rejects a token budget below max_num_seqs", () => {
+    expect(() => make({ maxNumSeqs: 16, maxBatchedTokens: 8 })).toThrow(/maxBatchedTokens/);
   });
 });

@@ -1,13 +1,28 @@
 import type { Tier } from "@sageserve/protocol";
 
 /**
- * One serving instance (a model on one 8-GPU VM) with iteration-level continuous
- * batching, modelled analytically: between events every running request gains
- * one token per decode iteration, so the instance keeps a cumulative iteration
- * counter instead of simulating each iteration. Prefills run one admission
- * batch at a time and pause decoding (no chunked prefill, as the reference
- * simulator). KV memory is reserved for prompt + output at admission and freed
- * at completion.
+ * One serving instance (a model on one 8-GPU VM), modelled after vLLM V1's scheduler
+ * (`vllm/v1/core/sched/scheduler.py` and `kv_cache_manager.py`; docs/simulator.md names the version
+ * read) and kept analytic: it creates an event only when the batch composition changes.
+ *
+ * - **Steps.** Every engine step first gives each decoding request one token, then spends the rest of
+ *   the token budget (`maxBatchedTokens`, vLLM's `max_num_batched_tokens`) on prefill chunks: first of
+ *   running requests whose prompt is not yet computed (in admission order), then of waiting requests
+ *   (chunked prefill). A step with prefill work is one discrete event; a run of pure-decode steps is a
+ *   single stretch of a cumulative iteration counter, ended by the first finish or KV run-out.
+ * - **Paged KV.** Blocks of `blockSize` tokens are allocated as tokens are computed (prompt chunks, one
+ *   token per decode step), not reserved for the whole output at admission.
+ * - **Preemption by recompute.** When a step needs blocks that are not free, the running request of
+ *   the lowest priority and latest arrival is preempted: its blocks are freed and it goes back to the
+ *   head of its waiting queue; when re-admitted it prefills prompt + the tokens it had generated.
+ * - **Priority.** `scheduling: "priority"` orders waiting requests by (tier, arrival): iw-fast before
+ *   iw-normal before niw. A waiting request that cannot be admitted (no blocks, `maxNumSeqs` reached)
+ *   stops admission for the step: nothing behind it overtakes it. As in vLLM, a waiting request never
+ *   preempts running ones; preemption happens only for running requests' growth. `fcfs` orders by
+ *   arrival alone.
+ * - **Step time** (a roofline reading of the measured profiles): a step costs the larger of the decode
+ *   iteration of its decoding batch (memory-bound: weights + KV read) and the prefill of all the tokens
+ *   it computes (compute-bound: prefill chunk tokens + one per decoding request).
  */
 export interface InstanceRequest {
   id: string;
@@ -17,9 +32,12 @@ export interface InstanceRequest {
   inputTokens: number;
   outputTokens: number;
   deadlineMs?: number;
-  /** Set by the instance. */
+  /** Set by the instance: first admission (its prefill started). */
   admittedMs?: number;
+  /** Set by the instance. */
   firstTokenMs?: number;
+  /** Set by the instance: times it was preempted (and recomputed). */
+  preemptions?: number;
 }
 
 export interface Completion {
@@ -32,234 +50,636 @@ export interface InstanceTiming {
   decodeIterMs(batchSize: number): number;
 }
 
-interface Running {
-  req: InstanceRequest;
-  finishIter: number;
-  kvTokens: number;
+export type SchedulingPolicy = "priority" | "fcfs";
+
+export interface InstanceOptions {
+  kvCapacityTokens: number;
+  timing: InstanceTiming;
+  nowMs: number;
+  /** vLLM's `max_num_seqs`: requests running at once (default 512). */
+  maxNumSeqs?: number;
+  /** vLLM's `max_num_batched_tokens`: tokens one step computes (default 8,192). */
+  maxBatchedTokens?: number;
+  /** Tokens per KV block (vLLM's `block_size`, default 16). */
+  blockSize?: number;
+  /** Waiting-queue order (default priority: iw-fast > iw-normal > niw). */
+  scheduling?: SchedulingPolicy;
+  /**
+   * Most of the KV blocks NIW (batch) requests may take at admission, as a fraction: the rest stays free
+   * for interactive arrivals. 1 = no limit (vLLM has no such knob; an optional SageServe one).
+   */
+  niwKvShare?: number;
 }
 
+export const DEFAULT_BLOCK_SIZE = 16;
+export const DEFAULT_MAX_BATCHED_TOKENS = 8_192;
+export const DEFAULT_MAX_NUM_SEQS = 512;
+
 const TIER_ORDER: Record<Tier, number> = { "iw-fast": 0, "iw-normal": 1, niw: 2 };
+const EPS = 1e-9;
+
+interface Seq {
+  req: InstanceRequest;
+  /** Waiting queue (tier order under priority scheduling, 0 under fcfs). */
+  prio: number;
+  /** Arrival order on this instance (ties between equal arrival times). */
+  order: number;
+  /** Tokens whose KV is computed in the current (re)prefill. */
+  computed: number;
+  /** Tokens to prefill before the next token: prompt + tokens generated before a preemption. */
+  target: number;
+  /** Output tokens generated as of `iter0` (decoding) or in total (waiting / prefilling). */
+  gen0: number;
+  /** Iteration counter when `gen0` was taken (decoding). */
+  iter0: number;
+  /** Iteration at which the last output token is produced (decoding). */
+  finishIter: number;
+  blocks: number;
+  decoding: boolean;
+  /** Prefill tokens scheduled in the current step. */
+  chunk: number;
+  /** Bumped when the request leaves the decode heap, so stale heap entries are skipped. */
+  version: number;
+  /** Where it is. */
+  where: "waiting" | "running" | "gone";
+}
+
+interface HeapEntry {
+  finishIter: number;
+  seq: Seq;
+  version: number;
+}
+
+class Deque<T> {
+  private items: T[] = [];
+  private head = 0;
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  peek(): T | undefined {
+    return this.items[this.head];
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const x = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return x;
+  }
+  push(x: T): void {
+    this.items.push(x);
+  }
+  unshift(x: T): void {
+    if (this.head > 0) this.items[--this.head] = x;
+    else this.items.unshift(x);
+  }
+  remove(x: T): boolean {
+    const i = this.items.indexOf(x, this.head);
+    if (i < 0) return false;
+    this.items.splice(i, 1);
+    return true;
+  }
+  drain(): T[] {
+    const out = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return out;
+  }
+  toArray(): T[] {
+    return this.items.slice(this.head);
+  }
+}
 
 export class Instance {
-  /** Cumulative decode iterations since creation. */
+  readonly kvCapacity: number;
+  readonly numBlocks: number;
+  readonly blockSize: number;
+  readonly maxBatch: number;
+  readonly maxBatchedTokens: number;
+  readonly scheduling: SchedulingPolicy;
+  readonly niwKvShare: number;
+  private readonly timing: InstanceTiming;
+
+  /** Engine steps since creation (fractional inside a run of decode steps). */
   private iter = 0;
   private lastMs: number;
-  /** Decode is paused until this time while a prefill batch runs. */
-  private prefillUntilMs = 0;
-  private prefilling: InstanceRequest[] = [];
-  private readonly running: Running[] = []; // min-heap on finishIter
-  private readonly waiting: InstanceRequest[][] = [[], [], []]; // per tier, FIFO
-  private readonly waitHead = [0, 0, 0];
-  private iterMsCache = Number.NaN;
-  kvReserved = 0;
-  /** KV reserved by running NIW requests. */
-  niwKv = 0;
-  waitingTokens = 0;
-  tokensServed = 0;
-  readonly tokensByTier: Record<Tier, number> = { "iw-fast": 0, "iw-normal": 0, niw: 0 };
+  /** End of the discrete (prefill-carrying) step under way, or NaN. */
+  private stepEndMs = Number.NaN;
+  private stepSeqs: Seq[] = [];
+  /** Decode-only stretch: iteration time and the iteration at which KV blocks run out. */
+  private iterMs = Number.NaN;
+  private runOutIter = Number.POSITIVE_INFINITY;
 
-  constructor(
-    readonly kvCapacity: number,
-    private readonly timing: InstanceTiming,
-    nowMs: number,
-    readonly maxBatch = 512,
-    /**
-     * Prompt tokens one prefill batch may carry (vLLM's max_num_batched_tokens); the rest wait for the
-     * next batch, in tier order. Infinity = admit everything that fits in KV and the batch at once.
-     */
-    readonly maxPrefillTokens = Number.POSITIVE_INFINITY,
-    /**
-     * Most of the KV cache NIW (batch) requests may hold, as a fraction: the rest stays free for
-     * interactive arrivals, which otherwise wait for long batch outputs to finish. 1 = no limit.
-     */
-    readonly niwKvShare = 1,
-  ) {
-    this.lastMs = nowMs;
+  /** Running requests in admission order (vLLM's `running` list). */
+  private readonly running: Seq[] = [];
+  private readonly heap: HeapEntry[] = [];
+  private nDecoding = 0;
+  private readonly waiting: Deque<Seq>[] = [new Deque(), new Deque(), new Deque()];
+  private nWaiting = 0;
+  private readonly byId = new Map<string, Seq>();
+  private orderSeq = 0;
+  private usedBlocks = 0;
+  private niwBlocks = 0;
+  /** Completions found while advancing outside `step()` (e.g. on submit); handed out at the next step. */
+  private readonly pending: Completion[] = [];
+
+  /** Prompt + output tokens of the requests waiting (JSQ's outstanding work). */
+  waitingTokens = 0;
+  /** Prompt + output tokens of the running requests. */
+  runningTokens = 0;
+  /** Requests preempted (recomputed) so far. */
+  preemptions = 0;
+  /** Prompt + output tokens of finished requests. */
+  tokensServed = 0;
+
+  constructor(o: InstanceOptions) {
+    this.blockSize = o.blockSize ?? DEFAULT_BLOCK_SIZE;
+    this.numBlocks = Math.floor(o.kvCapacityTokens / this.blockSize);
+    this.kvCapacity = this.numBlocks * this.blockSize;
+    this.maxBatch = o.maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS;
+    this.maxBatchedTokens = o.maxBatchedTokens ?? DEFAULT_MAX_BATCHED_TOKENS;
+    this.scheduling = o.scheduling ?? "priority";
+    this.niwKvShare = o.niwKvShare ?? 1;
+    this.timing = o.timing;
+    this.lastMs = o.nowMs;
+    if (!(this.blockSize >= 1) || !Number.isInteger(this.blockSize))
+      throw new RangeError(`blockSize must be a positive integer, got ${o.blockSize}`);
+    if (!(this.maxBatch >= 1)) throw new RangeError(`maxNumSeqs must be ≥ 1, got ${o.maxNumSeqs}`);
+    if (!(this.maxBatchedTokens >= this.maxBatch))
+      throw new RangeError(
+        `maxBatchedTokens (${this.maxBatchedTokens}) must be ≥ maxNumSeqs (${this.maxBatch}): every running request decodes each step`,
+      );
   }
 
+  /** Requests running (prefilling or decoding). */
   get batchSize(): number {
     return this.running.length;
   }
 
   get waitingCount(): number {
-    return this.waiting.reduce((a, q, i) => a + q.length - this.waitHead[i]!, 0);
+    return this.nWaiting;
   }
 
   get inFlight(): number {
-    return this.running.length + this.prefilling.length + this.waitingCount;
+    return this.running.length + this.nWaiting;
   }
 
+  /** Share of KV blocks in use (vLLM's `kv_cache_usage_perc`) as of the instance's last step or submit. */
   get kvUtilization(): number {
-    return Math.min(1, this.kvReserved / this.kvCapacity);
+    return this.numBlocks > 0 ? Math.min(1, this.kvBlocksUsed / this.numBlocks) : 1;
   }
 
-  /** Too big to ever fit this instance's KV cache. */
+  /** KV blocks in use as of the instance's last step or submit (decoding requests grow between events). */
+  get kvBlocksUsed(): number {
+    if (Number.isNaN(this.stepEndMs) && this.nDecoding > 0) this.syncBlocks();
+    return this.usedBlocks;
+  }
+
+  /** Could ever complete here: its prompt and output fit the KV cache together. */
   fits(r: InstanceRequest): boolean {
-    return r.inputTokens + r.outputTokens <= this.kvCapacity;
+    return this.blocksFor(r.inputTokens + r.outputTokens) <= this.numBlocks;
   }
 
   /** Add a request; returns false (and does nothing) if it can never fit. */
   submit(r: InstanceRequest, nowMs: number): boolean {
     if (!this.fits(r)) return false;
-    this.advance(nowMs);
-    const q = TIER_ORDER[r.tier];
-    this.waiting[q]!.push(r);
+    this.advance(nowMs, this.pending);
+    const s: Seq = {
+      req: r,
+      prio: this.scheduling === "priority" ? TIER_ORDER[r.tier] : 0,
+      order: this.orderSeq++,
+      computed: 0,
+      target: Math.max(1, r.inputTokens),
+      gen0: 0,
+      iter0: 0,
+      finishIter: 0,
+      blocks: 0,
+      decoding: false,
+      chunk: 0,
+      version: 0,
+      where: "waiting",
+    };
+    r.preemptions = 0;
+    this.byId.set(r.id, s);
+    this.waiting[s.prio]!.push(s);
+    this.nWaiting++;
     this.waitingTokens += r.inputTokens + r.outputTokens;
-    this.admit(nowMs);
+    // A new arrival is looked at now unless a prefill step is under way (then at its end).
+    if (Number.isNaN(this.stepEndMs)) this.plan(this.lastMs);
     return true;
   }
 
   /**
-   * Bring the instance to `nowMs`, collecting requests that finished by then.
-   * Callers then ask `nextEventMs()` for when to look again.
+   * Bring the instance to `nowMs`, collecting requests that finished by then. Callers then ask
+   * `nextEventMs()` for when to look again.
    */
   step(nowMs: number, done: Completion[]): void {
+    if (this.pending.length) {
+      for (const c of this.pending) done.push(c);
+      this.pending.length = 0;
+    }
     this.advance(nowMs, done);
-    this.admit(nowMs);
   }
 
-  /** When something next changes (a prefill ends or a request finishes), or Infinity when idle. */
+  /** When something next changes (a step ends, a request finishes, KV runs out), or Infinity when idle. */
   nextEventMs(): number {
-    if (this.prefilling.length) return this.prefillUntilMs;
-    const top = this.running[0];
-    if (!top) return Number.POSITIVE_INFINITY;
-    return this.lastMs + Math.max(0, top.finishIter - this.iter) * this.iterMs();
+    if (this.pending.length) return this.lastMs;
+    if (!Number.isNaN(this.stepEndMs)) return this.stepEndMs;
+    if (this.nDecoding === 0) return Number.POSITIVE_INFINITY;
+    const ev = Math.min(this.topFinishIter(), this.runOutIter);
+    return this.lastMs + Math.max(0, ev - this.iter) * this.iterMs;
   }
 
-  /** Requests not yet admitted, removed (drain, failure): the caller re-routes them. */
+  /** Output tokens `id` has produced as of the last event (streaming); undefined when not here. */
+  generated(id: string): number | undefined {
+    const s = this.byId.get(id);
+    if (!s) return undefined;
+    return this.genOf(s);
+  }
+
+  /** Length of the current engine step (decode iteration or prefill-carrying step), or NaN when idle. */
+  currentStepMs(): number {
+    if (!Number.isNaN(this.stepEndMs)) return this.stepEndMs - this.lastMs;
+    return this.nDecoding > 0 ? this.iterMs : Number.NaN;
+  }
+
+  /** Remove a request wherever it is (client went away); its blocks are freed. */
+  cancel(id: string, nowMs: number): boolean {
+    const s = this.byId.get(id);
+    if (!s) return false;
+    this.advance(nowMs, this.pending);
+    if (s.where === "gone") return false;
+    if (s.where === "waiting") {
+      this.waiting[s.prio]!.remove(s);
+      this.nWaiting--;
+      this.waitingTokens -= s.req.inputTokens + s.req.outputTokens;
+    } else {
+      this.removeRunning(s);
+      this.runningTokens -= s.req.inputTokens + s.req.outputTokens;
+      if (s.chunk) this.stepSeqs = this.stepSeqs.filter((x) => x !== s);
+      s.chunk = 0;
+    }
+    s.where = "gone";
+    this.byId.delete(id);
+    if (Number.isNaN(this.stepEndMs)) this.plan(this.lastMs);
+    return true;
+  }
+
+  /** Requests not yet running, removed (drain, failure): the caller re-routes them. */
   takeWaiting(): InstanceRequest[] {
     const out: InstanceRequest[] = [];
-    for (let t = 0; t < 3; t++) {
-      out.push(...this.waiting[t]!.slice(this.waitHead[t]!));
-      this.waiting[t] = [];
-      this.waitHead[t] = 0;
-    }
+    for (const q of this.waiting)
+      for (const s of q.drain()) {
+        s.where = "gone";
+        this.byId.delete(s.req.id);
+        out.push(s.req);
+      }
+    this.nWaiting = 0;
     this.waitingTokens = 0;
     return out;
   }
 
-  /**
-   * Every request on the instance — waiting, prefilling and decoding — removed (the VM failed): the
-   * caller re-routes them. Their KV reservation is released.
-   */
+  /** Every request on the instance removed (the VM failed): the caller re-routes them. */
   takeAll(): InstanceRequest[] {
-    const out = [...this.prefilling, ...this.running.map((r) => r.req), ...this.takeWaiting()];
-    this.prefilling = [];
+    const out = this.running.map((s) => s.req);
+    for (const s of this.running) {
+      s.where = "gone";
+      this.byId.delete(s.req.id);
+    }
     this.running.length = 0;
-    this.kvReserved = 0;
-    this.niwKv = 0;
+    this.heap.length = 0;
+    this.nDecoding = 0;
+    this.usedBlocks = 0;
+    this.niwBlocks = 0;
+    this.runningTokens = 0;
+    this.stepEndMs = Number.NaN;
+    this.stepSeqs = [];
+    this.pending.length = 0;
+    out.push(...this.takeWaiting());
     return out;
   }
 
-  private iterMs(): number {
-    if (Number.isNaN(this.iterMsCache)) this.iterMsCache = this.timing.decodeIterMs(this.running.length);
-    return this.iterMsCache;
+  /** Requests waiting, in the order they would be admitted (tests and diagnostics). */
+  waitingIds(): string[] {
+    return this.waiting.flatMap((q) => q.toArray().map((s) => s.req.id));
   }
 
-  private advance(nowMs: number, done?: Completion[]): void {
-    // Decode runs outside prefill windows; complete requests in finish order.
-    while (nowMs > this.lastMs) {
-      if (this.prefilling.length) {
-        if (nowMs < this.prefillUntilMs) {
-          this.lastMs = nowMs;
+  /** Requests running, in admission order (tests and diagnostics). */
+  runningIds(): string[] {
+    return this.running.map((s) => s.req.id);
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private blocksFor(tokens: number): number {
+    return Math.ceil(tokens / this.blockSize);
+  }
+
+  private genOf(s: Seq): number {
+    if (!s.decoding) return s.gen0;
+    return Math.min(s.req.outputTokens, s.gen0 + Math.floor(this.iter - s.iter0 + EPS));
+  }
+
+  private topFinishIter(): number {
+    const h = this.heap;
+    while (h.length && h[0]!.version !== h[0]!.seq.version) this.heapPop();
+    return h.length ? h[0]!.finishIter : Number.POSITIVE_INFINITY;
+  }
+
+  private advance(nowMs: number, done: Completion[]): void {
+    for (;;) {
+      if (!Number.isNaN(this.stepEndMs)) {
+        if (nowMs < this.stepEndMs) {
+          // Tokens of a prefill-carrying step appear at its end.
+          this.lastMs = Math.max(this.lastMs, nowMs);
           return;
         }
-        this.lastMs = this.prefillUntilMs;
-        this.joinDecode();
+        this.lastMs = this.stepEndMs;
+        this.stepEndMs = Number.NaN;
+        this.iter += 1;
+        this.finishDecodes(done);
+        this.finishChunks(done);
+        this.plan(this.lastMs);
         continue;
       }
-      const top = this.running[0];
-      if (!top) {
+      if (this.nDecoding === 0) {
+        this.lastMs = Math.max(this.lastMs, nowMs);
+        return;
+      }
+      const ev = Math.min(this.topFinishIter(), this.runOutIter);
+      const evMs = this.lastMs + Math.max(0, ev - this.iter) * this.iterMs;
+      if (evMs > nowMs) {
+        this.iter += (nowMs - this.lastMs) / this.iterMs;
         this.lastMs = nowMs;
         return;
       }
-      const iterMs = this.iterMs();
-      const finishMs = this.lastMs + Math.max(0, top.finishIter - this.iter) * iterMs;
-      if (finishMs > nowMs) {
-        this.iter += (nowMs - this.lastMs) / iterMs;
-        this.lastMs = nowMs;
-        return;
+      this.iter = Math.max(this.iter, ev);
+      this.lastMs = evMs;
+      this.finishDecodes(done);
+      this.plan(this.lastMs);
+    }
+  }
+
+  /** Decoding requests whose last token came by now. */
+  private finishDecodes(done: Completion[]): void {
+    for (;;) {
+      const top = this.topFinishIter();
+      if (top > this.iter + EPS) return;
+      const { seq } = this.heapPop()!;
+      seq.version++;
+      this.removeRunning(seq);
+      this.complete(seq, done);
+    }
+  }
+
+  /** Prefill chunks of the step that just ended: a finished (re)prefill yields the next token. */
+  private finishChunks(done: Completion[]): void {
+    const seqs = this.stepSeqs;
+    this.stepSeqs = [];
+    for (const s of seqs) {
+      if (s.where !== "running" || s.chunk === 0) continue;
+      s.computed += s.chunk;
+      s.chunk = 0;
+      if (s.computed < s.target) continue;
+      s.gen0++;
+      if (s.req.firstTokenMs === undefined) s.req.firstTokenMs = this.lastMs;
+      if (s.gen0 >= s.req.outputTokens) {
+        this.removeRunning(s);
+        this.complete(s, done);
+        continue;
       }
-      this.iter = Math.max(this.iter, top.finishIter);
-      this.lastMs = finishMs;
-      this.finishTop(finishMs, done);
-      // Free KV may admit waiting work at this instant.
-      this.admit(finishMs);
-    }
-    if (this.prefilling.length && nowMs >= this.prefillUntilMs) {
-      this.lastMs = Math.max(this.lastMs, this.prefillUntilMs);
-      this.joinDecode();
-    }
-    while (!this.prefilling.length && this.running[0] && this.running[0].finishIter <= this.iter + 1e-9) {
-      this.finishTop(this.lastMs, done);
+      s.decoding = true;
+      s.iter0 = this.iter;
+      s.finishIter = this.iter + (s.req.outputTokens - s.gen0);
+      this.nDecoding++;
+      this.heapPush({ finishIter: s.finishIter, seq: s, version: s.version });
     }
   }
 
-  private finishTop(atMs: number, done?: Completion[]): void {
-    const r = this.popRunning();
-    this.kvReserved -= r.kvTokens;
-    if (r.req.tier === "niw") this.niwKv -= r.kvTokens;
-    this.tokensServed += r.req.outputTokens + r.req.inputTokens;
-    this.tokensByTier[r.req.tier] += r.req.outputTokens + r.req.inputTokens;
-    this.iterMsCache = Number.NaN;
-    done?.push({ req: r.req, doneMs: atMs });
+  private complete(s: Seq, done: Completion[]): void {
+    s.where = "gone";
+    this.byId.delete(s.req.id);
+    this.runningTokens -= s.req.inputTokens + s.req.outputTokens;
+    this.tokensServed += s.req.inputTokens + s.req.outputTokens;
+    done.push({ req: s.req, doneMs: this.lastMs });
   }
 
-  /** Admit waiting requests (IW-fast, then IW-normal, then NIW) while KV and batch slots allow; start their prefill. */
-  private admit(nowMs: number): void {
-    if (this.prefilling.length) return; // one prefill batch at a time
-    const batch: InstanceRequest[] = [];
-    let promptTokens = 0;
-    for (let t = 0; t < 3; t++) {
-      const q = this.waiting[t]!;
-      while (this.waitHead[t]! < q.length) {
-        const r = q[this.waitHead[t]!]!;
-        const need = r.inputTokens + r.outputTokens;
-        if (this.running.length + batch.length >= this.maxBatch || this.kvReserved + need > this.kvCapacity)
+  /** Take a running request off the running list and free its blocks. */
+  private removeRunning(s: Seq): void {
+    const i = this.running.indexOf(s);
+    if (i >= 0) this.running.splice(i, 1);
+    if (s.decoding) {
+      s.gen0 = this.genOf(s);
+      s.decoding = false;
+      s.version++;
+      this.nDecoding--;
+    }
+    this.usedBlocks -= s.blocks;
+    if (s.req.tier === "niw") this.niwBlocks -= s.blocks;
+    s.blocks = 0;
+  }
+
+  /**
+   * Blocks held by decoding requests as of now (they grow one token per step); returns how many of
+   * them open a new block with their next token.
+   */
+  private syncBlocks(): number {
+    const bs = this.blockSize;
+    let opening = 0;
+    for (const s of this.running) {
+      if (!s.decoding) continue;
+      const t = s.req.inputTokens + this.genOf(s);
+      const b = Math.ceil(t / bs);
+      if (b !== s.blocks) {
+        this.usedBlocks += b - s.blocks;
+        if (s.req.tier === "niw") this.niwBlocks += b - s.blocks;
+        s.blocks = b;
+      }
+      if (t % bs === 0) opening++;
+    }
+    return opening;
+  }
+
+  /** The running request vLLM preempts first: lowest priority, latest arrival. */
+  private victim(): Seq | undefined {
+    let v: Seq | undefined;
+    for (const s of this.running)
+      if (!v || s.prio > v.prio || (s.prio === v.prio && s.order > v.order)) v = s;
+    return v;
+  }
+
+  private preempt(s: Seq): void {
+    this.removeRunning(s);
+    this.runningTokens -= s.req.inputTokens + s.req.outputTokens;
+    s.chunk = 0;
+    s.computed = 0;
+    s.target = Math.max(1, s.req.inputTokens + s.gen0);
+    s.where = "waiting";
+    s.req.preemptions = (s.req.preemptions ?? 0) + 1;
+    this.preemptions++;
+    this.waiting[s.prio]!.unshift(s);
+    this.nWaiting++;
+    this.waitingTokens += s.req.inputTokens + s.req.outputTokens;
+  }
+
+  private peekWaiting(): Seq | undefined {
+    for (const q of this.waiting) {
+      const s = q.peek();
+      if (s) return s;
+    }
+    return undefined;
+  }
+
+  /**
+   * One scheduling decision at `nowMs` (nothing under way): decodes first, then prefill chunks of
+   * running requests, then admissions; a step with prefill work becomes a discrete event, a decode-only
+   * step the start of a decode stretch.
+   */
+  private plan(nowMs: number): void {
+    let extra = this.syncBlocks();
+    let budget = this.maxBatchedTokens - this.nDecoding;
+    let preempted = false;
+    // Decodes whose next token opens a new block: preempt until those blocks are free.
+    const bs = this.blockSize;
+    while (extra > this.numBlocks - this.usedBlocks) {
+      const v = this.victim()!;
+      if (v.decoding) {
+        budget++;
+        if ((v.req.inputTokens + this.genOf(v)) % bs === 0) extra--;
+      }
+      this.preempt(v);
+      preempted = true;
+    }
+    if (extra > 0)
+      for (const s of this.running) {
+        if (!s.decoding || (s.req.inputTokens + this.genOf(s)) % bs !== 0) continue;
+        s.blocks++;
+        this.usedBlocks++;
+        if (s.req.tier === "niw") this.niwBlocks++;
+      }
+    const chunks: Seq[] = [];
+    let prefillTokens = 0;
+    // Running requests still prefilling, in admission order.
+    for (let i = 0; i < this.running.length && budget > 0; i++) {
+      const s = this.running[i]!;
+      if (s.decoding) continue;
+      const c = Math.min(s.target - s.computed, budget);
+      const need = this.blocksFor(s.computed + c) - s.blocks;
+      let self = false;
+      while (need > this.numBlocks - this.usedBlocks) {
+        const v = this.victim()!;
+        const at = this.running.indexOf(v);
+        if (v.decoding) budget++;
+        if (v.chunk) {
+          budget += v.chunk;
+          prefillTokens -= v.chunk;
+        }
+        this.preempt(v);
+        preempted = true;
+        if (v === s) {
+          self = true;
           break;
-        if (batch.length > 0 && promptTokens + r.inputTokens > this.maxPrefillTokens) break;
-        if (t === 2 && this.niwKv + need > this.niwKvShare * this.kvCapacity) break;
-        promptTokens += r.inputTokens;
-        this.waitHead[t]!++;
-        this.kvReserved += need;
-        if (t === 2) this.niwKv += need;
-        this.waitingTokens -= need;
-        r.admittedMs = nowMs;
-        batch.push(r);
+        }
+        if (at < i) i--;
       }
-      if (this.waitHead[t]! > 1024 && this.waitHead[t]! * 2 > q.length) {
-        this.waiting[t] = q.slice(this.waitHead[t]!);
-        this.waitHead[t] = 0;
+      if (self) break;
+      s.blocks += need;
+      this.usedBlocks += need;
+      if (s.req.tier === "niw") this.niwBlocks += need;
+      s.chunk = c;
+      chunks.push(s);
+      prefillTokens += c;
+      budget -= c;
+    }
+    if (!preempted) {
+      while (budget > 0 && this.running.length < this.maxBatch) {
+        const s = this.peekWaiting();
+        if (!s) break;
+        const c = Math.min(s.target, budget);
+        const need = this.blocksFor(c);
+        if (need > this.numBlocks - this.usedBlocks) break;
+        if (s.req.tier === "niw" && this.niwBlocks + need > this.niwKvShare * this.numBlocks) break;
+        this.waiting[s.prio]!.shift();
+        this.nWaiting--;
+        this.waitingTokens -= s.req.inputTokens + s.req.outputTokens;
+        this.runningTokens += s.req.inputTokens + s.req.outputTokens;
+        s.where = "running";
+        s.computed = 0;
+        s.blocks = need;
+        this.usedBlocks += need;
+        if (s.req.tier === "niw") this.niwBlocks += need;
+        if (s.req.admittedMs === undefined) s.req.admittedMs = nowMs;
+        this.running.push(s);
+        s.chunk = c;
+        chunks.push(s);
+        prefillTokens += c;
+        budget -= c;
       }
     }
-    if (!batch.length) return;
-    // A mixed batch costs about what a uniform batch with the same tokens does (prefill is compute-
-    // bound, ~linear in tokens): the measured curve at the mean prompt. Costing it at the longest prompt
-    // (as before) charged a batch of one 8k and seven 1k prompts like eight 8k prompts.
-    let tokens = 0;
-    for (const r of batch) tokens += r.inputTokens;
-    this.prefilling = batch;
-    this.prefillUntilMs = nowMs + this.timing.prefillMs(tokens / batch.length, batch.length);
-  }
-
-  private joinDecode(): void {
-    const at = this.prefillUntilMs;
-    for (const r of this.prefilling) {
-      r.firstTokenMs = at;
-      // The prefill produced the first token; the rest take one iteration each.
-      this.pushRunning({
-        req: r,
-        finishIter: this.iter + Math.max(0, r.outputTokens - 1),
-        kvTokens: r.inputTokens + r.outputTokens,
-      });
+    this.stepSeqs = chunks.filter((s) => s.chunk > 0);
+    if (prefillTokens > 0) {
+      const decodeMs = this.nDecoding > 0 ? this.timing.decodeIterMs(this.nDecoding) : 0;
+      const computeMs = this.timing.prefillMs(prefillTokens + this.nDecoding, 1);
+      this.stepEndMs = nowMs + Math.max(decodeMs, computeMs);
+      this.iterMs = Number.NaN;
+      this.runOutIter = Number.POSITIVE_INFINITY;
+      return;
     }
-    this.prefilling = [];
-    this.iterMsCache = Number.NaN;
-    this.admit(at);
+    this.stepEndMs = Number.NaN;
+    if (this.nDecoding === 0) {
+      this.iterMs = Number.NaN;
+      this.runOutIter = Number.POSITIVE_INFINITY;
+      // A step that only preempted leaves the engine empty: the next step (now) admits again.
+      if (preempted && this.nWaiting > 0) this.plan(nowMs);
+      return;
+    }
+    this.iterMs = this.timing.decodeIterMs(this.nDecoding);
+    this.runOutIter = this.predictRunOut();
+    // After a preemption the next step schedules again (and may admit): look one step later.
+    if (preempted && this.nWaiting > 0) this.runOutIter = Math.min(this.runOutIter, this.iter + 1);
   }
 
-  private pushRunning(x: Running): void {
-    const a = this.running;
+  /**
+   * The iteration at which the decoding requests' growth needs more blocks than are free (before the
+   * next finish), or Infinity. The first step's blocks were reserved by `plan`.
+   */
+  private predictRunOut(): number {
+    const kFin = Math.ceil(this.topFinishIter() - this.iter - EPS);
+    if (!Number.isFinite(kFin) || kFin <= 1) return Number.POSITIVE_INFINITY;
+    const bs = this.blockSize;
+    // Blocks already held (synced) plus the first step's reservation are in usedBlocks; seq i needs
+    // ceil((T_i + k) / bs) blocks at the k-th step from now.
+    const free = this.numBlocks - this.usedBlocks;
+    if (this.nDecoding * Math.ceil(kFin / bs) <= free) return Number.POSITIVE_INFINITY;
+    const tokens: number[] = [];
+    let base = 0;
+    for (const s of this.running) {
+      if (!s.decoding) continue;
+      const t = s.req.inputTokens + this.genOf(s);
+      tokens.push(t);
+      base += Math.ceil((t + 1) / bs); // held after step 1
+    }
+    const over = (k: number): boolean => {
+      let n = 0;
+      for (const t of tokens) n += Math.ceil((t + k) / bs);
+      return n - base > free;
+    };
+    if (!over(kFin)) return Number.POSITIVE_INFINITY;
+    let lo = 1;
+    let hi = kFin; // over(hi) holds, over(lo) does not (step 1 was reserved)
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (over(mid)) hi = mid;
+      else lo = mid;
+    }
+    // Step `hi` needs the missing block: decide at its start.
+    return this.iter + hi - 1;
+  }
+
+  private heapPush(x: HeapEntry): void {
+    const a = this.heap;
     a.push(x);
     let i = a.length - 1;
     while (i > 0) {
@@ -271,10 +691,11 @@ export class Instance {
     a[i] = x;
   }
 
-  private popRunning(): Running {
-    const a = this.running;
-    const top = a[0]!;
-    const last = a.pop()!;
+  private heapPop(): HeapEntry | undefined {
+    const a = this.heap;
+    const top = a[0];
+    const last = a.pop();
+    if (!top || !last) return top;
     if (a.length) {
       let i = 0;
       for (;;) {

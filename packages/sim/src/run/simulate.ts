@@ -9,6 +9,7 @@ import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
 import { type Actor, type ActorContext, MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { GPUS } from "../catalog.js";
+import type { SchedulingPolicy } from "../engine/instance.js";
 import { builtinPerformanceModel } from "../perf/builtin.js";
 import type { PerformanceModel } from "../perf/model.js";
 import { resolveWorkload, withBurst } from "../workload/index.js";
@@ -48,8 +49,12 @@ export interface SimOptions {
   regionAgent?: SimConfig["regionAgent"];
   /** Most of an instance's KV cache batch requests may hold (default 1: no limit). */
   niwKvShare?: number;
-  /** Prompt tokens per prefill batch on every simulated instance (default 8,192, as vLLM). */
+  /** Tokens per engine step on every simulated instance (vLLM's max_num_batched_tokens, default 8,192). */
   maxPrefillTokens?: number;
+  /** KV block size of every simulated instance (vLLM's block_size, default 16). */
+  blockSize?: number;
+  /** Engine queue order on every simulated instance: "priority" (default) or "fcfs". */
+  scheduling?: SchedulingPolicy;
   /** Sensitivity studies: most VMs per region and GPU type (default 200 each). */
   supply?: Record<string, Record<string, number>>;
   /** Sensitivity studies: a region loses its GPUs for a while (ms since the start). */
@@ -221,6 +226,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     ...(opts.supply ? { supply: opts.supply } : {}),
     ...(opts.maxPrefillTokens ? { maxPrefillTokens: opts.maxPrefillTokens } : {}),
     ...(opts.niwKvShare !== undefined ? { niwKvShare: opts.niwKvShare } : {}),
+    ...(opts.blockSize ? { blockSize: opts.blockSize } : {}),
+    ...(opts.scheduling ? { scheduling: opts.scheduling } : {}),
     ...(opts.outages ? { outages: opts.outages } : {}),
     ...(opts.timings ? { timings: opts.timings } : {}),
   });

@@ -11,7 +11,12 @@ import {
 } from "@sageserve/protocol";
 import { Actor, type ActorContext } from "@sageserve/runtime";
 import { gpuSpec } from "../catalog.js";
-import { type Completion, Instance, type InstanceRequest } from "../engine/instance.js";
+import {
+  type Completion,
+  Instance,
+  type InstanceRequest,
+  type SchedulingPolicy,
+} from "../engine/instance.js";
 import type { PerformanceModel } from "../perf/model.js";
 import { GpuLedger, PAID_STATES } from "./ledger.js";
 
@@ -25,8 +30,8 @@ export interface FleetTimings {
 }
 
 /**
- * Prompt tokens one prefill batch may carry, like vLLM's `max_num_batched_tokens`: arrivals are
- * prefilled in tier order in batches of at most this many tokens (one longer prompt goes alone).
+ * Tokens one engine step computes, vLLM's `max_num_batched_tokens`: every decoding request's next
+ * token, then prefill chunks (chunked prefill) in admission and tier order.
  */
 export const DEFAULT_MAX_PREFILL_TOKENS = 8_192;
 
@@ -48,8 +53,12 @@ export interface FleetOptions {
   maxBatch?: number;
   /** Most of an instance's KV cache batch (NIW) requests may hold (default 1: no limit). */
   niwKvShare?: number;
-  /** Prompt tokens per prefill batch (vLLM's max_num_batched_tokens); default 8,192. */
+  /** Tokens per engine step (vLLM's max_num_batched_tokens); default 8,192. */
   maxPrefillTokens?: number;
+  /** Tokens per KV block (vLLM's block_size); default 16. */
+  blockSize?: number;
+  /** Engine queue order: "priority" (tiers, default) or "fcfs" (vLLM's default policy). */
+  scheduling?: SchedulingPolicy;
   /** Attempts to re-route a request that reached an instance that cannot serve it. */
   maxReroutes?: number;
   /**
@@ -186,14 +195,16 @@ export class SimFleet extends Actor {
   private newInstance(vm: Vm): Instance {
     const perf = this.opts.perf;
     const { model, gpu } = vm;
-    return new Instance(
-      perf.kvTokenCapacity(model, gpu),
-      perf.timingFor(model, gpu),
-      this.clock.now(),
-      this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
-      this.opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS,
-      this.opts.niwKvShare ?? 1,
-    );
+    return new Instance({
+      kvCapacityTokens: perf.kvTokenCapacity(model, gpu),
+      timing: perf.timingFor(model, gpu),
+      nowMs: this.clock.now(),
+      maxNumSeqs: this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
+      maxBatchedTokens: this.opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS,
+      niwKvShare: this.opts.niwKvShare ?? 1,
+      ...(this.opts.blockSize ? { blockSize: this.opts.blockSize } : {}),
+      ...(this.opts.scheduling ? { scheduling: this.opts.scheduling } : {}),
+    });
   }
 
   // ------------------------------------------------------------ requests
@@ -502,7 +513,7 @@ export class SimFleet extends Actor {
         memoryUtilization: util,
         running: inst?.batchSize ?? 0,
         waiting: inst?.waitingCount ?? 0,
-        outstandingTokens: inst ? inst.kvReserved + inst.waitingTokens : 0,
+        outstandingTokens: inst ? inst.runningTokens + inst.waitingTokens : 0,
         tokensPerSecond: 0,
         kvCapacityTokens: inst?.kvCapacity ?? this.opts.perf.kvTokenCapacity(vm.model, vm.gpu),
         maxRunning: inst?.maxBatch ?? this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
