@@ -1,13 +1,18 @@
-/**
- * A real-time inference engine without a GPU: iteration-level continuous
- * batching on the wall clock, timed by the measured performance model. Each
- * iteration either prefills the newly admitted requests (pausing decode, as
- * vLLM without chunked prefill) or gives every running request one token.
- * KV-cache memory is reserved for prompt + max tokens at admission.
- */
-/** Prompt tokens per prefill batch, as the simulator (`DEFAULT_MAX_PREFILL_TOKENS`) and vLLM's default. */
-export const MAX_PREFILL_TOKENS = 8_192;
+import type { Tier } from "@sageserve/protocol";
+import {
+  type Completion,
+  DEFAULT_MAX_BATCHED_TOKENS,
+  Instance,
+  type InstanceRequest,
+  type SchedulingPolicy,
+} from "@sageserve/sim";
 
+/**
+ * A real-time inference engine without a GPU: the simulator's engine model (`Instance`: vLLM V1-like
+ * steps with chunked prefill, paged KV, preemption by recompute and priority scheduling) driven by the
+ * wall clock. One implementation, so the emulator and the simulator cannot disagree about an engine
+ * under load; this class only turns the model's token counts into callbacks as time passes.
+ */
 export interface EngineTiming {
   prefillMs(promptTokens: number, batch: number): number;
   decodeIterMs(batch: number): number;
@@ -17,17 +22,27 @@ export interface EngineRequest {
   id: string;
   promptTokens: number;
   maxTokens: number;
+  /** Scheduling class (from the request's priority); engines without priority treat all alike. */
+  tier?: Tier;
   /** Called once per generated token, in order (index 0 is the first token). */
   onToken(index: number): void;
   onDone(reason: "length" | "abort"): void;
 }
 
+export interface EngineOptions {
+  /** vLLM's `max_num_batched_tokens` (default 8,192). */
+  maxBatchedTokens?: number;
+  /** vLLM's `block_size` (default 16). */
+  blockSize?: number;
+  /** vLLM's `--scheduling-policy`: "fcfs" (vLLM's default) or "priority". */
+  scheduling?: SchedulingPolicy;
+}
+
 interface Active {
   req: EngineRequest;
-  generated: number;
-  kv: number;
-  arrivedMs: number;
-  firstTokenMs?: number;
+  ireq: InstanceRequest;
+  emitted: number;
+  lastTokenMs: number;
 }
 
 export interface EngineStats {
@@ -37,15 +52,16 @@ export interface EngineStats {
   promptTokensTotal: number;
   generationTokensTotal: number;
   requestsFinished: number;
+  preemptions: number;
 }
 
 export class RealtimeEngine {
-  private readonly waiting: Active[] = [];
-  private readonly running: Active[] = [];
-  private kvUsed = 0;
+  private readonly inst: Instance;
+  private readonly active = new Map<string, Active>();
   private stopped = false;
-  private wake: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private readonly done: Completion[] = [];
   promptTokensTotal = 0;
   generationTokensTotal = 0;
   requestsFinished = 0;
@@ -55,126 +71,138 @@ export class RealtimeEngine {
   onFinished?: (e2eS: number, promptTokens: number, generated: number) => void;
 
   constructor(
-    private readonly timing: EngineTiming,
+    timing: EngineTiming,
     readonly kvCapacityTokens: number,
     readonly maxBatch = 256,
     private readonly now: () => number = () => performance.now(),
+    o: EngineOptions = {},
   ) {
-    void this.loop();
+    this.inst = new Instance({
+      kvCapacityTokens,
+      timing,
+      nowMs: this.now(),
+      maxNumSeqs: maxBatch,
+      maxBatchedTokens: Math.max(o.maxBatchedTokens ?? DEFAULT_MAX_BATCHED_TOKENS, maxBatch),
+      ...(o.blockSize ? { blockSize: o.blockSize } : {}),
+      scheduling: o.scheduling ?? "fcfs",
+    });
+  }
+
+  get scheduling(): SchedulingPolicy {
+    return this.inst.scheduling;
   }
 
   stats(): EngineStats {
     return {
-      running: this.running.length,
-      waiting: this.waiting.length,
-      kvUsage: Math.min(1, this.kvUsed / this.kvCapacityTokens),
+      running: this.inst.batchSize,
+      waiting: this.inst.waitingCount,
+      kvUsage: this.inst.kvUtilization,
       promptTokensTotal: this.promptTokensTotal,
       generationTokensTotal: this.generationTokensTotal,
       requestsFinished: this.requestsFinished,
+      preemptions: this.inst.preemptions,
     };
   }
 
   /** Queue a request; false if it could never fit the KV cache. */
   submit(req: EngineRequest): boolean {
-    if (this.stopped || req.promptTokens + req.maxTokens > this.kvCapacityTokens) return false;
-    this.waiting.push({ req, generated: 0, kv: req.promptTokens + req.maxTokens, arrivedMs: this.now() });
-    this.wake?.();
+    if (this.stopped) return false;
+    const now = this.now();
+    const ireq: InstanceRequest = {
+      id: req.id,
+      seq: 0,
+      // Without priority scheduling every request is alike; the tier only orders the queue.
+      tier: req.tier ?? "iw-normal",
+      arrivalMs: now,
+      inputTokens: Math.max(1, req.promptTokens),
+      outputTokens: Math.max(1, req.maxTokens),
+    };
+    if (!this.inst.submit(ireq, now)) return false;
+    this.active.set(req.id, { req, ireq, emitted: 0, lastTokenMs: now });
+    this.tick();
     return true;
   }
 
   /** Stop generating for a request (client went away): its KV is freed at once. */
   abort(id: string): void {
-    for (const list of [this.waiting, this.running]) {
-      const i = list.findIndex((a) => a.req.id === id);
-      if (i < 0) continue;
-      const [a] = list.splice(i, 1);
-      if (list === this.running) this.kvUsed -= a!.kv;
-      a!.req.onDone("abort");
-    }
+    const a = this.active.get(id);
+    if (!a) return;
+    this.active.delete(id);
+    this.inst.cancel(id, this.now());
+    a.req.onDone("abort");
+    this.tick();
   }
 
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    for (const a of [...this.waiting, ...this.running]) a.req.onDone("abort");
-    this.waiting.length = 0;
-    this.running.length = 0;
-    this.kvUsed = 0;
-    this.wake?.();
+    this.timer = undefined;
+    this.inst.takeAll();
+    const all = [...this.active.values()];
+    this.active.clear();
+    for (const a of all) a.req.onDone("abort");
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((r) => {
-      this.timer = setTimeout(r, Math.max(0, ms));
-    });
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.stopped) {
-      const batch = this.admit();
-      if (batch.length) {
-        // A mixed batch costs what a uniform one with the same tokens does (the measured curve at the mean prompt).
-        const mean = batch.reduce((t, a) => t + a.req.promptTokens, 0) / batch.length;
-        await this.sleep(this.timing.prefillMs(mean, batch.length));
-        if (this.stopped) return;
-        for (const a of batch) {
-          if (!this.running.includes(a)) continue; // aborted while prefilling
-          this.promptTokensTotal += a.req.promptTokens;
-          this.emit(a);
-        }
-        continue;
-      }
-      if (this.running.length) {
-        const t0 = this.now();
-        await this.sleep(this.timing.decodeIterMs(this.running.length));
-        if (this.stopped) return;
-        const dt = (this.now() - t0) / 1000;
-        for (const a of [...this.running]) {
-          this.onInterToken?.(dt);
-          this.emit(a);
-        }
-        continue;
-      }
-      await new Promise<void>((r) => {
-        this.wake = r;
-      });
-      this.wake = undefined;
+  /** Bring the model to now, hand out the tokens produced since the last look, and set the next look. */
+  private tick(): void {
+    if (this.stopped) return;
+    const now = this.now();
+    this.done.length = 0;
+    this.inst.step(now, this.done);
+    for (const a of this.active.values()) {
+      const g = this.inst.generated(a.req.id);
+      if (g !== undefined) this.emitUpTo(a, g, now);
     }
-  }
-
-  private admit(): Active[] {
-    const batch: Active[] = [];
-    let prompt = 0;
-    while (
-      this.waiting.length &&
-      this.running.length < this.maxBatch &&
-      this.kvUsed + this.waiting[0]!.kv <= this.kvCapacityTokens &&
-      // vLLM's max_num_batched_tokens: at most this many prompt tokens per prefill (a longer one goes alone).
-      (batch.length === 0 || prompt + this.waiting[0]!.req.promptTokens <= MAX_PREFILL_TOKENS)
-    ) {
-      const a = this.waiting.shift()!;
-      prompt += a.req.promptTokens;
-      this.kvUsed += a.kv;
-      this.running.push(a);
-      batch.push(a);
-    }
-    return batch;
-  }
-
-  private emit(a: Active): void {
-    const index = a.generated++;
-    this.generationTokensTotal++;
-    if (index === 0) {
-      a.firstTokenMs = this.now();
-      this.onFirstToken?.((a.firstTokenMs - a.arrivedMs) / 1000);
-    }
-    a.req.onToken(index);
-    if (a.generated >= a.req.maxTokens) {
-      this.running.splice(this.running.indexOf(a), 1);
-      this.kvUsed -= a.kv;
+    for (const c of this.done) {
+      const a = this.active.get(c.req.id);
+      if (!a) continue;
+      this.emitUpTo(a, c.req.outputTokens, now);
+      this.active.delete(c.req.id);
       this.requestsFinished++;
-      this.onFinished?.((this.now() - a.arrivedMs) / 1000, a.req.promptTokens, a.generated);
+      this.onFinished?.((now - a.ireq.arrivalMs) / 1000, a.req.promptTokens, a.emitted);
       a.req.onDone("length");
     }
+    this.arm(now);
+  }
+
+  private emitUpTo(a: Active, generated: number, now: number): void {
+    const n = generated - a.emitted;
+    if (n <= 0) return;
+    if (a.emitted === 0) {
+      this.promptTokensTotal += a.req.promptTokens;
+      this.onFirstToken?.(((a.ireq.firstTokenMs ?? now) - a.ireq.arrivalMs) / 1000);
+    } else {
+      const gap = (now - a.lastTokenMs) / 1000 / n;
+      for (let i = 0; i < n; i++) this.onInterToken?.(gap);
+    }
+    a.lastTokenMs = now;
+    for (let i = 0; i < n; i++) {
+      this.generationTokensTotal++;
+      a.req.onToken(a.emitted++);
+    }
+  }
+
+  /** Wake at the model's next event, and at every decode step while requests stream tokens. */
+  private arm(now: number): void {
+    let at = this.inst.nextEventMs();
+    const step = this.inst.currentStepMs();
+    if (Number.isFinite(step) && step > 0) at = Math.min(at, now + step);
+    if (!Number.isFinite(at)) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.timerAt = Number.POSITIVE_INFINITY;
+      return;
+    }
+    if (this.timer && Math.abs(this.timerAt - at) < 0.5) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Number.POSITIVE_INFINITY;
+        this.tick();
+      },
+      Math.max(0, at - now),
+    );
   }
 }

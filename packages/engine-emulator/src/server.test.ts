@@ -101,7 +101,8 @@ describe("engine emulator (vLLM-compatible HTTP server)", () => {
     const gen = (s: string) =>
       Number(/vllm:generation_tokens_total\{model_name="llama3.2-3b"\} (\d+)/.exec(s)?.[1] ?? Number.NaN);
     const many = Array.from({ length: 8 }, () =>
-      post(`${emu.url}/v1/completions`, { model: "llama3.2-3b", prompt: "hello", max_tokens: 40 }),
+      // Long enough to overlap at 20× speed (a 3B decode step is ~0.4 ms there).
+      post(`${emu.url}/v1/completions`, { model: "llama3.2-3b", prompt: "hello", max_tokens: 1_000 }),
     );
     await new Promise((r) => setTimeout(r, 30));
     const during = await (await fetch(`${emu.url}/metrics`)).text();
@@ -110,7 +111,7 @@ describe("engine emulator (vLLM-compatible HTTP server)", () => {
     expect(during).toMatch(/vllm:kv_cache_usage_perc\{model_name="llama3.2-3b"\} 0\.\d+/);
     await Promise.all((await Promise.all(many)).map((r) => r.json()));
     const after = await (await fetch(`${emu.url}/metrics`)).text();
-    expect(gen(after) - gen(before)).toBe(8 * 40);
+    expect(gen(after) - gen(before)).toBe(8 * 1_000);
     for (const m of [
       "vllm:num_requests_waiting",
       "vllm:time_to_first_token_seconds_bucket",

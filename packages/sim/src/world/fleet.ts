@@ -13,6 +13,8 @@ import { Actor, type ActorContext } from "@sageserve/runtime";
 import { gpuSpec } from "../catalog.js";
 import {
   type Completion,
+  DEFAULT_MAX_BATCHED_TOKENS,
+  DEFAULT_MAX_NUM_SEQS,
   Instance,
   type InstanceRequest,
   type SchedulingPolicy,
@@ -33,10 +35,10 @@ export interface FleetTimings {
  * Tokens one engine step computes, vLLM's `max_num_batched_tokens`: every decoding request's next
  * token, then prefill chunks (chunked prefill) in admission and tier order.
  */
-export const DEFAULT_MAX_PREFILL_TOKENS = 8_192;
+export const DEFAULT_MAX_PREFILL_TOKENS = DEFAULT_MAX_BATCHED_TOKENS;
 
 /** Sequences one instance runs at once (vLLM's max_num_seqs; reported as LoadReport.maxRunning). */
-export const DEFAULT_MAX_BATCH = 512;
+export const DEFAULT_MAX_BATCH = DEFAULT_MAX_NUM_SEQS;
 
 export const DEFAULT_TIMINGS: FleetTimings = { spinUpMs: 155_000, reclaimMs: 65_000, swapMs: 150_000 };
 
