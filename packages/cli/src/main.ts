@@ -211,9 +211,13 @@ program
 program
   .command("node-agent")
   .description(
-    "Run the node agent of this GPU host (NATS_URL; config file plus SAGE_NODE_ID, SAGE_REGION, SAGE_ENGINE_URL, SAGE_MODEL)",
+    "Run the node agent of this GPU host (NATS_URL; config file plus SAGE_NODE_ID, SAGE_REGION, SAGE_ENGINE_URL, SAGE_MODEL, SAGE_ENGINE_PRIORITY)",
   )
   .option("-c, --config <file.json>", "node agent configuration (docs/deploy.md)")
+  .option(
+    "--engine-priority <on|off>",
+    "send each request's tier as the engine's scheduling priority (vLLM --scheduling-policy priority, SGLang --enable-priority-scheduling); overrides engine.priority and SAGE_ENGINE_PRIORITY",
+  )
   .action(async (opts) => {
     process.exitCode = await nodeAgentCommand(opts);
   });
