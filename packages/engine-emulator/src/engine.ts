@@ -5,6 +5,8 @@
  * vLLM without chunked prefill) or gives every running request one token.
  * KV-cache memory is reserved for prompt + max tokens at admission.
  */
+import type { Tier } from "@sageserve/protocol";
+
 /** Prompt tokens per prefill batch, as the simulator (`DEFAULT_MAX_PREFILL_TOKENS`) and vLLM's default. */
 export const MAX_PREFILL_TOKENS = 8_192;
 
@@ -17,6 +19,8 @@ export interface EngineRequest {
   id: string;
   promptTokens: number;
   maxTokens: number;
+  /** Scheduling class the server gives the request (openai.ts `priorityTier`, from its `priority`). */
+  tier?: Tier;
   /** Called once per generated token, in order (index 0 is the first token). */
   onToken(index: number): void;
   onDone(reason: "length" | "abort"): void;
