@@ -11,6 +11,8 @@ export interface NodeProcess {
   nodeId: string;
   region: string;
   instanceId: string;
+  /** Base URL of its engine (the emulator's /metrics is there). */
+  engineUrl: string;
   process: ChildProcess;
   /** SIGKILL the node agent (its engine, started with --parent-pid, exits within a second). */
   kill(): Promise<void>;
@@ -29,6 +31,10 @@ export interface NodeProcessOptions {
   maxNumSeqs?: number;
   heartbeatMs?: number;
   loadReportMs?: number;
+  /** More flags for the emulator (e.g. `--scheduling-policy priority`). */
+  engineArgs?: string[];
+  /** More flags for `sageserve node-agent` (e.g. `--engine-priority on`). */
+  agentArgs?: string[];
 }
 
 const exited = (p: ChildProcess): Promise<void> =>
@@ -47,7 +53,10 @@ export async function spawnNodeAgent(o: NodeProcessOptions): Promise<NodeProcess
       url: `http://127.0.0.1:${port}`,
       kind: "vllm",
       model: o.model,
-      command: emulatorCommand(o.speedup, o.maxNumSeqs ? ["--max-num-seqs", String(o.maxNumSeqs)] : []),
+      command: emulatorCommand(o.speedup, [
+        ...(o.maxNumSeqs ? ["--max-num-seqs", String(o.maxNumSeqs)] : []),
+        ...(o.engineArgs ?? []),
+      ]),
       kvCapacityTokens: 200_000,
     },
     heartbeatMs: o.heartbeatMs ?? 500,
@@ -55,7 +64,7 @@ export async function spawnNodeAgent(o: NodeProcessOptions): Promise<NodeProcess
   };
   const file = join(dir, "node.json");
   writeFileSync(file, JSON.stringify(config));
-  const child = spawn(process.execPath, [bin, "node-agent", "--config", file], {
+  const child = spawn(process.execPath, [bin, "node-agent", "--config", file, ...(o.agentArgs ?? [])], {
     env: { ...process.env, NATS_URL: o.natsUrl, SAGE_LOG_LEVEL: "error" },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -64,6 +73,7 @@ export async function spawnNodeAgent(o: NodeProcessOptions): Promise<NodeProcess
     nodeId: o.nodeId,
     region: o.region,
     instanceId: `${o.nodeId}-i0`,
+    engineUrl: config.engine.url,
     process: child,
     async kill() {
       child.kill("SIGKILL");

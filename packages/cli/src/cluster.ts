@@ -324,6 +324,9 @@ export async function startService(
           String(spec.engine.kvTokens),
           "--max-num-seqs",
           String(spec.engine.maxRunning),
+          // Started as vLLM would be for SageServe: the node agents send each request's tier as its priority.
+          "--scheduling-policy",
+          "priority",
           "--parent-pid",
           "{parentPid}",
         ],
@@ -333,6 +336,7 @@ export async function startService(
         heartbeatMs: spec.engine.heartbeatMs,
         kvCapacityTokens: spec.engine.kvTokens,
         maxRunning: spec.engine.maxRunning,
+        enginePriority: true,
       });
       const provider = new VmProviderActor(await ctx(`vm-provider-${r.id}`, "vm-provider"), r.id, backend);
       actors.push(provider, agent);

@@ -1,4 +1,5 @@
-import { startEmulator } from "@sageserve/engine-emulator";
+import { SCHEDULING_POLICIES, type SchedulingPolicy, startEmulator } from "@sageserve/engine-emulator";
+import { SageError } from "@sageserve/protocol";
 import { explain } from "./sim.js";
 
 export async function emulatorCommand(o: {
@@ -13,8 +14,15 @@ export async function emulatorCommand(o: {
   parentPid?: number;
   kvTokens?: number;
   maxNumSeqs?: number;
+  schedulingPolicy?: string;
 }): Promise<number> {
   try {
+    const policy = o.schedulingPolicy ?? "fcfs";
+    if (!SCHEDULING_POLICIES.includes(policy as SchedulingPolicy))
+      throw new SageError(
+        "CONFIG",
+        `--scheduling-policy: ${policy} is not one of ${SCHEDULING_POLICIES.join(", ")}`,
+      );
     const emu = await startEmulator({
       model: o.model,
       gpu: o.gpu,
@@ -23,12 +31,13 @@ export async function emulatorCommand(o: {
       loadMs: o.loadMs,
       maxModelLen: o.maxModelLen,
       speedup: o.speedup,
+      schedulingPolicy: policy as SchedulingPolicy,
       ...(o.kvTokens ? { kvCapacityTokens: o.kvTokens } : {}),
       ...(o.maxNumSeqs ? { maxBatch: o.maxNumSeqs } : {}),
       ...(o.servedModelName ? { servedModelName: o.servedModelName } : {}),
     });
     console.log(
-      `engine emulator for ${o.model} on ${o.gpu} at ${emu.url} (OpenAI API under /v1, metrics at /metrics)`,
+      `engine emulator for ${o.model} on ${o.gpu} at ${emu.url} (OpenAI API under /v1, metrics at /metrics, scheduling policy ${policy})`,
     );
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);

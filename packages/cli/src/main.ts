@@ -203,6 +203,11 @@ program
   .option("--speedup <x>", "run this many times faster than the measured hardware", positiveNumber, 1)
   .option("--kv-tokens <n>", "KV-cache capacity in tokens (default: the GPU type's)", positiveInt)
   .option("--max-num-seqs <n>", "most sequences running at once, as vLLM's flag", positiveInt, 256)
+  .option(
+    "--scheduling-policy <policy>",
+    "fcfs (every request alike, vLLM's default) or priority (a request's `priority` picks its tier: 0 IW-fast, 1 IW-normal, 2+ NIW), as vLLM's flag",
+    "fcfs",
+  )
   .option("--parent-pid <pid>", "exit when this process is gone (set by a node agent)", positiveInt)
   .action(async (opts) => {
     process.exitCode = await emulatorCommand(opts);
@@ -211,9 +216,13 @@ program
 program
   .command("node-agent")
   .description(
-    "Run the node agent of this GPU host (NATS_URL; config file plus SAGE_NODE_ID, SAGE_REGION, SAGE_ENGINE_URL, SAGE_MODEL)",
+    "Run the node agent of this GPU host (NATS_URL; config file plus SAGE_NODE_ID, SAGE_REGION, SAGE_ENGINE_URL, SAGE_MODEL, SAGE_ENGINE_PRIORITY)",
   )
   .option("-c, --config <file.json>", "node agent configuration (docs/deploy.md)")
+  .option(
+    "--engine-priority <on|off>",
+    "send each request's tier as the engine's scheduling priority (vLLM --scheduling-policy priority, SGLang --enable-priority-scheduling); overrides engine.priority and SAGE_ENGINE_PRIORITY",
+  )
   .action(async (opts) => {
     process.exitCode = await nodeAgentCommand(opts);
   });

@@ -3,9 +3,11 @@ import { createLogger, NatsBus, natsAuthFromEnv, WallClock } from "@sageserve/ru
 import { explain } from "./sim.js";
 
 /** `sageserve node-agent --config node.json`: run one node agent on this GPU host until SIGINT/SIGTERM. */
-export async function nodeAgentCommand(o: { config?: string }): Promise<number> {
+export async function nodeAgentCommand(o: { config?: string; enginePriority?: string }): Promise<number> {
   try {
-    const opts = loadNodeAgentConfig(o.config);
+    const opts = loadNodeAgentConfig(o.config, process.env, {
+      ...(o.enginePriority ? { enginePriority: o.enginePriority } : {}),
+    });
     const url = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
     const clock = new WallClock();
     const log = createLogger({ name: `node-agent-${opts.nodeId}` });

@@ -1,3 +1,4 @@
+import type { Tier } from "@sageserve/protocol";
 import { z } from "zod";
 
 /** The parts of the OpenAI request bodies the emulator reads; anything else is accepted and ignored. */
@@ -6,6 +7,8 @@ const Common = {
   max_tokens: z.number().int().positive().max(1_000_000).optional(),
   stream: z.boolean().optional(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).partial().optional(),
+  /** vLLM's scheduling priority: an integer, lower first, 0 when absent (`priorityTier`). */
+  priority: z.number().int().optional(),
 };
 
 export const CompletionBody = z.object({
@@ -29,6 +32,21 @@ export const ChatBody = z.object({
     )
     .min(1),
 });
+
+/** vLLM's `--scheduling-policy`: `fcfs` (its default) or `priority`. */
+export const SCHEDULING_POLICIES = ["fcfs", "priority"] as const;
+export type SchedulingPolicy = (typeof SCHEDULING_POLICIES)[number];
+
+/**
+ * The tier a request is scheduled as. Under `priority`, its `priority` read as SageServe's node agents
+ * send it to vLLM (0 IW-fast, 1 IW-normal, 2 NIW; below 0 is IW-fast, above 2 NIW), and an absent one
+ * is 0, as vLLM's default — IW-fast. Under `fcfs` vLLM queues every request alike in arrival order
+ * (the v1 engine ignores a priority; v0 refused a non-zero one): every request is priority 0, IW-fast.
+ */
+export function priorityTier(priority: number | undefined, policy: SchedulingPolicy): Tier {
+  const p = policy === "priority" ? (priority ?? 0) : 0;
+  return p <= 0 ? "iw-fast" : p === 1 ? "iw-normal" : "niw";
+}
 
 /** Rough token count of text (≈ 4 characters per token, as tokenizers average on English). */
 export function estimateTokens(text: string): number {

@@ -170,3 +170,81 @@ describe("engine emulator body limit", () => {
     await emu.close();
   });
 });
+
+describe("engine emulator scheduling priority (vLLM's --scheduling-policy)", () => {
+  /** The tiers of the requests the real engine was handed, seen by wrapping its submit (the engine still runs them). */
+  const watchTiers = (emu: EmulatorHandle): (string | undefined)[] => {
+    const seen: (string | undefined)[] = [];
+    const submit = emu.engine.submit.bind(emu.engine);
+    emu.engine.submit = (r) => {
+      seen.push(r.tier);
+      return submit(r);
+    };
+    return seen;
+  };
+  const byTier = async (emu: EmulatorHandle) => {
+    const text = await (await fetch(`${emu.url}/metrics`)).text();
+    const count = (tier: string) =>
+      Number(
+        new RegExp(
+          `emulator:requests_by_tier_total\\{model_name="llama3.2-3b",tier="${tier}"\\} (\\d+)`,
+        ).exec(text)?.[1] ?? 0,
+      );
+    return { "iw-fast": count("iw-fast"), "iw-normal": count("iw-normal"), niw: count("niw") };
+  };
+  const ask = (emu: EmulatorHandle, extra: Record<string, unknown>) =>
+    post(`${emu.url}/v1/chat/completions`, {
+      model: "llama3.2-3b",
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 2,
+      ...extra,
+    });
+
+  it("with --scheduling-policy priority, hands a request with priority 0 to the engine as IW-fast, 1 as IW-normal, 2 as NIW; none is vLLM's default 0", async () => {
+    const emu = await startEmulator({
+      model: "llama3.2-3b",
+      gpu: "h100",
+      speedup: 20,
+      schedulingPolicy: "priority",
+    });
+    const seen = watchTiers(emu);
+    for (const priority of [0, 1, 2, 7, -3]) expect((await ask(emu, { priority })).status).toBe(200);
+    expect((await ask(emu, {})).status).toBe(200);
+    expect(seen).toEqual(["iw-fast", "iw-normal", "niw", "niw", "iw-fast", "iw-fast"]);
+    expect(await byTier(emu)).toEqual({ "iw-fast": 3, "iw-normal": 1, niw: 2 });
+    await emu.close();
+  });
+
+  it("with the default fcfs policy, accepts a priority and schedules every request alike (as vLLM's v1 engine)", async () => {
+    const emu = await startEmulator({ model: "llama3.2-3b", gpu: "h100", speedup: 20 });
+    const seen = watchTiers(emu);
+    for (const priority of [0, 2]) expect((await ask(emu, { priority })).status).toBe(200);
+    expect(seen).toEqual(["iw-fast", "iw-fast"]);
+    await emu.close();
+  });
+
+  it.each([
+    ["a fraction", 0.5],
+    ["a string", "0"],
+    ["null", null],
+  ])("rejects a priority that is %s with an OpenAI-shaped 400 naming the field", async (_what, priority) => {
+    const emu = await startEmulator({
+      model: "llama3.2-3b",
+      gpu: "h100",
+      speedup: 20,
+      schedulingPolicy: "priority",
+    });
+    const seen = watchTiers(emu);
+    const r = await ask(emu, { priority });
+    expect(r.status).toBe(400);
+    const e = (await r.json()) as { error: { code: string; message: string; type: string; param: string } };
+    expect(e.error).toMatchObject({
+      code: "invalid_value",
+      type: "invalid_request_error",
+      param: "priority",
+    });
+    expect(e.error.message).toMatch(/^priority: /);
+    expect(seen).toEqual([]);
+    await emu.close();
+  });
+});

@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Tier } from "@sageserve/protocol";
 import { listen, readBodyLimited } from "@sageserve/runtime";
 import { builtinPerformanceModel, type PerformanceModel } from "@sageserve/sim";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { z } from "zod";
-import { RealtimeEngine } from "./engine.js";
+import { type EngineRequest, RealtimeEngine } from "./engine.js";
 import {
   ChatBody,
   CompletionBody,
@@ -12,6 +13,8 @@ import {
   estimateTokens,
   type OpenAiError,
   openAiError,
+  priorityTier,
+  type SchedulingPolicy,
   tokenText,
 } from "./openai.js";
 
@@ -33,6 +36,11 @@ export interface EmulatorOptions {
   maxBodyBytes?: number;
   /** Speed multiplier for tests and demos (2 = twice as fast as the measured hardware). */
   speedup?: number;
+  /**
+   * vLLM's `--scheduling-policy`: `fcfs` (default, as vLLM) schedules every request alike; `priority`
+   * gives each the tier of its `priority` (`priorityTier`).
+   */
+  schedulingPolicy?: SchedulingPolicy;
   perf?: PerformanceModel;
 }
 
@@ -67,6 +75,8 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
     },
     o.kvCapacityTokens ?? perf.kvTokenCapacity(o.model, o.gpu),
     o.maxBatch ?? 256,
+    undefined,
+    { scheduling: o.schedulingPolicy ?? "fcfs" },
   );
   const registry = new Registry();
   const labels = { model_name: name };
@@ -110,7 +120,21 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
     "Number of generation tokens processed.",
     () => engine.generationTokensTotal,
   );
+  c(
+    "vllm:num_preemptions_total",
+    "Cumulative number of preemption from the engine.",
+    () => engine.stats().preemptions,
+  );
   c("vllm:request_success_total", "Count of successfully processed requests.", () => engine.requestsFinished);
+  // Not a vLLM metric: what the emulator made of each request's priority, so a test or an operator can
+  // see the tier a request reached the engine with.
+  const byTier = new Counter({
+    name: "emulator:requests_by_tier_total",
+    help: "Requests handed to the engine, by the tier their priority (or the scheduling policy) gave them.",
+    labelNames: ["model_name", "tier"] as const,
+    registers: [registry],
+  });
+  const policy = o.schedulingPolicy ?? "fcfs";
   const h = (n: string, help: string) =>
     new Histogram({ name: n, help, labelNames, buckets: LATENCY_BUCKETS, registers: [registry] });
   const ttft = h("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.");
@@ -247,6 +271,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
       body.stream_options?.include_usage === true,
       prompt,
       maxTokens,
+      priorityTier(body.priority, policy),
     );
   }
 
@@ -257,6 +282,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
     usageChunk: boolean,
     prompt: number,
     maxTokens: number,
+    tier: Tier,
   ): Promise<void> {
     const id = `${chat ? "chatcmpl" : "cmpl"}-${randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);
@@ -269,10 +295,11 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
       total_tokens: prompt + maxTokens,
     });
     return new Promise<void>((resolve) => {
-      const ok = engine.submit({
+      const req: EngineRequest = {
         id,
         promptTokens: prompt,
         maxTokens,
+        tier,
         onToken(i) {
           const t = tokenText(seed, i);
           if (!stream) {
@@ -321,7 +348,9 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
           }
           resolve();
         },
-      });
+      };
+      const ok = engine.submit(req);
+      if (ok) byTier.inc({ model_name: name, tier });
       if (!ok) {
         send(
           res,

@@ -13,6 +13,7 @@ import {
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, killWithParent } from "@sageserve/runtime";
 import { type EngineKind, type EngineLoad, engineLoad, parsePrometheus } from "./metrics.js";
+import { compilePriority, type EnginePriority, type EnginePrioritySetting, engineCall } from "./priority.js";
 
 export interface NodeAgentOptions {
   nodeId: string;
@@ -39,6 +40,13 @@ export interface NodeAgentOptions {
      * the load so routing and scaling see an engine whose slots are full although its KV cache is not.
      */
     maxRunning?: number;
+    /**
+     * Send each request's tier as the engine's scheduling priority (`ENGINE_PRIORITY` in priority.ts):
+     * `true` = the kind's field and values, an object replaces parts of them. Off by default: the engine
+     * must be started with priority scheduling (vLLM `--scheduling-policy priority`, SGLang
+     * `--enable-priority-scheduling`), and TGI and llama.cpp have none (a CONFIG error).
+     */
+    priority?: EnginePrioritySetting;
   };
   heartbeatMs?: number;
   loadReportMs?: number;
@@ -69,6 +77,8 @@ export class NodeAgentActor extends Actor {
   private engineGen = 0;
   private replacingEngine = false;
   private readonly streams = new Set<Promise<void>>();
+  /** The priority each request carries to the engine (undefined: none). */
+  private readonly priority: EnginePriority | undefined;
   readonly instanceId: string;
 
   constructor(
@@ -83,6 +93,7 @@ export class NodeAgentActor extends Actor {
     });
     this.model = opts.engine.model;
     this.pool = opts.engine.pool;
+    this.priority = compilePriority(opts.engine.kind, opts.engine.priority);
     this.instanceId = `${opts.nodeId}-i0`;
   }
 
@@ -357,15 +368,7 @@ export class NodeAgentActor extends Actor {
 
   /** Forward to the engine with streaming on, and relay every token as an InferenceChunk. */
   private async stream(r: Payload<typeof InferenceRequest>): Promise<void> {
-    const chat = Array.isArray((r.body as { messages?: unknown } | undefined)?.messages);
-    const body = r.body
-      ? { ...r.body, model: this.model, stream: true }
-      : {
-          model: this.model,
-          prompt: "x ".repeat(Math.max(1, r.inputTokens * 2)),
-          max_tokens: Math.max(1, r.maxOutputTokens),
-          stream: true,
-        };
+    const call = engineCall(r, this.model, this.priority);
     const started = this.clock.now();
     let seq = 0;
     let firstAt: number | undefined;
@@ -373,10 +376,10 @@ export class NodeAgentActor extends Actor {
     const chunk = (p: Omit<Payload<typeof InferenceChunk>, "requestId" | "seq">) =>
       this.publish(InferenceChunk, { request: r.requestId }, { requestId: r.requestId, seq: seq++, ...p });
     try {
-      const res = await fetchOnce(`${this.opts.engine.url}/v1/${chat ? "chat/completions" : "completions"}`, {
+      const res = await fetchOnce(`${this.opts.engine.url}${call.path}`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
+        body: JSON.stringify(call.body),
       });
       if (!res.ok || !res.body) {
         const text = await res.text().catch(() => "");

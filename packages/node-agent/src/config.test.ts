@@ -44,6 +44,74 @@ describe("node agent configuration", () => {
       /nodeId: .*engine\.url: .*engine\.kind: .*extra/,
     );
   });
+
+  const withEngine = (engine: Record<string, unknown>) =>
+    writeFileSync(
+      file,
+      JSON.stringify({
+        nodeId: "n1",
+        region: "westus",
+        gpuType: "h100",
+        engine: { url: "http://127.0.0.1:8000", model: "m", ...engine },
+      }),
+    );
+
+  it("leaves engine priority off unless asked; takes it on from the file, the environment or the command line", () => {
+    withEngine({ kind: "vllm" });
+    expect(loadNodeAgentConfig(file, {}).engine.priority).toBeUndefined();
+    expect(loadNodeAgentConfig(file, { SAGE_ENGINE_PRIORITY: "on" }).engine.priority).toBe(true);
+    withEngine({ kind: "sglang", priority: { values: { "iw-fast": 30, "iw-normal": 15, niw: 0 } } });
+    // `on` keeps the file's mapping; `off` wins over the file and the environment.
+    expect(loadNodeAgentConfig(file, {}, { enginePriority: "on" }).engine.priority).toEqual({
+      values: { "iw-fast": 30, "iw-normal": 15, niw: 0 },
+    });
+    expect(
+      loadNodeAgentConfig(file, { SAGE_ENGINE_PRIORITY: "on" }, { enginePriority: "off" }).engine.priority,
+    ).toBe(false);
+  });
+
+  it.each([
+    [
+      "a kind without priority",
+      { kind: "tgi", priority: true },
+      /engine\.priority: engine kind tgi has no request priority/,
+    ],
+    [
+      "a llama.cpp mapping",
+      { kind: "llamacpp", priority: { field: "priority" } },
+      /engine\.priority: .*llamacpp/,
+    ],
+    [
+      "a non-integer value",
+      { priority: { values: { "iw-fast": 0.5, "iw-normal": 1, niw: 2 } } },
+      /engine\.priority/,
+    ],
+    ["a missing tier", { priority: { values: { "iw-fast": 0, niw: 2 } } }, /engine\.priority/],
+    ["an unknown key", { priority: { level: 1 } }, /engine\.priority/],
+    ["a field that is not a name", { priority: { field: "a b" } }, /engine\.priority/],
+    [
+      "an inverted mapping",
+      { kind: "vllm", priority: { values: { "iw-fast": 2, "iw-normal": 1, niw: 0 } } },
+      /engine\.priority: values must rank iw-fast ≥ iw-normal ≥ niw.*vllm schedules lower values first/,
+    ],
+  ])("rejects %s with a CONFIG error naming engine.priority", (_what, engine, message) => {
+    withEngine(engine);
+    expect(() => loadNodeAgentConfig(file, {})).toThrowError(message);
+    try {
+      loadNodeAgentConfig(file, {});
+    } catch (e) {
+      expect((e as { code: string }).code).toBe("CONFIG");
+    }
+  });
+
+  it("rejects an engine priority override other than on or off", () => {
+    withEngine({ kind: "vllm" });
+    expect(() => loadNodeAgentConfig(file, { SAGE_ENGINE_PRIORITY: "yes" })).toThrowError(/engine\.priority/);
+    withEngine({ kind: "tgi" });
+    expect(() => loadNodeAgentConfig(file, {}, { enginePriority: "on" })).toThrowError(
+      /tgi has no request priority/,
+    );
+  });
 });
 
 describe("engine metric table", () => {

@@ -21,6 +21,8 @@ export interface LocalProcessOptions {
   kvCapacityTokens?: number;
   /** Most sequences the engines run at once (their --max-num-seqs; reported with the load). */
   maxRunning?: number;
+  /** The node agents send each request's tier as the engine's priority (engines started with priority scheduling). */
+  enginePriority?: boolean;
   /**
    * How long a "VM" boots before its node agent starts (default 0): a cloud VM takes minutes, during
    * which nothing reports from it — only the boot command's answer says it is coming.
@@ -88,6 +90,7 @@ export class LocalProcessBackend implements VmBackend {
           ...(req.pool ? { pool: req.pool } : {}),
           ...(this.o.kvCapacityTokens ? { kvCapacityTokens: this.o.kvCapacityTokens } : {}),
           ...(this.o.maxRunning ? { maxRunning: this.o.maxRunning } : {}),
+          ...(this.o.enginePriority ? { priority: true } : {}),
         },
         loadReportMs: this.o.loadReportMs ?? 1_000,
         ...(this.o.heartbeatMs ? { heartbeatMs: this.o.heartbeatMs } : {}),
