@@ -91,6 +91,43 @@ function mainTable(runs: Run[] = main.runs): string {
   ].join("\n");
 }
 
+/**
+ * SLO feasibility: requests whose prompt the serving GPU type cannot prefill within the tier's TTFT
+ * target even when idle, attainment over the feasible ones, and prompts beyond the measured profiles.
+ */
+function feasibilityTable(): string {
+  const groups = [
+    { workload: main.scenario, runs: main.runs },
+    ...(scaled ? [{ workload: `${scaled.scenario} ×${scaled.scale}`, runs: scaled.runs }] : []),
+  ];
+  // Reports stored before these fields existed have none of them.
+  const measured = groups.flatMap((g) => g.runs.filter((r) => r.report.beyondProfile !== undefined));
+  if (measured.length === 0)
+    return "_Not in the stored runs (they predate the feasibility fields); `npm run results` measures it._";
+  const tier = (p: SimReport, t: "iw-fast" | "iw-normal") =>
+    `${f(p.slo[t].infeasible, 0)} (${pct(p.slo[t].infeasibleShare)}) | ${pct(p.slo[t].attainment)} / ${pct(p.slo[t].attainmentFeasible)}`;
+  const out = [
+    "| workload | configuration | IW-fast infeasible | SLO IW-fast all / feasible | IW-normal infeasible | SLO IW-normal all / feasible | prompts beyond the profile |",
+    "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+  ];
+  for (const g of groups)
+    for (const r of g.runs) {
+      const p = r.report;
+      if (p.beyondProfile === undefined) {
+        out.push(`| ${g.workload} | ${r.name} | – | – | – | – | – |`);
+        continue;
+      }
+      const beyond = Object.entries(p.beyondProfile.byModel)
+        .filter(([, n]) => n > 0)
+        .map(([m, n]) => `${m} ${f(n, 0)}`)
+        .join(", ");
+      out.push(
+        `| ${g.workload} | ${r.name} | ${tier(p, "iw-fast")} | ${tier(p, "iw-normal")} | ${beyond || "none"} |`,
+      );
+    }
+  return out.join("\n");
+}
+
 function latencyTable(): string {
   const out = [
     "| configuration | tier | TTFT s p50 / p95 / p99 | TBT ms p50 / p95 / p99 | E2E s p50 / p95 / p99 |",
@@ -222,6 +259,7 @@ const doc = template
   .replaceAll("{{scaledRequests}}", scaled ? f(scaled.runs[0]!.report.requests.generated, 0) : "–")
   .replaceAll("{{floor}}", f(floorGpuHours(), 0))
   .replaceAll("{{latencyTable}}", latencyTable())
+  .replaceAll("{{feasibilityTable}}", feasibilityTable())
   .replaceAll("{{breakdownTable}}", breakdownTable())
   .replaceAll("{{plannerTable}}", plannerTable())
   .replaceAll("{{sensitivityTable}}", sensitivityTable())

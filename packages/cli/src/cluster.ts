@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { DashboardActor } from "@sageserve/dashboard";
+import { emulatorPromptTiming } from "@sageserve/engine-emulator";
 import { GatewayActor } from "@sageserve/gateway";
 import { PlannerActor, PlanningSnapshotSchema, preloadSolvers } from "@sageserve/planner";
 import { DEFAULT_SLO_TTFT_MS, describeIssues, SageError } from "@sageserve/protocol";
@@ -237,6 +238,8 @@ export async function startService(
       const d = new DashboardActor(await ctx("dashboard", "dashboard"), {
         port: spec.dashboard.port,
         host: spec.dashboard.host,
+        // The engines are emulators at this speed: the dashboard judges SLO feasibility by their timing.
+        promptTiming: emulatorPromptTiming(builtinPerformanceModel(), spec.engine.speedup),
       });
       actors.push(d);
       break;

@@ -97,8 +97,20 @@ export function formatStatus(s: ClusterStatus): string {
     for (const t of TIERS) {
       const v = o.tiers[t];
       const lat = v.ttftMs ? `TTFT p50/p99 ${v.ttftMs.p50}/${v.ttftMs.p99} ms` : "no requests yet";
+      // A dashboard older than the feasibility fields leaves them out.
+      const feasible = v.infeasible
+        ? `; ${v.infeasible} infeasible (${pct(v.infeasibleShare)}), ${pct(v.attainmentFeasible)} over feasible`
+        : "";
       out.push(
-        `  ${t.padEnd(10)} ${pct(v.attainment).padStart(9)}  ${String(v.completed).padStart(7)} done, ${v.failed} failed, ${lat}`,
+        `  ${t.padEnd(10)} ${pct(v.attainment).padStart(9)}  ${String(v.completed).padStart(7)} done, ${v.failed} failed, ${lat}${feasible}`,
+      );
+    }
+    if (o.feasibilityJudged === false)
+      out.push("SLO feasibility: not judged (the dashboard has no performance model)");
+    else if (o.feasibilityJudged) {
+      const beyond = Object.entries(o.beyondProfile ?? {});
+      out.push(
+        `prompts beyond the measured profile: ${beyond.length ? beyond.map(([m, n]) => `${m} ${n}`).join(", ") : "none"}`,
       );
     }
     out.push(`GPU-hours so far: ${o.gpuHours.toFixed(2)}`);

@@ -68,6 +68,8 @@ function row(r: SimReport): string[] {
     r.gpuHours.scalingOverhead.toFixed(1),
     `$${r.costUsd.toFixed(0)}`,
     ...(["iw-fast", "iw-normal", "niw"] as const).map((t) => `${(100 * r.slo[t].attainment).toFixed(2)}%`),
+    `${(100 * r.slo["iw-fast"].attainmentFeasible).toFixed(2)}%`,
+    String(r.slo["iw-fast"].infeasible + r.slo["iw-normal"].infeasible),
     (r.latencyMs["iw-fast"].ttft.p99 / 1000).toFixed(2),
     String(r.requests.dropped),
   ];
@@ -82,6 +84,8 @@ function table(reports: SimReport[]): string {
     "SLO iw-fast",
     "SLO iw-normal",
     "SLO niw",
+    "iw-fast feasible",
+    "IW infeasible",
     "TTFT p99 s",
     "dropped",
   ];

@@ -1,14 +1,21 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import {
+  countSlo,
   DEFAULT_SLO_TTFT_MS,
+  emptySloCounts,
   Heartbeat,
   type InstanceState,
   LoadReport,
+  metSlo,
   PAID_STATES,
   type Payload,
   Plan,
+  type PromptTiming,
+  promptVerdict,
   RegionStatus,
   RequestDone,
+  type SloCounts,
+  sloRates,
   TIERS,
   type Tier,
   validatePayload,
@@ -32,6 +39,12 @@ export interface DashboardOptions {
   sloTtftMs?: Partial<Record<"iw-fast" | "iw-normal", number>>;
   /** Write the summary to KV bucket `sage-observer`, key `summary`, this often (default 5 s; 0 = never). */
   summaryMs?: number;
+  /**
+   * Idle prefill times of the engines (the measured performance model): with it the dashboard judges
+   * each finished request's SLO feasibility on the GPU type its instance reported, and flags prompts
+   * beyond the measured profile. Without it every request counts as feasible.
+   */
+  promptTiming?: PromptTiming;
 }
 
 interface InstanceView {
@@ -54,6 +67,13 @@ export interface TierSummary {
   sloMet: number;
   /** sloMet / (completed + failed); null before the first request. */
   attainment: number | null;
+  /**
+   * Requests whose prompt the serving GPU type cannot prefill within the tier's TTFT target even on an
+   * idle instance, their share of the finished ones, and attainment over the others (null: none yet).
+   */
+  infeasible: number;
+  infeasibleShare: number | null;
+  attainmentFeasible: number | null;
   ttftMs: { p50: number; p99: number } | null;
   tbtMs: { p50: number; p99: number } | null;
 }
@@ -68,6 +88,7 @@ export interface DashboardPoint {
   tokensPerSecond: number;
   niwQueue: Record<string, number>;
   attainment: Record<Tier, number | null>;
+  attainmentFeasible: Record<Tier, number | null>;
   ttftP50: Record<Tier, number | null>;
   ttftP99: Record<Tier, number | null>;
   gpuHours: number;
@@ -78,6 +99,10 @@ export interface ClusterSummary {
   startedAtMs: number;
   gpuHours: number;
   tiers: Record<Tier, TierSummary>;
+  /** Whether SLO feasibility is judged (a performance model was given); if not, nothing is infeasible. */
+  feasibilityJudged: boolean;
+  /** Requests whose prompt is longer than the measured profile of its (model, GPU type), per model. */
+  beyondProfile: Record<string, number>;
   /** Instances by region → model → state. */
   instances: Record<string, Record<string, Partial<Record<InstanceState, number>>>>;
 }
@@ -119,7 +144,10 @@ export class DashboardActor extends Actor {
   private readonly gpusPerNode = new Map<string, number>();
   private readonly regions = new Map<string, Payload<typeof RegionStatus>>();
   private plan: Payload<typeof Plan> | null = null;
-  private readonly tiers = new Map<Tier, { completed: number; failed: number; sloMet: number }>();
+  private readonly tiers = new Map<Tier, { completed: number; failed: number; slo: SloCounts }>();
+  /** GPU type of each instance seen in a load report (kept after it goes stale; bounded). */
+  private readonly gpuByInstance = new Map<string, string>();
+  private readonly beyondProfile = new Map<string, number>();
   private readonly ttft = new Map<Tier, Window>();
   private readonly tbt = new Map<Tier, Window>();
   private readonly points: DashboardPoint[] = [];
@@ -135,7 +163,7 @@ export class DashboardActor extends Actor {
     super(ctx, { role: "dashboard", id: "dashboard", description: "live cluster view over HTTP" });
     this.slo = { ...DEFAULT_SLO_TTFT_MS, ...opts.sloTtftMs };
     for (const t of TIERS) {
-      this.tiers.set(t, { completed: 0, failed: 0, sloMet: 0 });
+      this.tiers.set(t, { completed: 0, failed: 0, slo: emptySloCounts() });
       this.ttft.set(t, new Window(opts.latencyWindow ?? 2_000));
       this.tbt.set(t, new Window(opts.latencyWindow ?? 2_000));
     }
@@ -176,6 +204,11 @@ export class DashboardActor extends Actor {
   }
 
   private onLoad(r: Payload<typeof LoadReport>): void {
+    if (!this.gpuByInstance.has(r.instanceId)) {
+      if (this.gpuByInstance.size >= 10_000)
+        this.gpuByInstance.delete(this.gpuByInstance.keys().next().value!);
+      this.gpuByInstance.set(r.instanceId, r.gpuType);
+    }
     const cur = this.instances.get(r.instanceId);
     if (cur && cur.atMs > r.atMs) return;
     this.instances.set(r.instanceId, {
@@ -195,6 +228,18 @@ export class DashboardActor extends Actor {
 
   private onDone(d: Payload<typeof RequestDone>): void {
     const t = this.tiers.get(d.tier)!;
+    const v = promptVerdict(
+      this.opts.promptTiming,
+      {
+        model: d.model,
+        gpuType: this.gpuByInstance.get(d.instanceId),
+        tier: d.tier,
+        inputTokens: d.inputTokens,
+      },
+      this.slo,
+    );
+    if (v.beyondProfile) this.beyondProfile.set(d.model, (this.beyondProfile.get(d.model) ?? 0) + 1);
+    countSlo(t.slo, metSlo(d, this.slo), v);
     if (d.outcome !== "ok") {
       t.failed++;
       return;
@@ -202,11 +247,6 @@ export class DashboardActor extends Actor {
     t.completed++;
     this.ttft.get(d.tier)!.add(d.ttftMs);
     this.tbt.get(d.tier)!.add(d.tbtMs);
-    const met =
-      d.tier === "niw"
-        ? d.deadlineMs === undefined || d.arrivalMs + d.e2eMs <= d.deadlineMs
-        : d.ttftMs <= this.slo[d.tier];
-    if (met) t.sloMet++;
   }
 
   private live(): InstanceView[] {
@@ -222,10 +262,12 @@ export class DashboardActor extends Actor {
 
   private tierSummary(tier: Tier): TierSummary {
     const t = this.tiers.get(tier)!;
-    const n = t.completed + t.failed;
     return {
-      ...t,
-      attainment: n > 0 ? t.sloMet / n : null,
+      completed: t.completed,
+      failed: t.failed,
+      sloMet: t.slo.sloMet,
+      infeasible: t.slo.infeasible,
+      ...sloRates(t.slo),
       ttftMs: this.ttft.get(tier)!.percentiles(),
       tbtMs: this.tbt.get(tier)!.percentiles(),
     };
@@ -272,6 +314,7 @@ export class DashboardActor extends Actor {
       tokensPerSecond: tps,
       niwQueue,
       attainment: per((s) => s.attainment),
+      attainmentFeasible: per((s) => s.attainmentFeasible),
       ttftP50: per((s) => s.ttftMs?.p50 ?? null),
       ttftP99: per((s) => s.ttftMs?.p99 ?? null),
       gpuHours: this.gpuHours,
@@ -294,6 +337,8 @@ export class DashboardActor extends Actor {
       startedAtMs: this.startedAtMs,
       gpuHours: this.gpuHours,
       tiers: this.tierSummaries(),
+      feasibilityJudged: this.opts.promptTiming !== undefined,
+      beyondProfile: Object.fromEntries([...this.beyondProfile].sort(([a], [b]) => a.localeCompare(b))),
       instances,
     };
   }

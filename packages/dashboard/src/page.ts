@@ -12,7 +12,7 @@ ${chartHead()}
 body{font-family:system-ui,sans-serif;margin:16px 24px;color:#222;background:#fff}
 h1{margin:0 0 4px}h2{margin:20px 0 6px;font-size:17px}.muted{color:#666;font-size:13px}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}.card{border:1px solid #ddd;border-radius:6px;padding:8px 12px;min-width:150px}
-.card b{display:block;font-size:20px}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:8px}
+.card b{display:block;font-size:20px}.card small{display:block;color:#666}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:8px}
 table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}td.num{text-align:right}
 </style></head><body>
 <h1>SageServe — live cluster</h1>
@@ -23,7 +23,8 @@ table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ccc;padding:
   <div id="c-niw"></div><div id="c-slo"></div>
   <div id="c-ttft"></div><div id="c-gpuh"></div>
 </div>
-<h2>Latency per tier (last requests)</h2><div id="latency"></div>
+<h2>SLO and latency per tier (latency over the last requests)</h2><div id="latency"></div>
+<p class="muted" id="feasibility"></p>
 <h2>Regions</h2><div id="regions"></div>
 <h2>Current plan and its forecast</h2><div id="plan"></div>
 <script>
@@ -45,8 +46,9 @@ function render(s) {
   const niw = s.regions.reduce((a, r) => a + r.endpoints.reduce((b, e) => b + e.niwQueueDepth, 0), 0);
   document.getElementById("cards").innerHTML = [
     ["requests finished", fmt(done, 0)], ["serving instances", fmt(serving, 0)], ["GPU-hours so far", fmt(s.gpuHours, 2)],
-    ["NIW queued", fmt(niw, 0)], ...TIERS.map((t) => ["SLO " + t, pct(s.tiers[t].attainment)]),
-  ].map(([k, v]) => '<div class="card">' + esc(k) + "<b>" + esc(v) + "</b></div>").join("");
+    ["NIW queued", fmt(niw, 0)],
+    ...TIERS.map((t) => ["SLO " + t, pct(s.tiers[t].attainment), s.tiers[t].infeasible ? "feasible only: " + pct(s.tiers[t].attainmentFeasible) : ""]),
+  ].map(([k, v, sub]) => '<div class="card">' + esc(k) + "<b>" + esc(v) + "</b>" + (sub ? "<small>" + esc(sub) + "</small>" : "") + "</div>").join("");
   const keys = [...new Set(pts.flatMap((p) => Object.keys(p.instances)))].sort();
   sageChart(document.getElementById("c-instances"), { title: "serving instances per model | region | GPU", time: true, x, maxWidth: 700,
     series: keys.map((k) => ({ label: k, values: pts.map((p) => p.instances[k] || 0) })) });
@@ -55,14 +57,21 @@ function render(s) {
   const regions = [...new Set(pts.flatMap((p) => Object.keys(p.niwQueue)))].sort();
   sageChart(document.getElementById("c-niw"), { title: "NIW queue depth per region", time: true, x, maxWidth: 700,
     series: regions.map((r) => ({ label: r, values: pts.map((p) => p.niwQueue[r] || 0) })) });
-  sageChart(document.getElementById("c-slo"), { title: "SLO attainment (%) per tier", time: true, x, maxWidth: 700, yRange: [0, 100],
-    series: TIERS.map((t) => ({ label: t, values: pts.map((p) => p.attainment[t] == null ? null : 100 * p.attainment[t]) })) });
+  const pctOf = (v) => v == null ? null : 100 * v;
+  sageChart(document.getElementById("c-slo"), { title: "SLO attainment (%) per tier: all requests / feasible ones", time: true, x, maxWidth: 700, yRange: [0, 100],
+    series: TIERS.flatMap((t) => [{ label: t, values: pts.map((p) => pctOf(p.attainment[t])) },
+      { label: t + " feasible", values: pts.map((p) => pctOf(p.attainmentFeasible ? p.attainmentFeasible[t] : null)), dash: true }]) });
   sageChart(document.getElementById("c-ttft"), { title: "TTFT p50 / p99 (ms) per tier", time: true, x, maxWidth: 700,
     series: TIERS.flatMap((t) => [{ label: t + " p50", values: pts.map((p) => p.ttftP50[t]) }, { label: t + " p99", values: pts.map((p) => p.ttftP99[t]), dash: true }]) });
   sageChart(document.getElementById("c-gpuh"), { title: "GPU-hours so far", time: true, x, maxWidth: 700,
     series: [{ label: "GPU-hours", values: pts.map((p) => p.gpuHours) }] });
-  document.getElementById("latency").innerHTML = table(["tier", "completed", "failed", "SLO", "TTFT p50 ms", "TTFT p99 ms", "TBT p50 ms", "TBT p99 ms"],
-    TIERS.map((t) => { const v = s.tiers[t]; return [t, v.completed, v.failed, pct(v.attainment), v.ttftMs ? v.ttftMs.p50 : "–", v.ttftMs ? v.ttftMs.p99 : "–", v.tbtMs ? v.tbtMs.p50 : "–", v.tbtMs ? v.tbtMs.p99 : "–"]; }));
+  document.getElementById("latency").innerHTML = table(["tier", "completed", "failed", "SLO (all)", "infeasible", "SLO (feasible)", "TTFT p50 ms", "TTFT p99 ms", "TBT p50 ms", "TBT p99 ms"],
+    TIERS.map((t) => { const v = s.tiers[t]; return [t, v.completed, v.failed, pct(v.attainment), v.infeasible + " (" + pct(v.infeasibleShare) + ")", pct(v.attainmentFeasible), v.ttftMs ? v.ttftMs.p50 : "–", v.ttftMs ? v.ttftMs.p99 : "–", v.tbtMs ? v.tbtMs.p50 : "–", v.tbtMs ? v.tbtMs.p99 : "–"]; }));
+  const beyond = Object.entries(s.beyondProfile || {});
+  document.getElementById("feasibility").textContent = !s.feasibilityJudged
+    ? "SLO feasibility not judged (no performance model given): every request counts as feasible."
+    : "Infeasible: the prompt alone, on an idle instance of the GPU type that served it, prefills slower than the tier's TTFT target. " +
+      "Prompts beyond the measured profile: " + (beyond.length ? beyond.map(([m, n]) => m + " " + n).join(", ") : "none") + ".";
   document.getElementById("regions").innerHTML = table(["region", "model", "instances by state", "KV util", "NIW queued"],
     s.regions.flatMap((r) => r.endpoints.map((e) => [r.region, e.model,
       Object.entries(e.instances).map(([k, n]) => k + " " + n).join(", ") || "none", pct(e.memoryUtilization), e.niwQueueDepth])));

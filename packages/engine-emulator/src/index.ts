@@ -1,3 +1,4 @@
 export * from "./engine.js";
 export * from "./openai.js";
 export * from "./server.js";
+export * from "./timing.js";

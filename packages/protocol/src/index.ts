@@ -6,4 +6,5 @@ export * from "./errors.js";
 export * from "./message.js";
 export * from "./messages.js";
 export * from "./messages-control.js";
+export * from "./slo.js";
 export * from "./subject.js";

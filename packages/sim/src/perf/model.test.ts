@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { promptVerdict } from "@sageserve/protocol";
 import { describe, expect, it } from "vitest";
 import { builtinPerformanceModel } from "./builtin.js";
 import { fitProfiles, interpolate, type PerfRow, parsePerfCsv } from "./fit.js";
@@ -123,6 +124,22 @@ describe("performance model, validated against held-back measurements", () => {
     expect(pm.latencyEligible("llama2-70b", gpus, 4_096, 60_000)).toEqual(["h100", "a100"]);
     expect(pm.latencyEligible("bloom-176b", gpus, 8_000, 100)).toEqual(["h100"]);
     expect(pm.latencyEligible("bloom-176b", ["tpu"], 1_000, 1_000)).toEqual([]);
+  });
+
+  it("says how far each profile measured prompts, and judges SLO feasibility by idle prefill", () => {
+    const pm = builtinPerformanceModel();
+    for (const m of ["llama2-70b", "bloom-176b", "llama3.1-8b", "llama3.2-3b"])
+      for (const g of pm.gpusFor(m)) expect(pm.measuredPromptTokens(m, g), `${m} ${g}`).toBe(8_192);
+    // A 9,000-token llama2-70b prompt, extrapolated from the last measured segment (4,096 → 8,192):
+    // H100 844.885 + (844.885 − 390.291) × 808 / 4,096 = 934.56 ms: within IW-fast's 1 s;
+    // A100 1,549.82 + (1,549.82 − 661.222) × 808 / 4,096 = 1,725.11 ms: not even on an idle instance.
+    expect(pm.prefillMs("llama2-70b", "h100", 9_000)).toBeCloseTo(934.56, 1);
+    expect(pm.prefillMs("llama2-70b", "a100", 9_000)).toBeCloseTo(1_725.11, 1);
+    const r = { model: "llama2-70b", tier: "iw-fast" as const, inputTokens: 9_000 };
+    expect(promptVerdict(pm, { ...r, gpuType: "h100" })).toEqual({ infeasible: false, beyondProfile: true });
+    expect(promptVerdict(pm, { ...r, gpuType: "a100" })).toEqual({ infeasible: true, beyondProfile: true });
+    expect(promptVerdict(pm, { ...r, tier: "iw-normal", gpuType: "a100" }).infeasible).toBe(false);
+    expect(promptVerdict(pm, { ...r, inputTokens: 8_192, gpuType: "a100" }).beyondProfile).toBe(false);
   });
 
   it("rejects an unknown model with a typed error", () => {

@@ -1,4 +1,4 @@
-import { SageError } from "@sageserve/protocol";
+import { type PromptTiming, SageError } from "@sageserve/protocol";
 import { GPUS, gpuSpec, kvBytesPerToken, MODELS, modelSpec } from "../catalog.js";
 import { type Curve, type FittedProfile, interpolate } from "./fit.js";
 
@@ -38,7 +38,7 @@ function batchPrefillMs(c: { prefill: Curve; batch: Curve }, p: number, b: numbe
  * profiles: prefill time by prompt tokens in the batch, decode-iteration time by
  * batch size, KV capacity from the model's shape and the VM's memory.
  */
-export class PerformanceModel {
+export class PerformanceModel implements PromptTiming {
   private readonly byKey = new Map<string, { prefill: Curve; batch: Curve; decode: Curve }>();
 
   constructor(readonly table: ProfileTable) {
@@ -89,6 +89,14 @@ export class PerformanceModel {
   /** Prefill of `batch` prompts of `promptTokens` each (batch 1: one prompt). */
   prefillMs(model: string, gpu: string, promptTokens: number, batch = 1): number {
     return batchPrefillMs(this.curves(model, gpu), promptTokens, batch);
+  }
+
+  /**
+   * The longest prompt the profile of (model, GPU) measured (the prefill curve's last point: 8,192
+   * tokens for every built-in profile). Longer prompts are timed by extrapolating the last segment.
+   */
+  measuredPromptTokens(model: string, gpu: string): number {
+    return this.curves(model, gpu).prefill.x.at(-1) ?? 0;
   }
 
   decodeIterMs(model: string, gpu: string, batchSize: number): number {

@@ -1,4 +1,16 @@
-import { DEFAULT_SLO_TTFT_MS, type Payload, RequestDone, TIERS, type Tier } from "@sageserve/protocol";
+import {
+  countSlo,
+  DEFAULT_SLO_TTFT_MS,
+  emptySloCounts,
+  metSlo,
+  type Payload,
+  type PromptTiming,
+  promptVerdict,
+  RequestDone,
+  type SloCounts,
+  TIERS,
+  type Tier,
+} from "@sageserve/protocol";
 import { Actor, type ActorContext } from "@sageserve/runtime";
 import { LogHistogram } from "../engine/histogram.js";
 
@@ -9,10 +21,17 @@ export interface SloTargets {
 
 export const DEFAULT_SLO: SloTargets = { ttftMs: { ...DEFAULT_SLO_TTFT_MS } };
 
+/** How the collector judges SLO feasibility: the performance model and the GPU type of each instance. */
+export interface FeasibilityJudge {
+  timing: PromptTiming;
+  gpuOf(instanceId: string): string | undefined;
+}
+
 interface TierStats {
   completed: number;
   failed: number;
-  sloMet: number;
+  /** Finished, met, infeasible (idle prefill over the target) and met among the feasible. */
+  slo: SloCounts;
   ttft: LogHistogram;
   tbt: LogHistogram;
   e2e: LogHistogram;
@@ -25,17 +44,20 @@ export class MetricsCollector extends Actor {
   /** Request ids seen (only with trackIds: costs memory on multi-million-request runs). */
   readonly doneIds = new Set<string>();
   duplicates = 0;
+  /** Requests whose prompt is longer than the measured profile of the (model, GPU) that served it, per model (every model seen, 0 included). */
+  readonly beyondProfile = new Map<string, number>();
 
   constructor(
     ctx: ActorContext,
-    private readonly slo: SloTargets = DEFAULT_SLO,
+    readonly slo: SloTargets = DEFAULT_SLO,
     private readonly trackIds = false,
+    private readonly judge?: FeasibilityJudge,
   ) {
     super(ctx, { role: "sim-metrics", id: "sim-metrics" });
     const mk = (): TierStats => ({
       completed: 0,
       failed: 0,
-      sloMet: 0,
+      slo: emptySloCounts(),
       ttft: new LogHistogram(),
       tbt: new LogHistogram(),
       e2e: new LogHistogram(),
@@ -57,6 +79,14 @@ export class MetricsCollector extends Actor {
       this.doneIds.add(d.requestId);
     }
     const t = this.tiers[d.tier];
+    const verdict = promptVerdict(
+      this.judge?.timing,
+      { model: d.model, gpuType: this.judge?.gpuOf(d.instanceId), tier: d.tier, inputTokens: d.inputTokens },
+      this.slo.ttftMs,
+    );
+    this.beyondProfile.set(d.model, (this.beyondProfile.get(d.model) ?? 0) + (verdict.beyondProfile ? 1 : 0));
+    const met = metSlo(d, this.slo.ttftMs);
+    countSlo(t.slo, met, verdict);
     if (d.outcome !== "ok") {
       t.failed++;
       if (d.tier === "niw") t.deadlineMisses++;
@@ -66,11 +96,7 @@ export class MetricsCollector extends Actor {
     t.ttft.add(d.ttftMs);
     t.tbt.add(d.tbtMs);
     t.e2e.add(d.e2eMs);
-    if (d.tier === "niw") {
-      const met = d.deadlineMs === undefined || d.arrivalMs + d.e2eMs <= d.deadlineMs;
-      if (met) t.sloMet++;
-      else t.deadlineMisses++;
-    } else if (d.ttftMs <= this.slo.ttftMs[d.tier]) t.sloMet++;
+    if (d.tier === "niw" && !met) t.deadlineMisses++;
   }
 
   get finished(): number {

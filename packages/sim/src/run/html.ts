@@ -36,6 +36,33 @@ ${TIERS.map((t) => `<tr><td>${t}</td><td class="num">${r.slo[t].completed}</td><
 </tbody></table>`;
 }
 
+/**
+ * SLO feasibility: attainment over all requests and over those whose prompt the serving GPU type could
+ * prefill within the target on an idle instance, and prompts beyond the measured profiles.
+ */
+function feasibilityTables(reports: SimReport[]): string {
+  const slo = reports.flatMap((r) =>
+    TIERS.map((t) => {
+      const s = r.slo[t];
+      return `<tr><td>${esc(r.policy)}</td><td>${t}</td><td>${esc(s.target)}</td><td class="num">${fmt(100 * s.attainment, 2)} %</td>
+<td class="num">${s.infeasible.toLocaleString("en-US")} (${fmt(100 * s.infeasibleShare, 2)} %)</td><td class="num">${fmt(100 * s.attainmentFeasible, 2)} %</td></tr>`;
+    }),
+  );
+  const beyond = reports.flatMap((r) =>
+    Object.entries(r.beyondProfile.byModel).map(
+      ([m, n]) =>
+        `<tr><td>${esc(r.policy)}</td><td>${esc(m)}</td><td class="num">${(r.beyondProfile.measuredPromptTokens[m] ?? 0).toLocaleString("en-US")}</td><td class="num">${n.toLocaleString("en-US")}</td></tr>`,
+    ),
+  );
+  return `<p>A request is <em>infeasible</em> when its prompt alone, on an idle instance of the GPU type that served it,
+takes longer to prefill than its tier's TTFT target (the performance model's idle prefill time): no scheduling could have met it.</p>
+<table><thead><tr><th>policy</th><th>tier</th><th>target</th><th>SLO over all requests</th><th>infeasible (share)</th><th>SLO over feasible requests</th></tr></thead>
+<tbody>${slo.join("\n")}</tbody></table>
+<p>Prompts longer than the measured profile of the model and GPU type that served them (their timing is extrapolated):</p>
+<table><thead><tr><th>policy</th><th>model</th><th>measured up to (tokens)</th><th>requests beyond</th></tr></thead>
+<tbody>${beyond.join("\n")}</tbody></table>`;
+}
+
 export function renderReportHtml(reports: SimReport[], title?: string): string {
   const heading =
     title ??
@@ -58,6 +85,7 @@ td.num{text-align:right}.bar{height:4px;background:#3b82f6;margin-top:2px}h2{mar
 <h1>SageServe simulation: ${esc(heading)}</h1>
 <p>Seed ${reports[0]?.seed}, ${fmt(reports[0]?.simulatedHours ?? 0)} simulated hours, ${reports[0]?.requests.generated.toLocaleString("en-US")} requests.</p>
 <h2>GPU-hours and SLOs by policy</h2>${summaryTable(reports)}
+<h2>SLO feasibility</h2>${feasibilityTables(reports)}
 <h2>Instances over time (paid VMs)</h2><div id="instances"></div>
 <h2>Load vs capacity</h2><p>Requests finished per 15 minutes against paid VMs, all models and regions.</p><div id="load"></div>
 <h2>Latency percentiles</h2>${reports.map(latencyTable).join("\n")}

@@ -1,9 +1,10 @@
 import type { PlannerActor } from "@sageserve/planner";
-import { TIERS, type Tier } from "@sageserve/protocol";
+import { sloRates, TIERS, type Tier } from "@sageserve/protocol";
 import type { RegionAgentActor } from "@sageserve/region-agent";
 import type { RouterActor } from "@sageserve/router";
 import { GPUS } from "../catalog.js";
 import type { LogHistogram } from "../engine/histogram.js";
+import type { PerformanceModel } from "../perf/model.js";
 import type { SimFleet } from "../world/fleet.js";
 import type { LedgerKey } from "../world/ledger.js";
 import type { MetricsCollector } from "./collector.js";
@@ -21,6 +22,21 @@ export interface Percentiles {
   p95: number;
   p99: number;
   mean: number;
+}
+
+export interface TierSlo {
+  /** Share of finished requests (completed + failed) that met the SLO: over all requests. */
+  attainment: number;
+  completed: number;
+  target: string;
+  /**
+   * Requests whose prompt misses the TTFT target even alone on an idle instance of the GPU type that
+   * served it (idle prefill > target; NIW: none), and their share of the finished ones.
+   */
+  infeasible: number;
+  infeasibleShare: number;
+  /** Attainment over the feasible requests only (1 when there are none). */
+  attainmentFeasible: number;
 }
 
 export interface SimReport {
@@ -45,7 +61,17 @@ export interface SimReport {
   };
   costUsd: number;
   scalingActions: Record<string, number>;
-  slo: Record<Tier, { attainment: number; completed: number; target: string }>;
+  slo: Record<Tier, TierSlo>;
+  /**
+   * Prompts longer than the measured profile of the (model, GPU) that served them, whose timing is an
+   * extrapolation: requests per model, and how far each model's profiles measured (the shortest
+   * range over its GPU types).
+   */
+  beyondProfile: {
+    total: number;
+    byModel: Record<string, number>;
+    measuredPromptTokens: Record<string, number>;
+  };
   latencyMs: Record<Tier, { ttft: Percentiles; tbt: Percentiles; e2e: Percentiles }>;
   /** TTFT distribution per tier: [percentile, ms] pairs (latency CDF plots). */
   ttftCdf: Record<Tier, [number, number][]>;
@@ -97,6 +123,7 @@ export function buildReport(x: {
   bins: TimeseriesBin[];
   actors: { stats(): { publishFailures: number; handlerErrors: number; rejected: number } }[];
   planner?: PlannerActor;
+  perf: PerformanceModel;
 }): SimReport {
   const { collector: c, fleet } = x;
   const L = fleet.ledger;
@@ -126,17 +153,11 @@ export function buildReport(x: {
   for (const a of x.agents)
     for (const [k, v] of Object.entries(a.actions)) actions[k] = (actions[k] ?? 0) + v;
 
-  const slo = {} as SimReport["slo"];
+  const slo = sloSection(c);
   const latencyMs = {} as SimReport["latencyMs"];
   const ttftCdf = {} as SimReport["ttftCdf"];
   for (const t of TIERS) {
     const s = c.tiers[t];
-    const n = s.completed + s.failed;
-    slo[t] = {
-      attainment: n ? r4(s.sloMet / n) : 1,
-      completed: s.completed,
-      target: t === "niw" ? "done by deadline" : `TTFT ≤ ${t === "iw-fast" ? "1 s" : "60 s"}`,
-    };
     latencyMs[t] = { ttft: pct(s.ttft), tbt: pct(s.tbt), e2e: pct(s.e2e) };
     ttftCdf[t] = [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9].map((p) => [
       p,
@@ -169,6 +190,7 @@ export function buildReport(x: {
     costUsd: Math.round(costUsd * 100) / 100,
     scalingActions: sorted(actions),
     slo,
+    beyondProfile: beyondProfileSection(c, x.perf),
     latencyMs,
     ttftCdf,
     niw: {
@@ -186,6 +208,40 @@ export function buildReport(x: {
     timeseries: { binMinutes: 15, bins: x.bins },
     ...(x.planner ? { planner: plannerSummary(x.planner) } : {}),
   };
+}
+
+/** Seconds without trailing zeros: 1000 → "1 s", 60000 → "60 s", 1500 → "1.5 s". */
+const seconds = (ms: number): string => `${r4(ms / 1000)} s`;
+
+/** SLO attainment per tier, over all requests and over the feasible ones, with the targets the run used. */
+export function sloSection(c: Pick<MetricsCollector, "tiers" | "slo">): SimReport["slo"] {
+  const slo = {} as SimReport["slo"];
+  for (const t of TIERS) {
+    const s = c.tiers[t];
+    const r = sloRates(s.slo);
+    slo[t] = {
+      attainment: r4(r.attainment ?? 1),
+      completed: s.completed,
+      target: t === "niw" ? "done by deadline" : `TTFT ≤ ${seconds(c.slo.ttftMs[t])}`,
+      infeasible: s.slo.infeasible,
+      infeasibleShare: r4(r.infeasibleShare ?? 0),
+      attainmentFeasible: r4(r.attainmentFeasible ?? 1),
+    };
+  }
+  return slo;
+}
+
+export function beyondProfileSection(
+  c: Pick<MetricsCollector, "beyondProfile">,
+  perf: PerformanceModel,
+): SimReport["beyondProfile"] {
+  const byModel = sorted(Object.fromEntries(c.beyondProfile));
+  const measuredPromptTokens: Record<string, number> = {};
+  for (const m of Object.keys(byModel)) {
+    const ranges = perf.gpusFor(m).map((g) => perf.measuredPromptTokens(m, g));
+    if (ranges.length) measuredPromptTokens[m] = Math.min(...ranges);
+  }
+  return { total: Object.values(byModel).reduce((a, n) => a + n, 0), byModel, measuredPromptTokens };
 }
 
 function plannerSummary(p: PlannerActor): NonNullable<SimReport["planner"]> {

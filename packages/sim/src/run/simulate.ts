@@ -194,7 +194,11 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     siloed,
   );
 
-  const collector = new MetricsCollector(ctx("metrics"), opts.slo ?? DEFAULT_SLO, opts.trackIds ?? false);
+  // SLO feasibility is judged on the GPU type that served each request (the fleet is built below).
+  const collector = new MetricsCollector(ctx("metrics"), opts.slo ?? DEFAULT_SLO, opts.trackIds ?? false, {
+    timing: perf,
+    gpuOf: (instanceId) => fleet.gpuOf(instanceId),
+  });
   const router = new RouterActor(ctx("router"), {
     regions: [...workload.regions],
     models: [...workload.models],
@@ -330,6 +334,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     bins,
     actors: [replayer, fleet, ...agents, ...planners, router, collector],
     ...(planner ? { planner } : {}),
+    perf,
   });
   return {
     report,

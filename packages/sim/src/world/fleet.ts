@@ -108,6 +108,8 @@ export class SimFleet extends Actor {
   /** Must stay 0: a completion on a VM that was not serving. */
   servedWhileNotServing = 0;
   readonly tokensByTier = new Map<string, Record<string, number>>();
+  /** GPU type of every instance ever created (kept after release: a late RequestDone still names it). */
+  private readonly gpuByInstance = new Map<string, string>();
 
   constructor(
     ctx: ActorContext,
@@ -191,7 +193,13 @@ export class SimFleet extends Actor {
     };
     this.vms.set(nodeId, vm);
     this.byInstance.set(vm.instanceId, vm);
+    this.gpuByInstance.set(vm.instanceId, gpu);
     return vm;
+  }
+
+  /** The GPU type of an instance this fleet created (the metrics judge SLO feasibility by it). */
+  gpuOf(instanceId: string): string | undefined {
+    return this.gpuByInstance.get(instanceId);
   }
 
   private newInstance(vm: Vm): Instance {
