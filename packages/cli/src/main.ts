@@ -150,7 +150,11 @@ simOptions(
     .description(
       "Replay a scenario or trace through the real actors on virtual time; writes report.json, run.json, report.html",
     )
-    .requiredOption("-p, --policy <name>", `policy: ${POLICY_NAMES.join(", ")}`),
+    .requiredOption("-p, --policy <name>", `policy: ${POLICY_NAMES.join(", ")}`)
+    .option(
+      "--trace-slow <file.jsonl>",
+      "write one JSON line per request that missed its TTFT target: model, region, instance, GPU, and where the time went (router, instance queue, prefill, preemptions)",
+    ),
 ).action(async (opts) => {
   process.exitCode = await simCommand(opts.policy, opts);
 });

@@ -1,4 +1,5 @@
-import { describeIssues, isSageError } from "@sageserve/protocol";
+import { closeSync, openSync, writeSync } from "node:fs";
+import { describeIssues, isSageError, SageError } from "@sageserve/protocol";
 import {
   checkPolicy,
   loadSimConfig,
@@ -6,6 +7,7 @@ import {
   runSimulation,
   type SimReport,
   type SimResult,
+  type SlowRequest,
   TraceError,
   writeComparison,
   writeReports,
@@ -22,6 +24,8 @@ export interface SimCliOptions {
   validate?: boolean;
   progress?: boolean;
   config?: string;
+  /** JSONL file: one record per request that missed its TTFT target (sim only). */
+  traceSlow?: string;
 }
 
 async function runOne(policy: string, o: SimCliOptions, label: string): Promise<SimResult> {
@@ -37,6 +41,7 @@ async function runOne(policy: string, o: SimCliOptions, label: string): Promise<
           cliProgress.Presets.shades_classic,
         );
   const cfg = o.config ? loadSimConfig(o.config) : {};
+  const trace = o.traceSlow ? lineWriter(o.traceSlow) : undefined;
   bar?.start(100, 0, { hours: 0, generated: 0 });
   try {
     return await runSimulation({
@@ -50,6 +55,7 @@ async function runOne(policy: string, o: SimCliOptions, label: string): Promise<
       seed: o.seed,
       ...(o.scale ? { scale: o.scale } : {}),
       validate: o.validate ?? true,
+      ...(trace ? { traceSlow: (r: SlowRequest) => trace.write(r) } : {}),
       onProgress: (p) =>
         bar?.update(Math.min(100, Math.round((100 * p.simulatedMs) / Math.max(1, p.durationMs))), {
           hours: (p.simulatedMs / 3_600_000).toFixed(1),
@@ -58,7 +64,36 @@ async function runOne(policy: string, o: SimCliOptions, label: string): Promise<
     });
   } finally {
     bar?.stop();
+    trace?.close();
   }
+}
+
+/** JSON lines to a file, written in blocks (a 10× day can trace hundreds of thousands of requests). */
+function lineWriter(path: string): { write(x: unknown): void; close(): void; count: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, "w");
+  } catch (e) {
+    throw new SageError("CONFIG", `--trace-slow: cannot write ${path}: ${(e as Error).message}`);
+  }
+  let buf: string[] = [];
+  const flush = () => {
+    if (buf.length) writeSync(fd, `${buf.join("\n")}\n`);
+    buf = [];
+  };
+  const w = {
+    count: 0,
+    write(x: unknown) {
+      buf.push(JSON.stringify(x));
+      w.count++;
+      if (buf.length >= 4096) flush();
+    },
+    close() {
+      flush();
+      closeSync(fd);
+    },
+  };
+  return w;
 }
 
 function row(r: SimReport): string[] {

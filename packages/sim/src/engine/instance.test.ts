@@ -46,10 +46,12 @@ describe("Instance v2 (vLLM V1-like steps, analytic)", () => {
     const done: Completion[] = [];
     inst.step(64, done);
     expect(r.firstTokenMs).toBeUndefined();
-    expect(inst.nextEventMs()).toBe(100); // second chunk: 36 tokens
-    inst.step(100, done);
-    expect(r.firstTokenMs).toBe(100);
-    expect(done.map((d) => d.doneMs)).toEqual([100]); // one output token: done with the prefill
+    // Second chunk: 36 tokens, plus its attention to the 64 already computed — the curve's excess over
+    // linear, g(100) − g(64) − g(36) + g(1) = 1 ms here: the fixed cost of one more step.
+    expect(inst.nextEventMs()).toBe(101);
+    inst.step(101, done);
+    expect(r.firstTokenMs).toBe(101);
+    expect(done.map((d) => d.doneMs)).toEqual([101]); // one output token: done with the prefill
   });
 
   it("keeps decoding during a prefill (chunked prefill), each step costing max(decode, compute)", () => {
@@ -61,12 +63,13 @@ describe("Instance v2 (vLLM V1-like steps, analytic)", () => {
     const b = req("b", { inputTokens: 100, outputTokens: 2 });
     inst.submit(b, 30);
     expect(inst.generated("a")).toBe(3); // tokens at 10, 20, 30
-    // Step 1: a's decode token + 63 of b's prompt → max(10, 64) = 64 ms; step 2: 1 + 37 → 38 ms.
+    // Step 1: a's decode token + 63 of b's prompt → max(10, 64) = 64 ms; step 2: 1 + 37 tokens + 1 ms
+    // for continuing b's prompt → 39 ms.
     expect(inst.nextEventMs()).toBe(94);
     run(inst, 94);
     expect(inst.generated("a")).toBe(4);
-    run(inst, 132);
-    expect(b.firstTokenMs).toBe(132);
+    run(inst, 133);
+    expect(b.firstTokenMs).toBe(133);
     expect(inst.generated("a")).toBe(5); // a was never paused
   });
 

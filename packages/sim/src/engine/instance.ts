@@ -22,7 +22,9 @@ import type { Tier } from "@sageserve/protocol";
  *   arrival alone.
  * - **Step time** (a roofline reading of the measured profiles): a step costs the larger of the decode
  *   iteration of its decoding batch (memory-bound: weights + KV read) and the prefill of all the tokens
- *   it computes (compute-bound: prefill chunk tokens + one per decoding request).
+ *   it computes (compute-bound: prefill chunk tokens + one per decoding request), where a chunk that
+ *   continues a prompt also pays its attention to the context already computed (the measured curve's
+ *   excess over linear), so chunking does not make a long prompt cheaper than prefilling it whole.
  */
 export interface InstanceRequest {
   id: string;
@@ -32,6 +34,8 @@ export interface InstanceRequest {
   inputTokens: number;
   outputTokens: number;
   deadlineMs?: number;
+  /** When the instance received it (after the router's hold and the hop). */
+  receivedMs?: number;
   /** Set by the instance: first admission (its prefill started). */
   admittedMs?: number;
   /** Set by the instance. */
@@ -621,7 +625,13 @@ export class Instance {
     this.stepSeqs = chunks.filter((s) => s.chunk > 0);
     if (prefillTokens > 0) {
       const decodeMs = this.nDecoding > 0 ? this.timing.decodeIterMs(this.nDecoding) : 0;
-      const computeMs = this.timing.prefillMs(prefillTokens + this.nDecoding, 1);
+      const g = (x: number) => this.timing.prefillMs(x, 1);
+      // One pass over every token of the step, plus, for a chunk that continues a prompt, what its
+      // attention to the context already computed adds (the curve's excess over linear): a prompt
+      // prefilled in k chunks costs what it costs whole, plus the fixed cost of k - 1 more steps.
+      let computeMs = g(prefillTokens + this.nDecoding);
+      for (const s of this.stepSeqs)
+        if (s.computed > 0) computeMs += Math.max(0, g(s.computed + s.chunk) - g(s.computed) - g(s.chunk) + g(1));
       this.stepEndMs = nowMs + Math.max(decodeMs, computeMs);
       this.iterMs = Number.NaN;
       this.runOutIter = Number.POSITIVE_INFINITY;

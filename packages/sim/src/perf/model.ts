@@ -99,6 +99,20 @@ export class PerformanceModel implements PromptTiming {
     return this.curves(model, gpu).prefill.x.at(-1) ?? 0;
   }
 
+  /**
+   * An engine step's token budget (vLLM's `max_num_batched_tokens`) that keeps a full step within
+   * `stepMs`: the largest multiple of 256 tokens in [min, max] whose prefill fits. A step carries the
+   * prefill chunks of several requests, and an arrival waits for the step under way and then for its own
+   * step, so the budget bounds the queueing part of TTFT: with vLLM's 8,192 a bloom-176b step on H100
+   * takes 1.5 s, more than the whole IW-fast target. Operators set this flag per deployment; this is
+   * SageServe's default for it (docs/simulator.md).
+   */
+  stepTokenBudget(model: string, gpu: string, stepMs = 250, min = 512, max = 8_192): number {
+    let best = min;
+    for (let b = min; b <= max; b += 256) if (this.prefillMs(model, gpu, b) <= stepMs) best = b;
+    return best;
+  }
+
   decodeIterMs(model: string, gpu: string, batchSize: number): number {
     return interpolate(this.curves(model, gpu).decode, Math.max(1, batchSize));
   }

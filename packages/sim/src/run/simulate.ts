@@ -14,7 +14,7 @@ import { builtinPerformanceModel } from "../perf/builtin.js";
 import type { PerformanceModel } from "../perf/model.js";
 import { resolveWorkload, withBurst } from "../workload/index.js";
 import type { SimRequest, Workload } from "../workload/types.js";
-import { type FleetTimings, SimFleet } from "../world/fleet.js";
+import { type FleetTimings, SimFleet, type SlowRequest } from "../world/fleet.js";
 import { DEFAULT_SLO, MetricsCollector, type SloTargets } from "./collector.js";
 import type { SimConfig } from "./config.js";
 import { TraceReplayer } from "./replayer.js";
@@ -49,8 +49,15 @@ export interface SimOptions {
   regionAgent?: SimConfig["regionAgent"];
   /** Most of an instance's KV cache batch requests may hold (default 1: no limit). */
   niwKvShare?: number;
-  /** Tokens per engine step on every simulated instance (vLLM's max_num_batched_tokens, default 8,192). */
+  /**
+   * Tokens per engine step on every simulated instance (vLLM's max_num_batched_tokens); default: per
+   * (model, GPU), the most tokens whose prefill takes ≤ `stepBudgetMs`.
+   */
   maxPrefillTokens?: number;
+  /** Called for every request that missed its tier's TTFT target, with where its time went. */
+  traceSlow?: (r: SlowRequest) => void;
+  /** Longest engine step the default token budget allows (ms, default 250). */
+  stepBudgetMs?: number;
   /** KV block size of every simulated instance (vLLM's block_size, default 16). */
   blockSize?: number;
   /** Engine queue order on every simulated instance: "priority" (default) or "fcfs". */
@@ -230,6 +237,10 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     ...(opts.supply ? { supply: opts.supply } : {}),
     ...(opts.maxPrefillTokens ? { maxPrefillTokens: opts.maxPrefillTokens } : {}),
     ...(opts.niwKvShare !== undefined ? { niwKvShare: opts.niwKvShare } : {}),
+    ...(opts.stepBudgetMs ? { stepBudgetMs: opts.stepBudgetMs } : {}),
+    ...(opts.traceSlow
+      ? { traceSlow: { ttftMs: (opts.slo ?? DEFAULT_SLO).ttftMs, write: opts.traceSlow } }
+      : {}),
     ...(opts.blockSize ? { blockSize: opts.blockSize } : {}),
     ...(opts.scheduling ? { scheduling: opts.scheduling } : {}),
     ...(opts.outages ? { outages: opts.outages } : {}),

@@ -37,10 +37,36 @@ export interface FleetTimings {
  */
 export const DEFAULT_MAX_PREFILL_TOKENS = DEFAULT_MAX_BATCHED_TOKENS;
 
+/** Longest engine step (ms) the default token budget allows: a quarter of the IW-fast TTFT target. */
+export const DEFAULT_STEP_BUDGET_MS = 250;
+
 /** Sequences one instance runs at once (vLLM's max_num_seqs; reported as LoadReport.maxRunning). */
 export const DEFAULT_MAX_BATCH = DEFAULT_MAX_NUM_SEQS;
 
 export const DEFAULT_TIMINGS: FleetTimings = { spinUpMs: 155_000, reclaimMs: 65_000, swapMs: 150_000 };
+
+/** A request that missed its TTFT target, and where its time went (ms). */
+export interface SlowRequest {
+  id: string;
+  tier: string;
+  model: string;
+  region: string;
+  gpu: string;
+  instanceId: string;
+  inputTokens: number;
+  outputTokens: number;
+  arrivalMs: number;
+  /** Arrival → the instance received it: the router's hold, re-routes and the hop. */
+  routerMs: number;
+  /** Received → admitted to the engine (first prefill chunk scheduled): the instance's queue. */
+  queueMs: number;
+  /** Admitted → first token: prefill steps (shared with other requests' chunks and decodes), recompute. */
+  prefillMs: number;
+  ttftMs: number;
+  preemptions: number;
+  /** This prompt's prefill alone on an idle instance of this (model, GPU). */
+  idlePrefillMs: number;
+}
 
 export interface FleetOptions {
   perf: PerformanceModel;
@@ -55,8 +81,18 @@ export interface FleetOptions {
   maxBatch?: number;
   /** Most of an instance's KV cache batch (NIW) requests may hold (default 1: no limit). */
   niwKvShare?: number;
-  /** Tokens per engine step (vLLM's max_num_batched_tokens); default 8,192. */
+  /** Tokens per engine step (vLLM's max_num_batched_tokens); default: from `stepBudgetMs`. */
   maxPrefillTokens?: number;
+  /**
+   * Without `maxPrefillTokens`, each instance's step budget is the most tokens whose prefill takes at
+   * most this long on its (model, GPU) (`PerformanceModel.stepTokenBudget`; default 250 ms).
+   */
+  stepBudgetMs?: number;
+  /**
+   * Requests whose first token came later than their tier's TTFT target, one record each, with where
+   * the time went (`sageserve sim --trace-slow`).
+   */
+  traceSlow?: { ttftMs: Partial<Record<string, number>>; write(r: SlowRequest): void };
   /** Tokens per KV block (vLLM's block_size); default 16. */
   blockSize?: number;
   /** Engine queue order: "priority" (tiers, default) or "fcfs" (vLLM's default policy). */
@@ -210,7 +246,11 @@ export class SimFleet extends Actor {
       timing: perf.timingFor(model, gpu),
       nowMs: this.clock.now(),
       maxNumSeqs: this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
-      maxBatchedTokens: this.opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS,
+      maxBatchedTokens: Math.max(
+        this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
+        this.opts.maxPrefillTokens ??
+          perf.stepTokenBudget(model, gpu, this.opts.stepBudgetMs ?? DEFAULT_STEP_BUDGET_MS),
+      ),
       niwKvShare: this.opts.niwKvShare ?? 1,
       ...(this.opts.blockSize ? { blockSize: this.opts.blockSize } : {}),
       ...(this.opts.scheduling ? { scheduling: this.opts.scheduling } : {}),
@@ -222,6 +262,7 @@ export class SimFleet extends Actor {
   private onInfer(r: Payload<typeof InferenceRequest>): void {
     const vm = this.byInstance.get(r.instanceId);
     const req: InstanceRequest = {
+      receivedMs: this.clock.now(),
       id: r.requestId,
       seq: 0,
       tier: r.tier,
@@ -328,6 +369,27 @@ export class SimFleet extends Actor {
     const r = c.req;
     this.reroutes.delete(r.id);
     const first = r.firstTokenMs ?? c.doneMs;
+    if (
+      this.opts.traceSlow &&
+      first - r.arrivalMs > (this.opts.traceSlow.ttftMs[r.tier] ?? Number.POSITIVE_INFINITY)
+    )
+      this.opts.traceSlow.write({
+        id: r.id,
+        tier: r.tier,
+        model: vm.model,
+        region: vm.region,
+        gpu: vm.gpu,
+        instanceId: vm.instanceId,
+        inputTokens: r.inputTokens,
+        outputTokens: r.outputTokens,
+        arrivalMs: r.arrivalMs,
+        routerMs: (r.receivedMs ?? r.arrivalMs) - r.arrivalMs,
+        queueMs: (r.admittedMs ?? first) - (r.receivedMs ?? r.arrivalMs),
+        prefillMs: first - (r.admittedMs ?? first),
+        ttftMs: first - r.arrivalMs,
+        preemptions: r.preemptions ?? 0,
+        idlePrefillMs: this.opts.perf.prefillMs(vm.model, vm.gpu, r.inputTokens),
+      });
     const byTier = this.tokensByTier.get(`${vm.model}|${vm.region}`) ?? {
       "iw-fast": 0,
       "iw-normal": 0,
