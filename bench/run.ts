@@ -1,5 +1,6 @@
 // `npm run bench`: every benchmark under bench/, each writing its section of docs/benchmarks.md.
 await import("./bus.js");
+await import("./engine.js");
 await import("./sim.js");
 await import("./planner.js");
 await import("./gateway.js");

@@ -1,6 +1,7 @@
 export * from "./catalog.js";
 export * from "./engine/histogram.js";
 export * from "./engine/instance.js";
+export * from "./engine/sweep.js";
 export * from "./perf/builtin.js";
 export * from "./perf/fit.js";
 export * from "./perf/model.js";

@@ -631,7 +631,8 @@ export class Instance {
       // prefilled in k chunks costs what it costs whole, plus the fixed cost of k - 1 more steps.
       let computeMs = g(prefillTokens + this.nDecoding);
       for (const s of this.stepSeqs)
-        if (s.computed > 0) computeMs += Math.max(0, g(s.computed + s.chunk) - g(s.computed) - g(s.chunk) + g(1));
+        if (s.computed > 0)
+          computeMs += Math.max(0, g(s.computed + s.chunk) - g(s.computed) - g(s.chunk) + g(1));
       this.stepEndMs = nowMs + Math.max(decodeMs, computeMs);
       this.iterMs = Number.NaN;
       this.runOutIter = Number.POSITIVE_INFINITY;

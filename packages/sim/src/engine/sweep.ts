@@ -1,0 +1,186 @@
+import type { Tier } from "@sageserve/protocol";
+import { DEFAULT_SLO_TTFT_MS } from "@sageserve/protocol";
+import { createRng } from "@sageserve/runtime";
+import type { PerformanceModel } from "../perf/model.js";
+import { sampleQuantiles } from "../workload/stats.js";
+import { type Completion, Instance, type InstanceOptions, type InstanceRequest } from "./instance.js";
+
+/**
+ * One instance under Poisson load at increasing rates: throughput against TTFT/TBT per tier, and the
+ * knee — the highest rate at which each interactive tier's TTFT SLO still holds. The engine is the
+ * simulator's (`Instance`), so the curve is what the simulator and the emulator do; it is the input of
+ * a capacity model that plans by SLO rather than by raw throughput.
+ */
+export interface LengthMix {
+  /** Evenly spaced quantiles of prompt and output lengths (the workload statistics' form). */
+  inputTokens: readonly number[];
+  outputTokens: readonly number[];
+  /** Longest prompt (the scenario's cap). */
+  maxInputTokens?: number;
+  /** Share of requests per tier. */
+  tiers: Record<Tier, number>;
+}
+
+export interface SweepPoint {
+  ratePerSecond: number;
+  requests: number;
+  completedPerSecond: number;
+  tokensPerSecond: number;
+  preemptions: number;
+  /** Requests still queued or running when the window closed (overload shows here). */
+  unfinished: number;
+  byTier: Record<
+    Tier,
+    {
+      n: number;
+      ttftP50: number;
+      ttftP99: number;
+      tbtP50: number;
+      tbtP99: number;
+      /** Share of requests whose TTFT met the tier's target (NIW: the IW-normal target, as a guide). */
+      attainment: number;
+      /** The same over requests whose prompt can meet the target on an idle instance. */
+      attainmentFeasible: number;
+    }
+  >;
+}
+
+export interface SweepResult {
+  model: string;
+  gpu: string;
+  maxBatchedTokens: number;
+  kvCapacityTokens: number;
+  points: SweepPoint[];
+  /** Highest swept rate at which IW-fast ≥ 99 % and IW-normal ≥ 99.9 % of feasible requests met TTFT. */
+  knee: SweepPoint | undefined;
+}
+
+export interface SweepOptions {
+  rates: readonly number[];
+  /**
+   * Simulated seconds per rate (default 600), after `warmupS` (default 60) that is not measured; longer
+   * at low rates so each point has at least `minRequests` requests (default 20,000: a 99 % target
+   * judged on 100 requests would be noise).
+   */
+  durationS?: number;
+  minRequests?: number;
+  warmupS?: number;
+  seed?: number;
+  ttftMs?: Record<"iw-fast" | "iw-normal", number>;
+  engine?: Partial<Omit<InstanceOptions, "timing" | "nowMs" | "kvCapacityTokens">>;
+  /** Stop after the first rate whose IW-fast attainment falls below this (default 0.8). */
+  stopBelow?: number;
+}
+
+const TIERS: Tier[] = ["iw-fast", "iw-normal", "niw"];
+
+function pct(sorted: number[], p: number): number {
+  if (!sorted.length) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+export function sweepInstance(
+  perf: PerformanceModel,
+  model: string,
+  gpu: string,
+  mix: LengthMix,
+  o: SweepOptions,
+): SweepResult {
+  const ttftMs = o.ttftMs ?? DEFAULT_SLO_TTFT_MS;
+  const warmupMs = (o.warmupS ?? 60) * 1000;
+  const maxBatchedTokens = o.engine?.maxBatchedTokens ?? perf.stepTokenBudget(model, gpu);
+  const kvCapacityTokens = perf.kvTokenCapacity(model, gpu);
+  const timing = perf.timingFor(model, gpu);
+  const tierTotal = TIERS.reduce((a, t) => a + mix.tiers[t], 0);
+  const points: SweepPoint[] = [];
+  for (const rate of o.rates) {
+    const durationMs = Math.max(o.durationS ?? 600, (o.minRequests ?? 20_000) / rate) * 1000;
+    const rng = createRng(o.seed ?? 1, `sweep-${model}-${gpu}-${rate}`);
+    const inst = new Instance({ ...o.engine, kvCapacityTokens, timing, nowMs: 0, maxBatchedTokens });
+    const done: Completion[] = [];
+    const submitted: InstanceRequest[] = [];
+    let t = 0;
+    let next = 0;
+    const end = warmupMs + durationMs;
+    const newRequest = (): InstanceRequest => {
+      const u = rng.next() * tierTotal;
+      const tier: Tier =
+        u < mix.tiers["iw-fast"]
+          ? "iw-fast"
+          : u < mix.tiers["iw-fast"] + mix.tiers["iw-normal"]
+            ? "iw-normal"
+            : "niw";
+      return {
+        id: `r${next++}`,
+        seq: 0,
+        tier,
+        arrivalMs: t,
+        inputTokens: Math.min(mix.maxInputTokens ?? 32_768, sampleQuantiles(mix.inputTokens, rng.next())),
+        outputTokens: sampleQuantiles(mix.outputTokens, rng.next()),
+      };
+    };
+    t += (-Math.log(1 - rng.next()) * 1000) / rate;
+    while (t < end) {
+      const ev = inst.nextEventMs();
+      if (ev <= t) {
+        inst.step(ev, done);
+        continue;
+      }
+      const r = newRequest();
+      if (inst.submit(r, t)) submitted.push(r);
+      t += (-Math.log(1 - rng.next()) * 1000) / rate;
+    }
+    inst.step(end, done);
+    const measured = done.filter((c) => c.req.arrivalMs >= warmupMs);
+    const inWindow = submitted.filter((r) => r.arrivalMs >= warmupMs);
+    const byTier = {} as SweepPoint["byTier"];
+    for (const tier of TIERS) {
+      const target = tier === "niw" ? ttftMs["iw-normal"] : ttftMs[tier];
+      const mine = inWindow.filter((r) => r.tier === tier);
+      // Unfinished requests by the window's end count as misses once they have waited past the target.
+      const ttft = mine
+        .map((r) => (r.firstTokenMs ?? Number.POSITIVE_INFINITY) - r.arrivalMs)
+        .sort((a, b) => a - b);
+      const tbt = measured
+        .filter((c) => c.req.tier === tier && c.req.outputTokens > 1 && c.req.firstTokenMs !== undefined)
+        .map((c) => (c.doneMs - c.req.firstTokenMs!) / (c.req.outputTokens - 1))
+        .sort((a, b) => a - b);
+      const feasible = mine.filter((r) => perf.prefillMs(model, gpu, r.inputTokens) <= target);
+      const met = (r: InstanceRequest) =>
+        r.firstTokenMs !== undefined ? r.firstTokenMs - r.arrivalMs <= target : end - r.arrivalMs <= target;
+      byTier[tier] = {
+        n: mine.length,
+        ttftP50: pct(ttft, 0.5),
+        ttftP99: pct(ttft, 0.99),
+        tbtP50: pct(tbt, 0.5),
+        tbtP99: pct(tbt, 0.99),
+        attainment: mine.length ? mine.filter(met).length / mine.length : 1,
+        attainmentFeasible: feasible.length ? feasible.filter(met).length / feasible.length : 1,
+      };
+    }
+    const tokens = measured.reduce((a, c) => a + c.req.inputTokens + c.req.outputTokens, 0);
+    points.push({
+      ratePerSecond: rate,
+      requests: inWindow.length,
+      completedPerSecond: measured.length / (durationMs / 1000),
+      tokensPerSecond: tokens / (durationMs / 1000),
+      preemptions: inst.preemptions,
+      unfinished: inst.inFlight,
+      byTier,
+    });
+    if (byTier["iw-fast"].attainmentFeasible < (o.stopBelow ?? 0.8)) break;
+  }
+  const ok = (p: SweepPoint) =>
+    p.byTier["iw-fast"].attainmentFeasible >= 0.99 && p.byTier["iw-normal"].attainmentFeasible >= 0.999;
+  let knee: SweepPoint | undefined;
+  for (const p of points) {
+    if (!ok(p)) break;
+    knee = p;
+  }
+  return { model, gpu, maxBatchedTokens, kvCapacityTokens, points, knee };
+}
+
+/** `count` rates from `from`, each `factor` times the last. */
+export function geometricRates(from: number, factor: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => Math.round(from * factor ** i * 100) / 100);
+}
