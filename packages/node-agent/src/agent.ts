@@ -69,6 +69,8 @@ export class NodeAgentActor extends Actor {
   private pool: string | undefined;
   private load: EngineLoad = { running: 0, waiting: 0, kvUtilization: 0 };
   private inFlight = 0;
+  /** Requests sent to the engine that have no first token yet: when each was sent, by tier. */
+  private readonly awaitingFirst = new Map<string, { tier: string; sinceMs: number }>();
   private afterDrain: InstanceState | undefined;
   private failedChecks = 0;
   private seq = 0;
@@ -232,10 +234,21 @@ export class NodeAgentActor extends Actor {
         tokensPerSecond: 0,
         ...(this.opts.engine.kvCapacityTokens ? { kvCapacityTokens: this.opts.engine.kvCapacityTokens } : {}),
         ...(this.opts.engine.maxRunning ? { maxRunning: this.opts.engine.maxRunning } : {}),
+        ...this.waitMs(),
         ...(this.pool ? { pool: this.pool } : {}),
         atMs: this.clock.now(),
       },
     );
+  }
+
+  /** The oldest wait for a first token per interactive tier, as the node agent sees it (LoadReport.waitMs). */
+  private waitMs(): { waitMs?: { "iw-fast"?: number; "iw-normal"?: number } } {
+    if (!this.awaitingFirst.size) return {};
+    const now = this.clock.now();
+    const w: { "iw-fast"?: number; "iw-normal"?: number } = {};
+    for (const { tier, sinceMs } of this.awaitingFirst.values())
+      if (tier === "iw-fast" || tier === "iw-normal") w[tier] = Math.max(w[tier] ?? 0, now - sinceMs);
+    return Object.keys(w).length ? { waitMs: w } : {};
   }
 
   private heartbeat(): Promise<void> {
@@ -370,6 +383,7 @@ export class NodeAgentActor extends Actor {
   private async stream(r: Payload<typeof InferenceRequest>): Promise<void> {
     const call = engineCall(r, this.model, this.priority);
     const started = this.clock.now();
+    this.awaitingFirst.set(r.requestId, { tier: r.tier, sinceMs: started });
     let seq = 0;
     let firstAt: number | undefined;
     let tokens = 0;
@@ -406,15 +420,20 @@ export class NodeAgentActor extends Actor {
           const c = j.choices?.[0];
           if (!c) continue;
           const text = c.text ?? c.delta?.content ?? "";
-          firstAt ??= this.clock.now();
+          if (firstAt === undefined) {
+            firstAt = this.clock.now();
+            this.awaitingFirst.delete(r.requestId);
+          }
           tokens++;
           if (c.finish_reason === "stop" || c.finish_reason === "length") finish = c.finish_reason;
           chunk({ text, tokens: 1, done: false });
         }
       }
       chunk({ tokens: 0, done: true, finishReason: finish ?? "stop" });
+      this.awaitingFirst.delete(r.requestId);
       this.done(r, "ok", started, firstAt, tokens);
     } catch (e) {
+      this.awaitingFirst.delete(r.requestId);
       // Before the first token the router may retry elsewhere; after it, the client sees an error finish.
       const err =
         e instanceof SageError ? e : new SageError("REMOTE", `engine connection failed: ${String(e)}`);

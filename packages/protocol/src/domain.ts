@@ -60,14 +60,33 @@ export const PAID_STATES: ReadonlySet<InstanceState> = new Set([
  * their slots long before their KV cache (a 3B model on 8×H100 holds ~5M KV tokens but runs ≤ 512
  * sequences), so KV alone would never show them as full while requests queue for minutes.
  * Above 1 = requests are queueing.
+ *
+ * A prefill-bound engine (long prompts, a bounded token budget per step) queues requests while both of
+ * those look idle: at 10× `day`, llama3.1-8b instances ran ~70 of 512 sequences at 12 % KV with 150–650
+ * requests waiting seconds for their first token. So the load is also the oldest interactive request's
+ * wait for its first token as a fraction of its tier's TTFT target (`waitMs`): 0.5 = the oldest IW-fast
+ * request has waited half a second.
  */
-export function instanceLoad(r: {
-  kvUtilization: number;
-  running: number;
-  waiting: number;
-  maxRunning?: number | undefined;
-}): number {
-  return r.maxRunning ? Math.max(r.kvUtilization, (r.running + r.waiting) / r.maxRunning) : r.kvUtilization;
+export function instanceLoad(
+  r: {
+    kvUtilization: number;
+    running: number;
+    waiting: number;
+    maxRunning?: number | undefined;
+    waitMs?: { "iw-fast"?: number | undefined; "iw-normal"?: number | undefined } | undefined;
+  },
+  ttftMs: Readonly<Record<"iw-fast" | "iw-normal", number>> = DEFAULT_SLO_TTFT_MS,
+): number {
+  let load = r.maxRunning
+    ? Math.max(r.kvUtilization, (r.running + r.waiting) / r.maxRunning)
+    : r.kvUtilization;
+  if (r.waitMs)
+    load = Math.max(
+      load,
+      (r.waitMs["iw-fast"] ?? 0) / ttftMs["iw-fast"],
+      (r.waitMs["iw-normal"] ?? 0) / ttftMs["iw-normal"],
+    );
+  return load;
 }
 
 export const TierCounts = z.object({

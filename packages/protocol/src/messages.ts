@@ -174,6 +174,17 @@ export const LoadReport = defineMessage({
      * `running` and `waiting` it says when an instance is full although its KV cache is not.
      */
     maxRunning: Count.optional(),
+    /**
+     * How long the oldest interactive request of each tier has waited here for its first token (ms; absent
+     * = none waiting). An engine that is prefill-bound queues requests while its KV cache and sequence
+     * slots look idle; this is the signal that sees it (instanceLoad compares it with the TTFT target).
+     */
+    waitMs: z
+      .object({
+        "iw-fast": z.number().nonnegative().optional(),
+        "iw-normal": z.number().nonnegative().optional(),
+      })
+      .optional(),
     /** Pool the instance serves (siloed deployments: "iw" or "niw"); absent = shared. */
     pool: z.string().max(32).optional(),
     atMs: EpochMs,
@@ -195,6 +206,7 @@ export const LoadReport = defineMessage({
   outstandingTokens: 4200,
   tokensPerSecond: 2100,
   maxRunning: 256,
+  waitMs: { "iw-fast": 120 },
   atMs: now,
 }));
 

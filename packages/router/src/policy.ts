@@ -16,6 +16,8 @@ export interface InstanceView {
   running: number;
   waiting: number;
   maxRunning?: number | undefined;
+  /** The oldest interactive request's wait for its first token, per tier, at the report (ms). */
+  waitMs?: { "iw-fast"?: number | undefined; "iw-normal"?: number | undefined } | undefined;
   /** Tokens routed here since the last report (the report does not know them yet). */
   routedTokens: number;
   /** Requests routed here since the last report. */
@@ -56,6 +58,7 @@ export function estimatedUtilization(v: InstanceView): number {
     running: v.running,
     waiting: v.waiting + v.routedRequests,
     maxRunning: v.maxRunning,
+    waitMs: v.waitMs,
   });
 }
 

@@ -144,6 +144,7 @@ export class RouterActor extends Actor {
         running: r.running,
         waiting: r.waiting,
         maxRunning: r.maxRunning,
+        waitMs: r.waitMs,
         routedTokens: 0,
         routedRequests: 0,
         aliveUntilMs: this.nodeAliveUntil.get(r.nodeId),
@@ -162,6 +163,7 @@ export class RouterActor extends Actor {
       v.running = r.running;
       v.waiting = r.waiting;
       v.maxRunning = r.maxRunning;
+      v.waitMs = r.waitMs;
       v.routedTokens = 0;
       v.routedRequests = 0;
     }

@@ -197,6 +197,17 @@ describe("Instance v2 (vLLM V1-like steps, analytic)", () => {
     expect(inst.submit(req("ok", { inputTokens: 54, outputTokens: 10 }), 0)).toBe(true);
   });
 
+  it("reports how long the oldest request of a tier has waited for its first token", () => {
+    const inst = make({ maxNumSeqs: 1 });
+    inst.submit(req("x", { tier: "niw", inputTokens: 10, outputTokens: 1_000 }), 0); // holds the one slot
+    inst.submit(req("f1", { tier: "iw-fast", receivedMs: 100 }), 100);
+    inst.submit(req("f2", { tier: "iw-fast", receivedMs: 300 }), 300);
+    inst.submit(req("n1", { tier: "iw-normal", receivedMs: 200 }), 200);
+    expect(inst.oldestWaitMs("iw-fast", 1_000)).toBe(900); // f1, since it was received
+    expect(inst.oldestWaitMs("iw-normal", 1_000)).toBe(800);
+    expect(inst.oldestWaitMs("niw", 1_000)).toBe(0); // x has its first token
+  });
+
   it("rejects a token budget below max_num_seqs", () => {
     expect(() => make({ maxNumSeqs: 16, maxBatchedTokens: 8 })).toThrow(/maxBatchedTokens/);
   });

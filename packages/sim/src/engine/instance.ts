@@ -145,6 +145,12 @@ class Deque<T> {
     this.items.splice(i, 1);
     return true;
   }
+  /** The first of the first `limit` items that satisfies `pred`. */
+  find(pred: (x: T) => boolean, limit: number): T | undefined {
+    const end = Math.min(this.items.length, this.head + limit);
+    for (let i = this.head; i < end; i++) if (pred(this.items[i]!)) return this.items[i];
+    return undefined;
+  }
   drain(): T[] {
     const out = this.items.slice(this.head);
     this.items = [];
@@ -363,6 +369,24 @@ export class Instance {
     this.pending.length = 0;
     out.push(...this.takeWaiting());
     return out;
+  }
+
+  /**
+   * How long the oldest request of `tier` still without its first token has been on this instance (ms;
+   * since `receivedMs`, else `arrivalMs`), or 0: the wait a prefill-bound engine builds up while its KV
+   * cache and sequence slots look idle (LoadReport.waitMs).
+   */
+  oldestWaitMs(tier: Tier, nowMs: number): number {
+    const since = (s: Seq) => s.req.receivedMs ?? s.req.arrivalMs;
+    const waitingFirst = (s: Seq) => s.req.tier === tier && s.req.firstTokenMs === undefined;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const s of this.running) if (!s.decoding && waitingFirst(s)) oldest = Math.min(oldest, since(s));
+    // FIFO within a queue: the first of the tier that has no token yet is its oldest (preempted requests
+    // at the head already have theirs).
+    const q = this.waiting[this.scheduling === "priority" ? TIER_ORDER[tier] : 0]!;
+    const head = q.find(waitingFirst, 256);
+    if (head) oldest = Math.min(oldest, since(head));
+    return Number.isFinite(oldest) ? Math.max(0, nowMs - oldest) : 0;
   }
 
   /** Requests waiting, in the order they would be admitted (tests and diagnostics). */

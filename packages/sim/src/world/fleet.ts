@@ -589,10 +589,20 @@ export class SimFleet extends Actor {
         tokensPerSecond: 0,
         kvCapacityTokens: inst?.kvCapacity ?? this.opts.perf.kvTokenCapacity(vm.model, vm.gpu),
         maxRunning: inst?.maxBatch ?? this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
+        ...(inst ? { waitMs: this.waitMs(inst) } : {}),
         ...(vm.pool === undefined ? {} : { pool: vm.pool }),
         atMs: this.clock.now(),
       },
     );
+  }
+
+  private waitMs(inst: Instance): { "iw-fast"?: number; "iw-normal"?: number } | undefined {
+    if (inst.waitingCount === 0 && inst.batchSize === 0) return undefined;
+    const now = this.clock.now();
+    const fast = inst.oldestWaitMs("iw-fast", now);
+    const normal = inst.oldestWaitMs("iw-normal", now);
+    if (!fast && !normal) return undefined;
+    return { ...(fast ? { "iw-fast": fast } : {}), ...(normal ? { "iw-normal": normal } : {}) };
   }
 
   /** In-flight requests on all instances (for end-of-run drain). */
