@@ -54,6 +54,20 @@ describe("Instance v2 (vLLM V1-like steps, analytic)", () => {
     expect(done.map((d) => d.doneMs)).toEqual([101]); // one output token: done with the prefill
   });
 
+  it("caps one request's chunk per step with long_prefill_token_threshold, leaving room for others", () => {
+    const inst = make({ maxBatchedTokens: 64, maxNumSeqs: 4, longPrefillTokenThreshold: 16 });
+    const long = req("long", { inputTokens: 40, outputTokens: 1 });
+    inst.submit(long, 0); // step 1: 16 tokens of it (16 ms)
+    const short = req("short", { inputTokens: 8, outputTokens: 1 });
+    inst.submit(short, 0); // waits for the step under way
+    run(inst, 16);
+    // Step 2: 16 more of long + all 8 of short = 24 tokens, + 1 ms for continuing long → 25 ms.
+    expect(inst.nextEventMs()).toBe(41);
+    run(inst, 41);
+    expect(short.firstTokenMs).toBe(41);
+    expect(long.firstTokenMs).toBeUndefined();
+  });
+
   it("keeps decoding during a prefill (chunked prefill), each step costing max(decode, compute)", () => {
     const inst = make({ maxBatchedTokens: 64, maxNumSeqs: 4 });
     const a = req("a", { inputTokens: 10, outputTokens: 100 });

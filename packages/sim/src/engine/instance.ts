@@ -66,6 +66,11 @@ export interface InstanceOptions {
   maxBatchedTokens?: number;
   /** Tokens per KV block (vLLM's `block_size`, default 16). */
   blockSize?: number;
+  /**
+   * Most prompt tokens one request may prefill in one step (vLLM's `long_prefill_token_threshold`;
+   * 0 = no limit, vLLM's default): a long prompt then leaves room in every step for others.
+   */
+  longPrefillTokenThreshold?: number;
   /** Waiting-queue order (default priority: iw-fast > iw-normal > niw). */
   scheduling?: SchedulingPolicy;
   /**
@@ -170,6 +175,7 @@ export class Instance {
   readonly maxBatchedTokens: number;
   readonly scheduling: SchedulingPolicy;
   readonly niwKvShare: number;
+  readonly longPrefill: number;
   private readonly timing: InstanceTiming;
 
   /** Engine steps since creation (fractional inside a run of decode steps). */
@@ -212,6 +218,10 @@ export class Instance {
     this.maxBatchedTokens = o.maxBatchedTokens ?? DEFAULT_MAX_BATCHED_TOKENS;
     this.scheduling = o.scheduling ?? "priority";
     this.niwKvShare = o.niwKvShare ?? 1;
+    this.longPrefill =
+      o.longPrefillTokenThreshold && o.longPrefillTokenThreshold > 0
+        ? o.longPrefillTokenThreshold
+        : Number.POSITIVE_INFINITY;
     this.timing = o.timing;
     this.lastMs = o.nowMs;
     if (!(this.blockSize >= 1) || !Number.isInteger(this.blockSize))
@@ -593,7 +603,7 @@ export class Instance {
     for (let i = 0; i < this.running.length && budget > 0; i++) {
       const s = this.running[i]!;
       if (s.decoding) continue;
-      const c = Math.min(s.target - s.computed, budget);
+      const c = Math.min(s.target - s.computed, budget, this.longPrefill);
       const need = this.blocksFor(s.computed + c) - s.blocks;
       let self = false;
       while (need > this.numBlocks - this.usedBlocks) {
@@ -625,7 +635,7 @@ export class Instance {
       while (budget > 0 && this.running.length < this.maxBatch) {
         const s = this.peekWaiting();
         if (!s) break;
-        const c = Math.min(s.target, budget);
+        const c = Math.min(s.target, budget, this.longPrefill);
         const need = this.blocksFor(c);
         if (need > this.numBlocks - this.usedBlocks) break;
         if (s.req.tier === "niw" && this.niwBlocks + need > this.niwKvShare * this.numBlocks) break;
