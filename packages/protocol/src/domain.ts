@@ -65,7 +65,9 @@ export const PAID_STATES: ReadonlySet<InstanceState> = new Set([
  * those look idle: at 10× `day`, llama3.1-8b instances ran ~70 of 512 sequences at 12 % KV with 150–650
  * requests waiting seconds for their first token. So the load is also the oldest interactive request's
  * wait for its first token as a fraction of its tier's TTFT target (`waitMs`): 0.5 = the oldest IW-fast
- * request has waited half a second.
+ * request has waited half a second. And where the instance's SLO capacity is known (`iwCapacityRps`,
+ * the knee of the engine load sweep), the load is also its interactive arrivals over that capacity:
+ * 0.5 = half of the rate at which its TTFT SLOs stop holding.
  */
 export function instanceLoad(
   r: {
@@ -74,12 +76,15 @@ export function instanceLoad(
     waiting: number;
     maxRunning?: number | undefined;
     waitMs?: { "iw-fast"?: number | undefined; "iw-normal"?: number | undefined } | undefined;
+    iwRps?: number | undefined;
+    iwCapacityRps?: number | undefined;
   },
   ttftMs: Readonly<Record<"iw-fast" | "iw-normal", number>> = DEFAULT_SLO_TTFT_MS,
 ): number {
   let load = r.maxRunning
     ? Math.max(r.kvUtilization, (r.running + r.waiting) / r.maxRunning)
     : r.kvUtilization;
+  if (r.iwRps !== undefined && r.iwCapacityRps) load = Math.max(load, r.iwRps / r.iwCapacityRps);
   if (r.waitMs)
     load = Math.max(
       load,

@@ -185,6 +185,13 @@ export const LoadReport = defineMessage({
         "iw-normal": z.number().nonnegative().optional(),
       })
       .optional(),
+    /**
+     * Interactive requests/s arriving here (smoothed over ~30 s) and the interactive requests/s this
+     * instance serves with its TTFT SLOs kept (the engine sweep's knee for its model, GPU type and length
+     * mix): their ratio is the share of its SLO capacity in use. Absent when not known.
+     */
+    iwRps: z.number().nonnegative().optional(),
+    iwCapacityRps: z.number().positive().optional(),
     /** Pool the instance serves (siloed deployments: "iw" or "niw"); absent = shared. */
     pool: z.string().max(32).optional(),
     atMs: EpochMs,
@@ -207,6 +214,8 @@ export const LoadReport = defineMessage({
   tokensPerSecond: 2100,
   maxRunning: 256,
   waitMs: { "iw-fast": 120 },
+  iwRps: 1.2,
+  iwCapacityRps: 4.9,
   atMs: now,
 }));
 

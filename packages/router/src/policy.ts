@@ -18,6 +18,9 @@ export interface InstanceView {
   maxRunning?: number | undefined;
   /** The oldest interactive request's wait for its first token, per tier, at the report (ms). */
   waitMs?: { "iw-fast"?: number | undefined; "iw-normal"?: number | undefined } | undefined;
+  /** Interactive arrivals and SLO capacity (req/s) at the report. */
+  iwRps?: number | undefined;
+  iwCapacityRps?: number | undefined;
   /** Tokens routed here since the last report (the report does not know them yet). */
   routedTokens: number;
   /** Requests routed here since the last report. */
@@ -59,6 +62,8 @@ export function estimatedUtilization(v: InstanceView): number {
     waiting: v.waiting + v.routedRequests,
     maxRunning: v.maxRunning,
     waitMs: v.waitMs,
+    iwRps: v.iwRps,
+    iwCapacityRps: v.iwCapacityRps,
   });
 }
 

@@ -145,6 +145,8 @@ export class RouterActor extends Actor {
         waiting: r.waiting,
         maxRunning: r.maxRunning,
         waitMs: r.waitMs,
+        iwRps: r.iwRps,
+        iwCapacityRps: r.iwCapacityRps,
         routedTokens: 0,
         routedRequests: 0,
         aliveUntilMs: this.nodeAliveUntil.get(r.nodeId),
@@ -164,6 +166,8 @@ export class RouterActor extends Actor {
       v.waiting = r.waiting;
       v.maxRunning = r.maxRunning;
       v.waitMs = r.waitMs;
+      v.iwRps = r.iwRps;
+      v.iwCapacityRps = r.iwCapacityRps;
       v.routedTokens = 0;
       v.routedRequests = 0;
     }

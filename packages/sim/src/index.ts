@@ -1,4 +1,5 @@
 export * from "./catalog.js";
+export * from "./engine/capacity.js";
 export * from "./engine/histogram.js";
 export * from "./engine/instance.js";
 export * from "./engine/sweep.js";

@@ -9,6 +9,7 @@ import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
 import { type Actor, type ActorContext, MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { GPUS } from "../catalog.js";
+import { builtinSloCapacity } from "../engine/capacity.js";
 import type { SchedulingPolicy } from "../engine/instance.js";
 import { builtinPerformanceModel } from "../perf/builtin.js";
 import type { PerformanceModel } from "../perf/model.js";
@@ -54,6 +55,12 @@ export interface SimOptions {
    * (model, GPU), the most tokens whose prefill takes ≤ `stepBudgetMs`.
    */
   maxPrefillTokens?: number;
+  /**
+   * Report each instance's interactive arrivals against its SLO capacity (the engine sweep's knee,
+   * data/engine-capacity.json) so routing and scaling see "full" where TTFT stops holding (default true).
+   * The step budget must be the default for the table to apply.
+   */
+  sloCapacity?: boolean;
   /** Called for every request that missed its tier's TTFT target, with where its time went. */
   traceSlow?: (r: SlowRequest) => void;
   /** Longest engine step the default token budget allows (ms, default 250). */
@@ -238,6 +245,9 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     ...(opts.maxPrefillTokens ? { maxPrefillTokens: opts.maxPrefillTokens } : {}),
     ...(opts.niwKvShare !== undefined ? { niwKvShare: opts.niwKvShare } : {}),
     ...(opts.stepBudgetMs ? { stepBudgetMs: opts.stepBudgetMs } : {}),
+    ...(opts.sloCapacity === false
+      ? {}
+      : { iwCapacityRps: (m: string, g: string) => builtinSloCapacity().iwRps(m, g) }),
     ...(opts.traceSlow
       ? { traceSlow: { ttftMs: (opts.slo ?? DEFAULT_SLO).ttftMs, write: opts.traceSlow } }
       : {}),

@@ -93,6 +93,11 @@ export interface FleetOptions {
    * the time went (`sageserve sim --trace-slow`).
    */
   traceSlow?: { ttftMs: Partial<Record<string, number>>; write(r: SlowRequest): void };
+  /**
+   * Interactive requests/s one instance of (model, GPU) serves within its TTFT SLOs (SloCapacity): sent
+   * in load reports with the instance's smoothed IW arrival rate. Absent = not reported.
+   */
+  iwCapacityRps?: (model: string, gpu: string) => number | undefined;
   /** Tokens per KV block (vLLM's block_size); default 16. */
   blockSize?: number;
   /** Engine queue order: "priority" (tiers, default) or "fcfs" (vLLM's default policy). */
@@ -121,6 +126,10 @@ export interface Vm {
   wakeVersion: number;
   /** What a draining VM becomes when its last request finishes. */
   afterDrain: InstanceState | undefined;
+  /** Interactive arrivals since the last load report, and their smoothed rate (req/s). */
+  iwArrivals: number;
+  iwRps: number;
+  rateAtMs: number;
 }
 
 /**
@@ -226,6 +235,9 @@ export class SimFleet extends Actor {
       wakeAtMs: Number.POSITIVE_INFINITY,
       wakeVersion: 0,
       afterDrain: undefined,
+      iwArrivals: 0,
+      iwRps: 0,
+      rateAtMs: this.clock.now(),
     };
     this.vms.set(nodeId, vm);
     this.byInstance.set(vm.instanceId, vm);
@@ -279,6 +291,7 @@ export class SimFleet extends Actor {
       this.fail(req, r.model, vm.region, vm.instanceId);
       return;
     }
+    if (req.tier !== "niw") vm.iwArrivals++;
     this.wake(vm);
   }
 
@@ -570,6 +583,15 @@ export class SimFleet extends Actor {
 
   private report(vm: Vm): void {
     const inst = vm.instance;
+    const now = this.clock.now();
+    if (now > vm.rateAtMs) {
+      // Smoothed over ~30 s: a scaling signal, not a burst detector (waitMs sees bursts).
+      const dt = now - vm.rateAtMs;
+      vm.iwRps += ((vm.iwArrivals * 1000) / dt - vm.iwRps) * (1 - Math.exp(-dt / 30_000));
+      vm.iwArrivals = 0;
+      vm.rateAtMs = now;
+    }
+    const iwCapacityRps = this.opts.iwCapacityRps?.(vm.model, vm.gpu);
     const util = inst?.kvUtilization ?? 0;
     this.publish(
       LoadReport,
@@ -590,6 +612,7 @@ export class SimFleet extends Actor {
         kvCapacityTokens: inst?.kvCapacity ?? this.opts.perf.kvTokenCapacity(vm.model, vm.gpu),
         maxRunning: inst?.maxBatch ?? this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
         ...(inst ? { waitMs: this.waitMs(inst) } : {}),
+        ...(iwCapacityRps ? { iwRps: vm.iwRps, iwCapacityRps } : {}),
         ...(vm.pool === undefined ? {} : { pool: vm.pool }),
         atMs: this.clock.now(),
       },

@@ -1,0 +1,132 @@
+import { readFileSync } from "node:fs";
+import type { Tier } from "@sageserve/protocol";
+import type { PerformanceModel } from "../perf/model.js";
+import type { WorkloadStats } from "../workload/stats.js";
+import { geometricRates, sweepInstance } from "./sweep.js";
+
+/**
+ * Interactive requests per second one instance serves with its TTFT SLOs kept (the knee of the engine
+ * load sweep), per (model, GPU type, length mix). This is what "full" means for an instance: the load
+ * signal's rate term is IW arrivals ÷ this, so "scale up above 0.5" keeps an endpoint at half its SLO
+ * capacity whatever the model, GPU or prompt lengths — where KV use and sequence slots would say 10–40 %
+ * at the same point (a prefill-bound engine looks idle by both).
+ */
+export type TokenMix = "conv" | "code";
+
+export interface CapacityEntry {
+  model: string;
+  gpu: string;
+  tokens: TokenMix;
+  /** Tokens per engine step the sweep used (PerformanceModel.stepTokenBudget). */
+  stepTokenBudget: number;
+  /** All-tier requests/s at the knee (the sweep's tier mix). */
+  kneeRps: number;
+  /** Interactive (IW-fast + IW-normal) requests/s at the knee. */
+  iwKneeRps: number;
+  /** Prompt + output tokens/s at the knee. */
+  kneeTokensPerSecond: number;
+  /** True when the SLO did not hold even at the lowest rate swept (kneeRps is then half of it). */
+  belowRange?: boolean;
+}
+
+export interface CapacityTable {
+  source: string;
+  tierMix: Record<Tier, number>;
+  entries: CapacityEntry[];
+}
+
+/** The length mix each built-in model's traffic uses (the scenarios' `tokens`). */
+export const MODEL_TOKEN_MIX: Record<string, TokenMix> = {
+  "llama2-70b": "conv",
+  "bloom-176b": "conv",
+  "llama3.1-8b": "code",
+  "llama3.2-3b": "conv",
+};
+
+export class SloCapacity {
+  private readonly byKey = new Map<string, CapacityEntry>();
+  constructor(readonly table: CapacityTable) {
+    for (const e of table.entries) this.byKey.set(`${e.model}|${e.gpu}|${e.tokens}`, e);
+  }
+
+  entry(
+    model: string,
+    gpu: string,
+    tokens: TokenMix = MODEL_TOKEN_MIX[model] ?? "conv",
+  ): CapacityEntry | undefined {
+    return this.byKey.get(`${model}|${gpu}|${tokens}`);
+  }
+
+  /** Interactive requests/s one instance of (model, GPU) serves within the TTFT SLOs, or undefined. */
+  iwRps(model: string, gpu: string, tokens?: TokenMix): number | undefined {
+    return this.entry(model, gpu, tokens)?.iwKneeRps;
+  }
+}
+
+/** Sweep every (model, GPU, length mix) the performance model has (~10 s on one core). */
+export function deriveCapacityTable(
+  perf: PerformanceModel,
+  stats: WorkloadStats,
+  models: readonly string[],
+  tierMix: Record<Tier, number>,
+  o: { minRequests?: number; durationS?: number; seed?: number } = {},
+): CapacityTable {
+  const entries: CapacityEntry[] = [];
+  const iwShare =
+    (tierMix["iw-fast"] + tierMix["iw-normal"]) / (tierMix["iw-fast"] + tierMix["iw-normal"] + tierMix.niw);
+  for (const model of models)
+    for (const gpu of perf.gpusFor(model))
+      for (const tokens of ["conv", "code"] as const) {
+        const t = stats.azure2023[tokens];
+        const meanPrompt = t.inputTokens.reduce((a, b) => a + b, 0) / t.inputTokens.length;
+        const start = Math.max(0.02, (0.05 * perf.capacity(model, gpu).prefillTokensPerSecond) / meanPrompt);
+        const r = sweepInstance(
+          perf,
+          model,
+          gpu,
+          {
+            inputTokens: t.inputTokens,
+            outputTokens: t.outputTokens,
+            maxInputTokens: 32_768,
+            tiers: tierMix,
+          },
+          {
+            rates: geometricRates(start, 1.2, 40),
+            durationS: o.durationS ?? 600,
+            warmupS: 60,
+            minRequests: o.minRequests ?? 20_000,
+            seed: o.seed ?? 1,
+          },
+        );
+        const k = r.knee;
+        const kneeRps = k ? k.ratePerSecond : (r.points[0]?.ratePerSecond ?? start) / 2;
+        entries.push({
+          model,
+          gpu,
+          tokens,
+          stepTokenBudget: r.maxBatchedTokens,
+          kneeRps,
+          iwKneeRps: Math.round(kneeRps * iwShare * 1000) / 1000,
+          kneeTokensPerSecond: Math.round(k ? k.tokensPerSecond : 0),
+          ...(k ? {} : { belowRange: true }),
+        });
+      }
+  return {
+    source:
+      "engine load sweep (packages/sim/src/engine/sweep.ts) over the built-in performance profiles and the Azure 2023 length mixes; scripts/derive-capacity.ts",
+    tierMix,
+    entries,
+  };
+}
+
+let cached: SloCapacity | undefined;
+
+/** The committed capacity table (data/engine-capacity.json, made by scripts/derive-capacity.ts). */
+export function builtinSloCapacity(): SloCapacity {
+  cached ??= new SloCapacity(
+    JSON.parse(
+      readFileSync(new URL("../../data/engine-capacity.json", import.meta.url), "utf8"),
+    ) as CapacityTable,
+  );
+  return cached;
+}
