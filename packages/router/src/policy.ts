@@ -67,24 +67,45 @@ export function isRoutable(v: InstanceView, nowMs: number, cfg: RouterConfig): b
   );
 }
 
-/** Join-shortest-queue by outstanding tokens; ties by lower KV utilisation, then id (deterministic). */
+/**
+ * Tokens queued at the instance and not yet admitted: the report's outstanding tokens minus what its
+ * running requests hold in KV, plus everything routed there since the report (counted as queued).
+ * The simulated fleet reports outstanding = KV reserved + queued; an engine that reports 0 (the node
+ * agent today) leaves the routed tokens alone, i.e. the previous behaviour.
+ */
+export function queuedTokens(v: InstanceView): number {
+  const held = v.kvUtilization * v.kvCapacityTokens;
+  return Math.max(0, v.outstandingTokens - held) + v.routedTokens;
+}
+
+/**
+ * Join-shortest-queue: the fewest tokens queued (not yet admitted, which is what a new request waits
+ * behind for its first token); ties by outstanding tokens (queued + held by running requests), then
+ * by lower load, then id (deterministic).
+ */
 export function chooseInstance(
   candidates: readonly InstanceView[],
   nowMs: number,
   cfg: RouterConfig,
 ): InstanceView | undefined {
   let best: InstanceView | undefined;
+  let bestQueued = Number.POSITIVE_INFINITY;
   let bestLoad = Number.POSITIVE_INFINITY;
   for (const v of candidates) {
     if (!isRoutable(v, nowMs, cfg)) continue;
+    const queued = queuedTokens(v);
     const load = v.outstandingTokens + v.routedTokens;
     if (
-      load < bestLoad ||
-      (load === bestLoad &&
-        best &&
-        (estimatedUtilization(v) < estimatedUtilization(best) || v.instanceId < best.instanceId))
+      queued < bestQueued ||
+      (queued === bestQueued &&
+        (load < bestLoad ||
+          (load === bestLoad &&
+            best &&
+            (estimatedUtilization(v) < estimatedUtilization(best) ||
+              (estimatedUtilization(v) === estimatedUtilization(best) && v.instanceId < best.instanceId)))))
     ) {
       best = v;
+      bestQueued = queued;
       bestLoad = load;
     }
   }

@@ -40,8 +40,8 @@ export interface RouterOptions {
 
 /**
  * Per-request routing: picks the region (home unless saturated) and the instance
- * (join-shortest-queue by outstanding tokens, from load reports plus its own
- * routing since), forwards the request to that node, and sends NIW work to the
+ * (join-shortest-queue by queued tokens, then outstanding tokens, from load reports plus its
+ * own routing since), forwards the request to that node, and sends NIW work to the
  * region's queue. Runs in the `router` queue group: any number of routers share
  * the load. A request with no serving instance waits (bounded), then is rejected
  * with NO_CAPACITY — never dropped silently.
