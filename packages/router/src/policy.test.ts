@@ -4,6 +4,7 @@ import {
   chooseRegion,
   DEFAULT_ROUTER_CONFIG,
   endpointUtilization,
+  fitsKv,
   type InstanceView,
   queuedTokens,
 } from "./policy.js";
@@ -65,6 +66,19 @@ describe("router policy", () => {
     // Work routed since the report counts as queued until the next report says otherwise.
     busy.routedTokens = 50_000;
     expect(chooseInstance([queued, busy], 2_000, cfg)?.instanceId).toBe("queued");
+  });
+
+  it("prefers an instance where the request fits in free KV: elsewhere it would wait for decodes to finish", () => {
+    // "full" has an empty queue but only 5 k tokens of KV free; "room" has 2 k tokens queued and 60 k free.
+    const full = view("full", { kvUtilization: 0.95, kvCapacityTokens: 100_000, outstandingTokens: 95_000 });
+    const room = view("room", { kvUtilization: 0.4, kvCapacityTokens: 100_000, outstandingTokens: 42_000 });
+    expect(fitsKv(full, 8_000)).toBe(false);
+    expect(fitsKv(room, 8_000)).toBe(true);
+    expect(chooseInstance([full, room], 2_000, cfg, 8_000)?.instanceId).toBe("room");
+    // A small request fits both: the shorter queue wins.
+    expect(chooseInstance([full, room], 2_000, cfg, 1_000)?.instanceId).toBe("full");
+    // Fits nowhere: the shorter queue still decides.
+    expect(chooseInstance([full, room], 2_000, cfg, 90_000)?.instanceId).toBe("full");
   });
 
   it("never routes to an instance that is not serving or whose report is stale", () => {

@@ -79,32 +79,50 @@ export function queuedTokens(v: InstanceView): number {
 }
 
 /**
- * Join-shortest-queue: the fewest tokens queued (not yet admitted, which is what a new request waits
- * behind for its first token); ties by outstanding tokens (queued + held by running requests), then
- * by lower load, then id (deterministic).
+ * Whether `tokens` (a request's prompt + output) fit in the KV cache the instance has free after what
+ * is queued there: if not, the request waits for running requests to finish, however short the queue.
+ * Unknown capacity (0) counts as fitting.
+ */
+export function fitsKv(v: InstanceView, tokens: number): boolean {
+  if (v.kvCapacityTokens <= 0) return true;
+  return (1 - v.kvUtilization) * v.kvCapacityTokens - queuedTokens(v) >= tokens;
+}
+
+/**
+ * Join-shortest-queue for a request of `tokens` (prompt + output): instances where it fits in free KV
+ * first, then the fewest tokens queued (not yet admitted: what a new request's first token waits
+ * behind); ties by outstanding tokens (queued + held by running requests), then by lower load, then id
+ * (deterministic).
  */
 export function chooseInstance(
   candidates: readonly InstanceView[],
   nowMs: number,
   cfg: RouterConfig,
+  tokens = 0,
 ): InstanceView | undefined {
   let best: InstanceView | undefined;
+  let bestFits = false;
   let bestQueued = Number.POSITIVE_INFINITY;
   let bestLoad = Number.POSITIVE_INFINITY;
   for (const v of candidates) {
     if (!isRoutable(v, nowMs, cfg)) continue;
+    const fits = fitsKv(v, tokens);
     const queued = queuedTokens(v);
     const load = v.outstandingTokens + v.routedTokens;
-    if (
-      queued < bestQueued ||
-      (queued === bestQueued &&
-        (load < bestLoad ||
-          (load === bestLoad &&
-            best &&
-            (estimatedUtilization(v) < estimatedUtilization(best) ||
-              (estimatedUtilization(v) === estimatedUtilization(best) && v.instanceId < best.instanceId)))))
-    ) {
+    const better =
+      best === undefined ||
+      (fits && !bestFits) ||
+      (fits === bestFits &&
+        (queued < bestQueued ||
+          (queued === bestQueued &&
+            (load < bestLoad ||
+              (load === bestLoad &&
+                (estimatedUtilization(v) < estimatedUtilization(best) ||
+                  (estimatedUtilization(v) === estimatedUtilization(best) &&
+                    v.instanceId < best.instanceId)))))));
+    if (better) {
       best = v;
+      bestFits = fits;
       bestQueued = queued;
       bestLoad = load;
     }

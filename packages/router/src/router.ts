@@ -252,11 +252,12 @@ export class RouterActor extends Actor {
       this.opts.regions,
       this.cfg,
     );
+    const tokens = req.inputTokens + req.maxOutputTokens;
     const target =
-      chooseInstance(this.candidates(req.model, region, pool, avoid), now, this.cfg) ??
+      chooseInstance(this.candidates(req.model, region, pool, avoid), now, this.cfg, tokens) ??
       // Saturated or empty region: any reachable region with a serving instance beats waiting.
       reachable
-        .map((r) => chooseInstance(this.candidates(req.model, r, pool, avoid), now, this.cfg))
+        .map((r) => chooseInstance(this.candidates(req.model, r, pool, avoid), now, this.cfg, tokens))
         .find((v) => v !== undefined);
     if (!target) return undefined;
     target.routedTokens += req.inputTokens + req.maxOutputTokens;
