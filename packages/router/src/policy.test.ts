@@ -4,7 +4,9 @@ import {
   chooseRegion,
   DEFAULT_ROUTER_CONFIG,
   endpointUtilization,
+  fitsKv,
   type InstanceView,
+  queuedTokens,
 } from "./policy.js";
 
 const view = (id: string, over: Partial<InstanceView> = {}): InstanceView => ({
@@ -46,6 +48,37 @@ describe("router policy", () => {
     const b = view("b", { outstandingTokens: 2_000, routedTokens: 4_000 });
     const c = view("c", { outstandingTokens: 3_000 });
     expect(chooseInstance([a, b, c], 2_000, cfg)?.instanceId).toBe("c");
+  });
+
+  it("prefers the instance with the fewest queued tokens over the one with the fewest outstanding", () => {
+    // "busy" holds 150 k tokens of KV for running decodes but has nothing queued; "queued" holds only
+    // 20 k but has 40 k tokens waiting for admission. A new request's first token waits behind the
+    // queue, not behind the decodes: it goes to "busy" (outstanding tokens alone picked "queued").
+    const busy = view("busy", { kvUtilization: 0.75, kvCapacityTokens: 200_000, outstandingTokens: 150_000 });
+    const queued = view("queued", {
+      kvUtilization: 0.1,
+      kvCapacityTokens: 200_000,
+      outstandingTokens: 60_000,
+    });
+    expect(queuedTokens(busy)).toBe(0);
+    expect(queuedTokens(queued)).toBe(40_000);
+    expect(chooseInstance([queued, busy], 2_000, cfg)?.instanceId).toBe("busy");
+    // Work routed since the report counts as queued until the next report says otherwise.
+    busy.routedTokens = 50_000;
+    expect(chooseInstance([queued, busy], 2_000, cfg)?.instanceId).toBe("queued");
+  });
+
+  it("prefers an instance where the request fits in free KV: elsewhere it would wait for decodes to finish", () => {
+    // "full" has an empty queue but only 5 k tokens of KV free; "room" has 2 k tokens queued and 60 k free.
+    const full = view("full", { kvUtilization: 0.95, kvCapacityTokens: 100_000, outstandingTokens: 95_000 });
+    const room = view("room", { kvUtilization: 0.4, kvCapacityTokens: 100_000, outstandingTokens: 42_000 });
+    expect(fitsKv(full, 8_000)).toBe(false);
+    expect(fitsKv(room, 8_000)).toBe(true);
+    expect(chooseInstance([full, room], 2_000, cfg, 8_000)?.instanceId).toBe("room");
+    // A small request fits both: the shorter queue wins.
+    expect(chooseInstance([full, room], 2_000, cfg, 1_000)?.instanceId).toBe("full");
+    // Fits nowhere: the shorter queue still decides.
+    expect(chooseInstance([full, room], 2_000, cfg, 90_000)?.instanceId).toBe("full");
   });
 
   it("never routes to an instance that is not serving or whose report is stale", () => {

@@ -75,24 +75,63 @@ export function isRoutable(v: InstanceView, nowMs: number, cfg: RouterConfig): b
   );
 }
 
-/** Join-shortest-queue by outstanding tokens; ties by lower KV utilisation, then id (deterministic). */
+/**
+ * Tokens queued at the instance and not yet admitted: the report's outstanding tokens minus what its
+ * running requests hold in KV, plus everything routed there since the report (counted as queued).
+ * The simulated fleet reports outstanding = KV reserved + queued; an engine that reports 0 (the node
+ * agent today) leaves the routed tokens alone, i.e. the previous behaviour.
+ */
+export function queuedTokens(v: InstanceView): number {
+  const held = v.kvUtilization * v.kvCapacityTokens;
+  return Math.max(0, v.outstandingTokens - held) + v.routedTokens;
+}
+
+/**
+ * Whether `tokens` (a request's prompt + output) fit in the KV cache the instance has free after what
+ * is queued there: if not, the request waits for running requests to finish, however short the queue.
+ * Unknown capacity (0) counts as fitting.
+ */
+export function fitsKv(v: InstanceView, tokens: number): boolean {
+  if (v.kvCapacityTokens <= 0) return true;
+  return (1 - v.kvUtilization) * v.kvCapacityTokens - queuedTokens(v) >= tokens;
+}
+
+/**
+ * Join-shortest-queue for a request of `tokens` (prompt + output): instances where it fits in free KV
+ * first, then the fewest tokens queued (not yet admitted: what a new request's first token waits
+ * behind); ties by outstanding tokens (queued + held by running requests), then by lower load, then id
+ * (deterministic).
+ */
 export function chooseInstance(
   candidates: readonly InstanceView[],
   nowMs: number,
   cfg: RouterConfig,
+  tokens = 0,
 ): InstanceView | undefined {
   let best: InstanceView | undefined;
+  let bestFits = false;
+  let bestQueued = Number.POSITIVE_INFINITY;
   let bestLoad = Number.POSITIVE_INFINITY;
   for (const v of candidates) {
     if (!isRoutable(v, nowMs, cfg)) continue;
+    const fits = fitsKv(v, tokens);
+    const queued = queuedTokens(v);
     const load = v.outstandingTokens + v.routedTokens;
-    if (
-      load < bestLoad ||
-      (load === bestLoad &&
-        best &&
-        (estimatedUtilization(v) < estimatedUtilization(best) || v.instanceId < best.instanceId))
-    ) {
+    const better =
+      best === undefined ||
+      (fits && !bestFits) ||
+      (fits === bestFits &&
+        (queued < bestQueued ||
+          (queued === bestQueued &&
+            (load < bestLoad ||
+              (load === bestLoad &&
+                (estimatedUtilization(v) < estimatedUtilization(best) ||
+                  (estimatedUtilization(v) === estimatedUtilization(best) &&
+                    v.instanceId < best.instanceId)))))));
+    if (better) {
       best = v;
+      bestFits = fits;
+      bestQueued = queued;
       bestLoad = load;
     }
   }

@@ -40,8 +40,8 @@ export interface RouterOptions {
 
 /**
  * Per-request routing: picks the region (home unless saturated) and the instance
- * (join-shortest-queue by outstanding tokens, from load reports plus its own
- * routing since), forwards the request to that node, and sends NIW work to the
+ * (join-shortest-queue by queued tokens, then outstanding tokens, from load reports plus its
+ * own routing since), forwards the request to that node, and sends NIW work to the
  * region's queue. Runs in the `router` queue group: any number of routers share
  * the load. A request with no serving instance waits (bounded), then is rejected
  * with NO_CAPACITY — never dropped silently.
@@ -258,11 +258,12 @@ export class RouterActor extends Actor {
       this.opts.regions,
       this.cfg,
     );
+    const tokens = req.inputTokens + req.maxOutputTokens;
     const target =
-      chooseInstance(this.candidates(req.model, region, pool, avoid), now, this.cfg) ??
+      chooseInstance(this.candidates(req.model, region, pool, avoid), now, this.cfg, tokens) ??
       // Saturated or empty region: any reachable region with a serving instance beats waiting.
       reachable
-        .map((r) => chooseInstance(this.candidates(req.model, r, pool, avoid), now, this.cfg))
+        .map((r) => chooseInstance(this.candidates(req.model, r, pool, avoid), now, this.cfg, tokens))
         .find((v) => v !== undefined);
     if (!target) return undefined;
     target.routedTokens += req.inputTokens + req.maxOutputTokens;
