@@ -607,7 +607,9 @@ export class SimFleet extends Actor {
         memoryUtilization: util,
         running: inst?.batchSize ?? 0,
         waiting: inst?.waitingCount ?? 0,
-        outstandingTokens: inst ? inst.runningTokens + inst.waitingTokens : 0,
+        // KV the running requests hold + prompt and output of those queued: the router subtracts the
+        // held part to rank instances by their queue (router policy `queuedTokens`).
+        outstandingTokens: inst ? inst.kvBlocksUsed * inst.blockSize + inst.waitingTokens : 0,
         tokensPerSecond: 0,
         kvCapacityTokens: inst?.kvCapacity ?? this.opts.perf.kvTokenCapacity(vm.model, vm.gpu),
         maxRunning: inst?.maxBatch ?? this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
