@@ -54,6 +54,20 @@ export const PAID_STATES: ReadonlySet<InstanceState> = new Set([
   "draining",
 ]);
 
+/** What a load report says of an instance's load (LoadReport's fields of the same names). */
+export interface LoadSignals {
+  kvUtilization: number;
+  /** Sequences running and queued, and the engine's limit (absent = KV alone decides). */
+  running: number;
+  waiting: number;
+  maxRunning?: number | undefined;
+  /** The oldest interactive request's wait for its first token, per tier (ms). */
+  waitMs?: { "iw-fast"?: number | undefined; "iw-normal"?: number | undefined } | undefined;
+  /** Interactive arrivals and SLO capacity (req/s). */
+  iwRps?: number | undefined;
+  iwCapacityRps?: number | undefined;
+}
+
 /**
  * Load of one instance as a fraction of whichever limit binds first: its KV cache, or its
  * concurrent-sequence slots (running plus waiting over max running). Small models on big GPUs fill
@@ -70,15 +84,7 @@ export const PAID_STATES: ReadonlySet<InstanceState> = new Set([
  * 0.5 = half of the rate at which its TTFT SLOs stop holding.
  */
 export function instanceLoad(
-  r: {
-    kvUtilization: number;
-    running: number;
-    waiting: number;
-    maxRunning?: number | undefined;
-    waitMs?: { "iw-fast"?: number | undefined; "iw-normal"?: number | undefined } | undefined;
-    iwRps?: number | undefined;
-    iwCapacityRps?: number | undefined;
-  },
+  r: LoadSignals,
   ttftMs: Readonly<Record<"iw-fast" | "iw-normal", number>> = DEFAULT_SLO_TTFT_MS,
 ): number {
   let load = r.maxRunning

@@ -1,26 +1,16 @@
-import { type InstanceState, instanceLoad } from "@sageserve/protocol";
+import { type InstanceState, instanceLoad, type LoadSignals } from "@sageserve/protocol";
 
 /** What the router knows of one instance: its last load report plus what it routed there since. */
-export interface InstanceView {
+export interface InstanceView extends LoadSignals {
   instanceId: string;
   nodeId: string;
   region: string;
   model: string;
   pool: string | undefined;
   state: InstanceState;
-  kvUtilization: number;
   kvCapacityTokens: number;
   outstandingTokens: number;
   reportedAtMs: number;
-  /** Sequences running and queued at the report, and the engine's limit (absent = KV alone decides). */
-  running: number;
-  waiting: number;
-  maxRunning?: number | undefined;
-  /** The oldest interactive request's wait for its first token, per tier, at the report (ms). */
-  waitMs?: { "iw-fast"?: number | undefined; "iw-normal"?: number | undefined } | undefined;
-  /** Interactive arrivals and SLO capacity (req/s) at the report. */
-  iwRps?: number | undefined;
-  iwCapacityRps?: number | undefined;
   /** Tokens routed here since the last report (the report does not know them yet). */
   routedTokens: number;
   /** Requests routed here since the last report. */
