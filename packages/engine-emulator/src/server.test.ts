@@ -104,9 +104,14 @@ describe("engine emulator (vLLM-compatible HTTP server)", () => {
       // Long enough to overlap at 20× speed (a 3B decode step is ~0.4 ms there).
       post(`${emu.url}/v1/completions`, { model: "llama3.2-3b", prompt: "hello", max_tokens: 1_000 }),
     );
-    await new Promise((r) => setTimeout(r, 30));
-    const during = await (await fetch(`${emu.url}/metrics`)).text();
-    const running = Number(/vllm:num_requests_running\{model_name="llama3.2-3b"\} (\d+)/.exec(during)?.[1]);
+    // Look until the engine runs several of them at once (requests reach it over HTTP at their own pace).
+    let during = "";
+    let running = 0;
+    for (let i = 0; i < 200 && running <= 1; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      during = await (await fetch(`${emu.url}/metrics`)).text();
+      running = Number(/vllm:num_requests_running\{model_name="llama3.2-3b"\} (\d+)/.exec(during)?.[1]);
+    }
     expect(running).toBeGreaterThan(1);
     expect(during).toMatch(/vllm:kv_cache_usage_perc\{model_name="llama3.2-3b"\} 0\.\d+/);
     await Promise.all((await Promise.all(many)).map((r) => r.json()));
