@@ -107,12 +107,13 @@ describe("cross-region spill-over, live", () => {
           model: "llama2-70b",
           originRegion: "westus",
           instanceId: nodes[0]!.instanceId,
-          inputTokens: Math.floor(each / 2),
-          maxOutputTokens: each - Math.floor(each / 2),
+          // Paged KV fills as tokens are computed: most of it as prompt, then a long decode keeps it held.
+          inputTokens: each - 2_000,
+          maxOutputTokens: 2_000,
         }),
       );
     }
-    // Each long prompt exceeds the 8,192-token prefill budget, so they are prefilled one after another.
+    // Each long prompt exceeds the 8,192-token step budget, so it is prefilled in chunks.
     for (let i = 0; i < 200 && (loads.get("westus")?.kvUtilization ?? 0) < 0.7; i++) await clock.sleep(100);
     expect(loads.get("westus")?.kvUtilization).toBeGreaterThan(0.7);
     await clock.sleep(300);

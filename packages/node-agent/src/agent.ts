@@ -241,14 +241,16 @@ export class NodeAgentActor extends Actor {
     );
   }
 
-  /** The oldest wait for a first token per interactive tier, as the node agent sees it (LoadReport.waitMs). */
-  private waitMs(): { waitMs?: { "iw-fast"?: number; "iw-normal"?: number } } {
-    if (!this.awaitingFirst.size) return {};
+  /** The oldest wait for a first token per interactive tier, as the node agent sees it (LoadReport). */
+  private waitMs(): { iwFastWaitMs?: number; iwNormalWaitMs?: number } {
     const now = this.clock.now();
-    const w: { "iw-fast"?: number; "iw-normal"?: number } = {};
-    for (const { tier, sinceMs } of this.awaitingFirst.values())
-      if (tier === "iw-fast" || tier === "iw-normal") w[tier] = Math.max(w[tier] ?? 0, now - sinceMs);
-    return Object.keys(w).length ? { waitMs: w } : {};
+    let fast = 0;
+    let normal = 0;
+    for (const { tier, sinceMs } of this.awaitingFirst.values()) {
+      if (tier === "iw-fast") fast = Math.max(fast, now - sinceMs);
+      else if (tier === "iw-normal") normal = Math.max(normal, now - sinceMs);
+    }
+    return { ...(fast ? { iwFastWaitMs: fast } : {}), ...(normal ? { iwNormalWaitMs: normal } : {}) };
   }
 
   private heartbeat(): Promise<void> {

@@ -62,7 +62,8 @@ export interface LoadSignals {
   waiting: number;
   maxRunning?: number | undefined;
   /** The oldest interactive request's wait for its first token, per tier (ms). */
-  waitMs?: { "iw-fast"?: number | undefined; "iw-normal"?: number | undefined } | undefined;
+  iwFastWaitMs?: number | undefined;
+  iwNormalWaitMs?: number | undefined;
   /** Interactive arrivals and SLO capacity (req/s). */
   iwRps?: number | undefined;
   iwCapacityRps?: number | undefined;
@@ -78,7 +79,7 @@ export interface LoadSignals {
  * A prefill-bound engine (long prompts, a bounded token budget per step) queues requests while both of
  * those look idle: at 10× `day`, llama3.1-8b instances ran ~70 of 512 sequences at 12 % KV with 150–650
  * requests waiting seconds for their first token. So the load is also the oldest interactive request's
- * wait for its first token as a fraction of its tier's TTFT target (`waitMs`): 0.5 = the oldest IW-fast
+ * wait for its first token as a fraction of its tier's TTFT target (`iwFastWaitMs`, `iwNormalWaitMs`): 0.5 = the oldest IW-fast
  * request has waited half a second. And where the instance's SLO capacity is known (`iwCapacityRps`,
  * the knee of the engine load sweep), the load is also its interactive arrivals over that capacity:
  * 0.5 = half of the rate at which its TTFT SLOs stop holding.
@@ -91,12 +92,8 @@ export function instanceLoad(
     ? Math.max(r.kvUtilization, (r.running + r.waiting) / r.maxRunning)
     : r.kvUtilization;
   if (r.iwRps !== undefined && r.iwCapacityRps) load = Math.max(load, r.iwRps / r.iwCapacityRps);
-  if (r.waitMs)
-    load = Math.max(
-      load,
-      (r.waitMs["iw-fast"] ?? 0) / ttftMs["iw-fast"],
-      (r.waitMs["iw-normal"] ?? 0) / ttftMs["iw-normal"],
-    );
+  if (r.iwFastWaitMs) load = Math.max(load, r.iwFastWaitMs / ttftMs["iw-fast"]);
+  if (r.iwNormalWaitMs) load = Math.max(load, r.iwNormalWaitMs / ttftMs["iw-normal"]);
   return load;
 }
 

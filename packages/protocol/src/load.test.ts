@@ -18,10 +18,11 @@ describe("instanceLoad", () => {
     // 70 of 512 sequences, 12 % KV: idle by both — but the oldest IW-fast request has waited 1.3 s.
     const r = { kvUtilization: 0.12, running: 70, waiting: 90, maxRunning: 512 };
     expect(instanceLoad(r)).toBeCloseTo(160 / 512, 9);
-    expect(instanceLoad({ ...r, waitMs: { "iw-fast": 1_300 } })).toBeCloseTo(1.3, 9);
-    expect(instanceLoad({ ...r, waitMs: { "iw-normal": 45_000 } })).toBeCloseTo(0.75, 9); // of 60 s
-    expect(
-      instanceLoad({ ...r, waitMs: { "iw-fast": 400 } }, { "iw-fast": 500, "iw-normal": 60_000 }),
-    ).toBeCloseTo(0.8, 9);
+    expect(instanceLoad({ ...r, iwFastWaitMs: 1_300 })).toBeCloseTo(1.3, 9);
+    expect(instanceLoad({ ...r, iwNormalWaitMs: 45_000 })).toBeCloseTo(0.75, 9); // of 60 s
+    expect(instanceLoad({ ...r, iwFastWaitMs: 400 }, { "iw-fast": 500, "iw-normal": 60_000 })).toBeCloseTo(
+      0.8,
+      9,
+    );
   });
 });

@@ -175,16 +175,12 @@ export const LoadReport = defineMessage({
      */
     maxRunning: Count.optional(),
     /**
-     * How long the oldest interactive request of each tier has waited here for its first token (ms; absent
+     * How long the oldest IW-fast / IW-normal request has waited here for its first token (ms; absent
      * = none waiting). An engine that is prefill-bound queues requests while its KV cache and sequence
      * slots look idle; this is the signal that sees it (instanceLoad compares it with the TTFT target).
      */
-    waitMs: z
-      .object({
-        "iw-fast": z.number().nonnegative().optional(),
-        "iw-normal": z.number().nonnegative().optional(),
-      })
-      .optional(),
+    iwFastWaitMs: z.number().nonnegative().optional(),
+    iwNormalWaitMs: z.number().nonnegative().optional(),
     /**
      * Interactive requests/s arriving here (smoothed over ~30 s) and the interactive requests/s this
      * instance serves with its TTFT SLOs kept (the engine sweep's knee for its model, GPU type and length
@@ -213,7 +209,7 @@ export const LoadReport = defineMessage({
   outstandingTokens: 4200,
   tokensPerSecond: 2100,
   maxRunning: 256,
-  waitMs: { "iw-fast": 120 },
+  iwFastWaitMs: 120,
   iwRps: 1.2,
   iwCapacityRps: 4.9,
   atMs: now,

@@ -51,7 +51,8 @@ export function estimatedUtilization(v: InstanceView): number {
     running: v.running,
     waiting: v.waiting + v.routedRequests,
     maxRunning: v.maxRunning,
-    waitMs: v.waitMs,
+    iwFastWaitMs: v.iwFastWaitMs,
+    iwNormalWaitMs: v.iwNormalWaitMs,
     iwRps: v.iwRps,
     iwCapacityRps: v.iwCapacityRps,
   });

@@ -144,7 +144,8 @@ export class RouterActor extends Actor {
         running: r.running,
         waiting: r.waiting,
         maxRunning: r.maxRunning,
-        waitMs: r.waitMs,
+        iwFastWaitMs: r.iwFastWaitMs,
+        iwNormalWaitMs: r.iwNormalWaitMs,
         iwRps: r.iwRps,
         iwCapacityRps: r.iwCapacityRps,
         routedTokens: 0,
@@ -165,7 +166,8 @@ export class RouterActor extends Actor {
       v.running = r.running;
       v.waiting = r.waiting;
       v.maxRunning = r.maxRunning;
-      v.waitMs = r.waitMs;
+      v.iwFastWaitMs = r.iwFastWaitMs;
+      v.iwNormalWaitMs = r.iwNormalWaitMs;
       v.iwRps = r.iwRps;
       v.iwCapacityRps = r.iwCapacityRps;
       v.routedTokens = 0;

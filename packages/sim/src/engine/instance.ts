@@ -384,7 +384,7 @@ export class Instance {
   /**
    * How long the oldest request of `tier` still without its first token has been on this instance (ms;
    * since `receivedMs`, else `arrivalMs`), or 0: the wait a prefill-bound engine builds up while its KV
-   * cache and sequence slots look idle (LoadReport.waitMs).
+   * cache and sequence slots look idle (LoadReport.iwFastWaitMs / iwNormalWaitMs).
    */
   oldestWaitMs(tier: Tier, nowMs: number): number {
     const since = (s: Seq) => s.req.receivedMs ?? s.req.arrivalMs;

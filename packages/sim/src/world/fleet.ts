@@ -585,7 +585,7 @@ export class SimFleet extends Actor {
     const inst = vm.instance;
     const now = this.clock.now();
     if (now > vm.rateAtMs) {
-      // Smoothed over ~30 s: a scaling signal, not a burst detector (waitMs sees bursts).
+      // Smoothed over ~30 s: a scaling signal, not a burst detector (the first-token waits see bursts).
       const dt = now - vm.rateAtMs;
       vm.iwRps += ((vm.iwArrivals * 1000) / dt - vm.iwRps) * (1 - Math.exp(-dt / 30_000));
       vm.iwArrivals = 0;
@@ -613,7 +613,7 @@ export class SimFleet extends Actor {
         tokensPerSecond: 0,
         kvCapacityTokens: inst?.kvCapacity ?? this.opts.perf.kvTokenCapacity(vm.model, vm.gpu),
         maxRunning: inst?.maxBatch ?? this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
-        ...(inst ? { waitMs: this.waitMs(inst) } : {}),
+        ...(inst ? this.waitMs(inst) : {}),
         ...(iwCapacityRps ? { iwRps: vm.iwRps, iwCapacityRps } : {}),
         ...(vm.pool === undefined ? {} : { pool: vm.pool }),
         atMs: this.clock.now(),
@@ -621,13 +621,12 @@ export class SimFleet extends Actor {
     );
   }
 
-  private waitMs(inst: Instance): { "iw-fast"?: number; "iw-normal"?: number } | undefined {
-    if (inst.waitingCount === 0 && inst.batchSize === 0) return undefined;
+  private waitMs(inst: Instance): { iwFastWaitMs?: number; iwNormalWaitMs?: number } {
+    if (inst.waitingCount === 0 && inst.batchSize === 0) return {};
     const now = this.clock.now();
     const fast = inst.oldestWaitMs("iw-fast", now);
     const normal = inst.oldestWaitMs("iw-normal", now);
-    if (!fast && !normal) return undefined;
-    return { ...(fast ? { "iw-fast": fast } : {}), ...(normal ? { "iw-normal": normal } : {}) };
+    return { ...(fast ? { iwFastWaitMs: fast } : {}), ...(normal ? { iwNormalWaitMs: normal } : {}) };
   }
 
   /** In-flight requests on all instances (for end-of-run drain). */
