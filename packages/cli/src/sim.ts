@@ -50,6 +50,7 @@ async function runOne(policy: string, o: SimCliOptions, label: string): Promise<
       ...(cfg.slo ? { slo: cfg.slo } : {}),
       ...(cfg.regionAgent ? { regionAgent: cfg.regionAgent } : {}),
       ...(cfg.planner ? { planner: cfg.planner } : {}),
+      ...(cfg.sloCapacity ? { sloCapacity: true } : {}),
       scenario: o.scenario,
       policy,
       seed: o.seed,

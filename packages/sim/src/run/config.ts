@@ -36,6 +36,8 @@ export const SimConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Load reports carry SLO capacity (SimOptions.sloCapacity). */
+    sloCapacity: z.boolean().optional(),
     regionAgent: z
       .object({
         scalingIntervalMs: z.number().positive().optional(),

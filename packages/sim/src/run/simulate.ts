@@ -57,8 +57,9 @@ export interface SimOptions {
   maxPrefillTokens?: number;
   /**
    * Report each instance's interactive arrivals against its SLO capacity (the engine sweep's knee,
-   * data/engine-capacity.json) so routing and scaling see "full" where TTFT stops holding (default true).
-   * The step budget must be the default for the table to apply.
+   * data/engine-capacity.json) so routing and scaling see "full" where TTFT stops holding. Off by default:
+   * the baselines scale on utilisation, as the paper's; SageServe's best configuration turns it on. The
+   * step budget must be the default for the table to apply.
    */
   sloCapacity?: boolean;
   /** Called for every request that missed its tier's TTFT target, with where its time went. */
@@ -245,9 +246,9 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     ...(opts.maxPrefillTokens ? { maxPrefillTokens: opts.maxPrefillTokens } : {}),
     ...(opts.niwKvShare !== undefined ? { niwKvShare: opts.niwKvShare } : {}),
     ...(opts.stepBudgetMs ? { stepBudgetMs: opts.stepBudgetMs } : {}),
-    ...(opts.sloCapacity === false
-      ? {}
-      : { iwCapacityRps: (m: string, g: string) => builtinSloCapacity().iwRps(m, g) }),
+    ...(opts.sloCapacity
+      ? { iwCapacityRps: (m: string, g: string) => builtinSloCapacity().iwRps(m, g) }
+      : {}),
     ...(opts.traceSlow
       ? { traceSlow: { ttftMs: (opts.slo ?? DEFAULT_SLO).ttftMs, write: opts.traceSlow } }
       : {}),
