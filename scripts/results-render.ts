@@ -243,7 +243,7 @@ const wall = [main, scaled, sens].reduce((a, g) => a + (g?.runs.reduce((b, r) =>
 const iwOk = (p: SimReport) => Math.min(p.slo["iw-fast"].attainment, p.slo["iw-normal"].attainment);
 const wasteVsUnified = rel(best.gpuHours.scalingOverhead, unified.gpuHours.scalingOverhead);
 const template = readFileSync(new URL("../scripts/results-template.md", import.meta.url), "utf8");
-const doc = template
+let doc = template
   .replaceAll("{{scenario}}", main.scenario)
   .replaceAll("{{scale}}", String(main.scale))
   .replaceAll("{{requests}}", f(siloed.requests.generated, 0))
@@ -280,6 +280,21 @@ const doc = template
   .replaceAll(
     "{{analysis}}",
     readFileSync(new URL("../scripts/results-analysis.md", import.meta.url), "utf8").trim(),
+  );
+// The analysis quotes the 10× runs: filled from scaled.json like the tables.
+const scaledRun = (name: string) => scaled?.runs.find((r) => r.name === name)?.report;
+const sb = scaledRun("best");
+const su = scaledRun("unified-reactive");
+doc = doc
+  .replaceAll("{{bestScaledFeasible}}", sb ? pct(sb.slo["iw-fast"].attainmentFeasible) : "–")
+  .replaceAll("{{bestScaledNormal}}", sb ? pct(sb.slo["iw-normal"].attainment) : "–")
+  .replaceAll("{{bestScaledGpuh}}", sb ? f(sb.gpuHours.total, 0) : "–")
+  .replaceAll("{{bestScaledVsUnified}}", sb && su ? signed(rel(sb.gpuHours.total, su.gpuHours.total)) : "–")
+  .replaceAll(
+    "{{unifiedScaledGap}}",
+    su
+      ? `${f(100 * (0.99 - su.slo["iw-fast"].attainmentFeasible), 1)} points (${pct(su.slo["iw-fast"].attainmentFeasible)} of feasible)`
+      : "–",
   );
 writeFileSync(new URL("results.md", dir), doc);
 console.log("wrote docs/results.md and docs/img/results-*.png");
