@@ -238,6 +238,11 @@ export class Instance {
     return this.running.length;
   }
 
+  /** Some request here has no first token yet (waiting, or prefilling). */
+  get hasFirstTokenWaits(): boolean {
+    return this.nWaiting > 0 || this.nDecoding < this.running.length;
+  }
+
   get waitingCount(): number {
     return this.nWaiting;
   }

@@ -584,49 +584,47 @@ export class SimFleet extends Actor {
   private report(vm: Vm): void {
     const inst = vm.instance;
     const now = this.clock.now();
-    if (now > vm.rateAtMs) {
+    const iwCapacityRps = this.opts.iwCapacityRps?.(vm.model, vm.gpu);
+    if (iwCapacityRps && now > vm.rateAtMs) {
       // Smoothed over ~30 s: a scaling signal, not a burst detector (the first-token waits see bursts).
       const dt = now - vm.rateAtMs;
       vm.iwRps += ((vm.iwArrivals * 1000) / dt - vm.iwRps) * (1 - Math.exp(-dt / 30_000));
       vm.iwArrivals = 0;
       vm.rateAtMs = now;
     }
-    const iwCapacityRps = this.opts.iwCapacityRps?.(vm.model, vm.gpu);
-    const util = inst?.kvUtilization ?? 0;
-    this.publish(
-      LoadReport,
-      { region: vm.region, model: vm.model, instance: vm.instanceId },
-      {
-        instanceId: vm.instanceId,
-        nodeId: vm.nodeId,
-        region: vm.region,
-        model: vm.model,
-        gpuType: vm.gpu,
-        state: vm.state,
-        kvUtilization: util,
-        memoryUtilization: util,
-        running: inst?.batchSize ?? 0,
-        waiting: inst?.waitingCount ?? 0,
-        // KV the running requests hold + prompt and output of those queued: the router subtracts the
-        // held part to rank instances by their queue (router policy `queuedTokens`).
-        outstandingTokens: inst ? inst.kvBlocksUsed * inst.blockSize + inst.waitingTokens : 0,
-        tokensPerSecond: 0,
-        kvCapacityTokens: inst?.kvCapacity ?? this.opts.perf.kvTokenCapacity(vm.model, vm.gpu),
-        maxRunning: inst?.maxBatch ?? this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
-        ...(inst ? this.waitMs(inst) : {}),
-        ...(iwCapacityRps ? { iwRps: vm.iwRps, iwCapacityRps } : {}),
-        ...(vm.pool === undefined ? {} : { pool: vm.pool }),
-        atMs: this.clock.now(),
-      },
-    );
-  }
-
-  private waitMs(inst: Instance): { iwFastWaitMs?: number; iwNormalWaitMs?: number } {
-    if (inst.waitingCount === 0 && inst.batchSize === 0) return {};
-    const now = this.clock.now();
-    const fast = inst.oldestWaitMs("iw-fast", now);
-    const normal = inst.oldestWaitMs("iw-normal", now);
-    return { ...(fast ? { iwFastWaitMs: fast } : {}), ...(normal ? { iwNormalWaitMs: normal } : {}) };
+    const blocks = inst ? inst.kvBlocksUsed : 0;
+    const util = inst ? Math.min(1, blocks / Math.max(1, inst.numBlocks)) : 0;
+    const r: Payload<typeof LoadReport> = {
+      instanceId: vm.instanceId,
+      nodeId: vm.nodeId,
+      region: vm.region,
+      model: vm.model,
+      gpuType: vm.gpu,
+      state: vm.state,
+      kvUtilization: util,
+      memoryUtilization: util,
+      running: inst?.batchSize ?? 0,
+      waiting: inst?.waitingCount ?? 0,
+      // KV the running requests hold + prompt and output of those queued: the router subtracts the
+      // held part to rank instances by their queue (router policy `queuedTokens`).
+      outstandingTokens: inst ? blocks * inst.blockSize + inst.waitingTokens : 0,
+      tokensPerSecond: 0,
+      kvCapacityTokens: inst?.kvCapacity ?? this.opts.perf.kvTokenCapacity(vm.model, vm.gpu),
+      maxRunning: inst?.maxBatch ?? this.opts.maxBatch ?? DEFAULT_MAX_BATCH,
+      atMs: now,
+    };
+    if (inst?.hasFirstTokenWaits) {
+      const fast = inst.oldestWaitMs("iw-fast", now);
+      const normal = inst.oldestWaitMs("iw-normal", now);
+      if (fast) r.iwFastWaitMs = fast;
+      if (normal) r.iwNormalWaitMs = normal;
+    }
+    if (iwCapacityRps) {
+      r.iwRps = vm.iwRps;
+      r.iwCapacityRps = iwCapacityRps;
+    }
+    if (vm.pool !== undefined) r.pool = vm.pool;
+    this.publish(LoadReport, { region: vm.region, model: vm.model, instance: vm.instanceId }, r);
   }
 
   /** In-flight requests on all instances (for end-of-run drain). */
