@@ -1,5 +1,5 @@
-import { readFileSync } from "node:fs";
 import type { Tier } from "@sageserve/protocol";
+import { readBuiltinData } from "../data.js";
 import type { PerformanceModel } from "../perf/model.js";
 import type { WorkloadStats } from "../workload/stats.js";
 import { geometricRates, sweepInstance } from "./sweep.js";
@@ -123,10 +123,6 @@ let cached: SloCapacity | undefined;
 
 /** The committed capacity table (data/engine-capacity.json, made by scripts/derive-capacity.ts). */
 export function builtinSloCapacity(): SloCapacity {
-  cached ??= new SloCapacity(
-    JSON.parse(
-      readFileSync(new URL("../../data/engine-capacity.json", import.meta.url), "utf8"),
-    ) as CapacityTable,
-  );
+  cached ??= new SloCapacity(readBuiltinData<CapacityTable>("engine-capacity.json"));
   return cached;
 }

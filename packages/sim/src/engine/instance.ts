@@ -207,8 +207,6 @@ export class Instance {
   runningTokens = 0;
   /** Requests preempted (recomputed) so far. */
   preemptions = 0;
-  /** Prompt + output tokens of finished requests. */
-  tokensServed = 0;
 
   constructor(o: InstanceOptions) {
     this.blockSize = o.blockSize ?? DEFAULT_BLOCK_SIZE;
@@ -505,7 +503,6 @@ export class Instance {
     s.where = "gone";
     this.byId.delete(s.req.id);
     this.runningTokens -= s.req.inputTokens + s.req.outputTokens;
-    this.tokensServed += s.req.inputTokens + s.req.outputTokens;
     done.push({ req: s.req, doneMs: this.lastMs });
   }
 

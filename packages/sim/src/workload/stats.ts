@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readBuiltinData } from "../data.js";
 
 export interface WorkloadStats {
   azure2023: Record<
@@ -19,9 +19,7 @@ let cached: WorkloadStats | undefined;
 
 /** Token-length quantiles, burstiness and weekly shapes derived from public traces (data/README.md). */
 export function workloadStats(): WorkloadStats {
-  cached ??= JSON.parse(
-    readFileSync(new URL("../../data/workload-stats.json", import.meta.url), "utf8"),
-  ) as WorkloadStats;
+  cached ??= readBuiltinData<WorkloadStats>("workload-stats.json");
   return cached;
 }
 

@@ -13,7 +13,6 @@ import { Actor, type ActorContext } from "@sageserve/runtime";
 import { gpuSpec } from "../catalog.js";
 import {
   type Completion,
-  DEFAULT_MAX_BATCHED_TOKENS,
   DEFAULT_MAX_NUM_SEQS,
   Instance,
   type InstanceRequest,
@@ -30,12 +29,6 @@ export interface FleetTimings {
   /** Load another model onto an existing VM — warm migration (reference: 150 s). */
   swapMs: number;
 }
-
-/**
- * Tokens one engine step computes, vLLM's `max_num_batched_tokens`: every decoding request's next
- * token, then prefill chunks (chunked prefill) in admission and tier order.
- */
-export const DEFAULT_MAX_PREFILL_TOKENS = DEFAULT_MAX_BATCHED_TOKENS;
 
 /** Longest engine step (ms) the default token budget allows: a quarter of the IW-fast TTFT target. */
 export const DEFAULT_STEP_BUDGET_MS = 250;
