@@ -51,6 +51,15 @@ describe("sageserve sim / compare", () => {
     expect(stdout).toMatch(/unified-reactive\s+\d+\.\d/);
   });
 
+  it("warns when a planner policy's workload is shorter than its plan interval", async () => {
+    const { stderr } = await sage("sim", "--scenario", "smoke", "--policy", "lt-ua", "--out", join(tmp, "w"));
+    expect(stderr).toMatch(/warning: the workload lasts 10 min, less than the plan interval \(60 min\)/);
+    const report = JSON.parse(readFileSync(join(tmp, "w", "report.json"), "utf8"));
+    expect(report.warnings).toHaveLength(1);
+    // The plan at start-up still comes (2 minutes in), so lt-ua is not silently unified reactive.
+    expect(report.planner.plans).toBe(1);
+  });
+
   it("compares policies on the same trace in one table and one report", async () => {
     const { stdout } = await sage(
       "compare",

@@ -144,6 +144,7 @@ export async function simCommand(policy: string, o: SimCliOptions): Promise<numb
   try {
     checkPolicy(policy);
     const res = await runOne(policy, o, policy);
+    for (const w of res.report.warnings ?? []) console.error(`warning: ${w}`);
     const files = writeReports(o.out, res.report, res.run);
     if (o.json)
       console.log(
@@ -168,6 +169,7 @@ export async function compareCommand(policies: string[], o: SimCliOptions): Prom
     for (const p of policies) checkPolicy(p);
     const results: SimResult[] = [];
     for (const p of policies) results.push(await runOne(p, o, p));
+    for (const w of new Set(results.flatMap((r) => r.report.warnings ?? []))) console.error(`warning: ${w}`);
     const files = writeComparison(
       o.out,
       results.map((r) => r.report),

@@ -1,6 +1,7 @@
 /**
  * Demand forecasting per series (one model in one region), at 1-minute
- * granularity, for the planning window t+20 … t+60 min. A small ensemble —
+ * granularity, for a planning window (the planner asks for [now, next plan + boot lead]; the
+ * reference's is t+20 … t+60 min). A small ensemble —
  * persistence (last hour), seasonal-naive (same minutes yesterday, last week)
  * and Holt-Winters (additive, daily season on 10-minute buckets) — with the
  * model chosen per series by its recent out-of-sample error. Forecasts are
@@ -27,7 +28,10 @@ function clean(x: number): number {
 /** A per-minute series; index 0 is the first minute observed. */
 export class DemandSeries {
   readonly values: number[] = [];
-  private readonly pending = new Map<ForecasterName, { dueMinute: number; predicted: number }[]>();
+  private readonly pending = new Map<
+    ForecasterName,
+    { dueMinute: number; span: number; predicted: number }[]
+  >();
   /** Exponentially weighted absolute percentage error per forecaster. */
   readonly error = new Map<ForecasterName, number>();
   private errorCount = 0;
@@ -76,7 +80,7 @@ export class DemandSeries {
     for (const f of FORECASTERS) {
       const p = this.forecastWith(f, from, to);
       const list = this.pending.get(f) ?? [];
-      list.push({ dueMinute: n + to, predicted: p.mean });
+      list.push({ dueMinute: n + to, span: to - from, predicted: p.mean });
       this.pending.set(f, list);
     }
     const model = this.best();
@@ -87,8 +91,8 @@ export class DemandSeries {
     const n = this.values.length;
     for (const [f, list] of this.pending) {
       while (list.length && list[0]!.dueMinute <= n) {
-        const { dueMinute, predicted } = list.shift()!;
-        const actual = mean(this.values.slice(Math.max(0, dueMinute - 40), dueMinute));
+        const { dueMinute, span, predicted } = list.shift()!;
+        const actual = mean(this.values.slice(Math.max(0, dueMinute - span), dueMinute));
         const ape = Math.abs(predicted - actual) / Math.max(actual, 1e-9);
         const prev = this.error.get(f);
         this.error.set(f, prev === undefined ? Math.min(ape, 10) : 0.7 * prev + 0.3 * Math.min(ape, 10));

@@ -1,5 +1,7 @@
 import {
+  type CapacityModel,
   DemandReport,
+  type LengthMix,
   LoadReport,
   type Payload,
   type PayloadIn,
@@ -16,13 +18,41 @@ export interface PlannerOptions {
   id?: string;
   models: string[];
   regions: string[];
-  /** Per-instance capacity (tokens/s) by model and GPU type, from the performance model. */
+  /**
+   * Per-instance capacity (tokens/s) by model and GPU type. Used as given when there is no
+   * `capacityModel`; with one, only as the fallback for a model the capacity model does not know.
+   */
   capacity: Record<string, Record<string, number>>;
+  /**
+   * The SLO capacity model (the one the region agents count instances with): each plan's ILP
+   * coefficients are its planned tokens/s per instance for each model's measured length mix (the last
+   * hour of interactive demand), GPU types it has no point for are not eligible, and the snapshot's
+   * headroom defaults to 0 (the model's target utilisation is the headroom).
+   */
+  capacityModel?: CapacityModel;
   gpuTypes: { id: string; pricePerHour: number; gpusPerVm?: number }[];
   supply: Record<string, Record<string, number>>;
   routes?: Record<string, string[]>;
-  /** When to plan (cron, UTC). Default hourly at minute 0. */
+  /** When to plan (cron, UTC). Default hourly at minute 0; ignored when `intervalMinutes` is set. */
   schedule?: string;
+  /** Plan every this many minutes from start-up instead of on the cron schedule. */
+  intervalMinutes?: number;
+  /**
+   * First plan this long after start-up (default 2 minutes: the first demand reports are in). Before
+   * any demand was seen the plan holds the current allocation. Negative: no plan at start-up.
+   */
+  firstPlanAfterMs?: number;
+  /**
+   * How far ahead of a window capacity must be up: the forecast covers [now, now + interval + lead], so
+   * a ramp early in the next window is already provisioned for (default 5 minutes: boot + load).
+   */
+  leadMinutes?: number;
+  /**
+   * Re-plan at once (at most every `replanMinGapMs`, default 5 min) when a series' demand over the last
+   * 5 minutes exceeds its forecast by this fraction (default 0.5; 0 disables).
+   */
+  replanOnForecastError?: number;
+  replanMinGapMs?: number;
   /** Strategy name carried in the plan for the region agents (lt-i, lt-u, lt-ua, …). */
   strategy: string;
   /** Plan for the window's peak minute (the reference) or its mean. */
@@ -60,11 +90,58 @@ export function postProcessTargets(
   });
 }
 
+interface MinuteDemand {
+  iw: number;
+  niw: number;
+  iwRequests: number;
+  iwInputTokens: number;
+  iwOutputTokens: number;
+}
+
 interface SeriesState {
   iw: DemandSeries;
   niw: DemandSeries;
-  minutes: Map<number, { iw: number; niw: number }>;
+  minutes: Map<number, MinuteDemand>;
   nextMinute: number | undefined;
+  /** Interactive length mix per flushed minute (last hour). */
+  mix: { requests: number; inputTokens: number; outputTokens: number }[];
+  /** The last plan's forecast of this series' interactive demand (tokens/s). */
+  forecastIw?: number;
+}
+
+/** One forecast judged against what happened (per series, per plan window). */
+export interface ForecastRecord {
+  model: string;
+  region: string;
+  /** Window the forecast was for (epoch ms). */
+  fromMs: number;
+  toMs: number;
+  /** Mean forecast interactive + batch demand (tokens/s) over the window, before bias. */
+  forecast: number;
+  /** Mean observed demand over the window, once it has passed. */
+  actual?: number;
+}
+
+/** Whole-run forecast error per series: MAPE over windows with demand, sMAPE over windows with either. */
+export function forecastErrors(
+  records: readonly ForecastRecord[],
+  untilMs = Number.POSITIVE_INFINITY,
+): Map<string, { mape: number | undefined; smape: number | undefined; windows: number }> {
+  const acc = new Map<string, { ape: number[]; sape: number[]; windows: number }>();
+  for (const r of records) {
+    if (r.actual === undefined || r.toMs > untilMs) continue;
+    const k = `${r.model}|${r.region}`;
+    const a = acc.get(k) ?? { ape: [], sape: [], windows: 0 };
+    a.windows++;
+    if (r.actual > 0) a.ape.push(Math.abs(r.forecast - r.actual) / r.actual);
+    if (r.actual + r.forecast > 0)
+      a.sape.push((2 * Math.abs(r.forecast - r.actual)) / (r.actual + r.forecast));
+    acc.set(k, a);
+  }
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((x, y) => x + y, 0) / xs.length : undefined);
+  return new Map(
+    [...acc].map(([k, a]) => [k, { mape: mean(a.ape), smape: mean(a.sape), windows: a.windows }]),
+  );
 }
 
 /**
@@ -80,6 +157,15 @@ export class PlannerActor extends Actor {
     { model: string; region: string; gpu: string; state: string }
   >();
   private planSeq = 0;
+  private lastPlanAtMs: number | undefined;
+  private lastCheckedMinute: number | undefined;
+  private replanning = false;
+  /** Re-plans triggered by the planner itself (forecast error, region failure), with their reason. */
+  readonly replans: { atMs: number; reason: string }[] = [];
+  /** Every plan's forecast per series, judged once its window has passed (forecastErrors()). */
+  readonly forecasts: ForecastRecord[] = [];
+  /** Regions whose every instance failed or stopped (no serving one left): planned with no supply. */
+  private readonly downRegions = new Set<string>();
   private lastPlanId = "none";
   private previousDeltas = new Map<string, number>();
   readonly history: PlanResult[] = [];
@@ -105,6 +191,7 @@ export class PlannerActor extends Actor {
           gpu: r.gpuType,
           state: r.state,
         });
+        this.checkRegion(r.region);
       },
       { broadcast: true },
     );
@@ -113,9 +200,25 @@ export class PlannerActor extends Actor {
       const r = await this.plan();
       return { planId: this.lastPlanId, status: r.status, targets: r.targets.length, solveMs: r.solveMs };
     });
-    this.cron(this.opts.schedule ?? "0 * * * *", async () => {
-      await this.plan();
-    });
+    if (this.opts.intervalMinutes !== undefined) {
+      if (!(this.opts.intervalMinutes > 0))
+        throw new RangeError(`intervalMinutes must be positive, got ${this.opts.intervalMinutes}`);
+      this.every(this.opts.intervalMinutes * 60_000, async () => {
+        await this.plan();
+      });
+    } else {
+      this.cron(this.opts.schedule ?? "0 * * * *", async () => {
+        await this.plan();
+      });
+    }
+    const first = this.opts.firstPlanAfterMs ?? 120_000;
+    if (first >= 0)
+      this.after(first, async () => {
+        if (this.lastPlanAtMs !== undefined) return;
+        // Before any demand was seen there is nothing to forecast: the agents keep what they have.
+        if (this.hasHistory()) await this.plan();
+        else this.log.info({}, "no demand seen yet: no plan at start-up, the current allocation holds");
+      });
     // A restarted planner continues its plan sequence from the plan it left in KV: plan ids never repeat.
     const latest = await this.kvGet("sage-plans", "latest");
     const prev = latest.ok ? (latest.value as { planId?: unknown } | undefined)?.planId : undefined;
@@ -124,11 +227,66 @@ export class PlannerActor extends Actor {
     if (m) this.planSeq = Math.max(this.planSeq, Number(m[1]) + 1);
   }
 
+  /**
+   * A region whose instances have all failed or stopped (after having served) is planned with no supply,
+   * and the plan is redone at once so its demand is routed elsewhere; it rejoins when one serves again.
+   */
+  private checkRegion(region: string): void {
+    let any = 0;
+    let alive = 0;
+    for (const i of this.instances.values()) {
+      if (i.region !== region) continue;
+      any++;
+      if (i.state !== "failed" && i.state !== "stopped") alive++;
+    }
+    if (any === 0) return;
+    if (alive === 0 && !this.downRegions.has(region)) {
+      this.downRegions.add(region);
+      this.replans.push({ atMs: this.clock.now(), reason: `region ${region} has no live instance` });
+      if (!this.replanning) this.replanSoon();
+    } else if (alive > 0 && this.downRegions.has(region)) {
+      this.downRegions.delete(region);
+    }
+  }
+
+  /** Plan now, on the clock (so a simulation waits for it like any timer). */
+  private replanSoon(): void {
+    this.replanning = true;
+    this.after(0, async () => {
+      try {
+        await this.plan();
+      } finally {
+        this.replanning = false;
+      }
+    });
+  }
+
+  /** Interactive length mix of a model over the last hour of demand (all regions). */
+  private mixOfModel(model: string): LengthMix | undefined {
+    let req = 0;
+    let inp = 0;
+    let out = 0;
+    for (const region of this.opts.regions) {
+      for (const m of this.state(model, region).mix) {
+        req += m.requests;
+        inp += m.inputTokens;
+        out += m.outputTokens;
+      }
+    }
+    return req > 0 ? { meanInputTokens: inp / req, meanOutputTokens: out / req } : undefined;
+  }
+
   private state(model: string, region: string): SeriesState {
     const k = `${model}|${region}`;
     let s = this.series.get(k);
     if (!s) {
-      s = { iw: new DemandSeries(), niw: new DemandSeries(), minutes: new Map(), nextMinute: undefined };
+      s = {
+        iw: new DemandSeries(),
+        niw: new DemandSeries(),
+        minutes: new Map(),
+        nextMinute: undefined,
+        mix: [],
+      };
       this.series.set(k, s);
     }
     return s;
@@ -139,11 +297,43 @@ export class PlannerActor extends Actor {
     const minute = Math.floor(d.windowStartMs / 60_000);
     const secs = d.windowMs / 1000;
     const tok = (t: { inputTokens: number; outputTokens: number }) => (t.inputTokens + t.outputTokens) / secs;
-    const m = s.minutes.get(minute) ?? { iw: 0, niw: 0 };
-    m.iw += tok(d.byTier["iw-fast"]) + tok(d.byTier["iw-normal"]);
+    const m = s.minutes.get(minute) ?? { iw: 0, niw: 0, iwRequests: 0, iwInputTokens: 0, iwOutputTokens: 0 };
+    const f = d.byTier["iw-fast"];
+    const n = d.byTier["iw-normal"];
+    m.iw += tok(f) + tok(n);
     m.niw += tok(d.byTier.niw);
+    m.iwRequests += f.requests + n.requests;
+    m.iwInputTokens += f.inputTokens + n.inputTokens;
+    m.iwOutputTokens += f.outputTokens + n.outputTokens;
     s.minutes.set(minute, m);
     s.nextMinute ??= minute;
+    this.checkForecast(minute);
+  }
+
+  /** A series running well above its forecast asks for a re-plan now rather than at the next window. */
+  private checkForecast(minute: number): void {
+    const bound = this.opts.replanOnForecastError ?? 0.5;
+    if (!(bound > 0) || this.lastPlanAtMs === undefined || this.replanning) return;
+    const now = this.clock.now();
+    if (now - this.lastPlanAtMs < (this.opts.replanMinGapMs ?? 5 * 60_000)) return;
+    if (minute === this.lastCheckedMinute) return;
+    this.lastCheckedMinute = minute;
+    this.flush(minute); // minutes before this report's are complete (a late router's share is dropped)
+    for (const [k, s] of this.series) {
+      if (s.forecastIw === undefined) continue;
+      const recent = s.iw.values.slice(-5);
+      if (recent.length < 5) continue;
+      const observed = recent.reduce((a, b) => a + b, 0) / recent.length;
+      if (observed > (1 + bound) * Math.max(s.forecastIw, 1e-9) && observed > 0) {
+        this.replanning = true;
+        this.replans.push({
+          atMs: now,
+          reason: `demand of ${k} ${Math.round(observed)} tokens/s vs forecast ${Math.round(s.forecastIw)}`,
+        });
+        this.replanSoon();
+        return;
+      }
+    }
   }
 
   /** Move complete minutes (before the current one) into the series, zero-filling gaps. */
@@ -151,31 +341,83 @@ export class PlannerActor extends Actor {
     for (const s of this.series.values()) {
       if (s.nextMinute === undefined) continue;
       while (s.nextMinute < nowMinute) {
-        const m = s.minutes.get(s.nextMinute) ?? { iw: 0, niw: 0 };
-        s.iw.push(m.iw);
-        s.niw.push(m.niw);
+        const m = s.minutes.get(s.nextMinute);
+        s.iw.push(m?.iw ?? 0);
+        s.niw.push(m?.niw ?? 0);
+        s.mix.push({
+          requests: m?.iwRequests ?? 0,
+          inputTokens: m?.iwInputTokens ?? 0,
+          outputTokens: m?.iwOutputTokens ?? 0,
+        });
+        if (s.mix.length > 60) s.mix.shift();
         s.minutes.delete(s.nextMinute);
         s.nextMinute++;
       }
     }
+    // Judge the forecasts whose windows have passed.
+    for (const f of this.forecasts) {
+      if (f.actual !== undefined || f.toMs > nowMinute * 60_000) continue;
+      const s = this.series.get(`${f.model}|${f.region}`);
+      if (!s || s.nextMinute === undefined) continue;
+      const first = s.nextMinute - s.iw.length; // minute of values[0]
+      const from = Math.floor(f.fromMs / 60_000) - first;
+      const to = Math.floor(f.toMs / 60_000) - first;
+      let sum = 0;
+      let n = 0;
+      for (let i = Math.max(0, from); i < Math.min(s.iw.length, to); i++) {
+        sum += s.iw.values[i]! + s.niw.values[i]!;
+        n++;
+      }
+      if (n > 0) f.actual = sum / n;
+    }
+  }
+
+  /** Highest interactive demand (tokens/s) the series measured in its last `minutes` complete minutes. */
+  private recentIw(s: SeriesState, minutes: number): number {
+    let peak = 0;
+    for (const v of s.iw.values.slice(-minutes)) peak = Math.max(peak, v);
+    return peak;
+  }
+
+  /** Minutes between plans (the cron schedule is taken as hourly). */
+  get intervalMinutes(): number {
+    return this.opts.intervalMinutes ?? 60;
+  }
+
+  /** Whether any series has demand history (a plan before that would plan for nothing). */
+  hasHistory(): boolean {
+    for (const s of this.series.values()) if (s.iw.length > 0 || s.minutes.size > 0) return true;
+    return false;
   }
 
   async plan(): Promise<PlanResult> {
     const now = this.clock.now();
     this.flush(Math.floor(now / 60_000));
+    this.lastPlanAtMs = now;
     const stat = this.opts.forecastStat ?? "peak";
+    const horizon = this.intervalMinutes + (this.opts.leadMinutes ?? 5);
     const demand: { model: string; region: string; iwTokensPerSecond: number; niwTokensPerSecond: number }[] =
       [];
     const forecast: { model: string; region: string; tokensPerSecond: number }[] = [];
+    const bias = this.opts.forecastBias ?? 1;
     for (const model of this.opts.models) {
       for (const region of this.opts.regions) {
         const s = this.state(model, region);
-        const iw = s.iw.forecast();
-        const niw = s.niw.forecast();
+        const iw = s.iw.forecast(0, horizon);
+        const niw = s.niw.forecast(0, horizon);
         if (iw.mape !== undefined) this.mape.set(`${model}|${region}`, iw.mape);
-        const bias = this.opts.forecastBias ?? 1;
-        const iwTps = (stat === "peak" ? iw.peak : iw.mean) * bias;
+        this.forecasts.push({
+          model,
+          region,
+          fromMs: now,
+          toMs: now + horizon * 60_000,
+          forecast: iw.mean + niw.mean,
+        });
+        // Never plan below what the series measures now: a forecast that lags a ramp must not take
+        // capacity away from traffic that is already here.
+        const iwTps = Math.max((stat === "peak" ? iw.peak : iw.mean) * bias, this.recentIw(s, 5));
         const niwTps = niw.mean * bias;
+        s.forecastIw = iwTps;
         demand.push({ model, region, iwTokensPerSecond: iwTps, niwTokensPerSecond: niwTps });
         forecast.push({ model, region, tokensPerSecond: Math.round(iwTps + niwTps) });
       }
@@ -191,14 +433,37 @@ export class PlannerActor extends Actor {
       else if (i.state !== "stopped" && i.state !== "failed") c.instances++;
       current.set(k, c);
     }
+    const cm = this.opts.capacityModel;
+    const capacity = cm
+      ? {
+          ...this.opts.capacity,
+          ...cm.plannerCapacity(
+            this.opts.models,
+            this.opts.gpuTypes.map((g) => g.id),
+            (m) => this.mixOfModel(m),
+          ),
+        }
+      : this.opts.capacity;
+    const supply = this.downRegions.size
+      ? Object.fromEntries(
+          Object.entries(this.opts.supply).map(([r, byGpu]) => [
+            r,
+            this.downRegions.has(r) ? Object.fromEntries(Object.keys(byGpu).map((g) => [g, 0])) : byGpu,
+          ]),
+        )
+      : this.opts.supply;
+    const config =
+      cm && this.opts.config?.headroom === undefined
+        ? { ...this.opts.config, headroom: 0 }
+        : this.opts.config;
     const snapshot = PlanningSnapshotSchema.parse({
-      capacity: this.opts.capacity,
+      capacity,
       gpuTypes: this.opts.gpuTypes,
-      supply: this.opts.supply,
+      supply,
       demand,
       current: [...current.values()],
       routes: this.opts.routes ?? {},
-      ...(this.opts.config ? { config: this.opts.config } : {}),
+      ...(config ? { config } : {}),
     });
     const result = await solvePlan(snapshot, this.opts.solve);
     this.history.push(result);
@@ -214,7 +479,7 @@ export class PlannerActor extends Actor {
       planId,
       createdAtMs: now,
       windowStartMs: now,
-      windowEndMs: now + 3_600_000,
+      windowEndMs: now + this.intervalMinutes * 60_000,
       strategy: `${this.opts.strategy}${this.opts.postProcess && this.opts.postProcess !== "immediate" ? `+${this.opts.postProcess}` : ""}`,
       targets: targets.map((t) => ({
         model: t.model,

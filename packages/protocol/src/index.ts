@@ -1,3 +1,4 @@
+export * from "./capacity.js";
 export * from "./catalog.js";
 export * from "./codec.js";
 export * from "./docs.js";

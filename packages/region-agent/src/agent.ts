@@ -1,4 +1,5 @@
 import {
+  type CapacityModel,
   DEFAULT_SLO_TTFT_MS,
   DemandReport,
   InferenceRequest,
@@ -63,6 +64,13 @@ export interface RegionAgentOptions {
   statusIntervalMs?: number;
   /** IW-fast TTFT target the SLO guard (`reactive.sloScaleUpAbove`) counts misses against. Default 1 s. */
   sloTtftMs?: number;
+  /**
+   * The SLO capacity model the planner plans with. Under a plan, an endpoint never holds fewer
+   * instances than its measured interactive demand (the last minute's DemandReports, this region's
+   * share by the plan's routing) needs by this model: a plan made on a forecast that lags a ramp does
+   * not starve it, and the plan's scale-downs stop there.
+   */
+  capacity?: CapacityModel;
 }
 
 export type PlanStrategy = "lt-i" | "lt-u" | "lt-ua";
@@ -154,6 +162,7 @@ export class RegionAgentActor extends Actor {
     gpuMigrate: 0,
     surgeUp: 0,
     lullDown: 0,
+    demandUp: 0,
     released: 0,
   };
   /** VMs given back to the provider (stopped by a drain, or failed): each is released once. */
@@ -167,6 +176,13 @@ export class RegionAgentActor extends Actor {
   private readonly budget = new Map<string, number>();
   private readonly forecastTps = new Map<string, number>();
   private readonly observedTps = new Map<string, number>();
+  /** Interactive demand per model in the latest demand window (summed over the routers reporting it). */
+  private readonly measuredIw = new Map<
+    string,
+    { windowStartMs: number; windowMs: number; requests: number; inputTokens: number; outputTokens: number }
+  >();
+  /** Share of this region's interactive demand the plan keeps here (routing fraction to itself). */
+  private readonly keepShare = new Map<string, number>();
   private planWindow: { startMs: number; endMs: number } | undefined;
   /** Recent IW-fast TTFT misses per endpoint (model|pool), for the SLO guard. */
   private readonly slo = new Map<string, SloWindow>();
@@ -299,6 +315,40 @@ export class RegionAgentActor extends Actor {
       t.niw.inputTokens +
       t.niw.outputTokens;
     this.observedTps.set(d.model, tokens / (d.windowMs / 1000));
+    const f = t["iw-fast"];
+    const n = t["iw-normal"];
+    const cur = this.measuredIw.get(d.model);
+    if (!cur || d.windowStartMs > cur.windowStartMs) {
+      this.measuredIw.set(d.model, {
+        windowStartMs: d.windowStartMs,
+        windowMs: d.windowMs,
+        requests: f.requests + n.requests,
+        inputTokens: f.inputTokens + n.inputTokens,
+        outputTokens: f.outputTokens + n.outputTokens,
+      });
+    } else if (d.windowStartMs === cur.windowStartMs) {
+      cur.requests += f.requests + n.requests;
+      cur.inputTokens += f.inputTokens + n.inputTokens;
+      cur.outputTokens += f.outputTokens + n.outputTokens;
+    }
+  }
+
+  /**
+   * Instances of `model` the measured interactive demand needs here by the capacity model (0 without a
+   * capacity model, without demand reports, or when the last one is older than two windows).
+   */
+  demandFloor(model: string, gpu: string | undefined): number {
+    const cap = this.opts.capacity;
+    const m = this.measuredIw.get(model);
+    if (!cap || !m || m.requests === 0) return 0;
+    if (this.clock.now() - (m.windowStartMs + m.windowMs) > 2 * m.windowMs) return 0;
+    const g = gpu && cap.capacity(model, gpu) ? gpu : this.opts.gpuTypes.find((x) => cap.capacity(model, x));
+    if (!g) return 0;
+    const tps = ((m.inputTokens + m.outputTokens) / (m.windowMs / 1000)) * (this.keepShare.get(model) ?? 1);
+    return cap.instancesFor(model, g, tps, {
+      meanInputTokens: m.inputTokens / m.requests,
+      meanOutputTokens: m.outputTokens / m.requests,
+    });
   }
 
   private onPlan(p: Payload<typeof Plan>): void | Promise<void> {
@@ -320,6 +370,9 @@ export class RegionAgentActor extends Actor {
     }
     for (const f of p.forecast)
       if (f.region === this.opts.region) this.forecastTps.set(f.model, f.tokensPerSecond);
+    this.keepShare.clear();
+    for (const r of p.routing)
+      if (r.from === this.opts.region && r.to === this.opts.region) this.keepShare.set(r.model, r.fraction);
     const work: Promise<void>[] = [];
     for (const model of this.opts.models) {
       const t = targets.get(model);
@@ -328,7 +381,7 @@ export class RegionAgentActor extends Actor {
       this.planTarget.set(model, { instances: target, gpu: t.gpu, byGpu: t.byGpu });
       if (this.opts.planStrategy === "lt-i") continue; // applied on the ticks
       const snap = this.snapshot(model, undefined);
-      const delta = target - (snap.serving + snap.pending);
+      const delta = Math.max(target, this.demandFloor(model, t.gpu)) - (snap.serving + snap.pending);
       // The plan's scale-downs happen at once; its scale-ups become a budget spent when utilisation agrees.
       this.budget.set(model, Math.max(0, delta));
       for (let i = 0; i < -delta && snap.serving - i > this.reactive.minInstances; i++) {
@@ -451,13 +504,22 @@ export class RegionAgentActor extends Actor {
   private followPlan(model: string, now: number, work: Promise<void>[]): void {
     const plan = this.planTarget.get(model)!;
     const snap = this.snapshot(model, undefined);
-    if (now < snap.cooldownUntilMs) return;
     const total = snap.serving + snap.pending;
     const r = this.reactive;
     const x = this.planExec;
     const mix = this.gpuMix(model);
+    // The measured demand's floor comes before cool-downs and budgets: capacity the traffic already
+    // here needs is never waited for.
+    const floor = Math.min(r.maxInstances, this.demandFloor(model, mix.add ?? plan.gpu));
+    if (total < floor) {
+      const n = Math.min(floor - total, x.maxActionsPerTick);
+      this.actions.demandUp += n;
+      for (let i = 0; i < n; i++) work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu, true));
+      return;
+    }
+    if (now < snap.cooldownUntilMs) return;
     if (this.opts.planStrategy === "lt-i") {
-      const diff = plan.instances - total;
+      const diff = Math.max(plan.instances, floor) - total;
       if (diff <= 0 && snap.pending === 0 && sloPressure(snap, r)) {
         // The plan says enough, the SLO says otherwise: one more, and the plan's scale-downs wait.
         this.actions.sloUp++;
@@ -511,13 +573,18 @@ export class RegionAgentActor extends Actor {
         return;
       }
       const inLastMinutes = this.planWindow !== undefined && this.planWindow.endMs - now <= x.lullWindowMs;
-      if (inLastMinutes && ratio <= x.lullRatio && u < r.scaleDownBelow && snap.serving > r.minInstances) {
+      if (
+        inLastMinutes &&
+        ratio <= x.lullRatio &&
+        u < r.scaleDownBelow &&
+        snap.serving > Math.max(r.minInstances, floor)
+      ) {
         this.actions.lullDown++;
         work.push(this.scaleDown(model, undefined));
         return;
       }
     }
-    if (budget < 0 && u < r.scaleDownBelow && snap.serving > r.minInstances) {
+    if (budget < 0 && u < r.scaleDownBelow && snap.serving > Math.max(r.minInstances, floor)) {
       this.budget.set(model, budget + 1);
       work.push(this.scaleDown(model, undefined));
     }

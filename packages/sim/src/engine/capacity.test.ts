@@ -1,22 +1,46 @@
 import { describe, expect, it } from "vitest";
 import { builtinPerformanceModel } from "../perf/builtin.js";
 import { workloadStats } from "../workload/stats.js";
-import { builtinSloCapacity, deriveCapacityTable, SloCapacity } from "./capacity.js";
+import {
+  builtinCapacityModel,
+  builtinCapacityTable,
+  capacityData,
+  deriveCapacityTable,
+  meanLengths,
+} from "./capacity.js";
 
 describe("SLO capacity (the engine sweep's knee per model, GPU and length mix)", () => {
   it("the committed table covers every built-in model on H100 with its scenario length mix", () => {
-    const cap = builtinSloCapacity();
+    const cap = builtinCapacityModel(1);
     for (const model of ["llama2-70b", "bloom-176b", "llama3.1-8b", "llama3.2-3b"]) {
-      const e = cap.entry(model, "h100");
-      expect(e, model).toBeDefined();
-      expect(e!.belowRange, model).toBeUndefined();
-      expect(e!.iwKneeRps).toBeGreaterThan(0);
+      const c = cap.capacity(model, "h100");
+      expect(c, model).toBeDefined();
+      expect(c!.rps).toBeGreaterThan(0);
+      const e = builtinCapacityTable().entries.find(
+        (x) => x.model === model && x.gpu === "h100" && !x.belowRange,
+      );
       expect(e!.iwKneeRps).toBeLessThan(e!.kneeRps); // IW is 72 % of the mix
     }
+    const stats = workloadStats();
     // A bigger model serves fewer requests per instance; long (code) prompts fewer than short ones.
-    expect(cap.iwRps("llama2-70b", "h100")!).toBeLessThan(cap.iwRps("llama3.1-8b", "h100", "conv")!);
-    expect(cap.iwRps("llama3.1-8b", "h100", "code")!).toBeLessThan(cap.iwRps("llama3.1-8b", "h100", "conv")!);
-    expect(cap.iwRps("no-such-model", "h100")).toBeUndefined();
+    expect(cap.capacity("llama2-70b", "h100")!.rps).toBeLessThan(
+      cap.capacity("llama3.1-8b", "h100", meanLengths(stats, "conv"))!.rps,
+    );
+    expect(cap.capacity("llama3.1-8b", "h100", meanLengths(stats, "code"))!.rps).toBeLessThan(
+      cap.capacity("llama3.1-8b", "h100", meanLengths(stats, "conv"))!.rps,
+    );
+    expect(cap.capacity("no-such-model", "h100")).toBeUndefined();
+    // Where the SLO never held (bloom on A100) the GPU type is not eligible.
+    expect(cap.capacity("bloom-176b", "a100")).toBeUndefined();
+    expect(cap.gpus("bloom-176b")).toEqual(["h100"]);
+  });
+
+  it("the model's default mix is its scenario's, so capacity without a mix is the table's knee", () => {
+    const cap = builtinCapacityModel(1);
+    const e = builtinCapacityTable().entries.find(
+      (x) => x.model === "llama3.1-8b" && x.gpu === "h100" && x.tokens === "code",
+    )!;
+    expect(cap.capacity("llama3.1-8b", "h100")!.rps).toBeCloseTo(e.kneeRps, 6);
   });
 
   it("derives a table entry from a sweep (small run)", () => {
@@ -27,9 +51,12 @@ describe("SLO capacity (the engine sweep's knee per model, GPU and length mix)",
       { "iw-fast": 0.5, "iw-normal": 0.5, niw: 0 },
       { minRequests: 1_000, durationS: 60 },
     );
-    const cap = new SloCapacity(t);
-    const e = cap.entry("llama3.2-3b", "h100", "conv")!;
+    const e = t.entries.find((x) => x.gpu === "h100" && x.tokens === "conv")!;
     expect(e.iwKneeRps).toBeCloseTo(e.kneeRps, 6); // no NIW in this mix
     expect(e.kneeRps).toBeGreaterThan(1);
+    const data = capacityData(t, workloadStats());
+    expect(data["llama3.2-3b"]!.h100!.find((p) => p.default)!.rps).toBe(
+      t.entries.find((x) => x.gpu === "h100" && x.tokens === "conv")!.kneeRps,
+    );
   });
 });

@@ -1,7 +1,13 @@
-import type { Tier } from "@sageserve/protocol";
+import {
+  CapacityModel,
+  type CapacityTableData,
+  DEFAULT_TARGET_UTILIZATION,
+  type LengthMix,
+  type Tier,
+} from "@sageserve/protocol";
 import { readBuiltinData } from "../data.js";
 import type { PerformanceModel } from "../perf/model.js";
-import type { WorkloadStats } from "../workload/stats.js";
+import { type WorkloadStats, workloadStats } from "../workload/stats.js";
 import { geometricRates, sweepInstance } from "./sweep.js";
 
 /**
@@ -43,24 +49,36 @@ export const MODEL_TOKEN_MIX: Record<string, TokenMix> = {
   "llama3.2-3b": "conv",
 };
 
-export class SloCapacity {
-  private readonly byKey = new Map<string, CapacityEntry>();
-  constructor(readonly table: CapacityTable) {
-    for (const e of table.entries) this.byKey.set(`${e.model}|${e.gpu}|${e.tokens}`, e);
-  }
+/** Mean prompt and output tokens of a built-in length mix (as the sweep samples it). */
+export function meanLengths(stats: WorkloadStats, tokens: TokenMix, maxInputTokens = 32_768): LengthMix {
+  const t = stats.azure2023[tokens];
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  return {
+    meanInputTokens: mean(t.inputTokens.map((x) => Math.min(maxInputTokens, x))),
+    meanOutputTokens: mean(t.outputTokens),
+  };
+}
 
-  entry(
-    model: string,
-    gpu: string,
-    tokens: TokenMix = MODEL_TOKEN_MIX[model] ?? "conv",
-  ): CapacityEntry | undefined {
-    return this.byKey.get(`${model}|${gpu}|${tokens}`);
+/**
+ * The sweep's table as the capacity model's data: one point per (model, GPU, length mix) whose SLO held
+ * somewhere in the swept range (an entry below the range is not eligible), the model's scenario mix
+ * marked as its default.
+ */
+export function capacityData(table: CapacityTable, stats: WorkloadStats): CapacityTableData {
+  const out: CapacityTableData = {};
+  for (const e of table.entries) {
+    if (e.belowRange || !(e.kneeRps > 0)) continue;
+    const byGpu = out[e.model] ?? {};
+    out[e.model] = byGpu;
+    const points = byGpu[e.gpu] ?? [];
+    byGpu[e.gpu] = points;
+    points.push({
+      ...meanLengths(stats, e.tokens),
+      rps: e.kneeRps,
+      ...((MODEL_TOKEN_MIX[e.model] ?? "conv") === e.tokens ? { default: true } : {}),
+    });
   }
-
-  /** Interactive requests/s one instance of (model, GPU) serves within the TTFT SLOs, or undefined. */
-  iwRps(model: string, gpu: string, tokens?: TokenMix): number | undefined {
-    return this.entry(model, gpu, tokens)?.iwKneeRps;
-  }
+  return out;
 }
 
 /** Sweep every (model, GPU, length mix) the performance model has (~10 s on one core). */
@@ -119,10 +137,21 @@ export function deriveCapacityTable(
   };
 }
 
-let cached: SloCapacity | undefined;
+let cached: CapacityTable | undefined;
 
-/** The committed capacity table (data/engine-capacity.json, made by scripts/derive-capacity.ts). */
-export function builtinSloCapacity(): SloCapacity {
-  cached ??= new SloCapacity(readBuiltinData<CapacityTable>("engine-capacity.json"));
+/** The committed sweep table (data/engine-capacity.json, made by scripts/derive-capacity.ts). */
+export function builtinCapacityTable(): CapacityTable {
+  cached ??= readBuiltinData<CapacityTable>("engine-capacity.json");
   return cached;
+}
+
+/** The capacity model on the committed table, planning endpoints at `targetUtilization` of the knee. */
+export function builtinCapacityModel(targetUtilization = DEFAULT_TARGET_UTILIZATION): CapacityModel {
+  return new CapacityModel(capacityData(builtinCapacityTable(), workloadStats()), targetUtilization);
+}
+
+/** Interactive share of all requests in the sweep's tier mix (IW requests/s = knee × this). */
+export function iwShareOf(table: CapacityTable): number {
+  const m = table.tierMix;
+  return (m["iw-fast"] + m["iw-normal"]) / (m["iw-fast"] + m["iw-normal"] + m.niw);
 }

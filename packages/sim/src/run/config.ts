@@ -32,7 +32,15 @@ export const SimConfigSchema = z
         postProcess: z.enum(["immediate", "delay-changes", "keep-max", "keep-min"]).optional(),
         forecastStat: z.enum(["peak", "mean"]).optional(),
         schedule: z.string().optional(),
+        /** Plan every this many minutes from the start instead of hourly. */
+        intervalMinutes: z.number().positive().optional(),
+        /** How far past the next plan the forecast looks (boot lead, minutes; default 5). */
+        leadMinutes: z.number().min(0).optional(),
         headroom: z.number().min(0).optional(),
+        /** Fraction of the SLO knee endpoints are planned at (the capacity model; default 0.5). */
+        targetUtilization: z.number().gt(0).max(1).optional(),
+        /** Re-plan when demand runs this far above its forecast (0 disables; default 0.5). */
+        replanOnForecastError: z.number().min(0).optional(),
       })
       .strict()
       .optional(),

@@ -1,4 +1,4 @@
-import type { PlannerActor } from "@sageserve/planner";
+import { forecastErrors, type PlannerActor } from "@sageserve/planner";
 import { sloRates, TIERS, type Tier } from "@sageserve/protocol";
 import type { RegionAgentActor } from "@sageserve/region-agent";
 import type { RouterActor } from "@sageserve/router";
@@ -89,10 +89,19 @@ export interface SimReport {
   planner?: {
     plans: number;
     statuses: Record<string, number>;
-    /** Mean forecast error (MAPE) of the chosen forecaster per series at the last plan. */
+    /** Recent forecast error (MAPE, exponentially weighted) of the chosen forecaster per series at the last plan. */
     forecastMape: Record<string, number>;
+    /**
+     * Whole-run forecast error per series over every plan window that ended before the workload did:
+     * MAPE over windows with demand, sMAPE (bounded, 0–2) over windows with demand or forecast.
+     */
+    forecastError: Record<string, { mape: number | null; smape: number | null; windows: number }>;
+    /** Re-plans the planner made on its own (demand far above forecast, a region lost). */
+    replans: { atMinutes: number; reason: string }[];
     notes: string[];
   };
+  /** Things about the run the reader must know (e.g. a trace shorter than the plan interval). */
+  warnings?: string[];
 }
 
 const r4 = (x: number): number => Math.round(x * 1e4) / 1e4;
@@ -114,6 +123,9 @@ export function buildReport(x: {
   policy: string;
   seed: number;
   durationMs: number;
+  /** Epoch ms of simulated time zero (to place planner windows). */
+  startMs?: number;
+  warnings?: string[];
   endMs: number;
   generated: number;
   collector: MetricsCollector;
@@ -206,7 +218,8 @@ export function buildReport(x: {
       rejectedMessages: x.actors.reduce((a, s) => a + s.stats().rejected, 0),
     },
     timeseries: { binMinutes: 15, bins: x.bins },
-    ...(x.planner ? { planner: plannerSummary(x.planner) } : {}),
+    ...(x.planner ? { planner: plannerSummary(x.planner, x.startMs ?? 0, x.durationMs) } : {}),
+    ...(x.warnings?.length ? { warnings: x.warnings } : {}),
   };
 }
 
@@ -244,7 +257,21 @@ export function beyondProfileSection(
   return { total: Object.values(byModel).reduce((a, n) => a + n, 0), byModel, measuredPromptTokens };
 }
 
-function plannerSummary(p: PlannerActor): NonNullable<SimReport["planner"]> {
+function plannerSummary(
+  p: PlannerActor,
+  startMs: number,
+  durationMs: number,
+): NonNullable<SimReport["planner"]> {
+  const errors = forecastErrors(p.forecasts, startMs + durationMs);
+  const forecastError: NonNullable<SimReport["planner"]>["forecastError"] = {};
+  for (const k of [...errors.keys()].sort()) {
+    const e = errors.get(k)!;
+    forecastError[k] = {
+      mape: e.mape === undefined ? null : r4(e.mape),
+      smape: e.smape === undefined ? null : r4(e.smape),
+      windows: e.windows,
+    };
+  }
   const statuses: Record<string, number> = {};
   for (const h of p.history) statuses[h.status] = (statuses[h.status] ?? 0) + 1;
   // Solve times are wall-clock: they go to run.json, not here, so report.json stays byte-identical.
@@ -252,6 +279,8 @@ function plannerSummary(p: PlannerActor): NonNullable<SimReport["planner"]> {
     plans: p.history.length,
     statuses: sorted(statuses),
     forecastMape: sorted(Object.fromEntries(p.mape)),
+    forecastError,
+    replans: p.replans.map((r) => ({ atMinutes: Math.round((r.atMs - startMs) / 60_000), reason: r.reason })),
     notes: (p.history.at(-1)?.notes ?? []).slice(0, 20),
   };
 }

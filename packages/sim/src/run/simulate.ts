@@ -9,7 +9,7 @@ import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
 import { type Actor, type ActorContext, MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { GPUS } from "../catalog.js";
-import { builtinSloCapacity } from "../engine/capacity.js";
+import { builtinCapacityModel, builtinCapacityTable, iwShareOf } from "../engine/capacity.js";
 import type { SchedulingPolicy } from "../engine/instance.js";
 import { builtinPerformanceModel } from "../perf/builtin.js";
 import type { PerformanceModel } from "../perf/model.js";
@@ -27,6 +27,8 @@ export type PolicyName = (typeof POLICIES)[number];
 export interface SimOptions {
   /** Built-in scenario name or trace file path. */
   scenario: string;
+  /** A workload object to replay instead of `scenario` (programmatic use, tests). */
+  workload?: Workload;
   policy: string;
   seed: number;
   /** Rate multiplier for built-in scenarios. */
@@ -177,10 +179,12 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const siloed = policy === "siloed-reactive";
   const planStrategy = policy.startsWith("lt-") ? (policy as PlanStrategyName) : undefined;
   if (planStrategy) await preloadSolvers();
-  const base: Workload = resolveWorkload(opts.scenario, {
-    seed: opts.seed,
-    ...(opts.scale ? { scale: opts.scale } : {}),
-  });
+  const base: Workload =
+    opts.workload ??
+    resolveWorkload(opts.scenario, {
+      seed: opts.seed,
+      ...(opts.scale ? { scale: opts.scale } : {}),
+    });
   const workload: Workload = opts.burst ? withBurst(base, opts.burst) : base;
   const perf = opts.perf ?? builtinPerformanceModel();
   const gpuTypes = opts.gpuTypes ?? ["h100", "a100"];
@@ -188,6 +192,20 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     if (!gpuTypes.some((g) => perf.has(m, g)))
       throw new SageError("CONFIG", `no GPU type in [${gpuTypes}] has a profile for ${m}`);
   const gpuFor = (model: string): string => gpuTypes.find((g) => perf.has(model, g))!;
+  // The one capacity model (SLO knees of the engine sweep) — only for the built-in performance profiles
+  // and step budget it was measured with.
+  const capacityModel =
+    opts.perf || opts.maxPrefillTokens || opts.stepBudgetMs
+      ? undefined
+      : builtinCapacityModel(opts.planner?.targetUtilization);
+  const warnings: string[] = [];
+  if (planStrategy) {
+    const every = opts.planner?.intervalMinutes ?? 60;
+    if (workload.durationMs < every * 60_000)
+      warnings.push(
+        `the workload lasts ${Math.round(workload.durationMs / 60_000)} min, less than the plan interval (${every} min): ${policy} gets one plan at start-up and otherwise acts as its reactive rules (set planner.intervalMinutes)`,
+      );
+  }
 
   const clock = new VirtualClock({ seed: opts.seed, startMs: START_MS });
   const validate = opts.validate ?? true;
@@ -233,6 +251,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
           ? { scalingIntervalMs: opts.regionAgent.scalingIntervalMs }
           : {}),
         ...(planStrategy ? { planStrategy } : {}),
+        ...(capacityModel ? { capacity: capacityModel } : {}),
         ...(opts.slo ? { sloTtftMs: opts.slo.ttftMs["iw-fast"] } : {}),
         // Nobody reads region summaries in a replay; one a minute keeps them exercised, cheaply.
         statusIntervalMs: 60_000,
@@ -246,8 +265,13 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     ...(opts.maxPrefillTokens ? { maxPrefillTokens: opts.maxPrefillTokens } : {}),
     ...(opts.niwKvShare !== undefined ? { niwKvShare: opts.niwKvShare } : {}),
     ...(opts.stepBudgetMs ? { stepBudgetMs: opts.stepBudgetMs } : {}),
-    ...(opts.sloCapacity
-      ? { iwCapacityRps: (m: string, g: string) => builtinSloCapacity().iwRps(m, g) }
+    ...(opts.sloCapacity && capacityModel
+      ? {
+          iwCapacityRps: (m: string, g: string) => {
+            const c = capacityModel.capacity(m, g);
+            return c ? c.rps * iwShareOf(builtinCapacityTable()) : undefined;
+          },
+        }
       : {}),
     ...(opts.traceSlow
       ? { traceSlow: { ttftMs: (opts.slo ?? DEFAULT_SLO).ttftMs, write: opts.traceSlow } }
@@ -283,6 +307,12 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         // Interactive work may be planned into any other region; the routers follow the plan's fractions.
         routes: Object.fromEntries(workload.regions.map((r) => [r, workload.regions.filter((q) => q !== r)])),
         strategy: planStrategy,
+        ...(capacityModel ? { capacityModel } : {}),
+        ...(opts.planner?.intervalMinutes ? { intervalMinutes: opts.planner.intervalMinutes } : {}),
+        ...(opts.planner?.leadMinutes !== undefined ? { leadMinutes: opts.planner.leadMinutes } : {}),
+        ...(opts.planner?.replanOnForecastError !== undefined
+          ? { replanOnForecastError: opts.planner.replanOnForecastError }
+          : {}),
         ...(opts.planner?.postProcess ? { postProcess: opts.planner.postProcess } : {}),
         ...(opts.planner?.forecastStat ? { forecastStat: opts.planner.forecastStat } : {}),
         ...(opts.forecastBias !== undefined ? { forecastBias: opts.forecastBias } : {}),
@@ -356,6 +386,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     bins,
     actors: [replayer, fleet, ...agents, ...planners, router, collector],
     ...(planner ? { planner } : {}),
+    startMs: START_MS,
+    warnings,
     perf,
   });
   return {

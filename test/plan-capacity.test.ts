@@ -1,0 +1,212 @@
+import { forecastErrors, PlannerActor, type PlannerOptions, preloadSolvers } from "@sageserve/planner";
+import { DemandReport, envelope, LoadReport, type Payload, Plan } from "@sageserve/protocol";
+import { RegionAgentActor } from "@sageserve/region-agent";
+import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
+import { builtinCapacityModel } from "@sageserve/sim";
+import { beforeAll, describe, expect, it } from "vitest";
+
+/**
+ * The plan and the agents that carry it out count capacity with one model (the SLO knees of the engine
+ * sweep): for the same demand they reach the same number of instances. Virtual time, in-memory bus.
+ */
+const MODEL = "llama2-70b";
+const START = Date.UTC(2025, 0, 6);
+
+async function world(opts: Partial<PlannerOptions> = {}) {
+  const clock = new VirtualClock({ startMs: START });
+  const broker = new MemoryBroker(clock);
+  const capacity = builtinCapacityModel(0.5);
+  const planner = new PlannerActor(
+    { bus: broker.connect("planner"), clock },
+    {
+      models: [MODEL],
+      regions: ["eastus", "westus"],
+      capacity: {},
+      capacityModel: capacity,
+      gpuTypes: [{ id: "h100", pricePerHour: 98.32 }],
+      supply: { eastus: { h100: 100 }, westus: { h100: 100 } },
+      routes: { eastus: ["westus"], westus: ["eastus"] },
+      strategy: "lt-i",
+      schedule: "0 0 1 1 *", // effectively never: plans come from the start-up timer and on demand
+      ...opts,
+    },
+  );
+  const agent = new RegionAgentActor(
+    { bus: broker.connect("agent"), clock },
+    {
+      region: "eastus",
+      models: [MODEL],
+      mode: "unified",
+      gpuTypes: ["h100"],
+      planStrategy: "lt-i",
+      capacity,
+      scalingIntervalMs: 3_600_000,
+      statusIntervalMs: 0,
+    },
+  );
+  await planner.start();
+  await agent.start();
+  const plans: Payload<typeof Plan>[] = [];
+  const client = broker.connect("client");
+  client.subscribe(Plan.subject.build({}), (m) => {
+    const d = m.data();
+    if (d.ok) plans.push(d.value as Payload<typeof Plan>);
+  });
+  /** One minute of interactive demand per region at `rps` with 1,000-token prompts and 250-token outputs. */
+  const demand = (windowStartMs: number, rps: Record<string, number>) => {
+    for (const [region, r] of Object.entries(rps)) {
+      const requests = Math.round(r * 60);
+      client.publish(
+        DemandReport.subject.build({ region, model: MODEL }),
+        envelope(DemandReport, {
+          region,
+          model: MODEL,
+          windowStartMs,
+          windowMs: 60_000,
+          byTier: {
+            "iw-fast": { requests, inputTokens: requests * 1_000, outputTokens: requests * 250 },
+            "iw-normal": { requests: 0, inputTokens: 0, outputTokens: 0 },
+            niw: { requests: 0, inputTokens: 0, outputTokens: 0 },
+          },
+        }),
+      );
+    }
+  };
+  const load = (instanceId: string, region: string, state: Payload<typeof LoadReport>["state"]) =>
+    client.publish(
+      LoadReport.subject.build({ region, model: MODEL, instance: instanceId }),
+      envelope(LoadReport, {
+        instanceId,
+        nodeId: `n-${instanceId}`,
+        region,
+        model: MODEL,
+        gpuType: "h100",
+        state,
+        kvUtilization: 0.1,
+        memoryUtilization: 0.1,
+        running: 1,
+        waiting: 0,
+        outstandingTokens: 0,
+        tokensPerSecond: 0,
+        kvCapacityTokens: 100_000,
+        atMs: clock.now(),
+      }),
+    );
+  /** Minutes of constant demand, each reported at its end as the routers do. */
+  const minutes = async (n: number, rps: Record<string, number>) => {
+    for (let i = 0; i < n; i++) {
+      const start = Math.floor(clock.now() / 60_000) * 60_000;
+      await clock.advance(60_000);
+      demand(start, rps);
+      await clock.advance(1);
+    }
+  };
+  return { clock, planner, agent, plans, demand, load, minutes, capacity };
+}
+
+beforeAll(async () => {
+  await preloadSolvers();
+});
+
+describe("one capacity model for the planner and the region agents", () => {
+  it("the plan and the agent count the same instances for the same demand", async () => {
+    const w = await world({ firstPlanAfterMs: -1 });
+    w.load("i1", "eastus", "serving");
+    w.load("i2", "westus", "serving");
+    await w.minutes(5, { eastus: 30, westus: 12 });
+    await w.planner.plan();
+    await w.clock.advance(1);
+    const tps = (rps: number) => rps * 1_250;
+    const mix = { meanInputTokens: 1_000, meanOutputTokens: 250 };
+    const want = (rps: number) => w.capacity.instancesFor(MODEL, "h100", tps(rps), mix);
+    expect(want(30)).toBeGreaterThan(4); // a real count, not the 2-instance floor
+    const plan = w.plans.at(-1)!;
+    const target = (region: string) =>
+      plan.targets.filter((t) => t.region === region).reduce((a, t) => a + t.instances, 0);
+    expect(target("eastus")).toBe(want(30));
+    expect(target("westus")).toBe(want(12));
+    expect(w.agent.demandFloor(MODEL, "h100")).toBe(want(30));
+  });
+
+  it("makes a first plan at start-up from the history there is, and none before any demand", async () => {
+    const quiet = await world({ firstPlanAfterMs: 120_000 });
+    await quiet.clock.advance(180_000);
+    expect(quiet.plans).toHaveLength(0);
+
+    const w = await world({ firstPlanAfterMs: 150_000 });
+    w.load("i1", "eastus", "serving");
+    await w.minutes(2, { eastus: 20 });
+    expect(w.plans).toHaveLength(0);
+    await w.clock.advance(60_000);
+    expect(w.plans).toHaveLength(1);
+    // All of eastus' demand is planned for (part may be served by westus' minimum instances).
+    expect(w.plans[0]!.targets.reduce((a, t) => a + t.instances, 0)).toBe(
+      w.capacity.instancesFor(MODEL, "h100", 20 * 1_250, { meanInputTokens: 1_000, meanOutputTokens: 250 }),
+    );
+  });
+
+  it("re-plans at once when a region loses every instance, and plans nothing there while it is down", async () => {
+    const w = await world({ firstPlanAfterMs: -1 });
+    w.load("e1", "eastus", "serving");
+    w.load("e2", "eastus", "serving");
+    w.load("w1", "westus", "serving");
+    await w.minutes(3, { eastus: 20, westus: 5 });
+    await w.planner.plan();
+    await w.clock.advance(1);
+    expect(w.plans).toHaveLength(1);
+    w.load("e1", "eastus", "failed");
+    await w.clock.advance(1);
+    expect(w.plans).toHaveLength(1); // one instance left: not a region failure
+    w.load("e2", "eastus", "failed");
+    await w.clock.advance(1_000);
+    expect(w.planner.replans.map((r) => r.reason)).toEqual(["region eastus has no live instance"]);
+    expect(w.plans).toHaveLength(2);
+    const plan = w.plans[1]!;
+    expect(plan.targets.filter((t) => t.region === "eastus").every((t) => t.instances === 0)).toBe(true);
+    // eastus' demand is served from westus.
+    const moved = plan.routing.find((r) => r.from === "eastus" && r.to === "westus");
+    expect(moved?.fraction).toBeCloseTo(1);
+    const westus = plan.targets.filter((t) => t.region === "westus").reduce((a, t) => a + t.instances, 0);
+    expect(westus).toBe(
+      w.capacity.instancesFor(MODEL, "h100", 25 * 1_250, { meanInputTokens: 1_000, meanOutputTokens: 250 }),
+    );
+  });
+
+  it("re-plans when demand runs far above the forecast, at most once per gap", async () => {
+    const w = await world({ firstPlanAfterMs: -1, replanOnForecastError: 0.5, replanMinGapMs: 10 * 60_000 });
+    w.load("e1", "eastus", "serving");
+    await w.minutes(10, { eastus: 5 });
+    await w.planner.plan();
+    await w.clock.advance(1);
+    await w.minutes(4, { eastus: 15 });
+    expect(w.planner.replans).toHaveLength(0); // inside the gap since the last plan
+    await w.minutes(8, { eastus: 15 });
+    expect(w.planner.replans).toHaveLength(1);
+    expect(w.planner.replans[0]!.reason).toMatch(/demand of llama2-70b\|eastus/);
+    const last = w.plans.at(-1)!;
+    expect(last.targets.reduce((a, t) => a + t.instances, 0)).toBeGreaterThanOrEqual(
+      w.capacity.instancesFor(MODEL, "h100", 15 * 1_250, { meanInputTokens: 1_000, meanOutputTokens: 250 }),
+    );
+  });
+});
+
+describe("forecast error over the whole run", () => {
+  it("is MAPE over windows with demand and sMAPE over windows with either, excluding windows past the end", () => {
+    const r = (fromMs: number, forecast: number, actual: number | undefined) => ({
+      model: "m",
+      region: "r",
+      fromMs,
+      toMs: fromMs + 60,
+      forecast,
+      ...(actual === undefined ? {} : { actual }),
+    });
+    const e = forecastErrors(
+      [r(0, 110, 100), r(60, 90, 100), r(120, 10, 0), r(180, 50, undefined), r(240, 1, 1)],
+      200,
+    );
+    const s = e.get("m|r")!;
+    expect(s.windows).toBe(3);
+    expect(s.mape).toBeCloseTo(0.1); // (0.1 + 0.1) / 2; the window with no demand has no APE
+    expect(s.smape).toBeCloseTo((20 / 210 + 20 / 190 + 2) / 3);
+  });
+});
