@@ -226,13 +226,14 @@ export function buildPlanningModel(s: PlanningSnapshot): {
         lo: niwNeed,
         hi: Number.POSITIVE_INFINITY,
       });
-      if (cfg.minInstances > 0) {
-        const slack = addVar(`belowMin[${m}|${r}]`, cfg.unservedPenalty * maxCap(m), cfg.minInstances);
+      const minN = cfg.minInstancesByModel?.[m] ?? cfg.minInstances;
+      if (minN > 0) {
+        const slack = addVar(`belowMin[${m}|${r}]`, cfg.unservedPenalty * maxCap(m), minN);
         index.minSlack.set(key(m, r), slack);
         model.rows.push({
           name: `min[${m}|${r}]`,
           terms: [...capTerms.map(([i]) => [i, 1] as [number, number]), [slack, 1]],
-          lo: cfg.minInstances,
+          lo: minN,
           hi: Number.POSITIVE_INFINITY,
         });
       }

@@ -49,6 +49,8 @@ export const PlanningSnapshotSchema = z
         /** Share of forecast NIW demand that must fit this window (the rest waits for spare capacity). */
         niwShare: z.number().min(0).max(1).default(0.1),
         minInstances: z.number().int().min(0).default(2),
+        /** Per-model minimum per region (0: the model may scale to zero there). */
+        minInstancesByModel: z.record(z.string(), z.number().int().min(0)).optional(),
         /** One-off costs (USD) of bringing an instance up: booting a VM, swapping a spot VM's model, reclaiming a spot VM. */
         bootCost: z.number().nonnegative().default(20),
         swapCost: z.number().nonnegative().default(8),

@@ -9,6 +9,7 @@ import {
   RouteRequest,
 } from "./messages.js";
 import {
+  CapacityWanted,
   DemandReport,
   JobUpdate,
   NiwJob,
@@ -33,6 +34,7 @@ export const MESSAGES: readonly MessageDef[] = [
   Plan,
   PlanRequest,
   DemandReport,
+  CapacityWanted,
   RegionStatus,
   NiwJob,
   JobUpdate,

@@ -189,6 +189,33 @@ export const DemandReport = defineMessage({
   spotInstances: 1,
 }));
 
+export const CapacityWanted = defineMessage({
+  name: "CapacityWanted",
+  kind: "event",
+  version: 1,
+  subject: "sage.wanted.{region}.{model}",
+  schema: z.object({
+    region: Id,
+    model: ModelId,
+    /** Requests this router holds for the endpoint right now. */
+    held: Count,
+    /** Arrival of the oldest one. */
+    oldestMs: EpochMs,
+    atMs: EpochMs,
+    source: Id.optional(),
+  }),
+  publishers: ["router"],
+  listeners: ["region-agent", "dashboard"],
+  doc: "A router holds requests for an endpoint with no serving instance (scaled to zero, or every instance lost): the region agent brings one up. Sent when a request is first held and every 5 s while any is.",
+}).withSample(() => ({
+  region: "westus",
+  model: "llama-3.1-8b",
+  held: 3,
+  oldestMs: now - 2_000,
+  atMs: now,
+  source: "router-1",
+}));
+
 export const RegionStatus = defineMessage({
   name: "RegionStatus",
   kind: "event",

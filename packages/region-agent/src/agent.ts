@@ -1,5 +1,6 @@
 import {
   type CapacityModel,
+  CapacityWanted,
   DEFAULT_SLO_TTFT_MS,
   DemandReport,
   InferenceRequest,
@@ -42,6 +43,13 @@ export interface RegionAgentOptions {
   reactive?: Partial<ReactiveConfig>;
   /** Per-pool overrides in siloed mode (e.g. a smaller minimum for the niw pool). */
   poolReactive?: Record<string, Partial<ReactiveConfig>>;
+  /**
+   * Per-model overrides of `reactive` in this region, e.g. `{ "llama3.2-3b": { minInstances: 0 } }`:
+   * scale to zero — the last instance goes to spot after `zeroAfterIdleMs` idle, and comes back (a spot
+   * reclaim, a swap or a boot) when a router holds requests for it (`CapacityWanted`) or a queued batch
+   * job nears its deadline.
+   */
+  endpoints?: Record<string, Partial<ReactiveConfig>>;
   niw?: Partial<NiwReleaseConfig>;
   scalingIntervalMs?: number;
   /** Cool-downs after each kind of scale-up: the time the new capacity takes to arrive. */
@@ -163,6 +171,7 @@ export class RegionAgentActor extends Actor {
     surgeUp: 0,
     lullDown: 0,
     demandUp: 0,
+    coldStart: 0,
     released: 0,
   };
   /** VMs given back to the provider (stopped by a drain, or failed): each is released once. */
@@ -181,6 +190,10 @@ export class RegionAgentActor extends Actor {
     string,
     { windowStartMs: number; windowMs: number; requests: number; inputTokens: number; outputTokens: number }
   >();
+  /** Last CapacityWanted per model (a router holds requests for it). */
+  private readonly wantedAtMs = new Map<string, number>();
+  /** Last time each "model|pool" endpoint had something running or waiting. */
+  private readonly busyAtMs = new Map<string, number>();
   /** Share of this region's interactive demand the plan keeps here (routing fraction to itself). */
   private readonly keepShare = new Map<string, number>();
   private planWindow: { startMs: number; endMs: number } | undefined;
@@ -212,6 +225,9 @@ export class RegionAgentActor extends Actor {
     const region = this.opts.region;
     this.runTag = this.clock.now().toString(36);
     this.on(LoadReport, { region }, (r) => this.onLoad(r), { broadcast: true });
+    this.on(CapacityWanted, { region }, (w) => void this.wantedAtMs.set(w.model, this.clock.now()), {
+      broadcast: true,
+    });
     if (this.opts.mode === "unified") {
       // Jobs come from the durable queue and are acknowledged only once released to an instance.
       await this.consumeDurable(
@@ -377,14 +393,15 @@ export class RegionAgentActor extends Actor {
     for (const model of this.opts.models) {
       const t = targets.get(model);
       if (!t) continue;
-      const target = Math.max(this.reactive.minInstances, t.instances);
+      const min = this.cfgFor(model, undefined).minInstances;
+      const target = Math.max(min, t.instances);
       this.planTarget.set(model, { instances: target, gpu: t.gpu, byGpu: t.byGpu });
       if (this.opts.planStrategy === "lt-i") continue; // applied on the ticks
       const snap = this.snapshot(model, undefined);
       const delta = Math.max(target, this.demandFloor(model, t.gpu)) - (snap.serving + snap.pending);
       // The plan's scale-downs happen at once; its scale-ups become a budget spent when utilisation agrees.
       this.budget.set(model, Math.max(0, delta));
-      for (let i = 0; i < -delta && snap.serving - i > this.reactive.minInstances; i++) {
+      for (let i = 0; i < -delta && snap.serving - i > min; i++) {
         work.push(this.scaleDown(model, undefined, true));
       }
     }
@@ -418,6 +435,8 @@ export class RegionAgentActor extends Actor {
 
   private onLoad(r: Payload<typeof LoadReport>): void {
     if (this.boots.delete(r.nodeId)) void this.saveBoots();
+    const ek = `${r.model}|${r.pool ?? ""}`;
+    if (r.running + r.waiting > 0 || !this.busyAtMs.has(ek)) this.busyAtMs.set(ek, this.clock.now());
     const cur = this.instances.get(r.instanceId);
     // A command we just issued is not undone by a report that predates it.
     if (cur && cur.atMs > r.atMs) return;
@@ -468,6 +487,26 @@ export class RegionAgentActor extends Actor {
       utilization: cap > 0 ? Math.min(1, used / cap) : 1,
       cooldownUntilMs: this.cooldownUntil.get(`${model}|${pool ?? ""}`) ?? 0,
       sloMissRate: this.slo.get(`${model}|${pool ?? ""}`)?.missRate(this.clock.now()) ?? 0,
+      wanted: this.wanted(model),
+      idleMs: this.clock.now() - (this.busyAtMs.get(`${model}|${pool ?? ""}`) ?? this.clock.now()),
+    };
+  }
+
+  /** Requests are held for this model here (in the last 30 s), or a queued batch job nears its deadline. */
+  private wanted(model: string): boolean {
+    const now = this.clock.now();
+    const at = this.wantedAtMs.get(model);
+    if (at !== undefined && now - at <= 30_000) return true;
+    const next = this.queues.get(model)?.peek();
+    return next !== undefined && next.deadlineMs - now <= this.niwCfg.escalateBeforeDeadlineMs;
+  }
+
+  /** The reactive settings of one endpoint: defaults, then the pool's, then the model's. */
+  private cfgFor(model: string, pool: string | undefined): ReactiveConfig {
+    return {
+      ...this.reactive,
+      ...(pool ? this.opts.poolReactive?.[pool] : undefined),
+      ...this.opts.endpoints?.[model],
     };
   }
 
@@ -486,11 +525,12 @@ export class RegionAgentActor extends Actor {
         continue;
       }
       for (const pool of this.pools()) {
-        const cfg = { ...this.reactive, ...(pool ? this.opts.poolReactive?.[pool] : undefined) };
+        const cfg = this.cfgFor(model, pool);
         const snap = this.snapshot(model, pool);
         const decision = reactiveDecision(snap, cfg, now);
         if (decision === "up") {
-          if (snap.utilization <= cfg.scaleUpAbove && sloPressure(snap, cfg)) this.actions.sloUp++;
+          if (snap.serving + snap.pending === 0 && cfg.minInstances === 0) this.actions.coldStart++;
+          else if (snap.utilization <= cfg.scaleUpAbove && sloPressure(snap, cfg)) this.actions.sloUp++;
           const n = Math.min(scaleUpCount(snap, cfg), this.planExec.maxActionsPerTick);
           for (let i = 0; i < n; i++) work.push(this.scaleUp(model, pool, undefined, i > 0));
         } else if (decision === "down") work.push(this.scaleDown(model, pool));
@@ -505,9 +545,15 @@ export class RegionAgentActor extends Actor {
     const plan = this.planTarget.get(model)!;
     const snap = this.snapshot(model, undefined);
     const total = snap.serving + snap.pending;
-    const r = this.reactive;
+    const r = this.cfgFor(model, undefined);
     const x = this.planExec;
     const mix = this.gpuMix(model);
+    if (total === 0 && snap.wanted) {
+      // Scaled to zero and traffic is held for it: a cold start, whatever the plan says.
+      this.actions.coldStart++;
+      work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu, true));
+      return;
+    }
     // The measured demand's floor comes before cool-downs and budgets: capacity the traffic already
     // here needs is never waited for.
     const floor = Math.min(r.maxInstances, this.demandFloor(model, mix.add ?? plan.gpu));

@@ -18,6 +18,28 @@ const ep = (over: Partial<Parameters<typeof reactiveDecision>[0]> = {}) => ({
 });
 
 describe("reactive scaling policy", () => {
+  it("scales an endpoint with minInstances 0 to zero only after it has been idle, and back only when wanted", () => {
+    const zero = { ...DEFAULT_REACTIVE, minInstances: 0, zeroAfterIdleMs: 600_000 };
+    // At zero: nothing happens until a router holds requests for it; then up, even inside a cool-down.
+    expect(reactiveDecision(ep({ serving: 0, utilization: 1 }), zero, 0)).toBeUndefined();
+    expect(
+      reactiveDecision(ep({ serving: 0, utilization: 1, wanted: true, cooldownUntilMs: 10 }), zero, 0),
+    ).toBe("up");
+    expect(scaleUpCount(ep({ serving: 0, utilization: 1, wanted: true }), zero)).toBe(1);
+    // The last instance: idle long enough → down; busy recently or something arriving → stays.
+    expect(reactiveDecision(ep({ serving: 1, utilization: 0, idleMs: 600_000 }), zero, 0)).toBe("down");
+    expect(reactiveDecision(ep({ serving: 1, utilization: 0, idleMs: 599_999 }), zero, 0)).toBeUndefined();
+    expect(
+      reactiveDecision(ep({ serving: 1, utilization: 0, idleMs: 600_000, pending: 1 }), zero, 0),
+    ).toBeUndefined();
+    // …but a busy last instance still scales up.
+    expect(reactiveDecision(ep({ serving: 1, utilization: 0.9 }), zero, 0)).toBe("up");
+    // The default floor of 2 never goes below it, idle or not.
+    expect(
+      reactiveDecision(ep({ serving: 2, utilization: 0, idleMs: 3_600_000 }), DEFAULT_REACTIVE, 0),
+    ).toBeUndefined();
+  });
+
   it("with the SLO guard, scales up on TTFT misses at low utilisation and holds scale-down while they last", () => {
     const guard = { ...DEFAULT_REACTIVE, sloScaleUpAbove: 0.02 };
     // 5 % of recent IW-fast requests missed although KV looks idle: add capacity.

@@ -30,6 +30,11 @@ export interface ReactiveConfig {
    * a burst that queues faster than reports arrive, or a too-optimistic plan; the SLO itself can.
    */
   sloScaleUpAbove?: number;
+  /**
+   * With `minInstances: 0` (scale to zero): the last instance goes only after the endpoint has been idle
+   * (nothing running or waiting) this long. Default 10 minutes.
+   */
+  zeroAfterIdleMs: number;
 }
 
 export const DEFAULT_REACTIVE: ReactiveConfig = {
@@ -41,6 +46,7 @@ export const DEFAULT_REACTIVE: ReactiveConfig = {
   scaleUpStep: "one",
   targetUtilization: 0.4,
   scaleDownGuard: false,
+  zeroAfterIdleMs: 10 * 60_000,
 };
 
 /** Instances one "up" decision adds (≥ 1, within maxInstances). */
@@ -64,6 +70,10 @@ export interface EndpointSnapshot {
   cooldownUntilMs: number;
   /** Fraction of recent IW-fast requests served here that missed their TTFT target (SloWindow); 0 if unknown. */
   sloMissRate?: number;
+  /** A router holds requests for this endpoint (it has no serving instance): capacity is wanted now. */
+  wanted?: boolean;
+  /** How long nothing has run or waited on the endpoint (ms); 0 if busy or unknown. */
+  idleMs?: number;
 }
 
 /** The SLO guard says "add capacity now" (ReactiveConfig.sloScaleUpAbove). */
@@ -130,8 +140,10 @@ export class SloWindow {
 export type ScaleDecision = "up" | "down" | undefined;
 
 export function reactiveDecision(ep: EndpointSnapshot, cfg: ReactiveConfig, nowMs: number): ScaleDecision {
-  if (nowMs < ep.cooldownUntilMs) return undefined;
   const total = ep.serving + ep.pending;
+  // Scaled to zero: only traffic held for it brings an instance back (a cold start), cool-down or not.
+  if (total === 0 && cfg.minInstances === 0) return ep.wanted ? "up" : undefined;
+  if (nowMs < ep.cooldownUntilMs) return undefined;
   if (total < cfg.minInstances) return "up";
   // Capacity already on its way counts: do not scale up again until it lands.
   if (
@@ -140,6 +152,9 @@ export function reactiveDecision(ep: EndpointSnapshot, cfg: ReactiveConfig, nowM
     total < cfg.maxInstances
   )
     return "up";
+  // The last instance of a scale-to-zero endpoint goes only once it has been idle long enough.
+  if (ep.serving === 1 && cfg.minInstances === 0)
+    return ep.pending === 0 && (ep.idleMs ?? 0) >= cfg.zeroAfterIdleMs ? "down" : undefined;
   if (
     ep.utilization < cfg.scaleDownBelow &&
     ep.serving > cfg.minInstances &&

@@ -1,4 +1,5 @@
 import {
+  CapacityWanted,
   DemandReport,
   Heartbeat,
   InferenceChunk,
@@ -58,6 +59,11 @@ export class RouterActor extends Actor {
   routed = 0;
   queued = 0;
   rejected = 0;
+  /** Requests held because no instance could take them (cold starts), and how long they waited. */
+  held = 0;
+  readonly heldWaitMs: number[] = [];
+  /** Last CapacityWanted per "model|region". */
+  private readonly wantedAtMs = new Map<string, number>();
   /** Arrivals of the current minute per "model|region", by tier: the planner's demand history. */
   private readonly demand = new Map<
     string,
@@ -92,8 +98,11 @@ export class RouterActor extends Actor {
       if (req.attempt === undefined && this.models.has(req.model)) this.countDemand(req);
       const out = this.route(req);
       if (out !== undefined) return out;
-      // No serving instance anywhere yet (e.g. all booting): hold it, and say so.
+      // No serving instance anywhere yet (e.g. all booting, or scaled to zero): hold it, say so, and
+      // tell the region agent that traffic is waiting (an endpoint at zero instances scales up on it).
       this.pending.push({ req, sinceMs: this.clock.now() });
+      this.held++;
+      this.announceWanted(req.model, req.originRegion, true);
       return { requestId: req.requestId, decision: "queued" as const, region: req.originRegion };
     });
     this.every(5_000, () => this.retryPending());
@@ -326,12 +335,36 @@ export class RouterActor extends Actor {
     return split[split.length - 1]!.to;
   }
 
+  /** Tell the endpoint's region agent requests are held for it (at most every 5 s, unless `first`). */
+  private announceWanted(model: string, region: string, first: boolean): void {
+    const k = `${model}|${region}`;
+    const now = this.clock.now();
+    const last = this.wantedAtMs.get(k);
+    if (last !== undefined && now - last < 5_000 && !(first && now - last >= 1_000)) return;
+    this.wantedAtMs.set(k, now);
+    let held = 0;
+    let oldest = now;
+    for (const p of this.pending) {
+      if (p.req.model !== model || p.req.originRegion !== region) continue;
+      held++;
+      oldest = Math.min(oldest, p.req.arrivalMs);
+    }
+    this.publish(
+      CapacityWanted,
+      { region, model },
+      { region, model, held, oldestMs: oldest, atMs: now, source: this.identity.id },
+    );
+  }
+
   private retryPending(): void {
     if (!this.pending.length) return;
     const now = this.clock.now();
     const still: typeof this.pending = [];
     for (const p of this.pending.splice(0)) {
-      if (this.route(p.req) !== undefined) continue;
+      if (this.route(p.req) !== undefined) {
+        this.heldWaitMs.push(now - p.sinceMs);
+        continue;
+      }
       if (now - p.sinceMs < this.maxPendingMs) {
         still.push(p);
         continue;
@@ -373,6 +406,10 @@ export class RouterActor extends Actor {
       );
     }
     this.pending.push(...still);
+    for (const k of new Set(still.map((p) => `${p.req.model}|${p.req.originRegion}`))) {
+      const [model, region] = k.split("|") as [string, string];
+      this.announceWanted(model, region, false);
+    }
   }
 
   get pendingCount(): number {

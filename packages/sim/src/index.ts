@@ -12,6 +12,7 @@ export * from "./run/html.js";
 export * from "./run/output.js";
 export * from "./run/report.js";
 export * from "./run/simulate.js";
+export * from "./run/watch.js";
 export * from "./workload/index.js";
 export * from "./world/fleet.js";
 export * from "./world/ledger.js";

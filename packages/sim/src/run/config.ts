@@ -60,8 +60,22 @@ export const SimConfigSchema = z
             targetUtilization: z.number().min(0.05).max(1).optional(),
             scaleDownGuard: z.boolean().optional(),
             sloScaleUpAbove: z.number().min(0).max(1).optional(),
+            zeroAfterIdleMs: z.number().nonnegative().optional(),
           })
           .strict()
+          .optional(),
+        /** Per-model overrides of `reactive`, e.g. {"llama3.2-3b": {"minInstances": 0}} (scale to zero). */
+        endpoints: z
+          .record(
+            z.string(),
+            z
+              .object({
+                minInstances: z.number().int().min(0).optional(),
+                maxInstances: z.number().int().positive().optional(),
+                zeroAfterIdleMs: z.number().nonnegative().optional(),
+              })
+              .strict(),
+          )
           .optional(),
         niw: z
           .object({

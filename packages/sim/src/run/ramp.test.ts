@@ -1,10 +1,10 @@
-import { DemandReport, LoadReport } from "@sageserve/protocol";
-import { Actor, type ActorContext, createRng } from "@sageserve/runtime";
+import { createRng } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
 import { builtinCapacityModel } from "../engine/capacity.js";
 import { sampleQuantiles, workloadStats } from "../workload/stats.js";
 import type { SimRequest, Workload } from "../workload/types.js";
 import { runSimulation } from "./simulate.js";
+import { EndpointWatch } from "./watch.js";
 
 /**
  * LT-UA planning every 15 minutes on a ramp to 10× its starting rate: the plan's forecast lags the ramp,
@@ -55,44 +55,9 @@ function rampWorkload(fromRps: number, toRps: number, seed: number): Workload {
   };
 }
 
-/** Serving instances of the endpoint and its measured IW demand, minute by minute. */
-class Watch extends Actor {
-  readonly states = new Map<string, string>();
-  readonly serving: number[] = [];
-  readonly demand = new Map<number, { tps: number; requests: number; input: number; output: number }>();
-  constructor(ctx: ActorContext) {
-    super(ctx, { role: "observer", id: "ramp-watch", description: "test observer" });
-  }
-  protected async setup(): Promise<void> {
-    this.on(LoadReport, {}, (r) => void this.states.set(r.instanceId, r.state), { broadcast: true });
-    this.on(
-      DemandReport,
-      {},
-      (d) => {
-        const iw = [d.byTier["iw-fast"], d.byTier["iw-normal"]];
-        const requests = iw.reduce((a, t) => a + t.requests, 0);
-        const input = iw.reduce((a, t) => a + t.inputTokens, 0);
-        const output = iw.reduce((a, t) => a + t.outputTokens, 0);
-        this.demand.set(Math.round(d.windowStartMs / 60_000), {
-          tps: (input + output) / (d.windowMs / 1000),
-          requests,
-          input,
-          output,
-        });
-      },
-      { broadcast: true },
-    );
-    this.every(60_000, () => {
-      let n = 0;
-      for (const s of this.states.values()) if (s === "serving") n++;
-      this.serving.push(n);
-    });
-  }
-}
-
 describe("LT-UA planning every 15 minutes on a 10× ramp", () => {
   it("never serves with fewer instances than the measured load needs at the SLO knee", async () => {
-    let watch: Watch | undefined;
+    let watch: EndpointWatch | undefined;
     const res = await runSimulation({
       scenario: "ramp",
       workload: rampWorkload(2, 20, 7),
@@ -102,25 +67,25 @@ describe("LT-UA planning every 15 minutes on a 10× ramp", () => {
       planner: { intervalMinutes: 15 },
       observers: [
         (ctx) => {
-          watch = new Watch(ctx);
+          watch = new EndpointWatch(ctx);
           return watch;
         },
       ],
     });
     const knee = builtinCapacityModel(1);
-    const minutes = [...watch!.demand.keys()].sort((a, b) => a - b);
-    const first = minutes[0]!;
+    const demand = watch!.demand.get(MODEL)!;
+    const first = Math.min(...demand.keys());
     const lagMin = 6; // one minute of demand report + the scaling tick + a 155-s boot + load, rounded up
     let worst = Number.POSITIVE_INFINITY;
     let checked = 0;
     for (let i = lagMin; i < watch!.serving.length && i < RAMP_MIN + HOLD_MIN; i++) {
-      const d = watch!.demand.get(first + i - lagMin);
+      const d = demand.get(first + i - lagMin);
       if (!d || d.requests === 0) continue;
       const need = knee.instancesFor(MODEL, "h100", d.tps, {
         meanInputTokens: d.input / d.requests,
         meanOutputTokens: d.output / d.requests,
       });
-      worst = Math.min(worst, watch!.serving[i]! - need);
+      worst = Math.min(worst, (watch!.serving[i]![MODEL] ?? 0) - need);
       checked++;
     }
     expect(checked).toBeGreaterThan(70);

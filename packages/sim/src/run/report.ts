@@ -45,6 +45,11 @@ export interface SimReport {
   seed: number;
   simulatedHours: number;
   requests: { generated: number; completed: number; failed: number; unfinished: number; dropped: number };
+  /**
+   * Requests the router held because no instance could take them — cold starts of an endpoint scaled to
+   * zero, or every instance lost — and how long they waited before an instance took them (ms).
+   */
+  coldStarts: { held: number; routed: number; waitMs: { p50: number; p99: number; max: number } };
   gpuHours: {
     total: number;
     byState: Record<string, number>;
@@ -183,6 +188,7 @@ export function buildReport(x: {
     seed: x.seed,
     simulatedHours: r4(x.endMs / 3_600_000),
     requests: { generated: x.generated, completed, failed, unfinished, dropped: failed + unfinished },
+    coldStarts: coldStarts(x.router),
     gpuHours: {
       total: r4(L.total()),
       byState: sorted(
@@ -255,6 +261,12 @@ export function beyondProfileSection(
     if (ranges.length) measuredPromptTokens[m] = Math.min(...ranges);
   }
   return { total: Object.values(byModel).reduce((a, n) => a + n, 0), byModel, measuredPromptTokens };
+}
+
+function coldStarts(r: Pick<RouterActor, "held" | "heldWaitMs">): SimReport["coldStarts"] {
+  const w = [...r.heldWaitMs].sort((a, b) => a - b);
+  const at = (p: number) => (w.length ? w[Math.min(w.length - 1, Math.floor(p * w.length))]! : 0);
+  return { held: r.held, routed: w.length, waitMs: { p50: at(0.5), p99: at(0.99), max: w.at(-1) ?? 0 } };
 }
 
 function plannerSummary(

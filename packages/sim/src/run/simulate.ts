@@ -1,6 +1,5 @@
 import {
   PlannerActor,
-  PlanningSnapshotSchema,
   type PlanStrategyName,
   preloadSolvers,
 } from "@sageserve/planner";
@@ -199,6 +198,9 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       ? undefined
       : builtinCapacityModel(opts.planner?.targetUtilization);
   const warnings: string[] = [];
+  const scalesToZero =
+    opts.regionAgent?.reactive?.minInstances === 0 ||
+    Object.values(opts.regionAgent?.endpoints ?? {}).some((e) => e.minInstances === 0);
   if (planStrategy) {
     const every = opts.planner?.intervalMinutes ?? 60;
     if (workload.durationMs < every * 60_000)
@@ -236,6 +238,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     regions: [...workload.regions],
     models: [...workload.models],
     config: { niwMode: siloed ? "pool" : "queue" },
+    // An endpoint that may scale to zero holds requests through a cold start (a boot takes ~155 s).
+    ...(scalesToZero ? { maxPendingMs: 300_000 } : {}),
   });
   const agents = workload.regions.map(
     (region) =>
@@ -247,6 +251,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         ...(siloed ? { poolReactive: { niw: { minInstances: 1 } } } : {}),
         ...(opts.regionAgent?.reactive ? { reactive: opts.regionAgent.reactive } : {}),
         ...(opts.regionAgent?.niw ? { niw: opts.regionAgent.niw } : {}),
+        ...(opts.regionAgent?.endpoints ? { endpoints: opts.regionAgent.endpoints } : {}),
         ...(opts.regionAgent?.scalingIntervalMs
           ? { scalingIntervalMs: opts.regionAgent.scalingIntervalMs }
           : {}),
@@ -317,8 +322,27 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         ...(opts.planner?.forecastStat ? { forecastStat: opts.planner.forecastStat } : {}),
         ...(opts.forecastBias !== undefined ? { forecastBias: opts.forecastBias } : {}),
         ...(opts.planner?.schedule ? { schedule: opts.planner.schedule } : {}),
-        ...(opts.planner?.headroom !== undefined
-          ? { config: PlanningSnapshotSchema.shape.config.parse({ headroom: opts.planner.headroom }) }
+        ...(opts.planner?.headroom !== undefined ||
+        opts.regionAgent?.reactive?.minInstances !== undefined ||
+        opts.regionAgent?.endpoints
+          ? {
+              // Unset fields take the snapshot's defaults (headroom: 0 with the capacity model).
+              config: {
+                ...(opts.planner?.headroom !== undefined ? { headroom: opts.planner.headroom } : {}),
+                ...(opts.regionAgent?.reactive?.minInstances !== undefined
+                  ? { minInstances: opts.regionAgent.reactive.minInstances }
+                  : {}),
+                ...(opts.regionAgent?.endpoints
+                  ? {
+                      minInstancesByModel: Object.fromEntries(
+                        Object.entries(opts.regionAgent.endpoints).flatMap(([m, e]) =>
+                          e.minInstances !== undefined ? [[m, e.minInstances]] : [],
+                        ),
+                      ),
+                    }
+                  : {}),
+              },
+            }
           : {}),
       })
     : undefined;
@@ -328,7 +352,12 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   for (const model of workload.models) {
     for (const region of workload.regions) {
       for (const pool of siloed ? ["iw", "niw"] : [undefined]) {
-        const min = pool === "niw" ? 1 : 2;
+        const min =
+          pool === "niw"
+            ? 1
+            : (opts.regionAgent?.endpoints?.[model]?.minInstances ??
+              opts.regionAgent?.reactive?.minInstances ??
+              2);
         const n = Math.max(min, counts.get(`${model}|${region}|${pool ?? ""}`) ?? 0);
         for (let i = 0; i < n; i++) fleet.deploy(region, gpuFor(model), model, pool);
       }
