@@ -83,6 +83,28 @@ describe("region agent scaling signal", () => {
   });
 });
 
+describe("region agent latency signal", () => {
+  it("scales out a prefill-bound endpoint: KV nearly empty, slots free, but IW-fast requests queue past the SLO", async () => {
+    // Long prompts: the engine is busy prefilling, its oldest IW-fast request has waited 800 ms of its 1 s.
+    const w = await world({ kvUtilization: 0.05, running: 3, waiting: 40, maxRunning: 512, iwFastWaitMs: 800 });
+    w.send();
+    await w.clock.advance(10);
+    expect(w.agent.snapshot("llama3.2-3b", undefined).utilization).toBeCloseTo(0.8);
+    for (let t = 0; t < 3; t++) {
+      w.send();
+      await w.clock.advance(1_000);
+    }
+    expect(w.boots.some((b) => b.action === "boot" && b.model === "llama3.2-3b")).toBe(true);
+  });
+
+  it("reads the same endpoint as idle once its queue drains (the wait is the signal, not the prompt length)", async () => {
+    const w = await world({ kvUtilization: 0.05, running: 3, waiting: 0, maxRunning: 512, iwFastWaitMs: 0 });
+    w.send();
+    await w.clock.advance(10);
+    expect(w.agent.snapshot("llama3.2-3b", undefined).utilization).toBeCloseTo(0.05);
+  });
+});
+
 describe("region agent, GPU types under a plan (LT-I)", () => {
   it("migrates an endpoint to the GPU type the plan moved it to, one VM at a time, never below the plan", async () => {
     const clock = new VirtualClock({ startMs: 0 });
