@@ -15,7 +15,7 @@ import {
   NatsBus,
   type NatsClientAuth,
 } from "@sageserve/runtime";
-import { builtinPerformanceModel, GPUS, MODELS } from "@sageserve/sim";
+import { builtinPerformanceModel, emulatorCapacityModel, GPUS, MODELS } from "@sageserve/sim";
 import { LocalProcessBackend, VmProviderActor } from "@sageserve/vm-provider";
 import { z } from "zod";
 
@@ -267,11 +267,22 @@ export async function startService(
           );
         }
       }
+      // The one capacity model, measured on the engines this cluster runs (the emulators' speed-up, KV
+      // cache and batch limit): the plan counts instances as the engines behave.
+      const capacityModel = emulatorCapacityModel({
+        models,
+        gpus: gpuTypes,
+        speedup: spec.engine.speedup,
+        kvTokens: spec.engine.kvTokens,
+        maxRunning: spec.engine.maxRunning,
+        maxInputTokens: spec.load.maxInputTokens,
+      });
       actors.push(
         new PlannerActor(await ctx("planner", "planner"), {
           models,
           regions,
           capacity,
+          capacityModel,
           gpuTypes: gpuTypes.map((g) => ({
             id: g,
             pricePerHour: GPUS[g]!.vmPricePerHour,

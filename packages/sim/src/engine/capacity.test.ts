@@ -6,6 +6,7 @@ import {
   builtinCapacityTable,
   capacityData,
   deriveCapacityTable,
+  emulatorCapacityModel,
   meanLengths,
 } from "./capacity.js";
 
@@ -59,4 +60,21 @@ describe("SLO capacity (the engine sweep's knee per model, GPU and length mix)",
       t.entries.find((x) => x.gpu === "h100" && x.tokens === "conv")!.kneeRps,
     );
   });
+
+  it("measures emulated engines on their own settings: a laptop emulator carries a fraction of an H100", () => {
+    const emu = emulatorCapacityModel({
+      models: ["llama3.2-3b"],
+      gpus: ["h100"],
+      speedup: 0.5,
+      kvTokens: 8_000,
+      maxRunning: 256,
+      maxInputTokens: 2_048,
+    });
+    const hw = builtinCapacityModel(0.5);
+    const e = emu.plannedTokensPerSecond("llama3.2-3b", "h100")!;
+    expect(e).toBeGreaterThan(0);
+    // Half the speed and 1/600 of the KV cache: the hardware table would overstate it many times over.
+    expect(hw.plannedTokensPerSecond("llama3.2-3b", "h100")! / e).toBeGreaterThan(5);
+    expect(emu.gpus("llama3.2-3b")).toEqual(["h100"]);
+  }, 60_000);
 });

@@ -6,9 +6,10 @@ import {
   type Tier,
 } from "@sageserve/protocol";
 import { readBuiltinData } from "../data.js";
+import { builtinPerformanceModel } from "../perf/builtin.js";
 import type { PerformanceModel } from "../perf/model.js";
 import { type WorkloadStats, workloadStats } from "../workload/stats.js";
-import { geometricRates, sweepInstance } from "./sweep.js";
+import { geometricRates, type SweepOptions, sweepInstance } from "./sweep.js";
 
 /**
  * Interactive requests per second one instance serves with its TTFT SLOs kept (the knee of the engine
@@ -64,7 +65,11 @@ export function meanLengths(stats: WorkloadStats, tokens: TokenMix, maxInputToke
  * somewhere in the swept range (an entry below the range is not eligible), the model's scenario mix
  * marked as its default.
  */
-export function capacityData(table: CapacityTable, stats: WorkloadStats): CapacityTableData {
+export function capacityData(
+  table: CapacityTable,
+  stats: WorkloadStats,
+  maxInputTokens = 32_768,
+): CapacityTableData {
   const out: CapacityTableData = {};
   for (const e of table.entries) {
     if (e.belowRange || !(e.kneeRps > 0)) continue;
@@ -73,7 +78,7 @@ export function capacityData(table: CapacityTable, stats: WorkloadStats): Capaci
     const points = byGpu[e.gpu] ?? [];
     byGpu[e.gpu] = points;
     points.push({
-      ...meanLengths(stats, e.tokens),
+      ...meanLengths(stats, e.tokens, maxInputTokens),
       rps: e.kneeRps,
       ...((MODEL_TOKEN_MIX[e.model] ?? "conv") === e.tokens ? { default: true } : {}),
     });
@@ -87,17 +92,32 @@ export function deriveCapacityTable(
   stats: WorkloadStats,
   models: readonly string[],
   tierMix: Record<Tier, number>,
-  o: { minRequests?: number; durationS?: number; seed?: number } = {},
+  o: {
+    minRequests?: number;
+    durationS?: number;
+    seed?: number;
+    /** GPU types to sweep (default: every one the performance model has for the model). */
+    gpus?: readonly string[];
+    mixes?: readonly TokenMix[];
+    /** Engine settings of the swept instances (an emulator's KV, batch and step budget). */
+    engine?: SweepOptions["engine"];
+    kvCapacityTokens?: number;
+    speedup?: number;
+    maxInputTokens?: number;
+  } = {},
 ): CapacityTable {
   const entries: CapacityEntry[] = [];
   const iwShare =
     (tierMix["iw-fast"] + tierMix["iw-normal"]) / (tierMix["iw-fast"] + tierMix["iw-normal"] + tierMix.niw);
   for (const model of models)
-    for (const gpu of perf.gpusFor(model))
-      for (const tokens of ["conv", "code"] as const) {
+    for (const gpu of perf.gpusFor(model).filter((g) => !o.gpus || o.gpus.includes(g)))
+      for (const tokens of o.mixes ?? (["conv", "code"] as const)) {
         const t = stats.azure2023[tokens];
         const meanPrompt = t.inputTokens.reduce((a, b) => a + b, 0) / t.inputTokens.length;
-        const start = Math.max(0.02, (0.05 * perf.capacity(model, gpu).prefillTokensPerSecond) / meanPrompt);
+        const start = Math.max(
+          0.005,
+          (0.05 * (o.speedup ?? 1) * perf.capacity(model, gpu).prefillTokensPerSecond) / meanPrompt,
+        );
         const r = sweepInstance(
           perf,
           model,
@@ -105,7 +125,7 @@ export function deriveCapacityTable(
           {
             inputTokens: t.inputTokens,
             outputTokens: t.outputTokens,
-            maxInputTokens: 32_768,
+            maxInputTokens: o.maxInputTokens ?? 32_768,
             tiers: tierMix,
           },
           {
@@ -114,6 +134,9 @@ export function deriveCapacityTable(
             warmupS: 60,
             minRequests: o.minRequests ?? 20_000,
             seed: o.seed ?? 1,
+            ...(o.engine ? { engine: o.engine } : {}),
+            ...(o.kvCapacityTokens ? { kvCapacityTokens: o.kvCapacityTokens } : {}),
+            ...(o.speedup ? { speedup: o.speedup } : {}),
           },
         );
         const k = r.knee;
@@ -154,4 +177,40 @@ export function builtinCapacityModel(targetUtilization = DEFAULT_TARGET_UTILIZAT
 export function iwShareOf(table: CapacityTable): number {
   const m = table.tierMix;
   return (m["iw-fast"] + m["iw-normal"]) / (m["iw-fast"] + m["iw-normal"] + m.niw);
+}
+
+/**
+ * The capacity model of emulated engines (`sageserve up`): the same sweep on the emulator's settings —
+ * `speedup` times the measured hardware, a small KV cache, its batch limit and vLLM's default step budget
+ * — so the live planner and region agents count instances for the engines they actually run (the
+ * hardware table overstates a laptop engine's capacity by an order of magnitude). A short sweep: ~1 s.
+ */
+export function emulatorCapacityModel(o: {
+  models: readonly string[];
+  gpus: readonly string[];
+  speedup: number;
+  kvTokens: number;
+  maxRunning: number;
+  maxInputTokens: number;
+  maxBatchedTokens?: number;
+  targetUtilization?: number;
+  perf?: PerformanceModel;
+}): CapacityModel {
+  const stats = workloadStats();
+  const table = deriveCapacityTable(
+    o.perf ?? builtinPerformanceModel(),
+    stats,
+    o.models,
+    { "iw-fast": 0.45, "iw-normal": 0.27, niw: 0.28 },
+    {
+      gpus: o.gpus,
+      speedup: o.speedup,
+      kvCapacityTokens: o.kvTokens,
+      maxInputTokens: o.maxInputTokens,
+      engine: { maxNumSeqs: o.maxRunning, maxBatchedTokens: o.maxBatchedTokens ?? 8_192 },
+      minRequests: 2_000,
+      durationS: 120,
+    },
+  );
+  return new CapacityModel(capacityData(table, stats, o.maxInputTokens), o.targetUtilization);
 }

@@ -68,6 +68,10 @@ export interface SweepOptions {
   seed?: number;
   ttftMs?: Record<"iw-fast" | "iw-normal", number>;
   engine?: Partial<Omit<InstanceOptions, "timing" | "nowMs" | "kvCapacityTokens">>;
+  /** KV cache of the swept engine in tokens (default: the GPU's, from the performance model). */
+  kvCapacityTokens?: number;
+  /** The engine runs this many times as fast as the measured hardware (an emulator's `--speedup`). */
+  speedup?: number;
   /** Stop after the first rate whose IW-fast attainment falls below this (default 0.8). */
   stopBelow?: number;
 }
@@ -89,8 +93,16 @@ export function sweepInstance(
   const ttftMs = o.ttftMs ?? DEFAULT_SLO_TTFT_MS;
   const warmupMs = (o.warmupS ?? 60) * 1000;
   const maxBatchedTokens = o.engine?.maxBatchedTokens ?? perf.stepTokenBudget(model, gpu);
-  const kvCapacityTokens = perf.kvTokenCapacity(model, gpu);
-  const timing = perf.timingFor(model, gpu);
+  const kvCapacityTokens = o.kvCapacityTokens ?? perf.kvTokenCapacity(model, gpu);
+  const measured = perf.timingFor(model, gpu);
+  const speed = o.speedup ?? 1;
+  const timing =
+    speed === 1
+      ? measured
+      : {
+          prefillMs: (p: number, b: number) => measured.prefillMs(p, b) / speed,
+          decodeIterMs: (b: number) => measured.decodeIterMs(b) / speed,
+        };
   const tierTotal = TIERS.reduce((a, t) => a + mix.tiers[t], 0);
   const points: SweepPoint[] = [];
   for (const rate of o.rates) {
