@@ -131,7 +131,7 @@ const simOptions = (c: Command): Command =>
   c
     .requiredOption(
       "-s, --scenario <name|file>",
-      "built-in scenario (smoke, day, paper-week) or a trace file (JSONL/CSV, Azure CSV)",
+      "built-in scenario (smoke, day, paper-week, paper-scale) or a trace file (JSONL/CSV, Azure CSV)",
     )
     .option("--seed <n>", "random seed (the same seed gives a byte-identical report.json)", positiveInt, 1)
     .option("--scale <factor>", "multiply a built-in scenario's request rate (e.g. 0.1)", positiveNumber)

@@ -82,6 +82,23 @@ export const SCENARIOS: Record<string, ScenarioSpec> = {
     regions: PAPER_REGIONS,
     tierMix: PAPER_TIERS,
   },
+  // The paper's deployment size: rates at which, on the SLO capacity model (H100, half the knee), the
+  // endpoints run 10–40 instances at their weekly peak (llama2-70b 31/18/21, bloom-176b 30/17/20,
+  // llama3.1-8b 15/9/10, llama3.2-3b 11/6/7 in eastus/centralus/westus) — where paper-week keeps every
+  // endpoint at its 2-instance floor. 180 req/s, ~109 M requests over the week.
+  "paper-scale": {
+    name: "paper-scale",
+    durationHours: 168,
+    meanRatePerSecond: 180,
+    models: [
+      { id: "llama2-70b", share: 0.17, shape: "m-large", tokens: "conv" },
+      { id: "bloom-176b", share: 0.06, shape: "m-mid", tokens: "conv" },
+      { id: "llama3.1-8b", share: 0.29, shape: "m-small", tokens: "code" },
+      { id: "llama3.2-3b", share: 0.48, shape: "m-large", tokens: "conv" },
+    ],
+    regions: PAPER_REGIONS,
+    tierMix: PAPER_TIERS,
+  },
   // 4 models × 3 regions × 7 days, ~10M requests: the size of the paper's evaluation.
   "paper-week": {
     name: "paper-week",

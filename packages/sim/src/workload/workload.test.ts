@@ -2,8 +2,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { builtinCapacityModel, meanLengths } from "../engine/capacity.js";
 import { resolveWorkload } from "./index.js";
-import { generateScenario, SCENARIOS } from "./scenario.js";
+import { generateScenario, SCENARIOS, ScenarioSpecSchema } from "./scenario.js";
 import { workloadStats } from "./stats.js";
 import { loadTraceFile } from "./trace.js";
 import { type SimRequest, TraceError } from "./types.js";
@@ -145,5 +146,27 @@ describe("trace files", () => {
       loadTraceFile(file("nocol.csv", "arrival,model,region,tier,inputTokens\n1,llama2-70b,w,niw,5\n")),
     ).toThrowError(/outputTokens: column missing/);
     expect(() => loadTraceFile(join(dir, "nope.jsonl"))).toThrowError(TraceError);
+  });
+});
+
+describe("paper-scale scenario", () => {
+  it("sizes every endpoint at 6–40 instances at its weekly peak on the SLO capacity model (eastus ≥ 10)", () => {
+    const spec = ScenarioSpecSchema.parse(SCENARIOS["paper-scale"]);
+    const stats = workloadStats();
+    const cap = builtinCapacityModel(0.5);
+    const shareTotal = spec.models.reduce((a, m) => a + m.share, 0);
+    const weightTotal = spec.regions.reduce((a, r) => a + r.weight, 0);
+    for (const m of spec.models) {
+      const shape = stats.servegenWeekly10min[m.shape];
+      const peak = Math.max(...shape) / (shape.reduce((a, b) => a + b, 0) / shape.length);
+      const perInstance = cap.capacity(m.id, "h100", meanLengths(stats, m.tokens))!.rps * 0.5;
+      for (const r of spec.regions) {
+        const rate = spec.meanRatePerSecond * (m.share / shareTotal) * (r.weight / weightTotal);
+        const n = Math.ceil((rate * peak) / perInstance);
+        expect(n, `${m.id} ${r.id}`).toBeGreaterThanOrEqual(r.id === "eastus" ? 10 : 6);
+        expect(n, `${m.id} ${r.id}`).toBeLessThanOrEqual(40);
+      }
+    }
+    expect(spec.durationHours).toBe(168);
   });
 });
