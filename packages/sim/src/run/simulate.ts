@@ -10,10 +10,10 @@ import { RouterActor } from "@sageserve/router";
 import { type Actor, type ActorContext, MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { GPUS } from "../catalog.js";
 import { builtinSloCapacity } from "../engine/capacity.js";
-import type { SchedulingPolicy } from "../engine/instance.js";
+import { DEFAULT_BLOCK_SIZE, type SchedulingPolicy } from "../engine/instance.js";
 import { builtinPerformanceModel } from "../perf/builtin.js";
 import type { PerformanceModel } from "../perf/model.js";
-import { resolveWorkload, withBurst } from "../workload/index.js";
+import { resolveWorkload, type WorkloadOptions, withBurst } from "../workload/index.js";
 import type { SimRequest, Workload } from "../workload/types.js";
 import { type FleetTimings, SimFleet, type SlowRequest } from "../world/fleet.js";
 import { DEFAULT_SLO, MetricsCollector, type SloTargets } from "./collector.js";
@@ -29,8 +29,12 @@ export interface SimOptions {
   scenario: string;
   policy: string;
   seed: number;
-  /** Rate multiplier for built-in scenarios. */
+  /** Rate multiplier: of a scenario's or rate file's rate; for traces see `transforms.scaleMode`. */
   scale?: number;
+  /** Window, renaming, trace scale mode and sort window (docs/simulator.md, "Transforms"). */
+  transforms?: WorkloadTransforms;
+  /** Told what loading the workload found worth a warning (e.g. requests that can never fit). */
+  onWarning?: (message: string) => void;
   gpuTypes?: string[];
   timings?: Partial<FleetTimings>;
   slo?: SloTargets;
@@ -97,7 +101,14 @@ export interface SimResult {
   fleet: SimFleet;
   collector: MetricsCollector;
   generated: number;
+  /** What loading the workload warned of (also passed to `onWarning`). */
+  warnings: readonly string[];
 }
+
+export type WorkloadTransforms = Pick<
+  WorkloadOptions,
+  "scaleMode" | "startMs" | "durationMs" | "map" | "sortWindowMs"
+>;
 
 const START_MS = Date.UTC(2025, 0, 6);
 const BIN_MS = 15 * 60_000;
@@ -177,13 +188,25 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const siloed = policy === "siloed-reactive";
   const planStrategy = policy.startsWith("lt-") ? (policy as PlanStrategyName) : undefined;
   if (planStrategy) await preloadSolvers();
-  const base: Workload = resolveWorkload(opts.scenario, {
-    seed: opts.seed,
-    ...(opts.scale ? { scale: opts.scale } : {}),
-  });
-  const workload: Workload = opts.burst ? withBurst(base, opts.burst) : base;
   const perf = opts.perf ?? builtinPerformanceModel();
   const gpuTypes = opts.gpuTypes ?? ["h100", "a100"];
+  const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const base: Workload = resolveWorkload(opts.scenario, {
+    seed: opts.seed,
+    ...(opts.scale !== undefined ? { scale: opts.scale } : {}),
+    ...opts.transforms,
+    // A request fits where its prompt and output fit in the KV blocks of the largest instance.
+    kvLimitTokens: (model) =>
+      Math.max(
+        0,
+        ...gpuTypes
+          .filter((g) => perf.has(model, g))
+          .map((g) => Math.floor(perf.kvTokenCapacity(model, g) / blockSize) * blockSize),
+      ) || Number.POSITIVE_INFINITY,
+  });
+  const warnings = base.warnings ?? [];
+  for (const w of warnings) opts.onWarning?.(w);
+  const workload: Workload = opts.burst ? withBurst(base, opts.burst) : base;
   for (const m of workload.models)
     if (!gpuTypes.some((g) => perf.has(m, g)))
       throw new SageError("CONFIG", `no GPU type in [${gpuTypes}] has a profile for ${m}`);
@@ -377,5 +400,6 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     fleet,
     collector,
     generated: replayer.generated,
+    warnings,
   };
 }

@@ -21,6 +21,8 @@ export interface Workload {
   readonly regions: readonly string[];
   /** Next requests in arrival order (non-decreasing arrivalMs); empty when exhausted. */
   next(): SimRequest[];
+  /** Found while loading, worth telling the user before the run (e.g. requests that can never fit). */
+  readonly warnings?: readonly string[];
 }
 
 export class TraceError extends Error {
@@ -30,7 +32,8 @@ export class TraceError extends Error {
     readonly field: string,
     message: string,
   ) {
-    super(`${source}:${line}: ${field}: ${message}`);
+    // Line 0: about the whole file (unreadable, empty, unknown layout).
+    super(line > 0 ? `${source}:${line}: ${field}: ${message}` : `${source}: ${field}: ${message}`);
     this.name = "TraceError";
   }
 }
