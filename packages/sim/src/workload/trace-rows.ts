@@ -119,7 +119,7 @@ export function* traceRows(
       if (!text.trim()) continue;
       let raw: unknown;
       try {
-        raw = JSON.parse(text);
+        raw = JSON.parse(line === 1 ? text.replace(/^\uFEFF/, "") : text);
       } catch (e) {
         fail(src, line, "line", `invalid JSON: ${(e as Error).message}`);
       }
@@ -138,7 +138,10 @@ export function* traceRows(
   for (const text of lines) {
     line++;
     if (!header) {
-      header = text.split(",").map((h) => h.trim());
+      header = text
+        .replace(/^\uFEFF/, "")
+        .split(",")
+        .map((h) => h.trim());
       at = Object.fromEntries(header.map((h, i) => [format === "azure" ? h.toLowerCase() : h, i]));
       const need = format === "azure" ? Object.values(AZURE_COLUMNS) : TRACE_COLUMNS;
       for (const c of need) {
