@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { resolveWorkload } from "./index.js";
-import type { SimRequest, Workload } from "./types.js";
+import { drain, type SimRequest } from "./types.js";
 
 const dir = mkdtempSync(join(tmpdir(), "sage-rates-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -11,11 +11,6 @@ const file = (name: string, text: string): string => {
   const p = join(dir, name);
   writeFileSync(p, text);
   return p;
-};
-const all = (w: Workload): SimRequest[] => {
-  const out: SimRequest[] = [];
-  for (let b = w.next(); b.length; b = w.next()) out.push(...b);
-  return out;
 };
 const count = (reqs: SimRequest[], f: (r: SimRequest) => boolean) => reqs.filter(f).length;
 const spec = (name: string, fields: Record<string, unknown>) =>
@@ -61,7 +56,7 @@ const base = {
     },
   ],
 };
-const generated = all(resolveWorkload(spec("three", base), { seed: 2 }));
+const generated = drain(resolveWorkload(spec("three", base), { seed: 2 }));
 const of = (model: string) => generated.filter((r) => r.model === model);
 
 describe("rate files", () => {
@@ -109,10 +104,10 @@ describe("rate files", () => {
   });
 
   it("rescales to meanRatePerSecond and multiplies by --scale", () => {
-    const rescaled = all(resolveWorkload(spec("mean", { ...base, meanRatePerSecond: 2 }), { seed: 2 }));
+    const rescaled = drain(resolveWorkload(spec("mean", { ...base, meanRatePerSecond: 2 }), { seed: 2 }));
     expect(rescaled.length / 2400).toBeGreaterThan(0.85);
     expect(rescaled.length / 2400).toBeLessThan(1.15);
-    const doubled = all(
+    const doubled = drain(
       resolveWorkload(spec("mean", { ...base, meanRatePerSecond: 2 }), { seed: 2, scale: 2 }),
     );
     expect(doubled.length / rescaled.length).toBeCloseTo(2, 0);
@@ -141,7 +136,7 @@ describe("rate files", () => {
         tierMix: { "iw-fast": 1, "iw-normal": 0, niw: 0 },
       }),
     );
-    const reqs = all(resolveWorkload(scenario, { seed: 1 }));
+    const reqs = drain(resolveWorkload(scenario, { seed: 1 }));
     const bins = [0, 1, 2].map((b) => count(reqs, (r) => Math.floor(r.arrivalMs / 600_000) === b));
     // Mean 2 → 0.5, 1.5, 1 of 4 req/s over 600 s: 1,200, 3,600, 2,400.
     expect(bins[0]! / 1200).toBeCloseTo(1, 1);
@@ -161,7 +156,7 @@ describe("rate files", () => {
         }),
         { seed: 1 },
       );
-      const reqs = all(w);
+      const reqs = drain(w);
       expect(reqs.length / (2 * 6 * 3600)).toBeGreaterThan(0.8);
       expect(reqs.length / (2 * 6 * 3600)).toBeLessThan(1.2);
       const input = reqs.map((r) => r.inputTokens).sort((a, b) => a - b);

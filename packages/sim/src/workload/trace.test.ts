@@ -8,7 +8,7 @@ import { runSimulation } from "../run/simulate.js";
 import { resolveWorkload } from "./index.js";
 import { readLines } from "./lines.js";
 import { fromRequests, loadTraceFile, traceRows } from "./trace.js";
-import { type SimRequest, TraceError, type Workload } from "./types.js";
+import { drain, type SimRequest, TraceError } from "./types.js";
 
 const dir = mkdtempSync(join(tmpdir(), "sage-stream-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,11 +16,6 @@ const file = (name: string, text: string): string => {
   const p = join(dir, name);
   writeFileSync(p, text);
   return p;
-};
-const all = (w: Workload): SimRequest[] => {
-  const out: SimRequest[] = [];
-  for (let b = w.next(); b.length; b = w.next()) out.push(...b);
-  return out;
 };
 const errorOf = (f: () => unknown): Error => {
   try {
@@ -104,7 +99,7 @@ describe("streamed trace files", () => {
     expect(e).toMatchObject({ line: 3, field: "arrival" });
     expect(e.message).toContain("unsorted.jsonl:3: arrival: out of order: 2 s before line 2");
     expect(e.message).toContain("--sort-window");
-    const sorted = all(loadTraceFile(path, { sortWindowMs: 2_000 }));
+    const sorted = drain(loadTraceFile(path, { sortWindowMs: 2_000 }));
     expect(sorted.map((r) => [r.id, r.arrivalMs])).toEqual([
       [0, 0],
       [1, 3000],
@@ -122,9 +117,9 @@ describe("streamed trace files", () => {
   it("reads a JSONL trace saved as .json as a trace, not as a scenario", () => {
     const path = file("trace.json", `${jsonLine(0)}\n${jsonLine(1)}\n`);
     const w = resolveWorkload(path, { seed: 1 });
-    expect(all(w)).toHaveLength(2);
+    expect(drain(w)).toHaveLength(2);
     // One request on one line is a trace too; a one-line object without `arrival` is a spec.
-    expect(all(resolveWorkload(file("one.json", jsonLine(0)), { seed: 1 }))).toHaveLength(1);
+    expect(drain(resolveWorkload(file("one.json", jsonLine(0)), { seed: 1 }))).toHaveLength(1);
     expect(() => resolveWorkload(file("spec.json", '{"name": "x"}'), { seed: 1 })).toThrowError(
       /scenario file .*spec\.json: .*durationHours/,
     );

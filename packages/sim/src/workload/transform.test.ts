@@ -4,15 +4,10 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { resolveWorkload } from "./index.js";
 import { parseMapping, type WorkloadOptions } from "./transform.js";
-import type { SimRequest, Workload } from "./types.js";
+import { drain, type SimRequest } from "./types.js";
 
 const dir = mkdtempSync(join(tmpdir(), "sage-transform-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const all = (w: Workload): SimRequest[] => {
-  const out: SimRequest[] = [];
-  for (let b = w.next(); b.length; b = w.next()) out.push(...b);
-  return out;
-};
 const inOrder = (reqs: SimRequest[]): boolean =>
   reqs.every((r, i) => i === 0 || r.arrivalMs >= reqs[i - 1]!.arrivalMs);
 const numbered = (reqs: SimRequest[]): boolean => reqs.every((r, i) => r.id === i);
@@ -35,7 +30,7 @@ writeFileSync(
 );
 const load = (opts: Partial<WorkloadOptions> = {}, path = trace) => {
   const w = resolveWorkload(path, { seed: 9, ...opts });
-  return { w, reqs: all(w) };
+  return { w, reqs: drain(w) };
 };
 
 describe("--scale on a trace", () => {
@@ -96,7 +91,7 @@ describe("windows", () => {
   });
 
   it("cuts the same requests out of a scenario as the full run has in that window", () => {
-    const full = all(resolveWorkload("smoke", { seed: 9 })).filter(
+    const full = drain(resolveWorkload("smoke", { seed: 9 })).filter(
       (r) => r.arrivalMs >= 120_000 && r.arrivalMs < 300_000,
     );
     const { w, reqs } = load({ startMs: 120_000, durationMs: 180_000 }, "smoke");

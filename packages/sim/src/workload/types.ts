@@ -25,6 +25,13 @@ export interface Workload {
   readonly warnings?: readonly string[];
 }
 
+/** Every request of a workload, in order: for tests and small tools (a 10 M-request week does not fit). */
+export function drain(w: Workload): SimRequest[] {
+  const out: SimRequest[] = [];
+  for (let b = w.next(); b.length; b = w.next()) for (const r of b) out.push(r);
+  return out;
+}
+
 export class TraceError extends Error {
   constructor(
     readonly source: string,
