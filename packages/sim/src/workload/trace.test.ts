@@ -8,7 +8,7 @@ import { runSimulation } from "../run/simulate.js";
 import { resolveWorkload } from "./index.js";
 import { readLines } from "./lines.js";
 import { fromRequests, loadTraceFile, traceRows } from "./trace.js";
-import { drain, type SimRequest, TraceError } from "./types.js";
+import { drain, TraceError } from "./types.js";
 
 const dir = mkdtempSync(join(tmpdir(), "sage-stream-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
