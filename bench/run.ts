@@ -2,6 +2,7 @@
 await import("./bus.js");
 await import("./engine.js");
 await import("./sim.js");
+await import("./trace.js");
 await import("./planner.js");
 await import("./gateway.js");
 await import("./router.js");

@@ -132,6 +132,77 @@ describe("sageserve sim / compare", () => {
     expect(e.stderr).toContain("bad.jsonl:2: tier: must be one of iw-fast, iw-normal, niw, got 'asap'");
   });
 
+  it("applies --scale, windows and renaming to a trace, warns of requests that cannot fit, and names what is wrong with a file", async () => {
+    const trace = join(tmp, "scale.jsonl");
+    writeFileSync(
+      trace,
+      Array.from({ length: 120 }, (_, i) =>
+        JSON.stringify({
+          arrival: i,
+          model: "llama3.2-3b",
+          region: "westus",
+          tier: "iw-fast",
+          inputTokens: i === 7 ? 9_000_000 : 200,
+          outputTokens: 30,
+        }),
+      ).join("\n"),
+    );
+    const report = (dir: string) => JSON.parse(readFileSync(join(tmp, dir, "report.json"), "utf8"));
+    const base = ["sim", "--scenario", trace, "--policy", "unified-reactive", "--no-progress"];
+    const one = await sage(...base, "--out", join(tmp, "s1"));
+    expect(one.stderr).toMatch(
+      /warning: scale\.jsonl: 1 llama3\.2-3b request needs more KV cache .* first at line 8/,
+    );
+    expect(report("s1").requests).toMatchObject({ generated: 120, failed: 1 });
+    await sage(...base, "--scale", "2", "--out", join(tmp, "s2"));
+    expect(report("s2").requests.generated).toBe(240);
+    await sage(
+      ...base,
+      ...[
+        "--scale",
+        "2",
+        "--scale-mode",
+        "compress",
+        "--start",
+        "1m",
+        "--duration",
+        "30",
+        "--map-region",
+        "*=eastus",
+      ],
+      "--out",
+      join(tmp, "s3"),
+    );
+    const s3 = report("s3");
+    expect(s3.requests.generated).toBe(30);
+    expect(s3.gpuHours.byRegion).toHaveProperty("eastus");
+    expect(s3.gpuHours.byRegion).not.toHaveProperty("westus");
+
+    const empty = join(tmp, "empty.csv");
+    writeFileSync(empty, "");
+    const e1 = await fail(...base.slice(0, 2), empty, ...base.slice(3), "--out", join(tmp, "s4"));
+    expect(e1.code).toBe(2);
+    expect(e1.stderr).toContain("empty.csv: file: is empty: expected a trace");
+    const azure = join(tmp, "azure.csv");
+    writeFileSync(azure, "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,12x,10\n");
+    const e2 = await fail(...base.slice(0, 2), azure, ...base.slice(3), "--out", join(tmp, "s5"));
+    expect(e2.stderr).toContain("azure.csv:2: ContextTokens: not a number");
+    const e3 = await fail(...base, "--scale-mode", "squash", "--scale", "2", "--out", join(tmp, "s6"));
+    expect(e3.stderr).toContain("--scale-mode must be one of replicate, compress, got 'squash'");
+    const e4 = await fail(
+      "sim",
+      "--scenario",
+      "smoke",
+      "--policy",
+      "unified-reactive",
+      "--sort-window",
+      "5",
+      "--out",
+      join(tmp, "s7"),
+    );
+    expect(e4.stderr).toContain("--sort-window applies to trace files");
+  });
+
   it("takes a scenario definition and a settings file, and names any bad field in either", async () => {
     const scenario = join(tmp, "mine.json");
     writeFileSync(

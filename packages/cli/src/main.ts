@@ -120,6 +120,13 @@ demoOptions(
   process.exitCode = await runDemo({ ...opts, clock: opts.virtual ? "virtual" : "wall" });
 });
 
+/** Seconds: `90`, `90s`, `30m`, `2h`, `1.5d`. */
+function duration(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$/.exec(v.trim());
+  if (!m) throw new InvalidArgumentError(`expected seconds or a time like 90s, 30m, 2h, 1d, got '${v}'`);
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[(m[2] ?? "s") as "s"];
+}
+
 function positiveInt(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0)
@@ -131,10 +138,35 @@ const simOptions = (c: Command): Command =>
   c
     .requiredOption(
       "-s, --scenario <name|file>",
-      "built-in scenario (smoke, day, paper-week, paper-scale) or a trace file (JSONL/CSV, Azure CSV)",
+      "built-in scenario (smoke, day, paper-week, paper-scale), or a file, told apart by content: a trace (JSONL, CSV, " +
+        "Azure 2023 CSV), a rate file (CSV: window_start_s,rate_rps,…; ServeGen's layout), a scenario or a " +
+        "rate spec (JSON) — docs/simulator.md",
     )
     .option("--seed <n>", "random seed (the same seed gives a byte-identical report.json)", positiveInt, 1)
-    .option("--scale <factor>", "multiply a built-in scenario's request rate (e.g. 0.1)", positiveNumber)
+    .option(
+      "--scale <factor>",
+      "multiply the request rate (e.g. 0.1, 3): a scenario's or rate file's rate; a trace's as --scale-mode says",
+      positiveNumber,
+    )
+    .option(
+      "--scale-mode <mode>",
+      "traces: replicate (default; each request scale times on the same time axis, copies between it and the " +
+        "next, each its own id; below 1 a seeded thinning) or compress (arrivals at t / scale)",
+    )
+    .option(
+      "--start <time>",
+      "keep the workload from this time on, moved to start at 0 (seconds, or 90s, 30m, 2h, 1d; a trace's own times, before --scale)",
+      duration,
+    )
+    .option("--duration <time>", "keep this long from --start (seconds, or 30m, 2h, 1d)", duration)
+    .option("--map-model <from=to,…>", "rename models (`*` matches any), e.g. llama2-70b=llama3.1-8b")
+    .option("--map-region <from=to,…>", "rename regions, e.g. '*=eastus' puts every request in eastus")
+    .option("--map-tier <from=to,…>", "change tiers, e.g. iw-normal=niw (made NIW: a 24 h deadline)")
+    .option(
+      "--sort-window <time>",
+      "traces: let lines arrive up to this late (seconds, or 30s, 5m) and sort them back; default: an out-of-order line is an error naming it",
+      duration,
+    )
     .option("-o, --out <dir>", "output directory", "sim-out")
     .option(
       "-c, --config <file.json>",

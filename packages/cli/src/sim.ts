@@ -3,12 +3,17 @@ import { describeIssues, isSageError, SageError } from "@sageserve/protocol";
 import {
   checkPolicy,
   loadSimConfig,
+  type Mapping,
   POLICIES,
+  parseMapping,
   runSimulation,
+  SCALE_MODES,
+  type ScaleMode,
   type SimReport,
   type SimResult,
   type SlowRequest,
   TraceError,
+  type WorkloadTransforms,
   writeComparison,
   writeReports,
 } from "@sageserve/sim";
@@ -19,6 +24,14 @@ export interface SimCliOptions {
   scenario: string;
   seed: number;
   scale?: number;
+  scaleMode?: string;
+  /** Seconds. */
+  start?: number;
+  duration?: number;
+  sortWindow?: number;
+  mapModel?: string;
+  mapRegion?: string;
+  mapTier?: string;
   out: string;
   json?: boolean;
   validate?: boolean;
@@ -28,7 +41,32 @@ export interface SimCliOptions {
   traceSlow?: string;
 }
 
-async function runOne(policy: string, o: SimCliOptions, label: string): Promise<SimResult> {
+/** The workload transforms of the command line, each checked (a bad one names its option). */
+export function transformsOf(o: SimCliOptions): WorkloadTransforms {
+  if (o.scaleMode !== undefined && !(SCALE_MODES as readonly string[]).includes(o.scaleMode))
+    throw new SageError(
+      "CONFIG",
+      `--scale-mode must be one of ${SCALE_MODES.join(", ")}, got '${o.scaleMode}'`,
+    );
+  if (o.scaleMode !== undefined && o.scale === undefined)
+    throw new SageError("CONFIG", "--scale-mode needs --scale");
+  if (o.duration !== undefined && !(o.duration > 0))
+    throw new SageError("CONFIG", `--duration must be above 0, got ${o.duration}`);
+  const map: Mapping = {
+    ...(o.mapModel ? { model: parseMapping("model", o.mapModel) } : {}),
+    ...(o.mapRegion ? { region: parseMapping("region", o.mapRegion) } : {}),
+    ...(o.mapTier ? { tier: parseMapping("tier", o.mapTier) } : {}),
+  };
+  return {
+    ...(o.scaleMode ? { scaleMode: o.scaleMode as ScaleMode } : {}),
+    ...(o.start !== undefined ? { startMs: Math.round(o.start * 1000) } : {}),
+    ...(o.duration !== undefined ? { durationMs: Math.round(o.duration * 1000) } : {}),
+    ...(o.sortWindow ? { sortWindowMs: Math.round(o.sortWindow * 1000) } : {}),
+    ...(Object.keys(map).length ? { map } : {}),
+  };
+}
+
+async function runOne(policy: string, o: SimCliOptions, label: string, warn: boolean): Promise<SimResult> {
   const bar =
     o.progress === false || o.json || !process.stderr.isTTY
       ? undefined
@@ -42,7 +80,8 @@ async function runOne(policy: string, o: SimCliOptions, label: string): Promise<
         );
   const cfg = o.config ? loadSimConfig(o.config) : {};
   const trace = o.traceSlow ? lineWriter(o.traceSlow) : undefined;
-  bar?.start(100, 0, { hours: 0, generated: 0 });
+  // Started at the first progress report, so that load-time warnings print before it.
+  let barStarted = false;
   try {
     return await runSimulation({
       ...(cfg.gpuTypes ? { gpuTypes: cfg.gpuTypes } : {}),
@@ -54,17 +93,24 @@ async function runOne(policy: string, o: SimCliOptions, label: string): Promise<
       scenario: o.scenario,
       policy,
       seed: o.seed,
-      ...(o.scale ? { scale: o.scale } : {}),
+      ...(o.scale !== undefined ? { scale: o.scale } : {}),
+      transforms: transformsOf(o),
+      ...(warn ? { onWarning: (m: string) => console.error(`warning: ${m}`) } : {}),
       validate: o.validate ?? true,
       ...(trace ? { traceSlow: (r: SlowRequest) => trace.write(r) } : {}),
-      onProgress: (p) =>
+      onProgress: (p) => {
+        if (bar && !barStarted) {
+          bar.start(100, 0, { hours: 0, generated: 0 });
+          barStarted = true;
+        }
         bar?.update(Math.min(100, Math.round((100 * p.simulatedMs) / Math.max(1, p.durationMs))), {
           hours: (p.simulatedMs / 3_600_000).toFixed(1),
           generated: p.generated,
-        }),
+        });
+      },
     });
   } finally {
-    bar?.stop();
+    if (barStarted) bar?.stop();
     trace?.close();
   }
 }
@@ -134,7 +180,7 @@ function table(reports: SimReport[]): string {
 
 /** Turns every expected failure into one clear line naming what was wrong; exit code 2. */
 export function explain(e: unknown): string {
-  if (e instanceof TraceError) return `invalid trace: ${e.message}`;
+  if (e instanceof TraceError) return `invalid input: ${e.message}`;
   if (isSageError(e)) return `${e.code}: ${e.message}`;
   if (e instanceof ZodError) return `invalid scenario: ${describeIssues(e.issues)}`;
   throw e;
@@ -143,12 +189,18 @@ export function explain(e: unknown): string {
 export async function simCommand(policy: string, o: SimCliOptions): Promise<number> {
   try {
     checkPolicy(policy);
-    const res = await runOne(policy, o, policy);
+    const res = await runOne(policy, o, policy, true);
     for (const w of res.report.warnings ?? []) console.error(`warning: ${w}`);
     const files = writeReports(o.out, res.report, res.run);
     if (o.json)
       console.log(
-        JSON.stringify({ ...files, run: res.run, gpuHours: res.report.gpuHours.total, slo: res.report.slo }),
+        JSON.stringify({
+          ...files,
+          run: res.run,
+          gpuHours: res.report.gpuHours.total,
+          slo: res.report.slo,
+          warnings: res.warnings,
+        }),
       );
     else {
       console.log(table([res.report]));
@@ -168,7 +220,8 @@ export async function compareCommand(policies: string[], o: SimCliOptions): Prom
   try {
     for (const p of policies) checkPolicy(p);
     const results: SimResult[] = [];
-    for (const p of policies) results.push(await runOne(p, o, p));
+    // One workload for every policy: its warnings once.
+    for (const p of policies) results.push(await runOne(p, o, p, results.length === 0));
     for (const w of new Set(results.flatMap((r) => r.report.warnings ?? []))) console.error(`warning: ${w}`);
     const files = writeComparison(
       o.out,

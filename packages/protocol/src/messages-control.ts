@@ -267,6 +267,8 @@ export const NiwJob = defineMessage({
     arrivalMs: EpochMs,
     deadlineMs: EpochMs,
     enqueuedAtMs: EpochMs,
+    /** The request's re-routing attempt (absent the first time): a job handed back after its release. */
+    attempt: z.number().int().min(1).max(100).optional(),
     body: z.record(z.string(), z.unknown()).optional(),
   }),
   publishers: ["router"],

@@ -1,4 +1,14 @@
-import { envelope, LoadReport, NodeCommand, type Payload, Plan, VmCommand } from "@sageserve/protocol";
+import {
+  envelope,
+  InferenceRequest,
+  LoadReport,
+  NIW_STREAM,
+  NiwJob,
+  NodeCommand,
+  type Payload,
+  Plan,
+  VmCommand,
+} from "@sageserve/protocol";
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
 import { RegionAgentActor } from "./agent.js";
@@ -54,7 +64,7 @@ async function world(report: Partial<Payload<typeof LoadReport>>) {
         ...report,
       }),
     );
-  return { clock, agent, boots, send };
+  return { clock, broker, agent, boots, send };
 }
 
 describe("region agent scaling signal", () => {
@@ -271,5 +281,45 @@ describe("region agent restart while its VMs boot", () => {
     await clock.advance(20_000);
     expect(boots.filter((b) => b.action === "boot").length).toBeGreaterThan(2);
     await second.stop();
+  });
+});
+
+describe("region agent NIW release count", () => {
+  it("counts a batch job once in niwReleased when its instance hands it back and it is released again", async () => {
+    const w = await world({ kvUtilization: 0.05 });
+    w.send();
+    await w.clock.advance(10);
+    const released: string[] = [];
+    const node = w.broker.connect("n1");
+    node.subscribe(InferenceRequest.subject.build({ node: "n1" }), (m) => {
+      const d = m.data();
+      if (d.ok) released.push((d.value as Payload<typeof InferenceRequest>).requestId);
+    });
+    const router = w.broker.connect("router");
+    const job = (attempt?: number) =>
+      router.durablePublish(
+        NIW_STREAM,
+        NiwJob.subject.build({ region: "westus", model: "llama3.2-3b" }),
+        envelope(NiwJob, {
+          ...NiwJob.sample(),
+          jobId: "j-r7",
+          requestId: "r7",
+          model: "llama3.2-3b",
+          originRegion: "westus",
+          arrivalMs: 0,
+          deadlineMs: 86_400_000,
+          enqueuedAtMs: w.clock.now(),
+          ...(attempt === undefined ? {} : { attempt }),
+        }),
+      );
+    await job();
+    await w.clock.advance(100);
+    // The instance drained before starting it: the fleet re-routes it, the router queues it again.
+    await job(1);
+    await w.clock.advance(100);
+    expect(released).toEqual(["r7", "r7"]);
+    expect(w.agent.actions.niwReleased).toBe(1);
+    expect(w.agent.niwReleasedAgain).toBe(1);
+    await w.agent.stop();
   });
 });

@@ -174,6 +174,8 @@ export class RegionAgentActor extends Actor {
     coldStart: 0,
     released: 0,
   };
+  /** Releases of NIW jobs that had been released before and came back re-routed (not in niwReleased). */
+  niwReleasedAgain = 0;
   /** VMs given back to the provider (stopped by a drain, or failed): each is released once. */
   private readonly releasedNodes = new Set<string>();
   private readonly planExec: PlanExecutionConfig;
@@ -836,9 +838,14 @@ export class RegionAgentActor extends Actor {
       q.pop();
       this.held.get(head.jobId)?.ack();
       this.held.delete(head.jobId);
-      if (urgent) this.actions.niwEscalated++;
-      else budget--;
-      this.actions.niwReleased++;
+      if (!urgent) budget--;
+      // A job handed back by its instance (drained, swapped, lost) and queued again is released again:
+      // counted apart, so that niwReleased and niwEscalated count jobs, each once.
+      if (head.attempt !== undefined) this.niwReleasedAgain++;
+      else {
+        this.actions.niwReleased++;
+        if (urgent) this.actions.niwEscalated++;
+      }
       target.releasedTokens += head.inputTokens + head.maxOutputTokens;
       this.publish(
         InferenceRequest,

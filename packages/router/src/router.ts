@@ -251,6 +251,7 @@ export class RouterActor extends Actor {
           arrivalMs: req.arrivalMs,
           deadlineMs: req.deadlineMs ?? req.arrivalMs + 86_400_000,
           enqueuedAtMs: now,
+          ...(req.attempt === undefined ? {} : { attempt: req.attempt }),
         },
       );
       this.queued++;

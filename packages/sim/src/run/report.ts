@@ -80,7 +80,11 @@ export interface SimReport {
   latencyMs: Record<Tier, { ttft: Percentiles; tbt: Percentiles; e2e: Percentiles }>;
   /** TTFT distribution per tier: [percentile, ms] pairs (latency CDF plots). */
   ttftCdf: Record<Tier, [number, number][]>;
-  niw: { deadlineMisses: number; escalated: number; released: number };
+  /**
+   * `released` and `escalated` count jobs (each once); `releasedAgain` (only when some were) counts
+   * the further releases of jobs handed back by their instance and queued again.
+   */
+  niw: { deadlineMisses: number; escalated: number; released: number; releasedAgain?: number };
   invariants: {
     servedWhileNotServing: number;
     duplicateCompletions: number;
@@ -170,6 +174,7 @@ export function buildReport(x: {
   for (const a of x.agents)
     for (const [k, v] of Object.entries(a.actions)) actions[k] = (actions[k] ?? 0) + v;
 
+  const releasedAgain = x.agents.reduce((a, g) => a + g.niwReleasedAgain, 0);
   const slo = sloSection(c);
   const latencyMs = {} as SimReport["latencyMs"];
   const ttftCdf = {} as SimReport["ttftCdf"];
@@ -215,6 +220,7 @@ export function buildReport(x: {
       deadlineMisses: c.tiers.niw.deadlineMisses,
       escalated: actions.niwEscalated ?? 0,
       released: actions.niwReleased ?? 0,
+      ...(releasedAgain > 0 ? { releasedAgain } : {}),
     },
     invariants: {
       servedWhileNotServing: fleet.servedWhileNotServing,

@@ -1,18 +1,14 @@
-import {
-  PlannerActor,
-  type PlanStrategyName,
-  preloadSolvers,
-} from "@sageserve/planner";
+import { PlannerActor, type PlanStrategyName, preloadSolvers } from "@sageserve/planner";
 import { SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
 import { type Actor, type ActorContext, MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { GPUS } from "../catalog.js";
 import { builtinCapacityModel, builtinCapacityTable, iwShareOf } from "../engine/capacity.js";
-import type { SchedulingPolicy } from "../engine/instance.js";
+import { DEFAULT_BLOCK_SIZE, type SchedulingPolicy } from "../engine/instance.js";
 import { builtinPerformanceModel } from "../perf/builtin.js";
 import type { PerformanceModel } from "../perf/model.js";
-import { resolveWorkload, withBurst } from "../workload/index.js";
+import { resolveWorkload, type WorkloadOptions, withBurst } from "../workload/index.js";
 import type { SimRequest, Workload } from "../workload/types.js";
 import { type FleetTimings, SimFleet, type SlowRequest } from "../world/fleet.js";
 import { DEFAULT_SLO, MetricsCollector, type SloTargets } from "./collector.js";
@@ -30,8 +26,12 @@ export interface SimOptions {
   workload?: Workload;
   policy: string;
   seed: number;
-  /** Rate multiplier for built-in scenarios. */
+  /** Rate multiplier: of a scenario's or rate file's rate; for traces see `transforms.scaleMode`. */
   scale?: number;
+  /** Window, renaming, trace scale mode and sort window (docs/simulator.md, "Transforms"). */
+  transforms?: WorkloadTransforms;
+  /** Told what loading the workload found worth a warning (e.g. requests that can never fit). */
+  onWarning?: (message: string) => void;
   gpuTypes?: string[];
   timings?: Partial<FleetTimings>;
   slo?: SloTargets;
@@ -98,7 +98,14 @@ export interface SimResult {
   fleet: SimFleet;
   collector: MetricsCollector;
   generated: number;
+  /** What loading the workload warned of (also passed to `onWarning`). */
+  warnings: readonly string[];
 }
+
+export type WorkloadTransforms = Pick<
+  WorkloadOptions,
+  "scaleMode" | "startMs" | "durationMs" | "map" | "sortWindowMs"
+>;
 
 const START_MS = Date.UTC(2025, 0, 6);
 const BIN_MS = 15 * 60_000;
@@ -178,15 +185,26 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const siloed = policy === "siloed-reactive";
   const planStrategy = policy.startsWith("lt-") ? (policy as PlanStrategyName) : undefined;
   if (planStrategy) await preloadSolvers();
+  const perf = opts.perf ?? builtinPerformanceModel();
+  const gpuTypes = opts.gpuTypes ?? ["h100", "a100"];
+  const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
   const base: Workload =
     opts.workload ??
     resolveWorkload(opts.scenario, {
       seed: opts.seed,
-      ...(opts.scale ? { scale: opts.scale } : {}),
+      ...(opts.scale !== undefined ? { scale: opts.scale } : {}),
+      ...opts.transforms,
+      // A request fits where its prompt and output fit in the KV blocks of the largest instance.
+      kvLimitTokens: (model) =>
+        Math.max(
+          0,
+          ...gpuTypes
+            .filter((g) => perf.has(model, g))
+            .map((g) => Math.floor(perf.kvTokenCapacity(model, g) / blockSize) * blockSize),
+        ) || Number.POSITIVE_INFINITY,
     });
+  for (const w of base.warnings ?? []) opts.onWarning?.(w);
   const workload: Workload = opts.burst ? withBurst(base, opts.burst) : base;
-  const perf = opts.perf ?? builtinPerformanceModel();
-  const gpuTypes = opts.gpuTypes ?? ["h100", "a100"];
   for (const m of workload.models)
     if (!gpuTypes.some((g) => perf.has(m, g)))
       throw new SageError("CONFIG", `no GPU type in [${gpuTypes}] has a profile for ${m}`);
@@ -438,5 +456,6 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     fleet,
     collector,
     generated: replayer.generated,
+    warnings: base.warnings ?? [],
   };
 }

@@ -1,10 +1,12 @@
-import { TIERS, type Tier } from "@sageserve/protocol";
-import { createRng, type Rng } from "@sageserve/runtime";
+import { existsSync } from "node:fs";
+import { SageError } from "@sageserve/protocol";
+import { createRng } from "@sageserve/runtime";
 import { z } from "zod";
 import { MODELS } from "../catalog.js";
-import { gamma, poisson } from "./random.js";
-import { sampleQuantiles, workloadStats } from "./stats.js";
-import type { SimRequest, Workload } from "./types.js";
+import { type ArrivalStream, burstShape, generateArrivals } from "./arrivals.js";
+import { shapeFromRates } from "./rates.js";
+import { workloadStats } from "./stats.js";
+import type { Workload } from "./types.js";
 
 /**
  * A synthetic multi-day, multi-model, multi-region workload. The rate of each
@@ -25,7 +27,8 @@ export const ScenarioSpecSchema = z.object({
       z.object({
         id: z.string().refine((m) => m in MODELS, { message: "unknown model" }),
         share: z.number().positive(),
-        shape: z.enum(["m-large", "m-mid", "m-small"]),
+        /** A built-in weekly profile (m-large, m-mid, m-small) or the path of a rate file. */
+        shape: z.string().min(1),
         tokens: z.enum(["conv", "code"]),
       }),
     )
@@ -111,72 +114,73 @@ export const SCENARIOS: Record<string, ScenarioSpec> = {
 };
 
 const WEEK_MS = 7 * 24 * 3600_000;
-const SLICE_MS = 60_000;
-const SUB_MS = 10_000;
+const BUILTIN_SHAPES = ["m-large", "m-mid", "m-small"] as const;
+
+/** A rate profile of mean 1, in bins, repeating every `spanMs`. */
+interface Shape {
+  values: readonly number[];
+  binMs: number;
+  spanMs: number;
+}
+
+/**
+ * A scenario's weekly shape: a built-in ServeGen profile, or any rate file (summed over its streams
+ * and normalised to mean 1; a path relative to the working directory — resolveWorkload makes a
+ * scenario file's paths relative to it).
+ */
+function shapeOf(shape: string): Shape {
+  if ((BUILTIN_SHAPES as readonly string[]).includes(shape))
+    return {
+      values: workloadStats().servegenWeekly10min[shape as (typeof BUILTIN_SHAPES)[number]],
+      binMs: 600_000,
+      spanMs: WEEK_MS,
+    };
+  if (!existsSync(shape))
+    throw new SageError(
+      "CONFIG",
+      `shape '${shape}': not a built-in profile (${BUILTIN_SHAPES.join(", ")}) and no such rate file`,
+    );
+  return shapeFromRates(shape);
+}
 
 export function generateScenario(spec: ScenarioSpec, seed: number): Workload {
   const s = ScenarioSpecSchema.parse(spec);
   const stats = workloadStats();
-  const rng: Rng = createRng(seed, `scenario-${s.name}`);
-  const durationMs = Math.round(s.durationHours * 3600_000);
   const modelTotal = s.models.reduce((a, m) => a + m.share, 0);
   const regionTotal = s.regions.reduce((a, r) => a + r.weight, 0);
-  const tierTotal = TIERS.reduce((a, t) => a + s.tierMix[t], 0);
-  const tierCdf = TIERS.map(
-    (_, i) => TIERS.slice(0, i + 1).reduce((a, t) => a + s.tierMix[t], 0) / tierTotal,
+  const k = burstShape(s.burstCv);
+  const shapes = new Map(s.models.map((m) => [m.shape, shapeOf(m.shape)]));
+  const streams: ArrivalStream[] = s.models.flatMap((m) =>
+    s.regions.map((r) => {
+      const shape = shapes.get(m.shape)!;
+      const tokens = stats.azure2023[m.tokens];
+      const offsetMs = (r.utcOffsetHours + s.startHourOfWeek) * 3600_000;
+      const ratePerMs =
+        (s.meanRatePerSecond * s.scale * (m.share / modelTotal) * (r.weight / regionTotal)) / 1000;
+      return {
+        model: m.id,
+        region: r.id,
+        // The shape is read in the region's local time.
+        rateAt: (ms: number) => {
+          const local = (((ms + offsetMs) % shape.spanMs) + shape.spanMs) % shape.spanMs;
+          return ratePerMs * (shape.values[Math.floor(local / shape.binMs)] ?? 1);
+        },
+        burstShapeAt: () => k,
+        tokensAt: () => tokens,
+      };
+    }),
   );
-  const k = s.burstCv > 1 ? 1 / (s.burstCv ** 2 - 1) : 0;
-  const streams = s.models.flatMap((m) =>
-    s.regions.map((r) => ({
-      model: m.id,
-      region: r.id,
-      shape: stats.servegenWeekly10min[m.shape],
-      tokens: stats.azure2023[m.tokens],
-      offsetMs: (r.utcOffsetHours + s.startHourOfWeek) * 3600_000,
-      ratePerMs: (s.meanRatePerSecond * s.scale * (m.share / modelTotal) * (r.weight / regionTotal)) / 1000,
-    })),
-  );
-  let t = 0;
-  let nextId = 0;
-  return {
-    name: s.name,
-    durationMs,
-    models: s.models.map((m) => m.id),
-    regions: s.regions.map((r) => r.id),
-    next(): SimRequest[] {
-      const out: SimRequest[] = [];
-      while (out.length === 0 && t < durationMs) {
-        const sliceEnd = Math.min(durationMs, t + SLICE_MS);
-        for (const st of streams) {
-          for (let sub = t; sub < sliceEnd; sub += SUB_MS) {
-            const subEnd = Math.min(sliceEnd, sub + SUB_MS);
-            const local = (((sub + st.offsetMs) % WEEK_MS) + WEEK_MS) % WEEK_MS;
-            const shape = st.shape[Math.floor(local / 600_000)] ?? 1;
-            const burst = k > 0 ? gamma(rng, k, 1 / k) : 1;
-            const n = poisson(rng, st.ratePerMs * shape * burst * (subEnd - sub));
-            for (let i = 0; i < n; i++) {
-              const arrivalMs = Math.floor(sub + rng.next() * (subEnd - sub));
-              const u = rng.next();
-              const tier: Tier = u < tierCdf[0]! ? "iw-fast" : u < tierCdf[1]! ? "iw-normal" : "niw";
-              const req: SimRequest = {
-                id: 0,
-                arrivalMs,
-                model: st.model,
-                region: st.region,
-                tier,
-                inputTokens: Math.min(s.maxInputTokens, sampleQuantiles(st.tokens.inputTokens, rng.next())),
-                outputTokens: sampleQuantiles(st.tokens.outputTokens, rng.next()),
-              };
-              if (tier === "niw") req.deadlineMs = arrivalMs + s.niwDeadlineHours * 3600_000;
-              out.push(req);
-            }
-          }
-        }
-        t = sliceEnd;
-      }
-      out.sort((a, b) => a.arrivalMs - b.arrivalMs);
-      for (const r of out) r.id = nextId++;
-      return out;
+  return generateArrivals(
+    {
+      name: s.name,
+      durationMs: Math.round(s.durationHours * 3600_000),
+      models: s.models.map((m) => m.id),
+      regions: s.regions.map((r) => r.id),
+      streams,
+      tierMix: s.tierMix,
+      niwDeadlineMs: s.niwDeadlineHours * 3600_000,
+      maxInputTokens: s.maxInputTokens,
     },
-  };
+    createRng(seed, `scenario-${s.name}`),
+  );
 }

@@ -1,43 +1,217 @@
-import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { TIERS, type Tier } from "@sageserve/protocol";
-import { MODELS } from "../catalog.js";
+import { detectInput } from "./detect.js";
+import { readLines } from "./lines.js";
+import { type TraceFormat, type TraceRow, traceRows } from "./trace-rows.js";
+import type { Mapping } from "./transform.js";
 import { type SimRequest, TraceError, type Workload } from "./types.js";
 
+export { AZURE_COLUMNS, TRACE_COLUMNS, type TraceFormat, traceRows } from "./trace-rows.js";
+
+export interface TraceOptions {
+  map?: Mapping;
+  /** A line may arrive up to this long before the latest earlier line; sorted back (default 0). */
+  sortWindowMs?: number;
+  /** Most tokens (prompt + output) an instance of `model` can hold. */
+  kvLimitTokens?: (model: string) => number;
+}
+
+const BATCH = 10_000;
+
+/** What a first pass over a trace learns: everything the run needs up front, in constant memory. */
+export interface TraceScan {
+  requests: number;
+  models: string[];
+  regions: string[];
+  /** Earliest arrival as read (Azure: epoch ms) and latest, relative to it. */
+  t0Ms: number;
+  lastMs: number;
+  warnings: string[];
+}
+
 /**
- * Trace files:
- *  - SageServe format, JSONL (one object per line) or CSV with a header:
- *    `arrival` (seconds since trace start), `model`, `region`, `tier` (iw-fast | iw-normal | niw),
- *    `inputTokens`, `outputTokens`, optional `deadline` (seconds since trace start; NIW).
- *  - Azure LLM inference trace 2023 CSV (`TIMESTAMP,ContextTokens,GeneratedTokens`): every request
- *    gets the given model, region and tier.
- * Every malformed line is a TraceError naming the file, line and field.
+ * A trace file, streamed: a first pass validates every line, checks arrival order and learns the
+ * models, regions and span; the replay then reads the file again a batch at a time. Memory stays
+ * constant (plus the sort window's lines), so a week of production traffic replays like a minute.
  */
-export interface AzureTraceOptions {
-  model?: string;
-  region?: string;
-  tier?: Tier;
-}
-
-const MAX_TOKENS = 10_000_000;
-
-export function loadTraceFile(path: string, azure: AzureTraceOptions = {}): Workload {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new TraceError(path, 0, "file", `cannot read: ${(e as Error).message}`);
-  }
+export function openTrace(path: string, format: TraceFormat, opts: TraceOptions = {}): Workload {
   const name = basename(path);
-  const first = text.slice(0, 200).trimStart();
-  const requests = first.startsWith("{")
-    ? parseJsonl(name, text)
-    : /^TIMESTAMP\s*,/i.test(first)
-      ? parseAzure(name, text, azure)
-      : parseCsv(name, text);
-  return fromRequests(name, requests);
+  const scan = scanTrace(path, format, opts);
+  let rows: Iterator<SimRequest> | undefined;
+  let nextId = 0;
+  return {
+    name,
+    durationMs: scan.lastMs + 1,
+    models: scan.models,
+    regions: scan.regions,
+    warnings: scan.warnings,
+    next(): SimRequest[] {
+      rows ??= inOrder(
+        traceRows(name, format, readLines(path), {
+          t0Ms: scan.t0Ms,
+          ...(opts.map ? { map: opts.map } : {}),
+        }),
+        opts.sortWindowMs ?? 0,
+      );
+      const out: SimRequest[] = [];
+      for (let r = rows.next(); !r.done; r = rows.next()) {
+        r.value.id = nextId++;
+        if (out.push(r.value) === BATCH) break;
+      }
+      return out;
+    },
+  };
 }
 
+/** A trace file by path, its format told from its content. */
+export function loadTraceFile(path: string, opts: TraceOptions = {}): Workload {
+  const kind = detectInput(path);
+  if (kind === "rates" || kind === "spec")
+    throw new TraceError(
+      basename(path),
+      0,
+      "file",
+      `is ${kind === "rates" ? "a rate file" : "a scenario or rate spec"}, not a trace`,
+    );
+  return openTrace(path, kind, opts);
+}
+
+export function scanTrace(path: string, format: TraceFormat, opts: TraceOptions = {}): TraceScan {
+  const name = basename(path);
+  const windowMs = opts.sortWindowMs ?? 0;
+  const models = new Set<string>();
+  const regions = new Set<string>();
+  const limits = new Map<string, number>();
+  const oversized = new Map<string, { n: number; line: number; tokens: number; limit: number }>();
+  let requests = 0;
+  let minMs = Number.POSITIVE_INFINITY;
+  let maxMs = Number.NEGATIVE_INFINITY;
+  let maxLine = 0;
+  const rows = traceRows(name, format, readLines(path), opts.map ? { map: opts.map } : {});
+  for (const { req, line } of rows) {
+    requests++;
+    const at = req.arrivalMs;
+    if (at < maxMs - windowMs) throw outOfOrder(name, format, line, at, maxMs, maxLine, windowMs);
+    if (at > maxMs) {
+      maxMs = at;
+      maxLine = line;
+    }
+    if (at < minMs) minMs = at;
+    models.add(req.model);
+    regions.add(req.region);
+    if (opts.kvLimitTokens) {
+      let limit = limits.get(req.model);
+      if (limit === undefined) {
+        limit = opts.kvLimitTokens(req.model);
+        limits.set(req.model, limit);
+      }
+      const tokens = req.inputTokens + req.outputTokens;
+      if (tokens > limit) {
+        const o = oversized.get(req.model) ?? { n: 0, line, tokens, limit };
+        o.n++;
+        oversized.set(req.model, o);
+      }
+    }
+  }
+  if (requests === 0) throw new TraceError(name, 0, "file", "has a header but no requests");
+  const t0Ms = format === "azure" ? minMs : 0;
+  const warnings = [...oversized].map(
+    ([model, o]) =>
+      `${name}: ${o.n.toLocaleString("en-US")} ${model} request${o.n === 1 ? " needs" : "s need"} more KV cache than any ` +
+      `${model} instance holds (${o.limit.toLocaleString("en-US")} tokens, prompt + output; first at line ` +
+      `${o.line}: ${o.tokens.toLocaleString("en-US")}): they can never run and will be counted as failed`,
+  );
+  return {
+    requests,
+    models: [...models].sort(),
+    regions: [...regions].sort(),
+    t0Ms,
+    lastMs: maxMs - t0Ms,
+    warnings,
+  };
+}
+
+function outOfOrder(
+  src: string,
+  format: TraceFormat,
+  line: number,
+  atMs: number,
+  maxMs: number,
+  maxLine: number,
+  windowMs: number,
+): TraceError {
+  const s = (ms: number) => `${Math.round(ms) / 1000} s`;
+  return new TraceError(
+    src,
+    line,
+    format === "azure" ? "TIMESTAMP" : "arrival",
+    `out of order: ${s(maxMs - atMs)} before line ${maxLine}` +
+      (windowMs > 0 ? `, more than the sort window (${s(windowMs)})` : "") +
+      `. Sort the file by arrival, or let lines arrive up to --sort-window <seconds> late ` +
+      `(here at least ${(maxMs - atMs) / 1000})`,
+  );
+}
+
+/** File order, except that lines up to `windowMs` late are put back in place (stable at equal times). */
+function* inOrder(rows: Iterable<TraceRow>, windowMs: number): Generator<SimRequest> {
+  if (windowMs <= 0) {
+    for (const r of rows) yield r.req;
+    return;
+  }
+  const heap = new ArrivalHeap();
+  let latest = Number.NEGATIVE_INFINITY;
+  for (const { req, line } of rows) {
+    heap.push(req, line);
+    if (req.arrivalMs > latest) latest = req.arrivalMs;
+    // Safe to release: the first pass checked that no later line arrives before latest − window.
+    while (heap.size > 0 && heap.peek()!.arrivalMs <= latest - windowMs) yield heap.pop()!;
+  }
+  while (heap.size > 0) yield heap.pop()!;
+}
+
+class ArrivalHeap {
+  private readonly a: { req: SimRequest; seq: number }[] = [];
+  get size(): number {
+    return this.a.length;
+  }
+  peek(): SimRequest | undefined {
+    return this.a[0]?.req;
+  }
+  push(req: SimRequest, seq: number): void {
+    const a = this.a;
+    const x = { req, seq };
+    let i = a.push(x) - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(x, a[p]!)) break;
+      a[i] = a[p]!;
+      i = p;
+    }
+    a[i] = x;
+  }
+  pop(): SimRequest | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const c = l + 1 < a.length && before(a[l + 1]!, a[l]!) ? l + 1 : l;
+        if (!before(a[c]!, last)) break;
+        a[i] = a[c]!;
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top?.req;
+  }
+}
+
+const before = (x: { req: SimRequest; seq: number }, y: { req: SimRequest; seq: number }): boolean =>
+  x.req.arrivalMs < y.req.arrivalMs || (x.req.arrivalMs === y.req.arrivalMs && x.seq < y.seq);
+
+/** An in-memory workload (tests, generated traces): sorted by arrival, numbered from 0. */
 export function fromRequests(name: string, requests: SimRequest[]): Workload {
   const sorted = [...requests].sort((a, b) => a.arrivalMs - b.arrivalMs);
   sorted.forEach((r, i) => {
@@ -52,124 +226,9 @@ export function fromRequests(name: string, requests: SimRequest[]): Workload {
     models,
     regions,
     next() {
-      const out = sorted.slice(i, i + 10_000);
+      const out = sorted.slice(i, i + BATCH);
       i += out.length;
       return out;
     },
   };
-}
-
-function check(src: string, line: number, raw: Record<string, unknown>): SimRequest {
-  const num = (
-    field: string,
-    opts: { int?: boolean; min?: number; max?: number; optional?: boolean } = {},
-  ) => {
-    const v = raw[field];
-    if (v === undefined || v === "") {
-      if (opts.optional) return undefined;
-      throw new TraceError(src, line, field, "missing");
-    }
-    const n = typeof v === "number" ? v : Number(v);
-    if (!Number.isFinite(n)) throw new TraceError(src, line, field, `not a number: ${JSON.stringify(v)}`);
-    if (opts.int && !Number.isInteger(n)) throw new TraceError(src, line, field, `not an integer: ${n}`);
-    if (opts.min !== undefined && n < opts.min)
-      throw new TraceError(src, line, field, `must be ≥ ${opts.min}, got ${n}`);
-    if (opts.max !== undefined && n > opts.max)
-      throw new TraceError(src, line, field, `must be ≤ ${opts.max}, got ${n}`);
-    return n;
-  };
-  const str = (field: string): string => {
-    const v = raw[field];
-    if (typeof v !== "string" || v.trim() === "") throw new TraceError(src, line, field, "missing");
-    return v.trim();
-  };
-  const model = str("model");
-  if (!(model in MODELS))
-    throw new TraceError(
-      src,
-      line,
-      "model",
-      `unknown model '${model}' (known: ${Object.keys(MODELS).join(", ")})`,
-    );
-  const region = str("region");
-  if (!/^[A-Za-z0-9_-]+$/.test(region))
-    throw new TraceError(src, line, "region", `not a valid region id '${region}'`);
-  const tier = str("tier") as Tier;
-  if (!TIERS.includes(tier))
-    throw new TraceError(src, line, "tier", `must be one of ${TIERS.join(", ")}, got '${tier}'`);
-  const arrival = num("arrival", { min: 0 })!;
-  const deadline = num("deadline", { min: 0, optional: true });
-  if (deadline !== undefined && deadline < arrival)
-    throw new TraceError(src, line, "deadline", "before arrival");
-  const req: SimRequest = {
-    id: 0,
-    arrivalMs: Math.round(arrival * 1000),
-    model,
-    region,
-    tier,
-    inputTokens: num("inputTokens", { int: true, min: 1, max: MAX_TOKENS })!,
-    outputTokens: num("outputTokens", { int: true, min: 1, max: MAX_TOKENS })!,
-  };
-  if (deadline !== undefined) req.deadlineMs = Math.round(deadline * 1000);
-  else if (tier === "niw") req.deadlineMs = req.arrivalMs + 24 * 3600_000;
-  return req;
-}
-
-function parseJsonl(src: string, text: string): SimRequest[] {
-  const out: SimRequest[] = [];
-  text.split(/\r?\n/).forEach((l, i) => {
-    if (!l.trim()) return;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(l);
-    } catch (e) {
-      throw new TraceError(src, i + 1, "line", `invalid JSON: ${(e as Error).message}`);
-    }
-    if (typeof raw !== "object" || raw === null || Array.isArray(raw))
-      throw new TraceError(src, i + 1, "line", "not an object");
-    out.push(check(src, i + 1, raw as Record<string, unknown>));
-  });
-  return out;
-}
-
-function parseCsv(src: string, text: string): SimRequest[] {
-  const lines = text.split(/\r?\n/);
-  const header = (lines[0] ?? "").split(",").map((h) => h.trim());
-  for (const col of ["arrival", "model", "region", "tier", "inputTokens", "outputTokens"]) {
-    if (!header.includes(col)) throw new TraceError(src, 1, col, "column missing from the header");
-  }
-  const out: SimRequest[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const l = lines[i]!;
-    if (!l.trim()) continue;
-    const f = l.split(",");
-    if (f.length !== header.length)
-      throw new TraceError(src, i + 1, "line", `expected ${header.length} fields, got ${f.length}`);
-    out.push(check(src, i + 1, Object.fromEntries(header.map((h, j) => [h, f[j]!.trim()]))));
-  }
-  return out;
-}
-
-function parseAzure(src: string, text: string, opts: AzureTraceOptions): SimRequest[] {
-  const lines = text.split(/\r?\n/);
-  const rows: { t: number; input: string; output: string; line: number }[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const l = lines[i]!;
-    if (!l.trim()) continue;
-    const [ts, c, g] = l.split(",");
-    const t = Date.parse(`${(ts ?? "").trim().replace(" ", "T").slice(0, 23)}Z`);
-    if (!Number.isFinite(t)) throw new TraceError(src, i + 1, "TIMESTAMP", `not a timestamp: '${ts}'`);
-    rows.push({ t, input: c ?? "", output: g ?? "", line: i + 1 });
-  }
-  const t0 = Math.min(...rows.map((r) => r.t));
-  return rows.map((r) =>
-    check(src, r.line, {
-      arrival: (r.t - t0) / 1000,
-      model: opts.model ?? "llama2-70b",
-      region: opts.region ?? "westus",
-      tier: opts.tier ?? "iw-fast",
-      inputTokens: r.input,
-      outputTokens: r.output,
-    }),
-  );
 }

@@ -21,6 +21,15 @@ export interface Workload {
   readonly regions: readonly string[];
   /** Next requests in arrival order (non-decreasing arrivalMs); empty when exhausted. */
   next(): SimRequest[];
+  /** Found while loading, worth telling the user before the run (e.g. requests that can never fit). */
+  readonly warnings?: readonly string[];
+}
+
+/** Every request of a workload, in order: for tests and small tools (a 10 M-request week does not fit). */
+export function drain(w: Workload): SimRequest[] {
+  const out: SimRequest[] = [];
+  for (let b = w.next(); b.length; b = w.next()) for (const r of b) out.push(r);
+  return out;
 }
 
 export class TraceError extends Error {
@@ -30,7 +39,8 @@ export class TraceError extends Error {
     readonly field: string,
     message: string,
   ) {
-    super(`${source}:${line}: ${field}: ${message}`);
+    // Line 0: about the whole file (unreadable, empty, unknown layout).
+    super(line > 0 ? `${source}:${line}: ${field}: ${message}` : `${source}: ${field}: ${message}`);
     this.name = "TraceError";
   }
 }

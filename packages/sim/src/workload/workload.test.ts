@@ -63,12 +63,12 @@ describe("scenario generator", () => {
 });
 
 describe("trace files", () => {
-  it("loads the SageServe JSONL and CSV formats, sorted by arrival", () => {
+  it("loads the SageServe JSONL and CSV formats", () => {
     const jsonl = file(
       "t.jsonl",
       [
-        '{"arrival": 2.5, "model": "llama2-70b", "region": "westus", "tier": "iw-fast", "inputTokens": 100, "outputTokens": 20}',
         '{"arrival": 1, "model": "bloom-176b", "region": "eastus", "tier": "niw", "inputTokens": 50, "outputTokens": 5, "deadline": 3600}',
+        '{"arrival": 2.5, "model": "llama2-70b", "region": "westus", "tier": "iw-fast", "inputTokens": 100, "outputTokens": 20}',
       ].join("\n"),
     );
     const reqs = all(loadTraceFile(jsonl));
