@@ -1,5 +1,11 @@
-import { forecastErrors, PlannerActor, type PlannerOptions, preloadSolvers } from "@sageserve/planner";
-import { DemandReport, envelope, LoadReport, type Payload, Plan } from "@sageserve/protocol";
+import {
+  deadlineRate,
+  forecastErrors,
+  PlannerActor,
+  type PlannerOptions,
+  preloadSolvers,
+} from "@sageserve/planner";
+import { DemandReport, envelope, LoadReport, type Payload, Plan, RegionStatus } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { builtinCapacityModel } from "@sageserve/sim";
@@ -101,7 +107,25 @@ async function world(opts: Partial<PlannerOptions> = {}) {
       await clock.advance(1);
     }
   };
-  return { clock, planner, agent, plans, demand, load, minutes, capacity };
+  /** A region agent's status with this NIW backlog for MODEL. */
+  const status = (region: string, niwBacklog: { withinMinutes: number; jobs: number; tokens: number }[]) =>
+    client.publish(
+      RegionStatus.subject.build({ region }),
+      envelope(RegionStatus, {
+        region,
+        atMs: clock.now(),
+        endpoints: [
+          {
+            model: MODEL,
+            instances: { serving: 1 },
+            memoryUtilization: 0.1,
+            niwQueueDepth: niwBacklog.at(-1)?.jobs ?? 0,
+            niwBacklog,
+          },
+        ],
+      }),
+    );
+  return { clock, planner, agent, plans, demand, load, minutes, capacity, status };
 }
 
 beforeAll(async () => {
@@ -208,5 +232,47 @@ describe("forecast error over the whole run", () => {
     expect(s.windows).toBe(3);
     expect(s.mape).toBeCloseTo(0.1); // (0.1 + 0.1) / 2; the window with no demand has no APE
     expect(s.smape).toBeCloseTo((20 / 210 + 20 / 190 + 2) / 3);
+  });
+});
+
+describe("batch work in the plan", () => {
+  it("needs the rate at which the most pressing deadline bucket finishes a margin early", () => {
+    // 36 M tokens due within 2 h, 72 M within 4 h: with a 60-minute margin, 36 M in 1 h = 10 k tokens/s,
+    // 72 M in 3 h = 6.7 k: the first bucket decides.
+    const backlog = [
+      { withinMinutes: 120, tokens: 36_000_000 },
+      { withinMinutes: 240, tokens: 72_000_000 },
+    ];
+    expect(deadlineRate(backlog, 60)).toBeCloseTo(10_000);
+    expect(deadlineRate([], 60)).toBe(0);
+    // A bucket already inside the margin gets 5 minutes, not a division by zero or a negative time.
+    expect(deadlineRate([{ withinMinutes: 30, tokens: 3_000_000 }], 60)).toBeCloseTo(10_000);
+  });
+
+  it("plans the backlog's deadline-driven batch capacity instead of a flat share, and publishes it", async () => {
+    const w = await world({ firstPlanAfterMs: -1 });
+    w.load("e1", "eastus", "serving");
+    await w.minutes(3, { eastus: 2 });
+    const quiet = w.capacity.instancesFor(MODEL, "h100", 2 * 1_250, {
+      meanInputTokens: 1_000,
+      meanOutputTokens: 250,
+    });
+    w.status("eastus", [{ withinMinutes: 180, jobs: 60_000, tokens: 60_000 * 1_250 }]);
+    await w.clock.advance(1);
+    await w.planner.plan();
+    await w.clock.advance(1);
+    const plan = w.plans.at(-1)!;
+    const need = (60_000 * 1_250) / (120 * 60); // due within 3 h, done 1 h early
+    expect(plan.niw).toEqual([{ model: MODEL, region: "eastus", tokensPerSecond: Math.round(need) }]);
+    const eastus = plan.targets.filter((t) => t.region === "eastus").reduce((a, t) => a + t.instances, 0);
+    expect(eastus).toBeGreaterThan(quiet);
+    // Batch capacity stays in its region (only interactive work is routed): eastus alone carries it.
+    expect(eastus).toBeGreaterThanOrEqual(
+      // Batch work may run an instance up to its knee: it costs the target utilisation's share.
+      w.capacity.instancesFor(MODEL, "h100", need * w.capacity.targetUtilization, {
+        meanInputTokens: 1_000,
+        meanOutputTokens: 250,
+      }),
+    );
   });
 });

@@ -87,10 +87,14 @@ export function buildPlanningModel(s: PlanningSnapshot): {
   const price = new Map(s.gpuTypes.map((g) => [g.id, g.pricePerHour]));
   const cur = currentAllocation(s);
   const iw = new Map<string, number>();
-  const niw = new Map<string, number>();
+  // NIW capacity each (model, region) needs this window: the deadline-driven rate when the backlog is
+  // known, else niwShare of the NIW forecast (the reference's flat buffer).
+  const niwNeedOf = new Map<string, number>();
   for (const d of s.demand) {
-    iw.set(key(d.model, d.region), (iw.get(key(d.model, d.region)) ?? 0) + d.iwTokensPerSecond);
-    niw.set(key(d.model, d.region), (niw.get(key(d.model, d.region)) ?? 0) + d.niwTokensPerSecond);
+    const k = key(d.model, d.region);
+    iw.set(k, (iw.get(k) ?? 0) + d.iwTokensPerSecond);
+    const need = d.niwRequiredTokensPerSecond ?? cfg.niwShare * d.niwTokensPerSecond;
+    niwNeedOf.set(k, (niwNeedOf.get(k) ?? 0) + need);
   }
 
   const model: LpModel = { vars: [], rows: [] };
@@ -212,7 +216,7 @@ export function buildPlanningModel(s: PlanningSnapshot): {
         if (n !== undefined) capTerms.push([n, s.capacity[m]![g]!]);
       }
       const need = demandIn.get(key(m, r)) ?? [];
-      const niwNeed = cfg.niwShare * (niw.get(key(m, r)) ?? 0);
+      const niwNeed = niwNeedOf.get(key(m, r)) ?? 0;
       const present =
         need.length > 0 || niwNeed > 0 || gpus.some((g) => (cur.get(key(m, r, g))?.instances ?? 0) > 0);
       if (!present) continue;

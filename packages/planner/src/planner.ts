@@ -7,6 +7,7 @@ import {
   type PayloadIn,
   Plan,
   PlanRequest,
+  RegionStatus,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext } from "@sageserve/runtime";
 import { DemandSeries } from "./forecast.js";
@@ -53,6 +54,12 @@ export interface PlannerOptions {
    */
   replanOnForecastError?: number;
   replanMinGapMs?: number;
+  /**
+   * Plan batch capacity from the NIW backlog by deadline (the region agents' status): enough tokens/s
+   * this window for every queued job to finish this many minutes before its deadline (default 60).
+   * Without backlog reports the plan keeps the flat `niwShare` of the NIW forecast.
+   */
+  niwDeadlineMarginMinutes?: number;
   /** Strategy name carried in the plan for the region agents (lt-i, lt-u, lt-ua, …). */
   strategy: string;
   /** Plan for the window's peak minute (the reference) or its mean. */
@@ -122,6 +129,23 @@ export interface ForecastRecord {
   actual?: number;
 }
 
+/**
+ * Batch tokens/s needed from now on for every job of a backlog (cumulative deadline buckets) to finish
+ * `marginMinutes` before its deadline: the most demanding bucket's tokens over the time it has left.
+ */
+export function deadlineRate(
+  backlog: readonly { withinMinutes: number; tokens: number }[],
+  marginMinutes: number,
+): number {
+  let rate = 0;
+  for (const b of backlog) {
+    if (b.tokens <= 0) continue;
+    const minutes = Math.max(5, b.withinMinutes - marginMinutes);
+    rate = Math.max(rate, b.tokens / (minutes * 60));
+  }
+  return rate;
+}
+
 /** Whole-run forecast error per series: MAPE over windows with demand, sMAPE over windows with either. */
 export function forecastErrors(
   records: readonly ForecastRecord[],
@@ -164,6 +188,11 @@ export class PlannerActor extends Actor {
   readonly replans: { atMs: number; reason: string }[] = [];
   /** Every plan's forecast per series, judged once its window has passed (forecastErrors()). */
   readonly forecasts: ForecastRecord[] = [];
+  /** Latest NIW backlog by deadline per "model|region" (RegionStatus), with when it was reported. */
+  private readonly backlog = new Map<
+    string,
+    { atMs: number; buckets: { withinMinutes: number; tokens: number }[] }
+  >();
   /** Regions whose every instance failed or stopped (no serving one left): planned with no supply. */
   private readonly downRegions = new Set<string>();
   private lastPlanId = "none";
@@ -192,6 +221,18 @@ export class PlannerActor extends Actor {
           state: r.state,
         });
         this.checkRegion(r.region);
+      },
+      { broadcast: true },
+    );
+    this.on(
+      RegionStatus,
+      {},
+      (st) => {
+        for (const e of st.endpoints)
+          this.backlog.set(`${e.model}|${st.region}`, {
+            atMs: this.clock.now(),
+            buckets: e.niwBacklog ?? [],
+          });
       },
       { broadcast: true },
     );
@@ -399,6 +440,8 @@ export class PlannerActor extends Actor {
     const demand: { model: string; region: string; iwTokensPerSecond: number; niwTokensPerSecond: number }[] =
       [];
     const forecast: { model: string; region: string; tokensPerSecond: number }[] = [];
+    const niwPlan: { model: string; region: string; tokensPerSecond: number }[] = [];
+    const cm = this.opts.capacityModel;
     const bias = this.opts.forecastBias ?? 1;
     for (const model of this.opts.models) {
       for (const region of this.opts.regions) {
@@ -418,7 +461,23 @@ export class PlannerActor extends Actor {
         const iwTps = Math.max((stat === "peak" ? iw.peak : iw.mean) * bias, this.recentIw(s, 5));
         const niwTps = niw.mean * bias;
         s.forecastIw = iwTps;
-        demand.push({ model, region, iwTokensPerSecond: iwTps, niwTokensPerSecond: niwTps });
+        // The backlog's deadlines decide the batch capacity when the region reports them (recently).
+        const b = this.backlog.get(`${model}|${region}`);
+        // Batch work has no TTFT target: it may use an instance up to its knee, so it costs the plan only
+        // the target utilisation's share of a planned instance per token (the interactive headroom).
+        const rate =
+          b && now - b.atMs <= 10 * 60_000
+            ? deadlineRate(b.buckets, this.opts.niwDeadlineMarginMinutes ?? 60)
+            : undefined;
+        const required = rate === undefined ? undefined : rate * (cm?.targetUtilization ?? 1);
+        if (rate) niwPlan.push({ model, region, tokensPerSecond: Math.round(rate) });
+        demand.push({
+          model,
+          region,
+          iwTokensPerSecond: iwTps,
+          niwTokensPerSecond: niwTps,
+          ...(required !== undefined ? { niwRequiredTokensPerSecond: required } : {}),
+        });
         forecast.push({ model, region, tokensPerSecond: Math.round(iwTps + niwTps) });
       }
     }
@@ -433,7 +492,6 @@ export class PlannerActor extends Actor {
       else if (i.state !== "stopped" && i.state !== "failed") c.instances++;
       current.set(k, c);
     }
-    const cm = this.opts.capacityModel;
     const capacity = cm
       ? {
           ...this.opts.capacity,
@@ -490,6 +548,7 @@ export class PlannerActor extends Actor {
       })),
       routing: result.routing,
       forecast,
+      ...(niwPlan.length ? { niw: niwPlan } : {}),
       solver: {
         status: result.status === "timeout" ? "timeout" : result.status,
         objective: Number.isFinite(result.objective) ? result.objective : 0,

@@ -26,6 +26,11 @@ export const PlanningSnapshotSchema = z
         region: z.string(),
         iwTokensPerSecond: z.number().nonnegative(),
         niwTokensPerSecond: z.number().nonnegative().default(0),
+        /**
+         * Batch tokens/s this window must serve for the queued NIW jobs to meet their deadlines (from
+         * the backlog by deadline). When given, it replaces `niwShare` × the NIW forecast.
+         */
+        niwRequiredTokensPerSecond: z.number().nonnegative().optional(),
       }),
     ),
     /** Current allocation: serving instances and spot VMs holding each model. */

@@ -111,6 +111,11 @@ export const Plan = defineMessage({
         }),
       )
       .max(100_000),
+    /** Batch capacity the plan reserves per (model, region): what the NIW backlog needs to meet its deadlines. */
+    niw: z
+      .array(z.object({ model: ModelId, region: Id, tokensPerSecond: z.number().nonnegative() }))
+      .max(100_000)
+      .optional(),
     solver: z.object({
       status: z.enum(["optimal", "feasible", "relaxed", "infeasible", "timeout"]),
       objective: z.number(),
@@ -231,13 +236,18 @@ export const RegionStatus = defineMessage({
           instances: z.partialRecord(InstanceState, Count),
           memoryUtilization: z.number().min(0).max(1),
           niwQueueDepth: Count,
+          /** The NIW queue by deadline, cumulative: jobs and prompt + output tokens due within each bound. */
+          niwBacklog: z
+            .array(z.object({ withinMinutes: z.number().int().positive(), jobs: Count, tokens: Count }))
+            .max(32)
+            .optional(),
         }),
       )
       .max(10_000),
   }),
   publishers: ["region-agent"],
-  listeners: ["dashboard", "cli"],
-  doc: "A region's summary every few seconds: instances by state, utilisation and NIW queue depth per model.",
+  listeners: ["dashboard", "cli", "planner"],
+  doc: "A region's summary every few seconds: instances by state, utilisation, NIW queue depth and its deadlines per model (the planner plans batch capacity from them).",
 }).withSample(() => ({
   region: "westus",
   atMs: now,

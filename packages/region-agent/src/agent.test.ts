@@ -96,7 +96,13 @@ describe("region agent scaling signal", () => {
 describe("region agent latency signal", () => {
   it("scales out a prefill-bound endpoint: KV nearly empty, slots free, but IW-fast requests queue past the SLO", async () => {
     // Long prompts: the engine is busy prefilling, its oldest IW-fast request has waited 800 ms of its 1 s.
-    const w = await world({ kvUtilization: 0.05, running: 3, waiting: 40, maxRunning: 512, iwFastWaitMs: 800 });
+    const w = await world({
+      kvUtilization: 0.05,
+      running: 3,
+      waiting: 40,
+      maxRunning: 512,
+      iwFastWaitMs: 800,
+    });
     w.send();
     await w.clock.advance(10);
     expect(w.agent.snapshot("llama3.2-3b", undefined).utilization).toBeCloseTo(0.8);

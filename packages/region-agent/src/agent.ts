@@ -83,6 +83,9 @@ export interface RegionAgentOptions {
 
 export type PlanStrategy = "lt-i" | "lt-u" | "lt-ua";
 
+/** Deadline buckets of the NIW backlog in RegionStatus (minutes from now; the last covers a week). */
+export const BACKLOG_BOUNDS_MINUTES = [30, 60, 120, 240, 480, 720, 1440, 10_080];
+
 export interface PlanExecutionConfig {
   /** LT-U/LT-UA: above this utilisation scale up even with the budget spent. */
   emergencyAbove: number;
@@ -172,6 +175,7 @@ export class RegionAgentActor extends Actor {
     lullDown: 0,
     demandUp: 0,
     coldStart: 0,
+    niwPaced: 0,
     released: 0,
   };
   /** Releases of NIW jobs that had been released before and came back re-routed (not in niwReleased). */
@@ -196,6 +200,9 @@ export class RegionAgentActor extends Actor {
   private readonly wantedAtMs = new Map<string, number>();
   /** Last time each "model|pool" endpoint had something running or waiting. */
   private readonly busyAtMs = new Map<string, number>();
+  /** Batch tokens/s the plan reserves per model here, and the release allowance it has built up. */
+  private readonly niwPlanRate = new Map<string, number>();
+  private readonly niwAllowance = new Map<string, { tokens: number; atMs: number }>();
   /** Share of this region's interactive demand the plan keeps here (routing fraction to itself). */
   private readonly keepShare = new Map<string, number>();
   private planWindow: { startMs: number; endMs: number } | undefined;
@@ -313,6 +320,9 @@ export class RegionAgentActor extends Actor {
         instances: e.instances,
         memoryUtilization: e.cap > 0 ? Math.min(1, e.used / e.cap) : 0,
         niwQueueDepth: this.queueDepth(model),
+        ...(this.queueDepth(model) > 0
+          ? { niwBacklog: this.queues.get(model)!.backlog(now, BACKLOG_BOUNDS_MINUTES) }
+          : {}),
       })),
     };
   }
@@ -388,6 +398,9 @@ export class RegionAgentActor extends Actor {
     }
     for (const f of p.forecast)
       if (f.region === this.opts.region) this.forecastTps.set(f.model, f.tokensPerSecond);
+    this.niwPlanRate.clear();
+    for (const n of p.niw ?? [])
+      if (n.region === this.opts.region) this.niwPlanRate.set(n.model, n.tokensPerSecond);
     this.keepShare.clear();
     for (const r of p.routing)
       if (r.from === this.opts.region && r.to === this.opts.region) this.keepShare.set(r.model, r.fraction);
@@ -828,17 +841,33 @@ export class RegionAgentActor extends Actor {
     const q = this.queues.get(model);
     if (!q || q.size === 0) return;
     const now = this.clock.now();
-    let budget = niwReleaseCount(this.snapshot(model, undefined).utilization, this.niwCfg);
+    const u = this.snapshot(model, undefined).utilization;
+    let budget = niwReleaseCount(u, this.niwCfg);
+    // The plan's batch capacity: released at its rate whatever the utilisation (below 0.9, so interactive
+    // work keeps its headroom) — the backlog meets its deadlines without waiting for escalation.
+    const rate = this.niwPlanRate.get(model) ?? 0;
+    let allowance: { tokens: number; atMs: number } | undefined;
+    if (rate > 0) {
+      allowance = this.niwAllowance.get(model) ?? { tokens: 0, atMs: now };
+      allowance.tokens = Math.min(rate * 60, allowance.tokens + (rate * (now - allowance.atMs)) / 1000);
+      allowance.atMs = now;
+      this.niwAllowance.set(model, allowance);
+    }
     for (let n = 0; n < this.niwCfg.maxPerTick && q.size > 0; n++) {
       const head = q.peek()!;
       const urgent = head.deadlineMs - now <= this.niwCfg.escalateBeforeDeadlineMs;
-      if (!urgent && budget <= 0) break;
+      const cost = head.inputTokens + head.maxOutputTokens;
+      const paced = !urgent && budget <= 0 && allowance !== undefined && allowance.tokens >= cost && u < 0.9;
+      if (!urgent && budget <= 0 && !paced) break;
       const target = this.leastLoaded(model);
       if (!target) break;
       q.pop();
       this.held.get(head.jobId)?.ack();
       this.held.delete(head.jobId);
-      if (!urgent) budget--;
+      if (paced) {
+        allowance!.tokens -= cost;
+        this.actions.niwPaced++;
+      } else if (!urgent) budget--;
       // A job handed back by its instance (drained, swapped, lost) and queued again is released again:
       // counted apart, so that niwReleased and niwEscalated count jobs, each once.
       if (head.attempt !== undefined) this.niwReleasedAgain++;

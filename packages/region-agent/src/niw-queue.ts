@@ -29,6 +29,26 @@ export class NiwQueue {
     a[i] = x;
   }
 
+  /**
+   * The queue by deadline: for each bound (minutes from now, ascending) the jobs due within it and their
+   * prompt + output tokens, cumulative (the last bound should cover every deadline).
+   */
+  backlog(
+    nowMs: number,
+    boundsMinutes: readonly number[],
+  ): { withinMinutes: number; jobs: number; tokens: number }[] {
+    const out = boundsMinutes.map((withinMinutes) => ({ withinMinutes, jobs: 0, tokens: 0 }));
+    for (const { job } of this.heap) {
+      const due = (job.deadlineMs - nowMs) / 60_000;
+      for (const b of out) {
+        if (due > b.withinMinutes) continue;
+        b.jobs++;
+        b.tokens += job.inputTokens + job.maxOutputTokens;
+      }
+    }
+    return out;
+  }
+
   peek(): Job | undefined {
     return this.heap[0]?.job;
   }

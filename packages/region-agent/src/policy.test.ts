@@ -127,6 +127,12 @@ describe("reactive scaling policy", () => {
     q.push(job("early", 100));
     q.push(job("mid-1", 200));
     q.push(job("mid-2", 200));
+    // The backlog by deadline, cumulative: (2 tokens per job) due within 100 ms, 200 ms and 10 minutes of t = 0.
+    expect(q.backlog(0, [100 / 60_000, 200 / 60_000, 10])).toEqual([
+      { withinMinutes: 100 / 60_000, jobs: 1, tokens: 2 },
+      { withinMinutes: 200 / 60_000, jobs: 3, tokens: 6 },
+      { withinMinutes: 10, jobs: 4, tokens: 8 },
+    ]);
     expect([q.pop(), q.pop(), q.pop(), q.pop(), q.pop()].map((j) => j?.jobId)).toEqual([
       "early",
       "mid-1",
