@@ -149,7 +149,7 @@ describe("one capacity model for the planner and the region agents", () => {
       plan.targets.filter((t) => t.region === region).reduce((a, t) => a + t.instances, 0);
     expect(target("eastus")).toBe(want(30));
     expect(target("westus")).toBe(want(12));
-    expect(w.agent.demandFloor(MODEL, "h100")).toBe(want(30));
+    expect(w.agent.demandFloor(MODEL, "h100")).toEqual({ up: want(30), hold: want(30) });
   });
 
   it("makes a first plan at start-up from the history there is, and none before any demand", async () => {

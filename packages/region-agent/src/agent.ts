@@ -191,10 +191,10 @@ export class RegionAgentActor extends Actor {
   private readonly budget = new Map<string, number>();
   private readonly forecastTps = new Map<string, number>();
   private readonly observedTps = new Map<string, number>();
-  /** Interactive demand per model in the latest demand window (summed over the routers reporting it). */
+  /** Interactive demand per model in the last demand windows, newest last (summed over the routers). */
   private readonly measuredIw = new Map<
     string,
-    { windowStartMs: number; windowMs: number; requests: number; inputTokens: number; outputTokens: number }
+    { windowStartMs: number; windowMs: number; requests: number; inputTokens: number; outputTokens: number }[]
   >();
   /** Last CapacityWanted per model (a router holds requests for it). */
   private readonly wantedAtMs = new Map<string, number>();
@@ -345,16 +345,20 @@ export class RegionAgentActor extends Actor {
     this.observedTps.set(d.model, tokens / (d.windowMs / 1000));
     const f = t["iw-fast"];
     const n = t["iw-normal"];
-    const cur = this.measuredIw.get(d.model);
-    if (!cur || d.windowStartMs > cur.windowStartMs) {
-      this.measuredIw.set(d.model, {
+    const windows = this.measuredIw.get(d.model) ?? [];
+    this.measuredIw.set(d.model, windows);
+    const cur = windows.find((w) => w.windowStartMs === d.windowStartMs);
+    if (!cur) {
+      windows.push({
         windowStartMs: d.windowStartMs,
         windowMs: d.windowMs,
         requests: f.requests + n.requests,
         inputTokens: f.inputTokens + n.inputTokens,
         outputTokens: f.outputTokens + n.outputTokens,
       });
-    } else if (d.windowStartMs === cur.windowStartMs) {
+      windows.sort((a, b) => a.windowStartMs - b.windowStartMs);
+      if (windows.length > 10) windows.shift();
+    } else {
       cur.requests += f.requests + n.requests;
       cur.inputTokens += f.inputTokens + n.inputTokens;
       cur.outputTokens += f.outputTokens + n.outputTokens;
@@ -362,21 +366,33 @@ export class RegionAgentActor extends Actor {
   }
 
   /**
-   * Instances of `model` the measured interactive demand needs here by the capacity model (0 without a
-   * capacity model, without demand reports, or when the last one is older than two windows).
+   * Instances of `model` the measured interactive demand needs here by the capacity model: `up`, for the
+   * mean of the last 5 demand windows (a minute's count is noisy), and `hold`, the most any single one of
+   * the last 10 windows needed (capacity is not given back below it). 0 without a capacity model or
+   * recent demand reports.
    */
-  demandFloor(model: string, gpu: string | undefined): number {
+  demandFloor(model: string, gpu: string | undefined): { up: number; hold: number } {
     const cap = this.opts.capacity;
-    const m = this.measuredIw.get(model);
-    if (!cap || !m || m.requests === 0) return 0;
-    if (this.clock.now() - (m.windowStartMs + m.windowMs) > 2 * m.windowMs) return 0;
+    const now = this.clock.now();
+    const windows = (this.measuredIw.get(model) ?? []).filter(
+      (w) => now - (w.windowStartMs + w.windowMs) <= 11 * w.windowMs,
+    );
+    if (!cap || !windows.length) return { up: 0, hold: 0 };
     const g = gpu && cap.capacity(model, gpu) ? gpu : this.opts.gpuTypes.find((x) => cap.capacity(model, x));
-    if (!g) return 0;
-    const tps = ((m.inputTokens + m.outputTokens) / (m.windowMs / 1000)) * (this.keepShare.get(model) ?? 1);
-    return cap.instancesFor(model, g, tps, {
-      meanInputTokens: m.inputTokens / m.requests,
-      meanOutputTokens: m.outputTokens / m.requests,
-    });
+    if (!g) return { up: 0, hold: 0 };
+    const share = this.keepShare.get(model) ?? 1;
+    const need = (ws: typeof windows): number => {
+      const req = ws.reduce((a, w) => a + w.requests, 0);
+      if (req === 0) return 0;
+      const tokens = ws.reduce((a, w) => a + w.inputTokens + w.outputTokens, 0);
+      const seconds = ws.reduce((a, w) => a + w.windowMs, 0) / 1000;
+      return cap.instancesFor(model, g, (tokens / seconds) * share, {
+        meanInputTokens: ws.reduce((a, w) => a + w.inputTokens, 0) / req,
+        meanOutputTokens: ws.reduce((a, w) => a + w.outputTokens, 0) / req,
+      });
+    };
+    const up = need(windows.slice(-5));
+    return { up, hold: Math.max(up, ...windows.map((w) => need([w]))) };
   }
 
   private onPlan(p: Payload<typeof Plan>): void | Promise<void> {
@@ -413,7 +429,11 @@ export class RegionAgentActor extends Actor {
       this.planTarget.set(model, { instances: target, gpu: t.gpu, byGpu: t.byGpu });
       if (this.opts.planStrategy === "lt-i") continue; // applied on the ticks
       const snap = this.snapshot(model, undefined);
-      const delta = Math.max(target, this.demandFloor(model, t.gpu)) - (snap.serving + snap.pending);
+      const floor = this.demandFloor(model, t.gpu);
+      const total = snap.serving + snap.pending;
+      // Up to the plan (or what the demand needs); down to the plan, but not below what it held lately.
+      const delta =
+        target > total ? Math.max(target, floor.up) - total : Math.max(target, floor.hold) - total;
       // The plan's scale-downs happen at once; its scale-ups become a budget spent when utilisation agrees.
       this.budget.set(model, Math.max(0, delta));
       for (let i = 0; i < -delta && snap.serving - i > min; i++) {
@@ -571,7 +591,9 @@ export class RegionAgentActor extends Actor {
     }
     // The measured demand's floor comes before cool-downs and budgets: capacity the traffic already
     // here needs is never waited for.
-    const floor = Math.min(r.maxInstances, this.demandFloor(model, mix.add ?? plan.gpu));
+    const measured = this.demandFloor(model, mix.add ?? plan.gpu);
+    const floor = Math.min(r.maxInstances, measured.up);
+    const hold = Math.min(r.maxInstances, measured.hold);
     if (total < floor) {
       const n = Math.min(floor - total, x.maxActionsPerTick);
       this.actions.demandUp += n;
@@ -580,7 +602,9 @@ export class RegionAgentActor extends Actor {
     }
     if (now < snap.cooldownUntilMs) return;
     if (this.opts.planStrategy === "lt-i") {
-      const diff = Math.max(plan.instances, floor) - total;
+      // Up to the plan or the demand's floor; down to the plan, never below what demand held lately.
+      const want = Math.max(plan.instances, floor);
+      const diff = want >= total ? want - total : Math.min(0, Math.max(plan.instances, hold) - total);
       if (diff <= 0 && snap.pending === 0 && sloPressure(snap, r)) {
         // The plan says enough, the SLO says otherwise: one more, and the plan's scale-downs wait.
         this.actions.sloUp++;
@@ -638,14 +662,14 @@ export class RegionAgentActor extends Actor {
         inLastMinutes &&
         ratio <= x.lullRatio &&
         u < r.scaleDownBelow &&
-        snap.serving > Math.max(r.minInstances, floor)
+        snap.serving > Math.max(r.minInstances, hold)
       ) {
         this.actions.lullDown++;
         work.push(this.scaleDown(model, undefined));
         return;
       }
     }
-    if (budget < 0 && u < r.scaleDownBelow && snap.serving > Math.max(r.minInstances, floor)) {
+    if (budget < 0 && u < r.scaleDownBelow && snap.serving > Math.max(r.minInstances, hold)) {
       this.budget.set(model, budget + 1);
       work.push(this.scaleDown(model, undefined));
     }
