@@ -69,6 +69,9 @@ for (const [M, R, G, seeds] of SIZES) {
       gap = Math.max(0, (plan.objective - (h.bound ?? h.objective)) / Math.max(1, Math.abs(plan.objective)));
     }
     worstGap = Math.max(worstGap, gap);
+    console.log(
+      `(${M},${R},${G}) seed ${seed}: ${plan.status}, gap ${pct(gap)}, ${fmt(times.at(-1)!, 0)} ms (${plan.solver})`,
+    );
     statuses.set(plan.status, (statuses.get(plan.status) ?? 0) + 1);
     solver = plan.solver;
   }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { randomProblem } from "../../../bench/planner-problem.js";
 import { buildPlanningModel, solvePlan } from "./ilp.js";
 import { isFeasible, type LpModel, solve } from "./lp.js";
 import { type PlanningSnapshotInput, PlanningSnapshotSchema } from "./snapshot.js";
@@ -186,5 +187,38 @@ describe("capacity plan ILP", () => {
     expect(plan.targets).toEqual([
       expect.objectContaining({ model: "m", gpu: "h100", instances: 2, delta: -4 }),
     ]);
+  });
+});
+
+/** Seeded problems of bench/planner.ts (integer instances per model × region × GPU type, routing, supply). */
+const seeded = (M: number, R: number, G: number, seed: number) => snap(randomProblem(M, R, G, seed));
+
+describe("work budget and deterministic solves", () => {
+  it("gives identical plans for the same snapshot whatever the wall-clock limit", async () => {
+    const s = seeded(10, 5, 3, 2);
+    const budget = { gap: 0.001, deterministic: true, maxNodes: 150 };
+    const a = await solvePlan(s, { ...budget, timeLimitMs: 60_000 });
+    const b = await solvePlan(s, { ...budget, timeLimitMs: 600_000 });
+    expect(a.maxViolation).toBeLessThanOrEqual(1e-5);
+    expect(a.work!.nodes).toBeGreaterThan(0);
+    expect(a.work!.nodes).toBeLessThanOrEqual(150);
+    expect(b.targets).toEqual(a.targets);
+    expect(b.routing).toEqual(a.routing);
+    expect(b.objective).toBe(a.objective);
+    expect(b.work).toEqual(a.work);
+  });
+
+  it("stops a tiny node budget with a verified plan, and a tiny iteration budget with the reason", async () => {
+    const s = seeded(10, 5, 3, 2);
+    const nodes = await solvePlan(s, { gap: 0.0001, deterministic: true, maxNodes: 1 });
+    expect(["optimal", "feasible"]).toContain(nodes.status);
+    expect(nodes.maxViolation).toBeLessThanOrEqual(1e-5);
+    expect(nodes.work!.nodes).toBeLessThanOrEqual(1);
+    const iterations = await solvePlan(s, { deterministic: true, maxIterations: 10 });
+    expect(iterations.status).toBe("timeout");
+    expect(iterations.notes.join("\n")).toMatch(/work budget used up .* keeping the current allocation/);
+    expect(iterations.targets).toEqual(
+      s.current.map((c) => expect.objectContaining({ model: c.model, instances: c.instances, delta: 0 })),
+    );
   });
 });

@@ -44,6 +44,8 @@ export interface PlanResult {
   gap?: number;
   /** Largest constraint violation of the published solution (verified ≤ 1e-5). */
   maxViolation: number;
+  /** HiGHS only: the solve's work (branch-and-bound nodes, simplex iterations) — what a work budget counts. */
+  work?: { nodes: number; iterations: number };
   size: { variables: number; integers: number; rows: number };
 }
 
@@ -379,6 +381,7 @@ export async function solvePlan(
       solver: sol.solver,
       solveMs: sol.solveMs,
       maxViolation: v.max,
+      ...(sol.work ? { work: sol.work } : {}),
       size,
     };
   }
@@ -455,6 +458,7 @@ export async function solvePlan(
     solveMs: sol.solveMs,
     ...(sol.gap === undefined ? {} : { gap: sol.gap }),
     maxViolation: v.max,
+    ...(sol.work ? { work: sol.work } : {}),
     size,
   };
 }

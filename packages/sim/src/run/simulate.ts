@@ -3,6 +3,7 @@ import {
   PlanningSnapshotSchema,
   type PlanStrategyName,
   preloadSolvers,
+  type SolveOptions,
 } from "@sageserve/planner";
 import { SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
@@ -172,6 +173,14 @@ function initialCounts(
   return out;
 }
 
+/**
+ * The planner's ILP in simulation stops on work, not on the wall clock, so a seed gives the same plans (and
+ * the same report bytes) on a fast and a slow machine. The built-in scenarios' plans (4 models × 3 regions × 2
+ * GPU types, 15 integers) take 0 branch-and-bound nodes and 24–33 simplex iterations each (`day`, lt-i, seed
+ * 2); the budget is orders of magnitude above that and still bounds a pathological plan.
+ */
+const PLANNER_SOLVE: SolveOptions = { deterministic: true, maxNodes: 10_000, maxIterations: 1_000_000 };
+
 export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const policy = checkPolicy(opts.policy);
   const siloed = policy === "siloed-reactive";
@@ -283,6 +292,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         // Interactive work may be planned into any other region; the routers follow the plan's fractions.
         routes: Object.fromEntries(workload.regions.map((r) => [r, workload.regions.filter((q) => q !== r)])),
         strategy: planStrategy,
+        solve: PLANNER_SOLVE,
         ...(opts.planner?.postProcess ? { postProcess: opts.planner.postProcess } : {}),
         ...(opts.planner?.forecastStat ? { forecastStat: opts.planner.forecastStat } : {}),
         ...(opts.forecastBias !== undefined ? { forecastBias: opts.forecastBias } : {}),
