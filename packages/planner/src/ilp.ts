@@ -95,7 +95,10 @@ export function buildPlanningModel(s: PlanningSnapshot): {
     niw.set(key(d.model, d.region), (niw.get(key(d.model, d.region)) ?? 0) + d.niwTokensPerSecond);
   }
 
-  const model: LpModel = { vars: [], rows: [] };
+  // One block per model: only the supply and spot rows couple models (the solver's decomposition, decompose.ts).
+  const blocks: number[] = [];
+  const blockOf = new Map(models.map((m, b) => [m, b]));
+  const model: LpModel = { vars: [], rows: [], blocks };
   const index: Index = {
     n: new Map(),
     rc: new Map(),
@@ -105,8 +108,9 @@ export function buildPlanningModel(s: PlanningSnapshot): {
     u: new Map(),
     minSlack: new Map(),
   };
-  const addVar = (name: string, cost: number, ub: number, integer = false): number => {
+  const addVar = (m: string, name: string, cost: number, ub: number, integer = false): number => {
     model.vars.push({ name, cost, lb: 0, ub, integer });
+    blocks.push(blockOf.get(m)!);
     return model.vars.length - 1;
   };
   const maxCap = (m: string) => Math.max(...Object.values(s.capacity[m] ?? { x: 1 }));
@@ -119,11 +123,11 @@ export function buildPlanningModel(s: PlanningSnapshot): {
         if (!cap || supply <= 0) continue;
         const k = key(m, r, g);
         const c = cur.get(k) ?? { instances: 0, spot: 0 };
-        const n = addVar(`n[${k}]`, price.get(g) ?? 0, supply, true);
-        const rc = addVar(`reclaim[${k}]`, cfg.reclaimCost, c.spot);
-        const sw = addVar(`swap[${k}]`, cfg.swapCost, supply);
-        const bt = addVar(`boot[${k}]`, cfg.bootCost, supply);
-        const dn = addVar(`down[${k}]`, cfg.scaleDownCost, Number.POSITIVE_INFINITY);
+        const n = addVar(m, `n[${k}]`, price.get(g) ?? 0, supply, true);
+        const rc = addVar(m, `reclaim[${k}]`, cfg.reclaimCost, c.spot);
+        const sw = addVar(m, `swap[${k}]`, cfg.swapCost, supply);
+        const bt = addVar(m, `boot[${k}]`, cfg.bootCost, supply);
+        const dn = addVar(m, `down[${k}]`, cfg.scaleDownCost, Number.POSITIVE_INFINITY);
         index.n.set(k, n);
         index.rc.set(k, rc);
         index.sw.set(k, sw);
@@ -185,7 +189,7 @@ export function buildPlanningModel(s: PlanningSnapshot): {
       const targets = [src, ...(s.routes[src] ?? []).filter((t) => t !== src && regions.includes(t))];
       const terms: [number, number][] = [];
       for (const dst of targets) {
-        const x = addVar(`x[${m}|${src}>${dst}]`, dst === src ? 0 : cfg.crossRegionCost * d, 1);
+        const x = addVar(m, `x[${m}|${src}>${dst}]`, dst === src ? 0 : cfg.crossRegionCost * d, 1);
         index.x.set(key(m, src, dst), x);
         terms.push([x, 1]);
         const list = demandIn.get(key(m, dst)) ?? [];
@@ -218,7 +222,7 @@ export function buildPlanningModel(s: PlanningSnapshot): {
       const present =
         need.length > 0 || niwNeed > 0 || gpus.some((g) => (cur.get(key(m, r, g))?.instances ?? 0) > 0);
       if (!present) continue;
-      const u = addVar(`unserved[${m}|${r}]`, cfg.unservedPenalty, Number.POSITIVE_INFINITY);
+      const u = addVar(m, `unserved[${m}|${r}]`, cfg.unservedPenalty, Number.POSITIVE_INFINITY);
       index.u.set(key(m, r), u);
       totalTerms.push(...capTerms, [u, 1]);
       totalLo += niwNeed;
@@ -229,7 +233,7 @@ export function buildPlanningModel(s: PlanningSnapshot): {
         hi: Number.POSITIVE_INFINITY,
       });
       if (cfg.minInstances > 0) {
-        const slack = addVar(`belowMin[${m}|${r}]`, cfg.unservedPenalty * maxCap(m), cfg.minInstances);
+        const slack = addVar(m, `belowMin[${m}|${r}]`, cfg.unservedPenalty * maxCap(m), cfg.minInstances);
         index.minSlack.set(key(m, r), slack);
         model.rows.push({
           name: `min[${m}|${r}]`,

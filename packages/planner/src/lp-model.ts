@@ -21,6 +21,13 @@ export interface LpRow {
 export interface LpModel {
   vars: LpVar[];
   rows: LpRow[];
+  /**
+   * Optional structure: the block of each variable (same length as `vars`). A row whose variables all
+   * lie in one block belongs to it; the other rows couple blocks. HiGHS uses it, when the relaxation and
+   * RENS do not prove the gap, for a Lagrangian bound (one small MIP per block) and a block-by-block
+   * improvement of the best plan (`decompose.ts`). It never changes the model's meaning.
+   */
+  blocks?: readonly number[];
 }
 
 export type SolverName = "highs" | "jslp";
@@ -34,11 +41,16 @@ export interface LpSolution {
   message?: string;
   /**
    * HiGHS only: proven relative gap (objective − bound) / max(1, |objective|) of the returned solution, where
-   * bound is the best proven lower bound (LP relaxation or MIP dual bound); 0 for an optimal LP.
+   * bound is the best proven lower bound (LP relaxation, Lagrangian or MIP dual bound); 0 for an optimal LP.
    */
   gap?: number;
   /** HiGHS only: the proven lower bound behind `gap`. */
   bound?: number;
+  /**
+   * HiGHS, pure LPs only: the row duals, in HiGHS' convention (reduced cost = cost − Aᵀ·duals, so a binding
+   * ≤ row's dual is ≤ 0 when minimising).
+   */
+  rowDuals?: number[];
   /** HiGHS only: the work the solve did — branch-and-bound nodes and simplex iterations over all its runs. */
   work?: { nodes: number; iterations: number };
 }
@@ -53,8 +65,8 @@ export interface SolveOptions {
   /** Relative MIP gap at which to stop (default 1e-3). */
   gap?: number;
   /**
-   * Work budget (HiGHS): branch-and-bound nodes over all of one solve's MIP runs — RENS, the full MIP —
-   * each run getting HiGHS' `mip_max_nodes` from what is left. Default: unlimited;
+   * Work budget (HiGHS): branch-and-bound nodes over all of one solve's MIP runs — RENS, the per-block
+   * MIPs, the full MIP — each run getting HiGHS' `mip_max_nodes` from what is left. Default: unlimited;
    * with `deterministic`, 50,000. javascript-lp-solver has no such limit (only its wall-clock timeout).
    */
   maxNodes?: number;
