@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { randomProblem } from "../../../bench/planner-problem.js";
+import { blockStructure, improveByBlocks, lagrangianBound, type SubMip } from "./decompose.js";
 import { buildPlanningModel, solvePlan } from "./ilp.js";
-import { isFeasible, type LpModel, solve } from "./lp.js";
+import { isFeasible, type LpModel, objective, solve, violation } from "./lp.js";
 import { type PlanningSnapshotInput, PlanningSnapshotSchema } from "./snapshot.js";
 
 const snap = (s: PlanningSnapshotInput) => PlanningSnapshotSchema.parse(s);
@@ -186,5 +188,158 @@ describe("capacity plan ILP", () => {
     expect(plan.targets).toEqual([
       expect.objectContaining({ model: "m", gpu: "h100", instances: 2, delta: -4 }),
     ]);
+  });
+});
+
+/** Seeded problems of bench/planner.ts (integer instances per model × region × GPU type, routing, supply). */
+const seeded = (M: number, R: number, G: number, seed: number) => snap(randomProblem(M, R, G, seed));
+
+/** The decomposition's solver port on the package's own solver, every block MIP solved to optimality. */
+const exactBlocks: SubMip = async (sub, o) => {
+  const r = await solve(sub, { solver: "highs", gap: 0 });
+  if (r.status !== "optimal") return undefined;
+  return { bound: r.bound ?? r.objective, ...(o.boundOnly ? {} : { values: r.values }) };
+};
+
+/**
+ * "Keep the current allocation (within supply), route nothing": a feasible plan that pays for unserved demand
+ * and missing minimums.
+ */
+function keepCurrent(s: ReturnType<typeof seeded>): number[] {
+  const { model, index } = buildPlanningModel(s);
+  const x = model.vars.map(() => 0);
+  const supplyLeft = new Map<string, number>();
+  for (const c of s.current) {
+    const k = `${c.model}|${c.region}|${c.gpu}`;
+    const n = index.n.get(k);
+    if (n === undefined) continue;
+    const pool = `${c.region}|${c.gpu}`;
+    const keep = Math.min(c.instances, supplyLeft.get(pool) ?? s.supply[c.region]?.[c.gpu] ?? 0);
+    supplyLeft.set(pool, (supplyLeft.get(pool) ?? s.supply[c.region]?.[c.gpu] ?? 0) - keep);
+    x[n] = keep;
+    x[model.vars.findIndex((v) => v.name === `down[${k}]`)] = c.instances - keep;
+  }
+  for (const [k, i] of index.x) {
+    const [, src, dst] = k.split("|");
+    if (src === dst) x[i] = 1;
+  }
+  for (const [k, i] of [...index.u, ...index.minSlack]) {
+    const row = model.rows.find((r) => r.name.endsWith(`[${k}]`) && r.terms.some(([j]) => j === i))!;
+    const lhs = row.terms.reduce((a, [j, c]) => (j === i ? a : a + c * x[j]!), 0);
+    x[i] = Math.max(0, row.lo - lhs);
+  }
+  return x;
+}
+
+describe("decomposition by model (Lagrangian bound, block descent)", () => {
+  it("finds one block per model, coupled only by the supply and spot rows", () => {
+    const s = seeded(4, 3, 2, 1);
+    const { model, models } = buildPlanningModel(s);
+    const bl = blockStructure(model)!;
+    expect(bl.vars).toHaveLength(models.length);
+    expect(
+      bl.coupling.every((j) => /^(supply|spot)\[/.test(model.rows[j]!.name)),
+      "coupling rows are GPU supply and spot pools",
+    ).toBe(true);
+    expect(bl.rows.flat().length + bl.coupling.length).toBe(model.rows.length);
+  });
+
+  // Seed 3 is short of GPUs (unserved demand), seed 4 is not.
+  it.each([3, 4])(
+    "(4,3,2) seed %i: the Lagrangian bound lies between the LP bound and the optimum",
+    async (seed) => {
+      const { model } = buildPlanningModel(seeded(4, 3, 2, seed));
+      const bl = blockStructure(model)!;
+      const optimum = (await solve(model, { solver: "highs", gap: 0 })).objective;
+      const lp = await solve(
+        { ...model, vars: model.vars.map((v) => ({ ...v, integer: false })) },
+        { solver: "highs" },
+      );
+      const withDuals = await lagrangianBound(model, bl, lp.rowDuals!, exactBlocks, { nodesPerBlock: 1e6 });
+      expect(withDuals!).toBeGreaterThanOrEqual(lp.objective - 1e-6 * Math.abs(lp.objective));
+      expect(withDuals!).toBeLessThanOrEqual(optimum + 1e-6 * Math.abs(optimum));
+      // Any prices are valid once clipped to their rows' sign — including none, and wrong-signed ones.
+      const noPrices = await lagrangianBound(model, bl, [], exactBlocks, { nodesPerBlock: 1e6 });
+      const wrongSigns = await lagrangianBound(
+        model,
+        bl,
+        lp.rowDuals!.map((y) => -y),
+        exactBlocks,
+        {
+          nodesPerBlock: 1e6,
+        },
+      );
+      expect(noPrices!).toBeLessThanOrEqual(optimum + 1e-6 * Math.abs(optimum));
+      expect(wrongSigns!).toBeLessThanOrEqual(optimum + 1e-6 * Math.abs(optimum));
+    },
+  );
+
+  // Seeds whose supply covers all demand (seed 3 is short of GPUs: there a plan trades supply between models,
+  // which one block at a time cannot do — the full MIP after the block stage can).
+  it.each([1, 4])(
+    "(4,3,2) seed %i: block descent from 'keep the current allocation' returns a verified, near-optimal plan",
+    async (seed) => {
+      const s = seeded(4, 3, 2, seed);
+      const { model } = buildPlanningModel(s);
+      const start = keepCurrent(s);
+      expect(isFeasible(model, start)).toBe(true);
+      const optimum = (await solve(model, { solver: "highs", gap: 0 })).objective;
+      const r = await improveByBlocks(model, blockStructure(model)!, start, exactBlocks, {
+        nodesPerBlock: 1e6,
+        maxPasses: 5,
+        stop: () => false,
+      });
+      expect(violation(model, r.values).max).toBeLessThanOrEqual(1e-6);
+      expect(r.objective).toBeCloseTo(objective(model, r.values), 6);
+      expect(r.objective).toBeLessThan(objective(model, start));
+      expect(r.objective).toBeGreaterThanOrEqual(optimum - 1e-6 * Math.abs(optimum));
+      // It recovers nearly all of the penalised start's excess cost.
+      expect((r.objective - optimum) / (objective(model, start) - optimum)).toBeLessThan(0.01);
+    },
+  );
+
+  it("proves a mid-size plan (10,5,3) within 1 % against the Lagrangian bound, above the LP's", async () => {
+    const s = seeded(10, 5, 3, 2);
+    const { model } = buildPlanningModel(s);
+    const lp = await solve(
+      { ...model, vars: model.vars.map((v) => ({ ...v, integer: false })) },
+      { solver: "highs" },
+    );
+    const r = await solve(model, { gap: 0.01 });
+    expect(r.status).toBe("optimal");
+    expect(r.message).toMatch(/Lagrangian bound/);
+    expect(r.bound!).toBeGreaterThan(lp.objective);
+    expect(r.gap!).toBeLessThanOrEqual(0.01);
+    expect(isFeasible(model, r.values)).toBe(true);
+  });
+});
+
+describe("work budget and deterministic solves", () => {
+  it("gives identical plans for the same snapshot whatever the wall-clock limit", async () => {
+    const s = seeded(10, 5, 3, 2);
+    const budget = { gap: 0.001, deterministic: true, maxNodes: 150 };
+    const a = await solvePlan(s, { ...budget, timeLimitMs: 60_000 });
+    const b = await solvePlan(s, { ...budget, timeLimitMs: 600_000 });
+    expect(a.maxViolation).toBeLessThanOrEqual(1e-5);
+    expect(a.work!.nodes).toBeGreaterThan(0);
+    expect(a.work!.nodes).toBeLessThanOrEqual(150);
+    expect(b.targets).toEqual(a.targets);
+    expect(b.routing).toEqual(a.routing);
+    expect(b.objective).toBe(a.objective);
+    expect(b.work).toEqual(a.work);
+  });
+
+  it("stops a tiny node budget with a verified plan, and a tiny iteration budget with the reason", async () => {
+    const s = seeded(10, 5, 3, 2);
+    const nodes = await solvePlan(s, { gap: 0.0001, deterministic: true, maxNodes: 1 });
+    expect(["optimal", "feasible"]).toContain(nodes.status);
+    expect(nodes.maxViolation).toBeLessThanOrEqual(1e-5);
+    expect(nodes.work!.nodes).toBeLessThanOrEqual(1);
+    const iterations = await solvePlan(s, { deterministic: true, maxIterations: 10 });
+    expect(iterations.status).toBe("timeout");
+    expect(iterations.notes.join("\n")).toMatch(/work budget used up .* keeping the current allocation/);
+    expect(iterations.targets).toEqual(
+      s.current.map((c) => expect.objectContaining({ model: c.model, instances: c.instances, delta: 0 })),
+    );
   });
 });

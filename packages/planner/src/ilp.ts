@@ -44,6 +44,8 @@ export interface PlanResult {
   gap?: number;
   /** Largest constraint violation of the published solution (verified ≤ 1e-5). */
   maxViolation: number;
+  /** HiGHS only: the solve's work (branch-and-bound nodes, simplex iterations) — what a work budget counts. */
+  work?: { nodes: number; iterations: number };
   size: { variables: number; integers: number; rows: number };
 }
 
@@ -97,7 +99,10 @@ export function buildPlanningModel(s: PlanningSnapshot): {
     niwNeedOf.set(k, (niwNeedOf.get(k) ?? 0) + need);
   }
 
-  const model: LpModel = { vars: [], rows: [] };
+  // One block per model: only the supply and spot rows couple models (the solver's decomposition, decompose.ts).
+  const blocks: number[] = [];
+  const blockOf = new Map(models.map((m, b) => [m, b]));
+  const model: LpModel = { vars: [], rows: [], blocks };
   const index: Index = {
     n: new Map(),
     rc: new Map(),
@@ -107,8 +112,9 @@ export function buildPlanningModel(s: PlanningSnapshot): {
     u: new Map(),
     minSlack: new Map(),
   };
-  const addVar = (name: string, cost: number, ub: number, integer = false): number => {
+  const addVar = (m: string, name: string, cost: number, ub: number, integer = false): number => {
     model.vars.push({ name, cost, lb: 0, ub, integer });
+    blocks.push(blockOf.get(m)!);
     return model.vars.length - 1;
   };
   const maxCap = (m: string) => Math.max(...Object.values(s.capacity[m] ?? { x: 1 }));
@@ -121,11 +127,11 @@ export function buildPlanningModel(s: PlanningSnapshot): {
         if (!cap || supply <= 0) continue;
         const k = key(m, r, g);
         const c = cur.get(k) ?? { instances: 0, spot: 0 };
-        const n = addVar(`n[${k}]`, price.get(g) ?? 0, supply, true);
-        const rc = addVar(`reclaim[${k}]`, cfg.reclaimCost, c.spot);
-        const sw = addVar(`swap[${k}]`, cfg.swapCost, supply);
-        const bt = addVar(`boot[${k}]`, cfg.bootCost, supply);
-        const dn = addVar(`down[${k}]`, cfg.scaleDownCost, Number.POSITIVE_INFINITY);
+        const n = addVar(m, `n[${k}]`, price.get(g) ?? 0, supply, true);
+        const rc = addVar(m, `reclaim[${k}]`, cfg.reclaimCost, c.spot);
+        const sw = addVar(m, `swap[${k}]`, cfg.swapCost, supply);
+        const bt = addVar(m, `boot[${k}]`, cfg.bootCost, supply);
+        const dn = addVar(m, `down[${k}]`, cfg.scaleDownCost, Number.POSITIVE_INFINITY);
         index.n.set(k, n);
         index.rc.set(k, rc);
         index.sw.set(k, sw);
@@ -187,7 +193,7 @@ export function buildPlanningModel(s: PlanningSnapshot): {
       const targets = [src, ...(s.routes[src] ?? []).filter((t) => t !== src && regions.includes(t))];
       const terms: [number, number][] = [];
       for (const dst of targets) {
-        const x = addVar(`x[${m}|${src}>${dst}]`, dst === src ? 0 : cfg.crossRegionCost * d, 1);
+        const x = addVar(m, `x[${m}|${src}>${dst}]`, dst === src ? 0 : cfg.crossRegionCost * d, 1);
         index.x.set(key(m, src, dst), x);
         terms.push([x, 1]);
         const list = demandIn.get(key(m, dst)) ?? [];
@@ -220,7 +226,7 @@ export function buildPlanningModel(s: PlanningSnapshot): {
       const present =
         need.length > 0 || niwNeed > 0 || gpus.some((g) => (cur.get(key(m, r, g))?.instances ?? 0) > 0);
       if (!present) continue;
-      const u = addVar(`unserved[${m}|${r}]`, cfg.unservedPenalty, Number.POSITIVE_INFINITY);
+      const u = addVar(m, `unserved[${m}|${r}]`, cfg.unservedPenalty, Number.POSITIVE_INFINITY);
       index.u.set(key(m, r), u);
       totalTerms.push(...capTerms, [u, 1]);
       totalLo += niwNeed;
@@ -232,7 +238,7 @@ export function buildPlanningModel(s: PlanningSnapshot): {
       });
       const minN = cfg.minInstancesByModel?.[m] ?? cfg.minInstances;
       if (minN > 0) {
-        const slack = addVar(`belowMin[${m}|${r}]`, cfg.unservedPenalty * maxCap(m), minN);
+        const slack = addVar(m, `belowMin[${m}|${r}]`, cfg.unservedPenalty * maxCap(m), minN);
         index.minSlack.set(key(m, r), slack);
         model.rows.push({
           name: `min[${m}|${r}]`,
@@ -384,6 +390,7 @@ export async function solvePlan(
       solver: sol.solver,
       solveMs: sol.solveMs,
       maxViolation: v.max,
+      ...(sol.work ? { work: sol.work } : {}),
       size,
     };
   }
@@ -460,6 +467,7 @@ export async function solvePlan(
     solveMs: sol.solveMs,
     ...(sol.gap === undefined ? {} : { gap: sol.gap }),
     maxViolation: v.max,
+    ...(sol.work ? { work: sol.work } : {}),
     size,
   };
 }

@@ -1,395 +1,29 @@
+/**
+ * Solving a solver-neutral MILP (`lp-model.ts`) with one of two solvers: javascript-lp-solver (the design
+ * card's; pure JS, for small problems) and HiGHS compiled to WebAssembly (`highs.ts`; for everything larger).
+ * Every solution is verified against the model before it is used.
+ */
 import { createRequire } from "node:module";
-import type { Highs, HighsCallbackMap, Model as HighsModel, ModelData } from "highs";
+import { SolveBudget } from "./budget.js";
+import { solveHighs } from "./highs.js";
+import { isFeasible, type LpModel, type LpSolution, objective, type SolveOptions } from "./lp-model.js";
 
-// Both packages are CommonJS; require() gives their real exports without ESM interop guesswork.
+export { preloadSolvers, toHighsData, toLpText } from "./highs.js";
+export * from "./lp-model.js";
+
+// The package is CommonJS; require() gives its real exports without ESM interop guesswork.
 const require = createRequire(import.meta.url);
-const highsLoader = require("highs") as () => Promise<Highs>;
 const jslp = require("javascript-lp-solver") as {
   Solve(model: object): Record<string, number | boolean | undefined>;
 };
 
 /**
- * A solver-neutral mixed-integer linear program, its verification, and two
- * solvers: javascript-lp-solver (the design card's; pure JS, for small problems)
- * and HiGHS compiled to WebAssembly (`highs`; for everything larger). Every
- * solution is verified against the model before it is used.
+ * javascript-lp-solver. It has no work limit, only a wall-clock timeout, so in deterministic mode (used for
+ * its small problems only: ≤ JSLP_MAX_INTEGERS integers, which it proves in milliseconds) the timeout is the
+ * same safety net as HiGHS' and a solve it stops is never returned as optimal.
  */
-export interface LpVar {
-  name: string;
-  cost: number;
-  lb: number;
-  ub: number;
-  integer: boolean;
-}
-
-export interface LpRow {
-  name: string;
-  terms: [number, number][]; // [variable index, coefficient]
-  lo: number;
-  hi: number;
-}
-
-export interface LpModel {
-  vars: LpVar[];
-  rows: LpRow[];
-}
-
-export type SolverName = "highs" | "jslp";
-
-export interface LpSolution {
-  status: "optimal" | "feasible" | "infeasible" | "timeout" | "error";
-  solver: SolverName;
-  values: number[];
-  objective: number;
-  solveMs: number;
-  message?: string;
-  /**
-   * HiGHS only: proven relative gap (objective − bound) / max(1, |objective|) of the returned solution, where
-   * bound is the best proven lower bound (LP relaxation or MIP dual bound); 0 for an optimal LP.
-   */
-  gap?: number;
-  /** HiGHS only: the proven lower bound behind `gap`. */
-  bound?: number;
-}
-
-export interface SolveOptions {
-  solver?: SolverName | "auto";
-  timeLimitMs?: number;
-  /** Relative MIP gap at which to stop (default 1e-3). */
-  gap?: number;
-}
-
-const TOL = 1e-6;
-
-/** Largest violation of bounds, rows and integrality (0 = feasible). */
-export function violation(model: LpModel, values: readonly number[]): { max: number; where: string } {
-  let max = 0;
-  let where = "";
-  const bump = (v: number, w: string) => {
-    if (v > max) {
-      max = v;
-      where = w;
-    }
-  };
-  model.vars.forEach((v, i) => {
-    const x = values[i] ?? Number.NaN;
-    if (!Number.isFinite(x)) bump(Number.POSITIVE_INFINITY, `${v.name} is not a number`);
-    bump(v.lb - x, `${v.name} below its bound`);
-    bump(x - v.ub, `${v.name} above its bound`);
-    if (v.integer) bump(Math.abs(x - Math.round(x)), `${v.name} not integral`);
-  });
-  for (const r of model.rows) {
-    let s = 0;
-    for (const [i, c] of r.terms) s += c * (values[i] ?? 0);
-    const scale = Math.max(
-      1,
-      Math.abs(r.lo === Number.NEGATIVE_INFINITY ? 0 : r.lo),
-      Math.abs(r.hi === Number.POSITIVE_INFINITY ? 0 : r.hi),
-    );
-    bump((r.lo - s) / scale, `row ${r.name} below ${r.lo}`);
-    bump((s - r.hi) / scale, `row ${r.name} above ${r.hi}`);
-  }
-  return { max, where };
-}
-
-export function objective(model: LpModel, values: readonly number[]): number {
-  return model.vars.reduce((a, v, i) => a + v.cost * (values[i] ?? 0), 0);
-}
-
-export function isFeasible(model: LpModel, values: readonly number[]): boolean {
-  return violation(model, values).max <= TOL * 10;
-}
-
-// ------------------------------------------------------------ HiGHS
-
-let highsPromise: Promise<Highs> | undefined;
-
-const num = (x: number): string => (Number.isInteger(x) ? String(x) : x.toPrecision(15));
-
-/** CPLEX LP text with generated names (x0…, r0…) so that any model name is safe. */
-export function toLpText(model: LpModel): string {
-  const out: string[] = [
-    "Minimize",
-    ` obj: ${model.vars.map((v, i) => `${v.cost >= 0 ? "+" : "-"} ${num(Math.abs(v.cost))} x${i}`).join(" ") || "0 x0"}`,
-    "Subject To",
-  ];
-  model.rows.forEach((r, j) => {
-    const lhs =
-      r.terms.map(([i, c]) => `${c >= 0 ? "+" : "-"} ${num(Math.abs(c))} x${i}`).join(" ") || "0 x0";
-    if (r.lo === r.hi) out.push(` r${j}: ${lhs} = ${num(r.lo)}`);
-    else {
-      if (r.lo > Number.NEGATIVE_INFINITY) out.push(` r${j}l: ${lhs} >= ${num(r.lo)}`);
-      if (r.hi < Number.POSITIVE_INFINITY) out.push(` r${j}h: ${lhs} <= ${num(r.hi)}`);
-    }
-  });
-  out.push("Bounds");
-  model.vars.forEach((v, i) => {
-    const lb = v.lb === Number.NEGATIVE_INFINITY ? "-inf" : num(v.lb);
-    const ub = v.ub === Number.POSITIVE_INFINITY ? "+inf" : num(v.ub);
-    out.push(` ${lb} <= x${i} <= ${ub}`);
-  });
-  const ints = model.vars.flatMap((v, i) => (v.integer ? [`x${i}`] : []));
-  if (ints.length) out.push("General", ` ${ints.join(" ")}`);
-  out.push("End");
-  return out.join("\n");
-}
-
-/** The model as HiGHS arrays (CSR rows; duplicate terms of a row summed, zeros dropped); no integrality. */
-export function toHighsData(model: LpModel): ModelData {
-  const starts = new Int32Array(model.rows.length + 1);
-  const indices: number[] = [];
-  const values: number[] = [];
-  const acc = new Map<number, number>();
-  model.rows.forEach((r, j) => {
-    acc.clear();
-    for (const [i, c] of r.terms) acc.set(i, (acc.get(i) ?? 0) + c);
-    for (const [i, c] of acc) {
-      if (c === 0) continue;
-      indices.push(i);
-      values.push(c);
-    }
-    starts[j + 1] = indices.length;
-  });
-  // HiGHS' infinity is IEEE Infinity, so ±Infinity bounds pass through unchanged.
-  return {
-    numCols: model.vars.length,
-    numRows: model.rows.length,
-    colCost: Float64Array.from(model.vars, (v) => v.cost),
-    colLower: Float64Array.from(model.vars, (v) => v.lb),
-    colUpper: Float64Array.from(model.vars, (v) => v.ub),
-    rowLower: Float64Array.from(model.rows, (r) => r.lo),
-    rowUpper: Float64Array.from(model.rows, (r) => r.hi),
-    matrix: {
-      format: "csr",
-      numRows: model.rows.length,
-      numCols: model.vars.length,
-      starts,
-      indices: Int32Array.from(indices),
-      values: Float64Array.from(values),
-    },
-  };
-}
-
-/**
- * Options for every HiGHS run. Measured on the planner's problems (scratch/highs-api.ts, bench/planner.ts):
- * - feasibility jump costs ~13 ms per MIP *and per nested sub-MIP* in this wasm build (a 2-variable knapsack
- *   takes 13–40 ms with it, 0.5 ms without) and never found a useful plan (its first point pays unserved
- *   demand), so it is off;
- * - symmetry detection and restarts found nothing here and cost root time;
- * - ageing LP rows out sooner and a smaller cut pool proved the 1 % gap at (10,5,3) in 9.5 s where the
- *   defaults hit a 30 s limit (text-API era; kept).
- */
-const HIGHS_OPTIONS = {
-  output_flag: false,
-  log_to_console: false,
-  mip_lp_age_limit: 5,
-  mip_pool_soft_limit: 100,
-  mip_heuristic_run_feasibility_jump: false,
-  mip_detect_symmetry: false,
-  mip_allow_restart: false,
-} as const;
-
-const INT_TOL = 1e-6;
-/** Up to this many integers RENS also tries the wider box [floor − 1, ceil + 1]. */
-const RENS_WIDE_MAX_INTEGERS = 200;
-
-/**
- * HiGHS (wasm) through its persistent Model API, on one native model:
- * 1. LP relaxation (presolve off: 0.55 s instead of 1.6 s at (100,20,4)) — its objective is a proven bound;
- * 2. RENS: integers the LP left integral are fixed, fractional ones boxed to [floor, ceil] (small problems: then
- *    also [floor − 1, ceil + 1]); the sub-MIP stops as
- *    soon as its incumbent is within the gap target of the LP bound. On large planner problems the relaxation
- *    is tight (optimum ≈ 0.1–0.2 % above it), so this alone proves the gap;
- * 3. otherwise the full MIP (started from the RENS solution when that is within 5 % of the bound), stopped as
- *    soon as the best solution and max(LP bound, dual bound) are within the gap target.
- * Every returned solution is verified against the model; `gap`/`bound` report what was proven.
- */
-async function solveHighs(model: LpModel, o: SolveOptions): Promise<LpSolution> {
-  highsPromise ??= highsLoader();
-  const highs = await highsPromise;
-  const t0 = performance.now();
-  const limitMs = o.timeLimitMs ?? 30_000;
-  const deadline = t0 + limitMs;
-  const target = o.gap ?? 1e-3;
-  const MS = highs.constants.modelStatus;
-  const relGap = (p: number, d: number) => (p - d) / Math.max(1, Math.abs(p));
-  const ints: number[] = [];
-  model.vars.forEach((v, i) => {
-    if (v.integer) ints.push(i);
-  });
-  let m: HighsModel | undefined;
-  try {
-    m = highs.createModel();
-    const run = (
-      opts: Record<string, string | number | boolean>,
-      budgetMs: number,
-      callbacks?: HighsCallbackMap,
-    ) => {
-      // time_limit counts cumulative run time since the last clock reset, so reset before each run.
-      m!.zeroAllClocks();
-      m!.options.set({ ...opts, time_limit: Math.max(0.001, budgetMs / 1000) });
-      return m!.run(callbacks).modelStatus;
-    };
-    const primal = (): number[] | undefined => {
-      if (Number(m!.info.get("primal_solution_status")) !== highs.constants.solutionStatus.feasible)
-        return undefined;
-      return Array.from(m!.getSolution().colValue);
-    };
-    const done = (
-      status: LpSolution["status"],
-      values: number[] | undefined,
-      bound: number,
-      message: string,
-    ): LpSolution => {
-      const obj = values ? objective(model, values) : Number.NaN;
-      const gap = values && Number.isFinite(bound) ? Math.max(0, relGap(obj, bound)) : undefined;
-      return {
-        status,
-        solver: "highs",
-        values: values ?? [],
-        objective: obj,
-        solveMs: performance.now() - t0,
-        message: gap === undefined ? message : `${message}; proven gap ${(100 * gap).toFixed(3)} %`,
-        ...(gap === undefined ? {} : { gap, bound }),
-      };
-    };
-
-    // 1. LP relaxation (the whole model when there are no integers).
-    m.passModel(toHighsData(model));
-    const lpStatus = run({ ...HIGHS_OPTIONS, presolve: "off" }, deadline - performance.now());
-    const lpValues = lpStatus === MS.optimal ? primal() : undefined;
-    if (ints.length === 0) {
-      if (lpValues && isFeasible(model, lpValues))
-        return done("optimal", lpValues, objective(model, lpValues), "LP optimal");
-      if (lpStatus === MS.infeasible) return done("infeasible", undefined, Number.NaN, "LP infeasible");
-      if (lpStatus === MS.timeLimit) return done("timeout", undefined, Number.NaN, "LP time limit");
-      return done("error", undefined, Number.NaN, `LP model status ${lpStatus}`);
-    }
-    // An infeasible relaxation proves the MIP infeasible.
-    if (lpStatus === MS.infeasible)
-      return done("infeasible", undefined, Number.NaN, "LP relaxation infeasible");
-    const lpBound = lpValues ? m.getObjectiveValue() : Number.NEGATIVE_INFINITY;
-
-    let best: number[] | undefined;
-    let bestObj = Number.POSITIVE_INFINITY;
-    const offer = (raw: number[] | undefined) => {
-      if (!raw) return;
-      // Prefer exact integers (HiGHS leaves noise up to mip_feasibility_tolerance), else the raw values.
-      const rounded = [...raw];
-      for (const i of ints) rounded[i] = Math.round(rounded[i]!);
-      const x = isFeasible(model, rounded) ? rounded : isFeasible(model, raw) ? raw : undefined;
-      if (!x) return;
-      const obj = objective(model, x);
-      if (obj < bestObj) {
-        best = x;
-        bestObj = obj;
-      }
-    };
-    let bound = lpBound;
-    let stoppedFor: "gap" | "time" | undefined;
-    const callbacks = (useDual: boolean): HighsCallbackMap => ({
-      [highs.constants.callbackType.mipInterrupt]: (e) => {
-        const p = Math.min(e.data.mip_primal_bound ?? Number.POSITIVE_INFINITY, bestObj);
-        const d = Math.max(lpBound, useDual ? (e.data.mip_dual_bound ?? lpBound) : lpBound);
-        if (relGap(p, d) <= target) {
-          stoppedFor = "gap";
-          e.interrupt();
-        } else if (performance.now() >= deadline) {
-          stoppedFor = "time";
-          e.interrupt();
-        }
-        return undefined;
-      },
-    });
-    const sel = { kind: "set" as const, indices: Int32Array.from(ints) };
-    m.changeColsIntegrality(
-      sel,
-      Int32Array.from(ints, () => highs.constants.variableType.integer),
-    );
-    const mipOptions = { ...HIGHS_OPTIONS, presolve: "choose", mip_rel_gap: target };
-
-    // 2. RENS around the relaxation: box [floor, ceil] first; on small problems also [floor − 1, ceil + 1], which
-    // is still cheap there and finds the 1 % plan where the tight box cannot ((4,3,2) seeds 1–8: worst 124 ms →
-    // 40 ms); on large ones the wider sub-MIP costs seconds ((100,20,4): 3 s → 8–17 s) and the tight box suffices.
-    if (lpValues) {
-      if (ints.every((i) => Math.abs(lpValues[i]! - Math.round(lpValues[i]!)) <= INT_TOL))
-        offer([...lpValues]);
-      const widths = ints.length <= RENS_WIDE_MAX_INTEGERS ? [0, 1] : [0];
-      for (const w of widths) {
-        if (best && relGap(bestObj, lpBound) <= target) break;
-        const lo = Float64Array.from(ints, (i) =>
-          Math.max(model.vars[i]!.lb, Math.floor(lpValues[i]! + INT_TOL) - w),
-        );
-        const hi = Float64Array.from(ints, (i) =>
-          Math.min(model.vars[i]!.ub, Math.ceil(lpValues[i]! - INT_TOL) + w),
-        );
-        m.changeColsBounds(sel, lo, hi);
-        stoppedFor = undefined;
-        // Each neighbourhood gets at most a third of the remaining time.
-        run(mipOptions, (deadline - performance.now()) / 3, callbacks(false));
-        offer(primal());
-        m.changeColsBounds(
-          sel,
-          Float64Array.from(ints, (i) => model.vars[i]!.lb),
-          Float64Array.from(ints, (i) => model.vars[i]!.ub),
-        );
-        m.clearSolver();
-      }
-      if (best && relGap(bestObj, lpBound) <= target)
-        return done("optimal", best, lpBound, "RENS incumbent within the gap of the LP bound");
-    }
-
-    // 3. The full MIP. A model keeps its last run's solution as the next MIP start unless cleared; a start far
-    // above the bound made HiGHS' root heuristics and cuts worse ((4,3,2) seed 4: 37 nodes / 220 ms instead of
-    // 5 nodes / 35 ms with RENS +5.7 %), a close one helped ((10,5,3) seed 3 at +2.7 %: 5 s instead of 19 s).
-    // Either way the callback stops on the gap between our best solution and the bound.
-    m.clearSolver();
-    if (best && relGap(bestObj, lpBound) <= 0.05) m.setSolution({ colValue: Float64Array.from(best) });
-    stoppedFor = undefined;
-    const status = run(mipOptions, deadline - performance.now(), callbacks(true));
-    offer(primal());
-    const dual = Number(m.info.get("mip_dual_bound"));
-    if (Number.isFinite(dual)) bound = Math.max(bound, dual);
-    if (status === MS.infeasible && !best) return done("infeasible", undefined, Number.NaN, "MIP infeasible");
-    if (!best) {
-      const timedOut = status === MS.timeLimit || stoppedFor === "time";
-      return done(
-        timedOut ? "timeout" : "error",
-        undefined,
-        Number.NaN,
-        `MIP model status ${status}, no solution`,
-      );
-    }
-    const proven = status === MS.optimal || stoppedFor === "gap" || relGap(bestObj, bound) <= target;
-    return done(
-      proven ? "optimal" : "feasible",
-      best,
-      bound,
-      proven ? "MIP within the gap" : `MIP model status ${status}`,
-    );
-  } catch (e) {
-    // A failed wasm solve can leave the module unusable: load a fresh one next time.
-    highsPromise = undefined;
-    return {
-      status: "error",
-      solver: "highs",
-      values: [],
-      objective: Number.NaN,
-      solveMs: performance.now() - t0,
-      message: String(e),
-    };
-  } finally {
-    try {
-      m?.dispose(); // native memory is not garbage-collected
-    } catch {
-      // the module is being replaced anyway
-    }
-  }
-}
-
-// ------------------------------------------------------------ javascript-lp-solver
-
 function solveJslp(model: LpModel, o: SolveOptions): LpSolution {
+  const timeoutMs = SolveBudget.from(o).msLeft();
   const constraints: Record<string, { min?: number; max?: number }> = {};
   const variables: Record<string, Record<string, number>> = {};
   const ints: Record<string, 1> = {};
@@ -420,7 +54,7 @@ function solveJslp(model: LpModel, o: SolveOptions): LpSolution {
     constraints,
     variables,
     ints,
-    options: { tolerance: o.gap ?? 1e-3, timeout: o.timeLimitMs ?? 30_000 },
+    options: { tolerance: o.gap ?? 1e-3, timeout: timeoutMs },
   });
   const solveMs = performance.now() - t0;
   const values = model.vars.map((_, i) => Number(res[`x${i}`] ?? 0));
@@ -428,7 +62,7 @@ function solveJslp(model: LpModel, o: SolveOptions): LpSolution {
   const ok = res.feasible === true && isFeasible(model, values);
   return {
     status: ok
-      ? solveMs >= (o.timeLimitMs ?? 30_000)
+      ? solveMs >= timeoutMs
         ? "feasible"
         : "optimal"
       : res.feasible === false
@@ -439,65 +73,6 @@ function solveJslp(model: LpModel, o: SolveOptions): LpSolution {
     objective: objective(model, values),
     solveMs,
   };
-}
-
-/**
- * Load the HiGHS wasm module now (simulations do this before virtual time starts, so a plan never waits on real I/O).
- * With `warmUp`, also solve a few small covering MIPs: V8 first runs wasm on its baseline compiler and optimises hot
- * functions only as they run, so the first planning solves in a process are several times slower than later ones
- * ((4,3,2) seeds 1–8: up to 350–600 ms instead of ≤ 65 ms). The live planner warms up at start; the simulator does not need to.
- */
-export async function preloadSolvers(o: { warmUp?: boolean } = {}): Promise<{ warmUpMs: number }> {
-  highsPromise ??= highsLoader();
-  await highsPromise;
-  if (!o.warmUp) return { warmUpMs: 0 };
-  const t0 = performance.now();
-  for (let seed = 1; seed <= WARM_UP_SOLVES; seed++)
-    await solveHighs(warmUpModel(seed), { gap: 1e-2, timeLimitMs: 5_000 });
-  return { warmUpMs: performance.now() - t0 };
-}
-
-/** Measured: 3 solves (~1 s) left (4,3,2) seed 1 at 100–160 ms; 6 (~1.7 s) bring every seed 1–8 under 65 ms. */
-const WARM_UP_SOLVES = 6;
-
-/** A deterministic covering MIP shaped like a small plan: integer instances of 3 types per site, demand rows per site
- * and per group, supply rows per type, penalised slack. */
-function warmUpModel(seed: number): LpModel {
-  let x = seed * 2654435761;
-  const rnd = () => {
-    x = (Math.imul(x ^ (x >>> 15), 2246822507) + 0x6d2b79f5) >>> 0;
-    return x / 2 ** 32;
-  };
-  const sites = 12;
-  const types = 3;
-  const vars: LpVar[] = [];
-  const rows: LpRow[] = [];
-  const supply: [number, number][][] = Array.from({ length: types }, () => []);
-  const group: [number, number][][] = [[], [], []];
-  let groupNeed = [0, 0, 0];
-  for (let s = 0; s < sites; s++) {
-    const terms: [number, number][] = [];
-    for (let t = 0; t < types; t++) {
-      const i =
-        vars.push({ name: `n${s}_${t}`, cost: 10 + 30 * t + 5 * rnd(), lb: 0, ub: 40, integer: true }) - 1;
-      const cap = (1 + t) * (0.8 + 0.4 * rnd());
-      terms.push([i, cap]);
-      supply[t]!.push([i, 1]);
-      group[s % 3]!.push([i, cap]);
-    }
-    const u =
-      vars.push({ name: `u${s}`, cost: 500, lb: 0, ub: Number.POSITIVE_INFINITY, integer: false }) - 1;
-    terms.push([u, 1]);
-    group[s % 3]!.push([u, 1]);
-    const need = 3 + 20 * rnd();
-    groupNeed = groupNeed.map((g, k) => (k === s % 3 ? g + need : g));
-    rows.push({ name: `demand${s}`, terms, lo: need, hi: Number.POSITIVE_INFINITY });
-  }
-  for (const [t, terms] of supply.entries())
-    rows.push({ name: `supply${t}`, terms, lo: 0, hi: 30 + 20 * rnd() });
-  for (const [k, terms] of group.entries())
-    rows.push({ name: `group${k}`, terms, lo: groupNeed[k]!, hi: Number.POSITIVE_INFINITY });
-  return { vars, rows };
 }
 
 /** Problems with at most this many integer variables go to javascript-lp-solver under "auto". */

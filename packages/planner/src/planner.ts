@@ -67,6 +67,10 @@ export interface PlannerOptions {
   /** Multiply every forecast by this (sensitivity studies: 1.2 = 20 % over-forecast). Default 1. */
   forecastBias?: number;
   config?: PlanningSnapshotInput["config"];
+  /**
+   * Solver limits: gap, wall clock, work budget (`maxNodes`, `maxIterations`). The simulator sets
+   * `deterministic`, so that plans depend on work done, never on how fast the machine is.
+   */
   solve?: SolveOptions;
   /**
    * Post-processing of the ILP's targets before they are published (the reference lists these; only

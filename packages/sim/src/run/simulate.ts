@@ -1,4 +1,4 @@
-import { PlannerActor, type PlanStrategyName, preloadSolvers } from "@sageserve/planner";
+import { PlannerActor, type PlanStrategyName, preloadSolvers, type SolveOptions } from "@sageserve/planner";
 import { SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
@@ -180,6 +180,14 @@ function initialCounts(
   return out;
 }
 
+/**
+ * The planner's ILP in simulation stops on work, not on the wall clock, so a seed gives the same plans (and
+ * the same report bytes) on a fast and a slow machine. The built-in scenarios' plans (4 models × 3 regions × 2
+ * GPU types, 15 integers) take 0 branch-and-bound nodes and 24–33 simplex iterations each (`day`, lt-i, seed
+ * 2); the budget is orders of magnitude above that and still bounds a pathological plan.
+ */
+const PLANNER_SOLVE: SolveOptions = { deterministic: true, maxNodes: 10_000, maxIterations: 1_000_000 };
+
 export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const policy = checkPolicy(opts.policy);
   const siloed = policy === "siloed-reactive";
@@ -336,6 +344,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         ...(opts.planner?.replanOnForecastError !== undefined
           ? { replanOnForecastError: opts.planner.replanOnForecastError }
           : {}),
+        solve: PLANNER_SOLVE,
         ...(opts.planner?.postProcess ? { postProcess: opts.planner.postProcess } : {}),
         ...(opts.planner?.forecastStat ? { forecastStat: opts.planner.forecastStat } : {}),
         ...(opts.forecastBias !== undefined ? { forecastBias: opts.forecastBias } : {}),
