@@ -120,6 +120,7 @@ function fixture(slo: SimReport["slo"], beyondProfile: SimReport["beyondProfile"
     seed: 1,
     simulatedHours: 0,
     requests: { generated: 7, completed: 6, failed: 1, unfinished: 0, dropped: 1 },
+    coldStarts: { held: 0, routed: 0, waitMs: { p50: 0, p99: 0, max: 0 } },
     gpuHours: {
       total: 0,
       byState: {},

@@ -157,7 +157,7 @@ describe("paper-scale scenario", () => {
     const shareTotal = spec.models.reduce((a, m) => a + m.share, 0);
     const weightTotal = spec.regions.reduce((a, r) => a + r.weight, 0);
     for (const m of spec.models) {
-      const shape = stats.servegenWeekly10min[m.shape];
+      const shape = stats.servegenWeekly10min[m.shape as keyof typeof stats.servegenWeekly10min];
       const peak = Math.max(...shape) / (shape.reduce((a, b) => a + b, 0) / shape.length);
       const perInstance = cap.capacity(m.id, "h100", meanLengths(stats, m.tokens))!.rps * 0.5;
       for (const r of spec.regions) {
