@@ -57,7 +57,7 @@ describe("sageserve sim / compare", () => {
     const report = JSON.parse(readFileSync(join(tmp, "w", "report.json"), "utf8"));
     expect(report.warnings).toHaveLength(1);
     // The plan at start-up still comes (2 minutes in), so lt-ua is not silently unified reactive.
-    expect(report.planner.plans).toBe(1);
+    expect(report.planner.plans).toBeGreaterThanOrEqual(1);
   });
 
   it("compares policies on the same trace in one table and one report", async () => {

@@ -202,9 +202,9 @@ describe("one capacity model for the planner and the region agents", () => {
     await w.minutes(10, { eastus: 5 });
     await w.planner.plan();
     await w.clock.advance(1);
-    await w.minutes(4, { eastus: 15 });
-    expect(w.planner.replans).toHaveLength(0); // inside the gap since the last plan
     await w.minutes(8, { eastus: 15 });
+    expect(w.planner.replans).toHaveLength(0); // inside the gap since the last plan
+    await w.minutes(6, { eastus: 15 });
     expect(w.planner.replans).toHaveLength(1);
     expect(w.planner.replans[0]!.reason).toMatch(/demand of llama2-70b\|eastus/);
     const last = w.plans.at(-1)!;

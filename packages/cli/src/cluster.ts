@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { DashboardActor } from "@sageserve/dashboard";
 import { emulatorPromptTiming } from "@sageserve/engine-emulator";
 import { GatewayActor } from "@sageserve/gateway";
-import { PlannerActor, PlanningSnapshotSchema, preloadSolvers } from "@sageserve/planner";
+import { PlannerActor, preloadSolvers } from "@sageserve/planner";
 import { DEFAULT_SLO_TTFT_MS, describeIssues, SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
@@ -267,36 +267,45 @@ export async function startService(
           );
         }
       }
-      // The one capacity model, measured on the engines this cluster runs (the emulators' speed-up, KV
-      // cache and batch limit): the plan counts instances as the engines behave.
-      const capacityModel = emulatorCapacityModel({
+      const planner = new PlannerActor(await ctx("planner", "planner"), {
         models,
-        gpus: gpuTypes,
-        speedup: spec.engine.speedup,
-        kvTokens: spec.engine.kvTokens,
-        maxRunning: spec.engine.maxRunning,
-        maxInputTokens: spec.load.maxInputTokens,
+        regions,
+        capacity,
+        gpuTypes: gpuTypes.map((g) => ({
+          id: g,
+          pricePerHour: GPUS[g]!.vmPricePerHour,
+          gpusPerVm: GPUS[g]!.gpusPerVm,
+        })),
+        supply: Object.fromEntries(
+          spec.regions.map((r) => [r.id, Object.fromEntries(r.gpuTypes.map((g) => [g, r.maxVms]))]),
+        ),
+        routes: Object.fromEntries(regions.map((r) => [r, regions.filter((q) => q !== r)])),
+        schedule: spec.planner.schedule,
+        strategy: spec.planner.strategy,
+        // The rest of the ILP settings take their defaults (headroom 0 with the capacity model).
+        config: { minInstances: spec.regionAgent.minInstances },
       });
-      actors.push(
-        new PlannerActor(await ctx("planner", "planner"), {
-          models,
-          regions,
-          capacity,
-          capacityModel,
-          gpuTypes: gpuTypes.map((g) => ({
-            id: g,
-            pricePerHour: GPUS[g]!.vmPricePerHour,
-            gpusPerVm: GPUS[g]!.gpusPerVm,
-          })),
-          supply: Object.fromEntries(
-            spec.regions.map((r) => [r.id, Object.fromEntries(r.gpuTypes.map((g) => [g, r.maxVms]))]),
-          ),
-          routes: Object.fromEntries(regions.map((r) => [r, regions.filter((q) => q !== r)])),
-          schedule: spec.planner.schedule,
-          strategy: spec.planner.strategy,
-          config: PlanningSnapshotSchema.shape.config.parse({ minInstances: spec.regionAgent.minInstances }),
-        }),
-      );
+      actors.push(planner);
+      // The one capacity model, measured on the engines this cluster runs (the emulators' speed-up, KV
+      // cache and batch limit), so the plan counts instances as the engines behave. The sweep takes
+      // 0.5–5 s of CPU: it runs once the planner is up (its first plan is 2 minutes in), and until then a
+      // requested plan uses the fixed capacities above.
+      setTimeout(() => {
+        try {
+          planner.useCapacityModel(
+            emulatorCapacityModel({
+              models,
+              gpus: gpuTypes,
+              speedup: spec.engine.speedup,
+              kvTokens: spec.engine.kvTokens,
+              maxRunning: spec.engine.maxRunning,
+              maxInputTokens: spec.load.maxInputTokens,
+            }),
+          );
+        } catch (e) {
+          planner.log.error({ err: String(e) }, "capacity sweep failed: planning with fixed capacities");
+        }
+      }, 1_000).unref();
       break;
     }
     case "router":

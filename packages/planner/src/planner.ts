@@ -49,8 +49,8 @@ export interface PlannerOptions {
    */
   leadMinutes?: number;
   /**
-   * Re-plan at once (at most every `replanMinGapMs`, default 5 min) when a series' demand over the last
-   * 5 minutes exceeds its forecast by this fraction (default 0.5; 0 disables).
+   * Re-plan at once (at most every `replanMinGapMs`, default 15 min) when a series' demand over the last
+   * 10 minutes exceeds its forecast by this fraction (default 0.5; 0 disables).
    */
   replanOnForecastError?: number;
   replanMinGapMs?: number;
@@ -294,6 +294,13 @@ export class PlannerActor extends Actor {
     }
   }
 
+  private capacityModel: CapacityModel | undefined;
+
+  /** Plan with this capacity model from the next plan on (one measured after start-up, live). */
+  useCapacityModel(cm: CapacityModel): void {
+    this.capacityModel = cm;
+  }
+
   /** Plan now, on the clock (so a simulation waits for it like any timer). */
   private replanSoon(): void {
     this.replanning = true;
@@ -360,14 +367,14 @@ export class PlannerActor extends Actor {
     const bound = this.opts.replanOnForecastError ?? 0.5;
     if (!(bound > 0) || this.lastPlanAtMs === undefined || this.replanning) return;
     const now = this.clock.now();
-    if (now - this.lastPlanAtMs < (this.opts.replanMinGapMs ?? 5 * 60_000)) return;
+    if (now - this.lastPlanAtMs < (this.opts.replanMinGapMs ?? 15 * 60_000)) return;
     if (minute === this.lastCheckedMinute) return;
     this.lastCheckedMinute = minute;
     this.flush(minute); // minutes before this report's are complete (a late router's share is dropped)
     for (const [k, s] of this.series) {
       if (s.forecastIw === undefined) continue;
-      const recent = s.iw.values.slice(-5);
-      if (recent.length < 5) continue;
+      const recent = s.iw.values.slice(-10);
+      if (recent.length < 10) continue;
       const observed = recent.reduce((a, b) => a + b, 0) / recent.length;
       if (observed > (1 + bound) * Math.max(s.forecastIw, 1e-9) && observed > 0) {
         this.replanning = true;
@@ -417,11 +424,10 @@ export class PlannerActor extends Actor {
     }
   }
 
-  /** Highest interactive demand (tokens/s) the series measured in its last `minutes` complete minutes. */
+  /** Mean interactive demand (tokens/s) the series measured over its last `minutes` complete minutes. */
   private recentIw(s: SeriesState, minutes: number): number {
-    let peak = 0;
-    for (const v of s.iw.values.slice(-minutes)) peak = Math.max(peak, v);
-    return peak;
+    const v = s.iw.values.slice(-minutes);
+    return v.length ? v.reduce((a, b) => a + b, 0) / v.length : 0;
   }
 
   /** Minutes between plans (the cron schedule is taken as hourly). */
@@ -445,7 +451,7 @@ export class PlannerActor extends Actor {
       [];
     const forecast: { model: string; region: string; tokensPerSecond: number }[] = [];
     const niwPlan: { model: string; region: string; tokensPerSecond: number }[] = [];
-    const cm = this.opts.capacityModel;
+    const cm = this.capacityModel ?? this.opts.capacityModel;
     const bias = this.opts.forecastBias ?? 1;
     for (const model of this.opts.models) {
       for (const region of this.opts.regions) {

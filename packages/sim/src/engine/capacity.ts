@@ -95,6 +95,9 @@ export function deriveCapacityTable(
   o: {
     minRequests?: number;
     durationS?: number;
+    warmupS?: number;
+    /** Ratio between consecutive swept rates (default 1.2). */
+    rateFactor?: number;
     seed?: number;
     /** GPU types to sweep (default: every one the performance model has for the model). */
     gpus?: readonly string[];
@@ -129,9 +132,13 @@ export function deriveCapacityTable(
             tiers: tierMix,
           },
           {
-            rates: geometricRates(start, 1.2, 40),
+            rates: geometricRates(
+              start,
+              o.rateFactor ?? 1.2,
+              Math.ceil((40 * Math.log(1.2)) / Math.log(o.rateFactor ?? 1.2)),
+            ),
             durationS: o.durationS ?? 600,
-            warmupS: 60,
+            warmupS: o.warmupS ?? 60,
             minRequests: o.minRequests ?? 20_000,
             seed: o.seed ?? 1,
             ...(o.engine ? { engine: o.engine } : {}),
@@ -208,8 +215,12 @@ export function emulatorCapacityModel(o: {
       kvCapacityTokens: o.kvTokens,
       maxInputTokens: o.maxInputTokens,
       engine: { maxNumSeqs: o.maxRunning, maxBatchedTokens: o.maxBatchedTokens ?? 8_192 },
-      minRequests: 2_000,
-      durationS: 120,
+      // Requests, not seconds, bound each point: a fast emulator with short prompts runs thousands of
+      // requests a second, and a minute-long point would cost minutes of CPU at start-up.
+      minRequests: 1_500,
+      durationS: 5,
+      warmupS: 5,
+      rateFactor: 1.3,
     },
   );
   return new CapacityModel(capacityData(table, stats, o.maxInputTokens), o.targetUtilization);

@@ -108,13 +108,16 @@ describe("simulator", () => {
   );
 
   it.each(["lt-i", "lt-u", "lt-ua"])(
-    "%s runs the planner hourly and follows its plans end to end",
+    "%s plans at start-up and hourly and follows its plans end to end",
     async (policy) => {
       const res = await runSimulation({ scenario: "day", scale: 0.1, policy, seed: 2 });
       const r = res.report;
       expect(r.policy).toBe(policy);
-      expect(r.planner?.plans).toBe(24);
-      expect(res.run.plannerSolveMs?.plans).toBe(24);
+      // One plan 2 minutes in, one every hour, and one per re-plan the planner made on its own.
+      expect(r.planner?.plans).toBe(1 + 24 + (r.planner?.replans.length ?? 0));
+      expect(res.run.plannerSolveMs?.plans).toBe(r.planner?.plans);
+      for (const p of r.planner?.replans ?? [])
+        expect(p.reason).toMatch(/demand of .* vs forecast|region .* has no live instance/);
       const statuses = r.planner?.statuses ?? {};
       expect(Object.keys(statuses).every((s) => s === "optimal" || s === "feasible")).toBe(true);
       expect(Object.keys(r.planner?.forecastMape ?? {})).toHaveLength(12);
