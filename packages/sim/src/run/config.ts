@@ -41,6 +41,8 @@ export const SimConfigSchema = z
         targetUtilization: z.number().gt(0).max(1).optional(),
         /** Re-plan when demand runs this far above its forecast (0 disables; default 0.5). */
         replanOnForecastError: z.number().min(0).optional(),
+        /** What the plan minimises: VM dollars (default) or GPU-hours (every GPU type alike). */
+        objective: z.enum(["dollars", "gpu-hours"]).optional(),
       })
       .strict()
       .optional(),

@@ -132,6 +132,25 @@ describe("simulator", () => {
     60_000,
   );
 
+  it("plans for GPU-hours when told to: no A100 is bought for its lower price", async () => {
+    const run = (objective: "dollars" | "gpu-hours") =>
+      runSimulation({
+        scenario: "day",
+        scale: 0.1,
+        policy: "lt-i",
+        seed: 2,
+        validate: false,
+        planner: { objective },
+      });
+    const dollars = (await run("dollars")).report;
+    const gpuHours = (await run("gpu-hours")).report;
+    // In dollars the small models go to A100s (a third of the price for more than a third of the capacity)…
+    expect(dollars.gpuHours.byGpu.a100 ?? 0).toBeGreaterThan(0);
+    // …in GPU-hours an H100 carries more per GPU, so nothing moves.
+    expect(gpuHours.gpuHours.byGpu.a100 ?? 0).toBe(0);
+    expect(gpuHours.costUsd).toBeGreaterThan(dollars.costUsd);
+  }, 120_000);
+
   it("rejects an unknown policy and an unknown scenario with typed errors naming them", async () => {
     await expect(runSimulation({ scenario: "smoke", policy: "magic", seed: 1 })).rejects.toMatchObject({
       code: "CONFIG",

@@ -326,7 +326,11 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         ),
         gpuTypes: gpuTypes.map((g) => ({
           id: g,
-          pricePerHour: GPUS[g]?.vmPricePerHour ?? 0,
+          // The plan minimises dollars (VM prices) unless told to minimise GPU-hours (every GPU alike).
+          pricePerHour:
+            opts.planner?.objective === "gpu-hours"
+              ? (GPUS[g]?.gpusPerVm ?? 8)
+              : (GPUS[g]?.vmPricePerHour ?? 0),
           gpusPerVm: GPUS[g]?.gpusPerVm ?? 8,
         })),
         supply: Object.fromEntries(
