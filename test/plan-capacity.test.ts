@@ -5,7 +5,15 @@ import {
   type PlannerOptions,
   preloadSolvers,
 } from "@sageserve/planner";
-import { DemandReport, envelope, LoadReport, type Payload, Plan, RegionStatus } from "@sageserve/protocol";
+import {
+  DemandReport,
+  envelope,
+  LoadReport,
+  type Payload,
+  Plan,
+  RegionStatus,
+  VmCommand,
+} from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { builtinCapacityModel } from "@sageserve/sim";
@@ -274,5 +282,107 @@ describe("batch work in the plan", () => {
         meanOutputTokens: 250,
       }),
     );
+  });
+});
+
+describe("LT-U ahead of the ramp", () => {
+  it("spends the plan's scale-ups one boot lead before the forecast needs them, at low utilisation", async () => {
+    const clock = new VirtualClock({ startMs: START });
+    const broker = new MemoryBroker(clock);
+    const capacity = builtinCapacityModel(0.5);
+    const agent = new RegionAgentActor(
+      { bus: broker.connect("agent"), clock },
+      {
+        region: "eastus",
+        models: [MODEL],
+        mode: "unified",
+        gpuTypes: ["h100"],
+        planStrategy: "lt-u",
+        capacity,
+        scalingIntervalMs: 5_000,
+        statusIntervalMs: 0,
+        staleAfterMs: 3_600_000,
+      },
+    );
+    await agent.start();
+    const client = broker.connect("client");
+    const boots: number[] = [];
+    client.subscribe(VmCommand.subject.build({ region: "eastus" }), (m) => {
+      const d = m.data();
+      if (!d.ok) return;
+      const cmd = d.value as Payload<typeof VmCommand>;
+      if (cmd.action !== "boot") return;
+      boots.push(clock.now() - START);
+      m.respond(
+        envelope(VmCommand, {
+          commandId: cmd.commandId,
+          accepted: true,
+          nodeId: `n${boots.length}`,
+          etaMs: 600_000,
+        }),
+      );
+    });
+    const serving = () => {
+      for (const id of ["i1", "i2"])
+        client.publish(
+          LoadReport.subject.build({ region: "eastus", model: MODEL, instance: id }),
+          envelope(LoadReport, {
+            instanceId: id,
+            nodeId: `node-${id}`,
+            region: "eastus",
+            model: MODEL,
+            gpuType: "h100",
+            state: "serving",
+            kvUtilization: 0.05,
+            memoryUtilization: 0.05,
+            running: 1,
+            waiting: 0,
+            outstandingTokens: 0,
+            tokensPerSecond: 0,
+            kvCapacityTokens: 200_000,
+            atMs: clock.now(),
+          }),
+        );
+    };
+    serving();
+    await clock.advance(1);
+    // Quiet for 15 minutes, then a ramp to 6× (what 8 instances carry): the forecast knows when.
+    const per = capacity.plannedTokensPerSecond(MODEL, "h100")!;
+    const quiet = Math.floor(1.5 * per);
+    const busy = Math.floor(7.5 * per);
+    client.publish(
+      Plan.subject.build({}),
+      envelope(Plan, {
+        planId: "p-test",
+        createdAtMs: clock.now(),
+        windowStartMs: clock.now(),
+        windowEndMs: clock.now() + 3_600_000,
+        strategy: "lt-u",
+        targets: [{ model: MODEL, region: "eastus", gpuType: "h100", instances: 8, delta: 6 }],
+        routing: [],
+        forecast: [
+          {
+            model: MODEL,
+            region: "eastus",
+            tokensPerSecond: busy,
+            profile: [quiet, quiet, quiet, busy, busy, busy, busy, busy, busy, busy, busy, busy],
+            binMinutes: 5,
+          },
+        ],
+        solver: { status: "optimal", objective: 1, solveMs: 1 },
+        notes: [],
+      }),
+    );
+    for (let t = 0; t < 14 * 60; t += 5) {
+      serving();
+      await clock.advance(5_000);
+    }
+    // Utilisation stayed at 5 %: LT-U's budget alone would never have been spent. The forecast's clock
+    // spent it 155 s boot + 60 s load + one tick before minute 15: from 11:25 on, not before.
+    const lead = 155_000 + 60_000 + 5_000;
+    expect(boots.length).toBe(6);
+    expect(Math.min(...boots)).toBeGreaterThanOrEqual(15 * 60_000 - lead - 5_000);
+    expect(Math.max(...boots)).toBeLessThan(15 * 60_000 - lead + 10_000);
+    expect(agent.actions.aheadUp).toBe(6);
   });
 });

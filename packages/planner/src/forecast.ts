@@ -19,6 +19,8 @@ export interface WindowForecast {
   mean: number;
   /** Highest 1-minute demand over the window (what the reference plans for). */
   peak: number;
+  /** The forecast minute by minute over the window. */
+  points?: number[];
 }
 
 function clean(x: number): number {
@@ -53,7 +55,7 @@ export class DemandSeries {
     const pts: number[] = [];
     for (let h = from; h < to; h++) pts.push(clean(this.pointForecast(name, n + h)));
     const mean = pts.reduce((a, b) => a + b, 0) / pts.length;
-    return { mean: clean(mean), peak: clean(Math.max(...pts)) };
+    return { mean: clean(mean), peak: clean(Math.max(...pts)), points: pts };
   }
 
   /** The forecaster with the lowest recent error (last-hour until enough history is scored). */

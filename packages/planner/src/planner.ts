@@ -120,6 +120,9 @@ interface SeriesState {
   forecastIw?: number;
 }
 
+/** Bins of the forecast profile a plan carries (minutes). */
+export const PROFILE_BIN_MINUTES = 5;
+
 /** One forecast judged against what happened (per series, per plan window). */
 export interface ForecastRecord {
   model: string;
@@ -449,7 +452,13 @@ export class PlannerActor extends Actor {
     const horizon = this.intervalMinutes + (this.opts.leadMinutes ?? 5);
     const demand: { model: string; region: string; iwTokensPerSecond: number; niwTokensPerSecond: number }[] =
       [];
-    const forecast: { model: string; region: string; tokensPerSecond: number }[] = [];
+    const forecast: {
+      model: string;
+      region: string;
+      tokensPerSecond: number;
+      profile?: number[];
+      binMinutes?: number;
+    }[] = [];
     const niwPlan: { model: string; region: string; tokensPerSecond: number }[] = [];
     const cm = this.capacityModel ?? this.opts.capacityModel;
     const bias = this.opts.forecastBias ?? 1;
@@ -488,7 +497,17 @@ export class PlannerActor extends Actor {
           niwTokensPerSecond: niwTps,
           ...(required !== undefined ? { niwRequiredTokensPerSecond: required } : {}),
         });
-        forecast.push({ model, region, tokensPerSecond: Math.round(iwTps + niwTps) });
+        // When in the window the demand comes: each 5-minute bin's peak minute (biased like the rest).
+        const profile: number[] = [];
+        const pts = iw.points ?? [];
+        for (let i = 0; i < pts.length; i += PROFILE_BIN_MINUTES)
+          profile.push(Math.round(Math.max(...pts.slice(i, i + PROFILE_BIN_MINUTES)) * bias));
+        forecast.push({
+          model,
+          region,
+          tokensPerSecond: Math.round(iwTps + niwTps),
+          ...(profile.length ? { profile, binMinutes: PROFILE_BIN_MINUTES } : {}),
+        });
       }
     }
     const current = new Map<

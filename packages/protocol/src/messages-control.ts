@@ -108,6 +108,12 @@ export const Plan = defineMessage({
           region: Id,
           tier: Tier.optional(),
           tokensPerSecond: z.number().nonnegative(),
+          /**
+           * Forecast interactive demand over the window in bins of `binMinutes` (each bin's peak minute,
+           * tokens/s): when in the window the plan's capacity is needed, so agents bring it up ahead.
+           */
+          profile: z.array(z.number().nonnegative()).max(1_000).optional(),
+          binMinutes: z.number().int().positive().optional(),
         }),
       )
       .max(100_000),

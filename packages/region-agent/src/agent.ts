@@ -176,6 +176,7 @@ export class RegionAgentActor extends Actor {
     demandUp: 0,
     coldStart: 0,
     niwPaced: 0,
+    aheadUp: 0,
     released: 0,
   };
   /** Releases of NIW jobs that had been released before and came back re-routed (not in niwReleased). */
@@ -200,6 +201,8 @@ export class RegionAgentActor extends Actor {
   private readonly wantedAtMs = new Map<string, number>();
   /** Last time each "model|pool" endpoint had something running or waiting. */
   private readonly busyAtMs = new Map<string, number>();
+  /** The plan's forecast profile of this region's interactive demand per model (when it is needed). */
+  private readonly profile = new Map<string, { startMs: number; binMs: number; values: number[] }>();
   /** Batch tokens/s the plan reserves per model here, and the release allowance it has built up. */
   private readonly niwPlanRate = new Map<string, number>();
   private readonly niwAllowance = new Map<string, { tokens: number; atMs: number }>();
@@ -366,6 +369,33 @@ export class RegionAgentActor extends Actor {
   }
 
   /**
+   * Instances the plan's forecast says `model` needs here one boot lead time from now (boot + engine load
+   * + a scaling tick), by the capacity model: LT-U/LT-UA spend the plan's scale-ups by this clock, ahead
+   * of the ramp, instead of waiting for utilisation to say so. 0 without a profile or a capacity model.
+   */
+  aheadNeed(model: string, gpu: string | undefined): number {
+    const cap = this.opts.capacity;
+    const prof = this.profile.get(model);
+    if (!cap || !prof) return 0;
+    const g = gpu && cap.capacity(model, gpu) ? gpu : this.opts.gpuTypes.find((x) => cap.capacity(model, x));
+    if (!g) return 0;
+    const leadMs = this.cooldowns.bootMs + 60_000 + (this.opts.scalingIntervalMs ?? 15_000);
+    const i = Math.floor((this.clock.now() + leadMs - prof.startMs) / prof.binMs);
+    if (i < 0) return 0;
+    const tps = prof.values[Math.min(i, prof.values.length - 1)]! * (this.keepShare.get(model) ?? 1);
+    const windows = this.measuredIw.get(model) ?? [];
+    const req = windows.reduce((a, w) => a + w.requests, 0);
+    const mix =
+      req > 0
+        ? {
+            meanInputTokens: windows.reduce((a, w) => a + w.inputTokens, 0) / req,
+            meanOutputTokens: windows.reduce((a, w) => a + w.outputTokens, 0) / req,
+          }
+        : undefined;
+    return cap.instancesFor(model, g, tps, mix);
+  }
+
+  /**
    * Instances of `model` the measured interactive demand needs here by the capacity model: `up`, for the
    * mean of the last 5 demand windows (a minute's count is noisy), and `hold`, the most any single one of
    * the last 10 windows needed (capacity is not given back below it). 0 without a capacity model or
@@ -412,8 +442,17 @@ export class RegionAgentActor extends Actor {
       }
       targets.set(t.model, cur);
     }
-    for (const f of p.forecast)
-      if (f.region === this.opts.region) this.forecastTps.set(f.model, f.tokensPerSecond);
+    this.profile.clear();
+    for (const f of p.forecast) {
+      if (f.region !== this.opts.region) continue;
+      this.forecastTps.set(f.model, f.tokensPerSecond);
+      if (f.profile?.length && f.binMinutes)
+        this.profile.set(f.model, {
+          startMs: p.windowStartMs,
+          binMs: f.binMinutes * 60_000,
+          values: f.profile,
+        });
+    }
     this.niwPlanRate.clear();
     for (const n of p.niw ?? [])
       if (n.region === this.opts.region) this.niwPlanRate.set(n.model, n.tokensPerSecond);
@@ -628,6 +667,16 @@ export class RegionAgentActor extends Actor {
     }
     const budget = this.budget.get(model) ?? 0;
     const u = snap.utilization;
+    // The plan's scale-ups, on the forecast's clock: up to what it says is needed one boot lead from now
+    // (never past the plan's target), whatever utilisation says today.
+    const ahead = Math.min(plan.instances, r.maxInstances, this.aheadNeed(model, mix.add ?? plan.gpu));
+    if (total < ahead) {
+      const n = Math.min(ahead - total, x.maxActionsPerTick);
+      this.actions.aheadUp += n;
+      this.budget.set(model, budget - n);
+      for (let i = 0; i < n; i++) work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu, true));
+      return;
+    }
     if (snap.pending > 0) return; // let arriving capacity land before judging utilisation again
     const up = (n: number) => {
       for (let i = 0; i < Math.min(n, x.maxActionsPerTick); i++)
@@ -662,14 +711,14 @@ export class RegionAgentActor extends Actor {
         inLastMinutes &&
         ratio <= x.lullRatio &&
         u < r.scaleDownBelow &&
-        snap.serving > Math.max(r.minInstances, hold)
+        snap.serving > Math.max(r.minInstances, hold, ahead)
       ) {
         this.actions.lullDown++;
         work.push(this.scaleDown(model, undefined));
         return;
       }
     }
-    if (budget < 0 && u < r.scaleDownBelow && snap.serving > Math.max(r.minInstances, hold)) {
+    if (budget < 0 && u < r.scaleDownBelow && snap.serving > Math.max(r.minInstances, hold, ahead)) {
       this.budget.set(model, budget + 1);
       work.push(this.scaleDown(model, undefined));
     }
