@@ -1,4 +1,5 @@
 import type { NiwJob, Payload } from "@sageserve/protocol";
+import { KeyedHeap } from "@sageserve/runtime";
 
 export type Job = Payload<typeof NiwJob>;
 
@@ -8,25 +9,14 @@ export type Job = Payload<typeof NiwJob>;
  * region agent's working view of them.
  */
 export class NiwQueue {
-  private readonly heap: { job: Job; seq: number }[] = [];
-  private seq = 0;
+  private readonly heap = new KeyedHeap<Job>();
 
   get size(): number {
-    return this.heap.length;
+    return this.heap.size;
   }
 
   push(job: Job): void {
-    const a = this.heap;
-    const x = { job, seq: this.seq++ };
-    a.push(x);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(x, a[p]!)) break;
-      a[i] = a[p]!;
-      i = p;
-    }
-    a[i] = x;
+    this.heap.push(job, job.deadlineMs);
   }
 
   /**
@@ -38,7 +28,7 @@ export class NiwQueue {
     boundsMinutes: readonly number[],
   ): { withinMinutes: number; jobs: number; tokens: number }[] {
     const out = boundsMinutes.map((withinMinutes) => ({ withinMinutes, jobs: 0, tokens: 0 }));
-    for (const { job } of this.heap) {
+    for (const job of this.heap.values()) {
       const due = (job.deadlineMs - nowMs) / 60_000;
       for (const b of out) {
         if (due > b.withinMinutes) continue;
@@ -50,30 +40,10 @@ export class NiwQueue {
   }
 
   peek(): Job | undefined {
-    return this.heap[0]?.job;
+    return this.heap.peek();
   }
 
   pop(): Job | undefined {
-    const a = this.heap;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length && last) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= a.length) break;
-        const r = l + 1;
-        const c = r < a.length && before(a[r]!, a[l]!) ? r : l;
-        if (!before(a[c]!, last)) break;
-        a[i] = a[c]!;
-        i = c;
-      }
-      a[i] = last;
-    }
-    return top?.job;
+    return this.heap.pop();
   }
-}
-
-function before(x: { job: Job; seq: number }, y: { job: Job; seq: number }): boolean {
-  return x.job.deadlineMs < y.job.deadlineMs || (x.job.deadlineMs === y.job.deadlineMs && x.seq < y.seq);
 }

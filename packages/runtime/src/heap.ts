@@ -60,3 +60,62 @@ export class EventHeap {
 function before(x: TimedEvent, y: TimedEvent): boolean {
   return x.at < y.at || (x.at === y.at && x.seq < y.seq);
 }
+
+/**
+ * Binary min-heap of values ordered by (key, seq): FIFO among equal keys, so the order is deterministic.
+ * (The NIW queue by deadline, trace lines sorted back within a window.)
+ */
+export class KeyedHeap<T> {
+  private readonly a: { value: T; key: number; seq: number }[] = [];
+  private nextSeq = 0;
+
+  get size(): number {
+    return this.a.length;
+  }
+
+  /** Every value, in heap (not sorted) order. */
+  *values(): IterableIterator<T> {
+    for (const x of this.a) yield x.value;
+  }
+
+  peek(): T | undefined {
+    return this.a[0]?.value;
+  }
+
+  /** `seq` breaks ties between equal keys (default: insertion order). */
+  push(value: T, key: number, seq = this.nextSeq++): void {
+    const a = this.a;
+    const x = { value, key, seq };
+    let i = a.push(x) - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!keyedBefore(x, a[p]!)) break;
+      a[i] = a[p]!;
+      i = p;
+    }
+    a[i] = x;
+  }
+
+  pop(): T | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const c = l + 1 < a.length && keyedBefore(a[l + 1]!, a[l]!) ? l + 1 : l;
+        if (!keyedBefore(a[c]!, last)) break;
+        a[i] = a[c]!;
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top?.value;
+  }
+}
+
+function keyedBefore(x: { key: number; seq: number }, y: { key: number; seq: number }): boolean {
+  return x.key < y.key || (x.key === y.key && x.seq < y.seq);
+}

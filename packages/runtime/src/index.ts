@@ -2,6 +2,7 @@ export * from "./actor.js";
 export * from "./auditor.js";
 export * from "./cron.js";
 export * from "./demo-actors.js";
+export * from "./heap.js";
 export * from "./http.js";
 export * from "./logger.js";
 export * from "./memory-bus.js";

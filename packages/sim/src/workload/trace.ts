@@ -1,4 +1,5 @@
 import { basename } from "node:path";
+import { KeyedHeap } from "@sageserve/runtime";
 import { detectInput } from "./detect.js";
 import { readLines } from "./lines.js";
 import { type TraceFormat, type TraceRow, traceRows } from "./trace-rows.js";
@@ -157,59 +158,16 @@ function* inOrder(rows: Iterable<TraceRow>, windowMs: number): Generator<SimRequ
     for (const r of rows) yield r.req;
     return;
   }
-  const heap = new ArrivalHeap();
+  const heap = new KeyedHeap<SimRequest>();
   let latest = Number.NEGATIVE_INFINITY;
   for (const { req, line } of rows) {
-    heap.push(req, line);
+    heap.push(req, req.arrivalMs, line);
     if (req.arrivalMs > latest) latest = req.arrivalMs;
     // Safe to release: the first pass checked that no later line arrives before latest − window.
     while (heap.size > 0 && heap.peek()!.arrivalMs <= latest - windowMs) yield heap.pop()!;
   }
   while (heap.size > 0) yield heap.pop()!;
 }
-
-class ArrivalHeap {
-  private readonly a: { req: SimRequest; seq: number }[] = [];
-  get size(): number {
-    return this.a.length;
-  }
-  peek(): SimRequest | undefined {
-    return this.a[0]?.req;
-  }
-  push(req: SimRequest, seq: number): void {
-    const a = this.a;
-    const x = { req, seq };
-    let i = a.push(x) - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(x, a[p]!)) break;
-      a[i] = a[p]!;
-      i = p;
-    }
-    a[i] = x;
-  }
-  pop(): SimRequest | undefined {
-    const a = this.a;
-    const top = a[0];
-    const last = a.pop()!;
-    if (a.length > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= a.length) break;
-        const c = l + 1 < a.length && before(a[l + 1]!, a[l]!) ? l + 1 : l;
-        if (!before(a[c]!, last)) break;
-        a[i] = a[c]!;
-        i = c;
-      }
-      a[i] = last;
-    }
-    return top?.req;
-  }
-}
-
-const before = (x: { req: SimRequest; seq: number }, y: { req: SimRequest; seq: number }): boolean =>
-  x.req.arrivalMs < y.req.arrivalMs || (x.req.arrivalMs === y.req.arrivalMs && x.seq < y.seq);
 
 /** An in-memory workload (tests, generated traces): sorted by arrival, numbered from 0. */
 export function fromRequests(name: string, requests: SimRequest[]): Workload {
