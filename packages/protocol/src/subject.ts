@@ -84,10 +84,40 @@ export function subjectTemplate<P extends string>(template: string): SubjectTemp
     }
     return out;
   };
+  // Concrete subjects repeat (a few per model, region and node): memoised in a tree keyed by each
+  // param's value in order, so a hot publish costs a few map lookups instead of escaping and joining.
+  type Memo = Map<unknown, Memo | string>;
+  const memo: Memo = new Map();
+  let memoSize = 0;
+  const build = (values: Record<P, string>): string => {
+    const n = params.length;
+    if (n === 0) return fill(values, false);
+    let node = memo;
+    for (let i = 0; i < n - 1; i++) {
+      const v = values[params[i]!];
+      let next = node.get(v) as Memo | undefined;
+      if (next === undefined) {
+        next = new Map();
+        node.set(v, next);
+      }
+      node = next;
+    }
+    const last = values[params[n - 1]!];
+    let out = node.get(last) as string | undefined;
+    if (out === undefined) {
+      out = fill(values, false);
+      if (++memoSize > 10_000) {
+        memo.clear();
+        memoSize = 0;
+      }
+      node.set(last, out);
+    }
+    return out;
+  };
   return {
     template,
     params,
-    build: (values) => fill(values, false),
+    build,
     pattern: (values = {}) => fill(values, true),
     parse(subject) {
       const tokens = subject.split(".");

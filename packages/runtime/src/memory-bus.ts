@@ -7,6 +7,7 @@ import {
   SageError,
   subjectMatches,
 } from "@sageserve/protocol";
+import type { TimedEvent } from "./heap.js";
 import type {
   Bus,
   Clock,
@@ -23,6 +24,7 @@ import type {
   Subscription,
 } from "./ports.js";
 import { SubjectTrie } from "./subject-trie.js";
+import { VirtualClock } from "./virtual-clock.js";
 
 export interface MemoryBrokerOptions {
   /** Virtual delay between publish and delivery. Default 0 (still asynchronous: after the current event). */
@@ -138,6 +140,13 @@ export class MemoryBroker {
       trustAll: opts.trustAll ?? false,
     };
     this.queuePick = clock.rng("memory-bus.queue-groups");
+    if (clock instanceof VirtualClock) {
+      this.post = clock.post.bind(clock);
+      this.postEvent = clock.postEvent.bind(clock);
+    } else {
+      this.post = (delayMs, fn) => clock.setTimer(delayMs, fn);
+      this.postEvent = (delayMs, ev) => clock.setTimer(delayMs, () => ev.fn());
+    }
   }
 
   connect(name = `conn-${this.nextConn}`): MemoryBus {
@@ -161,6 +170,8 @@ export class MemoryBroker {
   private matchCached(subject: string): { subs: Sub[]; plain: boolean } {
     let m = this.matchCache.get(subject);
     if (m === undefined) {
+      if (!isValidSubject(subject))
+        throw new SageError("SUBJECT", `invalid publish subject '${subject}'`, { subject });
       const subs = this.trie.match(subject);
       m = { subs, plain: subs.every((s) => s.queue === undefined) };
       if (this.matchCache.size > 50_000) this.matchCache.clear();
@@ -175,28 +186,38 @@ export class MemoryBroker {
   }
 
   route(subject: string, body: Body, reply: string | undefined): void {
-    this.published++;
-    const inbox = this.inboxes.get(subject);
-    if (inbox) {
-      this.inboxes.delete(subject);
-      this.later(() => {
-        inbox.timer.cancel();
-        (this.clock as { markAsync?: () => void }).markAsync?.();
-        inbox.resolve(this.inbound(subject, body, undefined));
-      });
-      return;
+    if (subject.charCodeAt(0) === 95 /* _INBOX. */) {
+      const inbox = this.inboxes.get(subject);
+      if (inbox) {
+        this.inboxes.delete(subject);
+        this.published++;
+        this.later(() => {
+          inbox.timer.cancel();
+          (this.clock as { markAsync?: () => void }).markAsync?.();
+          inbox.resolve(this.inbound(subject, body, undefined));
+        });
+        return;
+      }
     }
     const m = this.matchCached(subject);
+    this.published++;
     if (m.subs.length === 0) return;
     const targets = m.plain ? m.subs : this.selectTargets(m.subs);
-    this.later(() => {
-      for (const sub of targets) {
-        if (!sub.active) continue;
-        sub.received++;
-        this.delivered++;
-        this.invoke(sub, this.inbound(subject, body, reply));
-      }
-    });
+    // One delivery event and one message object, shared by every receiver (payloads are read-only).
+    this.postEvent(
+      this.options.deliveryDelayMs,
+      new Delivery(this, targets, this.inbound(subject, body, reply)),
+    );
+  }
+
+  /** Hand a message to its receivers (a Delivery event). */
+  deliver(targets: Sub[], msg: InboundMessage): void {
+    for (const sub of targets) {
+      if (!sub.active) continue;
+      sub.received++;
+      this.delivered++;
+      this.invoke(sub, msg);
+    }
   }
 
   private selectTargets(matches: Sub[]): Sub[] {
@@ -232,10 +253,13 @@ export class MemoryBroker {
   }
 
   later(fn: () => void): void {
-    const post = (this.clock as { post?: (delayMs: number, fn: () => void) => void }).post;
-    if (post) post.call(this.clock, this.options.deliveryDelayMs, fn);
-    else this.clock.setTimer(this.options.deliveryDelayMs, fn);
+    this.post(this.options.deliveryDelayMs, fn);
   }
+
+  /** The clock's fire-and-forget event (the virtual clock's `post`), else a timer. */
+  private readonly post: (delayMs: number, fn: () => unknown) => void;
+  /** The same for an event object (the virtual clock queues it as it is: no closure, no wrapper). */
+  private readonly postEvent: (delayMs: number, ev: TimedEvent) => void;
 
   inbound(subject: string, body: Body, reply: string | undefined): InboundMessage {
     return new MemoryInbound(this, subject, body, reply);
@@ -257,6 +281,7 @@ export class MemoryBroker {
 /** A delivered message; a class so that a delivery allocates one object, not a bag of closures. */
 class MemoryInbound implements InboundMessage {
   readonly trusted: boolean;
+  readonly value: unknown;
   constructor(
     private readonly broker: MemoryBroker,
     readonly subject: string,
@@ -264,6 +289,7 @@ class MemoryInbound implements InboundMessage {
     readonly reply: string | undefined,
   ) {
     this.trusted = body.trusted === true;
+    this.value = body.value;
   }
 
   data(): Result<unknown> {
@@ -275,6 +301,21 @@ class MemoryInbound implements InboundMessage {
     if (this.reply === undefined) return false;
     this.broker.route(this.reply, this.broker.body(data), undefined);
     return true;
+  }
+}
+
+/** A scheduled delivery of one message to its receivers: itself the clock's event (no closure, no wrapper). */
+class Delivery implements TimedEvent {
+  at = 0;
+  seq = 0;
+  cancelled = false;
+  constructor(
+    private readonly broker: MemoryBroker,
+    private readonly targets: Sub[],
+    private readonly msg: InboundMessage,
+  ) {}
+  fn(): void {
+    this.broker.deliver(this.targets, this.msg);
   }
 }
 
@@ -291,9 +332,10 @@ export class MemoryBus implements Bus {
     readonly name: string,
   ) {}
 
-  publish(subject: string, data: unknown, opts: { reply?: string; validated?: boolean } = {}): void {
-    this.checkPublish(subject);
-    this.broker.route(subject, this.broker.body(data, opts.validated), opts.reply);
+  publish(subject: string, data: unknown, opts?: { reply?: string; validated?: boolean }): void {
+    if (this.closed) throw new SageError("CLOSED", `publish on closed connection ${this.name}`, { subject });
+    // The subject's validity is checked when the broker first matches it (once per distinct subject).
+    this.broker.route(subject, this.broker.body(data, opts?.validated), opts?.reply);
   }
 
   publishRaw(subject: string, bytes: Uint8Array, opts: { reply?: string } = {}): void {

@@ -17,6 +17,8 @@ export interface InboundMessage {
    * so receivers may skip re-validation. Never set for bytes from the network.
    */
   readonly trusted?: boolean;
+  /** With `trusted`: the in-process value itself (what `data()` would return), read without a copy. */
+  readonly value?: unknown;
   /** The decoded payload; a DECODE/TOO_LARGE error value for garbage. Never throws. */
   data(): Result<unknown>;
   /** Answer a request; false when there is no reply subject. */

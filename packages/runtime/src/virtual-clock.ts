@@ -59,6 +59,13 @@ export class VirtualClock implements Clock {
     this.heap.push({ at: this.t + Math.max(0, Math.ceil(delayMs)), seq: this.seq++, fn, cancelled: false });
   }
 
+  /** Queue an event object as it is, `delayMs` from now (its `at` and `seq` are set here). */
+  postEvent(delayMs: number, ev: TimedEvent): void {
+    ev.at = this.t + Math.max(0, Math.ceil(delayMs));
+    ev.seq = this.seq++;
+    this.heap.push(ev);
+  }
+
   every(intervalMs: number, fn: () => void): Timer {
     if (!(intervalMs > 0)) throw new RangeError(`every(): interval must be > 0, got ${intervalMs}`);
     // One event object, re-queued after each tick: a periodic timer allocates nothing per tick.
