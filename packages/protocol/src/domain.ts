@@ -88,9 +88,20 @@ export function instanceLoad(
   r: LoadSignals,
   ttftMs: Readonly<Record<"iw-fast" | "iw-normal", number>> = DEFAULT_SLO_TTFT_MS,
 ): number {
-  let load = r.maxRunning
-    ? Math.max(r.kvUtilization, (r.running + r.waiting) / r.maxRunning)
-    : r.kvUtilization;
+  return instanceLoadWith(r, r.kvUtilization, r.waiting, ttftMs);
+}
+
+/**
+ * {@link instanceLoad} with the KV utilisation and queue length given apart (a router adds what it
+ * routed since the report), without building a new signals object on the routing hot path.
+ */
+export function instanceLoadWith(
+  r: LoadSignals,
+  kvUtilization: number,
+  waiting: number,
+  ttftMs: Readonly<Record<"iw-fast" | "iw-normal", number>> = DEFAULT_SLO_TTFT_MS,
+): number {
+  let load = r.maxRunning ? Math.max(kvUtilization, (r.running + waiting) / r.maxRunning) : kvUtilization;
   if (r.iwRps !== undefined && r.iwCapacityRps) load = Math.max(load, r.iwRps / r.iwCapacityRps);
   if (r.iwFastWaitMs) load = Math.max(load, r.iwFastWaitMs / ttftMs["iw-fast"]);
   if (r.iwNormalWaitMs) load = Math.max(load, r.iwNormalWaitMs / ttftMs["iw-normal"]);

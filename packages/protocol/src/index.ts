@@ -4,6 +4,7 @@ export * from "./codec.js";
 export * from "./docs.js";
 export * from "./domain.js";
 export * from "./errors.js";
+export * from "./keys.js";
 export * from "./message.js";
 export * from "./messages.js";
 export * from "./messages-control.js";

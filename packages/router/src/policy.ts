@@ -1,4 +1,4 @@
-import { type InstanceState, instanceLoad, type LoadSignals } from "@sageserve/protocol";
+import { type InstanceState, instanceLoadWith, type LoadSignals } from "@sageserve/protocol";
 
 /** What the router knows of one instance: its last load report plus what it routed there since. */
 export interface InstanceView extends LoadSignals {
@@ -45,17 +45,11 @@ export const DEFAULT_ROUTER_CONFIG: RouterConfig = {
  * whichever is fuller (protocol's instanceLoad).
  */
 export function estimatedUtilization(v: InstanceView): number {
-  return instanceLoad({
-    kvUtilization:
-      v.kvCapacityTokens > 0 ? v.kvUtilization + v.routedTokens / v.kvCapacityTokens : v.kvUtilization,
-    running: v.running,
-    waiting: v.waiting + v.routedRequests,
-    maxRunning: v.maxRunning,
-    iwFastWaitMs: v.iwFastWaitMs,
-    iwNormalWaitMs: v.iwNormalWaitMs,
-    iwRps: v.iwRps,
-    iwCapacityRps: v.iwCapacityRps,
-  });
+  return instanceLoadWith(
+    v,
+    v.kvCapacityTokens > 0 ? v.kvUtilization + v.routedTokens / v.kvCapacityTokens : v.kvUtilization,
+    v.waiting + v.routedRequests,
+  );
 }
 
 export function isRoutable(v: InstanceView, nowMs: number, cfg: RouterConfig): boolean {

@@ -4,6 +4,7 @@ import {
   Heartbeat,
   InferenceChunk,
   InferenceRequest,
+  KeyCache,
   LoadReport,
   NIW_STREAM,
   NiwJob,
@@ -130,8 +131,10 @@ export class RouterActor extends Actor {
     return Object.fromEntries(this.planRouting);
   }
 
+  private readonly keys = new KeyCache();
+
   private key(model: string, region: string, pool: string | undefined): string {
-    return `${model}|${region}|${pool ?? ""}`;
+    return this.keys.key3(model, region, pool ?? "");
   }
 
   private onLoad(r: Payload<typeof LoadReport>): void {
@@ -292,7 +295,7 @@ export class RouterActor extends Actor {
   }
 
   private countDemand(req: Route): void {
-    const k = `${req.model}|${req.originRegion}`;
+    const k = this.keys.key(req.model, req.originRegion);
     let d = this.demand.get(k);
     if (!d) {
       const z = () => ({ requests: 0, inputTokens: 0, outputTokens: 0 });
@@ -326,7 +329,8 @@ export class RouterActor extends Actor {
 
   /** The plan's routing fractions, when present, pick the region interactive work starts from. */
   private plannedRegion(model: string, origin: string): string {
-    const split = this.planRouting.get(`${model}|${origin}`);
+    if (this.planRouting.size === 0) return origin;
+    const split = this.planRouting.get(this.keys.key(model, origin));
     if (!split || split.length < 2) return split?.[0]?.to ?? origin;
     let u = this.pickRng.next();
     for (const s of split) {

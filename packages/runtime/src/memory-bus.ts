@@ -24,7 +24,7 @@ import type {
   Subscription,
 } from "./ports.js";
 import { SubjectTrie } from "./subject-trie.js";
-import { VirtualClock } from "./virtual-clock.js";
+import { eventPoster, VirtualClock } from "./virtual-clock.js";
 
 export interface MemoryBrokerOptions {
   /** Virtual delay between publish and delivery. Default 0 (still asynchronous: after the current event). */
@@ -140,13 +140,9 @@ export class MemoryBroker {
       trustAll: opts.trustAll ?? false,
     };
     this.queuePick = clock.rng("memory-bus.queue-groups");
-    if (clock instanceof VirtualClock) {
-      this.post = clock.post.bind(clock);
-      this.postEvent = clock.postEvent.bind(clock);
-    } else {
-      this.post = (delayMs, fn) => clock.setTimer(delayMs, fn);
-      this.postEvent = (delayMs, ev) => clock.setTimer(delayMs, () => ev.fn());
-    }
+    this.post =
+      clock instanceof VirtualClock ? clock.post.bind(clock) : (delayMs, fn) => clock.setTimer(delayMs, fn);
+    this.postEvent = eventPoster(clock);
   }
 
   connect(name = `conn-${this.nextConn}`): MemoryBus {

@@ -10,6 +10,18 @@ export interface VirtualClockOptions {
 }
 
 /**
+ * How to queue an event object on `clock`: the virtual clock's `postEvent` (the object is the heap
+ * entry: no closure, no timer handle), else a timer that runs it. The simulator's hot paths (message
+ * deliveries, engine wake-ups, trace arrivals) schedule this way.
+ */
+export function eventPoster(clock: Clock): (delayMs: number, ev: TimedEvent) => void {
+  if (clock instanceof VirtualClock) return clock.postEvent.bind(clock);
+  return (delayMs, ev) => {
+    clock.setTimer(delayMs, () => ev.fn());
+  };
+}
+
+/**
  * Discrete-event virtual clock: a priority queue of timed events, run in
  * (time, insertion) order with no real timers. After an event whose work
  * continues asynchronously (an async handler, a resolved request, a sleep) the

@@ -39,7 +39,8 @@ function batchPrefillMs(c: { prefill: Curve; batch: Curve }, p: number, b: numbe
  * batch size, KV capacity from the model's shape and the VM's memory.
  */
 export class PerformanceModel implements PromptTiming {
-  private readonly byKey = new Map<string, { prefill: Curve; batch: Curve; decode: Curve }>();
+  /** Curves by model, then GPU type (nested: the per-request lookups build no key string). */
+  private readonly byKey = new Map<string, Map<string, { prefill: Curve; batch: Curve; decode: Curve }>>();
 
   constructor(readonly table: ProfileTable) {
     for (const [modelId, m] of Object.entries(MODELS)) {
@@ -47,18 +48,19 @@ export class PerformanceModel implements PromptTiming {
         const p = table.profiles.find(
           (x) => x.profile === m.profile && x.hardware === g.hardware && x.tensorParallel === 8,
         );
-        if (p)
-          this.byKey.set(`${modelId}|${gpuId}`, {
-            prefill: p.prefillMs,
-            batch: p.prefillBatchFactor,
-            decode: p.decodeIterMs,
-          });
+        if (!p) continue;
+        let byGpu = this.byKey.get(modelId);
+        if (!byGpu) {
+          byGpu = new Map();
+          this.byKey.set(modelId, byGpu);
+        }
+        byGpu.set(gpuId, { prefill: p.prefillMs, batch: p.prefillBatchFactor, decode: p.decodeIterMs });
       }
     }
   }
 
   has(model: string, gpu: string): boolean {
-    return this.byKey.has(`${model}|${gpu}`);
+    return this.byKey.get(model)?.has(gpu) ?? false;
   }
 
   /** GPU types this model has a profile for. */
@@ -67,7 +69,7 @@ export class PerformanceModel implements PromptTiming {
   }
 
   private curves(model: string, gpu: string): { prefill: Curve; batch: Curve; decode: Curve } {
-    const c = this.byKey.get(`${model}|${gpu}`);
+    const c = this.byKey.get(model)?.get(gpu);
     if (c) return c;
     modelSpec(model);
     gpuSpec(gpu);

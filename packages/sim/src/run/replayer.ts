@@ -1,5 +1,5 @@
 import { RouteRequest } from "@sageserve/protocol";
-import { Actor, type ActorContext } from "@sageserve/runtime";
+import { Actor, type ActorContext, eventPoster, type TimedEvent } from "@sageserve/runtime";
 import type { SimRequest, Workload } from "../workload/types.js";
 
 /**
@@ -12,6 +12,7 @@ export class TraceReplayer extends Actor {
   exhausted = false;
   private readonly startMs: number;
   private readonly buffered: SimRequest[][];
+  private readonly postEvent = eventPoster(this.clock);
 
   constructor(
     ctx: ActorContext,
@@ -34,12 +35,20 @@ export class TraceReplayer extends Actor {
       return;
     }
     const last = batch.length - 1;
-    batch.forEach((r, i) => {
-      this.after(this.startMs + r.arrivalMs - this.clock.now(), () => {
-        this.send(r);
-        if (i === last) this.scheduleNext();
-      });
-    });
+    const now = this.clock.now();
+    for (let i = 0; i <= last; i++) {
+      const r = batch[i]!;
+      this.postEvent(this.startMs + r.arrivalMs - now, new Arrival(this, r, i === last));
+    }
+  }
+
+  /** One arrival: sends its request; the batch's last one pulls the next batch. */
+  arrive(r: SimRequest, last: boolean): void {
+    if (!this.isRunning) return;
+    this.send(r);
+    // A trace error in a later batch (a malformed or out-of-order line) propagates: the run fails
+    // with it, naming the line, instead of stopping the arrivals silently.
+    if (last) this.scheduleNext();
   }
 
   private send(r: SimRequest): void {
@@ -59,5 +68,20 @@ export class TraceReplayer extends Actor {
         stream: false,
       },
     );
+  }
+}
+
+/** A scheduled arrival: itself the clock's event (one object per request, no closure or timer handle). */
+class Arrival implements TimedEvent {
+  at = 0;
+  seq = 0;
+  cancelled = false;
+  constructor(
+    private readonly replayer: TraceReplayer,
+    private readonly r: SimRequest,
+    private readonly last: boolean,
+  ) {}
+  fn(): void {
+    this.replayer.arrive(this.r, this.last);
   }
 }

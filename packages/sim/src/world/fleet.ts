@@ -2,6 +2,7 @@ import {
   InferenceRequest,
   type InstanceState,
   InstanceTransition,
+  KeyCache,
   LoadReport,
   NodeCommand,
   type Payload,
@@ -9,7 +10,7 @@ import {
   RouteRequest,
   VmCommand,
 } from "@sageserve/protocol";
-import { Actor, type ActorContext } from "@sageserve/runtime";
+import { Actor, type ActorContext, eventPoster, type TimedEvent } from "@sageserve/runtime";
 import { gpuSpec } from "../catalog.js";
 import {
   type Completion,
@@ -148,6 +149,7 @@ export class SimFleet extends Actor {
   readonly tokensByTier = new Map<string, Record<string, number>>();
   /** GPU type of every instance ever created (kept after release: a late RequestDone still names it). */
   private readonly gpuByInstance = new Map<string, string>();
+  private readonly keys = new KeyCache();
 
   constructor(
     ctx: ActorContext,
@@ -350,13 +352,17 @@ export class SimFleet extends Actor {
       return;
     }
     vm.wakeAtMs = t;
-    const version = ++vm.wakeVersion;
-    this.clock.setTimer(t - this.clock.now(), () => {
-      if (vm.wakeVersion !== version) return;
-      vm.wakeAtMs = Number.POSITIVE_INFINITY;
-      this.stepVm(vm);
-    });
+    this.postEvent(t - this.clock.now(), new Wake(this, vm, ++vm.wakeVersion));
   }
+
+  /** A scheduled engine step of `vm`; a stale one (rescheduled since) does nothing. */
+  onWake(vm: Vm, version: number): void {
+    if (vm.wakeVersion !== version) return;
+    vm.wakeAtMs = Number.POSITIVE_INFINITY;
+    this.stepVm(vm);
+  }
+
+  private readonly postEvent = eventPoster(this.clock);
 
   private readonly done: Completion[] = [];
 
@@ -396,13 +402,13 @@ export class SimFleet extends Actor {
         preemptions: r.preemptions ?? 0,
         idlePrefillMs: this.opts.perf.prefillMs(vm.model, vm.gpu, r.inputTokens),
       });
-    const byTier = this.tokensByTier.get(`${vm.model}|${vm.region}`) ?? {
-      "iw-fast": 0,
-      "iw-normal": 0,
-      niw: 0,
-    };
+    const key = this.keys.key(vm.model, vm.region);
+    let byTier = this.tokensByTier.get(key);
+    if (byTier === undefined) {
+      byTier = { "iw-fast": 0, "iw-normal": 0, niw: 0 };
+      this.tokensByTier.set(key, byTier);
+    }
     byTier[r.tier] = (byTier[r.tier] ?? 0) + r.inputTokens + r.outputTokens;
-    this.tokensByTier.set(`${vm.model}|${vm.region}`, byTier);
     this.publish(
       RequestDone,
       { region: vm.region, model: vm.model },
@@ -636,5 +642,20 @@ export class SimFleet extends Actor {
       m.set(k, (m.get(k) ?? 0) + 1);
     }
     return m;
+  }
+}
+
+/** A scheduled engine wake-up: itself the clock's event (one object, no closure or timer handle). */
+class Wake implements TimedEvent {
+  at = 0;
+  seq = 0;
+  cancelled = false;
+  constructor(
+    private readonly fleet: SimFleet,
+    private readonly vm: Vm,
+    private readonly version: number,
+  ) {}
+  fn(): void {
+    this.fleet.onWake(this.vm, this.version);
   }
 }
