@@ -54,6 +54,21 @@ interface Sub {
   owner: MemoryBus;
 }
 
+interface DurableEntry {
+  seq: number;
+  subject: string;
+  body: Body;
+  holder: string | undefined;
+}
+
+interface Match {
+  subs: Sub[];
+  /** Every match receives (no queue group, or a single subscriber). */
+  plain: boolean;
+  broadcast: Sub[];
+  groups: Sub[][];
+}
+
 interface PendingRequest {
   resolve(m: InboundMessage): void;
   timer: { cancel(): void };
@@ -76,7 +91,8 @@ export class MemoryBroker {
   readonly durable = new Map<
     string,
     {
-      messages: { seq: number; subject: string; body: Body; holder: string | undefined }[];
+      /** By sequence number (a Map keeps insertion order: FIFO; an ack deletes in O(1)). */
+      messages: Map<number, DurableEntry>;
       consumers: Map<string, { filter: string; handler: (m: DurableMessage) => void; owner: MemoryBus }>;
       seq: number;
     }
@@ -85,19 +101,23 @@ export class MemoryBroker {
   durableStream(name: string) {
     let s = this.durable.get(name);
     if (!s) {
-      s = { messages: [], consumers: new Map(), seq: 0 };
+      s = { messages: new Map(), consumers: new Map(), seq: 0 };
       this.durable.set(name, s);
     }
     return s;
   }
 
-  /** Offer every unheld message to a consumer whose filter matches (FIFO by sequence). */
-  dispatchDurable(name: string): void {
+  /**
+   * Offer unheld messages to a consumer whose filter matches (FIFO by sequence): every one, or only
+   * `fresh` — a new message is the only one a publish can make deliverable, since every earlier
+   * unheld message already found no consumer that matches.
+   */
+  dispatchDurable(name: string, fresh?: DurableEntry): void {
     const s = this.durableStream(name);
-    for (const m of s.messages) {
+    for (const m of fresh ? [fresh] : s.messages.values()) {
       if (m.holder !== undefined) continue;
       for (const [cname, c] of s.consumers) {
-        if (!subjectMatches(c.filter, m.subject)) continue;
+        if (!this.filterMatches(c.filter, m.subject)) continue;
         m.holder = cname;
         const msg = m;
         this.later(() => {
@@ -107,8 +127,7 @@ export class MemoryBroker {
             subject: msg.subject,
             data: () => inbound.data(),
             ack: () => {
-              const i = s.messages.indexOf(msg);
-              if (i >= 0) s.messages.splice(i, 1);
+              s.messages.delete(msg.seq);
             },
             nak: (delayMs = 0) => {
               this.clock.setTimer(delayMs, () => {
@@ -125,6 +144,24 @@ export class MemoryBroker {
       }
     }
   }
+  /** Durable consumer filters against subjects (a few filters, a few subjects per model and region). */
+  private readonly filterCache = new Map<string, Map<string, boolean>>();
+
+  private filterMatches(filter: string, subject: string): boolean {
+    let byFilter = this.filterCache.get(filter);
+    if (byFilter === undefined) {
+      byFilter = new Map();
+      this.filterCache.set(filter, byFilter);
+    }
+    let ok = byFilter.get(subject);
+    if (ok === undefined) {
+      ok = subjectMatches(filter, subject);
+      if (byFilter.size > 10_000) byFilter.clear();
+      byFilter.set(subject, ok);
+    }
+    return ok;
+  }
+
   private readonly queuePick;
   private nextConn = 0;
   published = 0;
@@ -160,16 +197,30 @@ export class MemoryBroker {
   }
 
   /** Subjects repeat (a few per model, region and node), so matches are cached until a subscription changes. */
-  private readonly matchCache = new Map<string, { subs: Sub[]; plain: boolean }>();
+  private readonly matchCache = new Map<string, Match>();
 
   /** Matching subscriptions, and whether none of them is in a queue group (then all receive). */
-  private matchCached(subject: string): { subs: Sub[]; plain: boolean } {
+  private matchCached(subject: string): Match {
     let m = this.matchCache.get(subject);
     if (m === undefined) {
       if (!isValidSubject(subject))
         throw new SageError("SUBJECT", `invalid publish subject '${subject}'`, { subject });
       const subs = this.trie.match(subject);
-      m = { subs, plain: subs.every((s) => s.queue === undefined) };
+      const plain = subs.every((s) => s.queue === undefined);
+      // Queue groups in order of first appearance, each picked from per message.
+      const groups = new Map<string, Sub[]>();
+      for (const s of subs) {
+        if (s.queue === undefined) continue;
+        const g = groups.get(s.queue);
+        if (g) g.push(s);
+        else groups.set(s.queue, [s]);
+      }
+      m = {
+        subs,
+        plain: plain || subs.length === 1,
+        broadcast: subs.filter((s) => s.queue === undefined),
+        groups: [...groups.values()],
+      };
       if (this.matchCache.size > 50_000) this.matchCache.clear();
       this.matchCache.set(subject, m);
     }
@@ -198,7 +249,7 @@ export class MemoryBroker {
     const m = this.matchCached(subject);
     this.published++;
     if (m.subs.length === 0) return;
-    const targets = m.plain ? m.subs : this.selectTargets(m.subs);
+    const targets = m.plain ? m.subs : this.selectTargets(m);
     // One delivery event and one message object, shared by every receiver (payloads are read-only).
     this.postEvent(
       this.options.deliveryDelayMs,
@@ -216,20 +267,10 @@ export class MemoryBroker {
     }
   }
 
-  private selectTargets(matches: Sub[]): Sub[] {
-    if (matches.length === 1) return matches;
-    const out: Sub[] = [];
-    let groups: Map<string, Sub[]> | undefined;
-    for (const s of matches) {
-      if (s.queue === undefined) out.push(s);
-      else {
-        groups ??= new Map();
-        const g = groups.get(s.queue);
-        if (g) g.push(s);
-        else groups.set(s.queue, [s]);
-      }
-    }
-    if (groups) for (const members of groups.values()) out.push(this.queuePick.pick(members));
+  /** Every broadcast subscriber, and one member of each queue group (seeded pick). */
+  private selectTargets(m: Match): Sub[] {
+    const out = m.broadcast.slice();
+    for (const members of m.groups) out.push(this.queuePick.pick(members));
     return out;
   }
 
@@ -440,8 +481,9 @@ export class MemoryBus implements Bus {
   async durablePublish(stream: DurableStream, subject: string, data: unknown): Promise<void> {
     this.checkPublish(subject);
     const s = this.broker.durableStream(stream.name);
-    s.messages.push({ seq: s.seq++, subject, body: this.broker.body(data, true), holder: undefined });
-    this.broker.dispatchDurable(stream.name);
+    const entry: DurableEntry = { seq: s.seq++, subject, body: this.broker.body(data, true), holder: undefined };
+    s.messages.set(entry.seq, entry);
+    this.broker.dispatchDurable(stream.name, entry);
   }
 
   async durableConsume(
@@ -452,7 +494,7 @@ export class MemoryBus implements Bus {
   ): Promise<Subscription> {
     const s = this.broker.durableStream(stream.name);
     // A successor of a consumer that went away gets what its predecessor held but never acknowledged.
-    for (const m of s.messages) if (m.holder === consumer) m.holder = undefined;
+    for (const m of s.messages.values()) if (m.holder === consumer) m.holder = undefined;
     let received = 0;
     const counted = (m: DurableMessage): void => {
       received++;
