@@ -73,6 +73,7 @@ export abstract class Actor {
   readonly log: Logger;
   readonly identity: Required<Omit<ActorIdentity, "metadata">> & { metadata: Record<string, string> };
   private readonly validateOutgoing: boolean;
+  private readonly versionless: boolean;
   private service: ServiceHandle | undefined;
   /** Live timers, cancelled on stop; one-shot timers leave the set when they fire. */
   private readonly timers = new Set<Timer>();
@@ -102,6 +103,7 @@ export abstract class Actor {
     };
     this.log = (ctx.log ?? silentLogger).child({ actor: identity.id });
     this.validateOutgoing = ctx.validateOutgoing ?? true;
+    this.versionless = ctx.bus.versionless === true;
   }
 
   /** Declare handlers and timers here. */
@@ -200,12 +202,12 @@ export abstract class Actor {
     // The hot path of every simulated request: no intermediate objects, no closures.
     try {
       const subject = def.subject.build(params as Record<string, string>);
-      const wire = stampVersion(def, payload as object);
       if (this.validateOutgoing) {
+        const wire = stampVersion(def, payload as object);
         const checked = validatePayload(def, wire, subject);
         if (!checked.ok) return this.publishFailed(checked.error);
         this.bus.publish(subject, wire, VALIDATED);
-      } else this.bus.publish(subject, wire);
+      } else this.bus.publish(subject, this.versionless ? payload : stampVersion(def, payload as object));
       this.counters.published++;
       return OK;
     } catch (e) {

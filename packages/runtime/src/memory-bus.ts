@@ -359,6 +359,7 @@ class Delivery implements TimedEvent {
 /** One client connection to a MemoryBroker; implements the same Bus port as NatsBus. */
 export class MemoryBus implements Bus {
   readonly kind = "memory" as const;
+  readonly versionless: boolean;
   private readonly subs = new Set<Sub>();
   private readonly pending = new Map<string, (e: SageError) => void>();
   private nextInbox = 0;
@@ -367,7 +368,9 @@ export class MemoryBus implements Bus {
   constructor(
     readonly broker: MemoryBroker,
     readonly name: string,
-  ) {}
+  ) {
+    this.versionless = broker.options.codec === "none" && broker.options.trustAll;
+  }
 
   publish(subject: string, data: unknown, opts?: { reply?: string; validated?: boolean }): void {
     if (this.closed) throw new SageError("CLOSED", `publish on closed connection ${this.name}`, { subject });

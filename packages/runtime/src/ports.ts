@@ -101,6 +101,11 @@ export interface KvPutOptions {
 
 export interface Bus {
   readonly kind: "nats" | "memory";
+  /**
+   * Every receiver trusts what is published here as it is (the simulator's in-process bus without
+   * validation): actors skip the envelope version, which only a validating receiver reads.
+   */
+  readonly versionless?: boolean;
   /** `validated`: the caller checked the payload against its schema (lets in-process receivers trust it). */
   publish(subject: string, data: unknown, opts?: { reply?: string; validated?: boolean }): void;
   /** Publish already-encoded bytes (bridges, replay, fuzzing). */

@@ -33,15 +33,15 @@ export interface InstanceRequest {
   arrivalMs: number;
   inputTokens: number;
   outputTokens: number;
-  deadlineMs?: number;
+  deadlineMs?: number | undefined;
   /** When the instance received it (after the router's hold and the hop). */
-  receivedMs?: number;
+  receivedMs?: number | undefined;
   /** Set by the instance: first admission (its prefill started). */
-  admittedMs?: number;
+  admittedMs?: number | undefined;
   /** Set by the instance. */
-  firstTokenMs?: number;
+  firstTokenMs?: number | undefined;
   /** Set by the instance: times it was preempted (and recomputed). */
-  preemptions?: number;
+  preemptions?: number | undefined;
 }
 
 export interface Completion {
@@ -658,7 +658,11 @@ export class Instance {
         budget -= c;
       }
     }
-    this.stepSeqs = chunks.filter((s) => s.chunk > 0);
+    // Chunks a preemption emptied drop out of the step (in place: no second array per step).
+    let kept = 0;
+    for (const s of chunks) if (s.chunk > 0) chunks[kept++] = s;
+    chunks.length = kept;
+    this.stepSeqs = chunks;
     if (prefillTokens > 0) {
       const decodeMs = this.nDecoding > 0 ? this.timing.decodeIterMs(this.nDecoding) : 0;
       const g = (x: number) => this.timing.prefillMs(x, 1);

@@ -268,6 +268,7 @@ export class SimFleet extends Actor {
 
   private onInfer(r: Payload<typeof InferenceRequest>): void {
     const vm = this.byInstance.get(r.instanceId);
+    // Every field present from the start: one object shape through the engine's hot paths.
     const req: InstanceRequest = {
       receivedMs: this.clock.now(),
       id: r.requestId,
@@ -276,7 +277,10 @@ export class SimFleet extends Actor {
       arrivalMs: r.arrivalMs,
       inputTokens: r.inputTokens,
       outputTokens: Math.max(1, r.maxOutputTokens),
-      ...(r.deadlineMs === undefined ? {} : { deadlineMs: r.deadlineMs }),
+      deadlineMs: r.deadlineMs,
+      admittedMs: undefined,
+      firstTokenMs: undefined,
+      preemptions: undefined,
     };
     if (!vm || vm.state !== "serving" || vm.model !== r.model || !vm.instance) {
       this.reroute(req, r.model, r.originRegion);
