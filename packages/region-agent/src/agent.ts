@@ -6,6 +6,7 @@ import {
   InferenceRequest,
   type InstanceState,
   instanceLoad,
+  KeyCache,
   LoadReport,
   NIW_STREAM,
   NiwJob,
@@ -144,6 +145,7 @@ const ARRIVING: ReadonlySet<InstanceState> = new Set(["booting", "loading", "swa
  */
 export class RegionAgentActor extends Actor {
   private readonly instances = new Map<string, InstanceInfo>();
+  private readonly keys = new KeyCache();
   private readonly queues = new Map<string, NiwQueue>();
   /** Durable-queue handles of the jobs in `queues`, acknowledged when each is released. */
   private readonly held = new Map<string, DurableMessage>();
@@ -509,11 +511,25 @@ export class RegionAgentActor extends Actor {
 
   private onLoad(r: Payload<typeof LoadReport>): void {
     if (this.boots.delete(r.nodeId)) void this.saveBoots();
-    const ek = `${r.model}|${r.pool ?? ""}`;
+    const ek = this.keys.key(r.model, r.pool ?? "");
     if (r.running + r.waiting > 0 || !this.busyAtMs.has(ek)) this.busyAtMs.set(ek, this.clock.now());
     const cur = this.instances.get(r.instanceId);
     // A command we just issued is not undone by a report that predates it.
     if (cur && cur.atMs > r.atMs) return;
+    if (cur) {
+      // Updated in place: a report every few seconds per instance allocates nothing.
+      cur.nodeId = r.nodeId;
+      cur.gpuType = r.gpuType;
+      cur.model = r.model;
+      cur.pool = r.pool;
+      cur.state = r.state;
+      cur.kvUtilization = r.kvUtilization;
+      cur.load = instanceLoad(r);
+      cur.kvCapacityTokens = r.kvCapacityTokens ?? 1;
+      cur.atMs = r.atMs;
+      cur.releasedTokens = 0;
+      return;
+    }
     this.instances.set(r.instanceId, {
       instanceId: r.instanceId,
       nodeId: r.nodeId,
@@ -539,6 +555,7 @@ export class RegionAgentActor extends Actor {
   }
 
   snapshot(model: string, pool: string | undefined): EndpointSnapshot {
+    const ek = this.keys.key(model, pool ?? "");
     let used = 0;
     let cap = 0;
     let serving = 0;
@@ -559,10 +576,10 @@ export class RegionAgentActor extends Actor {
       serving,
       pending,
       utilization: cap > 0 ? Math.min(1, used / cap) : 1,
-      cooldownUntilMs: this.cooldownUntil.get(`${model}|${pool ?? ""}`) ?? 0,
-      sloMissRate: this.slo.get(`${model}|${pool ?? ""}`)?.missRate(this.clock.now()) ?? 0,
+      cooldownUntilMs: this.cooldownUntil.get(ek) ?? 0,
+      sloMissRate: this.slo.get(ek)?.missRate(this.clock.now()) ?? 0,
       wanted: this.wanted(model),
-      idleMs: this.clock.now() - (this.busyAtMs.get(`${model}|${pool ?? ""}`) ?? this.clock.now()),
+      idleMs: this.clock.now() - (this.busyAtMs.get(ek) ?? this.clock.now()),
     };
   }
 
