@@ -233,6 +233,12 @@ export class MemoryBroker {
   }
 
   route(subject: string, body: Body, reply: string | undefined): void {
+    this.routeMessage(new MemoryMessage(this, subject, body.bytes, body.value, body.trusted === true, reply));
+  }
+
+  /** Route a message object: it is also the delivery event, shared by every receiver (read-only). */
+  routeMessage(msg: MemoryMessage): void {
+    const subject = msg.subject;
     if (subject.charCodeAt(0) === 95 /* _INBOX. */) {
       const inbox = this.inboxes.get(subject);
       if (inbox) {
@@ -241,7 +247,7 @@ export class MemoryBroker {
         this.later(() => {
           inbox.timer.cancel();
           (this.clock as { markAsync?: () => void }).markAsync?.();
-          inbox.resolve(this.inbound(subject, body, undefined));
+          inbox.resolve(msg);
         });
         return;
       }
@@ -249,12 +255,8 @@ export class MemoryBroker {
     const m = this.matchCached(subject);
     this.published++;
     if (m.subs.length === 0) return;
-    const targets = m.plain ? m.subs : this.selectTargets(m);
-    // One delivery event and one message object, shared by every receiver (payloads are read-only).
-    this.postEvent(
-      this.options.deliveryDelayMs,
-      new Delivery(this, targets, this.inbound(subject, body, reply)),
-    );
+    msg.targets = m.plain ? m.subs : this.selectTargets(m);
+    this.postEvent(this.options.deliveryDelayMs, msg);
   }
 
   /** Hand a message to its receivers (a Delivery event). */
@@ -299,7 +301,7 @@ export class MemoryBroker {
   private readonly postEvent: (delayMs: number, ev: TimedEvent) => void;
 
   inbound(subject: string, body: Body, reply: string | undefined): InboundMessage {
-    return new MemoryInbound(this, subject, body, reply);
+    return new MemoryMessage(this, subject, body.bytes, body.value, body.trusted === true, reply);
   }
 
   body(data: unknown, validated = false): Body {
@@ -315,23 +317,31 @@ export class MemoryBroker {
   }
 }
 
-/** A delivered message; a class so that a delivery allocates one object, not a bag of closures. */
-class MemoryInbound implements InboundMessage {
-  readonly trusted: boolean;
-  readonly value: unknown;
+/**
+ * A message on the in-memory bus: what receivers read (InboundMessage) and, while it waits to be
+ * delivered, the clock's event itself — one object per publish, shared by every receiver.
+ */
+class MemoryMessage implements InboundMessage, TimedEvent {
+  at = 0;
+  seq = 0;
+  cancelled = false;
+  targets: Sub[] = NO_TARGETS;
   constructor(
     private readonly broker: MemoryBroker,
     readonly subject: string,
-    private readonly body: Body,
+    private readonly bytes: Uint8Array | undefined,
+    readonly value: unknown,
+    readonly trusted: boolean,
     readonly reply: string | undefined,
-  ) {
-    this.trusted = body.trusted === true;
-    this.value = body.value;
+  ) {}
+
+  fn(): void {
+    this.broker.deliver(this.targets, this);
   }
 
   data(): Result<unknown> {
-    if (this.body.bytes !== undefined) return decode(this.body.bytes, this.broker.options.maxPayloadBytes);
-    return { ok: true, value: this.body.value };
+    if (this.bytes !== undefined) return decode(this.bytes, this.broker.options.maxPayloadBytes);
+    return { ok: true, value: this.value };
   }
 
   respond(data: unknown): boolean {
@@ -341,20 +351,7 @@ class MemoryInbound implements InboundMessage {
   }
 }
 
-/** A scheduled delivery of one message to its receivers: itself the clock's event (no closure, no wrapper). */
-class Delivery implements TimedEvent {
-  at = 0;
-  seq = 0;
-  cancelled = false;
-  constructor(
-    private readonly broker: MemoryBroker,
-    private readonly targets: Sub[],
-    private readonly msg: InboundMessage,
-  ) {}
-  fn(): void {
-    this.broker.deliver(this.targets, this.msg);
-  }
-}
+const NO_TARGETS: Sub[] = [];
 
 /** One client connection to a MemoryBroker; implements the same Bus port as NatsBus. */
 export class MemoryBus implements Bus {
@@ -375,7 +372,12 @@ export class MemoryBus implements Bus {
   publish(subject: string, data: unknown, opts?: { reply?: string; validated?: boolean }): void {
     if (this.closed) throw new SageError("CLOSED", `publish on closed connection ${this.name}`, { subject });
     // The subject's validity is checked when the broker first matches it (once per distinct subject).
-    this.broker.route(subject, this.broker.body(data, opts?.validated), opts?.reply);
+    const b = this.broker;
+    if (b.options.codec === "none") {
+      // In-process: the value itself travels (no Body object in between).
+      const trusted = opts?.validated === true || b.options.trustAll;
+      b.routeMessage(new MemoryMessage(b, subject, undefined, data, trusted, opts?.reply));
+    } else b.route(subject, b.body(data, opts?.validated), opts?.reply);
   }
 
   publishRaw(subject: string, bytes: Uint8Array, opts: { reply?: string } = {}): void {
