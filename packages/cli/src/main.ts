@@ -172,7 +172,11 @@ const simOptions = (c: Command): Command =>
       "-c, --config <file.json>",
       "simulation settings: gpuTypes, timings, slo, regionAgent (docs/simulator.md)",
     )
-    .option("--no-validate", "skip per-message schema validation (faster; trusts the typed actor code)")
+    .option(
+      "--validate",
+      "check every message the actors exchange against its schema (slower; by default the simulator trusts what its own typed actors build — every live boundary always validates)",
+    )
+    .option("--no-validate", "trust the actors' own messages (the default)")
     .option("--no-progress", "no progress bar")
     .option("--json", "print a JSON summary");
 

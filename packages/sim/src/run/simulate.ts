@@ -88,6 +88,8 @@ export interface RunStats {
   wallTimeMs: number;
   simulatedRequestsPerWallSecond: number;
   events: number;
+  /** Highest V8 heap in use seen during the run (MB; sampled every 15 simulated minutes). */
+  peakHeapMb: number;
   /** Planner policies: wall-clock ILP solve times. */
   plannerSolveMs?: { mean: number; max: number; plans: number };
 }
@@ -412,13 +414,16 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
 
   const wall0 = performance.now();
   const step = 15 * 60_000;
-  const progress = () =>
+  let peakHeap = process.memoryUsage().heapUsed;
+  const progress = () => {
+    peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
     opts.onProgress?.({
       simulatedMs: clock.now() - START_MS,
       durationMs: workload.durationMs,
       generated: replayer.generated,
       finished: collector.finished,
     });
+  };
   while (!replayer.exhausted || clock.now() - START_MS < workload.durationMs) {
     await clock.advance(step);
     progress();
@@ -456,6 +461,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       wallTimeMs: Math.round(wallTimeMs),
       simulatedRequestsPerWallSecond: Math.round(replayer.generated / (wallTimeMs / 1000)),
       events: clock.executed,
+      peakHeapMb: Math.round(peakHeap / 2 ** 20),
       ...(planner && planner.history.length
         ? {
             plannerSolveMs: {
