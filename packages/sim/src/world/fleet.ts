@@ -37,6 +37,9 @@ export const DEFAULT_STEP_BUDGET_MS = 250;
 /** Sequences one instance runs at once (vLLM's max_num_seqs; reported as LoadReport.maxRunning). */
 export const DEFAULT_MAX_BATCH = DEFAULT_MAX_NUM_SEQS;
 
+/** Keep-alive interval of an idle instance's load reports (routers and agents go stale after 30 s). */
+export const IDLE_REPORT_MS = 20_000;
+
 export const DEFAULT_TIMINGS: FleetTimings = { spinUpMs: 155_000, reclaimMs: 65_000, swapMs: 150_000 };
 
 /** A request that missed its TTFT target, and where its time went (ms). */
@@ -124,6 +127,9 @@ export interface Vm {
   iwArrivals: number;
   iwRps: number;
   rateAtMs: number;
+  /** When the last load report went out, and the state it reported if the instance was idle then. */
+  reportedAtMs: number;
+  idleReport: InstanceState | undefined;
 }
 
 /**
@@ -170,7 +176,7 @@ export class SimFleet extends Actor {
     this.handle(NodeCommand, {}, (c, meta) => this.onCommand(c, meta.params.node ?? ""), { broadcast: true });
     this.handle(VmCommand, {}, (c, meta) => this.onVm(c, meta.params.region ?? ""), { broadcast: true });
     this.every(this.opts.loadReportMs ?? 5_000, () => {
-      for (const vm of this.vms.values()) this.report(vm);
+      for (const vm of this.vms.values()) this.report(vm, true);
     });
     this.t0 = this.clock.now();
     for (const o of this.opts.outages ?? [])
@@ -233,6 +239,8 @@ export class SimFleet extends Actor {
       iwArrivals: 0,
       iwRps: 0,
       rateAtMs: this.clock.now(),
+      reportedAtMs: Number.NEGATIVE_INFINITY,
+      idleReport: undefined,
     };
     this.vms.set(nodeId, vm);
     this.byInstance.set(vm.instanceId, vm);
@@ -584,9 +592,18 @@ export class SimFleet extends Actor {
     return { commandId: c.commandId, accepted: true, nodeId: vm.nodeId, etaMs: this.timings.spinUpMs };
   }
 
-  private report(vm: Vm): void {
+  /**
+   * Publish `vm`'s load report. A periodic report of an instance that is idle and was idle in the same
+   * state at its last report says nothing new: it is sent only as a keep-alive, every
+   * IDLE_REPORT_MS (well inside the 30 s after which routers and region agents treat a report as stale).
+   */
+  private report(vm: Vm, periodic = false): void {
     const inst = vm.instance;
     const now = this.clock.now();
+    const idle = (inst === undefined || inst.inFlight === 0) && (vm.iwRps === 0 || !this.opts.iwCapacityRps);
+    if (periodic && idle && vm.idleReport === vm.state && now - vm.reportedAtMs < IDLE_REPORT_MS) return;
+    vm.idleReport = idle ? vm.state : undefined;
+    vm.reportedAtMs = now;
     const iwCapacityRps = this.opts.iwCapacityRps?.(vm.model, vm.gpu);
     if (iwCapacityRps && now > vm.rateAtMs) {
       // Smoothed over ~30 s: a scaling signal, not a burst detector (the first-token waits see bursts).
