@@ -258,7 +258,8 @@ export abstract class Actor {
     payload: PayloadIn<D>,
   ): Result<void> {
     try {
-      const out = this.outgoing(def, params, payload, true);
+      // Checked unless every receiver trusts the bus as it is (the simulator without validation).
+      const out = this.outgoing(def, params, payload, this.validateOutgoing || !this.versionless);
       if (!out.ok) return this.publishFailed(out.error);
       this.counters.published++;
       this.bus.durablePublish(stream, out.value.subject, out.value.wire).catch((e: unknown) => {
