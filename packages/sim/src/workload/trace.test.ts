@@ -188,6 +188,19 @@ describe("streamed trace files", () => {
     expect(r.report.requests).toMatchObject({ generated: 4, failed: 1 });
   }, 60_000);
 
+  it("fails a run with the line named when a trace goes wrong after the first batches (not a silent stop)", async () => {
+    // 40 minutes of arrivals, then a line out of order at minute 35: the simulator has long started.
+    const lines = Array.from({ length: 2_400 }, (_, i) => jsonLine(i, i));
+    lines.splice(2_100, 0, jsonLine(9_999, 100));
+    const path = file("late-error.jsonl", lines.join("\n"));
+    const e = await runSimulation({ scenario: path, policy: "unified-reactive", seed: 1 }).then(
+      () => new Error("the run succeeded"),
+      (x: Error) => x,
+    );
+    expect(e).toBeInstanceOf(TraceError);
+    expect(e.message).toContain("late-error.jsonl:2101: arrival: out of order");
+  }, 60_000);
+
   it("gives the same report whether the trace is JSONL, CSV, or JSONL out of order within --sort-window", async () => {
     const n = 2_000;
     const reqs = Array.from(
