@@ -10,6 +10,17 @@ export interface TimedEvent {
   cancelled: boolean;
 }
 
+/**
+ * Base of an event object queued as it is (`VirtualClock.postEvent`): a subclass carries its own data
+ * and `fn`, so scheduling it allocates nothing else (no closure, no timer handle).
+ */
+export abstract class ClockEvent implements TimedEvent {
+  at = 0;
+  seq = 0;
+  cancelled = false;
+  abstract fn(): unknown;
+}
+
 export class EventHeap {
   private items: TimedEvent[] = [];
 

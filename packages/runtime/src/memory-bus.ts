@@ -7,7 +7,7 @@ import {
   SageError,
   subjectMatches,
 } from "@sageserve/protocol";
-import type { TimedEvent } from "./heap.js";
+import { ClockEvent, type TimedEvent } from "./heap.js";
 import type {
   Bus,
   Clock,
@@ -321,10 +321,7 @@ export class MemoryBroker {
  * A message on the in-memory bus: what receivers read (InboundMessage) and, while it waits to be
  * delivered, the clock's event itself — one object per publish, shared by every receiver.
  */
-class MemoryMessage implements InboundMessage, TimedEvent {
-  at = 0;
-  seq = 0;
-  cancelled = false;
+class MemoryMessage extends ClockEvent implements InboundMessage {
   targets: Sub[] = NO_TARGETS;
   constructor(
     private readonly broker: MemoryBroker,
@@ -333,7 +330,9 @@ class MemoryMessage implements InboundMessage, TimedEvent {
     readonly value: unknown,
     readonly trusted: boolean,
     readonly reply: string | undefined,
-  ) {}
+  ) {
+    super();
+  }
 
   fn(): void {
     this.broker.deliver(this.targets, this);
@@ -486,7 +485,12 @@ export class MemoryBus implements Bus {
   async durablePublish(stream: DurableStream, subject: string, data: unknown): Promise<void> {
     this.checkPublish(subject);
     const s = this.broker.durableStream(stream.name);
-    const entry: DurableEntry = { seq: s.seq++, subject, body: this.broker.body(data, true), holder: undefined };
+    const entry: DurableEntry = {
+      seq: s.seq++,
+      subject,
+      body: this.broker.body(data, true),
+      holder: undefined,
+    };
     s.messages.set(entry.seq, entry);
     this.broker.dispatchDurable(stream.name, entry);
   }

@@ -1,5 +1,5 @@
 import { RouteRequest } from "@sageserve/protocol";
-import { Actor, type ActorContext, eventPoster, type TimedEvent } from "@sageserve/runtime";
+import { Actor, type ActorContext, ClockEvent, eventPoster } from "@sageserve/runtime";
 import type { SimRequest, Workload } from "../workload/types.js";
 
 /**
@@ -72,15 +72,14 @@ export class TraceReplayer extends Actor {
 }
 
 /** A scheduled arrival: itself the clock's event (one object per request, no closure or timer handle). */
-class Arrival implements TimedEvent {
-  at = 0;
-  seq = 0;
-  cancelled = false;
+class Arrival extends ClockEvent {
   constructor(
     private readonly replayer: TraceReplayer,
     private readonly r: SimRequest,
     private readonly last: boolean,
-  ) {}
+  ) {
+    super();
+  }
   fn(): void {
     this.replayer.arrive(this.r, this.last);
   }

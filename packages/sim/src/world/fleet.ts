@@ -10,7 +10,7 @@ import {
   RouteRequest,
   VmCommand,
 } from "@sageserve/protocol";
-import { Actor, type ActorContext, eventPoster, type TimedEvent } from "@sageserve/runtime";
+import { Actor, type ActorContext, ClockEvent, eventPoster } from "@sageserve/runtime";
 import { gpuSpec } from "../catalog.js";
 import {
   type Completion,
@@ -667,15 +667,14 @@ export class SimFleet extends Actor {
 }
 
 /** A scheduled engine wake-up: itself the clock's event (one object, no closure or timer handle). */
-class Wake implements TimedEvent {
-  at = 0;
-  seq = 0;
-  cancelled = false;
+class Wake extends ClockEvent {
   constructor(
     private readonly fleet: SimFleet,
     private readonly vm: Vm,
     private readonly version: number,
-  ) {}
+  ) {
+    super();
+  }
   fn(): void {
     this.fleet.onWake(this.vm, this.version);
   }
