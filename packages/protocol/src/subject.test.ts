@@ -60,3 +60,15 @@ describe("NATS wildcard semantics", () => {
     expect(isValidSubject("")).toBe(false);
   });
 });
+
+describe("memoised subjects", () => {
+  it("builds the same subject as the template says for thousands of distinct values (the memo is bounded)", () => {
+    const t = subjectTemplate<"region" | "model" | "instance">("sage.load.{region}.{model}.{instance}");
+    for (let i = 0; i < 25_000; i++) {
+      const values = { region: `r${i % 7}`, model: `m.${i % 3}`, instance: `i${i}` };
+      expect(t.build(values)).toBe(`sage.load.r${i % 7}.m~2e${i % 3}.i${i}`);
+    }
+    expect(t.build({ region: "r1", model: "m.1", instance: "i1" })).toBe("sage.load.r1.m~2e1.i1");
+    expect(() => t.build({ region: "r1", model: "m" } as never)).toThrowError(/\{instance\}/);
+  });
+});
