@@ -93,6 +93,8 @@ export class GatewayFuzzer {
     const path = chat ? "/v1/chat/completions" : "/v1/completions";
     const tier = rng.next() < 0.1 ? "batch" : rng.pick(["fast", "normal"]);
     const base = this.validBody(chat);
+    // A batch request cannot be streamed (a typed 400): the valid batch request is not.
+    if (tier === "batch") delete base.stream;
     const mk = (family: string, body: unknown, extra: Partial<HttpCase> = {}): HttpCase => ({
       endpoint,
       family,

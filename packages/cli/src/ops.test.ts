@@ -5,6 +5,8 @@ import { type ClusterStatus, formatStatus } from "./ops.js";
 const tier = (over: Partial<TierSummary> = {}): TierSummary => ({
   completed: 0,
   failed: 0,
+  cancelled: 0,
+  rejected: 0,
   sloMet: 0,
   attainment: null,
   infeasible: 0,

@@ -5,6 +5,7 @@ import {
   emptySloCounts,
   Heartbeat,
   type InstanceState,
+  judgedForSlo,
   LoadReport,
   metSlo,
   PAID_STATES,
@@ -64,6 +65,9 @@ interface InstanceView {
 export interface TierSummary {
   completed: number;
   failed: number;
+  /** Cancelled by the client, and rejected by the engine as invalid: neither counts for the SLO. */
+  cancelled: number;
+  rejected: number;
   sloMet: number;
   /** sloMet / (completed + failed); null before the first request. */
   attainment: number | null;
@@ -144,7 +148,10 @@ export class DashboardActor extends Actor {
   private readonly gpusPerNode = new Map<string, number>();
   private readonly regions = new Map<string, Payload<typeof RegionStatus>>();
   private plan: Payload<typeof Plan> | null = null;
-  private readonly tiers = new Map<Tier, { completed: number; failed: number; slo: SloCounts }>();
+  private readonly tiers = new Map<
+    Tier,
+    { completed: number; failed: number; cancelled: number; rejected: number; slo: SloCounts }
+  >();
   /** GPU type of each instance seen in a load report (kept after it goes stale; bounded). */
   private readonly gpuByInstance = new Map<string, string>();
   private readonly beyondProfile = new Map<string, number>();
@@ -163,7 +170,7 @@ export class DashboardActor extends Actor {
     super(ctx, { role: "dashboard", id: "dashboard", description: "live cluster view over HTTP" });
     this.slo = { ...DEFAULT_SLO_TTFT_MS, ...opts.sloTtftMs };
     for (const t of TIERS) {
-      this.tiers.set(t, { completed: 0, failed: 0, slo: emptySloCounts() });
+      this.tiers.set(t, { completed: 0, failed: 0, cancelled: 0, rejected: 0, slo: emptySloCounts() });
       this.ttft.set(t, new Window(opts.latencyWindow ?? 2_000));
       this.tbt.set(t, new Window(opts.latencyWindow ?? 2_000));
     }
@@ -228,6 +235,12 @@ export class DashboardActor extends Actor {
 
   private onDone(d: Payload<typeof RequestDone>): void {
     const t = this.tiers.get(d.tier)!;
+    // Cancelled by the client or rejected as invalid: counted apart, not in SLO attainment.
+    if (!judgedForSlo(d)) {
+      if (d.outcome === "cancelled") t.cancelled++;
+      else t.rejected++;
+      return;
+    }
     const v = promptVerdict(
       this.opts.promptTiming,
       {
@@ -265,6 +278,8 @@ export class DashboardActor extends Actor {
     return {
       completed: t.completed,
       failed: t.failed,
+      cancelled: t.cancelled,
+      rejected: t.rejected,
       sloMet: t.slo.sloMet,
       infeasible: t.slo.infeasible,
       ...sloRates(t.slo),

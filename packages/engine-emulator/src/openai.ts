@@ -9,25 +9,57 @@ const Common = {
   stream_options: z.object({ include_usage: z.boolean().optional() }).partial().optional(),
   /** vLLM's scheduling priority: an integer, lower first, 0 when absent (`priorityTier`). */
   priority: z.number().int().optional(),
+  seed: z.number().int().nullish(),
+  stop: z.union([z.string(), z.array(z.string())]).nullish(),
 };
 
 export const CompletionBody = z.object({
   ...Common,
   prompt: z.union([z.string(), z.array(z.string()).min(1)]),
+  /** Completions: how many alternatives per token to report (0-5). */
+  logprobs: z.number().int().min(0).max(5).nullish(),
+});
+
+const Tool = z.object({
+  type: z.literal("function"),
+  function: z
+    .object({
+      name: z.string().min(1),
+      parameters: z
+        .object({
+          properties: z.record(z.string(), z.unknown()).optional(),
+          required: z.array(z.string()).optional(),
+        })
+        .passthrough()
+        .optional(),
+    })
+    .passthrough(),
 });
 
 export const ChatBody = z.object({
   ...Common,
   max_completion_tokens: z.number().int().positive().max(1_000_000).optional(),
+  tools: z.array(Tool).nullish(),
+  tool_choice: z
+    .union([
+      z.enum(["none", "auto", "required"]),
+      z.object({ type: z.literal("function"), function: z.object({ name: z.string() }) }),
+    ])
+    .nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
   messages: z
     .array(
       z.object({
         role: z.string(),
-        content: z.union([
-          z.string(),
-          z.array(z.object({ type: z.string(), text: z.string().optional() }).passthrough()),
-          z.null(),
-        ]),
+        // An assistant turn that called tools may have no content at all.
+        content: z
+          .union([
+            z.string(),
+            z.array(z.object({ type: z.string(), text: z.string().optional() }).passthrough()),
+            z.null(),
+          ])
+          .optional(),
       }),
     )
     .min(1),
@@ -104,4 +136,19 @@ const WORDS = [
 /** Deterministic filler text: token i of request `seed`. */
 export function tokenText(seed: number, i: number): string {
   return WORDS[(seed * 31 + i * 7) % WORDS.length]!;
+}
+
+/**
+ * The tool a chat request has the model call, if any: the function `tool_choice` names, else the first
+ * tool unless `tool_choice` is "none"; its argument is the first required (else first) parameter.
+ */
+export function chosenTool(body: z.output<typeof ChatBody>): { name: string; argument: string } | undefined {
+  const tools = body.tools ?? [];
+  const choice = body.tool_choice;
+  if (tools.length === 0 || choice === "none") return undefined;
+  const named = typeof choice === "object" && choice ? choice.function.name : undefined;
+  const tool = (named ? tools.find((t) => t.function.name === named) : undefined) ?? tools[0]!;
+  const params = tool.function.parameters;
+  const argument = params?.required?.[0] ?? Object.keys(params?.properties ?? {})[0] ?? "input";
+  return { name: tool.function.name, argument };
 }

@@ -10,13 +10,14 @@ import {
   ChatBody,
   CompletionBody,
   chatPromptTokens,
+  chosenTool,
   estimateTokens,
   type OpenAiError,
   openAiError,
   priorityTier,
   type SchedulingPolicy,
-  tokenText,
 } from "./openai.js";
+import { type Output, planOutput } from "./output.js";
 
 export interface EmulatorOptions {
   /** Model served (a model the performance model knows). */
@@ -264,63 +265,82 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
       );
       return;
     }
-    await generate(
-      res,
+    const id = `${chat ? "chatcmpl" : "cmpl"}-${randomUUID().replaceAll("-", "")}`;
+    const seed = body.seed ?? (Number.parseInt(id.slice(-6), 16) || 1);
+    const lp = chat
+      ? (body as z.output<typeof ChatBody>).logprobs
+        ? { top: (body as z.output<typeof ChatBody>).top_logprobs ?? 0 }
+        : undefined
+      : typeof (body as z.output<typeof CompletionBody>).logprobs === "number"
+        ? { top: (body as z.output<typeof CompletionBody>).logprobs! }
+        : undefined;
+    const output = planOutput({
       chat,
-      body.stream === true,
-      body.stream_options?.include_usage === true,
-      prompt,
       maxTokens,
-      priorityTier(body.priority, policy),
-    );
+      seed,
+      tool: chat ? chosenTool(body as z.output<typeof ChatBody>) : undefined,
+      stop: body.stop == null ? undefined : [body.stop].flat(),
+      logprobs: lp,
+    });
+    await generate(res, {
+      id,
+      chat,
+      stream: body.stream === true,
+      usageChunk: body.stream_options?.include_usage === true,
+      prompt,
+      output,
+      tier: priorityTier(body.priority, policy),
+    });
   }
 
   function generate(
     res: ServerResponse,
-    chat: boolean,
-    stream: boolean,
-    usageChunk: boolean,
-    prompt: number,
-    maxTokens: number,
-    tier: Tier,
+    g: {
+      id: string;
+      chat: boolean;
+      stream: boolean;
+      usageChunk: boolean;
+      prompt: number;
+      output: Output;
+      tier: Tier;
+    },
   ): Promise<void> {
-    const id = `${chat ? "chatcmpl" : "cmpl"}-${randomUUID().replaceAll("-", "")}`;
+    const { id, chat, stream, prompt, output } = g;
     const created = Math.floor(Date.now() / 1000);
     const object = chat ? (stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
-    const seed = Number.parseInt(id.slice(-6), 16) || 1;
-    let text = "";
     const usage = () => ({
       prompt_tokens: prompt,
-      completion_tokens: maxTokens,
-      total_tokens: prompt + maxTokens,
+      completion_tokens: output.tokens,
+      total_tokens: prompt + output.tokens,
     });
     return new Promise<void>((resolve) => {
       const req: EngineRequest = {
         id,
         promptTokens: prompt,
-        maxTokens,
-        tier,
+        // The engine runs the tokens this answer has: a tool call or a stop string ends it early.
+        maxTokens: output.tokens,
+        tier: g.tier,
         onToken(i) {
-          const t = tokenText(seed, i);
-          if (!stream) {
-            text += t;
-            return;
-          }
+          if (!stream) return;
           if (i === 0)
             res.writeHead(200, {
               "content-type": "text/event-stream",
               "cache-control": "no-cache",
               connection: "keep-alive",
             });
-          const last = i === maxTokens - 1;
-          const choice = chat
-            ? {
-                index: 0,
-                delta: i === 0 ? { role: "assistant", content: t } : { content: t },
-                logprobs: null,
-                finish_reason: last ? "length" : null,
-              }
-            : { index: 0, text: t, logprobs: null, finish_reason: last ? "length" : null };
+          const t = output.token(i);
+          const finish = i === output.tokens - 1 ? output.finish : null;
+          const logprobs = t.logprobs ?? null;
+          let choice: object;
+          if (!chat) choice = { index: 0, text: t.text, logprobs, finish_reason: finish };
+          else {
+            const delta: Record<string, unknown> = i === 0 ? { role: "assistant" } : {};
+            if (t.toolCalls) {
+              delta.content = null;
+              delta.tool_calls = t.toolCalls;
+            } else delta.content = t.text;
+            choice = { index: 0, delta, logprobs, finish_reason: finish };
+          }
           res.write(`data: ${JSON.stringify({ id, object, created, model: name, choices: [choice] })}\n\n`);
         },
         onDone(reason) {
@@ -330,33 +350,37 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
             return;
           }
           if (stream) {
-            if (usageChunk)
+            if (g.usageChunk)
               res.write(
                 `data: ${JSON.stringify({ id, object, created, model: name, choices: [], usage: usage() })}\n\n`,
               );
             res.end("data: [DONE]\n\n");
           } else {
+            const w = output.whole();
+            const logprobs = w.logprobs ?? null;
             const choice = chat
               ? {
                   index: 0,
-                  message: { role: "assistant", content: text },
-                  logprobs: null,
-                  finish_reason: "length",
+                  message: w.toolCalls
+                    ? { role: "assistant", content: null, tool_calls: w.toolCalls }
+                    : { role: "assistant", content: w.text },
+                  logprobs,
+                  finish_reason: output.finish,
                 }
-              : { index: 0, text, logprobs: null, finish_reason: "length" };
+              : { index: 0, text: w.text, logprobs, finish_reason: output.finish };
             json(res, 200, { id, object, created, model: name, choices: [choice], usage: usage() });
           }
           resolve();
         },
       };
       const ok = engine.submit(req);
-      if (ok) byTier.inc({ model_name: name, tier });
+      if (ok) byTier.inc({ model_name: name, tier: g.tier });
       if (!ok) {
         send(
           res,
           openAiError(
             400,
-            `request needs ${prompt + maxTokens} tokens of KV cache, more than this instance has`,
+            `request needs ${prompt + output.tokens} tokens of KV cache, more than this instance has`,
             "BadRequestError",
             "context_length_exceeded",
           ),

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { Heartbeat, RouteRequest, type Tier } from "@sageserve/protocol";
+import { Heartbeat, RequestCancel, RouteRequest, type Tier } from "@sageserve/protocol";
 import { Actor, type ActorContext, closeServer, listenUrl } from "@sageserve/runtime";
 import { Counter, Histogram, Registry } from "prom-client";
 import { type ApiKey, authenticate, RateLimiter } from "./auth.js";
@@ -41,6 +41,8 @@ export interface GatewayOptions {
 }
 
 const TIERS: Record<string, Tier> = { fast: "iw-fast", normal: "iw-normal", batch: "niw" };
+
+const modelCard = (id: string) => ({ id, object: "model", created: 0, owned_by: "sageserve" });
 
 /** Distinct unknown model names labelled in metrics before the rest count as "other". */
 const MAX_MODEL_LABELS = 100;
@@ -124,7 +126,23 @@ export class GatewayActor extends Actor {
     return closeServer(this.server);
   }
 
+  /**
+   * A request answered before it was relayed (a 4xx for the request itself, `/v1/models`): counted
+   * under model and tier "-", as neither is known yet or the request has none.
+   */
+  private countEarly(status: number, tier = "-"): number {
+    this.requests.inc({ model: "-", tier, status: String(status) });
+    return status;
+  }
+
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+    const r = await this.answer(req, res);
+    if (typeof r === "number") this.countEarly(r);
+    return r;
+  }
+
+  /** Answer one request; a number = answered here with that status (not relayed). */
+  private async answer(req: IncomingMessage, res: ServerResponse): Promise<number | undefined> {
     let path: string;
     try {
       path = new URL(req.url ?? "/", "http://x").pathname;
@@ -136,7 +154,8 @@ export class GatewayActor extends Actor {
         code: "invalid_url",
       });
     }
-    if (req.method === "GET" && path === "/health") return void res.writeHead(200).end();
+    // Probes and scrapes are not API requests: not counted.
+    if (req.method === "GET" && path === "/health") return void json(res, 200, { status: "ok" });
     if (req.method === "GET" && path === "/metrics") {
       res.writeHead(200, { "content-type": this.registry.contentType }).end(await this.registry.metrics());
       return;
@@ -161,14 +180,15 @@ export class GatewayActor extends Actor {
           type: "invalid_request_error",
           code: "job_not_found",
         });
-      return json(res, 200, BatchJobs.view(j));
+      json(res, 200, BatchJobs.view(j));
+      return 200;
     }
     if (req.method === "GET" && path === "/v1/models") {
-      return json(res, 200, {
-        object: "list",
-        data: this.opts.models.map((id) => ({ id, object: "model", created: 0, owned_by: "sageserve" })),
-      });
+      json(res, 200, { object: "list", data: this.opts.models.map(modelCard) });
+      return 200;
     }
+    const modelPath = /^\/v1\/models\/(.+)$/.exec(path);
+    if (modelPath) return this.retrieveModel(req, res, modelPath[1]!);
     const chat = path === "/v1/chat/completions";
     const allowed = job ? "GET" : ROUTES[path];
     if (allowed !== undefined && req.method !== allowed) {
@@ -217,6 +237,17 @@ export class GatewayActor extends Actor {
     const problem = checkBody(body.value, chat);
     if (problem) return fail(res, problem);
     const request = readRequest(body.value, chat, this.opts.defaultMaxTokens ?? 256);
+    if (tier === "niw" && request.stream)
+      // A batch request is answered later (202 + a job): a stream would end empty, which the SDKs take
+      // for a complete answer.
+      return fail(res, {
+        status: 400,
+        message:
+          "batch requests (x-sage-tier: batch) cannot be streamed: send stream: false and poll the job",
+        type: "invalid_request_error",
+        code: "stream_not_supported",
+        param: "stream",
+      });
     await relay(this.relayPorts(request.model, tierName), this.relaySettings, res, {
       req: request,
       body: body.value,
@@ -261,6 +292,13 @@ export class GatewayActor extends Actor {
       clock: this.clock,
       log: this.log,
       subscribe: (subject, handler) => this.bus.subscribe(subject, handler),
+      cancel: (requestId) => {
+        this.publish(
+          RequestCancel,
+          { request: requestId },
+          { requestId, reason: "client-closed", atMs: this.clock.now() },
+        );
+      },
       route: (payload) =>
         this.request(
           RouteRequest,
@@ -278,6 +316,35 @@ export class GatewayActor extends Actor {
       observeTtft: (s) => this.ttft.observe({ model, tier: tierName }, s),
       observeTbt: (s) => this.tbt.observe({ model, tier: tierName }, s),
     };
+  }
+
+  /** `GET /v1/models/{id}`: the model's card, or 404 model_not_found. */
+  private retrieveModel(req: IncomingMessage, res: ServerResponse, raw: string): number {
+    if (req.method !== "GET") {
+      res.setHeader("allow", "GET");
+      return fail(res, {
+        status: 405,
+        message: `${req.method} is not allowed on /v1/models/{id} (allowed: GET)`,
+        type: "invalid_request_error",
+        code: "method_not_allowed",
+      });
+    }
+    let id: string | undefined;
+    try {
+      id = decodeURIComponent(raw);
+    } catch {
+      // malformed percent-encoding: no such model
+    }
+    if (id === undefined || !this.opts.models.includes(id))
+      return fail(res, {
+        status: 404,
+        message: `The model \`${id ?? raw}\` does not exist.`,
+        type: "invalid_request_error",
+        code: "model_not_found",
+        param: "model",
+      });
+    json(res, 200, modelCard(id));
+    return 200;
   }
 
   /**

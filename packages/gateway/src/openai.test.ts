@@ -1,9 +1,13 @@
 import { describe, expect, it } from "vitest";
 import {
+  collect,
   completion,
+  emptyCollected,
   errorEvent,
   estimateTokens,
   finishChunk,
+  mergeLogprobs,
+  mergeToolCalls,
   readRequest,
   responseMeta,
   sse,
@@ -75,14 +79,53 @@ describe("OpenAI translation", () => {
   const meta = { id: "chatcmpl-1", object: "chat.completion.chunk", created: 1, model: "m" };
 
   it("puts the assistant role on the first chat delta only", () => {
-    expect(tokenChunk(meta, true, "Hel", true)).toEqual({
+    expect(tokenChunk(meta, true, { text: "Hel" }, true)).toEqual({
       ...meta,
       choices: [{ index: 0, delta: { role: "assistant", content: "Hel" }, finish_reason: null }],
     });
-    expect(tokenChunk(meta, true, "lo", false)).toMatchObject({ choices: [{ delta: { content: "lo" } }] });
-    expect(tokenChunk(meta, false, "x", true)).toMatchObject({
+    expect(tokenChunk(meta, true, { text: "lo" }, false)).toMatchObject({
+      choices: [{ delta: { content: "lo" } }],
+    });
+    expect(tokenChunk(meta, false, { text: "x" }, true)).toMatchObject({
       choices: [{ index: 0, text: "x", finish_reason: null }],
     });
+  });
+
+  it("relays tool-call deltas with null content, and log probabilities on the choice", () => {
+    const call = [{ index: 0, id: "call_1", type: "function", function: { name: "f", arguments: "" } }];
+    expect(tokenChunk(meta, true, { text: "", toolCalls: call }, true)).toMatchObject({
+      choices: [{ delta: { role: "assistant", content: null, tool_calls: call } }],
+    });
+    const lp = { tokens: [" a"], token_logprobs: [-0.1] };
+    expect(tokenChunk(meta, false, { text: " a", logprobs: lp }, false)).toMatchObject({
+      choices: [{ text: " a", logprobs: lp }],
+    });
+  });
+
+  it("merges tool-call deltas into whole calls by index, as the SDKs do", () => {
+    let calls = mergeToolCalls(
+      [],
+      [{ index: 0, id: "c1", type: "function", function: { name: "get", arguments: "" } }],
+    );
+    calls = mergeToolCalls(calls, [{ index: 0, function: { arguments: '{"q":' } }]);
+    calls = mergeToolCalls(calls, [
+      { index: 0, function: { arguments: '"x"}' } },
+      { index: 1, id: "c2", type: "function", function: { name: "put", arguments: "{}" } },
+    ]);
+    expect(calls).toEqual([
+      { index: 0, id: "c1", type: "function", function: { name: "get", arguments: '{"q":"x"}' } },
+      { index: 1, id: "c2", type: "function", function: { name: "put", arguments: "{}" } },
+    ]);
+  });
+
+  it("concatenates log probabilities chunk by chunk", () => {
+    const a = { content: [{ token: "a", logprob: -1 }] };
+    const b = { content: [{ token: "b", logprob: -2 }] };
+    expect(mergeLogprobs(mergeLogprobs(undefined, a), b)).toEqual({ content: [...a.content, ...b.content] });
+    let out = emptyCollected();
+    out = collect(out, { text: "x", logprobs: a });
+    out = collect(out, { text: "y", logprobs: b });
+    expect(out).toEqual({ text: "xy", toolCalls: [], logprobs: { content: [...a.content, ...b.content] } });
   });
 
   it("ends a stream with the finish reason, then a usage chunk with no choices, as SSE events", () => {
@@ -98,12 +141,28 @@ describe("OpenAI translation", () => {
   });
 
   it("answers a non-streamed request with the message or text, finish reason and usage", () => {
-    expect(completion(meta, true, "hi", "stop", usage(1, 1))).toMatchObject({
-      choices: [{ message: { role: "assistant", content: "hi" }, finish_reason: "stop" }],
+    const hi = { ...emptyCollected(), text: "hi" };
+    expect(completion(meta, true, hi, "stop", usage(1, 1))).toMatchObject({
+      choices: [{ message: { role: "assistant", content: "hi" }, logprobs: null, finish_reason: "stop" }],
       usage: { total_tokens: 2 },
     });
-    expect(completion(meta, false, "hi", "length", usage(1, 1))).toMatchObject({
+    expect(completion(meta, false, hi, "length", usage(1, 1))).toMatchObject({
       choices: [{ text: "hi", finish_reason: "length" }],
+    });
+    const call = { index: 0, id: "c1", type: "function", function: { name: "f", arguments: "{}" } };
+    expect(
+      completion(meta, true, { ...emptyCollected(), toolCalls: [call] }, "tool_calls", usage(1, 2)),
+    ).toMatchObject({
+      choices: [
+        {
+          message: {
+            role: "assistant",
+            content: null,
+            tool_calls: [{ id: "c1", type: "function", function: call.function }],
+          },
+          finish_reason: "tool_calls",
+        },
+      ],
     });
   });
 

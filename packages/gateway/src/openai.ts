@@ -82,16 +82,85 @@ export function sse(data: unknown): string {
   return `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
 }
 
-/** A token's chunk; the first of a chat stream carries the assistant role. */
-export function tokenChunk(meta: ResponseMeta, chat: boolean, text: string, first: boolean): object {
-  const choice = chat
-    ? {
-        index: 0,
-        delta: first ? { role: "assistant", content: text } : { content: text },
-        finish_reason: null,
-      }
-    : { index: 0, text, finish_reason: null };
-  return { ...meta, choices: [choice] };
+/** What one node chunk carries for the client. */
+export interface Piece {
+  text: string;
+  toolCalls?: Record<string, unknown>[] | undefined;
+  logprobs?: Record<string, unknown> | undefined;
+}
+
+/** A token's chunk; the first of a chat stream carries the assistant role. Tool calls and logprobs as the engine sent them. */
+export function tokenChunk(meta: ResponseMeta, chat: boolean, p: Piece, first: boolean): object {
+  const extra = p.logprobs ? { logprobs: p.logprobs } : {};
+  if (!chat) return { ...meta, choices: [{ index: 0, text: p.text, ...extra, finish_reason: null }] };
+  const delta: Record<string, unknown> = first ? { role: "assistant" } : {};
+  if (p.toolCalls) {
+    delta.content = p.text || null;
+    delta.tool_calls = p.toolCalls;
+  } else delta.content = p.text;
+  return { ...meta, choices: [{ index: 0, delta, ...extra, finish_reason: null }] };
+}
+
+/** A whole answer collected from its chunks (a request not streamed). */
+export interface Collected {
+  text: string;
+  toolCalls: Record<string, unknown>[];
+  logprobs: Record<string, unknown> | undefined;
+}
+
+export function emptyCollected(): Collected {
+  return { text: "", toolCalls: [], logprobs: undefined };
+}
+
+/** Add one chunk's piece to a collected answer. */
+export function collect(acc: Collected, p: Piece): Collected {
+  return {
+    text: acc.text + p.text,
+    toolCalls: p.toolCalls ? mergeToolCalls(acc.toolCalls, p.toolCalls) : acc.toolCalls,
+    logprobs: p.logprobs ? mergeLogprobs(acc.logprobs, p.logprobs) : acc.logprobs,
+  };
+}
+
+/**
+ * Tool-call deltas merged into whole calls, as the SDKs do: by `index`, the first delta brings the
+ * id, type and function name, later ones append to `function.arguments`.
+ */
+export function mergeToolCalls(
+  calls: Record<string, unknown>[],
+  deltas: Record<string, unknown>[],
+): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = calls.map((c) => ({
+    ...c,
+    function: { ...(c.function as object) },
+  }));
+  for (const d of deltas) {
+    const index = typeof d.index === "number" ? d.index : out.length;
+    const fn = (d.function ?? {}) as { name?: unknown; arguments?: unknown };
+    let call = out.find((c) => c.index === index);
+    if (!call) {
+      call = { index, id: d.id, type: d.type ?? "function", function: { name: fn.name, arguments: "" } };
+      out.push(call);
+    }
+    const f = call.function as { name?: unknown; arguments: string };
+    if (typeof d.id === "string") call.id = d.id;
+    if (typeof fn.name === "string") f.name = fn.name;
+    if (typeof fn.arguments === "string") f.arguments += fn.arguments;
+  }
+  return out;
+}
+
+/** Log probabilities of consecutive chunks as one: arrays under the same key are concatenated. */
+export function mergeLogprobs(
+  acc: Record<string, unknown> | undefined,
+  next: Record<string, unknown>,
+): Record<string, unknown> {
+  if (!acc) return { ...next };
+  const out: Record<string, unknown> = { ...acc };
+  for (const [k, v] of Object.entries(next)) {
+    const prev = out[k];
+    out[k] = Array.isArray(prev) && Array.isArray(v) ? [...prev, ...v] : v;
+  }
+  return out;
 }
 
 /** The chunk that ends a stream's choice with its finish reason. */
@@ -111,14 +180,21 @@ export function usageChunk(meta: ResponseMeta, u: Usage): object {
 export function completion(
   meta: ResponseMeta,
   chat: boolean,
-  text: string,
+  out: Collected,
   finish: string,
   u: Usage,
 ): object {
-  const choice = chat
-    ? { index: 0, message: { role: "assistant", content: text }, finish_reason: finish }
-    : { index: 0, text, finish_reason: finish };
-  return { ...meta, choices: [choice], usage: u };
+  const logprobs = { logprobs: out.logprobs ?? null };
+  if (!chat)
+    return { ...meta, choices: [{ index: 0, text: out.text, ...logprobs, finish_reason: finish }], usage: u };
+  const message = out.toolCalls.length
+    ? {
+        role: "assistant",
+        content: out.text || null,
+        tool_calls: out.toolCalls.map(({ index: _index, ...call }) => call),
+      }
+    : { role: "assistant", content: out.text };
+  return { ...meta, choices: [{ index: 0, message, ...logprobs, finish_reason: finish }], usage: u };
 }
 
 /**

@@ -8,10 +8,12 @@ import {
   LoadReport,
   NodeCommand,
   type Payload,
+  RequestCancel,
   RequestDone,
   SageError,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, killWithParent } from "@sageserve/runtime";
+import { type FinishReason, readEngineEvent } from "./engine-stream.js";
 import { type EngineKind, type EngineLoad, engineLoad, parsePrometheus } from "./metrics.js";
 import { compilePriority, type EnginePriority, type EnginePrioritySetting, engineCall } from "./priority.js";
 
@@ -79,6 +81,13 @@ export class NodeAgentActor extends Actor {
   private engineGen = 0;
   private replacingEngine = false;
   private readonly streams = new Set<Promise<void>>();
+  /** The engine request of each request in flight, to abort when its client goes away. */
+  private readonly engineCalls = new Map<string, AbortController>();
+  /**
+   * Requests cancelled lately (id → when): a cancel can overtake its InferenceRequest (the gateway
+   * publishes it straight here, the request comes through the router), so it is remembered a while.
+   */
+  private readonly cancelled = new Map<string, number>();
   /** The priority each request carries to the engine (undefined: none). */
   private readonly priority: EnginePriority | undefined;
   readonly instanceId: string;
@@ -120,6 +129,7 @@ export class NodeAgentActor extends Actor {
     const node = this.opts.nodeId;
     this.handle(InferenceRequest, { node }, (r) => this.infer(r));
     this.handle(NodeCommand, { node }, (c) => this.command(c));
+    this.on(RequestCancel, {}, (c) => this.cancel(c.requestId), { broadcast: true });
     if (this.opts.engine.command) this.startEngine(this.model);
     this.every(this.opts.loadReportMs ?? 2_000, () => this.poll());
     this.every(this.opts.heartbeatMs ?? 5_000, () => this.heartbeat());
@@ -362,6 +372,17 @@ export class NodeAgentActor extends Actor {
 
   // ------------------------------------------------------------ inference
 
+  /** The client went away: abort the engine request (the engine frees its KV cache) or refuse it later. */
+  private cancel(requestId: string): void {
+    const now = this.clock.now();
+    for (const [id, at] of this.cancelled) {
+      if (now - at < CANCEL_MEMORY_MS) break;
+      this.cancelled.delete(id);
+    }
+    this.cancelled.set(requestId, now);
+    this.engineCalls.get(requestId)?.abort();
+  }
+
   private infer(r: Payload<typeof InferenceRequest>) {
     if (this.state !== "serving")
       return new SageError("NO_CAPACITY", `instance ${this.instanceId} is ${this.state}`);
@@ -384,18 +405,32 @@ export class NodeAgentActor extends Actor {
   /** Forward to the engine with streaming on, and relay every token as an InferenceChunk. */
   private async stream(r: Payload<typeof InferenceRequest>): Promise<void> {
     const call = engineCall(r, this.model, this.priority);
+    // Ask the engines that count for their usage: prompt tokens as the engine's tokenizer sees them.
+    if (USAGE_ENGINES.has(this.opts.engine.kind)) {
+      const asked = call.body.stream_options;
+      call.body.stream_options = {
+        ...(typeof asked === "object" && asked ? asked : {}),
+        include_usage: true,
+      };
+    }
     const started = this.clock.now();
+    const abort = new AbortController();
+    this.engineCalls.set(r.requestId, abort);
+    if (this.cancelled.has(r.requestId)) abort.abort();
     this.awaitingFirst.set(r.requestId, { tier: r.tier, sinceMs: started });
     let seq = 0;
     let firstAt: number | undefined;
     let tokens = 0;
     const chunk = (p: Omit<Payload<typeof InferenceChunk>, "requestId" | "seq">) =>
       this.publish(InferenceChunk, { request: r.requestId }, { requestId: r.requestId, seq: seq++, ...p });
+    let usage: { promptTokens: number; completionTokens: number } | undefined;
     try {
+      if (abort.signal.aborted) throw abort.signal.reason;
       const res = await fetchOnce(`${this.opts.engine.url}${call.path}`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(call.body),
+        signal: abort.signal,
       });
       if (!res.ok || !res.body) {
         const text = await res.text().catch(() => "");
@@ -407,62 +442,68 @@ export class NodeAgentActor extends Actor {
       }
       const decoder = new TextDecoder();
       let buf = "";
-      let finish: "stop" | "length" | undefined;
+      let finish: FinishReason | undefined;
       for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
         buf += decoder.decode(part, { stream: true });
         for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
           const event = buf.slice(0, i);
           buf = buf.slice(i + 2);
           if (!event.startsWith("data: ")) continue;
-          const data = event.slice(6);
-          if (data === "[DONE]") continue;
-          const j = JSON.parse(data) as {
-            choices?: { text?: string; delta?: { content?: string }; finish_reason?: string | null }[];
-          };
-          const c = j.choices?.[0];
-          if (!c) continue;
-          const text = c.text ?? c.delta?.content ?? "";
+          const e = readEngineEvent(event.slice(6));
+          if (!e) continue;
+          if (e.usage) usage = e.usage;
+          if (!e.token) continue;
           if (firstAt === undefined) {
             firstAt = this.clock.now();
             this.awaitingFirst.delete(r.requestId);
           }
           tokens++;
-          if (c.finish_reason === "stop" || c.finish_reason === "length") finish = c.finish_reason;
-          chunk({ text, tokens: 1, done: false });
+          if (e.finish) finish = e.finish;
+          chunk({
+            text: e.text,
+            tokens: 1,
+            done: false,
+            ...(e.toolCalls ? { toolCalls: e.toolCalls } : {}),
+            ...(e.logprobs ? { logprobs: e.logprobs } : {}),
+          });
         }
       }
-      chunk({ tokens: 0, done: true, finishReason: finish ?? "stop" });
-      this.awaitingFirst.delete(r.requestId);
-      this.done(r, "ok", started, firstAt, tokens);
+      chunk({ tokens: 0, done: true, finishReason: finish ?? "stop", ...(usage ? { usage } : {}) });
+      this.done(r, "ok", started, firstAt, tokens, usage);
     } catch (e) {
       this.awaitingFirst.delete(r.requestId);
+      if (abort.signal.aborted) {
+        // The client went away: the engine request is aborted (its KV freed); nobody waits for more.
+        chunk({ tokens: 0, done: true, finishReason: "cancelled" });
+        this.done(r, "cancelled", started, firstAt, tokens, usage);
+        return;
+      }
       // Before the first token the router may retry elsewhere; after it, the client sees an error finish.
       const err =
-        e instanceof SageError ? e : new SageError("REMOTE", `engine connection failed: ${String(e)}`);
+        e instanceof SageError ? e : new SageError("REMOTE", `engine connection failed: ${describeError(e)}`);
+      const invalid = err.code === "INVALID_REQUEST";
       chunk({
         tokens: 0,
         done: true,
         finishReason: "error",
         error: {
-          code:
-            err.code === "INVALID_REQUEST"
-              ? "INVALID_REQUEST"
-              : firstAt === undefined
-                ? "ENGINE_UNAVAILABLE"
-                : "ENGINE_FAILED",
+          code: invalid ? "INVALID_REQUEST" : firstAt === undefined ? "ENGINE_UNAVAILABLE" : "ENGINE_FAILED",
           message: err.message,
         },
       });
-      this.done(r, "failed", started, firstAt, tokens);
+      this.done(r, invalid ? "rejected" : "failed", started, firstAt, tokens, usage);
+    } finally {
+      this.engineCalls.delete(r.requestId);
     }
   }
 
   private done(
     r: Payload<typeof InferenceRequest>,
-    outcome: "ok" | "failed",
+    outcome: "ok" | "failed" | "cancelled" | "rejected",
     started: number,
     firstAt: number | undefined,
     tokens: number,
+    usage: { promptTokens: number } | undefined,
   ): void {
     const end = this.clock.now();
     const first = firstAt ?? end;
@@ -476,7 +517,8 @@ export class NodeAgentActor extends Actor {
         region: this.opts.region,
         instanceId: this.instanceId,
         outcome,
-        inputTokens: r.inputTokens,
+        // The engine's count when it gave one (the router's was an estimate from the text).
+        inputTokens: usage?.promptTokens || r.inputTokens,
         outputTokens: tokens,
         arrivalMs: r.arrivalMs,
         ttftMs: Math.max(0, first - r.arrivalMs),
@@ -486,6 +528,24 @@ export class NodeAgentActor extends Actor {
       },
     );
   }
+}
+
+/** Engine kinds whose OpenAI server honours `stream_options.include_usage`. */
+const USAGE_ENGINES = new Set<EngineKind>(["vllm", "sglang"]);
+
+/** How long a cancel is remembered for a request that has not arrived yet. */
+const CANCEL_MEMORY_MS = 60_000;
+
+/**
+ * An error as one line: undici's "TypeError: terminated" says nothing, its cause (the socket closed,
+ * the engine reset the connection) does.
+ */
+function describeError(e: unknown): string {
+  const cause = (e as { cause?: unknown } | undefined)?.cause;
+  const msg = e instanceof Error ? e.message : String(e);
+  if (msg === "terminated" || msg === "fetch failed")
+    return cause instanceof Error ? `engine connection lost (${cause.message})` : "engine connection lost";
+  return msg;
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   InferenceRequest,
   InstanceTransition,
   LoadReport,
+  RequestCancel,
   RequestDone,
   RouteRequest,
 } from "./messages.js";
@@ -25,6 +26,7 @@ export const MESSAGES: readonly MessageDef[] = [
   RouteRequest,
   InferenceRequest,
   InferenceChunk,
+  RequestCancel,
   RequestDone,
   LoadReport,
   Heartbeat,

@@ -101,13 +101,35 @@ export const InferenceChunk = defineMessage({
     text: z.string().max(1_000_000).optional(),
     tokens: Count,
     done: z.boolean(),
-    finishReason: z.enum(["stop", "length", "error", "cancelled"]).optional(),
+    finishReason: z.enum(["stop", "length", "tool_calls", "content_filter", "error", "cancelled"]).optional(),
     error: z.object({ code: z.string(), message: z.string() }).optional(),
+    /** Tool-call deltas of this chunk, as the engine streamed them (OpenAI `delta.tool_calls`). */
+    toolCalls: z.array(z.record(z.string(), z.unknown())).max(128).optional(),
+    /** Log probabilities of this chunk's tokens, as the engine sent them (OpenAI `choices[].logprobs`). */
+    logprobs: z.record(z.string(), z.unknown()).optional(),
+    /** On the last chunk: the engine's own token counts (its `usage`), when it reported them. */
+    usage: z.object({ promptTokens: Count, completionTokens: Count }).optional(),
   }),
   publishers: ["node-agent", "router"],
   listeners: ["gateway"],
-  doc: "Streamed output of one request, in order; the last chunk has done=true. A router that gives up on a request it held (no instance in time) sends the final chunk with error NO_CAPACITY.",
+  doc: "Streamed output of one request, in order; the last chunk has done=true (with the engine's usage when it counted). A router that gives up on a request it held (no instance in time) sends the final chunk with error NO_CAPACITY.",
 }).withSample(() => ({ requestId: "r-1", seq: 0, text: "Hello", tokens: 1, done: false }));
+
+export const RequestCancel = defineMessage({
+  name: "RequestCancel",
+  kind: "event",
+  version: 1,
+  subject: "sage.cancel.{request}",
+  schema: z.object({
+    requestId: Id,
+    /** Why: the client closed the connection or aborted. */
+    reason: z.enum(["client-closed"]),
+    atMs: EpochMs,
+  }),
+  publishers: ["gateway"],
+  listeners: ["router", "node-agent"],
+  doc: "The client went away: the router drops the request if it still holds it, the node agent running it aborts the engine request (its KV cache is freed). Node agents remember cancels for a minute, so one that overtakes its InferenceRequest still counts.",
+}).withSample(() => ({ requestId: "r-1", reason: "client-closed", atMs: now }));
 
 export const RequestDone = defineMessage({
   name: "RequestDone",
@@ -120,7 +142,12 @@ export const RequestDone = defineMessage({
     tier: Tier,
     region: Id,
     instanceId: Id,
-    outcome: z.enum(["ok", "failed", "cancelled"]),
+    /**
+     * ok; failed (the system's fault: no capacity, a lost node or engine); cancelled (the client went
+     * away); rejected (the engine refused the request as invalid, e.g. past its context: the client's
+     * mistake). Cancelled and rejected requests are no SLO misses.
+     */
+    outcome: z.enum(["ok", "failed", "cancelled", "rejected"]),
     inputTokens: TokenCount,
     outputTokens: TokenCount,
     arrivalMs: EpochMs,

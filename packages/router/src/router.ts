@@ -9,6 +9,7 @@ import {
   NiwJob,
   type Payload,
   Plan,
+  RequestCancel,
   RequestDone,
   RouteRequest,
   SageError,
@@ -61,6 +62,8 @@ export class RouterActor extends Actor {
   rejected = 0;
   /** Requests held because no instance could take them (cold starts), and how long they waited. */
   held = 0;
+  /** Held requests whose client went away before an instance took them. */
+  cancelled = 0;
   readonly heldWaitMs: number[] = [];
   /** Last CapacityWanted per "model|region". */
   private readonly wantedAtMs = new Map<string, number>();
@@ -105,6 +108,7 @@ export class RouterActor extends Actor {
       this.announceWanted(req.model, req.originRegion, true);
       return { requestId: req.requestId, decision: "queued" as const, region: req.originRegion };
     });
+    this.on(RequestCancel, {}, (c) => this.cancelHeld(c.requestId), { broadcast: true });
     this.every(5_000, () => this.retryPending());
     this.demandWindowStartMs = Math.floor(this.clock.now() / 60_000) * 60_000;
     this.every(60_000, () => this.reportDemand());
@@ -357,6 +361,22 @@ export class RouterActor extends Actor {
     );
   }
 
+  /** The client went away: a request still held here is dropped (a placed one is the node's to cancel). */
+  private cancelHeld(requestId: string): void {
+    const i = this.pending.findIndex((p) => p.req.requestId === requestId);
+    if (i < 0) return;
+    const [p] = this.pending.splice(i, 1);
+    this.cancelled++;
+    this.publish(
+      RequestDone,
+      { region: p!.req.originRegion, model: p!.req.model },
+      {
+        ...finished(p!.req, this.clock.now()),
+        outcome: "cancelled",
+      },
+    );
+  }
+
   private retryPending(): void {
     if (!this.pending.length) return;
     const now = this.clock.now();
@@ -390,20 +410,7 @@ export class RouterActor extends Actor {
       this.publish(
         RequestDone,
         { region: p.req.originRegion, model: p.req.model },
-        {
-          requestId: p.req.requestId,
-          model: p.req.model,
-          tier: p.req.tier,
-          region: p.req.originRegion,
-          instanceId: "-",
-          outcome: "failed",
-          inputTokens: p.req.inputTokens,
-          outputTokens: 0,
-          arrivalMs: p.req.arrivalMs,
-          ttftMs: 0,
-          tbtMs: 0,
-          e2eMs: now - p.req.arrivalMs,
-        },
+        { ...finished(p.req, now), outcome: "failed" },
       );
     }
     this.pending.push(...still);
@@ -416,4 +423,21 @@ export class RouterActor extends Actor {
   get pendingCount(): number {
     return this.pending.length;
   }
+}
+
+/** The RequestDone of a held request that never reached an instance (its outcome to be set). */
+function finished(req: Route, nowMs: number) {
+  return {
+    requestId: req.requestId,
+    model: req.model,
+    tier: req.tier,
+    region: req.originRegion,
+    instanceId: "-",
+    inputTokens: req.inputTokens,
+    outputTokens: 0,
+    arrivalMs: req.arrivalMs,
+    ttftMs: 0,
+    tbtMs: 0,
+    e2eMs: nowMs - req.arrivalMs,
+  };
 }
