@@ -91,7 +91,20 @@ describe("sageserve up: a whole cluster on one machine", () => {
   beforeAll(async () => {
     up = spawn(
       process.execPath,
-      [bin, "up", "--json", "--gateway-port", "0", "--dashboard-port", "0", "--state-dir", stateDir],
+      // --duration: Ctrl-C must stop `up` at once, not when the duration runs out (issue 17, defect 5).
+      [
+        bin,
+        "up",
+        "--json",
+        "--gateway-port",
+        "0",
+        "--dashboard-port",
+        "0",
+        "--state-dir",
+        stateDir,
+        "--duration",
+        "3600",
+      ],
       { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NATS_URL: "" } },
     );
     exit = new Promise((r) => up.once("exit", (code, sig) => r(code ?? (sig ? 128 : -1))));

@@ -47,11 +47,22 @@ export const ClusterSpecSchema = z
     gateway: z.object({
       port: z.number().int().min(0).max(65535),
       host: z.string().default("127.0.0.1"),
-      /** API key → tier; empty = no key needed (a laptop). */
+      /**
+       * API key → its name, default tier and optional rate limit (requests/s, burst); empty = no key
+       * needed (a laptop). Strict: an unknown field is named, not dropped (a misspelt or unsupported rate
+       * limit used to vanish and leave the key unlimited).
+       */
       apiKeys: z
         .record(
           z.string().min(8),
-          z.object({ name: z.string(), tier: z.enum(["fast", "normal", "batch"]).optional() }),
+          z
+            .object({
+              name: z.string(),
+              tier: z.enum(["fast", "normal", "batch"]).optional(),
+              requestsPerSecond: z.number().positive().optional(),
+              burst: z.number().min(1).optional(),
+            })
+            .strict(),
         )
         .default({}),
     }),

@@ -1,0 +1,34 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { DEFAULT_CLUSTER, loadClusterSpec } from "./cluster.js";
+
+const write = (spec: unknown): string => {
+  const file = join(mkdtempSync(join(tmpdir(), "sage-cluster-")), "cluster.json");
+  writeFileSync(file, JSON.stringify(spec));
+  return file;
+};
+
+describe("cluster file: gateway API keys", () => {
+  it("keeps a key's rate limit (it used to be dropped, leaving the key unlimited)", () => {
+    const file = write({
+      ...DEFAULT_CLUSTER,
+      gateway: {
+        port: 8080,
+        apiKeys: { "sk-limited-0001": { name: "team-c", tier: "normal", requestsPerSecond: 1, burst: 2 } },
+      },
+    });
+    expect(loadClusterSpec(file).gateway.apiKeys).toEqual({
+      "sk-limited-0001": { name: "team-c", tier: "normal", requestsPerSecond: 1, burst: 2 },
+    });
+  });
+
+  it("names an unknown field of a key instead of dropping it", () => {
+    const file = write({
+      ...DEFAULT_CLUSTER,
+      gateway: { port: 8080, apiKeys: { "sk-limited-0001": { name: "team-c", requestsPerMinute: 60 } } },
+    });
+    expect(() => loadClusterSpec(file)).toThrow(/requestsPerMinute/);
+  });
+});
