@@ -1,3 +1,4 @@
+import { DashboardActor } from "@sageserve/dashboard";
 import { chatPromptTokens, type EmulatorHandle, startEmulator } from "@sageserve/engine-emulator";
 import { GatewayActor } from "@sageserve/gateway";
 import { NodeAgentActor } from "@sageserve/node-agent";
@@ -22,6 +23,7 @@ describe("the official openai SDK against SageServe", () => {
   let node: NodeAgentActor;
   let router: RouterActor;
   let client: OpenAI;
+  let dashboard: DashboardActor;
   const done: Payload<typeof RequestDone>[] = [];
   const HEARTBEAT_MS = 1_000;
   const ctx = async (name: string) => {
@@ -60,7 +62,9 @@ describe("the official openai SDK against SageServe", () => {
       models: ["llama3.2-3b", "llama3.1-8b"],
       apiKeys: { "sk-test": { name: "sdk" } },
     });
-    for (const a of [router, node, gateway]) await a.start();
+    // The observer behind the dashboard and `sageserve status`: SLO attainment per tier.
+    dashboard = new DashboardActor(await ctx("dashboard"), { port: 0, summaryMs: 0 });
+    for (const a of [router, node, gateway, dashboard]) await a.start();
     const watcher = await ctx("watcher");
     watcher.bus.subscribe(RequestDone.subject.pattern({ region: "westus" }), (m) => {
       const d = m.data();
@@ -74,7 +78,7 @@ describe("the official openai SDK against SageServe", () => {
   }, 30_000);
 
   afterAll(async () => {
-    for (const a of [gateway, node, router]) await a?.stop();
+    for (const a of [gateway, dashboard, node, router]) await a?.stop();
     for (const b of buses) await b.close();
     await emu?.close();
     clock.cancelAll();
@@ -253,6 +257,13 @@ describe("the official openai SDK against SageServe", () => {
       "RequestDone of the refused request",
       () => doneFor((d) => d.outcome === "rejected") !== undefined,
     );
+    // Not an SLO miss: IW-fast attainment stays at 100 % in the dashboard and `status` (it was 81 %
+    // after six of these).
+    await until("the dashboard counts it", () => dashboard.summary().tiers["iw-fast"].rejected === 1);
+    const fast = dashboard.summary().tiers["iw-fast"];
+    expect(fast.failed).toBe(0);
+    expect(fast.completed).toBeGreaterThan(0);
+    expect(fast.attainment).toBe(1);
   });
 
   /** The engine's in-flight count and generated tokens, as its Prometheus metrics report them. */
