@@ -270,6 +270,32 @@ describe("gateway → router → node agent → engine emulator", () => {
       400,
       "invalid_json",
     ],
+    // Issue 17 (low): bodies the gateway cannot read are 415s naming why, not 400 "invalid JSON" or
+    // accepted as JSON under another type.
+    [
+      "JSON sent as text/plain",
+      "/v1/completions",
+      { model: "llama3.2-3b", prompt: "x", max_tokens: 1 },
+      { "content-type": "text/plain" },
+      415,
+      "unsupported_media_type",
+    ],
+    [
+      "a gzip-compressed body",
+      "/v1/completions",
+      "\u001f\u008b\u0008",
+      { "content-encoding": "gzip" },
+      415,
+      "unsupported_encoding",
+    ],
+    [
+      "JSON in another charset",
+      "/v1/completions",
+      { model: "llama3.2-3b", prompt: "x" },
+      { "content-type": "application/json; charset=latin1" },
+      415,
+      "unsupported_media_type",
+    ],
   ])(
     "rejects %s with the OpenAI error format, and stays up",
     async (_what, path, body, headers, status, code) => {
@@ -280,6 +306,38 @@ describe("gateway → router → node agent → engine emulator", () => {
       expect((await fetch(`${gateway.url}/health`)).status).toBe(200);
     },
   );
+
+  it("takes a lower-case bearer scheme, refuses invalid UTF-8, answers CORS preflights and /health with a body", async () => {
+    const lower = await fetch(`${gateway.url}/v1/models`, { headers: { authorization: "bearer key-any" } });
+    expect(lower.status).toBe(200);
+    expect(lower.headers.get("access-control-allow-origin")).toBe("*");
+    const utf8 = await fetch(`${gateway.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer key-any" },
+      body: Buffer.concat([
+        Buffer.from('{"model":"llama3.2-3b","prompt":"'),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from('"}'),
+      ]),
+    });
+    expect(utf8.status).toBe(400);
+    expect(((await utf8.json()) as { error: { message: string } }).error.message).toMatch(/UTF-8/);
+    const preflight = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-headers")).toContain("authorization");
+    expect(preflight.headers.get("access-control-allow-methods")).toContain("POST");
+    const health = await fetch(`${gateway.url}/health`);
+    expect(health.headers.get("content-type")).toBe("application/json");
+    expect(await health.json()).toEqual({ status: "ok" });
+  });
 
   it("answers malformed job ids, wrong methods and unparsable request targets with typed 4xx (were 500s)", async () => {
     const auth = { authorization: "Bearer key-normal" };

@@ -358,8 +358,9 @@ export class GatewayFuzzer {
           ]);
           if (v === undefined) delete h.authorization;
           else h.authorization = v;
-          // Only the real keys may pass (`Bearer constructor` once did).
-          const fail = v !== `Bearer ${this.cfg.apiKey}` && v !== `Bearer ${this.cfg.limitedKey}`;
+          // Only the real keys may pass (`Bearer constructor` once did), under a scheme in any case.
+          const key = /^bearer\s+(.*)$/i.exec(v ?? "")?.[1];
+          const fail = key !== this.cfg.apiKey && key !== this.cfg.limitedKey;
           return { ...mk("headers", base), headers: h, mustFail: fail };
         } else if (which === "tier") {
           h["x-sage-tier"] = rng.pick([

@@ -29,6 +29,7 @@ export interface EmulatorOptions {
   port?: number;
   /** Time to load the model at start, from the reference's model-load overhead unless set (ms). */
   loadMs?: number;
+  /** Context length served (default: 32,768 or the KV capacity, whichever is smaller, as vLLM requires). */
   maxModelLen?: number;
   maxBatch?: number;
   /** KV-cache capacity in tokens (default: what the model leaves free on the GPU type's VM). A small
@@ -68,13 +69,16 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
   const timing = perf.timingFor(o.model, o.gpu); // throws a typed error for an unknown model/GPU
   const speed = o.speedup ?? 1;
   const name = o.servedModelName ?? o.model;
-  const maxModelLen = o.maxModelLen ?? 32_768;
+  const kvTokens = o.kvCapacityTokens ?? perf.kvTokenCapacity(o.model, o.gpu);
+  // As vLLM, which will not start with a context longer than its KV cache holds: the advertised context
+  // is at most the KV capacity (a laptop engine with 8,000 KV tokens advertised 32,768).
+  const maxModelLen = o.maxModelLen ?? Math.min(32_768, kvTokens);
   const engine = new RealtimeEngine(
     {
       prefillMs: (p, b) => timing.prefillMs(p, b) / speed,
       decodeIterMs: (b) => timing.decodeIterMs(b) / speed,
     },
-    o.kvCapacityTokens ?? perf.kvTokenCapacity(o.model, o.gpu),
+    kvTokens,
     o.maxBatch ?? 256,
     undefined,
     { scheduling: o.schedulingPolicy ?? "fcfs" },

@@ -46,3 +46,12 @@ describe("token bucket", () => {
     expect(limiter.take("slow", 2_000)).toBeUndefined();
   });
 });
+
+describe("bearer scheme", () => {
+  it("is case-insensitive", () => {
+    const keys = { k1: { name: "a" } };
+    expect(authenticate(keys, "bearer k1")).toEqual({ key: "k1" });
+    expect(authenticate(keys, "BEARER   k1")).toEqual({ key: "k1" });
+    expect(authenticate(keys, "Basic k1")).toMatchObject({ status: 401, code: "missing_api_key" });
+  });
+});

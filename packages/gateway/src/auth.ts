@@ -17,8 +17,9 @@ export function authenticate(
   authorization: string | undefined,
 ): { tier?: string; key?: string } | HttpError {
   if (!keys || Object.keys(keys).length === 0) return {};
-  const h = authorization ?? "";
-  const key = h.startsWith("Bearer ") ? h.slice(7).trim() : "";
+  // The scheme is case-insensitive (RFC 9110): `bearer <key>` is a key too.
+  const m = /^bearer\s+(.*)$/i.exec(authorization ?? "");
+  const key = m ? m[1]!.trim() : "";
   // Own keys only: `Bearer constructor` (or toString, __proto__…) found a function on the
   // prototype and was let in without a key (found by test/fuzz-gateway).
   const entry = Object.hasOwn(keys, key) ? keys[key] : undefined;

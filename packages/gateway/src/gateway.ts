@@ -4,7 +4,16 @@ import { Heartbeat, RequestCancel, RouteRequest, type Tier } from "@sageserve/pr
 import { Actor, type ActorContext, closeServer, listenUrl } from "@sageserve/runtime";
 import { Counter, Histogram, Registry } from "prom-client";
 import { type ApiKey, authenticate, RateLimiter } from "./auth.js";
-import { answerClientError, fail, type HttpError, json, ROUTES, readBody } from "./http.js";
+import {
+  answerClientError,
+  CORS_HEADERS,
+  checkContent,
+  fail,
+  type HttpError,
+  json,
+  ROUTES,
+  readBody,
+} from "./http.js";
 import { BatchJobs } from "./jobs.js";
 import { readRequest } from "./openai.js";
 import { type RelayPorts, type RelaySettings, relay } from "./relay.js";
@@ -154,6 +163,13 @@ export class GatewayActor extends Actor {
         code: "invalid_url",
       });
     }
+    // Browsers may call the API (the SDKs' dangerouslyAllowBrowser): a preflight is answered here, and
+    // every answer allows any origin.
+    res.setHeader("access-control-allow-origin", "*");
+    if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
+      res.writeHead(204, CORS_HEADERS).end();
+      return;
+    }
     // Probes and scrapes are not API requests: not counted.
     if (req.method === "GET" && path === "/health") return void json(res, 200, { status: "ok" });
     if (req.method === "GET" && path === "/metrics") {
@@ -232,6 +248,8 @@ export class GatewayActor extends Actor {
         param: "x-sage-region",
       });
     }
+    const content = checkContent(req.headers);
+    if (content) return fail(res, content);
     const body = await this.readJson(req);
     if ("status" in body) return fail(res, body);
     const problem = checkBody(body.value, chat);

@@ -42,6 +42,51 @@ export function fail(res: ServerResponse, e: HttpError): number {
   return e.status;
 }
 
+/**
+ * Is the body one the gateway can read: JSON (no content type, or `application/json` / `…+json`), in
+ * UTF-8, not compressed? Else 415 naming what is not supported — a gzip body used to be a 400
+ * "invalid JSON", and JSON under `text/plain` was accepted.
+ */
+export function checkContent(headers: {
+  "content-type"?: string | undefined;
+  "content-encoding"?: string | undefined;
+}): HttpError | undefined {
+  const encoding = headers["content-encoding"]?.trim().toLowerCase();
+  if (encoding && encoding !== "identity")
+    return {
+      status: 415,
+      message: `content-encoding ${encoding} is not supported: send the body uncompressed`,
+      type: "invalid_request_error",
+      code: "unsupported_encoding",
+    };
+  const ct = headers["content-type"];
+  if (ct === undefined || ct.trim() === "") return undefined;
+  const [type, ...params] = ct.split(";").map((p) => p.trim().toLowerCase());
+  const json = type === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(type ?? "");
+  const charset = params
+    .find((p) => p.startsWith("charset="))
+    ?.slice(8)
+    .replace(/"/g, "");
+  if (json && (charset === undefined || charset === "utf-8" || charset === "utf8")) return undefined;
+  return {
+    status: 415,
+    message: json
+      ? `charset ${charset} is not supported: send UTF-8`
+      : `content-type ${ct} is not supported: send application/json`,
+    type: "invalid_request_error",
+    code: "unsupported_media_type",
+  };
+}
+
+/** CORS: any origin may call (keys are bearer tokens, not cookies); these headers are allowed. */
+export const CORS_HEADERS = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "GET, POST, OPTIONS",
+  "access-control-allow-headers":
+    "authorization, content-type, x-sage-tier, x-sage-region, openai-organization, openai-project, x-stainless-arch, x-stainless-lang, x-stainless-os, x-stainless-package-version, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout",
+  "access-control-max-age": "86400",
+};
+
 export async function readBody(req: IncomingMessage, limit: number): Promise<string | HttpError> {
   const r = await readBodyLimited(req, limit);
   if (r.ok) return r.body;
