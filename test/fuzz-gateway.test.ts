@@ -218,7 +218,11 @@ describe(`fuzzing every gateway endpoint: ${PER_ENDPOINT.toLocaleString("en")} m
             usage: { completion_tokens: number };
           };
           const want = c.endpoint === "POST /v1/chat/completions" ? "chat.completion" : "text_completion";
-          return b.object === want && b.choices.length === 1 && b.usage.completion_tokens >= 1
+          // One choice per prompt (a batch of prompts) and per `n`.
+          const req = JSON.parse(String(c.body)) as { n?: unknown; prompt?: unknown };
+          const choices =
+            (typeof req.n === "number" ? req.n : 1) * (Array.isArray(req.prompt) ? req.prompt.length : 1);
+          return b.object === want && b.choices.length === choices && b.usage.completion_tokens >= 1
             ? undefined
             : `bad completion ${r.body.slice(0, 200)}`;
         }

@@ -235,6 +235,45 @@ describe("the official openai SDK against SageServe", () => {
     expect(stopped.choices[0]!.message.content!.length).toBeLessThan(words.length);
   });
 
+  it("answers n choices, and one choice per prompt of a batch of prompts, streamed or not", async () => {
+    const chat = await client.chat.completions.create({
+      model: "llama3.2-3b",
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 4,
+      n: 2,
+      seed: 3,
+    });
+    expect(chat.choices.map((c) => c.index)).toEqual([0, 1]);
+    expect(chat.choices[0]!.message.content).not.toBe(chat.choices[1]!.message.content);
+    expect(chat.usage!.completion_tokens).toBe(8);
+    const batch = await client.completions.create({
+      model: "llama3.2-3b",
+      prompt: ["a", "b", "c"],
+      max_tokens: 2,
+    });
+    expect(batch.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    expect(batch.choices.every((c) => c.text.trim().split(/\s+/).length === 2)).toBe(true);
+    const stream = await client.chat.completions.create({
+      model: "llama3.2-3b",
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 3,
+      n: 2,
+      seed: 3,
+      stream: true,
+    });
+    const text = new Map<number, string>();
+    const finish = new Map<number, string>();
+    for await (const c of stream)
+      for (const ch of c.choices) {
+        text.set(ch.index, (text.get(ch.index) ?? "") + (ch.delta.content ?? ""));
+        if (ch.finish_reason) finish.set(ch.index, ch.finish_reason);
+      }
+    expect([...text.keys()].sort()).toEqual([0, 1]);
+    expect(Object.fromEntries(finish)).toEqual({ 0: "length", 1: "length" });
+    // The same seed, the same choices, streamed or not (3 of the 4 tokens).
+    expect(chat.choices[1]!.message.content!.startsWith(text.get(1)!)).toBe(true);
+  });
+
   it("refuses a streamed batch request with a typed 400 the SDK raises", async () => {
     const err = await client.chat.completions
       .create(

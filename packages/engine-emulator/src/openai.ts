@@ -1,5 +1,6 @@
 import type { Tier } from "@sageserve/protocol";
 import { z } from "zod";
+import type { OutputRequest } from "./output.js";
 
 /** The parts of the OpenAI request bodies the emulator reads; anything else is accepted and ignored. */
 const Common = {
@@ -10,6 +11,8 @@ const Common = {
   /** vLLM's scheduling priority: an integer, lower first, 0 when absent (`priorityTier`). */
   priority: z.number().int().optional(),
   seed: z.number().int().nullish(),
+  /** Choices per prompt. */
+  n: z.number().int().min(1).max(16).nullish(),
   stop: z.union([z.string(), z.array(z.string())]).nullish(),
 };
 
@@ -151,4 +154,28 @@ export function chosenTool(body: z.output<typeof ChatBody>): { name: string; arg
   const params = tool.function.parameters;
   const argument = params?.required?.[0] ?? Object.keys(params?.properties ?? {})[0] ?? "input";
   return { name: tool.function.name, argument };
+}
+
+/** What one sequence of a request asks of the output (`planOutput`): tools, stop, logprobs, its seed. */
+export function outputRequest(
+  body: z.output<typeof ChatBody> | z.output<typeof CompletionBody>,
+  chat: boolean,
+  maxTokens: number,
+  seed: number,
+): OutputRequest {
+  const logprobs = chat
+    ? (body as z.output<typeof ChatBody>).logprobs
+      ? { top: (body as z.output<typeof ChatBody>).top_logprobs ?? 0 }
+      : undefined
+    : typeof (body as z.output<typeof CompletionBody>).logprobs === "number"
+      ? { top: (body as z.output<typeof CompletionBody>).logprobs! }
+      : undefined;
+  return {
+    chat,
+    maxTokens,
+    seed,
+    tool: chat ? chosenTool(body as z.output<typeof ChatBody>) : undefined,
+    stop: body.stop == null ? undefined : [body.stop].flat(),
+    logprobs,
+  };
 }

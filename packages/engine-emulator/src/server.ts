@@ -6,18 +6,19 @@ import { builtinPerformanceModel, type PerformanceModel } from "@sageserve/sim";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { z } from "zod";
 import { type EngineRequest, RealtimeEngine } from "./engine.js";
+import { generate } from "./generate.js";
 import {
   ChatBody,
   CompletionBody,
   chatPromptTokens,
-  chosenTool,
   estimateTokens,
   type OpenAiError,
   openAiError,
+  outputRequest,
   priorityTier,
   type SchedulingPolicy,
 } from "./openai.js";
-import { type Output, planOutput } from "./output.js";
+import { planOutput } from "./output.js";
 
 export interface EmulatorOptions {
   /** Model served (a model the performance model knows). */
@@ -251,9 +252,11 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
       );
       return;
     }
-    const prompt = chat
-      ? chatPromptTokens(body as z.output<typeof ChatBody>)
-      : estimateTokens([(body as z.output<typeof CompletionBody>).prompt].flat().join(" "));
+    // Each prompt of a completions batch, and each of its `n` choices, is a sequence of its own.
+    const prompts = chat
+      ? [chatPromptTokens(body as z.output<typeof ChatBody>)]
+      : [(body as z.output<typeof CompletionBody>).prompt].flat().map(estimateTokens);
+    const prompt = Math.max(...prompts);
     const maxTokens =
       (body as { max_completion_tokens?: number }).max_completion_tokens ?? body.max_tokens ?? 16;
     if (prompt + maxTokens > maxModelLen) {
@@ -271,132 +274,39 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
     }
     const id = `${chat ? "chatcmpl" : "cmpl"}-${randomUUID().replaceAll("-", "")}`;
     const seed = body.seed ?? (Number.parseInt(id.slice(-6), 16) || 1);
-    const lp = chat
-      ? (body as z.output<typeof ChatBody>).logprobs
-        ? { top: (body as z.output<typeof ChatBody>).top_logprobs ?? 0 }
-        : undefined
-      : typeof (body as z.output<typeof CompletionBody>).logprobs === "number"
-        ? { top: (body as z.output<typeof CompletionBody>).logprobs! }
-        : undefined;
-    const output = planOutput({
-      chat,
-      maxTokens,
-      seed,
-      tool: chat ? chosenTool(body as z.output<typeof ChatBody>) : undefined,
-      stop: body.stop == null ? undefined : [body.stop].flat(),
-      logprobs: lp,
-    });
-    await generate(res, {
+    const n = body.n ?? 1;
+    const sequences = prompts.flatMap((promptTokens, p) =>
+      Array.from({ length: n }, (_, j) => {
+        const index = p * n + j;
+        return {
+          index,
+          promptTokens,
+          output: planOutput(outputRequest(body, chat, maxTokens, seed + index)),
+        };
+      }),
+    );
+    const tier = priorityTier(body.priority, policy);
+    const ok = await generate(res, engine, {
       id,
+      model: name,
       chat,
       stream: body.stream === true,
       usageChunk: body.stream_options?.include_usage === true,
-      prompt,
-      output,
-      tier: priorityTier(body.priority, policy),
+      promptTokens: prompts.reduce((a, b) => a + b, 0),
+      sequences,
+      tier,
     });
-  }
-
-  function generate(
-    res: ServerResponse,
-    g: {
-      id: string;
-      chat: boolean;
-      stream: boolean;
-      usageChunk: boolean;
-      prompt: number;
-      output: Output;
-      tier: Tier;
-    },
-  ): Promise<void> {
-    const { id, chat, stream, prompt, output } = g;
-    const created = Math.floor(Date.now() / 1000);
-    const object = chat ? (stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
-    const usage = () => ({
-      prompt_tokens: prompt,
-      completion_tokens: output.tokens,
-      total_tokens: prompt + output.tokens,
-    });
-    return new Promise<void>((resolve) => {
-      const req: EngineRequest = {
-        id,
-        promptTokens: prompt,
-        // The engine runs the tokens this answer has: a tool call or a stop string ends it early.
-        maxTokens: output.tokens,
-        tier: g.tier,
-        onToken(i) {
-          if (!stream) return;
-          if (i === 0)
-            res.writeHead(200, {
-              "content-type": "text/event-stream",
-              "cache-control": "no-cache",
-              connection: "keep-alive",
-            });
-          const t = output.token(i);
-          const finish = i === output.tokens - 1 ? output.finish : null;
-          const logprobs = t.logprobs ?? null;
-          let choice: object;
-          if (!chat) choice = { index: 0, text: t.text, logprobs, finish_reason: finish };
-          else {
-            const delta: Record<string, unknown> = i === 0 ? { role: "assistant" } : {};
-            if (t.toolCalls) {
-              delta.content = null;
-              delta.tool_calls = t.toolCalls;
-            } else delta.content = t.text;
-            choice = { index: 0, delta, logprobs, finish_reason: finish };
-          }
-          res.write(`data: ${JSON.stringify({ id, object, created, model: name, choices: [choice] })}\n\n`);
-        },
-        onDone(reason) {
-          if (reason === "abort") {
-            if (!res.writableEnded) res.destroy();
-            resolve();
-            return;
-          }
-          if (stream) {
-            if (g.usageChunk)
-              res.write(
-                `data: ${JSON.stringify({ id, object, created, model: name, choices: [], usage: usage() })}\n\n`,
-              );
-            res.end("data: [DONE]\n\n");
-          } else {
-            const w = output.whole();
-            const logprobs = w.logprobs ?? null;
-            const choice = chat
-              ? {
-                  index: 0,
-                  message: w.toolCalls
-                    ? { role: "assistant", content: null, tool_calls: w.toolCalls }
-                    : { role: "assistant", content: w.text },
-                  logprobs,
-                  finish_reason: output.finish,
-                }
-              : { index: 0, text: w.text, logprobs, finish_reason: output.finish };
-            json(res, 200, { id, object, created, model: name, choices: [choice], usage: usage() });
-          }
-          resolve();
-        },
-      };
-      const ok = engine.submit(req);
-      if (ok) byTier.inc({ model_name: name, tier: g.tier });
-      if (!ok) {
-        send(
-          res,
-          openAiError(
-            400,
-            `request needs ${prompt + output.tokens} tokens of KV cache, more than this instance has`,
-            "BadRequestError",
-            "context_length_exceeded",
-          ),
-        );
-        resolve();
-        return;
-      }
-      // A client that goes away stops its generation (and frees its KV cache) at once.
-      res.on("close", () => {
-        if (!res.writableFinished) engine.abort(id);
-      });
-    });
+    if (ok) byTier.inc({ model_name: name, tier }, sequences.length);
+    else
+      send(
+        res,
+        openAiError(
+          400,
+          `request needs ${prompts.reduce((a, b) => a + b, 0) + sequences.length * maxTokens} tokens of KV cache, more than this instance has`,
+          "BadRequestError",
+          "context_length_exceeded",
+        ),
+      );
   }
 
   const port = await listen(server, o.port ?? 0, o.host ?? "127.0.0.1", `engine emulator for ${o.model}`);

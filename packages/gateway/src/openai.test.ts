@@ -142,16 +142,21 @@ describe("OpenAI translation", () => {
 
   it("answers a non-streamed request with the message or text, finish reason and usage", () => {
     const hi = { ...emptyCollected(), text: "hi" };
-    expect(completion(meta, true, hi, "stop", usage(1, 1))).toMatchObject({
+    expect(completion(meta, true, [{ index: 0, out: hi, finish: "stop" }], usage(1, 1))).toMatchObject({
       choices: [{ message: { role: "assistant", content: "hi" }, logprobs: null, finish_reason: "stop" }],
       usage: { total_tokens: 2 },
     });
-    expect(completion(meta, false, hi, "length", usage(1, 1))).toMatchObject({
+    expect(completion(meta, false, [{ index: 0, out: hi, finish: "length" }], usage(1, 1))).toMatchObject({
       choices: [{ text: "hi", finish_reason: "length" }],
     });
     const call = { index: 0, id: "c1", type: "function", function: { name: "f", arguments: "{}" } };
     expect(
-      completion(meta, true, { ...emptyCollected(), toolCalls: [call] }, "tool_calls", usage(1, 2)),
+      completion(
+        meta,
+        true,
+        [{ index: 0, out: { ...emptyCollected(), toolCalls: [call] }, finish: "tool_calls" }],
+        usage(1, 2),
+      ),
     ).toMatchObject({
       choices: [
         {
@@ -163,6 +168,30 @@ describe("OpenAI translation", () => {
           finish_reason: "tool_calls",
         },
       ],
+    });
+  });
+
+  it("answers every choice in index order, each with its own finish reason", () => {
+    const a = { ...emptyCollected(), text: "a" };
+    const b = { ...emptyCollected(), text: "b" };
+    const r = completion(
+      meta,
+      false,
+      [
+        { index: 1, out: b, finish: "stop" },
+        { index: 0, out: a, finish: "length" },
+      ],
+      usage(2, 2),
+    ) as { choices: { index: number; text: string; finish_reason: string }[] };
+    expect(r.choices.map((c) => [c.index, c.text, c.finish_reason])).toEqual([
+      [0, "a", "length"],
+      [1, "b", "stop"],
+    ]);
+    expect(tokenChunk(meta, true, { index: 2, text: "x" }, true)).toMatchObject({
+      choices: [{ index: 2, delta: { role: "assistant", content: "x" } }],
+    });
+    expect(finishChunk(meta, false, "stop", 3)).toMatchObject({
+      choices: [{ index: 3, finish_reason: "stop" }],
     });
   });
 

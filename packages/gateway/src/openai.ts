@@ -84,6 +84,8 @@ export function sse(data: unknown): string {
 
 /** What one node chunk carries for the client. */
 export interface Piece {
+  /** Choice index (`n` > 1, or a batch of prompts); absent = 0. */
+  index?: number | undefined;
   text: string;
   toolCalls?: Record<string, unknown>[] | undefined;
   logprobs?: Record<string, unknown> | undefined;
@@ -91,14 +93,15 @@ export interface Piece {
 
 /** A token's chunk; the first of a chat stream carries the assistant role. Tool calls and logprobs as the engine sent them. */
 export function tokenChunk(meta: ResponseMeta, chat: boolean, p: Piece, first: boolean): object {
+  const index = p.index ?? 0;
   const extra = p.logprobs ? { logprobs: p.logprobs } : {};
-  if (!chat) return { ...meta, choices: [{ index: 0, text: p.text, ...extra, finish_reason: null }] };
+  if (!chat) return { ...meta, choices: [{ index, text: p.text, ...extra, finish_reason: null }] };
   const delta: Record<string, unknown> = first ? { role: "assistant" } : {};
   if (p.toolCalls) {
     delta.content = p.text || null;
     delta.tool_calls = p.toolCalls;
   } else delta.content = p.text;
-  return { ...meta, choices: [{ index: 0, delta, ...extra, finish_reason: null }] };
+  return { ...meta, choices: [{ index, delta, ...extra, finish_reason: null }] };
 }
 
 /** A whole answer collected from its chunks (a request not streamed). */
@@ -164,10 +167,10 @@ export function mergeLogprobs(
 }
 
 /** The chunk that ends a stream's choice with its finish reason. */
-export function finishChunk(meta: ResponseMeta, chat: boolean, finish: string): object {
+export function finishChunk(meta: ResponseMeta, chat: boolean, finish: string, index = 0): object {
   const choice = chat
-    ? { index: 0, delta: {}, finish_reason: finish }
-    : { index: 0, text: "", finish_reason: finish };
+    ? { index, delta: {}, finish_reason: finish }
+    : { index, text: "", finish_reason: finish };
   return { ...meta, choices: [choice] };
 }
 
@@ -176,17 +179,25 @@ export function usageChunk(meta: ResponseMeta, u: Usage): object {
   return { ...meta, choices: [], usage: u };
 }
 
-/** The one JSON answer of a request that was not streamed. */
-export function completion(
-  meta: ResponseMeta,
-  chat: boolean,
-  out: Collected,
-  finish: string,
-  u: Usage,
-): object {
+/** One choice of an answer not streamed. */
+export interface Choice {
+  index: number;
+  out: Collected;
+  finish: string;
+}
+
+/** The one JSON answer of a request that was not streamed, every choice in index order. */
+export function completion(meta: ResponseMeta, chat: boolean, choices: Choice[], u: Usage): object {
+  return {
+    ...meta,
+    choices: [...choices].sort((a, b) => a.index - b.index).map((c) => choice(chat, c)),
+    usage: u,
+  };
+}
+
+function choice(chat: boolean, { index, out, finish }: Choice): object {
   const logprobs = { logprobs: out.logprobs ?? null };
-  if (!chat)
-    return { ...meta, choices: [{ index: 0, text: out.text, ...logprobs, finish_reason: finish }], usage: u };
+  if (!chat) return { index, text: out.text, ...logprobs, finish_reason: finish };
   const message = out.toolCalls.length
     ? {
         role: "assistant",
@@ -194,7 +205,7 @@ export function completion(
         tool_calls: out.toolCalls.map(({ index: _index, ...call }) => call),
       }
     : { role: "assistant", content: out.text };
-  return { ...meta, choices: [{ index: 0, message, ...logprobs, finish_reason: finish }], usage: u };
+  return { index, message, ...logprobs, finish_reason: finish };
 }
 
 /**

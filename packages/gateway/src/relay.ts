@@ -93,7 +93,10 @@ class Relay {
   private wake: (() => void) | undefined;
   /** Tokens of the current attempt so far (streamed: sent to the client). */
   private index = 0;
-  private collected: Collected = emptyCollected();
+  /** Per choice index: what was collected (not streamed), whether its first token went out, its finish. */
+  private collected = new Map<number, Collected>();
+  private readonly started = new Set<number>();
+  private readonly finishes = new Map<number, string>();
   private lastTokenMs: number;
   private counted = false;
   private answered = false;
@@ -181,7 +184,8 @@ class Relay {
           { requestId: this.requestId, attempt: attempt + 1, node: nodeId, code: end.code },
           "request lost before its first token reached the client: routing it again",
         );
-        this.collected = emptyCollected();
+        this.collected.clear();
+        this.finishes.clear();
         this.index = 0;
         continue;
       }
@@ -280,9 +284,13 @@ class Relay {
           connection: "keep-alive",
         });
     }
-    const piece = { text: c.text ?? "", toolCalls: c.toolCalls, logprobs: c.logprobs };
-    if (stream) res.write(sse(tokenChunk(this.meta, chat, piece, this.index === 0)));
-    else this.collected = collect(this.collected, piece);
+    const choice = c.index ?? 0;
+    const piece = { index: choice, text: c.text ?? "", toolCalls: c.toolCalls, logprobs: c.logprobs };
+    if (c.finishReason) this.finishes.set(choice, c.finishReason);
+    if (stream) {
+      res.write(sse(tokenChunk(this.meta, chat, piece, !this.started.has(choice))));
+      this.started.add(choice);
+    } else this.collected.set(choice, collect(this.collected.get(choice) ?? emptyCollected(), piece));
     this.index++;
   }
 
@@ -297,12 +305,20 @@ class Relay {
       engineUsage?.promptTokens || estimateTokens(promptText),
       engineUsage?.completionTokens ?? this.index,
     );
+    // Each choice ends with its own finish reason (the engine's for it, else the request's).
+    const choices = [...new Set([0, ...this.collected.keys(), ...this.started])].sort((a, b) => a - b);
+    const finishOf = (i: number) => this.finishes.get(i) ?? finish;
     if (!stream) {
-      json(res, 200, completion(meta, chat, this.collected, finish, u));
+      const answer = choices.map((i) => ({
+        index: i,
+        out: this.collected.get(i) ?? emptyCollected(),
+        finish: finishOf(i),
+      }));
+      json(res, 200, completion(meta, chat, answer, u));
       return;
     }
     if (this.index === 0) res.writeHead(200, { "content-type": "text/event-stream" });
-    res.write(sse(finishChunk(meta, chat, finish)));
+    for (const i of choices) res.write(sse(finishChunk(meta, chat, finishOf(i), i)));
     if (includeUsage) res.write(sse(usageChunk(meta, u)));
     res.end(sse("[DONE]"));
   }

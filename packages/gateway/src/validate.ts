@@ -1,5 +1,8 @@
 import type { HttpError } from "./http.js";
 
+/** Most choices per prompt (`n`): each is a sequence with its own KV at the engine. */
+export const MAX_CHOICES = 16;
+
 /** Deepest JSON nesting a request body may have (an OpenAI body nests a handful of levels). */
 export const MAX_BODY_DEPTH = 64;
 
@@ -65,7 +68,12 @@ export function checkBody(body: Record<string, unknown>, chat: boolean): HttpErr
     if (v !== undefined && v !== null && (typeof v !== "number" || !Number.isFinite(v) || v < lo || v > hi))
       return bad(k, `a number from ${lo} to ${hi}`);
   }
-  if (body.n !== undefined && body.n !== null && body.n !== 1) return bad("n", "only n = 1 is supported");
+  if (
+    body.n !== undefined &&
+    body.n !== null &&
+    (typeof body.n !== "number" || !Number.isInteger(body.n) || body.n < 1 || body.n > MAX_CHOICES)
+  )
+    return bad("n", `an integer from 1 to ${MAX_CHOICES}`);
   if (body.seed !== undefined && body.seed !== null && !Number.isSafeInteger(body.seed))
     return bad("seed", "an integer");
   if (body.stream !== undefined && body.stream !== null && typeof body.stream !== "boolean")

@@ -452,20 +452,23 @@ export class NodeAgentActor extends Actor {
           const e = readEngineEvent(event.slice(6));
           if (!e) continue;
           if (e.usage) usage = e.usage;
-          if (!e.token) continue;
-          if (firstAt === undefined) {
-            firstAt = this.clock.now();
-            this.awaitingFirst.delete(r.requestId);
+          for (const c of e.choices) {
+            if (firstAt === undefined) {
+              firstAt = this.clock.now();
+              this.awaitingFirst.delete(r.requestId);
+            }
+            tokens++;
+            if (c.finish) finish = c.finish;
+            chunk({
+              text: c.text,
+              tokens: 1,
+              done: false,
+              ...(c.index ? { index: c.index } : {}),
+              ...(c.finish ? { finishReason: c.finish } : {}),
+              ...(c.toolCalls ? { toolCalls: c.toolCalls } : {}),
+              ...(c.logprobs ? { logprobs: c.logprobs } : {}),
+            });
           }
-          tokens++;
-          if (e.finish) finish = e.finish;
-          chunk({
-            text: e.text,
-            tokens: 1,
-            done: false,
-            ...(e.toolCalls ? { toolCalls: e.toolCalls } : {}),
-            ...(e.logprobs ? { logprobs: e.logprobs } : {}),
-          });
         }
       }
       chunk({ tokens: 0, done: true, finishReason: finish ?? "stop", ...(usage ? { usage } : {}) });

@@ -6,13 +6,23 @@ describe("reading an engine's stream", () => {
     expect(
       readEngineEvent('{"choices":[{"index":0,"delta":{"content":" the"},"finish_reason":null}]}'),
     ).toEqual({
-      token: true,
-      text: " the",
+      choices: [{ index: 0, text: " the" }],
     });
     expect(readEngineEvent('{"choices":[{"index":0,"text":" a","finish_reason":"length"}]}')).toEqual({
-      token: true,
-      text: " a",
-      finish: "length",
+      choices: [{ index: 0, text: " a", finish: "length" }],
+    });
+  });
+
+  it("keeps each choice's index (n > 1, a batch of prompts)", () => {
+    expect(
+      readEngineEvent(
+        '{"choices":[{"index":2,"text":" x","finish_reason":null},{"index":3,"text":" y","finish_reason":"stop"}]}',
+      ),
+    ).toEqual({
+      choices: [
+        { index: 2, text: " x" },
+        { index: 3, text: " y", finish: "stop" },
+      ],
     });
   });
 
@@ -31,20 +41,23 @@ describe("reading an engine's stream", () => {
       }),
     );
     expect(e).toEqual({
-      token: true,
-      text: "",
-      toolCalls: [call],
-      logprobs: { content: [{ token: "x", logprob: -0.5 }] },
-      finish: "tool_calls",
+      choices: [
+        {
+          index: 0,
+          text: "",
+          toolCalls: [call],
+          logprobs: { content: [{ token: "x", logprob: -0.5 }] },
+          finish: "tool_calls",
+        },
+      ],
     });
   });
 
-  it("takes the engine's token counts from the usage event, which is no token", () => {
+  it("takes the engine's token counts from the usage event, which has no choice", () => {
     expect(
       readEngineEvent('{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":4,"total_tokens":16}}'),
     ).toEqual({
-      token: false,
-      text: "",
+      choices: [],
       usage: { promptTokens: 12, completionTokens: 4 },
     });
   });
@@ -53,12 +66,10 @@ describe("reading an engine's stream", () => {
     expect(readEngineEvent("[DONE]")).toBeUndefined();
     expect(readEngineEvent("{nope")).toBeUndefined();
     expect(readEngineEvent('{"choices":[{"text":"","finish_reason":"abort"}]}')).toEqual({
-      token: true,
-      text: "",
+      choices: [{ index: 0, text: "" }],
     });
     expect(readEngineEvent('{"choices":[],"usage":{"prompt_tokens":-1,"completion_tokens":2}}')).toEqual({
-      token: false,
-      text: "",
+      choices: [],
     });
   });
 });

@@ -7,17 +7,24 @@
 export type FinishReason = "stop" | "length" | "tool_calls" | "content_filter";
 const FINISH = new Set<string>(["stop", "length", "tool_calls", "content_filter"]);
 
-export interface EngineEvent {
-  /** A generated step (false: an event without a choice, e.g. the usage event). */
-  token: boolean;
+/** One choice's step in an engine event. */
+export interface ChoiceStep {
+  /** Choice index (`n` > 1, or a batch of prompts). */
+  index: number;
   text: string;
   toolCalls?: Record<string, unknown>[];
   logprobs?: Record<string, unknown>;
   finish?: FinishReason;
+}
+
+export interface EngineEvent {
+  /** The generated steps of this event, one per choice it carries (none: e.g. the usage event). */
+  choices: ChoiceStep[];
   usage?: { promptTokens: number; completionTokens: number };
 }
 
 interface EngineChoice {
+  index?: number;
   text?: string;
   delta?: { content?: string | null; tool_calls?: unknown };
   logprobs?: unknown;
@@ -42,14 +49,16 @@ export function readEngineEvent(data: string): EngineEvent | undefined {
   } catch {
     return undefined;
   }
-  const c = j.choices?.[0];
-  const out: EngineEvent = { token: c !== undefined, text: "" };
+  const out: EngineEvent = { choices: (Array.isArray(j.choices) ? j.choices : []).filter(isMap).map(step) };
   const prompt = count(j.usage?.prompt_tokens);
   const completion = count(j.usage?.completion_tokens);
   if (prompt !== undefined && completion !== undefined)
     out.usage = { promptTokens: prompt, completionTokens: completion };
-  if (!c) return out;
-  out.text = c.text ?? c.delta?.content ?? "";
+  return out;
+}
+
+function step(c: EngineChoice): ChoiceStep {
+  const out: ChoiceStep = { index: count(c.index) ?? 0, text: c.text ?? c.delta?.content ?? "" };
   const tools = c.delta?.tool_calls;
   if (Array.isArray(tools) && tools.length > 0) out.toolCalls = tools.filter(isMap);
   if (isMap(c.logprobs)) out.logprobs = c.logprobs;

@@ -103,6 +103,8 @@ export const InferenceChunk = defineMessage({
     done: z.boolean(),
     finishReason: z.enum(["stop", "length", "tool_calls", "content_filter", "error", "cancelled"]).optional(),
     error: z.object({ code: z.string(), message: z.string() }).optional(),
+    /** The choice this token belongs to (`n` > 1, or a batch of prompts); absent = 0. */
+    index: Count.optional(),
     /** Tool-call deltas of this chunk, as the engine streamed them (OpenAI `delta.tool_calls`). */
     toolCalls: z.array(z.record(z.string(), z.unknown())).max(128).optional(),
     /** Log probabilities of this chunk's tokens, as the engine sent them (OpenAI `choices[].logprobs`). */
@@ -112,7 +114,7 @@ export const InferenceChunk = defineMessage({
   }),
   publishers: ["node-agent", "router"],
   listeners: ["gateway"],
-  doc: "Streamed output of one request, in order; the last chunk has done=true (with the engine's usage when it counted). A router that gives up on a request it held (no instance in time) sends the final chunk with error NO_CAPACITY.",
+  doc: "Streamed output of one request, in order; a token chunk that ends its choice carries the choice's finishReason; the last chunk has done=true (with the engine's usage when it counted). A router that gives up on a request it held (no instance in time) sends the final chunk with error NO_CAPACITY.",
 }).withSample(() => ({ requestId: "r-1", seq: 0, text: "Hello", tokens: 1, done: false }));
 
 export const RequestCancel = defineMessage({
