@@ -4,6 +4,7 @@ import { Heartbeat, RequestCancel, RouteRequest, type Tier } from "@sageserve/pr
 import { Actor, type ActorContext, closeServer, listenUrl } from "@sageserve/runtime";
 import { Counter, Histogram, Registry } from "prom-client";
 import { type ApiKey, authenticate, RateLimiter } from "./auth.js";
+import { regionOf, tierOf } from "./headers.js";
 import {
   answerClientError,
   CORS_HEADERS,
@@ -48,8 +49,6 @@ export interface GatewayOptions {
    */
   maxAttempts?: number;
 }
-
-const TIERS: Record<string, Tier> = { fast: "iw-fast", normal: "iw-normal", batch: "niw" };
 
 const modelCard = (id: string) => ({ id, object: "model", created: 0, owned_by: "sageserve" });
 
@@ -180,6 +179,13 @@ export class GatewayActor extends Actor {
     if ("status" in auth) return fail(res, auth);
     const limited = this.limiter.take(auth.key, this.clock.now());
     if (limited) return fail(res, limited);
+    if (req.method === "POST" && (path === "/v1/chat/completions" || path === "/v1/completions"))
+      return this.complete(req, res, path === "/v1/chat/completions", auth.tier);
+    return this.resource(req, res, path);
+  }
+
+  /** The GET resources (batch jobs, models), and 405/404 for everything else. */
+  private resource(req: IncomingMessage, res: ServerResponse, path: string): number {
     const job = /^\/v1\/sage\/jobs\/([^/]+)$/.exec(path);
     if (req.method === "GET" && job) {
       let id: string | undefined;
@@ -205,7 +211,6 @@ export class GatewayActor extends Actor {
     }
     const modelPath = /^\/v1\/models\/(.+)$/.exec(path);
     if (modelPath) return this.retrieveModel(req, res, modelPath[1]!);
-    const chat = path === "/v1/chat/completions";
     const allowed = job ? "GET" : ROUTES[path];
     if (allowed !== undefined && req.method !== allowed) {
       res.setHeader("allow", allowed);
@@ -216,38 +221,25 @@ export class GatewayActor extends Actor {
         code: "method_not_allowed",
       });
     }
-    if (req.method !== "POST" || (!chat && path !== "/v1/completions")) {
-      return fail(res, {
-        status: 404,
-        message: `no route for ${req.method} ${path}`,
-        type: "invalid_request_error",
-        code: "not_found",
-      });
-    }
-    const header = req.headers["x-sage-tier"];
-    const tierName = (Array.isArray(header) ? header[0] : header) ?? auth.tier ?? "fast";
-    // Own keys only: `x-sage-tier: constructor` found Object's constructor on the prototype.
-    const tier = Object.hasOwn(TIERS, tierName) ? TIERS[tierName] : undefined;
-    if (!tier) {
-      return fail(res, {
-        status: 400,
-        message: `x-sage-tier must be fast, normal or batch, got '${tierName}'`,
-        type: "invalid_request_error",
-        code: "invalid_tier",
-        param: "x-sage-tier",
-      });
-    }
-    const regionHeader = req.headers["x-sage-region"];
-    const region = (Array.isArray(regionHeader) ? regionHeader[0] : regionHeader) ?? this.opts.region;
-    if (region !== this.opts.region && !this.opts.regions?.includes(region)) {
-      return fail(res, {
-        status: 400,
-        message: `x-sage-region '${region}' is not served here (regions: ${[this.opts.region, ...(this.opts.regions ?? [])].join(", ")})`,
-        type: "invalid_request_error",
-        code: "invalid_region",
-        param: "x-sage-region",
-      });
-    }
+    return fail(res, {
+      status: 404,
+      message: `no route for ${req.method} ${path}`,
+      type: "invalid_request_error",
+      code: "not_found",
+    });
+  }
+
+  /** A chat or legacy completion: tier and region from the headers, the body checked, then relayed. */
+  private async complete(
+    req: IncomingMessage,
+    res: ServerResponse,
+    chat: boolean,
+    keyTier: string | undefined,
+  ): Promise<number | undefined> {
+    const tier = tierOf(req.headers["x-sage-tier"], keyTier);
+    if ("status" in tier) return fail(res, tier);
+    const region = regionOf(req.headers["x-sage-region"], this.opts.region, this.opts.regions ?? []);
+    if (typeof region !== "string") return fail(res, region);
     const content = checkContent(req.headers);
     if (content) return fail(res, content);
     const body = await this.readJson(req);
@@ -255,7 +247,7 @@ export class GatewayActor extends Actor {
     const problem = checkBody(body.value, chat);
     if (problem) return fail(res, problem);
     const request = readRequest(body.value, chat, this.opts.defaultMaxTokens ?? 256);
-    if (tier === "niw" && request.stream)
+    if (tier.tier === "niw" && request.stream)
       // A batch request is answered later (202 + a job): a stream would end empty, which the SDKs take
       // for a complete answer.
       return fail(res, {
@@ -266,12 +258,13 @@ export class GatewayActor extends Actor {
         code: "stream_not_supported",
         param: "stream",
       });
-    await relay(this.relayPorts(request.model, tierName), this.relaySettings, res, {
+    await relay(this.relayPorts(request.model, tier.name), this.relaySettings, res, {
       req: request,
       body: body.value,
-      tier,
+      tier: tier.tier,
       region,
     });
+    return undefined;
   }
 
   /** The body as a JSON object no deeper than MAX_BODY_DEPTH, or the 4xx to answer. */

@@ -13,7 +13,7 @@ import {
   SageError,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, killWithParent } from "@sageserve/runtime";
-import { type FinishReason, readEngineEvent } from "./engine-stream.js";
+import { engineEvents, type FinishReason } from "./engine-stream.js";
 import { type EngineKind, type EngineLoad, engineLoad, parsePrometheus } from "./metrics.js";
 import { compilePriority, type EnginePriority, type EnginePrioritySetting, engineCall } from "./priority.js";
 
@@ -404,15 +404,8 @@ export class NodeAgentActor extends Actor {
 
   /** Forward to the engine with streaming on, and relay every token as an InferenceChunk. */
   private async stream(r: Payload<typeof InferenceRequest>): Promise<void> {
-    const call = engineCall(r, this.model, this.priority);
     // Ask the engines that count for their usage: prompt tokens as the engine's tokenizer sees them.
-    if (USAGE_ENGINES.has(this.opts.engine.kind)) {
-      const asked = call.body.stream_options;
-      call.body.stream_options = {
-        ...(typeof asked === "object" && asked ? asked : {}),
-        include_usage: true,
-      };
-    }
+    const call = engineCall(r, this.model, this.priority, USAGE_ENGINES.has(this.opts.engine.kind));
     const started = this.clock.now();
     const abort = new AbortController();
     this.engineCalls.set(r.requestId, abort);
@@ -440,35 +433,25 @@ export class NodeAgentActor extends Actor {
           throw new SageError("INVALID_REQUEST", engineMessage(text) ?? `engine answered ${res.status}`);
         throw new SageError("REMOTE", `engine answered ${res.status}: ${text.slice(0, 300)}`);
       }
-      const decoder = new TextDecoder();
-      let buf = "";
       let finish: FinishReason | undefined;
-      for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buf += decoder.decode(part, { stream: true });
-        for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
-          const event = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          if (!event.startsWith("data: ")) continue;
-          const e = readEngineEvent(event.slice(6));
-          if (!e) continue;
-          if (e.usage) usage = e.usage;
-          for (const c of e.choices) {
-            if (firstAt === undefined) {
-              firstAt = this.clock.now();
-              this.awaitingFirst.delete(r.requestId);
-            }
-            tokens++;
-            if (c.finish) finish = c.finish;
-            chunk({
-              text: c.text,
-              tokens: 1,
-              done: false,
-              ...(c.index ? { index: c.index } : {}),
-              ...(c.finish ? { finishReason: c.finish } : {}),
-              ...(c.toolCalls ? { toolCalls: c.toolCalls } : {}),
-              ...(c.logprobs ? { logprobs: c.logprobs } : {}),
-            });
+      for await (const e of engineEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
+        if (e.usage) usage = e.usage;
+        for (const c of e.choices) {
+          if (firstAt === undefined) {
+            firstAt = this.clock.now();
+            this.awaitingFirst.delete(r.requestId);
           }
+          tokens++;
+          if (c.finish) finish = c.finish;
+          chunk({
+            text: c.text,
+            tokens: 1,
+            done: false,
+            ...(c.index ? { index: c.index } : {}),
+            ...(c.finish ? { finishReason: c.finish } : {}),
+            ...(c.toolCalls ? { toolCalls: c.toolCalls } : {}),
+            ...(c.logprobs ? { logprobs: c.logprobs } : {}),
+          });
         }
       }
       chunk({ tokens: 0, done: true, finishReason: finish ?? "stop", ...(usage ? { usage } : {}) });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { readEngineEvent } from "./engine-stream.js";
+import { engineEvents, readEngineEvent } from "./engine-stream.js";
 
 describe("reading an engine's stream", () => {
   it("reads chat and completions text, and the finish reason", () => {
@@ -71,5 +71,22 @@ describe("reading an engine's stream", () => {
     expect(readEngineEvent('{"choices":[],"usage":{"prompt_tokens":-1,"completion_tokens":2}}')).toEqual({
       choices: [],
     });
+  });
+});
+
+describe("an engine's SSE body", () => {
+  it("yields each data event, across chunk boundaries, skipping [DONE] and other lines", async () => {
+    const text =
+      'data: {"choices":[{"index":0,"text":"a"}]}\n\n: comment\n\ndata: {"choices":[{"index":0,"text":"b","finish_reason":"stop"}]}\n\ndata: [DONE]\n\n';
+    const bytes = new TextEncoder().encode(text);
+    async function* parts() {
+      for (let i = 0; i < bytes.length; i += 7) yield bytes.slice(i, i + 7);
+    }
+    const out = [];
+    for await (const e of engineEvents(parts())) out.push(e);
+    expect(out).toEqual([
+      { choices: [{ index: 0, text: "a" }] },
+      { choices: [{ index: 0, text: "b", finish: "stop" }] },
+    ]);
   });
 });

@@ -65,3 +65,19 @@ function step(c: EngineChoice): ChoiceStep {
   if (c.finish_reason && FINISH.has(c.finish_reason)) out.finish = c.finish_reason as FinishReason;
   return out;
 }
+
+/** The events of an engine's SSE body, as they arrive (`data:` lines split on blank lines). */
+export async function* engineEvents(body: AsyncIterable<Uint8Array>): AsyncGenerator<EngineEvent> {
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const part of body) {
+    buf += decoder.decode(part, { stream: true });
+    for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
+      const event = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      if (!event.startsWith("data: ")) continue;
+      const e = readEngineEvent(event.slice(6));
+      if (e) yield e;
+    }
+  }
+}
