@@ -203,6 +203,23 @@ describe("the official openai SDK against SageServe", () => {
     ]);
   });
 
+  it("passes response_format through: a JSON schema gets a JSON answer", async () => {
+    const r = await client.chat.completions.create({
+      model: "llama3.2-3b",
+      messages: [{ role: "user", content: "Where is the Louvre?" }],
+      response_format: {
+        type: "json_schema",
+        json_schema: {
+          name: "place",
+          schema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+        },
+      },
+      max_tokens: 64,
+    });
+    expect(r.choices[0]!.finish_reason).toBe("stop");
+    expect(JSON.parse(r.choices[0]!.message.content!)).toEqual({ city: expect.any(String) });
+  });
+
   it("passes logprobs, seed and stop through", async () => {
     const ask = (seed: number) =>
       client.chat.completions.create({

@@ -50,6 +50,24 @@ export const ChatBody = z.object({
     ])
     .nullish(),
   logprobs: z.boolean().nullish(),
+  response_format: z
+    .object({
+      type: z.string(),
+      json_schema: z
+        .object({
+          schema: z
+            .object({
+              properties: z.record(z.string(), z.unknown()).optional(),
+              required: z.array(z.string()).optional(),
+            })
+            .passthrough()
+            .optional(),
+        })
+        .passthrough()
+        .optional(),
+    })
+    .passthrough()
+    .nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   messages: z
     .array(
@@ -176,6 +194,15 @@ export function outputRequest(
     seed,
     tool: chat ? chosenTool(body as z.output<typeof ChatBody>) : undefined,
     stop: body.stop == null ? undefined : [body.stop].flat(),
+    json: chat ? jsonFormat(body as z.output<typeof ChatBody>) : undefined,
     logprobs,
   };
+}
+
+/** A JSON `response_format` (json_object, json_schema): the key the answer's object has. */
+function jsonFormat(body: z.output<typeof ChatBody>): { key: string } | undefined {
+  const f = body.response_format;
+  if (!f || (f.type !== "json_object" && f.type !== "json_schema")) return undefined;
+  const schema = f.json_schema?.schema;
+  return { key: schema?.required?.[0] ?? Object.keys(schema?.properties ?? {})[0] ?? "answer" };
 }

@@ -44,6 +44,15 @@ describe("what the emulator answers", () => {
     expect(o).toMatchObject({ tokens: 2, finish: "length" });
   });
 
+  it("answers a JSON response_format with one JSON object, cut short (invalid) at max_tokens", () => {
+    const o = planOutput({ chat: true, maxTokens: 100, seed: 4, json: { key: "city" } });
+    expect(o.finish).toBe("stop");
+    expect(JSON.parse(o.whole().text)).toEqual({ city: expect.any(String) });
+    const short = planOutput({ chat: true, maxTokens: 2, seed: 4, json: { key: "city" } });
+    expect(short).toMatchObject({ tokens: 2, finish: "length" });
+    expect(() => JSON.parse(short.whole().text)).toThrow();
+  });
+
   it("reports log probabilities in the chat and the completions shape", () => {
     const chat = planOutput({ chat: true, maxTokens: 2, seed: 1, logprobs: { top: 2 } }).token(0).logprobs!;
     expect(chat.content).toEqual([

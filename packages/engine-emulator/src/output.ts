@@ -4,7 +4,8 @@ import { tokenText } from "./openai.js";
  * What the emulator answers, token by token, pure and deterministic: filler text from a seed (the
  * request's `seed`, else one from its id), cut at the first `stop` string, or — when the request
  * offers `tools` and does not say `tool_choice: "none"` — one call of the named tool (else the first)
- * with its arguments streamed in pieces, as a model that decided to call it would. Log probabilities
+ * with its arguments streamed in pieces, as a model that decided to call it would; with a JSON
+ * `response_format`, one JSON object (`{"<first schema property>": "<filler>"}`). Log probabilities
  * when asked (`logprobs`), made up but stable.
  */
 
@@ -15,6 +16,8 @@ export interface OutputRequest {
   /** The tool to call (chat only), and the argument to fill. */
   tool?: { name: string; argument: string } | undefined;
   stop?: string[] | undefined;
+  /** `response_format` json_object / json_schema: the answer is a JSON object with this key. */
+  json?: { key: string } | undefined;
   /** Chat: `logprobs: true` (with `top_logprobs`); completions: `logprobs: <n>`. */
   logprobs?: { top: number } | undefined;
 }
@@ -40,7 +43,31 @@ export interface Output {
 const PIECE_CHARS = 6;
 
 export function planOutput(r: OutputRequest): Output {
-  return r.tool ? toolOutput(r, r.tool) : textOutput(r);
+  if (r.tool) return toolOutput(r, r.tool);
+  return r.json ? jsonOutput(r, r.json.key) : textOutput(r);
+}
+
+/** A JSON object `{key: "<filler>"}` in pieces; cut short by max_tokens (invalid JSON, as a model's). */
+function jsonOutput(r: OutputRequest, key: string): Output {
+  const pieces = argumentPieces(r.seed, key);
+  const tokens = Math.min(r.maxTokens, pieces.length);
+  return {
+    tokens,
+    finish: tokens === pieces.length ? "stop" : "length",
+    token: (i) => ({ text: pieces[i] ?? "" }),
+    whole: () => ({ text: pieces.slice(0, tokens).join("") }),
+  };
+}
+
+/** `{"<key>":"<three filler words>"}` in pieces of a few characters, one per token. */
+function argumentPieces(seed: number, key: string): string[] {
+  const value = Array.from({ length: 3 }, (_, i) => tokenText(seed, i))
+    .join("")
+    .trim();
+  const json = JSON.stringify({ [key]: value });
+  const pieces: string[] = [];
+  for (let i = 0; i < json.length; i += PIECE_CHARS) pieces.push(json.slice(i, i + PIECE_CHARS));
+  return pieces;
 }
 
 function textOutput(r: OutputRequest): Output {
@@ -89,12 +116,7 @@ function textOutput(r: OutputRequest): Output {
 }
 
 function toolOutput(r: OutputRequest, tool: { name: string; argument: string }): Output {
-  const value = Array.from({ length: 3 }, (_, i) => tokenText(r.seed, i))
-    .join("")
-    .trim();
-  const args = JSON.stringify({ [tool.argument]: value });
-  const pieces: string[] = [];
-  for (let i = 0; i < args.length; i += PIECE_CHARS) pieces.push(args.slice(i, i + PIECE_CHARS));
+  const pieces = argumentPieces(r.seed, tool.argument);
   const complete = 1 + pieces.length;
   const tokens = Math.min(r.maxTokens, complete);
   const id = `call_${r.seed.toString(16).padStart(8, "0")}`;
