@@ -32,3 +32,17 @@ describe("cluster file: gateway API keys", () => {
     expect(() => loadClusterSpec(file)).toThrow(/requestsPerMinute/);
   });
 });
+
+describe("cluster file: sections", () => {
+  it("takes the built-in sections a file leaves out (actor gateway needs only its own)", () => {
+    const spec = loadClusterSpec(write({ gateway: { port: 9000 } }));
+    expect(spec.gateway).toEqual({ port: 9000, host: "127.0.0.1", apiKeys: {} });
+    expect(spec.regions).toEqual(DEFAULT_CLUSTER.regions);
+    expect(spec.planner).toEqual(DEFAULT_CLUSTER.planner);
+  });
+
+  it("still names a bad field in a section it gives", () => {
+    expect(() => loadClusterSpec(write({ gateway: { port: "x" } }))).toThrow(/gateway\.port/);
+    expect(() => loadClusterSpec(write({ gatewy: { port: 1 } }))).toThrow(/gatewy/);
+  });
+});

@@ -130,7 +130,10 @@ export const DEFAULT_CLUSTER: ClusterSpec = ClusterSpecSchema.parse({
   load: { ratePerSecond: 4, burstCv: 1.5, maxInputTokens: 2_048, maxOutputTokens: 200, seed: 1 },
 });
 
-/** A cluster description from a JSON file (every bad field named), else the built-in one. */
+/**
+ * A cluster description from a JSON file (every bad field named; top-level sections it leaves out are
+ * the built-in ones), else the built-in one.
+ */
 export function loadClusterSpec(file?: string): ClusterSpec {
   if (!file) return DEFAULT_CLUSTER;
   let raw: unknown;
@@ -139,7 +142,11 @@ export function loadClusterSpec(file?: string): ClusterSpec {
   } catch (e) {
     throw new SageError("CONFIG", `cluster file ${file}: ${(e as Error).message}`);
   }
-  const parsed = ClusterSpecSchema.safeParse(raw);
+  // Sections the file leaves out keep the built-in ones: `actor gateway --cluster gw.json` needs a
+  // gateway section, not the whole cluster.
+  const filled =
+    typeof raw === "object" && raw !== null && !Array.isArray(raw) ? { ...DEFAULT_CLUSTER, ...raw } : raw;
+  const parsed = ClusterSpecSchema.safeParse(filled);
   if (!parsed.success)
     throw new SageError("CONFIG", `cluster file ${file}: ${describeIssues(parsed.error.issues)}`);
   return parsed.data;
