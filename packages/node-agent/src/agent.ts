@@ -13,7 +13,7 @@ import {
   SageError,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, killWithParent } from "@sageserve/runtime";
-import { engineEvents, type FinishReason } from "./engine-stream.js";
+import { fetchOnce, runEngineCall } from "./engine-call.js";
 import { type EngineKind, type EngineLoad, engineLoad, parsePrometheus } from "./metrics.js";
 import { compilePriority, type EnginePriority, type EnginePrioritySetting, engineCall } from "./priority.js";
 
@@ -404,81 +404,30 @@ export class NodeAgentActor extends Actor {
 
   /** Forward to the engine with streaming on, and relay every token as an InferenceChunk. */
   private async stream(r: Payload<typeof InferenceRequest>): Promise<void> {
-    // Ask the engines that count for their usage: prompt tokens as the engine's tokenizer sees them.
-    const call = engineCall(r, this.model, this.priority, USAGE_ENGINES.has(this.opts.engine.kind));
     const started = this.clock.now();
     const abort = new AbortController();
     this.engineCalls.set(r.requestId, abort);
     if (this.cancelled.has(r.requestId)) abort.abort();
     this.awaitingFirst.set(r.requestId, { tier: r.tier, sinceMs: started });
     let seq = 0;
-    let firstAt: number | undefined;
-    let tokens = 0;
-    const chunk = (p: Omit<Payload<typeof InferenceChunk>, "requestId" | "seq">) =>
-      this.publish(InferenceChunk, { request: r.requestId }, { requestId: r.requestId, seq: seq++, ...p });
-    let usage: { promptTokens: number; completionTokens: number } | undefined;
     try {
-      if (abort.signal.aborted) throw abort.signal.reason;
-      const res = await fetchOnce(`${this.opts.engine.url}${call.path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(call.body),
+      const run = await runEngineCall({
+        url: this.opts.engine.url,
+        // Ask the engines that count for their usage: prompt tokens as the engine's tokenizer sees them.
+        call: engineCall(r, this.model, this.priority, USAGE_ENGINES.has(this.opts.engine.kind)),
         signal: abort.signal,
+        clock: this.clock,
+        chunk: (p) =>
+          this.publish(
+            InferenceChunk,
+            { request: r.requestId },
+            { requestId: r.requestId, seq: seq++, ...p },
+          ),
+        onFirstToken: () => this.awaitingFirst.delete(r.requestId),
       });
-      if (!res.ok || !res.body) {
-        const text = await res.text().catch(() => "");
-        // A 4xx is the engine refusing this request (e.g. prompt + max_tokens over its context
-        // length): the client's error, passed on as such — it was a 502 at the gateway.
-        if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429)
-          throw new SageError("INVALID_REQUEST", engineMessage(text) ?? `engine answered ${res.status}`);
-        throw new SageError("REMOTE", `engine answered ${res.status}: ${text.slice(0, 300)}`);
-      }
-      let finish: FinishReason | undefined;
-      for await (const e of engineEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
-        if (e.usage) usage = e.usage;
-        for (const c of e.choices) {
-          if (firstAt === undefined) {
-            firstAt = this.clock.now();
-            this.awaitingFirst.delete(r.requestId);
-          }
-          tokens++;
-          if (c.finish) finish = c.finish;
-          chunk({
-            text: c.text,
-            tokens: 1,
-            done: false,
-            ...(c.index ? { index: c.index } : {}),
-            ...(c.finish ? { finishReason: c.finish } : {}),
-            ...(c.toolCalls ? { toolCalls: c.toolCalls } : {}),
-            ...(c.logprobs ? { logprobs: c.logprobs } : {}),
-          });
-        }
-      }
-      chunk({ tokens: 0, done: true, finishReason: finish ?? "stop", ...(usage ? { usage } : {}) });
-      this.done(r, "ok", started, firstAt, tokens, usage);
-    } catch (e) {
-      this.awaitingFirst.delete(r.requestId);
-      if (abort.signal.aborted) {
-        // The client went away: the engine request is aborted (its KV freed); nobody waits for more.
-        chunk({ tokens: 0, done: true, finishReason: "cancelled" });
-        this.done(r, "cancelled", started, firstAt, tokens, usage);
-        return;
-      }
-      // Before the first token the router may retry elsewhere; after it, the client sees an error finish.
-      const err =
-        e instanceof SageError ? e : new SageError("REMOTE", `engine connection failed: ${describeError(e)}`);
-      const invalid = err.code === "INVALID_REQUEST";
-      chunk({
-        tokens: 0,
-        done: true,
-        finishReason: "error",
-        error: {
-          code: invalid ? "INVALID_REQUEST" : firstAt === undefined ? "ENGINE_UNAVAILABLE" : "ENGINE_FAILED",
-          message: err.message,
-        },
-      });
-      this.done(r, invalid ? "rejected" : "failed", started, firstAt, tokens, usage);
+      this.done(r, run.outcome, started, run.firstAtMs, run.tokens, run.usage);
     } finally {
+      this.awaitingFirst.delete(r.requestId);
       this.engineCalls.delete(r.requestId);
     }
   }
@@ -521,38 +470,3 @@ const USAGE_ENGINES = new Set<EngineKind>(["vllm", "sglang"]);
 
 /** How long a cancel is remembered for a request that has not arrived yet. */
 const CANCEL_MEMORY_MS = 60_000;
-
-/**
- * An error as one line: undici's "TypeError: terminated" says nothing, its cause (the socket closed,
- * the engine reset the connection) does.
- */
-function describeError(e: unknown): string {
-  const cause = (e as { cause?: unknown } | undefined)?.cause;
-  const msg = e instanceof Error ? e.message : String(e);
-  if (msg === "terminated" || msg === "fetch failed")
-    return cause instanceof Error ? `engine connection lost (${cause.message})` : "engine connection lost";
-  return msg;
-}
-
-/**
- * fetch, retried once when the connection itself failed: after an engine restart the client's pool can
- * still hold a keep-alive socket to the old process, which fails at once and is not the engine's fault.
- */
-async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
-  try {
-    return await fetch(url, init);
-  } catch (e) {
-    if ((e as Error).name === "TimeoutError" || (e as Error).name === "AbortError") throw e;
-    return fetch(url, init);
-  }
-}
-
-/** The message of an OpenAI-style error body (`{ error: { message } }`), if that is what it is. */
-function engineMessage(text: string): string | undefined {
-  try {
-    const m = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
-    return typeof m === "string" && m ? m.slice(0, 1000) : undefined;
-  } catch {
-    return text ? text.slice(0, 300) : undefined;
-  }
-}
