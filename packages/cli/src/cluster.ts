@@ -327,7 +327,9 @@ export async function startService(
       break;
     }
     case "router":
-      actors.push(new RouterActor(await ctx("router", "router"), { regions, models }));
+      actors.push(
+        new RouterActor(await ctx("router", "router"), { regions, models, demandFromEngine: true }),
+      );
       break;
     case "region": {
       const r = spec.regions.find((x) => x.id === def.region)!;

@@ -103,13 +103,9 @@ function textOutput(r: OutputRequest): Output {
     finish,
     token,
     whole() {
-      let text = "";
-      let lp: Record<string, unknown> | undefined;
-      for (let i = 0; i < tokens; i++) {
-        const t = token(i);
-        text += t.text;
-        if (t.logprobs) lp = mergeArrays(lp, t.logprobs);
-      }
+      const all = Array.from({ length: tokens }, (_, i) => token(i));
+      const text = all.map((t) => t.text).join("");
+      const lp = joinLogprobs(all.flatMap((t) => (t.logprobs ? [t.logprobs] : [])));
       return lp ? { text, logprobs: lp } : { text };
     },
   };
@@ -170,15 +166,9 @@ function logprobsOf(r: OutputRequest, text: string, i: number, offset: number): 
   };
 }
 
-function mergeArrays(
-  acc: Record<string, unknown> | undefined,
-  next: Record<string, unknown>,
-): Record<string, unknown> {
-  if (!acc) return { ...next };
-  const out: Record<string, unknown> = { ...acc };
-  for (const [k, v] of Object.entries(next)) {
-    const prev = out[k];
-    out[k] = Array.isArray(prev) && Array.isArray(v) ? [...prev, ...v] : v;
-  }
-  return out;
+/** The per-token log probabilities of a whole answer in one object: each field's entries in order. */
+function joinLogprobs(perToken: Record<string, unknown>[]): Record<string, unknown> | undefined {
+  if (perToken.length === 0) return undefined;
+  const keys = Object.keys(perToken[0]!);
+  return Object.fromEntries(keys.map((k) => [k, perToken.flatMap((lp) => lp[k] as unknown[])]));
 }

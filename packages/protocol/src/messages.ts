@@ -159,8 +159,8 @@ export const RequestDone = defineMessage({
     deadlineMs: EpochMs.optional(),
   }),
   publishers: ["node-agent", "router"],
-  listeners: ["region-agent", "dashboard"],
-  doc: "One finished request with its latencies: the source of SLO attainment and demand history.",
+  listeners: ["region-agent", "dashboard", "router"],
+  doc: "One finished request with its latencies: the source of SLO attainment and demand history (live routers correct their demand counts with the engine's prompt tokens).",
 }).withSample(() => ({
   requestId: "r-1",
   model: "llama-3.1-8b",

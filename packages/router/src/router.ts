@@ -38,6 +38,13 @@ export interface RouterOptions {
   config?: Partial<RouterConfig>;
   /** How long a request may wait for a serving instance before it is rejected. */
   maxPendingMs?: number;
+  /**
+   * Correct the demand history (DemandReport input tokens) with the engine's prompt counts from
+   * RequestDone: a request is counted at arrival with the gateway's estimate (characters ÷ 4), and the
+   * difference to the engine's count is added when it finishes (to the window then open). Live
+   * clusters turn it on; a simulation, whose engines count what the workload says, leaves it off.
+   */
+  demandFromEngine?: boolean;
 }
 
 /**
@@ -55,6 +62,8 @@ export class RouterActor extends Actor {
   /** Per node: its last heartbeat's arrival plus its ttlMs (silence past it = the node is gone). */
   private readonly nodeAliveUntil = new Map<string, number>();
   private readonly pending: { req: Route; sinceMs: number }[] = [];
+  /** With `demandFromEngine`: requests counted at arrival and not finished yet (kept 10 minutes at most). */
+  private readonly estimates = new Map<string, { req: Route; atMs: number }>();
   private readonly maxPendingMs: number;
   private readonly models: Set<string>;
   routed = 0;
@@ -109,6 +118,8 @@ export class RouterActor extends Actor {
       return { requestId: req.requestId, decision: "queued" as const, region: req.originRegion };
     });
     this.on(RequestCancel, {}, (c) => this.cancelHeld(c.requestId), { broadcast: true });
+    if (this.opts.demandFromEngine)
+      this.on(RequestDone, {}, (d) => this.correctDemand(d.requestId, d.inputTokens), { broadcast: true });
     this.every(5_000, () => this.retryPending());
     this.demandWindowStartMs = Math.floor(this.clock.now() / 60_000) * 60_000;
     this.every(60_000, () => this.reportDemand());
@@ -307,11 +318,34 @@ export class RouterActor extends Actor {
     t.requests++;
     t.inputTokens += req.inputTokens;
     t.outputTokens += req.maxOutputTokens;
+    if (this.opts.demandFromEngine) this.estimates.set(req.requestId, { req, atMs: this.clock.now() });
+  }
+
+  /** A request this router counted finished: its engine's prompt count replaces the estimate. */
+  private correctDemand(requestId: string, engineInputTokens: number): void {
+    // Re-routed attempts finish under `<request>-a<n>`; the arrival was counted under `<request>`.
+    const id = requestId.replace(/-a\d+$/, "");
+    const e = this.estimates.get(id);
+    if (!e) return;
+    this.estimates.delete(id);
+    const delta = engineInputTokens - e.req.inputTokens;
+    if (delta === 0) return;
+    const k = `${e.req.model}|${e.req.originRegion}`;
+    if (!this.demand.has(k)) {
+      const z = () => ({ requests: 0, inputTokens: 0, outputTokens: 0 });
+      this.demand.set(k, { "iw-fast": z(), "iw-normal": z(), niw: z() });
+    }
+    const t = this.demand.get(k)![e.req.tier];
+    t.inputTokens = Math.max(0, t.inputTokens + delta);
   }
 
   /** Publish last minute's arrivals per model and origin region (zeros included, so series stay continuous). */
   private reportDemand(): void {
     const start = this.demandWindowStartMs;
+    for (const [id, e] of this.estimates) {
+      if (this.clock.now() - e.atMs < 600_000) break;
+      this.estimates.delete(id);
+    }
     this.demandWindowStartMs += 60_000;
     for (const model of this.opts.models) {
       for (const region of this.opts.regions) {
