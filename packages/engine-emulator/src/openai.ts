@@ -156,7 +156,10 @@ const WORDS = [
 
 /** Deterministic filler text: token i of request `seed`. */
 export function tokenText(seed: number, i: number): string {
-  return WORDS[(seed * 31 + i * 7) % WORDS.length]!;
+  // Any safe integer seed, negative ones too (a client's `seed`: -5 used to index past the list, a 500).
+  const n = WORDS.length;
+  const s = ((seed % n) + n) % n;
+  return WORDS[(s * 31 + i * 7) % n]!;
 }
 
 /**

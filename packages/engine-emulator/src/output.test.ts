@@ -11,6 +11,13 @@ describe("what the emulator answers", () => {
     expect(a.whole().text).not.toBe(planOutput({ chat: false, maxTokens: 5, seed: 43 }).whole().text);
   });
 
+  it("takes any safe integer seed, negative and huge ones too", () => {
+    for (const seed of [-5, -1, 0, 2 ** 53 - 1, -(2 ** 53) + 1]) {
+      const o = planOutput({ chat: false, maxTokens: 4, seed, stop: ["zz"], logprobs: { top: 1 } });
+      expect(o.whole().text.trim().split(" "), String(seed)).toHaveLength(4);
+    }
+  });
+
   it("ends before the first stop string, with finish_reason stop", () => {
     const full = Array.from({ length: 40 }, (_, i) => tokenText(7, i)).join("");
     const stop = tokenText(7, 3) + tokenText(7, 4);
