@@ -205,6 +205,11 @@ describe("sageserve up: a whole cluster on one machine", () => {
       expect(await page.locator("canvas").count()).toBe(6);
       const cards = await page.locator(".card").allInnerTexts();
       expect(cards.join(" ")).toMatch(/requests finished\s+[1-9]/);
+      expect(cards.join(" ")).toMatch(/last 5 min: \d/);
+      // Legends name the series and show no "--" placeholder values (issue 17).
+      const legends = (await page.locator(".u-legend").allInnerTexts()).join(" ");
+      expect(legends).toContain("iw-fast 5 min");
+      expect(legends).not.toContain("--");
       const png = await page.screenshot({ fullPage: true });
       const dir = mkdtempSync(join(tmpdir(), "sage-dash-"));
       writeFileSync(join(dir, "dashboard.png"), png);

@@ -9,6 +9,7 @@ const tier = (over: Partial<TierSummary> = {}): TierSummary => ({
   rejected: 0,
   sloMet: 0,
   attainment: null,
+  attainmentRecent: null,
   infeasible: 0,
   infeasibleShare: null,
   attainmentFeasible: null,

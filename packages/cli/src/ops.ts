@@ -102,7 +102,7 @@ export function formatStatus(s: ClusterStatus): string {
         ? `; ${v.infeasible} infeasible (${pct(v.infeasibleShare)}), ${pct(v.attainmentFeasible)} over feasible`
         : "";
       out.push(
-        `  ${t.padEnd(10)} ${pct(v.attainment).padStart(9)}  ${String(v.completed).padStart(7)} done, ${v.failed} failed, ${lat}${feasible}${apart(v)}`,
+        `  ${t.padEnd(10)} ${pct(v.attainment).padStart(9)}  ${String(v.completed).padStart(7)} done, ${v.failed} failed, ${lat}${feasible}${v.attainmentRecent == null ? "" : `; last 5 min ${pct(v.attainmentRecent)}`}${apart(v)}`,
       );
     }
     if (o.feasibilityJudged === false)

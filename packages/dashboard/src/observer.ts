@@ -23,6 +23,10 @@ import {
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, closeServer, listenUrl } from "@sageserve/runtime";
 import { renderDashboardHtml } from "./page.js";
+import { RecentSlo } from "./recent.js";
+
+/** The window of the recent SLO attainment (`TierSummary.attainmentRecent`). */
+export const RECENT_SLO_MS = 5 * 60_000;
 
 export interface DashboardOptions {
   /** HTTP port (0 = any free one) and address. */
@@ -71,6 +75,8 @@ export interface TierSummary {
   sloMet: number;
   /** sloMet / (completed + failed); null before the first request. */
   attainment: number | null;
+  /** Attainment over the requests finished in the last 5 minutes (null: none). */
+  attainmentRecent: number | null;
   /**
    * Requests whose prompt the serving GPU type cannot prefill within the tier's TTFT target even on an
    * idle instance, their share of the finished ones, and attainment over the others (null: none yet).
@@ -92,6 +98,7 @@ export interface DashboardPoint {
   tokensPerSecond: number;
   niwQueue: Record<string, number>;
   attainment: Record<Tier, number | null>;
+  attainmentRecent: Record<Tier, number | null>;
   attainmentFeasible: Record<Tier, number | null>;
   ttftP50: Record<Tier, number | null>;
   ttftP99: Record<Tier, number | null>;
@@ -150,7 +157,14 @@ export class DashboardActor extends Actor {
   private plan: Payload<typeof Plan> | null = null;
   private readonly tiers = new Map<
     Tier,
-    { completed: number; failed: number; cancelled: number; rejected: number; slo: SloCounts }
+    {
+      completed: number;
+      failed: number;
+      cancelled: number;
+      rejected: number;
+      slo: SloCounts;
+      recent: RecentSlo;
+    }
   >();
   /** GPU type of each instance seen in a load report (kept after it goes stale; bounded). */
   private readonly gpuByInstance = new Map<string, string>();
@@ -170,7 +184,14 @@ export class DashboardActor extends Actor {
     super(ctx, { role: "dashboard", id: "dashboard", description: "live cluster view over HTTP" });
     this.slo = { ...DEFAULT_SLO_TTFT_MS, ...opts.sloTtftMs };
     for (const t of TIERS) {
-      this.tiers.set(t, { completed: 0, failed: 0, cancelled: 0, rejected: 0, slo: emptySloCounts() });
+      this.tiers.set(t, {
+        completed: 0,
+        failed: 0,
+        cancelled: 0,
+        rejected: 0,
+        slo: emptySloCounts(),
+        recent: new RecentSlo(RECENT_SLO_MS),
+      });
       this.ttft.set(t, new Window(opts.latencyWindow ?? 2_000));
       this.tbt.set(t, new Window(opts.latencyWindow ?? 2_000));
     }
@@ -252,7 +273,9 @@ export class DashboardActor extends Actor {
       this.slo,
     );
     if (v.beyondProfile) this.beyondProfile.set(d.model, (this.beyondProfile.get(d.model) ?? 0) + 1);
-    countSlo(t.slo, metSlo(d, this.slo), v);
+    const met = metSlo(d, this.slo);
+    countSlo(t.slo, met, v);
+    t.recent.add(this.clock.now(), met);
     if (d.outcome !== "ok") {
       t.failed++;
       return;
@@ -283,6 +306,7 @@ export class DashboardActor extends Actor {
       sloMet: t.slo.sloMet,
       infeasible: t.slo.infeasible,
       ...sloRates(t.slo),
+      attainmentRecent: t.recent.attainment(this.clock.now()),
       ttftMs: this.ttft.get(tier)!.percentiles(),
       tbtMs: this.tbt.get(tier)!.percentiles(),
     };
@@ -329,6 +353,7 @@ export class DashboardActor extends Actor {
       tokensPerSecond: tps,
       niwQueue,
       attainment: per((s) => s.attainment),
+      attainmentRecent: per((s) => s.attainmentRecent),
       attainmentFeasible: per((s) => s.attainmentFeasible),
       ttftP50: per((s) => s.ttftMs?.p50 ?? null),
       ttftP99: per((s) => s.ttftMs?.p99 ?? null),
