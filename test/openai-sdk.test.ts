@@ -20,6 +20,8 @@ describe("the official openai SDK against SageServe", () => {
   const clock = new WallClock({ seed: 17 });
   const buses: NatsBus[] = [];
   let gateway: GatewayActor;
+  /** A second replica of the gateway: quotas are shared through NATS. */
+  let gatewayB: GatewayActor;
   let node: NodeAgentActor;
   let router: RouterActor;
   let client: OpenAI;
@@ -57,14 +59,19 @@ describe("the official openai SDK against SageServe", () => {
       regions: ["westus"],
       models: ["llama3.2-3b", "llama3.1-8b"],
     });
-    gateway = new GatewayActor(await ctx("gateway"), {
+    const gatewayOptions = {
       region: "westus",
       models: ["llama3.2-3b", "llama3.1-8b"],
-      apiKeys: { "sk-test": { name: "sdk" } },
-    });
+      apiKeys: {
+        "sk-test": { name: "sdk" },
+        "sk-quota": { name: "metered", requestsPerMinute: 4, tokensPerMinute: 400 },
+      },
+    };
+    gateway = new GatewayActor(await ctx("gateway"), gatewayOptions);
+    gatewayB = new GatewayActor(await ctx("gateway-b"), gatewayOptions);
     // The observer behind the dashboard and `sageserve status`: SLO attainment per tier.
     dashboard = new DashboardActor(await ctx("dashboard"), { port: 0, summaryMs: 0 });
-    for (const a of [router, node, gateway, dashboard]) await a.start();
+    for (const a of [router, node, gateway, gatewayB, dashboard]) await a.start();
     const watcher = await ctx("watcher");
     watcher.bus.subscribe(RequestDone.subject.pattern({ region: "westus" }), (m) => {
       const d = m.data();
@@ -78,7 +85,7 @@ describe("the official openai SDK against SageServe", () => {
   }, 30_000);
 
   afterAll(async () => {
-    for (const a of [gateway, dashboard, node, router]) await a?.stop();
+    for (const a of [gateway, gatewayB, dashboard, node, router]) await a?.stop();
     for (const b of buses) await b.close();
     await emu?.close();
     clock.cancelAll();
@@ -398,6 +405,50 @@ describe("the official openai SDK against SageServe", () => {
       "RequestDone cancelled by the router",
       () => doneFor((d) => d.model === "llama3.1-8b" && d.outcome === "cancelled") !== undefined,
     );
+  });
+
+  it("enforces a key's quota across two gateways: requests and tokens per minute, corrected to what ran, with OpenAI's headers", async () => {
+    const a = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "sk-quota", maxRetries: 0 });
+    const b = new OpenAI({ baseURL: `${gatewayB.url}/v1`, apiKey: "sk-quota", maxRetries: 0 });
+    // A tool call reserves its prompt and 200 output tokens, and uses a few: corrected when it ends.
+    const first = await a.chat.completions
+      .create({
+        model: "llama3.2-3b",
+        messages: [{ role: "user", content: "Weather?" }],
+        tools,
+        tool_choice: "required",
+        max_tokens: 200,
+      })
+      .withResponse();
+    expect(first.response.headers.get("x-ratelimit-limit-requests")).toBe("4");
+    expect(first.response.headers.get("x-ratelimit-remaining-requests")).toBe("3");
+    expect(first.response.headers.get("x-ratelimit-limit-tokens")).toBe("400");
+    const used = first.data.usage!.total_tokens;
+    expect(used).toBeLessThan(100);
+    await until("gateway B counts A's request and its correction", () => {
+      const u = gatewayB.quotaUsed("sk-quota");
+      return u.requests === 1 && u.tokens === used;
+    });
+    // 301 more tokens fit only because A's 200-token reservation was corrected to what it used.
+    const second = await b.completions.create({ model: "llama3.2-3b", prompt: "x", max_tokens: 300 });
+    expect(second.usage!.total_tokens).toBe(301);
+    // Two more requests through A: four in the minute.
+    for (let i = 0; i < 2; i++)
+      await a.completions.create({ model: "llama3.2-3b", prompt: "x", max_tokens: 1 });
+    await until("gateway B counts four requests", () => gatewayB.quotaUsed("sk-quota").requests === 4);
+    const refused = await b.completions.create({ model: "llama3.2-3b", prompt: "x", max_tokens: 1 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    const e = refused as InstanceType<typeof OpenAI.RateLimitError>;
+    expect(e.code).toBe("rate_limit_exceeded");
+    expect(Number(e.headers?.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(e.headers?.get("x-ratelimit-remaining-requests")).toBe("0");
+    // Another key is not affected.
+    await expect(
+      client.completions.create({ model: "llama3.2-3b", prompt: "x", max_tokens: 1 }),
+    ).resolves.toBeDefined();
   });
 
   it("counts early errors and aborted requests in sage_gateway_requests_total", async () => {

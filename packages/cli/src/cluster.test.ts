@@ -27,9 +27,9 @@ describe("cluster file: gateway API keys", () => {
   it("names an unknown field of a key instead of dropping it", () => {
     const file = write({
       ...DEFAULT_CLUSTER,
-      gateway: { port: 8080, apiKeys: { "sk-limited-0001": { name: "team-c", requestsPerMinute: 60 } } },
+      gateway: { port: 8080, apiKeys: { "sk-limited-0001": { name: "team-c", requestsPerHour: 60 } } },
     });
-    expect(() => loadClusterSpec(file)).toThrow(/requestsPerMinute/);
+    expect(() => loadClusterSpec(file)).toThrow(/requestsPerHour/);
   });
 });
 

@@ -61,6 +61,9 @@ export const ClusterSpecSchema = z
               tier: z.enum(["fast", "normal", "batch"]).optional(),
               requestsPerSecond: z.number().positive().optional(),
               burst: z.number().min(1).optional(),
+              /** Quotas shared by every gateway replica: requests and tokens per sliding minute. */
+              requestsPerMinute: z.number().int().positive().optional(),
+              tokensPerMinute: z.number().int().positive().optional(),
             })
             .strict(),
         )

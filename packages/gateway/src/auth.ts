@@ -6,6 +6,9 @@ export interface ApiKey {
   tier?: "fast" | "normal" | "batch";
   requestsPerSecond?: number;
   burst?: number;
+  /** Quotas shared by every gateway replica (`quota.ts`): requests and tokens per sliding minute. */
+  requestsPerMinute?: number;
+  tokensPerMinute?: number;
 }
 
 /**

@@ -1,6 +1,7 @@
+import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { Heartbeat, RequestCancel, RouteRequest, type Tier } from "@sageserve/protocol";
+import { Heartbeat, QuotaUsage, RequestCancel, RouteRequest, type Tier } from "@sageserve/protocol";
 import { Actor, type ActorContext, closeServer, listenUrl } from "@sageserve/runtime";
 import { Counter, Histogram, Registry } from "prom-client";
 import { type ApiKey, authenticate, RateLimiter } from "./auth.js";
@@ -16,12 +17,15 @@ import {
   readBody,
 } from "./http.js";
 import { BatchJobs } from "./jobs.js";
-import { readRequest } from "./openai.js";
+import { estimateTokens, readRequest } from "./openai.js";
+import { type Admission, SharedQuotas } from "./quota.js";
 import { type RelayPorts, type RelaySettings, relay } from "./relay.js";
 import { checkBody, depthExceeds, MAX_BODY_DEPTH } from "./validate.js";
 
 export interface GatewayOptions {
   region: string;
+  /** Actor id, unique per replica (default `gateway-<region>-<random>`). */
+  id?: string;
   /**
    * Further home regions this front door accepts in `x-sage-region` (a global gateway behind a
    * geo-aware load balancer, or the laptop cluster); requests without the header are `region`'s.
@@ -95,13 +99,28 @@ export class GatewayActor extends Actor {
   retried = 0;
   private readonly modelLabels = new Set<string>();
   private readonly relaySettings: RelaySettings;
+  private readonly quotas: SharedQuotas;
 
   constructor(
     ctx: ActorContext,
     private readonly opts: GatewayOptions,
   ) {
-    super(ctx, { role: "gateway", id: `gateway-${opts.region}`, metadata: { region: opts.region } });
+    // Unique per replica: broadcast subscriptions (heartbeats, quota usage) are queue groups named after
+    // the actor id, so replicas sharing `gateway-<region>` each got only part of them.
+    super(ctx, {
+      role: "gateway",
+      id: opts.id ?? `gateway-${opts.region}-${randomUUID().slice(0, 8)}`,
+      metadata: { region: opts.region },
+    });
     this.limiter = new RateLimiter(opts.apiKeys);
+    const keys = opts.apiKeys ?? {};
+    this.quotas = new SharedQuotas(
+      (key) => (Object.hasOwn(keys, key) ? keys[key] : undefined),
+      this.identity.id,
+      (u) => {
+        this.publish(QuotaUsage, { key: u.key }, u);
+      },
+    );
     this.jobs = new BatchJobs(this.bus, opts.maxJobs ?? 10_000);
     this.relaySettings = {
       firstTokenTimeoutMs: opts.firstTokenTimeoutMs ?? 120_000,
@@ -111,6 +130,7 @@ export class GatewayActor extends Actor {
   }
 
   protected async setup(): Promise<void> {
+    this.on(QuotaUsage, {}, (u) => this.quotas.record(u), { broadcast: true });
     this.on(
       Heartbeat,
       {},
@@ -180,7 +200,7 @@ export class GatewayActor extends Actor {
     const limited = this.limiter.take(auth.key, this.clock.now());
     if (limited) return fail(res, limited);
     if (req.method === "POST" && (path === "/v1/chat/completions" || path === "/v1/completions"))
-      return this.complete(req, res, path === "/v1/chat/completions", auth.tier);
+      return this.complete(req, res, path === "/v1/chat/completions", auth);
     return this.resource(req, res, path);
   }
 
@@ -234,9 +254,9 @@ export class GatewayActor extends Actor {
     req: IncomingMessage,
     res: ServerResponse,
     chat: boolean,
-    keyTier: string | undefined,
+    auth: { tier?: string; key?: string },
   ): Promise<number | undefined> {
-    const tier = tierOf(req.headers["x-sage-tier"], keyTier);
+    const tier = tierOf(req.headers["x-sage-tier"], auth.tier);
     if ("status" in tier) return fail(res, tier);
     const region = regionOf(req.headers["x-sage-region"], this.opts.region, this.opts.regions ?? []);
     if (typeof region !== "string") return fail(res, region);
@@ -258,7 +278,9 @@ export class GatewayActor extends Actor {
         code: "stream_not_supported",
         param: "stream",
       });
-    await relay(this.relayPorts(request.model, tier.name), this.relaySettings, res, {
+    const quota = this.takeQuota(res, auth.key, body.value, request);
+    if (quota?.refused) return fail(res, quota.refused);
+    await relay(this.relayPorts(request.model, tier.name, quota), this.relaySettings, res, {
       req: request,
       body: body.value,
       tier: tier.tier,
@@ -296,8 +318,26 @@ export class GatewayActor extends Actor {
     return { value };
   }
 
+  /**
+   * The key's shared quota: the request reserves its prompt estimate and its maximum output (every
+   * choice), and every answer carries OpenAI's `x-ratelimit-*` headers. Undefined: no quota.
+   */
+  private takeQuota(
+    res: ServerResponse,
+    key: string | undefined,
+    body: Record<string, unknown>,
+    request: { promptText: string; maxTokens: number },
+  ): Admission | undefined {
+    const choices =
+      (typeof body.n === "number" ? body.n : 1) * (Array.isArray(body.prompt) ? body.prompt.length : 1);
+    const reserve = estimateTokens(request.promptText) + request.maxTokens * choices;
+    const quota = this.quotas.take(key, reserve, this.clock.now());
+    for (const [h, v] of Object.entries(quota?.headers ?? {})) res.setHeader(h, v);
+    return quota;
+  }
+
   /** The relay loop's ports for one request: the bus, the clock, this gateway's metrics and jobs. */
-  private relayPorts(model: string, tierName: string): RelayPorts {
+  private relayPorts(model: string, tierName: string, quota?: Admission): RelayPorts {
     const label = this.modelLabel(model);
     return {
       clock: this.clock,
@@ -320,6 +360,7 @@ export class GatewayActor extends Actor {
       nodeLost: (nodeId, sinceMs) => this.nodeLost(nodeId, sinceMs),
       trackJob: (jobId, requestId) =>
         this.jobs.track(jobId, requestId, model, Math.floor(this.clock.now() / 1000)),
+      settle: (tokens) => quota?.settle(tokens),
       onRetry: () => {
         this.retried++;
       },
@@ -356,6 +397,12 @@ export class GatewayActor extends Actor {
       });
     json(res, 200, modelCard(id));
     return 200;
+  }
+
+  /** A key's usage over the last minute as this gateway sees it (all replicas): for operators and tests. */
+  quotaUsed(apiKey: string): { requests: number; tokens: number } {
+    const { requests, tokens } = this.quotas.used(apiKey, this.clock.now());
+    return { requests, tokens };
   }
 
   /**

@@ -42,6 +42,8 @@ export interface RelayPorts {
   nodeLost(nodeId: string, sinceMs: number): boolean;
   trackJob(jobId: string, requestId: string, model: string): void;
   onRetry(): void;
+  /** The request ended having used `tokens` (prompt + output; 0 when nothing ran): its quota is settled. */
+  settle(tokens: number): void;
   /** Count the request under its final HTTP status (499: the client went away first). */
   count(status: number): void;
   observeTtft(seconds: number): void;
@@ -99,6 +101,8 @@ class Relay {
   private readonly finishes = new Map<number, string>();
   private lastTokenMs: number;
   private counted = false;
+  /** The answer's total tokens (usage), once answered. */
+  private tokensUsed: number | undefined;
   private answered = false;
 
   constructor(
@@ -134,6 +138,9 @@ class Relay {
       await this.attempts();
     } finally {
       this.sub?.unsubscribe();
+      this.ports.settle(
+        this.tokensUsed ?? (this.index ? estimateTokens(this.job.req.promptText) + this.index : 0),
+      );
     }
   }
 
@@ -305,6 +312,7 @@ class Relay {
       engineUsage?.promptTokens || estimateTokens(promptText),
       engineUsage?.completionTokens ?? this.index,
     );
+    this.tokensUsed = u.total_tokens;
     // Each choice ends with its own finish reason (the engine's for it, else the request's).
     const choices = [...new Set([0, ...this.collected.keys(), ...this.started])].sort((a, b) => a - b);
     const finishOf = (i: number) => this.finishes.get(i) ?? finish;

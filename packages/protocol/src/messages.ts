@@ -133,6 +133,34 @@ export const RequestCancel = defineMessage({
   doc: "The client went away: the router drops the request if it still holds it, the node agent running it aborts the engine request (its KV cache is freed). Node agents remember cancels for a minute, so one that overtakes its InferenceRequest still counts.",
 }).withSample(() => ({ requestId: "r-1", reason: "client-closed", atMs: now }));
 
+export const QuotaUsage = defineMessage({
+  name: "QuotaUsage",
+  kind: "event",
+  version: 1,
+  subject: "sage.quota.{key}",
+  schema: z.object({
+    /** The API key's hash (never the key itself). */
+    key: Id,
+    /** The gateway instance that counted it (each ignores its own, which it counted already). */
+    gateway: Id,
+    /** Requests admitted (1), or 0 for a correction. */
+    requests: z.number().int().min(0).max(1),
+    /** Tokens reserved at admission (prompt estimate + max output), or the correction when it ended. */
+    tokens: z.number().int().min(-10_000_000).max(10_000_000),
+    /** When the request was admitted: a correction counts in the same second of the window. */
+    atMs: EpochMs,
+  }),
+  publishers: ["gateway"],
+  listeners: ["gateway"],
+  doc: "A gateway admitted a request under an API key with a per-minute quota, or corrected its tokens when it ended: every gateway adds it to the key's sliding minute, so replicas enforce one limit.",
+}).withSample(() => ({
+  key: "3f2a9c0d1e4b5a6978877665",
+  gateway: "gateway-westus-1a2b",
+  requests: 1,
+  tokens: 640,
+  atMs: now,
+}));
+
 export const RequestDone = defineMessage({
   name: "RequestDone",
   kind: "event",
