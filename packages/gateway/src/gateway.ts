@@ -54,6 +54,11 @@ export interface GatewayOptions {
   maxAttempts?: number;
 }
 
+/** How long job views stay in KV `sage-jobs` (the default batch deadline is a day). */
+const JOB_TTL_MS = 7 * 86_400_000;
+/** A batch job id as the router makes it: `j-` and the request id (`r-` and a UUID). */
+const JOB_ID = /^j-r-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 const modelCard = (id: string) => ({ id, object: "model", created: 0, owned_by: "sageserve" });
 
 /** Distinct unknown model names labelled in metrics before the rest count as "other". */
@@ -121,7 +126,16 @@ export class GatewayActor extends Actor {
         this.publish(QuotaUsage, { key: u.key }, u);
       },
     );
-    this.jobs = new BatchJobs(this.bus, opts.maxJobs ?? 10_000);
+    this.jobs = new BatchJobs(this.bus, opts.maxJobs ?? 10_000, {
+      put: (id, view) => void this.kvPut("sage-jobs", id, view, { bucketTtlMs: JOB_TTL_MS }),
+      get: async (id) => {
+        // Only ids of the shape gateways hand out reach NATS: any other string a client sends is no job.
+        if (!JOB_ID.test(id)) return undefined;
+        const r = await this.kvGet("sage-jobs", id);
+        // An id that is no valid KV key (any string a client sends) is no job either.
+        return r.ok && typeof r.value === "object" && r.value !== null ? (r.value as object) : undefined;
+      },
+    });
     this.relaySettings = {
       firstTokenTimeoutMs: opts.firstTokenTimeoutMs ?? 120_000,
       maxAttempts: opts.maxAttempts ?? 3,
@@ -131,6 +145,14 @@ export class GatewayActor extends Actor {
 
   protected async setup(): Promise<void> {
     this.on(QuotaUsage, {}, (u) => this.quotas.record(u), { broadcast: true });
+    // The job bucket exists with its TTL before any gateway reads it (a read first would create it
+    // without one); the entry says which gateways ran.
+    await this.kvPut(
+      "sage-jobs",
+      this.identity.id,
+      { startedAtMs: this.clock.now() },
+      { bucketTtlMs: JOB_TTL_MS },
+    );
     this.on(
       Heartbeat,
       {},
@@ -205,7 +227,7 @@ export class GatewayActor extends Actor {
   }
 
   /** The GET resources (batch jobs, models), and 405/404 for everything else. */
-  private resource(req: IncomingMessage, res: ServerResponse, path: string): number {
+  private async resource(req: IncomingMessage, res: ServerResponse, path: string): Promise<number> {
     const job = /^\/v1\/sage\/jobs\/([^/]+)$/.exec(path);
     if (req.method === "GET" && job) {
       let id: string | undefined;
@@ -214,15 +236,15 @@ export class GatewayActor extends Actor {
       } catch {
         // malformed percent-encoding: no such job (decodeURIComponent threw a URIError → 500)
       }
-      const j = id === undefined ? undefined : this.jobs.get(id);
-      if (!j)
+      const view = id === undefined ? undefined : await this.jobs.view(id);
+      if (!view)
         return fail(res, {
           status: 404,
           message: `no job ${job[1]}`,
           type: "invalid_request_error",
           code: "job_not_found",
         });
-      json(res, 200, BatchJobs.view(j));
+      json(res, 200, view);
       return 200;
     }
     if (req.method === "GET" && path === "/v1/models") {
