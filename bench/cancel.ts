@@ -5,43 +5,15 @@
  * holds (no instance of their model yet: until the router has dropped them). Also the tokens the
  * engine generated after the abort.
  */
-import { startEmulator } from "@sageserve/engine-emulator";
-import { GatewayActor } from "@sageserve/gateway";
-import { NodeAgentActor } from "@sageserve/node-agent";
-import { RouterActor } from "@sageserve/router";
-import { NatsBus, startNatsServer, WallClock } from "@sageserve/runtime";
 import { fmt, machine, percentile, writeSection } from "./report.js";
+import { startRequestPath } from "./request-path.js";
 
 const quick = process.argv.includes("--quick");
 const N = quick ? 20 : 100;
-const server = await startNatsServer();
-const clock = new WallClock({ seed: 1 });
-// Real-time speed: a 3,000-token answer would run for tens of seconds if nothing stopped it.
-const emu = await startEmulator({ model: "llama3.2-3b", gpu: "h100", speedup: 1 });
-const buses: NatsBus[] = [];
-const ctx = async (name: string) => {
-  const bus = await NatsBus.connect({ servers: server.url, name });
-  buses.push(bus);
-  return { bus, clock };
-};
-const node = new NodeAgentActor(await ctx("node"), {
-  nodeId: "c1",
-  region: "westus",
-  gpuType: "h100",
-  engine: { url: emu.url, kind: "vllm", model: "llama3.2-3b" },
-  loadReportMs: 200,
-});
-const router = new RouterActor(await ctx("router"), {
-  regions: ["westus"],
-  models: ["llama3.2-3b", "llama3.1-8b"],
-});
-const gateway = new GatewayActor(await ctx("gateway"), {
-  region: "westus",
-  models: ["llama3.2-3b", "llama3.1-8b"],
-});
-for (const a of [router, node, gateway]) await a.start();
-while (node.currentState !== "serving") await clock.sleep(50);
-while (router.stats().received === 0) await clock.sleep(50);
+// Real-time speed: a 3,000-token answer would run for tens of seconds if nothing stopped it. llama3.1-8b
+// is offered but served nowhere: the router holds its requests.
+const path = await startRequestPath({ speedup: 1, models: ["llama3.2-3b", "llama3.1-8b"], nodeId: "c1" });
+const { emu, router, gateway } = path;
 
 const until = async (cond: () => boolean): Promise<void> => {
   const end = performance.now() + 30_000;
@@ -105,11 +77,7 @@ const streamed = await runs(() => measure(true));
 const whole = await runs(() => measure(false));
 const heldMs = (await runs(held)).sort((a, b) => a - b);
 
-for (const a of [gateway, node, router]) await a.stop();
-for (const b of buses) await b.close();
-await emu.close();
-clock.cancelAll();
-await server.stop();
+await path.stop();
 
 const row = (name: string, xs: { ms: number; tokensAfter: number }[]) => {
   const ms = xs.map((x) => x.ms).sort((a, b) => a - b);
