@@ -3,36 +3,13 @@
  * against calling the engine emulator directly, and sustained streamed requests/s through the full
  * path. The emulator runs 1000× faster than the measured hardware so the control path dominates.
  */
-import { startEmulator } from "@sageserve/engine-emulator";
-import { GatewayActor } from "@sageserve/gateway";
-import { NodeAgentActor } from "@sageserve/node-agent";
-import { RouterActor } from "@sageserve/router";
-import { NatsBus, startNatsServer, WallClock } from "@sageserve/runtime";
 import { fmt, machine, percentile, writeSection } from "./report.js";
+import { startRequestPath } from "./request-path.js";
 
 const quick = process.argv.includes("--quick");
 const N = quick ? 100 : 500;
-const server = await startNatsServer();
-const clock = new WallClock({ seed: 1 });
-const emu = await startEmulator({ model: "llama3.2-3b", gpu: "h100", speedup: 1000 });
-const buses: NatsBus[] = [];
-const ctx = async (name: string) => {
-  const bus = await NatsBus.connect({ servers: server.url, name });
-  buses.push(bus);
-  return { bus, clock };
-};
-const node = new NodeAgentActor(await ctx("node"), {
-  nodeId: "b1",
-  region: "westus",
-  gpuType: "h100",
-  engine: { url: emu.url, kind: "vllm", model: "llama3.2-3b", kvCapacityTokens: 5_000_000 },
-  loadReportMs: 200,
-});
-const router = new RouterActor(await ctx("router"), { regions: ["westus"], models: ["llama3.2-3b"] });
-const gateway = new GatewayActor(await ctx("gateway"), { region: "westus", models: ["llama3.2-3b"] });
-for (const a of [router, node, gateway]) await a.start();
-while (node.currentState !== "serving") await clock.sleep(50);
-await clock.sleep(400);
+const path = await startRequestPath({ speedup: 1000, models: ["llama3.2-3b"], nodeId: "b1" });
+const { emu, gateway } = path;
 
 const body = (stream: boolean) =>
   JSON.stringify({ model: "llama3.2-3b", prompt: "hello there", max_tokens: 4, stream });
@@ -71,11 +48,7 @@ const throughput = async (base: string, concurrency: number, seconds: number) =>
 const tpDirect = await throughput(emu.url, 32, quick ? 3 : 8);
 const tpVia = await throughput(gateway.url, 32, quick ? 3 : 8);
 
-for (const a of [gateway, node, router]) await a.stop();
-for (const b of buses) await b.close();
-await emu.close();
-clock.cancelAll();
-await server.stop();
+await path.stop();
 
 const row = (name: string, xs: number[]) =>
   `| ${name} | ${fmt(percentile(xs, 50), 2)} | ${fmt(percentile(xs, 99), 2)} |`;

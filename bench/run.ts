@@ -5,6 +5,7 @@ await import("./sim.js");
 await import("./trace.js");
 await import("./planner.js");
 await import("./gateway.js");
+await import("./cancel.js");
 await import("./router.js");
 await import("./routing-latency.js");
 await import("./load.js");

@@ -56,6 +56,7 @@ const params = {
   node: "n2",
   request: "r1",
   job: "j1",
+  key: "k1",
 };
 const subjectOf = (def: MessageDef): string => def.subject.build(params as never);
 

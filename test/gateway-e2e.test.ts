@@ -18,6 +18,7 @@ describe("gateway → router → node agent → engine emulator", () => {
   const clock = new WallClock({ seed: 3 });
   const buses: NatsBus[] = [];
   let gateway: GatewayActor;
+  let gateway2: GatewayActor;
   let node: NodeAgentActor;
   let router: RouterActor;
   let agent: RegionAgentActor;
@@ -39,16 +40,19 @@ describe("gateway → router → node agent → engine emulator", () => {
       loadReportMs: 200,
     });
     router = new RouterActor(await ctx("router"), { regions: ["westus"], models: ["llama3.2-3b"] });
-    gateway = new GatewayActor(await ctx("gateway"), {
+    const gatewayOptions = {
       region: "westus",
       models: ["llama3.2-3b"],
       apiKeys: {
-        "key-normal": { name: "team-a", tier: "normal" },
+        "key-normal": { name: "team-a", tier: "normal" as const },
         "key-any": { name: "team-b" },
         "key-limited": { name: "team-c", requestsPerSecond: 1, burst: 2 },
       },
       maxBodyBytes: 64 * 1024,
-    });
+    };
+    gateway = new GatewayActor(await ctx("gateway"), gatewayOptions);
+    // Another replica: it answers for batch jobs the first one queued.
+    gateway2 = new GatewayActor(await ctx("gateway2"), gatewayOptions);
     // The region agent feeds queued batch work into spare capacity.
     agent = new RegionAgentActor(await ctx("agent"), {
       region: "westus",
@@ -57,7 +61,7 @@ describe("gateway → router → node agent → engine emulator", () => {
       gpuTypes: ["h100"],
       scalingIntervalMs: 200,
     });
-    for (const a of [router, node, agent, gateway]) await a.start();
+    for (const a of [router, node, agent, gateway, gateway2]) await a.start();
     const watcher = await ctx("watcher");
     watcher.bus.subscribe(RequestDone.subject.pattern({ region: "westus" }), (m) => {
       const d = m.data();
@@ -68,7 +72,7 @@ describe("gateway → router → node agent → engine emulator", () => {
   }, 30_000);
 
   afterAll(async () => {
-    for (const a of [gateway, agent, node, router]) await a?.stop();
+    for (const a of [gateway, gateway2, agent, node, router]) await a?.stop();
     for (const b of buses) await b.close();
     await emu?.close();
     clock.cancelAll();
@@ -160,6 +164,12 @@ describe("gateway → router → node agent → engine emulator", () => {
     }
     expect(status).toMatchObject({ status: "completed", finish_reason: "length" });
     expect(status.output!.trim().split(/\s+/)).toHaveLength(5);
+    // Any gateway answers for the job (it was 404 on every gateway but the one that queued it).
+    const elsewhere = await fetch(`${gateway2.url}/v1/sage/jobs/${job.id}`, {
+      headers: { authorization: "Bearer key-normal" },
+    });
+    expect(elsewhere.status).toBe(200);
+    expect(await elsewhere.json()).toEqual(status);
     expect(done.some((d) => d.tier === "niw" && d.outcome === "ok")).toBe(true);
     const missing = await fetch(`${gateway.url}/v1/sage/jobs/nope`, {
       headers: { authorization: "Bearer key-normal" },
@@ -270,6 +280,32 @@ describe("gateway → router → node agent → engine emulator", () => {
       400,
       "invalid_json",
     ],
+    // Issue 17 (low): bodies the gateway cannot read are 415s naming why, not 400 "invalid JSON" or
+    // accepted as JSON under another type.
+    [
+      "JSON sent as text/plain",
+      "/v1/completions",
+      { model: "llama3.2-3b", prompt: "x", max_tokens: 1 },
+      { "content-type": "text/plain" },
+      415,
+      "unsupported_media_type",
+    ],
+    [
+      "a gzip-compressed body",
+      "/v1/completions",
+      "\u001f\u008b\u0008",
+      { "content-encoding": "gzip" },
+      415,
+      "unsupported_encoding",
+    ],
+    [
+      "JSON in another charset",
+      "/v1/completions",
+      { model: "llama3.2-3b", prompt: "x" },
+      { "content-type": "application/json; charset=latin1" },
+      415,
+      "unsupported_media_type",
+    ],
   ])(
     "rejects %s with the OpenAI error format, and stays up",
     async (_what, path, body, headers, status, code) => {
@@ -280,6 +316,38 @@ describe("gateway → router → node agent → engine emulator", () => {
       expect((await fetch(`${gateway.url}/health`)).status).toBe(200);
     },
   );
+
+  it("takes a lower-case bearer scheme, refuses invalid UTF-8, answers CORS preflights and /health with a body", async () => {
+    const lower = await fetch(`${gateway.url}/v1/models`, { headers: { authorization: "bearer key-any" } });
+    expect(lower.status).toBe(200);
+    expect(lower.headers.get("access-control-allow-origin")).toBe("*");
+    const utf8 = await fetch(`${gateway.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer key-any" },
+      body: Buffer.concat([
+        Buffer.from('{"model":"llama3.2-3b","prompt":"'),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from('"}'),
+      ]),
+    });
+    expect(utf8.status).toBe(400);
+    expect(((await utf8.json()) as { error: { message: string } }).error.message).toMatch(/UTF-8/);
+    const preflight = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-headers")).toContain("authorization");
+    expect(preflight.headers.get("access-control-allow-methods")).toContain("POST");
+    const health = await fetch(`${gateway.url}/health`);
+    expect(health.headers.get("content-type")).toBe("application/json");
+    expect(await health.json()).toEqual({ status: "ok" });
+  });
 
   it("answers malformed job ids, wrong methods and unparsable request targets with typed 4xx (were 500s)", async () => {
     const auth = { authorization: "Bearer key-normal" };

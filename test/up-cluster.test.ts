@@ -91,7 +91,20 @@ describe("sageserve up: a whole cluster on one machine", () => {
   beforeAll(async () => {
     up = spawn(
       process.execPath,
-      [bin, "up", "--json", "--gateway-port", "0", "--dashboard-port", "0", "--state-dir", stateDir],
+      // --duration: Ctrl-C must stop `up` at once, not when the duration runs out (issue 17, defect 5).
+      [
+        bin,
+        "up",
+        "--json",
+        "--gateway-port",
+        "0",
+        "--dashboard-port",
+        "0",
+        "--state-dir",
+        stateDir,
+        "--duration",
+        "3600",
+      ],
       { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NATS_URL: "" } },
     );
     exit = new Promise((r) => up.once("exit", (code, sig) => r(code ?? (sig ? 128 : -1))));
@@ -192,6 +205,11 @@ describe("sageserve up: a whole cluster on one machine", () => {
       expect(await page.locator("canvas").count()).toBe(6);
       const cards = await page.locator(".card").allInnerTexts();
       expect(cards.join(" ")).toMatch(/requests finished\s+[1-9]/);
+      expect(cards.join(" ")).toMatch(/last 5 min: \d/);
+      // Legends name the series and show no "--" placeholder values (issue 17).
+      const legends = (await page.locator(".u-legend").allInnerTexts()).join(" ");
+      expect(legends).toContain("iw-fast 5 min");
+      expect(legends).not.toContain("--");
       const png = await page.screenshot({ fullPage: true });
       const dir = mkdtempSync(join(tmpdir(), "sage-dash-"));
       writeFileSync(join(dir, "dashboard.png"), png);

@@ -93,6 +93,8 @@ export class GatewayFuzzer {
     const path = chat ? "/v1/chat/completions" : "/v1/completions";
     const tier = rng.next() < 0.1 ? "batch" : rng.pick(["fast", "normal"]);
     const base = this.validBody(chat);
+    // A batch request cannot be streamed (a typed 400): the valid batch request is not.
+    if (tier === "batch") delete base.stream;
     const mk = (family: string, body: unknown, extra: Partial<HttpCase> = {}): HttpCase => ({
       endpoint,
       family,
@@ -356,8 +358,9 @@ export class GatewayFuzzer {
           ]);
           if (v === undefined) delete h.authorization;
           else h.authorization = v;
-          // Only the real keys may pass (`Bearer constructor` once did).
-          const fail = v !== `Bearer ${this.cfg.apiKey}` && v !== `Bearer ${this.cfg.limitedKey}`;
+          // Only the real keys may pass (`Bearer constructor` once did), under a scheme in any case.
+          const key = /^bearer\s+(.*)$/i.exec(v ?? "")?.[1];
+          const fail = key !== this.cfg.apiKey && key !== this.cfg.limitedKey;
           return { ...mk("headers", base), headers: h, mustFail: fail };
         } else if (which === "tier") {
           h["x-sage-tier"] = rng.pick([

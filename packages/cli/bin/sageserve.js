@@ -8,6 +8,21 @@ if (!existsSync(main)) {
   process.exit(2);
 }
 
+// Started by npm (`npx sageserve …`, `npm run …`), this process runs under `npm → sh -c → node`. A
+// SIGTERM to npm kills the shell and npm exits, leaving this process (and the engines and nats-server it
+// started) behind, still holding their ports. So: when the process that started this one is gone, stop
+// as on SIGTERM. (A SIGINT to npm stops at the shell, which waits for this process: send it to the
+// process group, `kill -INT -<pgid>`, as a terminal's Ctrl-C does.)
+if (process.env.npm_command) {
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    process.kill(process.pid, "SIGTERM");
+  }, 250);
+  watch.unref();
+}
+
 // The simulator (`sim`, `compare`) makes millions of short-lived objects per simulated hour: a larger
 // young generation cuts the garbage collector's share of a run by about a tenth (docs/benchmarks.md).
 // V8 reads the size at start-up only, so those commands run in a child node that has it, with signals

@@ -47,11 +47,25 @@ export const ClusterSpecSchema = z
     gateway: z.object({
       port: z.number().int().min(0).max(65535),
       host: z.string().default("127.0.0.1"),
-      /** API key → tier; empty = no key needed (a laptop). */
+      /**
+       * API key → its name, default tier and optional rate limit (requests/s, burst); empty = no key
+       * needed (a laptop). Strict: an unknown field is named, not dropped (a misspelt or unsupported rate
+       * limit used to vanish and leave the key unlimited).
+       */
       apiKeys: z
         .record(
           z.string().min(8),
-          z.object({ name: z.string(), tier: z.enum(["fast", "normal", "batch"]).optional() }),
+          z
+            .object({
+              name: z.string(),
+              tier: z.enum(["fast", "normal", "batch"]).optional(),
+              requestsPerSecond: z.number().positive().optional(),
+              burst: z.number().min(1).optional(),
+              /** Quotas shared by every gateway replica: requests and tokens per sliding minute. */
+              requestsPerMinute: z.number().int().positive().optional(),
+              tokensPerMinute: z.number().int().positive().optional(),
+            })
+            .strict(),
         )
         .default({}),
     }),
@@ -119,7 +133,10 @@ export const DEFAULT_CLUSTER: ClusterSpec = ClusterSpecSchema.parse({
   load: { ratePerSecond: 4, burstCv: 1.5, maxInputTokens: 2_048, maxOutputTokens: 200, seed: 1 },
 });
 
-/** A cluster description from a JSON file (every bad field named), else the built-in one. */
+/**
+ * A cluster description from a JSON file (every bad field named; top-level sections it leaves out are
+ * the built-in ones), else the built-in one.
+ */
 export function loadClusterSpec(file?: string): ClusterSpec {
   if (!file) return DEFAULT_CLUSTER;
   let raw: unknown;
@@ -128,7 +145,11 @@ export function loadClusterSpec(file?: string): ClusterSpec {
   } catch (e) {
     throw new SageError("CONFIG", `cluster file ${file}: ${(e as Error).message}`);
   }
-  const parsed = ClusterSpecSchema.safeParse(raw);
+  // Sections the file leaves out keep the built-in ones: `actor gateway --cluster gw.json` needs a
+  // gateway section, not the whole cluster.
+  const filled =
+    typeof raw === "object" && raw !== null && !Array.isArray(raw) ? { ...DEFAULT_CLUSTER, ...raw } : raw;
+  const parsed = ClusterSpecSchema.safeParse(filled);
   if (!parsed.success)
     throw new SageError("CONFIG", `cluster file ${file}: ${describeIssues(parsed.error.issues)}`);
   return parsed.data;
@@ -309,7 +330,9 @@ export async function startService(
       break;
     }
     case "router":
-      actors.push(new RouterActor(await ctx("router", "router"), { regions, models }));
+      actors.push(
+        new RouterActor(await ctx("router", "router"), { regions, models, demandFromEngine: true }),
+      );
       break;
     case "region": {
       const r = spec.regions.find((x) => x.id === def.region)!;

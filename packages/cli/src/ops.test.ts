@@ -5,8 +5,11 @@ import { type ClusterStatus, formatStatus } from "./ops.js";
 const tier = (over: Partial<TierSummary> = {}): TierSummary => ({
   completed: 0,
   failed: 0,
+  cancelled: 0,
+  rejected: 0,
   sloMet: 0,
   attainment: null,
+  attainmentRecent: null,
   infeasible: 0,
   infeasibleShare: null,
   attainmentFeasible: null,
@@ -50,6 +53,26 @@ const summary = (over: Partial<ClusterSummary> = {}): ClusterSummary => ({
 });
 
 describe("sageserve status", () => {
+  it("lists the live nodes by id (what drain takes) and the requests not judged for the SLO", () => {
+    const s = status(
+      summary({
+        tiers: {
+          "iw-fast": tier({ completed: 4, sloMet: 4, attainment: 1, cancelled: 2, rejected: 1 }),
+          "iw-normal": tier(),
+          niw: tier(),
+        },
+      }),
+    );
+    s.nodes = [
+      { nodeId: "westus-local-2", region: "westus", state: "serving", model: "llama3.2-3b", atMs: 0 },
+      { nodeId: "eastus-local-1", region: "eastus", state: "spot", model: "llama3.1-8b", atMs: 0 },
+    ];
+    const text = formatStatus(s);
+    expect(text).toMatch(/nodes alive: 2 .*drain/);
+    expect(text).toMatch(/\n {2}eastus-local-1\s+eastus\s+llama3\.1-8b\s+spot\n {2}westus-local-2\s+westus/);
+    expect(text).toMatch(/iw-fast\s+100\.00 %.*not judged: 2 cancelled by the client, 1 rejected as invalid/);
+  });
+
   it("shows infeasible requests and attainment over the feasible ones per tier, and prompts beyond the profile", () => {
     const text = formatStatus(status(summary()));
     expect(text).toMatch(

@@ -102,7 +102,7 @@ export function formatStatus(s: ClusterStatus): string {
         ? `; ${v.infeasible} infeasible (${pct(v.infeasibleShare)}), ${pct(v.attainmentFeasible)} over feasible`
         : "";
       out.push(
-        `  ${t.padEnd(10)} ${pct(v.attainment).padStart(9)}  ${String(v.completed).padStart(7)} done, ${v.failed} failed, ${lat}${feasible}`,
+        `  ${t.padEnd(10)} ${pct(v.attainment).padStart(9)}  ${String(v.completed).padStart(7)} done, ${v.failed} failed, ${lat}${feasible}${v.attainmentRecent == null ? "" : `; last 5 min ${pct(v.attainmentRecent)}`}${apart(v)}`,
       );
     }
     if (o.feasibilityJudged === false)
@@ -116,11 +116,22 @@ export function formatStatus(s: ClusterStatus): string {
     out.push(`GPU-hours so far: ${o.gpuHours.toFixed(2)}`);
   } else out.push("SLO attainment: unknown (no dashboard running to observe requests)");
   out.push("");
-  out.push(`nodes alive: ${s.nodes.length} (KV sage-nodes)`);
+  out.push(`nodes alive: ${s.nodes.length} (KV sage-nodes; \`sageserve drain <node>\` takes one out)`);
+  for (const n of [...s.nodes].sort((a, b) => a.nodeId.localeCompare(b.nodeId)))
+    out.push(`  ${n.nodeId.padEnd(24)} ${n.region.padEnd(12)} ${n.model.padEnd(14)} ${n.state}`);
   const byName = new Map<string, number>();
   for (const sv of s.services) byName.set(sv.name, (byName.get(sv.name) ?? 0) + 1);
   out.push(`services: ${[...byName].map(([n, c]) => (c > 1 ? `${n}×${c}` : n)).join(", ") || "none"}`);
   return out.join("\n");
+}
+
+/** Cancelled and rejected requests, counted apart from the SLO (absent from older dashboards). */
+function apart(v: { cancelled?: number; rejected?: number }): string {
+  const parts = [
+    v.cancelled ? `${v.cancelled} cancelled by the client` : "",
+    v.rejected ? `${v.rejected} rejected as invalid` : "",
+  ].filter(Boolean);
+  return parts.length ? `; not judged: ${parts.join(", ")}` : "";
 }
 
 /** Run a CLI command on its own NATS connection: any error is printed (exit 2), the connection closed. */
@@ -186,7 +197,9 @@ export function drainCommand(
     else
       console.log(
         r.value.accepted
-          ? `${node}: draining (state ${r.value.state ?? "draining"}); it finishes its requests, then stops`
+          ? r.value.state === "draining"
+            ? `${node}: draining; it finishes its requests, then stops`
+            : `${node}: drained at once (no request in flight), now ${r.value.state ?? "stopped"}`
           : `${node}: refused: ${r.value.message ?? "no reason given"}`,
       );
     return r.value.accepted ? 0 : 1;

@@ -224,10 +224,20 @@ export async function upCommand(o: UpOptions): Promise<number> {
         );
       }, 10_000);
       progress.unref();
+      // The --duration timer is cleared when Ctrl-C comes first: left armed, it kept the process alive
+      // after "stopped" until the duration ran out.
+      let durationTimer: NodeJS.Timeout | undefined;
       await Promise.race([
         interruptedP,
-        ...(o.duration > 0 ? [new Promise((r) => setTimeout(r, o.duration * 1000))] : []),
+        ...(o.duration > 0
+          ? [
+              new Promise((r) => {
+                durationTimer = setTimeout(r, o.duration * 1000);
+              }),
+            ]
+          : []),
       ]);
+      clearTimeout(durationTimer);
       clearInterval(progress);
     }
   } catch (e) {

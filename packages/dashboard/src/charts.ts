@@ -52,7 +52,8 @@ function sageChart(el, spec) {
   if (prev) prev.plot.destroy();
   const width = Math.max(320, Math.min(spec.maxWidth || 1100, (el.clientWidth || window.innerWidth) - 8));
   const opts = {
-    title: spec.title, width, height: spec.height || 260,
+    // A static legend (labels and line styles): the live one showed "--" for every value until hovered.
+    title: spec.title, width, height: spec.height || 260, legend: { live: false },
     scales: { x: { time: !!spec.time }, ...(spec.yRange ? { y: { range: spec.yRange } } : {}) },
     axes: [{ label: spec.xLabel || "" }, { size: 70, label: spec.yLabel || "" }],
     series: [{ label: spec.xLabel || "x" }, ...spec.series.map((s, i) => ({

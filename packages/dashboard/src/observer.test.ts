@@ -98,3 +98,25 @@ describe("dashboard SLO feasibility", () => {
     await d.stop();
   });
 });
+
+describe("dashboard SLO over time", () => {
+  it("shows the last 5 minutes apart from since the start: a burst of misses long past no longer pins it", async () => {
+    const clock = new VirtualClock();
+    const broker = new MemoryBroker(clock);
+    const d = new DashboardActor({ bus: broker.connect("dashboard"), clock }, { port: 0, summaryMs: 0 });
+    await d.start();
+    const bus = broker.connect("node");
+    const publish = (ttftMs: number) =>
+      bus.publish(
+        RequestDone.subject.build({ region: "westus", model: "m" }),
+        envelope(RequestDone, done("i-fast", 100, ttftMs)),
+      );
+    for (let i = 0; i < 3; i++) publish(5_000); // a burst of IW-fast misses
+    await clock.advance(10 * 60_000);
+    publish(200);
+    await clock.advance(2_100);
+    const fast = d.summary().tiers["iw-fast"];
+    expect(fast.attainment).toBe(0.25);
+    expect(fast.attainmentRecent).toBe(1);
+  });
+});

@@ -5,6 +5,7 @@ import {
   emptySloCounts,
   Heartbeat,
   type InstanceState,
+  judgedForSlo,
   LoadReport,
   metSlo,
   PAID_STATES,
@@ -22,6 +23,10 @@ import {
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, closeServer, listenUrl } from "@sageserve/runtime";
 import { renderDashboardHtml } from "./page.js";
+import { RecentSlo } from "./recent.js";
+
+/** The window of the recent SLO attainment (`TierSummary.attainmentRecent`). */
+export const RECENT_SLO_MS = 5 * 60_000;
 
 export interface DashboardOptions {
   /** HTTP port (0 = any free one) and address. */
@@ -64,9 +69,14 @@ interface InstanceView {
 export interface TierSummary {
   completed: number;
   failed: number;
+  /** Cancelled by the client, and rejected by the engine as invalid: neither counts for the SLO. */
+  cancelled: number;
+  rejected: number;
   sloMet: number;
   /** sloMet / (completed + failed); null before the first request. */
   attainment: number | null;
+  /** Attainment over the requests finished in the last 5 minutes (null: none). */
+  attainmentRecent: number | null;
   /**
    * Requests whose prompt the serving GPU type cannot prefill within the tier's TTFT target even on an
    * idle instance, their share of the finished ones, and attainment over the others (null: none yet).
@@ -88,6 +98,7 @@ export interface DashboardPoint {
   tokensPerSecond: number;
   niwQueue: Record<string, number>;
   attainment: Record<Tier, number | null>;
+  attainmentRecent: Record<Tier, number | null>;
   attainmentFeasible: Record<Tier, number | null>;
   ttftP50: Record<Tier, number | null>;
   ttftP99: Record<Tier, number | null>;
@@ -144,7 +155,17 @@ export class DashboardActor extends Actor {
   private readonly gpusPerNode = new Map<string, number>();
   private readonly regions = new Map<string, Payload<typeof RegionStatus>>();
   private plan: Payload<typeof Plan> | null = null;
-  private readonly tiers = new Map<Tier, { completed: number; failed: number; slo: SloCounts }>();
+  private readonly tiers = new Map<
+    Tier,
+    {
+      completed: number;
+      failed: number;
+      cancelled: number;
+      rejected: number;
+      slo: SloCounts;
+      recent: RecentSlo;
+    }
+  >();
   /** GPU type of each instance seen in a load report (kept after it goes stale; bounded). */
   private readonly gpuByInstance = new Map<string, string>();
   private readonly beyondProfile = new Map<string, number>();
@@ -163,7 +184,14 @@ export class DashboardActor extends Actor {
     super(ctx, { role: "dashboard", id: "dashboard", description: "live cluster view over HTTP" });
     this.slo = { ...DEFAULT_SLO_TTFT_MS, ...opts.sloTtftMs };
     for (const t of TIERS) {
-      this.tiers.set(t, { completed: 0, failed: 0, slo: emptySloCounts() });
+      this.tiers.set(t, {
+        completed: 0,
+        failed: 0,
+        cancelled: 0,
+        rejected: 0,
+        slo: emptySloCounts(),
+        recent: new RecentSlo(RECENT_SLO_MS),
+      });
       this.ttft.set(t, new Window(opts.latencyWindow ?? 2_000));
       this.tbt.set(t, new Window(opts.latencyWindow ?? 2_000));
     }
@@ -228,6 +256,12 @@ export class DashboardActor extends Actor {
 
   private onDone(d: Payload<typeof RequestDone>): void {
     const t = this.tiers.get(d.tier)!;
+    // Cancelled by the client or rejected as invalid: counted apart, not in SLO attainment.
+    if (!judgedForSlo(d)) {
+      if (d.outcome === "cancelled") t.cancelled++;
+      else t.rejected++;
+      return;
+    }
     const v = promptVerdict(
       this.opts.promptTiming,
       {
@@ -239,7 +273,9 @@ export class DashboardActor extends Actor {
       this.slo,
     );
     if (v.beyondProfile) this.beyondProfile.set(d.model, (this.beyondProfile.get(d.model) ?? 0) + 1);
-    countSlo(t.slo, metSlo(d, this.slo), v);
+    const met = metSlo(d, this.slo);
+    countSlo(t.slo, met, v);
+    t.recent.add(this.clock.now(), met);
     if (d.outcome !== "ok") {
       t.failed++;
       return;
@@ -265,9 +301,12 @@ export class DashboardActor extends Actor {
     return {
       completed: t.completed,
       failed: t.failed,
+      cancelled: t.cancelled,
+      rejected: t.rejected,
       sloMet: t.slo.sloMet,
       infeasible: t.slo.infeasible,
       ...sloRates(t.slo),
+      attainmentRecent: t.recent.attainment(this.clock.now()),
       ttftMs: this.ttft.get(tier)!.percentiles(),
       tbtMs: this.tbt.get(tier)!.percentiles(),
     };
@@ -314,6 +353,7 @@ export class DashboardActor extends Actor {
       tokensPerSecond: tps,
       niwQueue,
       attainment: per((s) => s.attainment),
+      attainmentRecent: per((s) => s.attainmentRecent),
       attainmentFeasible: per((s) => s.attainmentFeasible),
       ttftP50: per((s) => s.ttftMs?.p50 ?? null),
       ttftP99: per((s) => s.ttftMs?.p99 ?? null),

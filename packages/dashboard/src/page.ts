@@ -47,7 +47,7 @@ function render(s) {
   document.getElementById("cards").innerHTML = [
     ["requests finished", fmt(done, 0)], ["serving instances", fmt(serving, 0)], ["GPU-hours so far", fmt(s.gpuHours, 2)],
     ["NIW queued", fmt(niw, 0)],
-    ...TIERS.map((t) => ["SLO " + t, pct(s.tiers[t].attainment), s.tiers[t].infeasible ? "feasible only: " + pct(s.tiers[t].attainmentFeasible) : ""]),
+    ...TIERS.map((t) => ["SLO " + t, pct(s.tiers[t].attainment), "last 5 min: " + pct(s.tiers[t].attainmentRecent) + (s.tiers[t].infeasible ? " · feasible only: " + pct(s.tiers[t].attainmentFeasible) : "")]),
   ].map(([k, v, sub]) => '<div class="card">' + esc(k) + "<b>" + esc(v) + "</b>" + (sub ? "<small>" + esc(sub) + "</small>" : "") + "</div>").join("");
   const keys = [...new Set(pts.flatMap((p) => Object.keys(p.instances)))].sort();
   sageChart(document.getElementById("c-instances"), { title: "serving instances per model | region | GPU", time: true, x, maxWidth: 700,
@@ -58,15 +58,16 @@ function render(s) {
   sageChart(document.getElementById("c-niw"), { title: "NIW queue depth per region", time: true, x, maxWidth: 700,
     series: regions.map((r) => ({ label: r, values: pts.map((p) => p.niwQueue[r] || 0) })) });
   const pctOf = (v) => v == null ? null : 100 * v;
-  sageChart(document.getElementById("c-slo"), { title: "SLO attainment (%) per tier: all requests / feasible ones", time: true, x, maxWidth: 700, yRange: [0, 100],
-    series: TIERS.flatMap((t) => [{ label: t, values: pts.map((p) => pctOf(p.attainment[t])) },
-      { label: t + " feasible", values: pts.map((p) => pctOf(p.attainmentFeasible ? p.attainmentFeasible[t] : null)), dash: true }]) });
+  // Solid: the last 5 minutes, so a burst long past does not pin the line; dashed: since the start.
+  sageChart(document.getElementById("c-slo"), { title: "SLO attainment (%) per tier: last 5 min / since start (dashed)", time: true, x, maxWidth: 700, yRange: [0, 100],
+    series: TIERS.flatMap((t) => [{ label: t + " 5 min", values: pts.map((p) => pctOf(p.attainmentRecent ? p.attainmentRecent[t] : null)) },
+      { label: t + " all", values: pts.map((p) => pctOf(p.attainment[t])), dash: true }]) });
   sageChart(document.getElementById("c-ttft"), { title: "TTFT p50 / p99 (ms) per tier", time: true, x, maxWidth: 700,
     series: TIERS.flatMap((t) => [{ label: t + " p50", values: pts.map((p) => p.ttftP50[t]) }, { label: t + " p99", values: pts.map((p) => p.ttftP99[t]), dash: true }]) });
   sageChart(document.getElementById("c-gpuh"), { title: "GPU-hours so far", time: true, x, maxWidth: 700,
     series: [{ label: "GPU-hours", values: pts.map((p) => p.gpuHours) }] });
-  document.getElementById("latency").innerHTML = table(["tier", "completed", "failed", "SLO (all)", "infeasible", "SLO (feasible)", "TTFT p50 ms", "TTFT p99 ms", "TBT p50 ms", "TBT p99 ms"],
-    TIERS.map((t) => { const v = s.tiers[t]; return [t, v.completed, v.failed, pct(v.attainment), v.infeasible + " (" + pct(v.infeasibleShare) + ")", pct(v.attainmentFeasible), v.ttftMs ? v.ttftMs.p50 : "–", v.ttftMs ? v.ttftMs.p99 : "–", v.tbtMs ? v.tbtMs.p50 : "–", v.tbtMs ? v.tbtMs.p99 : "–"]; }));
+  document.getElementById("latency").innerHTML = table(["tier", "completed", "failed", "cancelled", "rejected", "SLO (all)", "SLO (last 5 min)", "infeasible", "SLO (feasible)", "TTFT p50 ms", "TTFT p99 ms", "TBT p50 ms", "TBT p99 ms"],
+    TIERS.map((t) => { const v = s.tiers[t]; return [t, v.completed, v.failed, v.cancelled || 0, v.rejected || 0, pct(v.attainment), pct(v.attainmentRecent), v.infeasible + " (" + pct(v.infeasibleShare) + ")", pct(v.attainmentFeasible), v.ttftMs ? v.ttftMs.p50 : "–", v.ttftMs ? v.ttftMs.p99 : "–", v.tbtMs ? v.tbtMs.p50 : "–", v.tbtMs ? v.tbtMs.p99 : "–"]; }));
   const beyond = Object.entries(s.beyondProfile || {});
   document.getElementById("feasibility").textContent = !s.feasibilityJudged
     ? "SLO feasibility not judged (no performance model given): every request counts as feasible."

@@ -50,6 +50,18 @@ describe("engine emulator (vLLM-compatible HTTP server)", () => {
     expect(models.data).toEqual([expect.objectContaining({ id: "llama3.2-3b", max_model_len: 4096 })]);
   });
 
+  it("advertises a context no longer than its KV cache holds, as vLLM must", async () => {
+    const small = await startEmulator({ model: "llama3.2-3b", gpu: "h100", kvCapacityTokens: 8_000 });
+    try {
+      const models = (await (await fetch(`${small.url}/v1/models`)).json()) as {
+        data: { max_model_len: number }[];
+      };
+      expect(models.data[0]!.max_model_len).toBe(8_000);
+    } finally {
+      await small.close();
+    }
+  });
+
   it("answers a non-streamed completion with exactly max_tokens tokens and usage", async () => {
     await emu.ready;
     const r = await post(`${emu.url}/v1/completions`, {

@@ -6,6 +6,7 @@ import { builtinPerformanceModel, type PerformanceModel } from "@sageserve/sim";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { z } from "zod";
 import { type EngineRequest, RealtimeEngine } from "./engine.js";
+import { generate } from "./generate.js";
 import {
   ChatBody,
   CompletionBody,
@@ -13,10 +14,11 @@ import {
   estimateTokens,
   type OpenAiError,
   openAiError,
+  outputRequest,
   priorityTier,
   type SchedulingPolicy,
-  tokenText,
 } from "./openai.js";
+import { planOutput } from "./output.js";
 
 export interface EmulatorOptions {
   /** Model served (a model the performance model knows). */
@@ -28,6 +30,7 @@ export interface EmulatorOptions {
   port?: number;
   /** Time to load the model at start, from the reference's model-load overhead unless set (ms). */
   loadMs?: number;
+  /** Context length served (default: 32,768 or the KV capacity, whichever is smaller, as vLLM requires). */
   maxModelLen?: number;
   maxBatch?: number;
   /** KV-cache capacity in tokens (default: what the model leaves free on the GPU type's VM). A small
@@ -67,13 +70,16 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
   const timing = perf.timingFor(o.model, o.gpu); // throws a typed error for an unknown model/GPU
   const speed = o.speedup ?? 1;
   const name = o.servedModelName ?? o.model;
-  const maxModelLen = o.maxModelLen ?? 32_768;
+  const kvTokens = o.kvCapacityTokens ?? perf.kvTokenCapacity(o.model, o.gpu);
+  // As vLLM, which will not start with a context longer than its KV cache holds: the advertised context
+  // is at most the KV capacity (a laptop engine with 8,000 KV tokens advertised 32,768).
+  const maxModelLen = o.maxModelLen ?? Math.min(32_768, kvTokens);
   const engine = new RealtimeEngine(
     {
       prefillMs: (p, b) => timing.prefillMs(p, b) / speed,
       decodeIterMs: (b) => timing.decodeIterMs(b) / speed,
     },
-    o.kvCapacityTokens ?? perf.kvTokenCapacity(o.model, o.gpu),
+    kvTokens,
     o.maxBatch ?? 256,
     undefined,
     { scheduling: o.schedulingPolicy ?? "fcfs" },
@@ -246,9 +252,11 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
       );
       return;
     }
-    const prompt = chat
-      ? chatPromptTokens(body as z.output<typeof ChatBody>)
-      : estimateTokens([(body as z.output<typeof CompletionBody>).prompt].flat().join(" "));
+    // Each prompt of a completions batch, and each of its `n` choices, is a sequence of its own.
+    const prompts = chat
+      ? [chatPromptTokens(body as z.output<typeof ChatBody>)]
+      : [(body as z.output<typeof CompletionBody>).prompt].flat().map(estimateTokens);
+    const prompt = Math.max(...prompts);
     const maxTokens =
       (body as { max_completion_tokens?: number }).max_completion_tokens ?? body.max_tokens ?? 16;
     if (prompt + maxTokens > maxModelLen) {
@@ -264,111 +272,41 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
       );
       return;
     }
-    await generate(
-      res,
-      chat,
-      body.stream === true,
-      body.stream_options?.include_usage === true,
-      prompt,
-      maxTokens,
-      priorityTier(body.priority, policy),
-    );
-  }
-
-  function generate(
-    res: ServerResponse,
-    chat: boolean,
-    stream: boolean,
-    usageChunk: boolean,
-    prompt: number,
-    maxTokens: number,
-    tier: Tier,
-  ): Promise<void> {
     const id = `${chat ? "chatcmpl" : "cmpl"}-${randomUUID().replaceAll("-", "")}`;
-    const created = Math.floor(Date.now() / 1000);
-    const object = chat ? (stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
-    const seed = Number.parseInt(id.slice(-6), 16) || 1;
-    let text = "";
-    const usage = () => ({
-      prompt_tokens: prompt,
-      completion_tokens: maxTokens,
-      total_tokens: prompt + maxTokens,
+    const seed = body.seed ?? (Number.parseInt(id.slice(-6), 16) || 1);
+    const n = body.n ?? 1;
+    const sequences = prompts.flatMap((promptTokens, p) =>
+      Array.from({ length: n }, (_, j) => {
+        const index = p * n + j;
+        return {
+          index,
+          promptTokens,
+          output: planOutput(outputRequest(body, chat, maxTokens, seed + index)),
+        };
+      }),
+    );
+    const tier = priorityTier(body.priority, policy);
+    const ok = await generate(res, engine, {
+      id,
+      model: name,
+      chat,
+      stream: body.stream === true,
+      usageChunk: body.stream_options?.include_usage === true,
+      promptTokens: prompts.reduce((a, b) => a + b, 0),
+      sequences,
+      tier,
     });
-    return new Promise<void>((resolve) => {
-      const req: EngineRequest = {
-        id,
-        promptTokens: prompt,
-        maxTokens,
-        tier,
-        onToken(i) {
-          const t = tokenText(seed, i);
-          if (!stream) {
-            text += t;
-            return;
-          }
-          if (i === 0)
-            res.writeHead(200, {
-              "content-type": "text/event-stream",
-              "cache-control": "no-cache",
-              connection: "keep-alive",
-            });
-          const last = i === maxTokens - 1;
-          const choice = chat
-            ? {
-                index: 0,
-                delta: i === 0 ? { role: "assistant", content: t } : { content: t },
-                logprobs: null,
-                finish_reason: last ? "length" : null,
-              }
-            : { index: 0, text: t, logprobs: null, finish_reason: last ? "length" : null };
-          res.write(`data: ${JSON.stringify({ id, object, created, model: name, choices: [choice] })}\n\n`);
-        },
-        onDone(reason) {
-          if (reason === "abort") {
-            if (!res.writableEnded) res.destroy();
-            resolve();
-            return;
-          }
-          if (stream) {
-            if (usageChunk)
-              res.write(
-                `data: ${JSON.stringify({ id, object, created, model: name, choices: [], usage: usage() })}\n\n`,
-              );
-            res.end("data: [DONE]\n\n");
-          } else {
-            const choice = chat
-              ? {
-                  index: 0,
-                  message: { role: "assistant", content: text },
-                  logprobs: null,
-                  finish_reason: "length",
-                }
-              : { index: 0, text, logprobs: null, finish_reason: "length" };
-            json(res, 200, { id, object, created, model: name, choices: [choice], usage: usage() });
-          }
-          resolve();
-        },
-      };
-      const ok = engine.submit(req);
-      if (ok) byTier.inc({ model_name: name, tier });
-      if (!ok) {
-        send(
-          res,
-          openAiError(
-            400,
-            `request needs ${prompt + maxTokens} tokens of KV cache, more than this instance has`,
-            "BadRequestError",
-            "context_length_exceeded",
-          ),
-        );
-        resolve();
-        return;
-      }
-      // A client that goes away stops its generation (and frees its KV cache) at once.
-      res.on("close", () => {
-        if (!res.writableFinished) engine.abort(id);
-      });
-    });
+    if (ok) byTier.inc({ model_name: name, tier }, sequences.length);
+    else
+      send(
+        res,
+        openAiError(
+          400,
+          `request needs ${prompts.reduce((a, b) => a + b, 0) + sequences.length * maxTokens} tokens of KV cache, more than this instance has`,
+          "BadRequestError",
+          "context_length_exceeded",
+        ),
+      );
   }
 
   const port = await listen(server, o.port ?? 0, o.host ?? "127.0.0.1", `engine emulator for ${o.model}`);

@@ -1,26 +1,31 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import {
-  Heartbeat,
-  InferenceChunk,
-  type Payload,
-  RouteRequest,
-  type SageError,
-  type Tier,
-  validatePayload,
-} from "@sageserve/protocol";
-import {
-  Actor,
-  type ActorContext,
-  closeServer,
-  listenUrl,
-  readBodyLimited,
-  type Subscription,
-} from "@sageserve/runtime";
+import type { Socket } from "node:net";
+import { Heartbeat, QuotaUsage, RequestCancel, RouteRequest, type Tier } from "@sageserve/protocol";
+import { Actor, type ActorContext, closeServer, listenUrl } from "@sageserve/runtime";
 import { Counter, Histogram, Registry } from "prom-client";
+import { type ApiKey, authenticate, RateLimiter } from "./auth.js";
+import { regionOf, tierOf } from "./headers.js";
+import {
+  answerClientError,
+  CORS_HEADERS,
+  checkContent,
+  fail,
+  type HttpError,
+  json,
+  ROUTES,
+  readBody,
+} from "./http.js";
+import { BatchJobs } from "./jobs.js";
+import { estimateTokens, readRequest } from "./openai.js";
+import { type Admission, SharedQuotas } from "./quota.js";
+import { type RelayPorts, type RelaySettings, relay } from "./relay.js";
+import { checkBody, depthExceeds, MAX_BODY_DEPTH } from "./validate.js";
 
 export interface GatewayOptions {
   region: string;
+  /** Actor id, unique per replica (default `gateway-<region>-<random>`). */
+  id?: string;
   /**
    * Further home regions this front door accepts in `x-sage-region` (a global gateway behind a
    * geo-aware load balancer, or the laptop cluster); requests without the header are `region`'s.
@@ -31,10 +36,7 @@ export interface GatewayOptions {
   host?: string;
   port?: number;
   /** API keys, their default tier and optional rate limit; when empty, no key is required. */
-  apiKeys?: Record<
-    string,
-    { name: string; tier?: "fast" | "normal" | "batch"; requestsPerSecond?: number; burst?: number }
-  >;
+  apiKeys?: Record<string, ApiKey>;
   /** Batch jobs remembered for the status endpoint (oldest forgotten first). */
   maxJobs?: number;
   maxBodyBytes?: number;
@@ -52,46 +54,23 @@ export interface GatewayOptions {
   maxAttempts?: number;
 }
 
-const TIERS: Record<string, Tier> = { fast: "iw-fast", normal: "iw-normal", batch: "niw" };
+/** How long job views stay in KV `sage-jobs` (the default batch deadline is a day). */
+const JOB_TTL_MS = 7 * 86_400_000;
+/** A batch job id as the router makes it: `j-` and the request id (`r-` and a UUID). */
+const JOB_ID = /^j-r-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** Deepest JSON nesting a request body may have (an OpenAI body nests a handful of levels). */
-export const MAX_BODY_DEPTH = 64;
+const modelCard = (id: string) => ({ id, object: "model", created: 0, owned_by: "sageserve" });
+
 /** Distinct unknown model names labelled in metrics before the rest count as "other". */
 const MAX_MODEL_LABELS = 100;
-const ROUTES: Record<string, string> = {
-  "/v1/chat/completions": "POST",
-  "/v1/completions": "POST",
-  "/v1/models": "GET",
-  "/health": "GET",
-  "/metrics": "GET",
-};
-
-interface BatchJob {
-  id: string;
-  model: string;
-  status: "queued" | "running" | "completed" | "failed";
-  created: number;
-  output: string;
-  finish: string | undefined;
-  unsubscribe?: () => void;
-}
-
-interface HttpError {
-  status: number;
-  message: string;
-  type: string;
-  code: string;
-  param?: string;
-  retryAfterS?: number;
-}
 
 /**
- * The OpenAI-compatible front door of a region. It authenticates the caller,
- * decides the tier (`x-sage-tier: fast|normal|batch`, else the API key's
- * default), asks the routers where the request runs, and relays the node's
- * token stream back as OpenAI SSE chunks (or one JSON response). Batch (NIW)
- * requests are queued and answered 202 with a job id. Bad input gets an
- * OpenAI-format 4xx naming the problem; overload gets 503 with Retry-After.
+ * The OpenAI-compatible front door of a region. It authenticates the caller (`auth.ts`), decides the
+ * tier (`x-sage-tier: fast|normal|batch`, else the API key's default), validates the body
+ * (`validate.ts`) and hands it to the relay loop (`relay.ts`), which asks the routers where the request
+ * runs and relays the node's token stream back as OpenAI SSE chunks or one JSON response
+ * (`openai.ts`). Batch (NIW) requests are queued and answered 202 with a job id (`jobs.ts`). Bad input
+ * gets an OpenAI-format 4xx naming the problem; overload gets 503 with Retry-After.
  */
 export class GatewayActor extends Actor {
   private server: Server | undefined;
@@ -117,22 +96,63 @@ export class GatewayActor extends Actor {
     registers: [this.registry],
   });
   url = "";
-  private readonly buckets = new Map<string, { tokens: number; atMs: number }>();
-  private readonly jobs = new Map<string, BatchJob>();
+  private readonly limiter: RateLimiter;
+  private readonly jobs: BatchJobs;
   /** Node liveness from heartbeats: when each was last heard and its TTL. */
   private readonly nodes = new Map<string, { atMs: number; ttlMs: number }>();
   /** Requests routed again after their node or engine was lost before their first token. */
   retried = 0;
   private readonly modelLabels = new Set<string>();
+  private readonly relaySettings: RelaySettings;
+  private readonly quotas: SharedQuotas;
 
   constructor(
     ctx: ActorContext,
     private readonly opts: GatewayOptions,
   ) {
-    super(ctx, { role: "gateway", id: `gateway-${opts.region}`, metadata: { region: opts.region } });
+    // Unique per replica: broadcast subscriptions (heartbeats, quota usage) are queue groups named after
+    // the actor id, so replicas sharing `gateway-<region>` each got only part of them.
+    super(ctx, {
+      role: "gateway",
+      id: opts.id ?? `gateway-${opts.region}-${randomUUID().slice(0, 8)}`,
+      metadata: { region: opts.region },
+    });
+    this.limiter = new RateLimiter(opts.apiKeys);
+    const keys = opts.apiKeys ?? {};
+    this.quotas = new SharedQuotas(
+      (key) => (Object.hasOwn(keys, key) ? keys[key] : undefined),
+      this.identity.id,
+      (u) => {
+        this.publish(QuotaUsage, { key: u.key }, u);
+      },
+    );
+    this.jobs = new BatchJobs(this.bus, opts.maxJobs ?? 10_000, {
+      put: (id, view) => void this.kvPut("sage-jobs", id, view, { bucketTtlMs: JOB_TTL_MS }),
+      get: async (id) => {
+        // Only ids of the shape gateways hand out reach NATS: any other string a client sends is no job.
+        if (!JOB_ID.test(id)) return undefined;
+        const r = await this.kvGet("sage-jobs", id);
+        // An id that is no valid KV key (any string a client sends) is no job either.
+        return r.ok && typeof r.value === "object" && r.value !== null ? (r.value as object) : undefined;
+      },
+    });
+    this.relaySettings = {
+      firstTokenTimeoutMs: opts.firstTokenTimeoutMs ?? 120_000,
+      maxAttempts: opts.maxAttempts ?? 3,
+      batchDeadlineMs: opts.batchDeadlineMs ?? 86_400_000,
+    };
   }
 
   protected async setup(): Promise<void> {
+    this.on(QuotaUsage, {}, (u) => this.quotas.record(u), { broadcast: true });
+    // The job bucket exists with its TTL before any gateway reads it (a read first would create it
+    // without one); the entry says which gateways ran.
+    await this.kvPut(
+      "sage-jobs",
+      this.identity.id,
+      { startedAtMs: this.clock.now() },
+      { bucketTtlMs: JOB_TTL_MS },
+    );
     this.on(
       Heartbeat,
       {},
@@ -143,33 +163,12 @@ export class GatewayActor extends Actor {
     );
     this.server = createServer((req, res) => {
       this.serve(req, res).catch((e) =>
-        this.fail(res, { status: 500, message: String(e), type: "internal_server_error", code: "internal" }),
+        fail(res, { status: 500, message: String(e), type: "internal_server_error", code: "internal" }),
       );
     });
-    // Requests Node's HTTP parser refuses (oversized headers, malformed lines) get the OpenAI error
-    // shape too, instead of a bare status line.
-    this.server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
-      // As Node's own handler: never write into a response already under way on this socket.
-      const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-      if (!socket.writable || err.code === "ECONNRESET" || inFlight?.headersSent)
-        return void socket.destroy();
-      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
-      const body = JSON.stringify({
-        error: {
-          message:
-            status === 431
-              ? "request headers too large"
-              : `malformed HTTP request (${err.code ?? "parse error"})`,
-          type: "invalid_request_error",
-          param: null,
-          code: status === 431 ? "headers_too_large" : "bad_request",
-        },
-      });
-      socket.end(
-        `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\n` +
-          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
-    });
+    this.server.on("clientError", (err: NodeJS.ErrnoException, socket) =>
+      answerClientError(err, socket as Socket),
+    );
     this.url = await listenUrl(this.server, this.opts.port ?? 0, this.opts.host ?? "127.0.0.1", "gateway");
   }
 
@@ -177,27 +176,58 @@ export class GatewayActor extends Actor {
     return closeServer(this.server);
   }
 
+  /**
+   * A request answered before it was relayed (a 4xx for the request itself, `/v1/models`): counted
+   * under model and tier "-", as neither is known yet or the request has none.
+   */
+  private countEarly(status: number, tier = "-"): number {
+    this.requests.inc({ model: "-", tier, status: String(status) });
+    return status;
+  }
+
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+    const r = await this.answer(req, res);
+    if (typeof r === "number") this.countEarly(r);
+    return r;
+  }
+
+  /** Answer one request; a number = answered here with that status (not relayed). */
+  private async answer(req: IncomingMessage, res: ServerResponse): Promise<number | undefined> {
     let path: string;
     try {
       path = new URL(req.url ?? "/", "http://x").pathname;
     } catch {
-      return this.fail(res, {
+      return fail(res, {
         status: 400,
         message: "request target is not a valid URL",
         type: "invalid_request_error",
         code: "invalid_url",
       });
     }
-    if (req.method === "GET" && path === "/health") return void res.writeHead(200).end();
+    // Browsers may call the API (the SDKs' dangerouslyAllowBrowser): a preflight is answered here, and
+    // every answer allows any origin.
+    res.setHeader("access-control-allow-origin", "*");
+    if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
+      res.writeHead(204, CORS_HEADERS).end();
+      return;
+    }
+    // Probes and scrapes are not API requests: not counted.
+    if (req.method === "GET" && path === "/health") return void json(res, 200, { status: "ok" });
     if (req.method === "GET" && path === "/metrics") {
       res.writeHead(200, { "content-type": this.registry.contentType }).end(await this.registry.metrics());
       return;
     }
-    const auth = this.authenticate(req);
-    if ("status" in auth) return this.fail(res, auth);
-    const limited = this.rateLimit(auth.key);
-    if (limited) return this.fail(res, limited);
+    const auth = authenticate(this.opts.apiKeys, req.headers.authorization);
+    if ("status" in auth) return fail(res, auth);
+    const limited = this.limiter.take(auth.key, this.clock.now());
+    if (limited) return fail(res, limited);
+    if (req.method === "POST" && (path === "/v1/chat/completions" || path === "/v1/completions"))
+      return this.complete(req, res, path === "/v1/chat/completions", auth);
+    return this.resource(req, res, path);
+  }
+
+  /** The GET resources (batch jobs, models), and 405/404 for everything else. */
+  private async resource(req: IncomingMessage, res: ServerResponse, path: string): Promise<number> {
     const job = /^\/v1\/sage\/jobs\/([^/]+)$/.exec(path);
     if (req.method === "GET" && job) {
       let id: string | undefined;
@@ -206,394 +236,195 @@ export class GatewayActor extends Actor {
       } catch {
         // malformed percent-encoding: no such job (decodeURIComponent threw a URIError → 500)
       }
-      const j = id === undefined ? undefined : this.jobs.get(id);
-      if (!j)
-        return this.fail(res, {
+      const view = id === undefined ? undefined : await this.jobs.view(id);
+      if (!view)
+        return fail(res, {
           status: 404,
           message: `no job ${job[1]}`,
           type: "invalid_request_error",
           code: "job_not_found",
         });
-      json(res, 200, {
-        id: j.id,
-        object: "sage.batch_job",
-        status: j.status,
-        model: j.model,
-        created: j.created,
-        ...(j.status === "completed" || j.status === "failed"
-          ? { output: j.output, finish_reason: j.finish }
-          : {}),
-      });
-      return;
+      json(res, 200, view);
+      return 200;
     }
     if (req.method === "GET" && path === "/v1/models") {
-      json(res, 200, {
-        object: "list",
-        data: this.opts.models.map((id) => ({ id, object: "model", created: 0, owned_by: "sageserve" })),
-      });
-      return;
+      json(res, 200, { object: "list", data: this.opts.models.map(modelCard) });
+      return 200;
     }
-    const chat = path === "/v1/chat/completions";
+    const modelPath = /^\/v1\/models\/(.+)$/.exec(path);
+    if (modelPath) return this.retrieveModel(req, res, modelPath[1]!);
     const allowed = job ? "GET" : ROUTES[path];
     if (allowed !== undefined && req.method !== allowed) {
       res.setHeader("allow", allowed);
-      return this.fail(res, {
+      return fail(res, {
         status: 405,
         message: `${req.method} is not allowed on ${path} (allowed: ${allowed})`,
         type: "invalid_request_error",
         code: "method_not_allowed",
       });
     }
-    if (req.method !== "POST" || (!chat && path !== "/v1/completions")) {
-      return this.fail(res, {
-        status: 404,
-        message: `no route for ${req.method} ${path}`,
-        type: "invalid_request_error",
-        code: "not_found",
-      });
-    }
-    const header = req.headers["x-sage-tier"];
-    const tierName = (Array.isArray(header) ? header[0] : header) ?? auth.tier ?? "fast";
-    // Own keys only: `x-sage-tier: constructor` found Object's constructor on the prototype.
-    const tier = Object.hasOwn(TIERS, tierName) ? TIERS[tierName] : undefined;
-    if (!tier) {
-      return this.fail(res, {
+    return fail(res, {
+      status: 404,
+      message: `no route for ${req.method} ${path}`,
+      type: "invalid_request_error",
+      code: "not_found",
+    });
+  }
+
+  /** A chat or legacy completion: tier and region from the headers, the body checked, then relayed. */
+  private async complete(
+    req: IncomingMessage,
+    res: ServerResponse,
+    chat: boolean,
+    auth: { tier?: string; key?: string },
+  ): Promise<number | undefined> {
+    const tier = tierOf(req.headers["x-sage-tier"], auth.tier);
+    if ("status" in tier) return fail(res, tier);
+    const region = regionOf(req.headers["x-sage-region"], this.opts.region, this.opts.regions ?? []);
+    if (typeof region !== "string") return fail(res, region);
+    const content = checkContent(req.headers);
+    if (content) return fail(res, content);
+    const body = await this.readJson(req);
+    if ("status" in body) return fail(res, body);
+    const problem = checkBody(body.value, chat);
+    if (problem) return fail(res, problem);
+    const request = readRequest(body.value, chat, this.opts.defaultMaxTokens ?? 256);
+    if (tier.tier === "niw" && request.stream)
+      // A batch request is answered later (202 + a job): a stream would end empty, which the SDKs take
+      // for a complete answer.
+      return fail(res, {
         status: 400,
-        message: `x-sage-tier must be fast, normal or batch, got '${tierName}'`,
+        message:
+          "batch requests (x-sage-tier: batch) cannot be streamed: send stream: false and poll the job",
         type: "invalid_request_error",
-        code: "invalid_tier",
-        param: "x-sage-tier",
+        code: "stream_not_supported",
+        param: "stream",
       });
-    }
-    const regionHeader = req.headers["x-sage-region"];
-    const region = (Array.isArray(regionHeader) ? regionHeader[0] : regionHeader) ?? this.opts.region;
-    if (region !== this.opts.region && !this.opts.regions?.includes(region)) {
-      return this.fail(res, {
-        status: 400,
-        message: `x-sage-region '${region}' is not served here (regions: ${[this.opts.region, ...(this.opts.regions ?? [])].join(", ")})`,
-        type: "invalid_request_error",
-        code: "invalid_region",
-        param: "x-sage-region",
-      });
-    }
+    const quota = this.takeQuota(res, auth.key, body.value, request);
+    if (quota?.refused) return fail(res, quota.refused);
+    await relay(this.relayPorts(request.model, tier.name, quota), this.relaySettings, res, {
+      req: request,
+      body: body.value,
+      tier: tier.tier,
+      region,
+    });
+    return undefined;
+  }
+
+  /** The body as a JSON object no deeper than MAX_BODY_DEPTH, or the 4xx to answer. */
+  private async readJson(req: IncomingMessage): Promise<{ value: Record<string, unknown> } | HttpError> {
     // The body travels on in a RouteRequest: past NATS' 1 MiB max_payload it could not be routed.
     const raw = await readBody(req, this.opts.maxBodyBytes ?? 1024 * 1024 - 16 * 1024);
-    if (typeof raw !== "string") return this.fail(res, raw);
-    let body: Record<string, unknown>;
+    if (typeof raw !== "string") return raw;
+    let value: Record<string, unknown>;
     try {
       const v = JSON.parse(raw) as unknown;
       if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("expected a JSON object");
-      body = v as Record<string, unknown>;
+      value = v as Record<string, unknown>;
     } catch (e) {
-      return this.fail(res, {
+      return {
         status: 400,
         message: `request body is not valid JSON: ${(e as Error).message}`,
         type: "invalid_request_error",
         code: "invalid_json",
-      });
+      };
     }
-    if (depthExceeds(body, MAX_BODY_DEPTH)) {
-      // Deeper bodies overflowed the stack when encoded for NATS (a 503) or stringified (a 500).
-      return this.fail(res, {
+    // Deeper bodies overflowed the stack when encoded for NATS (a 503) or stringified (a 500).
+    if (depthExceeds(value, MAX_BODY_DEPTH))
+      return {
         status: 400,
         message: `request body nests deeper than ${MAX_BODY_DEPTH} levels`,
         type: "invalid_request_error",
         code: "invalid_json",
-      });
-    }
-    const problem = checkBody(body, chat);
-    if (problem) return this.fail(res, problem);
-    await this.relay(res, body, chat, tier, tierName, region);
-  }
-
-  /** Token bucket per API key: over the rate, 429 with the seconds until a request fits again. */
-  private rateLimit(key: string | undefined): HttpError | undefined {
-    const entry =
-      key && this.opts.apiKeys && Object.hasOwn(this.opts.apiKeys, key) ? this.opts.apiKeys[key] : undefined;
-    if (!key || !entry?.requestsPerSecond) return undefined;
-    const rate = entry.requestsPerSecond;
-    const burst = entry.burst ?? Math.max(1, rate);
-    const now = this.clock.now();
-    const b = this.buckets.get(key) ?? { tokens: burst, atMs: now };
-    b.tokens = Math.min(burst, b.tokens + ((now - b.atMs) / 1000) * rate);
-    b.atMs = now;
-    this.buckets.set(key, b);
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return undefined;
-    }
-    return {
-      status: 429,
-      message: `rate limit of ${rate} requests/s for this key exceeded`,
-      type: "rate_limit_exceeded",
-      code: "rate_limit_exceeded",
-      retryAfterS: Math.max(1, Math.ceil((1 - b.tokens) / rate)),
-    };
-  }
-
-  private authenticate(req: IncomingMessage): { tier?: string; key?: string } | HttpError {
-    const keys = this.opts.apiKeys;
-    if (!keys || Object.keys(keys).length === 0) return {};
-    const h = req.headers.authorization ?? "";
-    const key = h.startsWith("Bearer ") ? h.slice(7).trim() : "";
-    // Own keys only: `Bearer constructor` (or toString, __proto__…) found a function on the
-    // prototype and was let in without a key (found by test/fuzz-gateway).
-    const entry = Object.hasOwn(keys, key) ? keys[key] : undefined;
-    if (!key)
-      return {
-        status: 401,
-        message: "missing API key: send 'Authorization: Bearer <key>'",
-        type: "invalid_request_error",
-        code: "missing_api_key",
       };
-    if (!entry)
-      return {
-        status: 401,
-        message: "invalid API key",
-        type: "invalid_request_error",
-        code: "invalid_api_key",
-      };
-    return entry.tier ? { tier: entry.tier, key } : { key };
+    return { value };
   }
 
-  private async relay(
+  /**
+   * The key's shared quota: the request reserves its prompt estimate and its maximum output (every
+   * choice), and every answer carries OpenAI's `x-ratelimit-*` headers. Undefined: no quota.
+   */
+  private takeQuota(
     res: ServerResponse,
+    key: string | undefined,
     body: Record<string, unknown>,
-    chat: boolean,
-    tier: Tier,
-    tierName: string,
-    region: string,
-  ): Promise<void> {
-    const model = String(body.model);
-    const requestId = `r-${randomUUID()}`;
-    const stream = body.stream === true;
-    const maxTokens = Number(
-      body.max_completion_tokens ?? body.max_tokens ?? this.opts.defaultMaxTokens ?? 256,
-    );
-    const promptText = chat
-      ? (body.messages as { content?: unknown }[])
-          .map((m) => (typeof m.content === "string" ? m.content : JSON.stringify(m.content ?? "")))
-          .join(" ")
-      : [body.prompt as string | string[]].flat().join(" ");
-    const arrivalMs = this.clock.now();
-    const started = this.clock.now();
-    const label = this.modelLabel(model);
-    const count = (status: number) =>
-      this.requests.inc({ model: label, tier: tierName, status: String(status) });
-    const maxAttempts = Math.max(1, this.opts.maxAttempts ?? 3);
+    request: { promptText: string; maxTokens: number },
+  ): Admission | undefined {
+    const choices =
+      (typeof body.n === "number" ? body.n : 1) * (Array.isArray(body.prompt) ? body.prompt.length : 1);
+    const reserve = estimateTokens(request.promptText) + request.maxTokens * choices;
+    const quota = this.quotas.take(key, reserve, this.clock.now());
+    for (const [h, v] of Object.entries(quota?.headers ?? {})) res.setHeader(h, v);
+    return quota;
+  }
 
-    // Each attempt streams on its own subject (`<request>-a<n>` after the first), so a node wrongly
-    // given up for lost can never interleave its tokens with the retry's.
-    let chunks: Payload<typeof InferenceChunk>[] = [];
-    let wake: (() => void) | undefined;
-    let sub: Subscription | undefined;
-    const listen = (rid: string): void => {
-      sub?.unsubscribe();
-      const mine: Payload<typeof InferenceChunk>[] = [];
-      chunks = mine;
-      sub = this.bus.subscribe(InferenceChunk.subject.build({ request: rid }), (m) => {
-        const d = m.data();
-        const c = d.ok ? validatePayload(InferenceChunk, d.value) : d;
-        if (!c.ok) return;
-        mine.push(c.value);
-        wake?.();
-      });
-    };
-    res.on("close", () => sub?.unsubscribe());
-    const id = `${chat ? "chatcmpl" : "cmpl"}-${requestId.slice(2)}`;
-    const created = Math.floor(this.clock.now() / 1000);
-    const object = chat ? (stream ? "chat.completion.chunk" : "chat.completion") : "text_completion";
-    let text = "";
-    let index = 0;
-    let finish = "stop";
-    let lastTokenMs = started;
-    const avoid: string[] = [];
-    try {
-      for (let attempt = 0; ; attempt++) {
-        const rid = attempt === 0 ? requestId : `${requestId}-a${attempt}`;
-        // Subscribe before routing: the node may start streaming before the router's reply arrives.
-        listen(rid);
-        const reply = await this.request(
+  /** The relay loop's ports for one request: the bus, the clock, this gateway's metrics and jobs. */
+  private relayPorts(model: string, tierName: string, quota?: Admission): RelayPorts {
+    const label = this.modelLabel(model);
+    return {
+      clock: this.clock,
+      log: this.log,
+      subscribe: (subject, handler) => this.bus.subscribe(subject, handler),
+      cancel: (requestId) => {
+        this.publish(
+          RequestCancel,
+          { request: requestId },
+          { requestId, reason: "client-closed", atMs: this.clock.now() },
+        );
+      },
+      route: (payload) =>
+        this.request(
           RouteRequest,
-          { region, model },
-          {
-            requestId: rid,
-            model,
-            tier,
-            originRegion: region,
-            inputTokens: Math.max(1, Math.ceil(promptText.length / 4)),
-            maxOutputTokens: maxTokens,
-            arrivalMs,
-            ...(tier === "niw" ? { deadlineMs: arrivalMs + (this.opts.batchDeadlineMs ?? 86_400_000) } : {}),
-            stream,
-            ...(attempt > 0 ? { attempt, avoidNodes: avoid } : {}),
-            body: { ...body, stream: true },
-          },
+          { region: payload.originRegion, model },
+          payload,
           this.opts.routeTimeoutMs ?? 5_000,
-        );
-        if (!reply.ok) {
-          count(this.fail(res, routeError(reply.error, model)));
-          return;
-        }
-        if (reply.value.decision === "queued" && reply.value.jobId) {
-          count(202);
-          this.trackJob(reply.value.jobId, requestId, model);
-          json(res, 202, {
-            id: reply.value.jobId,
-            object: "sage.batch_job",
-            status: "queued",
-            model,
-            region: reply.value.region,
-          });
-          return;
-        }
-        // Relay the stream, watching the node's heartbeats: a node that dies says nothing more.
-        const nodeId = reply.value.nodeId;
-        const dispatchedMs = this.clock.now();
-        const deadline = this.clock.now() + (this.opts.firstTokenTimeoutMs ?? 120_000);
-        let lost: { code: string; message: string } | undefined;
-        for (;;) {
-          const c = chunks.shift();
-          if (!c) {
-            if (res.destroyed) return;
-            const left = deadline - this.clock.now();
-            if (index === 0 && left <= 0) {
-              count(
-                this.fail(res, {
-                  status: 504,
-                  message: "no token within the first-token timeout",
-                  type: "timeout",
-                  code: "first_token_timeout",
-                }),
-              );
-              return;
-            }
-            if (nodeId !== undefined && this.nodeLost(nodeId, dispatchedMs)) {
-              lost = {
-                code: "NODE_LOST",
-                message: `node ${nodeId} stopped sending heartbeats while serving the request`,
-              };
-              break;
-            }
-            await new Promise<void>((r) => {
-              wake = r;
-              this.clock.setTimer(Math.max(10, Math.min(left > 0 ? left : 1_000, 1_000)), r);
-            });
-            wake = undefined;
-            continue;
-          }
-          if (c.done) {
-            if (c.error && index === 0 && c.error.code === "INVALID_REQUEST") {
-              // The engine refused the request itself (e.g. prompt + max_tokens over the context length).
-              count(
-                this.fail(res, {
-                  status: 400,
-                  message: c.error.message,
-                  type: "invalid_request_error",
-                  code: "invalid_value",
-                }),
-              );
-              return;
-            }
-            if (c.error)
-              lost = {
-                code: c.error.code,
-                message:
-                  c.error.code === "NO_CAPACITY" ? c.error.message : `engine failed: ${c.error.message}`,
-              };
-            else finish = c.finishReason ?? "stop";
-            break;
-          }
-          const nowMs = this.clock.now();
-          if (index > 0) this.tbt.observe({ model, tier: tierName }, (nowMs - lastTokenMs) / 1000);
-          lastTokenMs = nowMs;
-          if (index === 0) {
-            this.ttft.observe({ model, tier: tierName }, (this.clock.now() - started) / 1000);
-            if (stream)
-              res.writeHead(200, {
-                "content-type": "text/event-stream",
-                "cache-control": "no-cache",
-                connection: "keep-alive",
-              });
-          }
-          if (stream) {
-            const choice = chat
-              ? {
-                  index: 0,
-                  delta:
-                    index === 0 ? { role: "assistant", content: c.text ?? "" } : { content: c.text ?? "" },
-                  finish_reason: null,
-                }
-              : { index: 0, text: c.text ?? "", finish_reason: null };
-            res.write(`data: ${JSON.stringify({ id, object, created, model, choices: [choice] })}\n\n`);
-          } else text += c.text ?? "";
-          index++;
-        }
-        if (!lost) break;
-        // The instance failed or its node is gone. Nothing reached the client yet (before the first
-        // token, or a response not streamed): route again, away from that node. Else end with an error.
-        const clientSawNothing = !stream || index === 0;
-        // NO_CAPACITY: the router already waited for an instance; another attempt would wait again.
-        const noCapacity = lost.code === "NO_CAPACITY";
-        if (clientSawNothing && !noCapacity && attempt + 1 < maxAttempts) {
-          if (nodeId !== undefined && !avoid.includes(nodeId)) avoid.push(nodeId);
-          this.retried++;
-          this.log.warn(
-            { requestId, attempt: attempt + 1, node: nodeId, code: lost.code },
-            "request lost before its first token reached the client: routing it again",
-          );
-          text = "";
-          index = 0;
-          continue;
-        }
-        const code = lost.code.toLowerCase();
-        if (clientSawNothing) {
-          count(
-            this.fail(
-              res,
-              noCapacity
-                ? {
-                    status: 503,
-                    message: `no capacity for ${model} right now (${lost.message})`,
-                    type: "service_unavailable",
-                    code: "overloaded",
-                    retryAfterS: 2,
-                  }
-                : { status: 502, message: lost.message, type: "server_error", code, retryAfterS: 1 },
-            ),
-          );
-          return;
-        }
-        // Mid-stream: an OpenAI error event (the SDKs raise it as an APIError), then the stream ends,
-        // without [DONE], so no client mistakes the truncated answer for a complete one.
-        count(502);
-        res.end(
-          `data: ${JSON.stringify({ error: { message: lost.message, type: "server_error", param: null, code } })}\n\n`,
-        );
-        return;
-      }
-      count(200);
-      const usage = {
-        prompt_tokens: Math.max(1, Math.ceil(promptText.length / 4)),
-        completion_tokens: index,
-        total_tokens: Math.max(1, Math.ceil(promptText.length / 4)) + index,
-      };
-      if (stream) {
-        if (index === 0) res.writeHead(200, { "content-type": "text/event-stream" });
-        const last = chat
-          ? { index: 0, delta: {}, finish_reason: finish }
-          : { index: 0, text: "", finish_reason: finish };
-        res.write(`data: ${JSON.stringify({ id, object, created, model, choices: [last] })}\n\n`);
-        res.end("data: [DONE]\n\n");
-      } else {
-        const choice = chat
-          ? { index: 0, message: { role: "assistant", content: text }, finish_reason: finish }
-          : { index: 0, text, finish_reason: finish };
-        json(res, 200, { id, object, created, model, choices: [choice], usage });
-      }
-    } finally {
-      sub?.unsubscribe();
+        ),
+      nodeLost: (nodeId, sinceMs) => this.nodeLost(nodeId, sinceMs),
+      trackJob: (jobId, requestId) =>
+        this.jobs.track(jobId, requestId, model, Math.floor(this.clock.now() / 1000)),
+      settle: (tokens) => quota?.settle(tokens),
+      onRetry: () => {
+        this.retried++;
+      },
+      count: (status) => this.requests.inc({ model: label, tier: tierName, status: String(status) }),
+      observeTtft: (s) => this.ttft.observe({ model, tier: tierName }, s),
+      observeTbt: (s) => this.tbt.observe({ model, tier: tierName }, s),
+    };
+  }
+
+  /** `GET /v1/models/{id}`: the model's card, or 404 model_not_found. */
+  private retrieveModel(req: IncomingMessage, res: ServerResponse, raw: string): number {
+    if (req.method !== "GET") {
+      res.setHeader("allow", "GET");
+      return fail(res, {
+        status: 405,
+        message: `${req.method} is not allowed on /v1/models/{id} (allowed: GET)`,
+        type: "invalid_request_error",
+        code: "method_not_allowed",
+      });
     }
+    let id: string | undefined;
+    try {
+      id = decodeURIComponent(raw);
+    } catch {
+      // malformed percent-encoding: no such model
+    }
+    if (id === undefined || !this.opts.models.includes(id))
+      return fail(res, {
+        status: 404,
+        message: `The model \`${id ?? raw}\` does not exist.`,
+        type: "invalid_request_error",
+        code: "model_not_found",
+        param: "model",
+      });
+    json(res, 200, modelCard(id));
+    return 200;
+  }
+
+  /** A key's usage over the last minute as this gateway sees it (all replicas): for operators and tests. */
+  quotaUsed(apiKey: string): { requests: number; tokens: number } {
+    const { requests, tokens } = this.quotas.used(apiKey, this.clock.now());
+    return { requests, tokens };
   }
 
   /**
@@ -607,42 +438,6 @@ export class GatewayActor extends Actor {
   }
 
   /**
-   * A batch job's output arrives on its request's stream subject when the region agent releases it to
-   * an instance: collect it for GET /v1/sage/jobs/{id}.
-   */
-  private trackJob(id: string, requestId: string, model: string): void {
-    const job: BatchJob = {
-      id,
-      model,
-      status: "queued",
-      created: Math.floor(this.clock.now() / 1000),
-      output: "",
-      finish: undefined,
-    };
-    this.jobs.set(id, job);
-    while (this.jobs.size > (this.opts.maxJobs ?? 10_000)) {
-      const oldest = this.jobs.keys().next().value!;
-      this.jobs.get(oldest)?.unsubscribe?.();
-      this.jobs.delete(oldest);
-    }
-    const sub = this.bus.subscribe(InferenceChunk.subject.build({ request: requestId }), (m) => {
-      const d = m.data();
-      const c = d.ok ? validatePayload(InferenceChunk, d.value) : d;
-      if (!c.ok) return;
-      if (c.value.done) {
-        job.status = c.value.error ? "failed" : "completed";
-        job.finish = c.value.error ? "error" : (c.value.finishReason ?? "stop");
-        if (c.value.error) job.output = c.value.error.message;
-        sub.unsubscribe();
-        return;
-      }
-      job.status = "running";
-      job.output += c.value.text ?? "";
-    });
-    job.unsubscribe = () => sub.unsubscribe();
-  }
-
-  /**
    * Metric label for a model: served models and the first few unknown names by name, the rest as
    * "other" — every random name a client sends would otherwise become a time series of its own.
    */
@@ -652,153 +447,4 @@ export class GatewayActor extends Actor {
     this.modelLabels.add(model);
     return model;
   }
-
-  private fail(res: ServerResponse, e: HttpError): number {
-    if (res.headersSent) {
-      res.destroy();
-      return e.status;
-    }
-    const headers: Record<string, string> = { "content-type": "application/json" };
-    if (e.retryAfterS !== undefined) headers["retry-after"] = String(e.retryAfterS);
-    res
-      .writeHead(e.status, headers)
-      .end(
-        JSON.stringify({ error: { message: e.message, type: e.type, param: e.param ?? null, code: e.code } }),
-      );
-    return e.status;
-  }
-}
-
-function routeError(e: SageError, model: string): HttpError {
-  const code = (e.details as { code?: string } | undefined)?.code ?? e.code;
-  if (code === "UNKNOWN_MODEL")
-    return {
-      status: 404,
-      message: `The model \`${model}\` does not exist.`,
-      type: "invalid_request_error",
-      code: "model_not_found",
-      param: "model",
-    };
-  if (code === "INVALID_REQUEST" || code === "SCHEMA" || code === "SUBJECT")
-    return { status: 400, message: e.message, type: "invalid_request_error", code: "invalid_value" };
-  if (code === "TOO_LARGE")
-    return { status: 413, message: e.message, type: "invalid_request_error", code: "request_too_large" };
-  // No router answered, or no capacity: the client should come back shortly.
-  return {
-    status: 503,
-    message: `no capacity for ${model} right now (${code})`,
-    type: "service_unavailable",
-    code: "overloaded",
-    retryAfterS: 2,
-  };
-}
-
-const isMap = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
-
-const ROLES = new Set(["system", "developer", "user", "assistant", "tool", "function"]);
-
-/**
- * The OpenAI request fields the gateway reads or the engine would refuse, checked before anything
- * is routed: a body that passes is one an engine accepts (unknown fields pass through untouched).
- * Items of `messages` and `prompt` used to go unchecked: `messages: [null]` was a 500.
- */
-function checkBody(body: Record<string, unknown>, chat: boolean): HttpError | undefined {
-  const bad = (param: string, message: string): HttpError => ({
-    status: 400,
-    message: `${param}: ${message}`,
-    type: "invalid_request_error",
-    code: "invalid_value",
-    param,
-  });
-  if (typeof body.model !== "string" || !body.model) return bad("model", "required string");
-  if (chat) {
-    if (!Array.isArray(body.messages) || body.messages.length === 0)
-      return bad("messages", "a non-empty array is required");
-    for (const [i, m] of body.messages.entries()) {
-      if (!isMap(m)) return bad(`messages.${i}`, "must be an object");
-      if (typeof m.role !== "string" || !ROLES.has(m.role))
-        return bad(`messages.${i}.role`, `one of ${[...ROLES].join(", ")}`);
-      const c = m.content;
-      if (Array.isArray(c)) {
-        for (const [j, part] of c.entries()) {
-          if (!isMap(part) || typeof part.type !== "string")
-            return bad(`messages.${i}.content.${j}`, "a content part object with a string type");
-          if (part.text !== undefined && typeof part.text !== "string")
-            return bad(`messages.${i}.content.${j}.text`, "must be a string");
-        }
-      } else if (c !== null && c !== undefined && typeof c !== "string")
-        return bad(`messages.${i}.content`, "a string, an array of content parts, or null");
-    }
-  } else if (typeof body.prompt !== "string") {
-    if (!Array.isArray(body.prompt) || body.prompt.length === 0)
-      return bad("prompt", "a string or a non-empty array of strings is required");
-    if (body.prompt.some((p) => typeof p !== "string")) return bad("prompt", "every item must be a string");
-  }
-  for (const k of ["max_tokens", "max_completion_tokens"]) {
-    const v = body[k];
-    if (
-      v !== undefined &&
-      v !== null &&
-      (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 1_000_000)
-    )
-      return bad(k, "an integer from 1 to 1,000,000");
-  }
-  const ranges: [string, number, number][] = [
-    ["temperature", 0, 2],
-    ["top_p", 0, 1],
-    ["presence_penalty", -2, 2],
-    ["frequency_penalty", -2, 2],
-  ];
-  for (const [k, lo, hi] of ranges) {
-    const v = body[k];
-    if (v !== undefined && v !== null && (typeof v !== "number" || !Number.isFinite(v) || v < lo || v > hi))
-      return bad(k, `a number from ${lo} to ${hi}`);
-  }
-  if (body.n !== undefined && body.n !== null && body.n !== 1) return bad("n", "only n = 1 is supported");
-  if (body.seed !== undefined && body.seed !== null && !Number.isSafeInteger(body.seed))
-    return bad("seed", "an integer");
-  if (body.stream !== undefined && body.stream !== null && typeof body.stream !== "boolean")
-    return bad("stream", "a boolean");
-  if (body.stream_options !== undefined && body.stream_options !== null && !isMap(body.stream_options))
-    return bad("stream_options", "an object");
-  const stop = body.stop;
-  if (
-    stop !== undefined &&
-    stop !== null &&
-    typeof stop !== "string" &&
-    !(Array.isArray(stop) && stop.length <= 4 && stop.every((x) => typeof x === "string"))
-  )
-    return bad("stop", "a string or up to 4 strings");
-  if (body.user !== undefined && typeof body.user !== "string") return bad("user", "a string");
-  return undefined;
-}
-
-/** Is `v` nested deeper than `max` arrays/objects? Iterative: the check itself must not overflow. */
-export function depthExceeds(v: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[v, 1]];
-  while (stack.length > 0) {
-    const [x, d] = stack.pop()!;
-    if (typeof x !== "object" || x === null) continue;
-    if (d > max) return true;
-    for (const child of Array.isArray(x) ? x : Object.values(x)) {
-      if (typeof child === "object" && child !== null) stack.push([child, d + 1]);
-    }
-  }
-  return false;
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
-}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<string | HttpError> {
-  const r = await readBodyLimited(req, limit);
-  if (r.ok) return r.body;
-  return {
-    status: r.status,
-    message: r.message,
-    type: "invalid_request_error",
-    code: r.status === 413 ? "request_too_large" : "bad_body",
-  };
 }

@@ -8,10 +8,12 @@ import {
   LoadReport,
   NodeCommand,
   type Payload,
+  RequestCancel,
   RequestDone,
   SageError,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, killWithParent } from "@sageserve/runtime";
+import { fetchOnce, runEngineCall } from "./engine-call.js";
 import { type EngineKind, type EngineLoad, engineLoad, parsePrometheus } from "./metrics.js";
 import { compilePriority, type EnginePriority, type EnginePrioritySetting, engineCall } from "./priority.js";
 
@@ -79,6 +81,13 @@ export class NodeAgentActor extends Actor {
   private engineGen = 0;
   private replacingEngine = false;
   private readonly streams = new Set<Promise<void>>();
+  /** The engine request of each request in flight, to abort when its client goes away. */
+  private readonly engineCalls = new Map<string, AbortController>();
+  /**
+   * Requests cancelled lately (id → when): a cancel can overtake its InferenceRequest (the gateway
+   * publishes it straight here, the request comes through the router), so it is remembered a while.
+   */
+  private readonly cancelled = new Map<string, number>();
   /** The priority each request carries to the engine (undefined: none). */
   private readonly priority: EnginePriority | undefined;
   readonly instanceId: string;
@@ -120,6 +129,7 @@ export class NodeAgentActor extends Actor {
     const node = this.opts.nodeId;
     this.handle(InferenceRequest, { node }, (r) => this.infer(r));
     this.handle(NodeCommand, { node }, (c) => this.command(c));
+    this.on(RequestCancel, {}, (c) => this.cancel(c.requestId), { broadcast: true });
     if (this.opts.engine.command) this.startEngine(this.model);
     this.every(this.opts.loadReportMs ?? 2_000, () => this.poll());
     this.every(this.opts.heartbeatMs ?? 5_000, () => this.heartbeat());
@@ -362,6 +372,17 @@ export class NodeAgentActor extends Actor {
 
   // ------------------------------------------------------------ inference
 
+  /** The client went away: abort the engine request (the engine frees its KV cache) or refuse it later. */
+  private cancel(requestId: string): void {
+    const now = this.clock.now();
+    for (const [id, at] of this.cancelled) {
+      if (now - at < CANCEL_MEMORY_MS) break;
+      this.cancelled.delete(id);
+    }
+    this.cancelled.set(requestId, now);
+    this.engineCalls.get(requestId)?.abort();
+  }
+
   private infer(r: Payload<typeof InferenceRequest>) {
     if (this.state !== "serving")
       return new SageError("NO_CAPACITY", `instance ${this.instanceId} is ${this.state}`);
@@ -383,86 +404,41 @@ export class NodeAgentActor extends Actor {
 
   /** Forward to the engine with streaming on, and relay every token as an InferenceChunk. */
   private async stream(r: Payload<typeof InferenceRequest>): Promise<void> {
-    const call = engineCall(r, this.model, this.priority);
     const started = this.clock.now();
+    const abort = new AbortController();
+    this.engineCalls.set(r.requestId, abort);
+    if (this.cancelled.has(r.requestId)) abort.abort();
     this.awaitingFirst.set(r.requestId, { tier: r.tier, sinceMs: started });
     let seq = 0;
-    let firstAt: number | undefined;
-    let tokens = 0;
-    const chunk = (p: Omit<Payload<typeof InferenceChunk>, "requestId" | "seq">) =>
-      this.publish(InferenceChunk, { request: r.requestId }, { requestId: r.requestId, seq: seq++, ...p });
     try {
-      const res = await fetchOnce(`${this.opts.engine.url}${call.path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(call.body),
+      const run = await runEngineCall({
+        url: this.opts.engine.url,
+        // Ask the engines that count for their usage: prompt tokens as the engine's tokenizer sees them.
+        call: engineCall(r, this.model, this.priority, USAGE_ENGINES.has(this.opts.engine.kind)),
+        signal: abort.signal,
+        clock: this.clock,
+        chunk: (p) =>
+          this.publish(
+            InferenceChunk,
+            { request: r.requestId },
+            { requestId: r.requestId, seq: seq++, ...p },
+          ),
+        onFirstToken: () => this.awaitingFirst.delete(r.requestId),
       });
-      if (!res.ok || !res.body) {
-        const text = await res.text().catch(() => "");
-        // A 4xx is the engine refusing this request (e.g. prompt + max_tokens over its context
-        // length): the client's error, passed on as such — it was a 502 at the gateway.
-        if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429)
-          throw new SageError("INVALID_REQUEST", engineMessage(text) ?? `engine answered ${res.status}`);
-        throw new SageError("REMOTE", `engine answered ${res.status}: ${text.slice(0, 300)}`);
-      }
-      const decoder = new TextDecoder();
-      let buf = "";
-      let finish: "stop" | "length" | undefined;
-      for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buf += decoder.decode(part, { stream: true });
-        for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
-          const event = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          if (!event.startsWith("data: ")) continue;
-          const data = event.slice(6);
-          if (data === "[DONE]") continue;
-          const j = JSON.parse(data) as {
-            choices?: { text?: string; delta?: { content?: string }; finish_reason?: string | null }[];
-          };
-          const c = j.choices?.[0];
-          if (!c) continue;
-          const text = c.text ?? c.delta?.content ?? "";
-          if (firstAt === undefined) {
-            firstAt = this.clock.now();
-            this.awaitingFirst.delete(r.requestId);
-          }
-          tokens++;
-          if (c.finish_reason === "stop" || c.finish_reason === "length") finish = c.finish_reason;
-          chunk({ text, tokens: 1, done: false });
-        }
-      }
-      chunk({ tokens: 0, done: true, finishReason: finish ?? "stop" });
+      this.done(r, run.outcome, started, run.firstAtMs, run.tokens, run.usage);
+    } finally {
       this.awaitingFirst.delete(r.requestId);
-      this.done(r, "ok", started, firstAt, tokens);
-    } catch (e) {
-      this.awaitingFirst.delete(r.requestId);
-      // Before the first token the router may retry elsewhere; after it, the client sees an error finish.
-      const err =
-        e instanceof SageError ? e : new SageError("REMOTE", `engine connection failed: ${String(e)}`);
-      chunk({
-        tokens: 0,
-        done: true,
-        finishReason: "error",
-        error: {
-          code:
-            err.code === "INVALID_REQUEST"
-              ? "INVALID_REQUEST"
-              : firstAt === undefined
-                ? "ENGINE_UNAVAILABLE"
-                : "ENGINE_FAILED",
-          message: err.message,
-        },
-      });
-      this.done(r, "failed", started, firstAt, tokens);
+      this.engineCalls.delete(r.requestId);
     }
   }
 
   private done(
     r: Payload<typeof InferenceRequest>,
-    outcome: "ok" | "failed",
+    outcome: "ok" | "failed" | "cancelled" | "rejected",
     started: number,
     firstAt: number | undefined,
     tokens: number,
+    usage: { promptTokens: number } | undefined,
   ): void {
     const end = this.clock.now();
     const first = firstAt ?? end;
@@ -476,7 +452,8 @@ export class NodeAgentActor extends Actor {
         region: this.opts.region,
         instanceId: this.instanceId,
         outcome,
-        inputTokens: r.inputTokens,
+        // The engine's count when it gave one (the router's was an estimate from the text).
+        inputTokens: usage?.promptTokens || r.inputTokens,
         outputTokens: tokens,
         arrivalMs: r.arrivalMs,
         ttftMs: Math.max(0, first - r.arrivalMs),
@@ -488,25 +465,8 @@ export class NodeAgentActor extends Actor {
   }
 }
 
-/**
- * fetch, retried once when the connection itself failed: after an engine restart the client's pool can
- * still hold a keep-alive socket to the old process, which fails at once and is not the engine's fault.
- */
-async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
-  try {
-    return await fetch(url, init);
-  } catch (e) {
-    if ((e as Error).name === "TimeoutError" || (e as Error).name === "AbortError") throw e;
-    return fetch(url, init);
-  }
-}
+/** Engine kinds whose OpenAI server honours `stream_options.include_usage`. */
+const USAGE_ENGINES = new Set<EngineKind>(["vllm", "sglang"]);
 
-/** The message of an OpenAI-style error body (`{ error: { message } }`), if that is what it is. */
-function engineMessage(text: string): string | undefined {
-  try {
-    const m = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
-    return typeof m === "string" && m ? m.slice(0, 1000) : undefined;
-  } catch {
-    return text ? text.slice(0, 300) : undefined;
-  }
-}
+/** How long a cancel is remembered for a request that has not arrived yet. */
+const CANCEL_MEMORY_MS = 60_000;

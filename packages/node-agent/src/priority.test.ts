@@ -95,3 +95,19 @@ describe("engine request building per engine kind", () => {
     expect(Object.keys(ENGINE_PRIORITY).sort()).toEqual([...ENGINE_KINDS].sort());
   });
 });
+
+describe("asking the engine for usage", () => {
+  const r = { tier: "iw-fast" as const, inputTokens: 1, maxOutputTokens: 1 };
+  it("adds include_usage, keeping what the client asked for in stream_options", () => {
+    const call = engineCall(
+      { ...r, body: { model: "x", prompt: "p", stream_options: { continuous_usage_stats: true } } },
+      "m",
+      undefined,
+      true,
+    );
+    expect(call.body.stream_options).toEqual({ continuous_usage_stats: true, include_usage: true });
+    expect(
+      engineCall({ ...r, body: { model: "x", prompt: "p" } }, "m", undefined).body.stream_options,
+    ).toBeUndefined();
+  });
+});

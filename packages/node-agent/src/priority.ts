@@ -121,6 +121,8 @@ export function engineCall(
   r: { tier: Tier; inputTokens: number; maxOutputTokens: number; body?: Record<string, unknown> | undefined },
   model: string,
   priority: EnginePriority | undefined,
+  /** Ask for the engine's token counts (`stream_options.include_usage`; vLLM and SGLang honour it). */
+  askUsage = false,
 ): EngineCall {
   const chat = Array.isArray((r.body as { messages?: unknown } | undefined)?.messages);
   const body: Record<string, unknown> = r.body
@@ -132,5 +134,9 @@ export function engineCall(
         stream: true,
       };
   if (priority) body[priority.field] = priority.values[r.tier];
+  if (askUsage) {
+    const asked = body.stream_options;
+    body.stream_options = { ...(typeof asked === "object" && asked ? asked : {}), include_usage: true };
+  }
   return { path: chat ? "/v1/chat/completions" : "/v1/completions", body };
 }

@@ -5,6 +5,8 @@ import {
   InferenceRequest,
   InstanceTransition,
   LoadReport,
+  QuotaUsage,
+  RequestCancel,
   RequestDone,
   RouteRequest,
 } from "./messages.js";
@@ -25,6 +27,8 @@ export const MESSAGES: readonly MessageDef[] = [
   RouteRequest,
   InferenceRequest,
   InferenceChunk,
+  RequestCancel,
+  QuotaUsage,
   RequestDone,
   LoadReport,
   Heartbeat,

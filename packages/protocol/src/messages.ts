@@ -101,13 +101,65 @@ export const InferenceChunk = defineMessage({
     text: z.string().max(1_000_000).optional(),
     tokens: Count,
     done: z.boolean(),
-    finishReason: z.enum(["stop", "length", "error", "cancelled"]).optional(),
+    finishReason: z.enum(["stop", "length", "tool_calls", "content_filter", "error", "cancelled"]).optional(),
     error: z.object({ code: z.string(), message: z.string() }).optional(),
+    /** The choice this token belongs to (`n` > 1, or a batch of prompts); absent = 0. */
+    index: Count.optional(),
+    /** Tool-call deltas of this chunk, as the engine streamed them (OpenAI `delta.tool_calls`). */
+    toolCalls: z.array(z.record(z.string(), z.unknown())).max(128).optional(),
+    /** Log probabilities of this chunk's tokens, as the engine sent them (OpenAI `choices[].logprobs`). */
+    logprobs: z.record(z.string(), z.unknown()).optional(),
+    /** On the last chunk: the engine's own token counts (its `usage`), when it reported them. */
+    usage: z.object({ promptTokens: Count, completionTokens: Count }).optional(),
   }),
   publishers: ["node-agent", "router"],
   listeners: ["gateway"],
-  doc: "Streamed output of one request, in order; the last chunk has done=true. A router that gives up on a request it held (no instance in time) sends the final chunk with error NO_CAPACITY.",
+  doc: "Streamed output of one request, in order; a token chunk that ends its choice carries the choice's finishReason; the last chunk has done=true (with the engine's usage when it counted). A router that gives up on a request it held (no instance in time) sends the final chunk with error NO_CAPACITY.",
 }).withSample(() => ({ requestId: "r-1", seq: 0, text: "Hello", tokens: 1, done: false }));
+
+export const RequestCancel = defineMessage({
+  name: "RequestCancel",
+  kind: "event",
+  version: 1,
+  subject: "sage.cancel.{request}",
+  schema: z.object({
+    requestId: Id,
+    /** Why: the client closed the connection or aborted. */
+    reason: z.enum(["client-closed"]),
+    atMs: EpochMs,
+  }),
+  publishers: ["gateway"],
+  listeners: ["router", "node-agent"],
+  doc: "The client went away: the router drops the request if it still holds it, the node agent running it aborts the engine request (its KV cache is freed). Node agents remember cancels for a minute, so one that overtakes its InferenceRequest still counts.",
+}).withSample(() => ({ requestId: "r-1", reason: "client-closed", atMs: now }));
+
+export const QuotaUsage = defineMessage({
+  name: "QuotaUsage",
+  kind: "event",
+  version: 1,
+  subject: "sage.quota.{key}",
+  schema: z.object({
+    /** The API key's hash (never the key itself). */
+    key: Id,
+    /** The gateway instance that counted it (each ignores its own, which it counted already). */
+    gateway: Id,
+    /** Requests admitted (1), or 0 for a correction. */
+    requests: z.number().int().min(0).max(1),
+    /** Tokens reserved at admission (prompt estimate + max output), or the correction when it ended. */
+    tokens: z.number().int().min(-10_000_000).max(10_000_000),
+    /** When the request was admitted: a correction counts in the same second of the window. */
+    atMs: EpochMs,
+  }),
+  publishers: ["gateway"],
+  listeners: ["gateway"],
+  doc: "A gateway admitted a request under an API key with a per-minute quota, or corrected its tokens when it ended: every gateway adds it to the key's sliding minute, so replicas enforce one limit.",
+}).withSample(() => ({
+  key: "3f2a9c0d1e4b5a6978877665",
+  gateway: "gateway-westus-1a2b",
+  requests: 1,
+  tokens: 640,
+  atMs: now,
+}));
 
 export const RequestDone = defineMessage({
   name: "RequestDone",
@@ -120,7 +172,12 @@ export const RequestDone = defineMessage({
     tier: Tier,
     region: Id,
     instanceId: Id,
-    outcome: z.enum(["ok", "failed", "cancelled"]),
+    /**
+     * ok; failed (the system's fault: no capacity, a lost node or engine); cancelled (the client went
+     * away); rejected (the engine refused the request as invalid, e.g. past its context: the client's
+     * mistake). Cancelled and rejected requests are no SLO misses.
+     */
+    outcome: z.enum(["ok", "failed", "cancelled", "rejected"]),
     inputTokens: TokenCount,
     outputTokens: TokenCount,
     arrivalMs: EpochMs,
@@ -130,8 +187,8 @@ export const RequestDone = defineMessage({
     deadlineMs: EpochMs.optional(),
   }),
   publishers: ["node-agent", "router"],
-  listeners: ["region-agent", "dashboard"],
-  doc: "One finished request with its latencies: the source of SLO attainment and demand history.",
+  listeners: ["region-agent", "dashboard", "router"],
+  doc: "One finished request with its latencies: the source of SLO attainment and demand history (live routers correct their demand counts with the engine's prompt tokens).",
 }).withSample(() => ({
   requestId: "r-1",
   model: "llama-3.1-8b",

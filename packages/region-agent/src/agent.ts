@@ -6,6 +6,7 @@ import {
   InferenceRequest,
   type InstanceState,
   instanceLoad,
+  judgedForSlo,
   KeyCache,
   LoadReport,
   NIW_STREAM,
@@ -497,7 +498,7 @@ export class RegionAgentActor extends Actor {
   }
 
   private recordSlo(d: Payload<typeof RequestDone>): void {
-    if (d.tier !== "iw-fast") return;
+    if (d.tier !== "iw-fast" || !judgedForSlo(d)) return;
     const pool = this.instances.get(d.instanceId)?.pool;
     const k = `${d.model}|${pool ?? ""}`;
     let w = this.slo.get(k);

@@ -1,10 +1,12 @@
 import {
+  DemandReport,
   envelope,
   Heartbeat,
   InferenceRequest,
   LoadReport,
   type Payload,
   Plan,
+  RequestDone,
   RouteRequest,
   validateReply,
 } from "@sageserve/protocol";
@@ -232,5 +234,50 @@ describe("router, a region cut off", () => {
     expect(held).toMatchObject({ decision: "queued", region: "westus" });
     expect(held.nodeId).toBeUndefined();
     expect(router.pendingCount).toBe(1);
+  });
+});
+
+describe("router demand history", () => {
+  it("replaces a request's estimated prompt tokens with the engine's count when it finishes", async () => {
+    const clock = new VirtualClock({ startMs: 0 });
+    const broker = new MemoryBroker(clock);
+    const router = new RouterActor(
+      { bus: broker.connect("router"), clock },
+      { regions: ["westus"], models: ["m"], demandFromEngine: true },
+    );
+    await router.start();
+    const client = broker.connect("client");
+    const reports: Payload<typeof DemandReport>[] = [];
+    client.subscribe(DemandReport.subject.pattern(), (m) => {
+      const d = m.data();
+      if (d.ok) reports.push(d.value as Payload<typeof DemandReport>);
+    });
+    const done = (requestId: string, inputTokens: number) =>
+      client.publish(
+        RequestDone.subject.build({ region: "westus", model: "m" }),
+        envelope(RequestDone, {
+          ...RequestDone.sample(),
+          requestId,
+          model: "m",
+          region: "westus",
+          inputTokens,
+        }),
+      );
+    for (const id of ["r1", "r2"]) {
+      void client.request(
+        RouteRequest.subject.build({ region: "westus", model: "m" }),
+        envelope(RouteRequest, { ...RouteRequest.sample(), requestId: id, model: "m", inputTokens: 100 }),
+        { timeoutMs: 1_000 },
+      );
+    }
+    await clock.advance(10);
+    // r1 finished after a re-route (its attempt's id), with the engine counting 130 prompt tokens; r2 as
+    // estimated; an unknown request changes nothing.
+    done("r1-a1", 130);
+    done("r2", 100);
+    done("r9", 5_000);
+    await clock.advance(60_000);
+    const fast = reports.find((r) => r.model === "m")!.byTier["iw-fast"];
+    expect(fast).toMatchObject({ requests: 2, inputTokens: 230 });
   });
 });

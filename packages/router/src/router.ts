@@ -10,6 +10,7 @@ import {
   NiwJob,
   type Payload,
   Plan,
+  RequestCancel,
   RequestDone,
   RouteRequest,
   SageError,
@@ -38,6 +39,13 @@ export interface RouterOptions {
   config?: Partial<RouterConfig>;
   /** How long a request may wait for a serving instance before it is rejected. */
   maxPendingMs?: number;
+  /**
+   * Correct the demand history (DemandReport input tokens) with the engine's prompt counts from
+   * RequestDone: a request is counted at arrival with the gateway's estimate (characters ÷ 4), and the
+   * difference to the engine's count is added when it finishes (to the window then open). Live
+   * clusters turn it on; a simulation, whose engines count what the workload says, leaves it off.
+   */
+  demandFromEngine?: boolean;
 }
 
 /**
@@ -55,6 +63,8 @@ export class RouterActor extends Actor {
   /** Per node: its last heartbeat's arrival plus its ttlMs (silence past it = the node is gone). */
   private readonly nodeAliveUntil = new Map<string, number>();
   private readonly pending: { req: Route; sinceMs: number }[] = [];
+  /** With `demandFromEngine`: requests counted at arrival and not finished yet (kept 10 minutes at most). */
+  private readonly estimates = new Map<string, { req: Route; atMs: number }>();
   private readonly maxPendingMs: number;
   private readonly models: Set<string>;
   routed = 0;
@@ -62,6 +72,8 @@ export class RouterActor extends Actor {
   rejected = 0;
   /** Requests held because no instance could take them (cold starts), and how long they waited. */
   held = 0;
+  /** Held requests whose client went away before an instance took them. */
+  cancelled = 0;
   readonly heldWaitMs: number[] = [];
   /** Last CapacityWanted per "model|region". */
   private readonly wantedAtMs = new Map<string, number>();
@@ -106,6 +118,9 @@ export class RouterActor extends Actor {
       this.announceWanted(req.model, req.originRegion, true);
       return { requestId: req.requestId, decision: "queued" as const, region: req.originRegion };
     });
+    this.on(RequestCancel, {}, (c) => this.cancelHeld(c.requestId), { broadcast: true });
+    if (this.opts.demandFromEngine)
+      this.on(RequestDone, {}, (d) => this.correctDemand(d.requestId, d.inputTokens), { broadcast: true });
     this.every(5_000, () => this.retryPending());
     this.demandWindowStartMs = Math.floor(this.clock.now() / 60_000) * 60_000;
     this.every(60_000, () => this.reportDemand());
@@ -306,11 +321,34 @@ export class RouterActor extends Actor {
     t.requests++;
     t.inputTokens += req.inputTokens;
     t.outputTokens += req.maxOutputTokens;
+    if (this.opts.demandFromEngine) this.estimates.set(req.requestId, { req, atMs: this.clock.now() });
+  }
+
+  /** A request this router counted finished: its engine's prompt count replaces the estimate. */
+  private correctDemand(requestId: string, engineInputTokens: number): void {
+    // Re-routed attempts finish under `<request>-a<n>`; the arrival was counted under `<request>`.
+    const id = requestId.replace(/-a\d+$/, "");
+    const e = this.estimates.get(id);
+    if (!e) return;
+    this.estimates.delete(id);
+    const delta = engineInputTokens - e.req.inputTokens;
+    if (delta === 0) return;
+    const k = `${e.req.model}|${e.req.originRegion}`;
+    if (!this.demand.has(k)) {
+      const z = () => ({ requests: 0, inputTokens: 0, outputTokens: 0 });
+      this.demand.set(k, { "iw-fast": z(), "iw-normal": z(), niw: z() });
+    }
+    const t = this.demand.get(k)![e.req.tier];
+    t.inputTokens = Math.max(0, t.inputTokens + delta);
   }
 
   /** Publish last minute's arrivals per model and origin region (zeros included, so series stay continuous). */
   private reportDemand(): void {
     const start = this.demandWindowStartMs;
+    for (const [id, e] of this.estimates) {
+      if (this.clock.now() - e.atMs < 600_000) break;
+      this.estimates.delete(id);
+    }
     this.demandWindowStartMs += 60_000;
     for (const model of this.opts.models) {
       for (const region of this.opts.regions) {
@@ -361,6 +399,22 @@ export class RouterActor extends Actor {
     );
   }
 
+  /** The client went away: a request still held here is dropped (a placed one is the node's to cancel). */
+  private cancelHeld(requestId: string): void {
+    const i = this.pending.findIndex((p) => p.req.requestId === requestId);
+    if (i < 0) return;
+    const [p] = this.pending.splice(i, 1);
+    this.cancelled++;
+    this.publish(
+      RequestDone,
+      { region: p!.req.originRegion, model: p!.req.model },
+      {
+        ...finished(p!.req, this.clock.now()),
+        outcome: "cancelled",
+      },
+    );
+  }
+
   private retryPending(): void {
     if (!this.pending.length) return;
     const now = this.clock.now();
@@ -394,20 +448,7 @@ export class RouterActor extends Actor {
       this.publish(
         RequestDone,
         { region: p.req.originRegion, model: p.req.model },
-        {
-          requestId: p.req.requestId,
-          model: p.req.model,
-          tier: p.req.tier,
-          region: p.req.originRegion,
-          instanceId: "-",
-          outcome: "failed",
-          inputTokens: p.req.inputTokens,
-          outputTokens: 0,
-          arrivalMs: p.req.arrivalMs,
-          ttftMs: 0,
-          tbtMs: 0,
-          e2eMs: now - p.req.arrivalMs,
-        },
+        { ...finished(p.req, now), outcome: "failed" },
       );
     }
     this.pending.push(...still);
@@ -420,4 +461,21 @@ export class RouterActor extends Actor {
   get pendingCount(): number {
     return this.pending.length;
   }
+}
+
+/** The RequestDone of a held request that never reached an instance (its outcome to be set). */
+function finished(req: Route, nowMs: number) {
+  return {
+    requestId: req.requestId,
+    model: req.model,
+    tier: req.tier,
+    region: req.originRegion,
+    instanceId: "-",
+    inputTokens: req.inputTokens,
+    outputTokens: 0,
+    arrivalMs: req.arrivalMs,
+    ttftMs: 0,
+    tbtMs: 0,
+    e2eMs: nowMs - req.arrivalMs,
+  };
 }

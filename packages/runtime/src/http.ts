@@ -41,6 +41,8 @@ export function closeServer(server: Server | undefined): Promise<void> {
   });
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 /**
  * Read a request body up to `limitBytes`. Over the limit the rest is read and dropped (not the
  * connection), so the caller's 413 reaches the client instead of a reset.
@@ -63,7 +65,14 @@ export function readBodyLimited(
       chunks.push(c);
     };
     req.on("data", onData);
-    req.on("end", () => resolve({ ok: true, body: Buffer.concat(chunks).toString("utf8") }));
+    req.on("end", () => {
+      // Invalid UTF-8 is refused, not silently replaced by U+FFFD.
+      try {
+        resolve({ ok: true, body: utf8.decode(Buffer.concat(chunks)) });
+      } catch {
+        resolve({ ok: false, status: 400, message: "request body is not valid UTF-8" });
+      }
+    });
     req.on("error", () => resolve({ ok: false, status: 400, message: "request body could not be read" }));
   });
 }

@@ -72,6 +72,7 @@ export const KV_BUCKETS = [
   "sage-regions",
   "sage-observer",
   "sage-boots",
+  "sage-jobs",
 ] as const;
 
 /** Write a KV bucket (and read it back): create/bind its stream, put, get. */
@@ -144,7 +145,8 @@ const INFRA: Record<AuthRole, { publish: string[]; subscribe: string[] }> = {
   },
   "vm-provider": { publish: [], subscribe: [] },
   "node-agent": { publish: [`${JS}.INFO`, ...kvWrite("sage-nodes")], subscribe: [] },
-  gateway: { publish: [], subscribe: [] },
+  // batch job views, so any gateway answers for any job
+  gateway: { publish: [`${JS}.INFO`, ...kvWrite("sage-jobs")], subscribe: [] },
   dashboard: {
     publish: [`${JS}.INFO`, ...kvWrite("sage-observer"), ...kvBind("sage-plans")],
     subscribe: [],

@@ -1,0 +1,63 @@
+/**
+ * The live request path for benchmarks: a spawned nats-server, an engine emulator, a node agent, a
+ * router and a gateway (region westus), started and stopped together.
+ */
+import { type EmulatorHandle, startEmulator } from "@sageserve/engine-emulator";
+import { GatewayActor } from "@sageserve/gateway";
+import { NodeAgentActor } from "@sageserve/node-agent";
+import { RouterActor } from "@sageserve/router";
+import { NatsBus, startNatsServer, WallClock } from "@sageserve/runtime";
+
+export interface RequestPath {
+  emu: EmulatorHandle;
+  node: NodeAgentActor;
+  router: RouterActor;
+  gateway: GatewayActor;
+  clock: WallClock;
+  stop(): Promise<void>;
+}
+
+/** `speedup`: the emulator's; `models`: offered by router and gateway (only the first is served). */
+export async function startRequestPath(o: {
+  speedup: number;
+  models: string[];
+  nodeId: string;
+}): Promise<RequestPath> {
+  const server = await startNatsServer();
+  const clock = new WallClock({ seed: 1 });
+  const model = o.models[0]!;
+  const emu = await startEmulator({ model, gpu: "h100", speedup: o.speedup });
+  const buses: NatsBus[] = [];
+  const ctx = async (name: string) => {
+    const bus = await NatsBus.connect({ servers: server.url, name });
+    buses.push(bus);
+    return { bus, clock };
+  };
+  const node = new NodeAgentActor(await ctx("node"), {
+    nodeId: o.nodeId,
+    region: "westus",
+    gpuType: "h100",
+    engine: { url: emu.url, kind: "vllm", model, kvCapacityTokens: 5_000_000 },
+    loadReportMs: 200,
+  });
+  const router = new RouterActor(await ctx("router"), { regions: ["westus"], models: o.models });
+  const gateway = new GatewayActor(await ctx("gateway"), { region: "westus", models: o.models });
+  for (const a of [router, node, gateway]) await a.start();
+  while (node.currentState !== "serving") await clock.sleep(50);
+  // The router knows the instance once a load report reached it.
+  while (router.routableInstances(model).length === 0) await clock.sleep(50);
+  return {
+    emu,
+    node,
+    router,
+    gateway,
+    clock,
+    async stop() {
+      for (const a of [gateway, node, router]) await a.stop();
+      for (const b of buses) await b.close();
+      await emu.close();
+      clock.cancelAll();
+      await server.stop();
+    },
+  };
+}

@@ -1,0 +1,88 @@
+import { InferenceChunk, validatePayload } from "@sageserve/protocol";
+import type { Bus } from "@sageserve/runtime";
+
+export interface BatchJob {
+  id: string;
+  model: string;
+  status: "queued" | "running" | "completed" | "failed";
+  created: number;
+  output: string;
+  finish: string | undefined;
+  unsubscribe?: () => void;
+}
+
+/** Where job views are kept for every gateway (KV `sage-jobs`). */
+export interface JobStore {
+  put(id: string, view: object): void;
+  get(id: string): Promise<object | undefined>;
+}
+
+/**
+ * Batch jobs this gateway queued (`/v1/sage/jobs/{id}`), oldest forgotten first. A job's output
+ * arrives on its request's stream subject when the region agent releases it to an instance. Each
+ * change of status is also written to the shared store, so any gateway (or this one restarted)
+ * answers for the job; a job whose gateway stops while it runs keeps its last stored status.
+ */
+export class BatchJobs {
+  private readonly jobs = new Map<string, BatchJob>();
+
+  constructor(
+    private readonly bus: Pick<Bus, "subscribe">,
+    private readonly maxJobs: number,
+    private readonly store: JobStore,
+  ) {}
+
+  get(id: string): BatchJob | undefined {
+    return this.jobs.get(id);
+  }
+
+  /** The job's view: this gateway's own, else the shared store's (another gateway's job). */
+  async view(id: string): Promise<object | undefined> {
+    const j = this.jobs.get(id);
+    return j ? BatchJobs.view(j) : this.store.get(id);
+  }
+
+  track(id: string, requestId: string, model: string, createdS: number): void {
+    const job: BatchJob = { id, model, status: "queued", created: createdS, output: "", finish: undefined };
+    this.jobs.set(id, job);
+    this.store.put(id, BatchJobs.view(job));
+    while (this.jobs.size > this.maxJobs) {
+      const oldest = this.jobs.keys().next().value!;
+      this.jobs.get(oldest)?.unsubscribe?.();
+      this.jobs.delete(oldest);
+    }
+    const sub = this.bus.subscribe(InferenceChunk.subject.build({ request: requestId }), (m) => {
+      const d = m.data();
+      const c = d.ok ? validatePayload(InferenceChunk, d.value) : d;
+      if (!c.ok) return;
+      if (c.value.done) {
+        job.status = c.value.error ? "failed" : "completed";
+        job.finish = c.value.error ? "error" : (c.value.finishReason ?? "stop");
+        if (c.value.error) job.output = c.value.error.message;
+        this.store.put(id, BatchJobs.view(job));
+        sub.unsubscribe();
+        return;
+      }
+      if (job.status !== "running") {
+        job.status = "running";
+        this.store.put(id, BatchJobs.view(job));
+      }
+      job.output += c.value.text ?? "";
+    });
+    job.unsubscribe = () => sub.unsubscribe();
+  }
+
+  /** The job as `GET /v1/sage/jobs/{id}` shows it. */
+  static view(j: BatchJob): object {
+    return {
+      id: j.id,
+      object: "sage.batch_job",
+      status: j.status,
+      model: j.model,
+      created: j.created,
+      ...(j.status === "completed" || j.status === "failed"
+        ? { output: j.output, finish_reason: j.finish }
+        : {}),
+    };
+  }
+}
