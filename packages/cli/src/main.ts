@@ -53,6 +53,16 @@ program
   .option("--state-dir <dir>", "where to keep state: NATS credentials in <dir>/nats-auth", ".sageserve")
   .option("--no-auth", "no NATS credentials or permissions (for a NATS_URL server without auth)")
   .option("--tls", "require TLS on NATS too (a CA and server certificate made with openssl)")
+  .option(
+    "--nats-cluster <n>",
+    "spawn a cluster of n nats-server -js processes (routes on loopback) instead of one; every service gets all n URLs",
+    positiveInt,
+  )
+  .option(
+    "--js-replicas <n>",
+    "replicas of SAGE_NIW and the KV buckets (default SAGE_JS_REPLICAS, else 3 on a cluster of 3 or more, else 1)",
+    positiveInt,
+  )
   .option("--json", "print one JSON object per event")
   .action(async (opts) => {
     process.exitCode = await upCommand(opts);
