@@ -8,3 +8,4 @@ await import("./gateway.js");
 await import("./router.js");
 await import("./routing-latency.js");
 await import("./load.js");
+await import("./nats-cluster.js");

@@ -47,7 +47,9 @@ export function renderCompose(spec: ClusterSpec = DEFAULT_CLUSTER, o: { natsServ
     ...nats.flatMap((h, i) => [
       `  ${h}:`,
       "    image: nats:2.10-alpine",
-      `    command: [${[
+      // One argument a line: the cluster flags make it longer than the formatter's line width.
+      "    command:",
+      ...[
         "-c",
         "/conf/nats-server.conf",
         "-js",
@@ -67,9 +69,7 @@ export function renderCompose(spec: ClusterSpec = DEFAULT_CLUSTER, o: { natsServ
               nats.map((r) => `nats-route://${r}:6222`).join(","),
             ]
           : []),
-      ]
-        .map(q)
-        .join(", ")}]`,
+      ].map((a) => `      - ${q(a)}`),
       "    ports:",
       `      - "${4222 + i}:4222"`,
       `      - "${8222 + i}:8222"`,
