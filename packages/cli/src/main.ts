@@ -295,6 +295,14 @@ program
     "also give each service of the cluster <dir>/<service>/ holding only its roles' seeds (compose)",
   )
   .option("--cluster <file.json>", "cluster description whose services --service-creds lists")
+  .option(
+    "--regions <list>",
+    "also a region-agent.<region> and vm-provider.<region> credential per region (comma-separated), narrowed to that region",
+  )
+  .option(
+    "--nodes <list>",
+    "also a node-agent.<node> credential per host (comma-separated <node>@<region>), narrowed to that host; the region's agent may command only these",
+  )
   .option("--json", "print the files as JSON")
   .action((opts) => {
     process.exitCode = natsAuthCommand(opts);
