@@ -209,7 +209,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   // On a cluster, a second router (queue group `router`) on another server, as a deployment runs them:
   // while the first fails over, the second takes the routing requests.
   const routers = cluster
-    ? [router, new RouterActor(await ctx("router-2"), { regions: ["westus"], models: [...MODELS] })]
+    ? [
+        router,
+        // Its own id: broadcast subscriptions are queue groups named after the actor id, and two routers
+        // sharing the default id would split the load reports and heartbeats between them.
+        new RouterActor(await ctx("router-2"), { regions: ["westus"], models: [...MODELS], id: "router-2" }),
+      ]
     : [router];
   const agent = new RegionAgentActor(await ctx("region-agent"), {
     region: "westus",

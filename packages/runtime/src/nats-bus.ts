@@ -63,6 +63,13 @@ export interface NatsBusOptions {
   maxPayloadBytes?: number;
   /** Try `servers` in the order given (default: shuffled, which spreads clients over a cluster). */
   noRandomize?: boolean;
+  /**
+   * The JetStream domain to use (`SAGE_JS_DOMAIN`): a client on a leaf node reaches its hub's JetStream
+   * through `$JS.<domain>.API` (docs/deploy.md, leaf nodes).
+   */
+  jsDomain?: string;
+  /** The cluster new JetStream assets are placed in (`SAGE_JS_CLUSTER`): a supercluster's home cluster. */
+  jsCluster?: string;
   /** How long `durablePublish` retries a stream that does not acknowledge (default 60 s). */
   durablePublishBudgetMs?: number;
   /** How long the first connection may take before it fails (default 20 s, the client's). */
@@ -120,6 +127,8 @@ export class NatsBus implements Bus {
   /** The connection's name (`NatsBusOptions.name`). */
   readonly name: string;
   private readonly durablePublishBudgetMs: number;
+  private readonly jsOpts: { domain?: string };
+  private readonly jsCluster: string | undefined;
 
   private constructor(
     readonly connection: NatsConnection,
@@ -128,6 +137,9 @@ export class NatsBus implements Bus {
     this.maxPayload = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.name = opts.name ?? "sageserve";
     this.durablePublishBudgetMs = opts.durablePublishBudgetMs ?? 60_000;
+    const domain = opts.jsDomain ?? process.env.SAGE_JS_DOMAIN;
+    this.jsOpts = domain ? { domain } : {};
+    this.jsCluster = opts.jsCluster ?? (process.env.SAGE_JS_CLUSTER || undefined);
     this.jsReplicas = resolveJsReplicas(opts.jsReplicas, process.env.SAGE_JS_REPLICAS, connection.info);
     const onStatus = opts.onStatus;
     void (async () => {
@@ -329,7 +341,7 @@ export class NatsBus implements Bus {
     let p = this.streams.get(s.name);
     if (!p) {
       p = (async () => {
-        const jsm = await this.connection.jetstreamManager();
+        const jsm = await this.connection.jetstreamManager(this.jsOpts);
         try {
           await jsm.streams.info(s.name);
         } catch {
@@ -339,6 +351,7 @@ export class NatsBus implements Bus {
             retention: RetentionPolicy.Workqueue,
             storage: StorageType.File,
             num_replicas: this.jsReplicas,
+            ...(this.jsCluster ? { placement: { cluster: this.jsCluster, tags: [] } } : {}),
           });
         }
       })();
@@ -361,7 +374,7 @@ export class NatsBus implements Bus {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.ensureDurableStream(stream);
-        await this.connection.jetstream().publish(subject, bytes, { msgID, timeout: 2_000 });
+        await this.connection.jetstream(this.jsOpts).publish(subject, bytes, { msgID, timeout: 2_000 });
         return;
       } catch (e) {
         const err = mapError(e, subject);
@@ -380,7 +393,7 @@ export class NatsBus implements Bus {
     opts: { ackWaitMs?: number } = {},
   ): Promise<Subscription> {
     await this.ensureDurableStream(stream);
-    const jsm = await this.connection.jetstreamManager();
+    const jsm = await this.connection.jetstreamManager(this.jsOpts);
     try {
       await jsm.consumers.info(stream.name, consumer);
     } catch {
@@ -392,7 +405,7 @@ export class NatsBus implements Bus {
         max_ack_pending: 100_000,
       });
     }
-    const c = await this.connection.jetstream().consumers.get(stream.name, consumer);
+    const c = await this.connection.jetstream(this.jsOpts).consumers.get(stream.name, consumer);
     // Pulls expire every 5 s (idle heartbeats every 2.5 s): when the consumer's leader moves to another
     // server of a cluster, two missed heartbeats re-issue the pull within ~5 s instead of the default 30.
     const messages = await c.consume({ max_messages: 512, expires: 5_000 });
@@ -434,9 +447,10 @@ export class NatsBus implements Bus {
   private bucket(name: string, ttlMs?: number): Promise<KV> {
     let b = this.buckets.get(name);
     if (!b) {
-      b = this.connection.jetstream().views.kv(name, {
+      b = this.connection.jetstream(this.jsOpts).views.kv(name, {
         history: 1,
         replicas: this.jsReplicas,
+        ...(this.jsCluster ? { placementCluster: this.jsCluster } : {}),
         ...(ttlMs ? { ttl: ttlMs } : {}),
       });
       this.buckets.set(name, b);
@@ -471,12 +485,12 @@ export class NatsBus implements Bus {
     const out = new Map<string, unknown>();
     try {
       // Bind, never create: a reader must not create a bucket without the writer's TTL.
-      await this.connection.jetstreamManager().then((m) => m.streams.info(`KV_${bucket}`));
+      await this.connection.jetstreamManager(this.jsOpts).then((m) => m.streams.info(`KV_${bucket}`));
     } catch {
       return out;
     }
     try {
-      const kv = await this.connection.jetstream().views.kv(bucket, { bindOnly: true });
+      const kv = await this.connection.jetstream(this.jsOpts).views.kv(bucket, { bindOnly: true });
       const keys: string[] = [];
       for await (const k of await kv.keys()) keys.push(k);
       for (const k of keys.sort((x, y) => (kvKeyDecode(x) < kvKeyDecode(y) ? -1 : 1))) {
