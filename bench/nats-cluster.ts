@@ -4,6 +4,8 @@
  * the SAGE_NIW leader's server SIGKILLed (failover time: last token before the kill → first token after,
  * on long streams running across it). `--quick`: shorter runs.
  */
+
+import { loadavg } from "node:os";
 import { envelope, LoadReport, RouteRequest } from "@sageserve/protocol";
 import { RouterActor } from "@sageserve/router";
 import { NatsBus, startNatsCluster, startNatsServer, WallClock } from "@sageserve/runtime";
@@ -135,7 +137,16 @@ const fault = await runLoad({
 const f = fault.nats!;
 const sent = fault.sent["iw-fast"] + fault.sent["iw-normal"] + fault.sent.niw;
 const completed = fault.completed["iw-fast"] + fault.completed["iw-normal"] + fault.completed.niw;
-console.log(JSON.stringify({ sent, completed, lost: fault.lost, errors: fault.errors, nats: f }));
+console.log(
+  JSON.stringify({
+    sent,
+    completed,
+    lost: fault.lost,
+    lostExamples: fault.lostExamples,
+    errors: fault.errors,
+    nats: f,
+  }),
+);
 
 const base = results[0]!.r;
 const md = `## NATS: a 3-server cluster vs one server, and losing a server (\`bench/nats-cluster.ts\`)
@@ -170,10 +181,14 @@ region agent's and one node agent per model's connections; restarted ${quick ? 3
   .map(([k, n]) => `${k} ${n}`)
   .join(", ")} of 4 | ${f.catchUpMs} ms |
 
+${fault.lost ? `\nLost: ${fault.lostExamples.join("; ")}.\n` : ""}
 The stream's new leader takes 4–10 s (nats-server 2.9's Raft election timeout); batch jobs accepted meanwhile are
 held by \`NatsBus.durablePublish\` (retried with one message id) and complete. Streams running across the kill lose
-the chunks that were inside the dead server (core NATS is at most once and the stream protocol has no sequence
-numbers): see docs/reliability.md, known gaps.
+the chunks that were inside the dead server (core NATS is at most once; chunks carry a \`seq\`, but the gateway
+does not check it for gaps): see docs/reliability.md, known gaps. Load average on this machine during the run:
+${loadavg()
+  .map((x) => x.toFixed(1))
+  .join(" / ")} (1 / 5 / 15 min; other sessions share it, so it was not quiet).
 `;
 writeSection("nats-cluster", md);
 console.log(md);
