@@ -9,9 +9,18 @@
  */
 import { GatewayActor } from "@sageserve/gateway";
 import { NodeAgentActor } from "@sageserve/node-agent";
+import { NIW_STREAM } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
-import { createRng, freePort, NatsBus, startNatsServer, WallClock } from "@sageserve/runtime";
+import {
+  createRng,
+  freePort,
+  NatsBus,
+  type NatsClusterHandle,
+  startNatsCluster,
+  startNatsServer,
+  WallClock,
+} from "@sageserve/runtime";
 
 export interface LoadOptions {
   /** Seconds of arrivals. */
@@ -29,6 +38,43 @@ export interface LoadOptions {
   requestTimeoutMs?: number;
   /** Progress line every this many seconds (0: quiet). */
   progressEveryS?: number;
+  /** nats-servers: 1 (default) or a cluster of this many (JetStream assets then get 3 replicas). */
+  natsServers?: number;
+  /**
+   * Fault on the NATS cluster: SIGKILL the server that leads the SAGE_NIW stream at `killAtS` (the router,
+   * gateway, region agent and one node agent per model are connected to it), start it again
+   * `restartAfterS` later on its ports and store, and wait until it has caught up.
+   */
+  natsFault?: { killAtS: number; restartAfterS: number };
+}
+
+export type ProbeOutcome = "complete" | "truncated" | "error" | "hung";
+
+/** What the NATS fault did and how the cluster came through it. */
+export interface NatsFaultResult {
+  servers: number;
+  /** Replicas of SAGE_NIW and the KV bucket, as the servers report them. */
+  niwReplicas: number;
+  kvReplicas: number;
+  killed: string;
+  /** The connections that were on the killed server when it died. */
+  clientsOnKilled: string[];
+  /** Kill → the last of those connections reconnected to another server. */
+  clientFailoverMs: number;
+  /** Kill → SAGE_NIW has a new leader. */
+  niwLeaderMs: number;
+  /** Streams in flight at the kill: the longest wait from their last token before the kill to their first after. */
+  streamsAcrossKill: number;
+  failoverGapMs: number;
+  /**
+   * The 4 long probe streams (4,000 tokens) running across the kill: complete (every token, then [DONE]),
+   * truncated ([DONE] with tokens missing), error (an error event or status), hung (no end within 20 s).
+   */
+  probeStreams: Record<ProbeOutcome, number>;
+  /** A KV value written before the kill reads back after it. */
+  kvIntact: boolean;
+  /** Restart → the restarted server is a current replica of SAGE_NIW and the KV bucket again. */
+  catchUpMs: number;
 }
 
 export interface MemorySample {
@@ -54,6 +100,7 @@ export interface LoadResult {
   e2eMs: Record<Kind, Quantiles>;
   memory: MemorySample[];
   wallS: number;
+  nats?: NatsFaultResult;
 }
 
 export type Kind = "iw-fast" | "iw-normal" | "niw";
@@ -80,10 +127,48 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const timeoutMs = o.requestTimeoutMs ?? 60_000;
   const rng = createRng(seed, "load");
   const clock = new WallClock({ seed });
-  const server = await startNatsServer();
+  const natsServers = o.natsServers ?? 1;
+  const cluster: NatsClusterHandle | undefined =
+    natsServers > 1 ? await startNatsCluster({ size: natsServers }) : undefined;
+  const single = cluster ? undefined : await startNatsServer();
+  const serverUrl = cluster?.url ?? single!.url;
   const buses: NatsBus[] = [];
+  const reconnects = new Map<string, number[]>();
+  // The server to kill leads SAGE_NIW; the connections named in `pinned` connect to it first.
+  let target = -1;
+  const track = (name: string) => (st: { type: string }) => {
+    if (st.type === "reconnect") reconnects.set(name, [...(reconnects.get(name) ?? []), performance.now()]);
+  };
+  const admin = await NatsBus.connect({
+    servers: serverUrl,
+    name: "load-admin",
+    onStatus: track("load-admin"),
+  });
+  buses.push(admin);
+  if (cluster) {
+    await admin.ensureDurableStream(NIW_STREAM);
+    await admin.kvPut("sage-plans", "fault-probe", { written: "before the fault" });
+    const jsm = await admin.connection.jetstreamManager();
+    const leader = (await jsm.streams.info(NIW_STREAM.name)).cluster?.leader;
+    target = cluster.servers.findIndex((_, i) => `${cluster.name}-${i + 1}` === leader);
+    if (target < 0) throw new Error(`SAGE_NIW has no leader among the cluster's servers (${leader})`);
+  }
+  const pinned = (name: string) =>
+    cluster !== undefined &&
+    (["router", "gateway", "region-agent"].includes(name) || /^node-.*-0$/.test(name));
   const ctx = async (name: string) => {
-    const bus = await NatsBus.connect({ servers: server.url, name });
+    // router-2 starts on another server than the one to be killed.
+    const first = pinned(name)
+      ? cluster!.urls[target]!
+      : cluster && name === "router-2"
+        ? cluster.urls[(target + 1) % cluster.urls.length]!
+        : undefined;
+    const bus = await NatsBus.connect({
+      servers: first ? [first, ...cluster!.urls.filter((u) => u !== first)] : serverUrl,
+      name,
+      ...(first ? { noRandomize: true } : {}),
+      onStatus: track(name),
+    });
     buses.push(bus);
     return { bus, clock };
   };
@@ -121,6 +206,16 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     }
   }
   const router = new RouterActor(await ctx("router"), { regions: ["westus"], models: [...MODELS] });
+  // On a cluster, a second router (queue group `router`) on another server, as a deployment runs them:
+  // while the first fails over, the second takes the routing requests.
+  const routers = cluster
+    ? [
+        router,
+        // Its own id: broadcast subscriptions are queue groups named after the actor id, and two routers
+        // sharing the default id would split the load reports and heartbeats between them.
+        new RouterActor(await ctx("router-2"), { regions: ["westus"], models: [...MODELS], id: "router-2" }),
+      ]
+    : [router];
   const agent = new RegionAgentActor(await ctx("region-agent"), {
     region: "westus",
     models: [...MODELS],
@@ -133,7 +228,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     models: [...MODELS],
     apiKeys: { "load-key": { name: "load" } },
   });
-  const actors = [router, ...nodes, agent, gateway];
+  const actors = [...routers, ...nodes, agent, gateway];
   for (const a of actors) await a.start();
   for (let i = 0; i < 300 && nodes.some((n) => n.currentState !== "serving"); i++) await clock.sleep(100);
   if (nodes.some((n) => n.currentState !== "serving")) throw new Error("engine emulators did not start");
@@ -147,6 +242,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let outputTokens = 0;
   let inFlight = 0;
   const ttft: number[] = [];
+  const streamTimes: number[][] = [];
   const e2e: Record<Kind, number[]> = { "iw-fast": [], "iw-normal": [], niw: [] };
   const loseOne = (what: string) => {
     lost++;
@@ -165,6 +261,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
   const one = async (kind: Kind, model: string, text: string, maxTokens: number): Promise<void> => {
     const t0 = performance.now();
+    const at = () => ((t0 - start) / 1000).toFixed(1);
     const signal = AbortSignal.timeout(timeoutMs);
     inFlight++;
     try {
@@ -191,6 +288,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
         let first = 0;
         let tokens = 0;
         let finished = false;
+        const times: number[] = [];
+        if (cluster) streamTimes.push(times);
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
@@ -213,6 +312,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
             if (chunk.error) continue;
             if (chunk.choices?.[0]?.delta?.content) {
               if (!first) first = performance.now();
+              if (cluster) times.push(performance.now());
               tokens++;
             }
           }
@@ -249,7 +349,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
           return;
         }
         for (;;) {
-          if (signal.aborted) return loseOne(`batch job ${job.id} not completed in ${timeoutMs} ms`);
+          if (signal.aborted)
+            return loseOne(`batch job ${job.id} (sent at ${at()} s) not completed in ${timeoutMs} ms`);
           await clock.sleep(250);
           const s = (await (
             await fetch(`${gateway.url}/v1/sage/jobs/${job.id}`, { headers: headers("batch"), signal })
@@ -269,10 +370,53 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       e2e[kind].push(performance.now() - t0);
       completed[kind]++;
     } catch (e) {
-      loseOne(`${kind}: ${String(e)}`);
+      loseOne(`${kind} (sent at ${at()} s): ${String(e)}`);
     } finally {
       inFlight--;
     }
+  };
+
+  /** A long streamed chat whose token arrival times are kept (the failover gap is measured on these). */
+  const probeStream = (maxTokens: number): { times: number[]; done: Promise<ProbeOutcome> } => {
+    const times: number[] = [];
+    const done = (async () => {
+      const r = await fetch(`${gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: headers("fast"),
+        body: JSON.stringify({
+          model: MODELS[0],
+          messages: [{ role: "user", content: "probe" }],
+          max_tokens: maxTokens,
+          stream: true,
+        }),
+        signal: AbortSignal.timeout(20_000),
+      });
+      if (r.status !== 200) return "error" as const;
+      const text = r.body!.getReader();
+      const dec = new TextDecoder();
+      let buf = "";
+      let finished = false;
+      let errored = false;
+      for (;;) {
+        const { value, done: end } = await text.read();
+        if (end) break;
+        buf += dec.decode(value, { stream: true });
+        let i = buf.indexOf("\n\n");
+        while (i >= 0) {
+          const ev = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          i = buf.indexOf("\n\n");
+          if (ev === "data: [DONE]") finished = true;
+          else if (ev.includes('"error"')) errored = true;
+          else if (ev.includes('"content"')) {
+            times.push(performance.now());
+          }
+        }
+      }
+      if (errored) return "error" as const;
+      return finished && times.length === maxTokens ? ("complete" as const) : ("truncated" as const);
+    })().catch(() => "hung" as const);
+    return { times, done };
   };
 
   const memory: MemorySample[] = [];
@@ -300,6 +444,26 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
   // Open loop: arrivals do not wait for answers.
   const pending: Promise<void>[] = [];
+  let fault: Promise<NatsFaultResult> | undefined;
+  if (cluster && o.natsFault) {
+    const f = o.natsFault;
+    fault = clock
+      .sleep(f.killAtS * 1000)
+      .then(() =>
+        natsFault(
+          cluster,
+          target,
+          f.restartAfterS,
+          admin,
+          buses,
+          reconnects,
+          clock,
+          streamTimes,
+          probeStream,
+        ),
+      );
+    fault.catch(() => {});
+  }
   const endAt = start + o.durationS * 1000;
   let next = start;
   while (true) {
@@ -315,14 +479,16 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   }
   await Promise.all(pending);
   const wallS = (performance.now() - start) / 1000;
+  const nats = await fault;
   clearInterval(sampler);
   if (progress) clearInterval(progress);
   sample();
 
-  for (const a of [gateway, agent, ...nodes, router]) await a.stop();
+  for (const a of [gateway, agent, ...nodes, ...routers]) await a.stop();
   for (const b of buses) await b.close();
   clock.cancelAll();
-  await server.stop();
+  await cluster?.stop();
+  await single?.stop();
 
   const done = completed["iw-fast"] + completed["iw-normal"] + completed.niw;
   return {
@@ -343,5 +509,102 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     },
     memory,
     wallS,
+    ...(nats ? { nats } : {}),
+  };
+}
+
+async function until(
+  cond: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<number> {
+  const t0 = performance.now();
+  while (!(await cond())) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return performance.now() - t0;
+}
+
+/** SIGKILL server `target` of the cluster under load, start it again, and measure what it cost. */
+async function natsFault(
+  cluster: NatsClusterHandle,
+  target: number,
+  restartAfterS: number,
+  admin: NatsBus,
+  buses: NatsBus[],
+  reconnects: Map<string, number[]>,
+  clock: WallClock,
+  streamTimes: number[][],
+  probeStream: (maxTokens: number) => { times: number[]; done: Promise<ProbeOutcome> },
+): Promise<NatsFaultResult> {
+  const killedName = `${cluster.name}-${target + 1}`;
+  const jsm = await admin.connection.jetstreamManager();
+  const info = async (stream: string) => (await jsm.streams.info(stream)).cluster;
+  const names = buses.filter((b) => b.connection.info?.server_name === killedName).map((b) => b.name);
+  // Long streams in flight across the kill: the failover gap is last token before → first token after.
+  const probes = Array.from({ length: 4 }, () => probeStream(4_000));
+  await until(() => probes.every((p) => p.times.length >= 3), 30_000, "the probe streams start");
+  const killAt = performance.now();
+  await cluster.kill(target);
+  const niwLeaderMs = await until(
+    async () => {
+      const c = await info(NIW_STREAM.name).catch(() => undefined);
+      return !!c?.leader && c.leader !== killedName;
+    },
+    30_000,
+    "SAGE_NIW elects a new leader",
+  );
+  const clientFailoverMs = await until(
+    () => names.every((n) => (reconnects.get(n) ?? []).some((t) => t > killAt)),
+    30_000,
+    "every client of the killed server reconnects",
+  ).then(() => Math.max(0, ...names.map((n) => reconnects.get(n)!.find((t) => t > killAt)! - killAt)));
+  await clock.sleep(restartAfterS * 1000);
+  await cluster.restart(target);
+  const restartAt = performance.now();
+  const caughtUp = async (stream: string) => {
+    const c = await info(stream).catch(() => undefined);
+    const peers = [
+      c?.leader,
+      ...(c?.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name),
+    ];
+    return peers.includes(killedName) && (c?.replicas ?? []).every((r) => r.current && !r.offline);
+  };
+  await until(
+    async () => (await caughtUp(NIW_STREAM.name)) && (await caughtUp("KV_sage-plans")),
+    30_000,
+    "the restarted server catches up",
+  );
+  const catchUpMs = performance.now() - restartAt;
+  const kv = (await admin.kvGet("sage-plans", "fault-probe")) as { written?: string } | undefined;
+  const probesOk = await Promise.all(probes.map((p) => p.done));
+  const across = [...streamTimes, ...probes.map((p) => p.times)].filter(
+    (t) => t.length && t[0]! < killAt && t.at(-1)! > killAt,
+  );
+  const gaps = across.map((t) => {
+    const after = t.findIndex((x) => x > killAt);
+    return t[after]! - t[after - 1]!;
+  });
+  const niw = await jsm.streams.info(NIW_STREAM.name);
+  const kvInfo = await jsm.streams.info("KV_sage-plans");
+  return {
+    servers: cluster.servers.length,
+    niwReplicas: niw.config.num_replicas,
+    kvReplicas: kvInfo.config.num_replicas,
+    killed: killedName,
+    clientsOnKilled: names,
+    clientFailoverMs: Math.round(clientFailoverMs),
+    niwLeaderMs: Math.round(niwLeaderMs),
+    streamsAcrossKill: across.length,
+    probeStreams: {
+      complete: probesOk.filter((x) => x === "complete").length,
+      truncated: probesOk.filter((x) => x === "truncated").length,
+      error: probesOk.filter((x) => x === "error").length,
+      hung: probesOk.filter((x) => x === "hung").length,
+    },
+    failoverGapMs: Math.round(Math.max(0, ...gaps)),
+    kvIntact: kv?.written === "before the fault",
+    catchUpMs: Math.round(catchUpMs),
   };
 }

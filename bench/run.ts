@@ -9,3 +9,4 @@ await import("./cancel.js");
 await import("./router.js");
 await import("./routing-latency.js");
 await import("./load.js");
+await import("./nats-cluster.js");

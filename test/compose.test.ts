@@ -31,7 +31,20 @@ describe("docker-compose.yml", () => {
 
   it("runs NATS with credentials: the nats-auth step gives nats-server the config and each service only its roles' seeds", async () => {
     const yml = readFileSync(composePath, "utf8");
-    expect(yml).toContain('command: ["-c", "/conf/nats-server.conf", "-js", "-sd", "/data", "-m", "8222"]');
+    // Three clustered servers, each client holding all three URLs (JetStream assets then get 3 replicas).
+    for (const h of ["nats-1", "nats-2", "nats-3"]) {
+      const block = new RegExp(`\n  ${h}:\n[\\s\\S]*?\n    command:\n((?: {6}- .*\n)+)`).exec(yml);
+      const args = block![1]!
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l.replace(/^ {6}- /, "")) as string);
+      expect(args).toEqual([
+        ...["-c", "/conf/nats-server.conf", "-js", "-sd", "/data", "-m", "8222", "-n", h],
+        ...["--cluster_name", "sage", "--cluster", "nats://0.0.0.0:6222"],
+        ...["--routes", "nats-route://nats-1:6222,nats-route://nats-2:6222,nats-route://nats-3:6222"],
+      ]);
+    }
+    expect(yml).toContain("NATS_URL: nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222");
     expect(yml).toContain("condition: service_completed_successfully");
     for (const s of clusterServices(DEFAULT_CLUSTER)) expect(yml).toContain(`- creds-${s.name}:/creds:ro`);
     // Run the nats-auth step's command here, its volumes as directories.

@@ -1,13 +1,18 @@
 import { type ClusterSpec, clusterServices, DEFAULT_CLUSTER } from "./cluster.js";
 
 /**
- * docker-compose.yml from the cluster description: a NATS service with JetStream, one container per
+ * docker-compose.yml from the cluster description: a NATS cluster with JetStream (three servers), one container per
  * service (`sageserve actor <name>`, all from the one Dockerfile), and the built-in load. The same
  * `clusterServices` list is what `sageserve up` starts; a test fails when the file on disk differs.
  */
-export function renderCompose(spec: ClusterSpec = DEFAULT_CLUSTER): string {
+export function renderCompose(spec: ClusterSpec = DEFAULT_CLUSTER, o: { natsServers?: number } = {}): string {
   const q = (s: string) => JSON.stringify(s);
   const services = clusterServices(spec);
+  // NATS: a cluster of `natsServers` (default 3) routed to each other; JetStream assets get 3 replicas
+  // (SAGE_JS_REPLICAS by the cluster's size) and every client holds every server's URL.
+  const n = o.natsServers ?? 3;
+  const nats = Array.from({ length: n }, (_, i) => (n === 1 ? "nats" : `nats-${i + 1}`));
+  const natsUrl = nats.map((h) => `nats://${h}:4222`).join(",");
   // NATS credentials (docs/security.md): `nats-auth` makes an NKey per role once (volume nats-secrets,
   // which only it mounts), gives nats-server the config with the public keys (volume nats-conf) and each
   // service only the seeds of its own roles (volume creds-<service>, read-only at /creds).
@@ -21,12 +26,11 @@ export function renderCompose(spec: ClusterSpec = DEFAULT_CLUSTER): string {
     "  image: sageserve:local",
     "  restart: unless-stopped",
     "  environment:",
-    "    NATS_URL: nats://nats:4222",
+    `    NATS_URL: ${natsUrl}`,
     "    SAGE_NATS_CREDS: /creds",
     "    SAGE_LOG_LEVEL: info",
     "  depends_on:",
-    "    nats:",
-    "      condition: service_healthy",
+    ...nats.flatMap((h) => [`    ${h}:`, "      condition: service_healthy"]),
     "services:",
     "  nats-auth:",
     "    build: .",
@@ -40,23 +44,47 @@ export function renderCompose(spec: ClusterSpec = DEFAULT_CLUSTER): string {
     "    labels:",
     '      sageserve.role: "nats-auth"',
     '      sageserve.description: "NKey credentials per role and the nats-server config (kept across runs)"',
-    "  nats:",
-    "    image: nats:2.10-alpine",
-    '    command: ["-c", "/conf/nats-server.conf", "-js", "-sd", "/data", "-m", "8222"]',
-    "    ports:",
-    '      - "4222:4222"',
-    '      - "8222:8222"',
-    "    volumes:",
-    "      - nats-data:/data",
-    "      - nats-conf:/conf:ro",
-    "    depends_on:",
-    "      nats-auth:",
-    "        condition: service_completed_successfully",
-    "    healthcheck:",
-    '      test: ["CMD", "wget", "-q", "-O", "-", "http://127.0.0.1:8222/healthz"]',
-    "      interval: 5s",
-    "      timeout: 3s",
-    "      retries: 10",
+    ...nats.flatMap((h, i) => [
+      `  ${h}:`,
+      "    image: nats:2.10-alpine",
+      // One argument a line: the cluster flags make it longer than the formatter's line width.
+      "    command:",
+      ...[
+        "-c",
+        "/conf/nats-server.conf",
+        "-js",
+        "-sd",
+        "/data",
+        "-m",
+        "8222",
+        ...(n > 1
+          ? [
+              "-n",
+              h,
+              "--cluster_name",
+              "sage",
+              "--cluster",
+              "nats://0.0.0.0:6222",
+              "--routes",
+              nats.map((r) => `nats-route://${r}:6222`).join(","),
+            ]
+          : []),
+      ].map((a) => `      - ${q(a)}`),
+      "    ports:",
+      `      - "${4222 + i}:4222"`,
+      `      - "${8222 + i}:8222"`,
+      "    volumes:",
+      `      - ${h}-data:/data`,
+      "      - nats-conf:/conf:ro",
+      "    depends_on:",
+      "      nats-auth:",
+      "        condition: service_completed_successfully",
+      "    healthcheck:",
+      '      test: ["CMD", "wget", "-q", "-O", "-", "http://127.0.0.1:8222/healthz"]',
+      "      interval: 5s",
+      "      timeout: 3s",
+      "      retries: 10",
+    ]),
   ];
   for (const s of services) {
     lines.push(`  ${s.name}:`, "    <<: *sageserve");
@@ -85,7 +113,7 @@ export function renderCompose(spec: ClusterSpec = DEFAULT_CLUSTER): string {
     '      sageserve.role: "load"',
     '      sageserve.description: "the built-in workload, replayed through the gateway"',
     "volumes:",
-    "  nats-data: {}",
+    ...nats.map((h) => `  ${h}-data: {}`),
     "  nats-secrets: {}",
     "  nats-conf: {}",
     ...services.map((s) => `  creds-${s.name}: {}`),

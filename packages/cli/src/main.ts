@@ -53,6 +53,16 @@ program
   .option("--state-dir <dir>", "where to keep state: NATS credentials in <dir>/nats-auth", ".sageserve")
   .option("--no-auth", "no NATS credentials or permissions (for a NATS_URL server without auth)")
   .option("--tls", "require TLS on NATS too (a CA and server certificate made with openssl)")
+  .option(
+    "--nats-cluster <n>",
+    "spawn a cluster of n nats-server -js processes (routes on loopback) instead of one; every service gets all n URLs",
+    positiveInt,
+  )
+  .option(
+    "--js-replicas <n>",
+    "replicas of SAGE_NIW and the KV buckets (default SAGE_JS_REPLICAS, else 3 on a cluster of 3 or more, else 1)",
+    positiveInt,
+  )
   .option("--json", "print one JSON object per event")
   .action(async (opts) => {
     process.exitCode = await upCommand(opts);
@@ -289,6 +299,14 @@ program
     "also give each service of the cluster <dir>/<service>/ holding only its roles' seeds (compose)",
   )
   .option("--cluster <file.json>", "cluster description whose services --service-creds lists")
+  .option(
+    "--regions <list>",
+    "also a region-agent.<region> and vm-provider.<region> credential per region (comma-separated), narrowed to that region",
+  )
+  .option(
+    "--nodes <list>",
+    "also a node-agent.<node> credential per host (comma-separated <node>@<region>), narrowed to that host; the region's agent may command only these",
+  )
   .option("--json", "print the files as JSON")
   .action((opts) => {
     process.exitCode = natsAuthCommand(opts);

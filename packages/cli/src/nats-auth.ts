@@ -1,5 +1,6 @@
 import { chmodSync, copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { SageError } from "@sageserve/protocol";
 import { AUTH_ROLES, generateNatsAuth } from "@sageserve/runtime";
 import { clusterServices, loadClusterSpec, SERVICE_AUTH_ROLES } from "./cluster.js";
 import { explain } from "./sim.js";
@@ -19,6 +20,25 @@ export interface NatsAuthCommandOptions {
   serviceCreds?: string;
   /** The cluster description whose services `serviceCreds` lists (default: built in). */
   cluster?: string;
+  /** Comma-separated regions: a credential per region (region agent, VM provider). */
+  regions?: string;
+  /** Comma-separated `<node>@<region>`: a node-agent credential per host. */
+  nodes?: string;
+}
+
+const list = (s: string | undefined): string[] =>
+  (s ?? "")
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+/** `--nodes a@westus,b@eastus` → the hosts and their regions. */
+export function parseNodes(s: string | undefined): { node: string; region: string }[] {
+  return list(s).map((x) => {
+    const m = /^([^@]+)@([^@]+)$/.exec(x);
+    if (!m) throw new SageError("CONFIG", `--nodes takes <node>@<region>, not '${x}'`);
+    return { node: m[1]!, region: m[2]! };
+  });
 }
 
 /**
@@ -34,6 +54,8 @@ export function natsAuthCommand(o: NatsAuthCommandOptions): number {
       ...(o.storeDir ? { storeDir: o.storeDir } : {}),
       ...(o.listen ? { listen: o.listen } : {}),
       ...(o.httpPort !== undefined ? { httpPort: o.httpPort } : {}),
+      ...(o.regions ? { regions: list(o.regions) } : {}),
+      ...(o.nodes ? { nodes: parseNodes(o.nodes) } : {}),
     });
     if (o.confDir) {
       mkdirSync(o.confDir, { recursive: true });
@@ -57,6 +79,10 @@ export function natsAuthCommand(o: NatsAuthCommandOptions): number {
     console.log(`server config   ${files.config}   (nats-server -c ${files.config})`);
     for (const role of AUTH_ROLES)
       console.log(`${role.padEnd(15)} ${files.seeds[role]}  ${files.publicKeys[role]}`);
+    for (const c of Object.values(files.scoped))
+      console.log(
+        `${c.name.padEnd(15)} ${c.seed}  ${c.publicKey}  (NATS_NKEY=${c.seed} NATS_INBOX_PREFIX=${c.inboxPrefix})`,
+      );
     if (files.tls) {
       console.log(`TLS CA          ${files.tls.caFile}   (clients: NATS_CA=${files.tls.caFile})`);
       console.log(`TLS server      ${files.tls.certFile}, ${files.tls.keyFile}`);

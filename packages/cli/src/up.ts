@@ -8,9 +8,9 @@ import {
   type NatsAuthFiles,
   NatsBus,
   type NatsClientAuth,
-  type NatsServerHandle,
   type PermissionViolation,
   permissionViolations,
+  startNatsCluster,
   startNatsServer,
   WallClock,
 } from "@sageserve/runtime";
@@ -41,6 +41,10 @@ export interface UpOptions {
   tls?: boolean;
   /** Where `up` keeps its state: the NATS credentials in `<dir>/nats-auth` (default `.sageserve`). */
   stateDir?: string;
+  /** Spawn this many clustered nats-servers instead of one (ignored with NATS_URL). */
+  natsCluster?: number;
+  /** Replicas of the JetStream assets (`SAGE_JS_REPLICAS`; default by cluster size). */
+  jsReplicas?: number;
 }
 
 /** Credentials of every role in `files`, as `startService` and the CLI connect with them. */
@@ -82,7 +86,8 @@ export async function upCommand(o: UpOptions): Promise<number> {
     else console.log(text ?? event);
   };
 
-  let server: NatsServerHandle | undefined;
+  /** The spawned NATS: one server or a cluster (none with NATS_URL). */
+  let server: { url: string; size: number; logs(): string[]; stop(): Promise<void> } | undefined;
   let natsUrl: string;
   let auth: NatsAuthFiles | undefined;
   try {
@@ -92,10 +97,21 @@ export async function upCommand(o: UpOptions): Promise<number> {
       // Kept across runs: a NATS_URL server configured with this nats-server.conf keeps working.
       auth = generateNatsAuth(resolve(o.stateDir ?? ".sageserve", "nats-auth"), o.tls ? { tls: true } : {});
     }
+    if (o.jsReplicas !== undefined) process.env.SAGE_JS_REPLICAS = String(o.jsReplicas);
     if (process.env.NATS_URL) natsUrl = process.env.NATS_URL;
-    else {
-      server = await startNatsServer(auth ? { config: auth.config } : {});
-      natsUrl = server.url;
+    else if ((o.natsCluster ?? 1) > 1) {
+      const c = await startNatsCluster({ size: o.natsCluster!, ...(auth ? { config: auth.config } : {}) });
+      server = {
+        url: c.url,
+        size: c.servers.length,
+        logs: () => c.servers.map((s) => s.log()),
+        stop: () => c.stop(),
+      };
+      natsUrl = c.url;
+    } else {
+      const s = await startNatsServer(auth ? { config: auth.config } : {});
+      server = { url: s.url, size: 1, logs: () => [s.log()], stop: () => s.stop() };
+      natsUrl = s.url;
     }
   } catch (e) {
     console.error(explain(e));
@@ -114,7 +130,7 @@ export async function upCommand(o: UpOptions): Promise<number> {
       for (const s of [...running].reverse()) await s.stop();
       clock.cancelAll();
       // Anything refused by the permissions shows in the server's log: report it, it is a bug or an attack.
-      violations = server ? permissionViolations(server.log()) : [];
+      violations = server ? server.logs().flatMap(permissionViolations) : [];
       await server?.stop();
     })();
     return stopping;
@@ -139,9 +155,15 @@ export async function upCommand(o: UpOptions): Promise<number> {
   try {
     say(
       "nats",
-      { url: natsUrl, spawned: !!server, creds: auth?.dir ?? null, ca: auth?.tls?.caFile ?? null },
+      {
+        url: natsUrl,
+        spawned: !!server,
+        servers: server?.size ?? null,
+        creds: auth?.dir ?? null,
+        ca: auth?.tls?.caFile ?? null,
+      },
       [
-        `NATS            ${natsUrl}${server ? " (spawned nats-server with JetStream)" : " (NATS_URL)"}`,
+        `NATS            ${natsUrl}${server ? (server.size > 1 ? ` (spawned cluster of ${server.size} nats-servers with JetStream)` : " (spawned nats-server with JetStream)") : " (NATS_URL)"}`,
         auth
           ? `credentials     ${auth.dir} (an NKey per role; nats-server.conf${server ? "" : " — enforced once your NATS_URL server runs with it"})`
           : "credentials     none (--no-auth)",

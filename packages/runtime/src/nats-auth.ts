@@ -3,7 +3,17 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { join } from "node:path";
 import { SageError } from "@sageserve/protocol";
 import { createUser, fromSeed } from "nkeys.js";
-import { AUTH_ROLES, type AuthRole, type RolePermissions, rolePermissions } from "./nats-permissions.js";
+import {
+  AUTH_ROLES,
+  type AuthRole,
+  type AuthScope,
+  type RolePermissions,
+  rolePermissions,
+  type ScopedRole,
+  scopedInboxPrefix,
+  scopedName,
+  scopedPermissions,
+} from "./nats-permissions.js";
 
 /**
  * NATS credentials for every SageServe role: one NKey seed per role (`<dir>/<role>.nk`, mode 0600), a
@@ -24,6 +34,24 @@ export interface NatsAuthOptions {
   listen?: string;
   /** `http` monitoring port in the config (compose's health check). */
   httpPort?: number;
+  /**
+   * Credentials per region and per host besides the per-role ones: for each region a `region-agent.<region>`
+   * and a `vm-provider.<region>`, for each node a `node-agent.<node>`, each narrowed to its scope
+   * (`scopedPermissions`). A region agent may command only the nodes listed for its region.
+   */
+  regions?: string[];
+  nodes?: { node: string; region: string }[];
+}
+
+/** One scoped credential: its seed file, public key, permissions and reply inboxes. */
+export interface ScopedCredential {
+  name: string;
+  role: ScopedRole;
+  scope: AuthScope;
+  seed: string;
+  publicKey: string;
+  inboxPrefix: string;
+  permissions: RolePermissions;
 }
 
 export interface NatsAuthFiles {
@@ -34,6 +62,8 @@ export interface NatsAuthFiles {
   seeds: Record<AuthRole, string>;
   /** Public key per role (what the server config holds). */
   publicKeys: Record<AuthRole, string>;
+  /** The per-region and per-host credentials (`NatsAuthOptions.regions`/`nodes`), by name. */
+  scoped: Record<string, ScopedCredential>;
   tls?: {
     caFile: string;
     certFile: string;
@@ -98,6 +128,7 @@ export function renderNatsAuthConfig(
     listen?: string;
     httpPort?: number;
     tls?: { caFile: string; certFile: string; keyFile: string; verify: boolean };
+    scoped?: ScopedCredential[];
   } = {},
 ): string {
   const out = [
@@ -123,6 +154,10 @@ export function renderNatsAuthConfig(
     out.push(`    # ${role}`, "    {", `      nkey: ${q(publicKeys[role])}`);
     out.push(renderPermissions(rolePermissions(role), "      "), "    }");
   }
+  for (const c of o.scoped ?? []) {
+    out.push(`    # ${c.name}`, "    {", `      nkey: ${q(c.publicKey)}`);
+    out.push(renderPermissions(c.permissions, "      "), "    }");
+  }
   out.push("  ]", "}", "");
   return out.join("\n");
 }
@@ -136,6 +171,33 @@ export function generateNatsAuth(dir: string, o: NatsAuthOptions = {}): NatsAuth
     seeds[role] = seedFile(dir, role);
     publicKeys[role] = ensureSeed(seeds[role]);
   }
+  const scoped: Record<string, ScopedCredential> = {};
+  const add = (role: ScopedRole, scope: AuthScope) => {
+    const name = scopedName(role, scope);
+    const seed = join(dir, `${name}.nk`);
+    const permissions = scopedPermissions(role, scope);
+    scoped[name] = {
+      name,
+      role,
+      scope,
+      seed,
+      publicKey: ensureSeed(seed),
+      inboxPrefix: scopedInboxPrefix(role, scope),
+      permissions,
+    };
+  };
+  for (const n of o.nodes ?? [])
+    if (!(o.regions ?? []).includes(n.region))
+      throw new SageError(
+        "CONFIG",
+        `node ${n.node} is in region '${n.region}', which --regions does not list`,
+      );
+  for (const region of o.regions ?? []) {
+    const nodes = (o.nodes ?? []).filter((n) => n.region === region).map((n) => n.node);
+    add("region-agent", { region, nodes });
+    add("vm-provider", { region });
+  }
+  for (const n of o.nodes ?? []) add("node-agent", { region: n.region, node: n.node });
   let tls: NatsAuthFiles["tls"];
   if (o.tls) tls = ensureCertificates(join(dir, "tls"), o.tlsHosts ?? ["localhost", "127.0.0.1", "nats"]);
   const config = join(dir, "nats-server.conf");
@@ -146,10 +208,11 @@ export function generateNatsAuth(dir: string, o: NatsAuthOptions = {}): NatsAuth
       ...(o.listen ? { listen: o.listen } : {}),
       ...(o.httpPort !== undefined ? { httpPort: o.httpPort } : {}),
       ...(tls ? { tls: { ...tls, verify: o.tlsVerify ?? false } } : {}),
+      scoped: Object.values(scoped),
     }),
     { mode: 0o644 },
   );
-  return { dir, config, seeds, publicKeys, ...(tls ? { tls } : {}) };
+  return { dir, config, seeds, publicKeys, scoped, ...(tls ? { tls } : {}) };
 }
 
 function openssl(args: string[], cwd: string): void {

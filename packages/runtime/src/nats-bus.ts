@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
@@ -41,7 +42,13 @@ import type {
 } from "./ports.js";
 
 export interface NatsBusOptions {
+  /** One URL, a comma-separated list (`NATS_URL=nats://a:4222,nats://b:4222`) or an array: the client fails over between them. */
   servers: string | string[];
+  /**
+   * Replicas of the JetStream assets this connection creates (the `SAGE_NIW` stream, KV buckets):
+   * default `SAGE_JS_REPLICAS`, else 3 when the server is in a cluster of 3 or more, else 1.
+   */
+  jsReplicas?: number;
   /** Connection name shown in the server's connz. */
   name?: string;
   token?: string;
@@ -54,6 +61,17 @@ export interface NatsBusOptions {
   /** Prefix of this connection's reply inboxes (a role's own, `_INBOX_<role>`; default `_INBOX`). */
   inboxPrefix?: string;
   maxPayloadBytes?: number;
+  /** Try `servers` in the order given (default: shuffled, which spreads clients over a cluster). */
+  noRandomize?: boolean;
+  /**
+   * The JetStream domain to use (`SAGE_JS_DOMAIN`): a client on a leaf node reaches its hub's JetStream
+   * through `$JS.<domain>.API` (docs/deploy.md, leaf nodes).
+   */
+  jsDomain?: string;
+  /** The cluster new JetStream assets are placed in (`SAGE_JS_CLUSTER`): a supercluster's home cluster. */
+  jsCluster?: string;
+  /** How long `durablePublish` retries a stream that does not acknowledge (default 60 s). */
+  durablePublishBudgetMs?: number;
   /** How long the first connection may take before it fails (default 20 s, the client's). */
   connectTimeoutMs?: number;
   /** Called on reconnects, disconnects and errors (log them). */
@@ -104,11 +122,25 @@ export class NatsBus implements Bus {
   readonly kind = "nats" as const;
   private readonly maxPayload: number;
 
+  /** Replicas of the JetStream assets this connection creates (see `NatsBusOptions.jsReplicas`). */
+  readonly jsReplicas: number;
+  /** The connection's name (`NatsBusOptions.name`). */
+  readonly name: string;
+  private readonly durablePublishBudgetMs: number;
+  private readonly jsOpts: { domain?: string };
+  private readonly jsCluster: string | undefined;
+
   private constructor(
     readonly connection: NatsConnection,
     opts: NatsBusOptions,
   ) {
     this.maxPayload = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.name = opts.name ?? "sageserve";
+    this.durablePublishBudgetMs = opts.durablePublishBudgetMs ?? 60_000;
+    const domain = opts.jsDomain ?? process.env.SAGE_JS_DOMAIN;
+    this.jsOpts = domain ? { domain } : {};
+    this.jsCluster = opts.jsCluster ?? (process.env.SAGE_JS_CLUSTER || undefined);
+    this.jsReplicas = resolveJsReplicas(opts.jsReplicas, process.env.SAGE_JS_REPLICAS, connection.info);
     const onStatus = opts.onStatus;
     void (async () => {
       for await (const s of connection.status()) {
@@ -137,7 +169,7 @@ export class NatsBus implements Bus {
   /** Connect with endless reconnects; the client buffers publishes while reconnecting. */
   static async connect(opts: NatsBusOptions): Promise<NatsBus> {
     const co: ConnectionOptions = {
-      servers: opts.servers,
+      servers: natsServerList(opts.servers),
       name: opts.name ?? "sageserve",
       reconnect: true,
       maxReconnectAttempts: -1,
@@ -150,6 +182,7 @@ export class NatsBus implements Bus {
     if (opts.user) co.user = opts.user;
     if (opts.pass) co.pass = opts.pass;
     if (opts.connectTimeoutMs !== undefined) co.timeout = opts.connectTimeoutMs;
+    if (opts.noRandomize) co.noRandomize = true;
     if (opts.inboxPrefix) co.inboxPrefix = opts.inboxPrefix;
     if (opts.nkeySeedFile) {
       const seed = new TextEncoder().encode(readSeed(opts.nkeySeedFile));
@@ -303,12 +336,12 @@ export class NatsBus implements Bus {
 
   private readonly streams = new Map<string, Promise<void>>();
 
-  /** Create the work-queue stream once (it may exist already, made by another process). */
-  private ensureStream(s: DurableStream): Promise<void> {
+  /** Create the work-queue stream once (it may exist already, made by another process), with `jsReplicas` replicas. */
+  ensureDurableStream(s: DurableStream): Promise<void> {
     let p = this.streams.get(s.name);
     if (!p) {
       p = (async () => {
-        const jsm = await this.connection.jetstreamManager();
+        const jsm = await this.connection.jetstreamManager(this.jsOpts);
         try {
           await jsm.streams.info(s.name);
         } catch {
@@ -317,6 +350,8 @@ export class NatsBus implements Bus {
             subjects: [...s.subjects],
             retention: RetentionPolicy.Workqueue,
             storage: StorageType.File,
+            num_replicas: this.jsReplicas,
+            ...(this.jsCluster ? { placement: { cluster: this.jsCluster, tags: [] } } : {}),
           });
         }
       })();
@@ -326,12 +361,27 @@ export class NatsBus implements Bus {
     return p;
   }
 
+  /**
+   * Publish to a JetStream stream and wait for its acknowledgement. A stream without a leader for a
+   * while (a clustered server died and the stream elects another, 4–10 s on nats-server 2.9) or a
+   * connection failing over is retried, with one message id so the stream stores the message once, for
+   * up to `durablePublishBudgetMs`; only then, or on an error retrying cannot fix, does it reject.
+   */
   async durablePublish(stream: DurableStream, subject: string, data: unknown): Promise<void> {
-    try {
-      await this.ensureStream(stream);
-      await this.connection.jetstream().publish(subject, this.encode(data, subject));
-    } catch (e) {
-      throw mapError(e, subject);
+    const bytes = this.encode(data, subject);
+    const msgID = `${this.name}-${randomUUID()}`;
+    const deadline = Date.now() + this.durablePublishBudgetMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.ensureDurableStream(stream);
+        await this.connection.jetstream(this.jsOpts).publish(subject, bytes, { msgID, timeout: 2_000 });
+        return;
+      } catch (e) {
+        const err = mapError(e, subject);
+        const fatal = err.code === "AUTH" || err.code === "TOO_LARGE" || this.connection.isClosed();
+        if (fatal || Date.now() >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+      }
     }
   }
 
@@ -342,8 +392,8 @@ export class NatsBus implements Bus {
     handler: (msg: DurableMessage) => void,
     opts: { ackWaitMs?: number } = {},
   ): Promise<Subscription> {
-    await this.ensureStream(stream);
-    const jsm = await this.connection.jetstreamManager();
+    await this.ensureDurableStream(stream);
+    const jsm = await this.connection.jetstreamManager(this.jsOpts);
     try {
       await jsm.consumers.info(stream.name, consumer);
     } catch {
@@ -355,8 +405,10 @@ export class NatsBus implements Bus {
         max_ack_pending: 100_000,
       });
     }
-    const c = await this.connection.jetstream().consumers.get(stream.name, consumer);
-    const messages = await c.consume({ max_messages: 512 });
+    const c = await this.connection.jetstream(this.jsOpts).consumers.get(stream.name, consumer);
+    // Pulls expire every 5 s (idle heartbeats every 2.5 s): when the consumer's leader moves to another
+    // server of a cluster, two missed heartbeats re-issue the pull within ~5 s instead of the default 30.
+    const messages = await c.consume({ max_messages: 512, expires: 5_000 });
     let received = 0;
     let active = true;
     const maxPayload = this.maxPayload;
@@ -395,7 +447,12 @@ export class NatsBus implements Bus {
   private bucket(name: string, ttlMs?: number): Promise<KV> {
     let b = this.buckets.get(name);
     if (!b) {
-      b = this.connection.jetstream().views.kv(name, { history: 1, ...(ttlMs ? { ttl: ttlMs } : {}) });
+      b = this.connection.jetstream(this.jsOpts).views.kv(name, {
+        history: 1,
+        replicas: this.jsReplicas,
+        ...(this.jsCluster ? { placementCluster: this.jsCluster } : {}),
+        ...(ttlMs ? { ttl: ttlMs } : {}),
+      });
       this.buckets.set(name, b);
       b.catch(() => this.buckets.delete(name));
     }
@@ -428,12 +485,12 @@ export class NatsBus implements Bus {
     const out = new Map<string, unknown>();
     try {
       // Bind, never create: a reader must not create a bucket without the writer's TTL.
-      await this.connection.jetstreamManager().then((m) => m.streams.info(`KV_${bucket}`));
+      await this.connection.jetstreamManager(this.jsOpts).then((m) => m.streams.info(`KV_${bucket}`));
     } catch {
       return out;
     }
     try {
-      const kv = await this.connection.jetstream().views.kv(bucket, { bindOnly: true });
+      const kv = await this.connection.jetstream(this.jsOpts).views.kv(bucket, { bindOnly: true });
       const keys: string[] = [];
       for await (const k of await kv.keys()) keys.push(k);
       for (const k of keys.sort((x, y) => (kvKeyDecode(x) < kvKeyDecode(y) ? -1 : 1))) {
@@ -487,6 +544,34 @@ export class NatsBus implements Bus {
       },
     };
   }
+}
+
+/** `servers` as the client takes them: a comma-separated string becomes a list. */
+export function natsServerList(servers: string | string[]): string | string[] {
+  if (Array.isArray(servers))
+    return servers
+      .flatMap((s) => s.split(","))
+      .map((s) => s.trim())
+      .filter(Boolean);
+  return servers.includes(",") ? natsServerList([servers]) : servers;
+}
+
+/**
+ * Replicas for new JetStream assets: the option, else `SAGE_JS_REPLICAS`, else 3 when the server says it
+ * is in a cluster (`cluster`) that has 3 or more servers (its `connect_urls`), else 1.
+ */
+export function resolveJsReplicas(
+  option: number | undefined,
+  env: string | undefined,
+  info: { cluster?: string; connect_urls?: string[] } | undefined,
+): number {
+  const explicit = option ?? (env ? Number(env) : undefined);
+  if (explicit !== undefined) {
+    if (!Number.isInteger(explicit) || explicit < 1 || explicit > 5)
+      throw new SageError("CONFIG", `JetStream replicas must be an integer from 1 to 5, not '${explicit}'`);
+    return explicit;
+  }
+  return info?.cluster && (info.connect_urls?.length ?? 0) >= 3 ? 3 : 1;
 }
 
 /** NATS KV keys allow only [-/_=.a-zA-Z0-9]: anything else is escaped as =xx per UTF-8 byte. */

@@ -199,6 +199,84 @@ export function rolePermissions(role: AuthRole): RolePermissions {
   };
 }
 
+/**
+ * A credential narrower than its role: a region agent or VM provider of one region, or the node agent of
+ * one host. Every catalogue subject with a `region` token is narrowed to `region`, one with a `node`
+ * token to `node` (a region agent's: to each of `nodes`, the hosts of its region), one with an `instance`
+ * token to the node's instance (`<node>-i0`, as `NodeAgentActor` names it); KV keys and the NIW
+ * consumer likewise. Replies come on the scope's own inboxes (`scopedInboxPrefix`).
+ */
+export interface AuthScope {
+  region: string;
+  /** The host a node agent credential is for. */
+  node?: string;
+  /** The hosts of the region whose node agents a region agent may command. */
+  nodes?: string[];
+}
+
+/** Roles that take a scope: a region's agents and a host's node agent. */
+export const SCOPED_ROLES = ["region-agent", "vm-provider", "node-agent"] as const;
+export type ScopedRole = (typeof SCOPED_ROLES)[number];
+
+/** The name of a scoped credential: `region-agent.westus`, `node-agent.westus-h100-07`. */
+export const scopedName = (role: ScopedRole, scope: AuthScope): string =>
+  `${role}.${role === "node-agent" ? scope.node! : scope.region}`;
+
+/** A scoped credential's reply inboxes (`_INBOX_node-agent_westus-h100-07`): no other host reads its replies. */
+export const scopedInboxPrefix = (role: ScopedRole, scope: AuthScope): string =>
+  `_INBOX_${scopedName(role, scope).replace(".", "_")}`;
+
+/** The permissions of `role` narrowed to `scope` (see `AuthScope`). */
+export function scopedPermissions(role: ScopedRole, scope: AuthScope): RolePermissions {
+  if (role === "node-agent" && !scope.node)
+    throw new SageError("CONFIG", "a node-agent credential needs the node it is for");
+  const token = /^[A-Za-z0-9_-]+$/;
+  for (const v of [scope.region, scope.node, ...(scope.nodes ?? [])])
+    if (v !== undefined && !token.test(v))
+      throw new SageError("CONFIG", `'${v}' cannot be a NATS subject token (letters, digits, - and _ only)`);
+  const values: Record<string, string> = { region: scope.region };
+  if (scope.node) {
+    values.node = scope.node;
+    values.instance = `${scope.node}-i0`;
+  }
+  const publish: string[] = [];
+  const subscribe: string[] = [`${scopedInboxPrefix(role, scope)}.>`];
+  const narrow = (m: MessageDef): string[] => {
+    const params = m.subject.params as readonly string[];
+    // A region agent commands the nodes of its region, each named.
+    if (params.includes("node") && !values.node) {
+      if (!scope.nodes) return [m.subject.pattern(values as never)];
+      return scope.nodes.map((n) => m.subject.pattern({ ...values, node: n } as never));
+    }
+    return [m.subject.pattern(values as never)];
+  };
+  for (const m of MESSAGES) {
+    const p = messagePermissions(m, role);
+    if (p.publish.length) publish.push(...narrow(m));
+    if (p.subscribe.length) subscribe.push(...narrow(m));
+  }
+  for (const verb of ["PING", "INFO", "STATS"])
+    subscribe.push(`$SRV.${verb}`, `$SRV.${verb}.${role}`, `$SRV.${verb}.${role}.*`);
+  const r = scope.region;
+  const kvOwn = (b: string, key: string) => [`$KV.${b}.${key}`, ...kvBind(b)];
+  if (role === "node-agent") publish.push(`${JS}.INFO`, ...kvOwn("sage-nodes", scope.node!));
+  if (role === "region-agent")
+    publish.push(
+      `${JS}.INFO`,
+      ...kvOwn("sage-regions", r),
+      ...kvOwn("sage-boots", r),
+      ...kvBind("sage-plans"),
+      ...niwStream,
+      `${JS}.CONSUMER.INFO.${niw}.niw-${r}`,
+      `${JS}.CONSUMER.CREATE.${niw}.niw-${r}`,
+      `${JS}.CONSUMER.CREATE.${niw}.niw-${r}.>`,
+      `${JS}.CONSUMER.DURABLE.CREATE.${niw}.niw-${r}`,
+      `${JS}.CONSUMER.MSG.NEXT.${niw}.niw-${r}`,
+      `$JS.ACK.${niw}.niw-${r}.>`,
+    );
+  return { publish: uniq(publish), subscribe: uniq(subscribe), allowResponses: true };
+}
+
 /** Does `role` hold a permission matching `subject` (NATS wildcard semantics on the pattern side)? */
 export function rolePermits(role: AuthRole, action: "publish" | "subscribe", subject: string): boolean {
   return rolePermissions(role)[action].some((p) => patternCovers(p, subject));

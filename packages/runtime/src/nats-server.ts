@@ -1,9 +1,10 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SageError } from "@sageserve/protocol";
+import { freePort } from "./net.js";
 
 export interface NatsServerHandle {
   url: string;
@@ -51,6 +52,12 @@ export async function startNatsServer(
     readyTimeoutMs?: number;
     storeDir?: string;
     config?: string;
+    /** `server_name` (a JetStream cluster needs one per server). */
+    name?: string;
+    /** More nats-server config appended to `config` (a `cluster {}`, `gateway {}` or `leafnodes {}` block). */
+    extraConfig?: string;
+    /** The client port of the monitoring endpoint (`-m`), e.g. for `/varz` and `/routez`. */
+    httpPort?: number;
   } = {},
 ): Promise<NatsServerHandle> {
   const bin = natsServerBinary();
@@ -59,14 +66,25 @@ export async function startNatsServer(
     throw new SageError("CONFIG", `nats-server config ${opts.config} does not exist`);
   const ownStore = opts.storeDir === undefined;
   const storeDir = opts.storeDir ?? (await mkdtemp(join(tmpdir(), "sage-nats-")));
+  // A name or extra blocks: one config file of the given config's text plus them, beside the store.
+  let config = opts.config;
+  let configDir: string | undefined;
+  if (opts.name !== undefined || opts.extraConfig !== undefined) {
+    configDir = await mkdtemp(join(tmpdir(), "sage-nats-conf-"));
+    config = join(configDir, "nats-server.conf");
+    const base = opts.config ? readFileSync(opts.config, "utf8") : "";
+    const name = opts.name !== undefined ? `server_name: ${JSON.stringify(opts.name)}\n` : "";
+    await writeFile(config, `${base}\n${name}${opts.extraConfig ?? ""}\n`);
+  }
   const args = [
-    ...(opts.config ? ["-c", opts.config] : []),
+    ...(config ? ["-c", config] : []),
     "-a",
     opts.host ?? "127.0.0.1",
     "-p",
     String(opts.port ?? -1),
   ];
   if (opts.jetstream ?? true) args.push("-js", "-sd", storeDir);
+  if (opts.httpPort !== undefined) args.push("-m", String(opts.httpPort));
   // Its own process group: a terminal's Ctrl-C reaches the parent, which drains its clients before
   // stopping the server, instead of the server vanishing under them.
   const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
@@ -110,6 +128,137 @@ export async function startNatsServer(
         clearTimeout(killTimer);
       }
       if (ownStore) await rm(storeDir, { recursive: true, force: true });
+      if (configDir) await rm(configDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Resolves once `server`'s log matches `pattern` (or rejects after `timeoutMs`). */
+export async function waitForLog(
+  server: NatsServerHandle,
+  pattern: RegExp,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(server.log())) {
+    if (server.process.exitCode !== null || server.process.signalCode !== null)
+      throw new SageError("CONFIG", `nats-server exited before logging ${pattern}:\n${server.log()}`);
+    if (Date.now() > deadline)
+      throw new SageError(
+        "CONFIG",
+        `nats-server did not log ${pattern} in ${timeoutMs} ms:\n${server.log()}`,
+      );
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A JetStream server has joined its cluster's meta group once it knows the metadata leader. */
+export const JS_CLUSTER_READY =
+  /JetStream cluster new metadata leader|Self is new JetStream cluster metadata leader/;
+
+export interface NatsClusterHandle {
+  /** The cluster's name (`cluster { name }`; a supercluster's gateway name too). */
+  name: string;
+  /** The servers, in order; `restart(i)` replaces entry i. */
+  readonly servers: NatsServerHandle[];
+  /** Every server's client URL. */
+  urls: string[];
+  /** The URLs comma-joined: what `NATS_URL` and `NatsBus.connect` take. */
+  url: string;
+  /** Each server's route port (`cluster { listen }`). */
+  routePorts: number[];
+  /** Kill server i (SIGKILL by default) and wait until it is gone; its store stays. */
+  kill(i: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Start server i again on its ports and store; resolves once it is back in the JetStream cluster. */
+  restart(i: number): Promise<NatsServerHandle>;
+  stop(): Promise<void>;
+}
+
+export interface NatsClusterOptions {
+  /** Servers in the cluster (default 3). */
+  size?: number;
+  /** Cluster name (default `sage`). */
+  name?: string;
+  host?: string;
+  /** A config every server includes: the authorization and TLS of `generateNatsAuth`. */
+  config?: string;
+  /** More config per server (server index → text): a `gateway {}` or `leafnodes {}` block. */
+  extraConfig?: (index: number) => string;
+  /** Server names (default `<name>-<i+1>`). */
+  serverName?: (index: number) => string;
+  jetstream?: boolean;
+  readyTimeoutMs?: number;
+}
+
+/**
+ * A cluster of `size` `nats-server -js` processes on loopback: free client and route ports, a store
+ * each (under one temp dir, removed by `stop()`), every server routing to every other. Resolves once
+ * every server is ready and, with JetStream, has joined the JetStream meta group.
+ */
+export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<NatsClusterHandle> {
+  const size = opts.size ?? 3;
+  if (!Number.isInteger(size) || size < 1)
+    throw new SageError("CONFIG", `a NATS cluster needs at least one server, not ${size}`);
+  const name = opts.name ?? "sage";
+  const host = opts.host ?? "127.0.0.1";
+  const jetstream = opts.jetstream ?? true;
+  const root = await mkdtemp(join(tmpdir(), `sage-nats-${name}-`));
+  const routePorts: number[] = [];
+  const clientPorts: number[] = [];
+  for (let i = 0; i < size; i++) {
+    routePorts.push(await freePort(host));
+    clientPorts.push(await freePort(host));
+  }
+  const serverName = opts.serverName ?? ((i: number) => `${name}-${i + 1}`);
+  const routes = routePorts.map((p) => `nats-route://${host}:${p}`).join(", ");
+  const clusterBlock = (i: number) =>
+    size > 1
+      ? `cluster { name: ${JSON.stringify(name)}, listen: "${host}:${routePorts[i]}", routes: [${routes}] }\n`
+      : "";
+  const startOne = (i: number) =>
+    startNatsServer({
+      host,
+      port: clientPorts[i]!,
+      storeDir: join(root, `s${i + 1}`),
+      name: serverName(i),
+      extraConfig: clusterBlock(i) + (opts.extraConfig?.(i) ?? ""),
+      jetstream,
+      ...(opts.config ? { config: opts.config } : {}),
+      ...(opts.readyTimeoutMs ? { readyTimeoutMs: opts.readyTimeoutMs } : {}),
+    });
+  const servers: NatsServerHandle[] = [];
+  try {
+    servers.push(...(await Promise.all(clientPorts.map((_, i) => startOne(i)))));
+    if (jetstream && size > 1) await Promise.all(servers.map((s) => waitForLog(s, JS_CLUSTER_READY)));
+  } catch (e) {
+    await Promise.all(servers.map((s) => s.stop()));
+    await rm(root, { recursive: true, force: true });
+    throw e;
+  }
+  const urls = clientPorts.map((p) => `nats://${host}:${p}`);
+  return {
+    name,
+    servers,
+    urls,
+    url: urls.join(","),
+    routePorts,
+    async kill(i, signal = "SIGKILL") {
+      const s = servers[i]!;
+      if (s.process.exitCode !== null || s.process.signalCode !== null) return;
+      const exited = new Promise<void>((r) => s.process.once("exit", () => r()));
+      s.process.kill(signal);
+      await exited;
+      await s.stop(); // removes its generated config only; the store stays for restart(i)
+    },
+    async restart(i) {
+      const s = await startOne(i);
+      servers[i] = s;
+      if (jetstream && size > 1) await waitForLog(s, JS_CLUSTER_READY);
+      return s;
+    },
+    async stop() {
+      await Promise.all(servers.map((s) => s.stop()));
+      await rm(root, { recursive: true, force: true });
     },
   };
 }
