@@ -282,15 +282,19 @@ export class RouterActor extends Actor {
     // Where this request may run at all: home and the regions it may spill to (all, unless configured).
     const spill = this.cfg.spillTargets?.[home];
     const reachable = spill ? [home, ...spill.filter((r) => r !== home)] : this.opts.regions;
+    // The home endpoint's instances are looked up once: most requests stay home.
+    const homeCandidates = this.candidates(req.model, home, pool, avoid);
+    const candidatesIn = (r: string) =>
+      r === home ? homeCandidates : this.candidates(req.model, r, pool, avoid);
     const region = chooseRegion(
       home,
-      (r) => endpointUtilization(this.candidates(req.model, r, pool, avoid), now, this.cfg),
+      (r) => endpointUtilization(candidatesIn(r), now, this.cfg),
       this.opts.regions,
       this.cfg,
     );
     const tokens = req.inputTokens + req.maxOutputTokens;
     const target =
-      chooseInstance(this.candidates(req.model, region, pool, avoid), now, this.cfg, tokens) ??
+      chooseInstance(candidatesIn(region), now, this.cfg, tokens) ??
       // Saturated or empty region: any reachable region with a serving instance beats waiting.
       reachable
         .map((r) => chooseInstance(this.candidates(req.model, r, pool, avoid), now, this.cfg, tokens))

@@ -78,6 +78,24 @@ export class VirtualClock implements Clock {
     this.heap.push(ev);
   }
 
+  /**
+   * Reserve `n` consecutive sequence numbers (tie-break order at equal times) for events to be queued
+   * later with {@link postEventAt}: a chain of events (a trace's arrivals) then keeps only its next event
+   * in the queue yet runs in exactly the order it would have run had all been queued now.
+   */
+  reserveSeq(n: number): number {
+    const base = this.seq;
+    this.seq += n;
+    return base;
+  }
+
+  /** Queue an event object at absolute time `atMs` (not before now) with a reserved sequence number. */
+  postEventAt(ev: TimedEvent, atMs: number, seq: number): void {
+    ev.at = Math.max(atMs, this.t);
+    ev.seq = seq;
+    this.heap.push(ev);
+  }
+
   every(intervalMs: number, fn: () => void): Timer {
     if (!(intervalMs > 0)) throw new RangeError(`every(): interval must be > 0, got ${intervalMs}`);
     // One event object, re-queued after each tick: a periodic timer allocates nothing per tick.

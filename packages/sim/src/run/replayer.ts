@@ -1,5 +1,5 @@
-import { RouteRequest } from "@sageserve/protocol";
-import { Actor, type ActorContext, ClockEvent, eventPoster } from "@sageserve/runtime";
+import { type PayloadIn, RouteRequest } from "@sageserve/protocol";
+import { Actor, type ActorContext, ClockEvent, eventPoster, VirtualClock } from "@sageserve/runtime";
 import type { SimRequest, Workload } from "../workload/types.js";
 
 /**
@@ -34,11 +34,18 @@ export class TraceReplayer extends Actor {
       this.exhausted = true;
       return;
     }
-    const last = batch.length - 1;
     const now = this.clock.now();
-    for (let i = 0; i <= last; i++) {
-      const r = batch[i]!;
-      this.postEvent(this.startMs + r.arrivalMs - now, new Arrival(this, r, i === last));
+    const clock = this.clock;
+    if (clock instanceof VirtualClock) {
+      // One event for the whole batch, re-queued for each arrival: the event queue holds the next
+      // arrival only (not a minute of them), in the order queuing them all now would give.
+      const chain = new Arrival(this, batch, now, clock.reserveSeq(batch.length), true);
+      chain.queue(clock);
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const one = new Arrival(this, [batch[i]!], now, 0, i === batch.length - 1);
+      this.postEvent(this.startMs + batch[i]!.arrivalMs - now, one);
     }
   }
 
@@ -51,36 +58,61 @@ export class TraceReplayer extends Actor {
     if (last) this.scheduleNext();
   }
 
+  /** Virtual time of a request's arrival, for a batch scheduled at `scheduledAtMs`. */
+  arrivalAt(r: SimRequest, scheduledAtMs: number): number {
+    return Math.max(scheduledAtMs, Math.ceil(this.startMs + r.arrivalMs));
+  }
+
   private send(r: SimRequest): void {
     this.generated++;
-    this.publish(
-      RouteRequest,
-      { region: r.region, model: r.model },
-      {
-        requestId: `r${r.id}`,
-        model: r.model,
-        tier: r.tier,
-        originRegion: r.region,
-        inputTokens: r.inputTokens,
-        maxOutputTokens: r.outputTokens,
-        arrivalMs: this.startMs + r.arrivalMs,
-        ...(r.deadlineMs === undefined ? {} : { deadlineMs: this.startMs + r.deadlineMs }),
-        stream: false,
-      },
-    );
+    const req: PayloadIn<typeof RouteRequest> = {
+      requestId: `r${r.id}`,
+      model: r.model,
+      tier: r.tier,
+      originRegion: r.region,
+      inputTokens: r.inputTokens,
+      maxOutputTokens: r.outputTokens,
+      arrivalMs: this.startMs + r.arrivalMs,
+      stream: false,
+    };
+    // Set only when there is one (no spread of a temporary object per request).
+    if (r.deadlineMs !== undefined) req.deadlineMs = this.startMs + r.deadlineMs;
+    this.publish(RouteRequest, { region: r.region, model: r.model }, req);
   }
 }
 
-/** A scheduled arrival: itself the clock's event (one object per request, no closure or timer handle). */
+/**
+ * The arrivals of one batch: itself the clock's event, re-queued for each request in turn (with the
+ * sequence numbers reserved when the batch was scheduled). On a clock without reservations, one per
+ * request.
+ */
 class Arrival extends ClockEvent {
+  private i = 0;
   constructor(
     private readonly replayer: TraceReplayer,
-    private readonly r: SimRequest,
-    private readonly last: boolean,
+    private readonly batch: readonly SimRequest[],
+    private readonly scheduledAtMs: number,
+    private readonly seqBase: number,
+    /** Its last arrival is the batch's last (pulls the next batch). */
+    private readonly endsBatch: boolean,
   ) {
     super();
   }
+
+  queue(clock: VirtualClock): void {
+    clock.postEventAt(
+      this,
+      this.replayer.arrivalAt(this.batch[this.i]!, this.scheduledAtMs),
+      this.seqBase + this.i,
+    );
+  }
+
   fn(): void {
-    this.replayer.arrive(this.r, this.last);
+    const i = this.i++;
+    const last = this.i === this.batch.length;
+    const clock = this.replayer.clock;
+    // Queue the next arrival before this one runs: it was queued before anything this one publishes.
+    if (!last && clock instanceof VirtualClock) this.queue(clock);
+    this.replayer.arrive(this.batch[i]!, last && this.endsBatch);
   }
 }

@@ -421,25 +421,23 @@ export class SimFleet extends Actor {
       this.tokensByTier.set(key, byTier);
     }
     byTier[r.tier] = (byTier[r.tier] ?? 0) + r.inputTokens + r.outputTokens;
-    this.publish(
-      RequestDone,
-      { region: vm.region, model: vm.model },
-      {
-        requestId: r.id,
-        model: vm.model,
-        tier: r.tier,
-        region: vm.region,
-        instanceId: vm.instanceId,
-        outcome: "ok",
-        inputTokens: r.inputTokens,
-        outputTokens: r.outputTokens,
-        arrivalMs: r.arrivalMs,
-        ttftMs: first - r.arrivalMs,
-        tbtMs: r.outputTokens > 1 ? (c.doneMs - first) / (r.outputTokens - 1) : 0,
-        e2eMs: c.doneMs - r.arrivalMs,
-        ...(r.deadlineMs === undefined ? {} : { deadlineMs: r.deadlineMs }),
-      },
-    );
+    const done: Payload<typeof RequestDone> = {
+      requestId: r.id,
+      model: vm.model,
+      tier: r.tier,
+      region: vm.region,
+      instanceId: vm.instanceId,
+      outcome: "ok",
+      inputTokens: r.inputTokens,
+      outputTokens: r.outputTokens,
+      arrivalMs: r.arrivalMs,
+      ttftMs: first - r.arrivalMs,
+      tbtMs: r.outputTokens > 1 ? (c.doneMs - first) / (r.outputTokens - 1) : 0,
+      e2eMs: c.doneMs - r.arrivalMs,
+    };
+    // Set only when there is one (no spread of a temporary object per request).
+    if (r.deadlineMs !== undefined) done.deadlineMs = r.deadlineMs;
+    this.publish(RequestDone, { region: vm.region, model: vm.model }, done);
   }
 
   // ------------------------------------------------------------ lifecycle
