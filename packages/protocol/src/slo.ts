@@ -57,7 +57,14 @@ export interface PromptVerdict {
   beyondProfile: boolean;
 }
 
-const UNJUDGED: PromptVerdict = { infeasible: false, beyondProfile: false };
+/** The four verdicts, shared (judging a request allocates nothing: the simulator judges millions). */
+const VERDICTS: readonly PromptVerdict[] = [
+  Object.freeze({ infeasible: false, beyondProfile: false }),
+  Object.freeze({ infeasible: false, beyondProfile: true }),
+  Object.freeze({ infeasible: true, beyondProfile: false }),
+  Object.freeze({ infeasible: true, beyondProfile: true }),
+];
+const UNJUDGED = VERDICTS[0]!;
 
 /**
  * SLO feasibility of one request's prompt on the GPU type that served it. Only the IW tiers have a
@@ -71,10 +78,9 @@ export function promptVerdict(
   slo: SloTtftMs = DEFAULT_SLO_TTFT_MS,
 ): PromptVerdict {
   if (!timing || r.gpuType === undefined || !timing.has(r.model, r.gpuType)) return UNJUDGED;
-  return {
-    infeasible: r.tier !== "niw" && timing.prefillMs(r.model, r.gpuType, r.inputTokens) > slo[r.tier],
-    beyondProfile: r.inputTokens > timing.measuredPromptTokens(r.model, r.gpuType),
-  };
+  const infeasible = r.tier !== "niw" && timing.prefillMs(r.model, r.gpuType, r.inputTokens) > slo[r.tier];
+  const beyondProfile = r.inputTokens > timing.measuredPromptTokens(r.model, r.gpuType);
+  return VERDICTS[(infeasible ? 2 : 0) + (beyondProfile ? 1 : 0)]!;
 }
 
 /** Per-tier counts behind attainment over all requests and over the feasible ones. */

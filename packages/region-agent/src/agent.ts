@@ -500,7 +500,7 @@ export class RegionAgentActor extends Actor {
   private recordSlo(d: Payload<typeof RequestDone>): void {
     if (d.tier !== "iw-fast" || !judgedForSlo(d)) return;
     const pool = this.instances.get(d.instanceId)?.pool;
-    const k = `${d.model}|${pool ?? ""}`;
+    const k = this.keys.key(d.model, pool ?? "");
     let w = this.slo.get(k);
     if (!w) {
       w = new SloWindow();
