@@ -297,6 +297,8 @@ export abstract class Actor {
         const inbound: InboundMessage = {
           subject: m.subject,
           reply: undefined,
+          trusted: m.trusted === true,
+          value: m.value,
           data: () => m.data(),
           respond: () => false,
         };

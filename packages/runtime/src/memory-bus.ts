@@ -125,6 +125,8 @@ export class MemoryBroker {
           const inbound = this.inbound(msg.subject, msg.body, undefined);
           c.handler({
             subject: msg.subject,
+            trusted: inbound.trusted === true,
+            value: inbound.value,
             data: () => inbound.data(),
             ack: () => {
               s.messages.delete(msg.seq);
@@ -488,7 +490,7 @@ export class MemoryBus implements Bus {
     const entry: DurableEntry = {
       seq: s.seq++,
       subject,
-      body: this.broker.body(data, true),
+      body: this.broker.body(data),
       holder: undefined,
     };
     s.messages.set(entry.seq, entry);

@@ -75,6 +75,9 @@ export interface ServiceInfo {
 /** A message held in a durable queue: it stays there until acknowledged. */
 export interface DurableMessage {
   readonly subject: string;
+  /** As InboundMessage's: an in-process value its publisher checked (never set for network bytes). */
+  readonly trusted?: boolean;
+  readonly value?: unknown;
   data(): Result<unknown>;
   /** Done with it: remove it from the queue. */
   ack(): void;
