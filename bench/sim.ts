@@ -118,8 +118,8 @@ hop), about two engine steps (a prefill-carrying step, a decode finish) and its 
 stale engine wake-ups. Every event is one object: a bus message is itself the clock's event and the
 receivers' message; engine wake-ups and arrivals are event objects too. Messages the simulator's actors
 build are trusted (no schema re-validation, no envelope version) unless \`--validate\` is given; every
-live boundary validates. \`sageserve sim\` and \`compare\` run in a child node with a 64 MB young
-generation (\`--max-semi-space-size=64\`): the simulator's short-lived objects then die young instead of
+live boundary validates. \`sageserve sim\` and \`compare\` run in a child node with a 128 MB young
+generation (\`--max-semi-space-size=128\`; 64 and 256 measured within noise of it): the simulator's short-lived objects then die young instead of
 being promoted (the "default young generation" row is the same run without it).
 `;
 writeSection("sim", md);

@@ -142,6 +142,8 @@ if (jobArg !== undefined) {
         process.execPath,
         [
           ...process.execArgv,
+          // As `sageserve sim` does: a larger young generation (see packages/cli/bin/sageserve.js).
+          "--max-semi-space-size=128",
           self,
           what,
           ...args.filter((a) => a !== what),

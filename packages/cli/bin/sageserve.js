@@ -27,7 +27,7 @@ if (process.env.npm_command) {
 // young generation cuts the garbage collector's share of a run by about a tenth (docs/benchmarks.md).
 // V8 reads the size at start-up only, so those commands run in a child node that has it, with signals
 // passed on and its exit status returned. SAGESERVE_NO_REEXEC=1 runs them in this process.
-const YOUNG_GEN = "--max-semi-space-size=64";
+const YOUNG_GEN = "--max-semi-space-size=128";
 const command = process.argv[2];
 const hasFlag = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((a) =>
   a.startsWith("--max-semi-space-size"),
