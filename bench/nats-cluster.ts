@@ -6,11 +6,11 @@
  */
 
 import { loadavg } from "node:os";
-import { envelope, LoadReport, RouteRequest } from "@sageserve/protocol";
+import { envelope, RouteRequest } from "@sageserve/protocol";
 import { RouterActor } from "@sageserve/router";
 import { NatsBus, startNatsCluster, startNatsServer, WallClock } from "@sageserve/runtime";
 import { runLoad } from "./load-core.js";
-import { fmt, machine, percentile, writeSection } from "./report.js";
+import { announceInstances, fmt, machine, percentile, writeSection } from "./report.js";
 
 const quick = process.argv.includes("--quick");
 const RATES = quick ? [500, 1_000] : [500, 1_000, 2_000];
@@ -56,18 +56,7 @@ async function measure(t: Topology) {
   const node = await at(t.serverSide, "node");
   node.subscribe("sage.node.*.infer", () => {});
   const client = await at(t.clientSide, "client");
-  for (let i = 0; i < 16; i++)
-    client.publish(
-      LoadReport.subject.build({ region: "westus", model: "m", instance: `i${i}` }),
-      envelope(LoadReport, {
-        ...LoadReport.sample(),
-        instanceId: `i${i}`,
-        nodeId: `n${i}`,
-        model: "m",
-        kvCapacityTokens: 200_000,
-        atMs: Date.now(),
-      }),
-    );
+  announceInstances(client);
   await client.flush();
   // Wait until the router knows the instances (a route answers "routed").
   let seq = 0;

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
+import { envelope, LoadReport } from "@sageserve/protocol";
 
 /** Replace (or append) one benchmark's section in docs/benchmarks.md, between markers. */
 export function writeSection(id: string, markdown: string): void {
@@ -28,3 +29,19 @@ export function percentile(sorted: number[], p: number): number {
 
 export const fmt = (n: number, digits = 1): string =>
   n >= 1000 ? Math.round(n).toLocaleString("en-US") : n.toFixed(digits);
+
+/** Announce `n` serving instances (i0…, nodes n0…) of model "m" in westus to routers, as load reports. */
+export function announceInstances(bus: { publish(subject: string, data: unknown): void }, n = 16): void {
+  for (let i = 0; i < n; i++)
+    bus.publish(
+      LoadReport.subject.build({ region: "westus", model: "m", instance: `i${i}` }),
+      envelope(LoadReport, {
+        ...LoadReport.sample(),
+        instanceId: `i${i}`,
+        nodeId: `n${i}`,
+        model: "m",
+        kvCapacityTokens: 200_000,
+        atMs: Date.now(),
+      }),
+    );
+}

@@ -3,10 +3,10 @@
  * client → router (RouteRequest request/reply, with the router's decision and its forwarding of the
  * InferenceRequest) against a direct baseline, client → a trivial responder standing in for the instance.
  */
-import { envelope, LoadReport, RouteRequest } from "@sageserve/protocol";
+import { envelope, RouteRequest } from "@sageserve/protocol";
 import { RouterActor } from "@sageserve/router";
 import { NatsBus, startNatsServer, WallClock } from "@sageserve/runtime";
-import { fmt, machine, percentile, writeSection } from "./report.js";
+import { announceInstances, fmt, machine, percentile, writeSection } from "./report.js";
 
 const quick = process.argv.includes("--quick");
 const RATES = quick ? [250, 1000] : [250, 500, 1000, 2000, 4000];
@@ -24,19 +24,7 @@ node.subscribe("sage.node.*.infer", () => {}); // the instance side of the forwa
 const direct = await connect("direct");
 direct.subscribe("bench.direct", (m) => void m.respond({ ok: true }));
 const client = await connect("client");
-for (let i = 0; i < 16; i++) {
-  client.publish(
-    LoadReport.subject.build({ region: "westus", model: "m", instance: `i${i}` }),
-    envelope(LoadReport, {
-      ...LoadReport.sample(),
-      instanceId: `i${i}`,
-      nodeId: `n${i}`,
-      model: "m",
-      kvCapacityTokens: 200_000,
-      atMs: Date.now(),
-    }),
-  );
-}
+announceInstances(client);
 await client.flush();
 await clock.sleep(300);
 
