@@ -55,6 +55,7 @@ const params = {
   instance: "n1-i0",
   node: "n2",
   request: "r1",
+  listener: "g1",
   job: "j1",
   key: "k1",
 };

@@ -17,7 +17,7 @@ const B = "llama3.1-8b";
  * home cluster centralus (SAGE_JS_CLUSTER placement, domain `sage` so the leaf reaches them). Each region
  * runs its router and gateway on its own server; westus serves model A on the leaf host, eastus serves A
  * and B. Fault: the westus–eastus gateway link cut (the proxies in front of the gateways drop that pair).
- * Not here yet (docs/deploy.md): recovery of spill-over after the link returns, and the leaf uplink drop.
+ * Then the link returns and spill-over resumes. Not here yet (docs/deploy.md): the leaf uplink drop.
  */
 describe("regions as a supercluster: gateways, a leaf node, and their faults", () => {
   let sc: Supercluster;
@@ -162,7 +162,7 @@ describe("regions as a supercluster: gateways, a leaf node, and their faults", (
       expect((await jsm.streams.info(s)).cluster?.name, s).toBe("centralus");
   });
 
-  it("cut westus–eastus gateway link: each region keeps serving its own traffic, and spill-over to eastus stops (typed 503)", async () => {
+  it("cut westus–eastus gateway link: each region keeps serving its own traffic, spill-over to eastus stops (typed 503) and resumes when the link returns", async () => {
     const link = sc.gatewayLink("westus", "eastus");
     await link.cut();
     const cutAt = sc.servers.westus!.log().length;
@@ -179,9 +179,13 @@ describe("regions as a supercluster: gateways, a leaf node, and their faults", (
     }
     // Model B lives only in eastus: no spill now — a typed 503, not a hang.
     expect((await complete(gwWest, B)).status).toBe(503);
-    // Not asserted yet (docs/deploy.md): after the link is back, request/reply across it works again within
-    // ~50 ms and the westus router lists eastus's instances again, but a westus completion routed to eastus
-    // hung for 15 s in each run — under investigation.
+    // The link comes back: eastus's heartbeats reach westus again, its instances are routable, and
+    // westus's model B spills to eastus again — answered, not hung (the gateway's token stream has a
+    // standing subscription, so the chunks published in eastus find interest there at once).
     await link.restore();
+    expect(await until(() => routable(routerWest, "eB-i0") && routable(routerWest, "eA-i0"), 15_000)).toBe(
+      true,
+    );
+    for (let i = 0; i < 3; i++) expect(await complete(gwWest, B)).toEqual({ status: 200, tokens: 4 });
   }, 60_000);
 });

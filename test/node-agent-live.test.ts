@@ -113,7 +113,7 @@ describe("node agent with an engine emulator process, over NATS", () => {
 
   it("streams a routed request back over NATS, token by token, then done", async () => {
     const chunks: Payload<typeof InferenceChunk>[] = [];
-    client.subscribe(InferenceChunk.subject.build({ request: "req-1" }), (m) => {
+    client.subscribe(InferenceChunk.subject.build({ listener: "direct", request: "req-1" }), (m) => {
       const d = m.data();
       if (d.ok) chunks.push(d.value as Payload<typeof InferenceChunk>);
     });
@@ -132,7 +132,7 @@ describe("node agent with an engine emulator process, over NATS", () => {
     );
     const d = reply.data();
     const r = d.ok ? validateReply(InferenceRequest, d.value) : d;
-    expect(r.ok && r.value).toMatchObject({ accepted: true, streamSubject: "sage.stream.req-1" });
+    expect(r.ok && r.value).toMatchObject({ accepted: true, streamSubject: "sage.stream.direct.req-1" });
     for (let i = 0; i < 100 && !chunks.some((c) => c.done); i++) await clock.sleep(50);
     expect(chunks.filter((c) => !c.done)).toHaveLength(8);
     expect(chunks.map((c) => c.seq)).toEqual([...chunks.keys()]);

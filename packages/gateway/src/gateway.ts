@@ -16,6 +16,7 @@ import {
   ROUTES,
   readBody,
 } from "./http.js";
+import { StreamInbox } from "./inbox.js";
 import { BatchJobs } from "./jobs.js";
 import { estimateTokens, readRequest } from "./openai.js";
 import { type Admission, SharedQuotas } from "./quota.js";
@@ -98,6 +99,8 @@ export class GatewayActor extends Actor {
   url = "";
   private readonly limiter: RateLimiter;
   private readonly jobs: BatchJobs;
+  /** Every token stream this gateway relays, on one standing subscription. */
+  private readonly inbox: StreamInbox;
   /** Node liveness from heartbeats: when each was last heard and its TTL. */
   private readonly nodes = new Map<string, { atMs: number; ttlMs: number }>();
   /** Requests routed again after their node or engine was lost before their first token. */
@@ -126,7 +129,8 @@ export class GatewayActor extends Actor {
         this.publish(QuotaUsage, { key: u.key }, u);
       },
     );
-    this.jobs = new BatchJobs(this.bus, opts.maxJobs ?? 10_000, {
+    this.inbox = new StreamInbox(this.bus, this.identity.id);
+    this.jobs = new BatchJobs(this.inbox, opts.maxJobs ?? 10_000, {
       put: (id, view) => void this.kvPut("sage-jobs", id, view, { bucketTtlMs: JOB_TTL_MS }),
       get: async (id) => {
         // Only ids of the shape gateways hand out reach NATS: any other string a client sends is no job.
@@ -144,6 +148,7 @@ export class GatewayActor extends Actor {
   }
 
   protected async setup(): Promise<void> {
+    this.inbox.start();
     this.on(QuotaUsage, {}, (u) => this.quotas.record(u), { broadcast: true });
     // The job bucket exists with its TTL before any gateway reads it (a read first would create it
     // without one); the entry says which gateways ran.
@@ -172,8 +177,9 @@ export class GatewayActor extends Actor {
     this.url = await listenUrl(this.server, this.opts.port ?? 0, this.opts.host ?? "127.0.0.1", "gateway");
   }
 
-  protected override teardown(): Promise<void> {
-    return closeServer(this.server);
+  protected override async teardown(): Promise<void> {
+    await closeServer(this.server);
+    this.inbox.stop();
   }
 
   /**
@@ -364,7 +370,8 @@ export class GatewayActor extends Actor {
     return {
       clock: this.clock,
       log: this.log,
-      subscribe: (subject, handler) => this.bus.subscribe(subject, handler),
+      listen: (requestId, handler) => this.inbox.listen(requestId, handler),
+      streamTo: this.inbox.listener,
       cancel: (requestId) => {
         this.publish(
           RequestCancel,

@@ -1,5 +1,4 @@
-import { InferenceChunk, validatePayload } from "@sageserve/protocol";
-import type { Bus } from "@sageserve/runtime";
+import type { StreamInbox } from "./inbox.js";
 
 export interface BatchJob {
   id: string;
@@ -27,7 +26,7 @@ export class BatchJobs {
   private readonly jobs = new Map<string, BatchJob>();
 
   constructor(
-    private readonly bus: Pick<Bus, "subscribe">,
+    private readonly inbox: Pick<StreamInbox, "listen">,
     private readonly maxJobs: number,
     private readonly store: JobStore,
   ) {}
@@ -51,14 +50,11 @@ export class BatchJobs {
       this.jobs.get(oldest)?.unsubscribe?.();
       this.jobs.delete(oldest);
     }
-    const sub = this.bus.subscribe(InferenceChunk.subject.build({ request: requestId }), (m) => {
-      const d = m.data();
-      const c = d.ok ? validatePayload(InferenceChunk, d.value) : d;
-      if (!c.ok) return;
-      if (c.value.done) {
-        job.status = c.value.error ? "failed" : "completed";
-        job.finish = c.value.error ? "error" : (c.value.finishReason ?? "stop");
-        if (c.value.error) job.output = c.value.error.message;
+    const sub = this.inbox.listen(requestId, (c) => {
+      if (c.done) {
+        job.status = c.error ? "failed" : "completed";
+        job.finish = c.error ? "error" : (c.finishReason ?? "stop");
+        if (c.error) job.output = c.error.message;
         this.store.put(id, BatchJobs.view(job));
         sub.unsubscribe();
         return;
@@ -67,7 +63,7 @@ export class BatchJobs {
         job.status = "running";
         this.store.put(id, BatchJobs.view(job));
       }
-      job.output += c.value.text ?? "";
+      job.output += c.text ?? "";
     });
     job.unsubscribe = () => sub.unsubscribe();
   }

@@ -1,17 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import {
-  InferenceChunk,
-  type Payload,
-  type PayloadIn,
-  type ReplyOf,
-  type Result,
-  type RouteRequest,
-  type Tier,
-  validatePayload,
-} from "@sageserve/protocol";
-import type { Bus, Clock, Logger, Subscription } from "@sageserve/runtime";
+import type { PayloadIn, ReplyOf, Result, RouteRequest, Tier } from "@sageserve/protocol";
+import type { Clock, Logger } from "@sageserve/runtime";
 import { fail, json, routeError } from "./http.js";
+import type { Chunk } from "./inbox.js";
 import {
   type Collected,
   collect,
@@ -34,7 +26,10 @@ import { type AttemptEnd, afterLoss, attemptEnd, nodeLostEnd } from "./retry.js"
 export interface RelayPorts {
   clock: Clock;
   log: Logger;
-  subscribe: Bus["subscribe"];
+  /** Chunks of one attempt (by its request id), from the gateway's standing stream subscription. */
+  listen(requestId: string, handler: (c: Chunk) => void): { unsubscribe(): void };
+  /** The `streamTo` every route request carries: the gateway's listener token. */
+  streamTo: string;
   route(payload: PayloadIn<typeof RouteRequest>): Promise<Result<ReplyOf<typeof RouteRequest>>>;
   /** The client went away: tell the router and the node running `requestId` to stop. */
   cancel(requestId: string): void;
@@ -64,8 +59,6 @@ export interface RelayJob {
   region: string;
 }
 
-type Chunk = Payload<typeof InferenceChunk>;
-
 /** nginx's "client closed request": the status under which requests the client abandoned are counted. */
 export const CLIENT_CLOSED = 499;
 
@@ -91,7 +84,7 @@ class Relay {
   /** The current attempt's request id and its chunks not yet relayed. */
   private rid: string;
   private chunks: Chunk[] = [];
-  private sub: Subscription | undefined;
+  private sub: { unsubscribe(): void } | undefined;
   private wake: (() => void) | undefined;
   /** Tokens of the current attempt so far (streamed: sent to the client). */
   private index = 0;
@@ -218,6 +211,7 @@ class Relay {
       stream: req.stream,
       ...(attempt > 0 ? { attempt, avoidNodes: avoid } : {}),
       body: { ...body, stream: true },
+      streamTo: this.ports.streamTo,
     };
   }
 
@@ -226,11 +220,8 @@ class Relay {
     this.sub?.unsubscribe();
     const mine: Chunk[] = [];
     this.chunks = mine;
-    this.sub = this.ports.subscribe(InferenceChunk.subject.build({ request: rid }), (m) => {
-      const d = m.data();
-      const c = d.ok ? validatePayload(InferenceChunk, d.value) : d;
-      if (!c.ok) return;
-      mine.push(c.value);
+    this.sub = this.ports.listen(rid, (c) => {
+      mine.push(c);
       this.wake?.();
     });
   }

@@ -11,6 +11,8 @@ import {
   RequestCancel,
   RequestDone,
   SageError,
+  streamParams,
+  streamSubjectOf,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, killWithParent } from "@sageserve/runtime";
 import { fetchOnce, runEngineCall } from "./engine-call.js";
@@ -391,7 +393,7 @@ export class NodeAgentActor extends Actor {
         "UNKNOWN_MODEL",
         `instance ${this.instanceId} serves ${this.model}, not ${r.model}`,
       );
-    const streamSubject = InferenceChunk.subject.build({ request: r.requestId });
+    const streamSubject = streamSubjectOf(r);
     this.inFlight++;
     const p = this.stream(r).finally(() => {
       this.inFlight--;
@@ -418,11 +420,7 @@ export class NodeAgentActor extends Actor {
         signal: abort.signal,
         clock: this.clock,
         chunk: (p) =>
-          this.publish(
-            InferenceChunk,
-            { request: r.requestId },
-            { requestId: r.requestId, seq: seq++, ...p },
-          ),
+          this.publish(InferenceChunk, streamParams(r), { requestId: r.requestId, seq: seq++, ...p }),
         onFirstToken: () => this.awaitingFirst.delete(r.requestId),
       });
       this.done(r, run.outcome, started, run.firstAtMs, run.tokens, run.usage);

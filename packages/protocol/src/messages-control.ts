@@ -285,7 +285,10 @@ export const NiwJob = defineMessage({
     enqueuedAtMs: EpochMs,
     /** The request's re-routing attempt (absent the first time): a job handed back after its release. */
     attempt: z.number().int().min(1).max(100).optional(),
+    /** The client's OpenAI request body, forwarded to the engine when the job is released. */
     body: z.record(z.string(), z.unknown()).optional(),
+    /** Who collects the job's output (the queuing gateway's id): see RouteRequest `streamTo`. */
+    streamTo: Id.optional(),
   }),
   publishers: ["router"],
   listeners: ["region-agent"],

@@ -29,7 +29,25 @@ const RequestFields = {
   avoidNodes: z.array(Id).max(16).optional(),
   /** OpenAI-style request body forwarded to the engine (absent in simulation). */
   body: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * Who relays the tokens (a gateway's id): InferenceChunk goes to `sage.stream.{streamTo}.{request}`, a
+   * subject its listener subscribed to once, long before the request (see InferenceChunk). Absent: `direct`.
+   */
+  streamTo: Id.optional(),
 };
+
+/** The `{listener}` of a request that names none (`streamTo` absent): simulator and direct callers. */
+export const DIRECT_LISTENER = "direct";
+
+/** The subject a request's tokens stream on. */
+export function streamSubjectOf(r: { requestId: string; streamTo?: string | undefined }): string {
+  return InferenceChunk.subject.build({ listener: r.streamTo ?? DIRECT_LISTENER, request: r.requestId });
+}
+
+/** The params of that subject, for `publish(InferenceChunk, …)`. */
+export function streamParams(r: { requestId: string; streamTo?: string | undefined }) {
+  return { listener: r.streamTo ?? DIRECT_LISTENER, request: r.requestId };
+}
 
 export const RouteRequest = defineMessage({
   name: "RouteRequest",
@@ -87,14 +105,14 @@ export const InferenceRequest = defineMessage({
     ...RouteRequest.sample(),
     instanceId: "westus-n1-i0",
   }),
-  () => ({ requestId: "r-1", accepted: true, streamSubject: "sage.stream.r-1" }),
+  () => ({ requestId: "r-1", accepted: true, streamSubject: "sage.stream.gateway-westus-1.r-1" }),
 );
 
 export const InferenceChunk = defineMessage({
   name: "InferenceChunk",
   kind: "stream",
   version: 1,
-  subject: "sage.stream.{request}",
+  subject: "sage.stream.{listener}.{request}",
   schema: z.object({
     requestId: Id,
     seq: Count,
@@ -114,7 +132,7 @@ export const InferenceChunk = defineMessage({
   }),
   publishers: ["node-agent", "router"],
   listeners: ["gateway"],
-  doc: "Streamed output of one request, in order; a token chunk that ends its choice carries the choice's finishReason; the last chunk has done=true (with the engine's usage when it counted). A router that gives up on a request it held (no instance in time) sends the final chunk with error NO_CAPACITY.",
+  doc: "Streamed output of one request, in order; a token chunk that ends its choice carries the choice's finishReason; the last chunk has done=true (with the engine's usage when it counted). A router that gives up on a request it held (no instance in time) sends the final chunk with error NO_CAPACITY. `{listener}` is the request's `streamTo` (the relaying gateway's id, `direct` when absent): a gateway subscribes to `sage.stream.<its id>.*` once at start, because across a supercluster a subscription made per request can be announced to the serving region after its first chunks were published there.",
 }).withSample(() => ({ requestId: "r-1", seq: 0, text: "Hello", tokens: 1, done: false }));
 
 export const RequestCancel = defineMessage({

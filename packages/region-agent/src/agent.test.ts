@@ -291,15 +291,19 @@ describe("region agent restart while its VMs boot", () => {
 });
 
 describe("region agent NIW release count", () => {
-  it("counts a batch job once in niwReleased when its instance hands it back and it is released again", async () => {
+  it("counts a batch job once in niwReleased when its instance hands it back and it is released again; the job keeps its body and listener", async () => {
     const w = await world({ kvUtilization: 0.05 });
     w.send();
     await w.clock.advance(10);
     const released: string[] = [];
+    const sent: Payload<typeof InferenceRequest>[] = [];
     const node = w.broker.connect("n1");
     node.subscribe(InferenceRequest.subject.build({ node: "n1" }), (m) => {
       const d = m.data();
-      if (d.ok) released.push((d.value as Payload<typeof InferenceRequest>).requestId);
+      if (d.ok) {
+        released.push((d.value as Payload<typeof InferenceRequest>).requestId);
+        sent.push(d.value as Payload<typeof InferenceRequest>);
+      }
     });
     const router = w.broker.connect("router");
     const job = (attempt?: number) =>
@@ -315,6 +319,8 @@ describe("region agent NIW release count", () => {
           arrivalMs: 0,
           deadlineMs: 86_400_000,
           enqueuedAtMs: w.clock.now(),
+          body: { prompt: "summarise this", max_tokens: 16 },
+          streamTo: "gateway-westus-1",
           ...(attempt === undefined ? {} : { attempt }),
         }),
       );
@@ -324,6 +330,8 @@ describe("region agent NIW release count", () => {
     await job(1);
     await w.clock.advance(100);
     expect(released).toEqual(["r7", "r7"]);
+    // The engine gets the client's prompt, and the output streams to the gateway that queued the job.
+    expect(sent[0]).toMatchObject({ body: { prompt: "summarise this" }, streamTo: "gateway-westus-1" });
     expect(w.agent.actions.niwReleased).toBe(1);
     expect(w.agent.niwReleasedAgain).toBe(1);
     await w.agent.stop();

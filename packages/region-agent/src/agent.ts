@@ -981,6 +981,8 @@ export class RegionAgentActor extends Actor {
           deadlineMs: head.deadlineMs,
           stream: false,
           instanceId: target.instanceId,
+          ...(head.body === undefined ? {} : { body: head.body }),
+          ...(head.streamTo === undefined ? {} : { streamTo: head.streamTo }),
         },
       );
     }

@@ -14,6 +14,7 @@ import {
   RequestDone,
   RouteRequest,
   SageError,
+  streamParams,
   type Tier,
   validatePayload,
 } from "@sageserve/protocol";
@@ -270,6 +271,8 @@ export class RouterActor extends Actor {
           deadlineMs: req.deadlineMs ?? req.arrivalMs + 86_400_000,
           enqueuedAtMs: now,
           ...(req.attempt === undefined ? {} : { attempt: req.attempt }),
+          ...(req.body === undefined ? {} : { body: req.body }),
+          ...(req.streamTo === undefined ? {} : { streamTo: req.streamTo }),
         },
       );
       this.queued++;
@@ -434,21 +437,17 @@ export class RouterActor extends Actor {
       }
       this.rejected++;
       // Whoever waits for its tokens (the gateway) learns at once, instead of at its first-token timeout.
-      this.publish(
-        InferenceChunk,
-        { request: p.req.requestId },
-        {
-          requestId: p.req.requestId,
-          seq: 0,
-          tokens: 0,
-          done: true,
-          finishReason: "error",
-          error: {
-            code: "NO_CAPACITY",
-            message: `no serving instance of ${p.req.model} reachable from ${p.req.originRegion} within ${this.maxPendingMs} ms`,
-          },
+      this.publish(InferenceChunk, streamParams(p.req), {
+        requestId: p.req.requestId,
+        seq: 0,
+        tokens: 0,
+        done: true,
+        finishReason: "error",
+        error: {
+          code: "NO_CAPACITY",
+          message: `no serving instance of ${p.req.model} reachable from ${p.req.originRegion} within ${this.maxPendingMs} ms`,
         },
-      );
+      });
       this.publish(
         RequestDone,
         { region: p.req.originRegion, model: p.req.model },

@@ -118,6 +118,9 @@ export function natsAuthFromEnv(
 }
 
 /** Live Bus adapter over a real NATS connection (the `nats` package). */
+/** How long a KV put keeps retrying "no responders" (a bucket just created in another cluster). */
+const KV_PUT_RETRY_MS = 5_000;
+
 export class NatsBus implements Bus {
   readonly kind = "nats" as const;
   private readonly maxPayload: number;
@@ -459,20 +462,55 @@ export class NatsBus implements Bus {
     return b;
   }
 
+  /**
+   * Put `value`. "No responders" right after the bucket was created is retried (bounded, ~5 s): across a
+   * supercluster the new stream's interest reaches other clusters on its own connection, after the
+   * create's reply, so the first put from another region can find no one listening yet. A put is the
+   * last value of its key, so a retry cannot duplicate anything.
+   */
   async kvPut(bucket: string, key: string, value: unknown, opts: KvPutOptions = {}): Promise<void> {
-    try {
-      await (await this.bucket(bucket, opts.bucketTtlMs)).put(
-        kvKey(key),
-        this.encode(value, `$KV.${bucket}`),
-      );
-    } catch (e) {
-      throw mapError(e, `$KV.${bucket}.${key}`);
+    const deadline = Date.now() + KV_PUT_RETRY_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await (await this.bucket(bucket, opts.bucketTtlMs)).put(
+          kvKey(key),
+          this.encode(value, `$KV.${bucket}`),
+        );
+        return;
+      } catch (e) {
+        const err = mapError(e, `$KV.${bucket}.${key}`);
+        if (err.code !== "NO_RESPONDERS" || this.connection.isClosed() || Date.now() >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(500, 25 * 2 ** attempt)));
+      }
     }
+  }
+
+  /**
+   * A reader binds to an existing bucket and never creates one: created here without the writer's TTL, the
+   * writer's own create would then fail ("stream name already in use with a different configuration") — a
+   * race seen across a leaf node. `undefined` while the bucket does not exist yet (not cached, so the next
+   * read binds once the writer has made it).
+   */
+  private async readBucket(name: string): Promise<KV | undefined> {
+    const cached = this.buckets.get(name);
+    if (cached) return cached;
+    try {
+      await (await this.connection.jetstreamManager(this.jsOpts)).streams.info(`KV_${name}`);
+    } catch (e) {
+      if ((e as Error).message === "stream not found") return undefined;
+      throw e;
+    }
+    const b = this.connection.jetstream(this.jsOpts).views.kv(name, { bindOnly: true });
+    this.buckets.set(name, b);
+    b.catch(() => this.buckets.delete(name));
+    return b;
   }
 
   async kvGet(bucket: string, key: string): Promise<unknown | undefined> {
     try {
-      const e = await (await this.bucket(bucket)).get(kvKey(key));
+      const kv = await this.readBucket(bucket);
+      if (!kv) return undefined;
+      const e = await kv.get(kvKey(key));
       if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
       const d = decode(e.value, this.maxPayload);
       return d.ok ? d.value : undefined;
