@@ -13,7 +13,7 @@
  * extrapolated down (conservative).
  *
  * Instances are planned at `targetUtilization` of the knee: the knee is measured on Poisson arrivals,
- * and real traffic is burstier (the built-in scenarios' 10-second windows have a CV of 1.5), so an
+ * and real traffic is burstier (the built-in scenarios' streams have an inter-arrival CV of 1.5), so an
  * endpoint run at its knee misses its SLO in every burst.
  */
 export interface CapacityPoint {

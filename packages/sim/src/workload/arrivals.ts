@@ -18,8 +18,8 @@ export interface ArrivalStream {
   tier?: Tier;
   /** Mean rate (requests per ms) of the sub-window starting at `ms`, before the burst multiplier. */
   rateAt(ms: number): number;
-  /** Gamma shape k = 1 / (cv² − 1) of the sub-window's rate multiplier; 0 = Poisson. */
-  burstShapeAt(ms: number): number;
+  /** Inter-arrival CV of the stream at `ms` (≤ 1: Poisson); see `burstShape`. */
+  burstCvAt(ms: number): number;
   tokensAt(ms: number): TokenQuantiles;
 }
 
@@ -37,12 +37,23 @@ export interface ArrivalSpec {
 const SLICE_MS = 60_000;
 const SUB_MS = 10_000;
 
-/** The gamma shape that gives a rate multiplier of mean 1 and inter-arrival CV `cv` (≤ 1: Poisson). */
-export const burstShape = (cv: number): number => (cv > 1 ? 1 / (cv ** 2 - 1) : 0);
+/**
+ * The gamma shape of a sub-window's rate multiplier (mean 1) that gives the stream an inter-arrival CV of
+ * `cv` at any rate: a window expecting `expected` arrivals gets counts whose variance-to-mean ratio is
+ * cv² — what a renewal process with that inter-arrival CV has over long windows, and what a superposition
+ * of many independent sources keeps (its relative swings shrink as 1/√rate). Count variance of the
+ * gamma-mixed Poisson is n + n²/k, so k = n / (cv² − 1); at or below one expected arrival per window
+ * k = 1 / (cv² − 1). (Until December 2026 k was 1 / (cv² − 1) at every rate: the rate of a busy stream
+ * swung ±112 % from one 10-second window to the next for cv 1.5, far burstier than the CV it was given,
+ * and the more so the busier — every policy needed 2–3× the instances of a Poisson stream at paper-scale.)
+ * 0: Poisson.
+ */
+export const burstShape = (cv: number, expected = 1): number =>
+  cv > 1 ? Math.max(1, expected) / (cv ** 2 - 1) : 0;
 
 /**
  * Arrivals of every stream, a minute at a time: each 10-second sub-window draws a gamma rate
- * multiplier (mean 1, shape from the stream's burstiness), then a Poisson count placed uniformly;
+ * multiplier (mean 1, shape from the stream's inter-arrival CV and rate), then a Poisson count placed uniformly;
  * each request draws its tier and its token lengths. The built-in scenarios and rate files share it.
  */
 export function generateArrivals(spec: ArrivalSpec, rng: Rng): Workload {
@@ -66,7 +77,7 @@ export function generateArrivals(spec: ArrivalSpec, rng: Rng): Workload {
           for (let sub = t; sub < sliceEnd; sub += SUB_MS) {
             const subEnd = Math.min(sliceEnd, sub + SUB_MS);
             const rate = st.rateAt(sub);
-            const k = st.burstShapeAt(sub);
+            const k = burstShape(st.burstCvAt(sub), rate * (subEnd - sub));
             const burst = k > 0 ? gamma(rng, k, 1 / k) : 1;
             const n = poisson(rng, rate * burst * (subEnd - sub));
             if (n === 0) continue;

@@ -3,7 +3,7 @@ import { SageError } from "@sageserve/protocol";
 import { createRng } from "@sageserve/runtime";
 import { z } from "zod";
 import { MODELS } from "../catalog.js";
-import { type ArrivalStream, burstShape, generateArrivals } from "./arrivals.js";
+import { type ArrivalStream, generateArrivals } from "./arrivals.js";
 import {
   type LengthSeries,
   lengthsAt,
@@ -125,7 +125,7 @@ export function generateFromRates(spec: RateSpec, seed: number, baseDir = "."): 
             const v = series.rates[Math.floor(ms / binMs)];
             return v === undefined || Number.isNaN(v) ? 0 : v * perMs;
           },
-          burstShapeAt: (ms) => burstShape(s.burstCv ?? series.cv[Math.floor(ms / binMs)] ?? 1),
+          burstCvAt: (ms) => s.burstCv ?? series.cv[Math.floor(ms / binMs)] ?? 1,
           tokensAt,
         });
       }

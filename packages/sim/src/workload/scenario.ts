@@ -3,7 +3,7 @@ import { SageError } from "@sageserve/protocol";
 import { createRng } from "@sageserve/runtime";
 import { z } from "zod";
 import { MODELS } from "../catalog.js";
-import { type ArrivalStream, burstShape, generateArrivals } from "./arrivals.js";
+import { type ArrivalStream, generateArrivals } from "./arrivals.js";
 import { shapeFromRates } from "./rates.js";
 import { workloadStats } from "./stats.js";
 import type { Workload } from "./types.js";
@@ -11,8 +11,8 @@ import type { Workload } from "./types.js";
 /**
  * A synthetic multi-day, multi-model, multi-region workload. The rate of each
  * (model, region) follows a real weekly shape (ServeGen, 10-minute windows) in
- * the region's local time; arrivals are over-dispersed within the minute to the
- * configured burstiness; token lengths come from the Azure 2023 traces.
+ * the region's local time; arrivals are over-dispersed to the configured inter-arrival
+ * CV (the same at any rate); token lengths come from the Azure 2023 traces.
  */
 export const ScenarioSpecSchema = z.object({
   name: z.string().min(1),
@@ -44,7 +44,10 @@ export const ScenarioSpecSchema = z.object({
     .min(1),
   tierMix: z.object({ "iw-fast": z.number().min(0), "iw-normal": z.number().min(0), niw: z.number().min(0) }),
   niwDeadlineHours: z.number().positive().default(24),
-  /** 1 = Poisson; above 1, 10-second sub-windows get a gamma rate multiplier with this CV. */
+  /**
+   * Inter-arrival CV of each (model, region) stream: 1 = Poisson; above 1, 10-second sub-windows get a
+   * gamma rate multiplier whose spread keeps the counts' variance-to-mean at burstCv² at any rate.
+   */
   burstCv: z.number().min(1).default(1.5),
   maxInputTokens: z.number().int().positive().default(32_768),
   /** Multiplies the rate (paper-week at scale 0.1 is a tenth of the requests). */
@@ -148,7 +151,6 @@ export function generateScenario(spec: ScenarioSpec, seed: number): Workload {
   const stats = workloadStats();
   const modelTotal = s.models.reduce((a, m) => a + m.share, 0);
   const regionTotal = s.regions.reduce((a, r) => a + r.weight, 0);
-  const k = burstShape(s.burstCv);
   const shapes = new Map(s.models.map((m) => [m.shape, shapeOf(m.shape)]));
   const streams: ArrivalStream[] = s.models.flatMap((m) =>
     s.regions.map((r) => {
@@ -165,7 +167,7 @@ export function generateScenario(spec: ScenarioSpec, seed: number): Workload {
           const local = (((ms + offsetMs) % shape.spanMs) + shape.spanMs) % shape.spanMs;
           return ratePerMs * (shape.values[Math.floor(local / shape.binMs)] ?? 1);
         },
-        burstShapeAt: () => k,
+        burstCvAt: () => s.burstCv,
         tokensAt: () => tokens,
       };
     }),
