@@ -24,6 +24,9 @@ const load = (f: string) =>
 const main = load("main.json");
 const sens = existsSync(new URL("results/sensitivity.json", dir)) ? load("sensitivity.json") : undefined;
 const scaled = existsSync(new URL("results/scaled.json", dir)) ? load("scaled.json") : undefined;
+const psDay = existsSync(new URL("results/paper-scale-day.json", dir))
+  ? load("paper-scale-day.json")
+  : undefined;
 
 const f = (x: number, d = 1) =>
   x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -87,6 +90,23 @@ function mainTable(runs: Run[] = main.runs): string {
   return [
     "| configuration | GPU-hours | vs siloed | scaling overhead GPU-h | cost | SLO IW-fast | SLO IW-normal | SLO NIW | NIW deadline misses | dropped |",
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows,
+  ].join("\n");
+}
+
+/** The policy table with IW-fast over feasible requests and the comparison with unified reactive. */
+function paperScaleTable(runs: Run[]): string {
+  const silo = runs.find((r) => r.name === "siloed-reactive")?.report;
+  const uni = runs.find((r) => r.name === "unified-reactive")?.report;
+  const rows = runs.map((r) => {
+    const p = r.report;
+    const vs = (b: SimReport | undefined) => (b ? signed(rel(p.gpuHours.total, b.gpuHours.total)) : "–");
+    const waste = uni ? signed(rel(p.gpuHours.scalingOverhead, uni.gpuHours.scalingOverhead)) : "–";
+    return `| ${r.name} | ${f(p.gpuHours.total, 0)} | ${vs(silo)} | ${vs(uni)} | ${f(p.gpuHours.scalingOverhead, 0)} | ${waste} | ${pct(p.slo["iw-fast"].attainment)} | ${pct(p.slo["iw-fast"].attainmentFeasible ?? p.slo["iw-fast"].attainment)} | ${pct(p.slo["iw-normal"].attainment)} | ${p.niw.deadlineMisses} | ${p.requests.dropped} |`;
+  });
+  return [
+    "| configuration | GPU-hours | vs siloed | vs unified | scaling overhead GPU-h | overhead vs unified | IW-fast | IW-fast of feasible | IW-normal | NIW misses | dropped |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rows,
   ].join("\n");
 }
@@ -256,6 +276,12 @@ let doc = template
   .replaceAll("{{sensScenario}}", sens?.scenario ?? "–")
   .replaceAll("{{mainTable}}", mainTable())
   .replaceAll("{{scaledTable}}", scaled ? mainTable(scaled.runs) : "_not run_")
+  .replaceAll(
+    "{{paperScaleDayTable}}",
+    psDay
+      ? paperScaleTable(psDay.runs)
+      : "_not run yet: `npm run results` (or `tsx scripts/results-run.ts paper-scale-day`)_",
+  )
   .replaceAll("{{scaledRequests}}", scaled ? f(scaled.runs[0]!.report.requests.generated, 0) : "–")
   .replaceAll("{{floor}}", f(floorGpuHours(), 0))
   .replaceAll("{{latencyTable}}", latencyTable())

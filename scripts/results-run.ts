@@ -1,6 +1,6 @@
 // Runs the policy comparison (paper-week) and the sensitivity studies (day), writing raw reports to
 // docs/results/*.json. `npm run results` runs this, then scripts/results-render.ts.
-//   tsx scripts/results-run.ts [main|scaled|sensitivity|all] [--jobs n] [--only best,lt-ua] [--scale x] [--scenario name]
+//   tsx scripts/results-run.ts [main|scaled|sensitivity|paper-scale-day|all] [--jobs n] [--only best,lt-ua] [--scale x] [--scenario name]
 // Each simulation runs in its own worker process, `--jobs` at a time (default: the cores, at most 4).
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -26,6 +26,11 @@ export const CONFIGS: Record<string, Partial<SimOptions> & { policy: string }> =
   "lt-i": { policy: "lt-i" },
   "lt-u": { policy: "lt-u" },
   "lt-ua": { policy: "lt-ua" },
+  // LT-UA planned on the pooled capacity model near the pool's SLO capacity (0.9 of it; the default 0.5
+  // was chosen under the old, volume-independent bursts) and for GPU-hours rather than VM dollars (the
+  // dollar objective buys A100s, which cost more GPU-hours for the same traffic).
+  "lt-ua-0.9": { policy: "lt-ua", planner: { targetUtilization: 0.9, objective: "gpu-hours" } },
+  "lt-ua-1.0": { policy: "lt-ua", planner: { targetUtilization: 1, objective: "gpu-hours" } },
   // SageServe's best configuration for the interactive SLOs (engine model v2, 2026-12-05): load reports
   // carry each instance's SLO capacity (the engine sweep's knee), so "full" means where TTFT stops
   // holding; scale-ups add enough instances to bring load back to 40 % at once (bursts outrun one-at-a-
@@ -59,9 +64,12 @@ const SENSITIVITY: Record<string, Partial<SimOptions>> = {
   },
 };
 
+/** `paper-scale`'s first day (17.7 M requests; endpoints at 10–40 instances): where pools are big. */
+const PAPER_SCALE_DAY = ["siloed-reactive", "unified-reactive", "lt-ua", "lt-ua-0.9", "lt-ua-1.0", "best"];
+
 interface Job {
   /** Output file (docs/results/<group>.json) and position in it. */
-  group: "main" | "scaled" | "sensitivity";
+  group: "main" | "scaled" | "sensitivity" | "paper-scale-day";
   scenario: string;
   name: string;
   variant?: string;
@@ -80,6 +88,16 @@ function jobs(): Job[] {
   if (what === "scaled" || what === "all") {
     for (const [name, cfg] of Object.entries(CONFIGS))
       out.push({ group: "scaled", scenario: "day", name, cfg, extra: { scale: 10 } });
+  }
+  if (what === "paper-scale-day" || what === "all") {
+    for (const name of PAPER_SCALE_DAY)
+      out.push({
+        group: "paper-scale-day",
+        scenario: "paper-scale",
+        name,
+        cfg: CONFIGS[name]!,
+        extra: { transforms: { durationMs: 24 * H } },
+      });
   }
   if (what === "sensitivity" || what === "all") {
     const scenario = opt("scenario") ?? "day";
@@ -108,7 +126,7 @@ async function run(job: Job) {
     `${job.scenario}${job.extra.scale ? ` ×${job.extra.scale}` : ""} ${job.variant ? `${job.variant} ` : ""}${job.name}: ${r.report.gpuHours.total.toFixed(0)} GPU-h, IW-fast SLO ${(100 * r.report.slo["iw-fast"].attainment).toFixed(2)} %, ${wallS.toFixed(0)} s`,
   );
   let report: object = r.report;
-  if (job.group === "sensitivity") {
+  if (job.group === "sensitivity" || job.group === "paper-scale-day") {
     // The tables need the summary, not the 15-minute series (keeps the stored JSON small).
     const { timeseries: _series, ...rest } = r.report;
     report = rest;
@@ -131,7 +149,12 @@ if (jobArg !== undefined) {
   const tmp = mkdtempSync(join(tmpdir(), "sage-results-"));
   const results: unknown[] = new Array(all.length);
   const order = all
-    .map((j, i) => ({ i, cost: (j.scenario === "paper-week" ? 7 : 1) * ((j.extra.scale as number) ?? 1) }))
+    .map((j, i) => ({
+      i,
+      cost:
+        (j.scenario === "paper-week" ? 7 : j.scenario === "paper-scale" ? 12 : 1) *
+        ((j.extra.scale as number) ?? 1),
+    }))
     .sort((a, b) => b.cost - a.cost)
     .map((x) => x.i);
   const self = fileURLToPath(import.meta.url);
@@ -168,7 +191,7 @@ if (jobArg !== undefined) {
     }),
   );
   rmSync(tmp, { recursive: true, force: true });
-  for (const group of ["main", "scaled", "sensitivity"] as const) {
+  for (const group of ["main", "scaled", "sensitivity", "paper-scale-day"] as const) {
     const idx = all.flatMap((j, i) => (j.group === group ? [i] : []));
     if (!idx.length) continue;
     const j0 = all[idx[0]!]!;

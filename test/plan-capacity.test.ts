@@ -171,10 +171,15 @@ describe("one capacity model for the planner and the region agents", () => {
     expect(w.plans).toHaveLength(0);
     await w.clock.advance(60_000);
     expect(w.plans).toHaveLength(1);
-    // All of eastus' demand is planned for (part may be served by westus' minimum instances).
-    expect(w.plans[0]!.targets.reduce((a, t) => a + t.instances, 0)).toBe(
-      w.capacity.instancesFor(MODEL, "h100", 20 * 1_250, { meanInputTokens: 1_000, meanOutputTokens: 250 }),
-    );
+    // All of eastus' demand is planned for: at least the pool that carries it, at most that plus westus'
+    // minimum instances (part of the demand may be served there; two pools carry less than one).
+    const pool = w.capacity.instancesFor(MODEL, "h100", 20 * 1_250, {
+      meanInputTokens: 1_000,
+      meanOutputTokens: 250,
+    });
+    const planned = w.plans[0]!.targets.reduce((a, t) => a + t.instances, 0);
+    expect(planned).toBeGreaterThanOrEqual(pool);
+    expect(planned).toBeLessThanOrEqual(pool + 2);
   });
 
   it("re-plans at once when a region loses every instance, and plans nothing there while it is down", async () => {
@@ -380,9 +385,12 @@ describe("LT-U ahead of the ramp", () => {
     // Utilisation stayed at 5 %: LT-U's budget alone would never have been spent. The forecast's clock
     // spent it 155 s boot + 60 s load + one tick before minute 15: from 11:25 on, not before.
     const lead = 155_000 + 60_000 + 5_000;
-    expect(boots.length).toBe(6);
+    // As many as the pool that carries the ramp needs beyond the 2 serving (pooled: fewer than 7.5 lone knees).
+    const need = capacity.instancesFor(MODEL, "h100", busy);
+    expect(need).toBeGreaterThan(4);
+    expect(boots.length).toBe(need - 2);
     expect(Math.min(...boots)).toBeGreaterThanOrEqual(15 * 60_000 - lead - 5_000);
     expect(Math.max(...boots)).toBeLessThan(15 * 60_000 - lead + 10_000);
-    expect(agent.actions.aheadUp).toBe(6);
+    expect(agent.actions.aheadUp).toBe(need - 2);
   });
 });

@@ -13,6 +13,7 @@ import { Actor, type ActorContext } from "@sageserve/runtime";
 import { DemandSeries } from "./forecast.js";
 import { type PlanResult, solvePlan } from "./ilp.js";
 import type { SolveOptions } from "./lp.js";
+import { trimToPools } from "./pools.js";
 import { type PlanningSnapshotInput, PlanningSnapshotSchema } from "./snapshot.js";
 
 export interface PlannerOptions {
@@ -528,6 +529,11 @@ export class PlannerActor extends Actor {
             this.opts.models,
             this.opts.gpuTypes.map((g) => g.id),
             (m) => this.mixOfModel(m),
+            // Pools are sized by the quietest region's interactive demand (the least pooling any region gets).
+            (m) => {
+              const ds = demand.filter((d) => d.model === m && d.iwTokensPerSecond > 0);
+              return ds.length ? Math.min(...ds.map((d) => d.iwTokensPerSecond + d.niwTokensPerSecond)) : 0;
+            },
           ),
         }
       : this.opts.capacity;
@@ -554,12 +560,11 @@ export class PlannerActor extends Actor {
     });
     const result = await solvePlan(snapshot, this.opts.solve);
     this.history.push(result);
-    const targets = postProcessTargets(
-      result.targets,
-      this.opts.postProcess ?? "immediate",
-      this.previousDeltas,
-    );
-    this.previousDeltas = new Map(result.targets.map((t) => [`${t.model}|${t.region}|${t.gpu}`, t.delta]));
+    const solved = cm
+      ? trimToPools(result.targets, result.routing, snapshot, cm, (m) => this.mixOfModel(m))
+      : result.targets;
+    const targets = postProcessTargets(solved, this.opts.postProcess ?? "immediate", this.previousDeltas);
+    this.previousDeltas = new Map(solved.map((t) => [`${t.model}|${t.region}|${t.gpu}`, t.delta]));
     const planId = `${this.identity.id}-p${this.planSeq++}`;
     this.lastPlanId = planId;
     const payload: PayloadIn<typeof Plan> = {

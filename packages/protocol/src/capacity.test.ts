@@ -48,6 +48,31 @@ describe("capacity model (SLO knee per model, GPU and length mix)", () => {
     expect(c.gpus("m")).toEqual(["h100", "a100"]);
   });
 
+  it("lets an instance of a pool carry more than one alone: s − (s − knee)/√N, and counts the smallest pool that carries the demand", () => {
+    const pooled: CapacityTableData = {
+      m: {
+        h100: [{ meanInputTokens: 1_000, meanOutputTokens: 200, rps: 2, saturationRps: 5, default: true }],
+      },
+    };
+    const c = new CapacityModel(pooled, 0.5);
+    expect(c.capacity("m", "h100")!.rps).toBe(2); // alone: the knee
+    expect(c.capacity("m", "h100", undefined, 4)!.rps).toBeCloseTo(5 - 3 / 2); // 3.5
+    expect(c.capacity("m", "h100", undefined, 100)!.rps).toBeCloseTo(5 - 3 / 10); // 4.7, towards 5
+    // 10 req/s planned at 0.5: 10 instances alone at their knee (1 req/s planned each); pooled, N with
+    // N · 0.5 · (5 − 3/√N) ≥ 10 → N = 5 (5 · 0.5 · 3.658 = 9.15 < 10), N = 6: 6 · 0.5 · 3.775 = 11.3.
+    const tps = 10 * 1_200;
+    expect(new CapacityModel(pooled, 0.5, { pooling: false }).instancesFor("m", "h100", tps)).toBe(10);
+    expect(c.instancesFor("m", "h100", tps)).toBe(6);
+    // A demand one lone instance carries stays one instance; no saturation figure: no pooling.
+    expect(c.instancesFor("m", "h100", 1_200)).toBe(1);
+    expect(new CapacityModel(table, 0.5).instancesFor("m", "h100", 60_000)).toBe(10);
+    // The planner's coefficient is that of the pool its quietest region needs.
+    expect(c.plannerCapacity(["m"], ["h100"], undefined, () => tps).m!.h100).toBeCloseTo(
+      0.5 * (5 - 3 / Math.sqrt(6)) * 1_200,
+    );
+    expect(c.plannerCapacity(["m"], ["h100"]).m!.h100).toBe(1_200); // no demand yet: one instance's
+  });
+
   it("rejects a target utilisation outside (0, 1]", () => {
     expect(() => new CapacityModel(table, 0)).toThrow(/targetUtilization/);
     expect(() => new CapacityModel(table, 1.5)).toThrow(/targetUtilization/);

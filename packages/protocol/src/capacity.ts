@@ -15,6 +15,15 @@
  * Instances are planned at `targetUtilization` of the knee: the knee is measured on Poisson arrivals,
  * and real traffic is burstier (the built-in scenarios' streams have an inter-arrival CV of 1.5), so an
  * endpoint run at its knee misses its SLO in every burst.
+ *
+ * **Pools.** The knee is one instance's. Behind the router, N instances of an endpoint share one stream
+ * and each request goes to the instance with the least queued work, so the pool keeps its SLO at a higher
+ * load per instance than one instance alone: a request rarely finds every instance busy with a prefill.
+ * Where a point also has the sweep's saturation throughput s (the most requests/s one instance completed
+ * at any swept rate), one instance of a pool of N carries s − (s − knee) / √N at the SLO: the knee alone,
+ * approaching saturation as the pool grows, with the headroom shrinking as 1/√N — the square-root staffing
+ * rule of many-server queues with Poisson-like arrivals (Halfin–Whitt), which the arrivals of a busy
+ * endpoint are (its bursts shrink with volume). `targetUtilization` still applies on top, for bursts.
  */
 export interface CapacityPoint {
   /** Mean prompt and output tokens of the length mix the point was measured on. */
@@ -22,6 +31,8 @@ export interface CapacityPoint {
   meanOutputTokens: number;
   /** All-tier requests/s one instance serves at the knee. */
   rps: number;
+  /** All-tier requests/s one instance completes at saturation (the sweep's most); absent: no pooling. */
+  saturationRps?: number;
   /** This is the mix the model's traffic has when nothing is known about it. */
   default?: boolean;
 }
@@ -35,22 +46,31 @@ export interface LengthMix {
 }
 
 export interface InstanceCapacity {
-  /** All-tier requests/s at the knee for this mix. */
+  /** All-tier requests/s one instance carries at the SLO for this mix (in a pool of `pool`). */
   rps: number;
-  /** Prompt + output tokens/s at the knee for this mix. */
+  /** Prompt + output tokens/s at the same point. */
   tokensPerSecond: number;
+}
+
+export interface CapacityOptions {
+  /** Count on pooling (see the class comment); false: every instance at its lone knee. Default true. */
+  pooling?: boolean;
 }
 
 /** The fraction of the knee endpoints are planned at, unless configured. */
 export const DEFAULT_TARGET_UTILIZATION = 0.5;
 
 export class CapacityModel {
+  readonly pooling: boolean;
+
   constructor(
     readonly table: CapacityTableData,
     readonly targetUtilization = DEFAULT_TARGET_UTILIZATION,
+    o: CapacityOptions = {},
   ) {
     if (!(targetUtilization > 0 && targetUtilization <= 1))
       throw new RangeError(`targetUtilization must be in (0, 1], got ${targetUtilization}`);
+    this.pooling = o.pooling ?? true;
   }
 
   /** GPU types with a measured point for the model. */
@@ -67,44 +87,54 @@ export class CapacityModel {
     return p ? { meanInputTokens: p.meanInputTokens, meanOutputTokens: p.meanOutputTokens } : undefined;
   }
 
-  /** Knee capacity of one instance for a mix (the model's default mix when none is given). */
-  capacity(model: string, gpu: string, mix?: LengthMix): InstanceCapacity | undefined {
+  /**
+   * What one instance carries at the SLO for a mix (the model's default mix when none is given), as one
+   * of a pool of `pool` instances (1: its lone knee).
+   */
+  capacity(model: string, gpu: string, mix?: LengthMix, pool = 1): InstanceCapacity | undefined {
     const points = this.table[model]?.[gpu];
     if (!points?.length) return undefined;
     const m = mix && mix.meanInputTokens > 0 ? mix : this.defaultMix(model, gpu);
     if (!m) return undefined;
-    const sorted = [...points].sort((a, b) => a.meanInputTokens - b.meanInputTokens);
-    const p = m.meanInputTokens;
-    const cost = (x: CapacityPoint) => 1 / x.rps;
-    let c: number;
-    const lo = sorted[0]!;
-    const hi = sorted.at(-1)!;
-    if (p <= lo.meanInputTokens) c = cost(lo);
-    else if (p >= hi.meanInputTokens) c = cost(hi) * (p / hi.meanInputTokens);
-    else {
-      let i = 1;
-      while (sorted[i]!.meanInputTokens < p) i++;
-      const a = sorted[i - 1]!;
-      const b = sorted[i]!;
-      const w = (p - a.meanInputTokens) / (b.meanInputTokens - a.meanInputTokens);
-      c = cost(a) + w * (cost(b) - cost(a));
+    const knee = 1 / interpolatedCost(points, m.meanInputTokens, (x) => x.rps);
+    let rps = knee;
+    if (this.pooling && pool > 1 && points.every((x) => x.saturationRps && x.saturationRps > x.rps)) {
+      const sat = 1 / interpolatedCost(points, m.meanInputTokens, (x) => x.saturationRps!);
+      if (sat > knee) rps = sat - (sat - knee) / Math.sqrt(pool);
     }
-    const rps = 1 / c;
     return { rps, tokensPerSecond: rps * (m.meanInputTokens + m.meanOutputTokens) };
   }
 
-  /** Tokens/s one instance is planned to carry: the knee times the target utilisation. */
-  plannedTokensPerSecond(model: string, gpu: string, mix?: LengthMix): number | undefined {
-    const c = this.capacity(model, gpu, mix);
+  /** Tokens/s one instance (of a pool of `pool`) is planned to carry: its SLO load times the target utilisation. */
+  plannedTokensPerSecond(model: string, gpu: string, mix?: LengthMix, pool = 1): number | undefined {
+    const c = this.capacity(model, gpu, mix, pool);
     return c ? c.tokensPerSecond * this.targetUtilization : undefined;
   }
 
-  /** Instances of (model, GPU) that carry `tokensPerSecond` of demand at the target utilisation. */
+  /**
+   * Instances of (model, GPU) that carry `tokensPerSecond` of demand at the target utilisation: the
+   * smallest pool N whose N instances, each at its share of a pool of N, carry it.
+   */
   instancesFor(model: string, gpu: string, tokensPerSecond: number, mix?: LengthMix): number {
-    const per = this.plannedTokensPerSecond(model, gpu, mix);
-    if (!per || tokensPerSecond <= 0) return 0;
+    const lone = this.plannedTokensPerSecond(model, gpu, mix);
+    if (!lone || tokensPerSecond <= 0) return 0;
     // A hair of tolerance so that demand computed as n × capacity does not round up to n + 1.
-    return Math.ceil(tokensPerSecond / per - 1e-9);
+    let n = Math.max(1, Math.ceil(tokensPerSecond / lone - 1e-9));
+    // Pooling only lowers the count (capacity per instance grows with the pool): walk down while the
+    // smaller pool still carries the demand. N·c(N) grows with N, so the first that fails ends the walk.
+    const carries = (k: number) =>
+      k * this.plannedTokensPerSecond(model, gpu, mix, k)! >= tokensPerSecond - 1e-9;
+    if (this.pooling && n > 1) {
+      let lo = 1;
+      let hi = n;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (carries(mid)) hi = mid;
+        else lo = mid + 1;
+      }
+      n = lo;
+    }
+    return n;
   }
 
   /**
@@ -115,18 +145,48 @@ export class CapacityModel {
     models: readonly string[],
     gpus: readonly string[],
     mixOf: (model: string) => LengthMix | undefined = () => undefined,
+    /** Tokens/s of the smallest demand a model's pools serve (its quietest region): sizes the pool. */
+    demandOf: (model: string) => number = () => 0,
   ): Record<string, Record<string, number>> {
     const out: Record<string, Record<string, number>> = {};
     for (const m of models) {
       const caps: Record<string, number> = {};
       for (const g of gpus) {
-        const c = this.plannedTokensPerSecond(m, g, mixOf(m));
+        // The ILP takes one capacity per (model, GPU) for every region: that of the pool the quietest
+        // region needs (the smallest pool, so the least per instance — never more than an agent counts).
+        const d = demandOf(m);
+        const pool = d > 0 ? this.instancesFor(m, g, d, mixOf(m)) : 1;
+        const c = this.plannedTokensPerSecond(m, g, mixOf(m), Math.max(1, pool));
         if (c && c > 0) caps[g] = c;
       }
       if (Object.keys(caps).length) out[m] = caps;
     }
     return out;
   }
+}
+
+/**
+ * The cost of a request (1 / requests per second, from `rpsOf`) for a mean prompt length: interpolated
+ * linearly between the measured mixes, in proportion to the prompt past the longest one, and not
+ * extrapolated below the shortest.
+ */
+function interpolatedCost(
+  points: readonly CapacityPoint[],
+  prompt: number,
+  rpsOf: (p: CapacityPoint) => number,
+): number {
+  const sorted = [...points].sort((a, b) => a.meanInputTokens - b.meanInputTokens);
+  const cost = (x: CapacityPoint) => 1 / rpsOf(x);
+  const lo = sorted[0]!;
+  const hi = sorted.at(-1)!;
+  if (prompt <= lo.meanInputTokens) return cost(lo);
+  if (prompt >= hi.meanInputTokens) return cost(hi) * (prompt / hi.meanInputTokens);
+  let i = 1;
+  while (sorted[i]!.meanInputTokens < prompt) i++;
+  const a = sorted[i - 1]!;
+  const b = sorted[i]!;
+  const w = (prompt - a.meanInputTokens) / (b.meanInputTokens - a.meanInputTokens);
+  return cost(a) + w * (cost(b) - cost(a));
 }
 
 /** Interactive (IW-fast + IW-normal) share of a demand window's tokens and its length mix. */

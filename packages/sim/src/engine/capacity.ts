@@ -1,5 +1,6 @@
 import {
   CapacityModel,
+  type CapacityOptions,
   type CapacityTableData,
   DEFAULT_TARGET_UTILIZATION,
   type LengthMix,
@@ -34,6 +35,8 @@ export interface CapacityEntry {
   kneeTokensPerSecond: number;
   /** True when the SLO did not hold even at the lowest rate swept (kneeRps is then half of it). */
   belowRange?: boolean;
+  /** All-tier requests/s one instance completed at most at any swept rate (its saturation throughput). */
+  saturationRps?: number;
 }
 
 export interface CapacityTable {
@@ -80,6 +83,7 @@ export function capacityData(
     points.push({
       ...meanLengths(stats, e.tokens, maxInputTokens),
       rps: e.kneeRps,
+      ...(e.saturationRps ? { saturationRps: e.saturationRps } : {}),
       ...((MODEL_TOKEN_MIX[e.model] ?? "conv") === e.tokens ? { default: true } : {}),
     });
   }
@@ -157,6 +161,7 @@ export function deriveCapacityTable(
           iwKneeRps: Math.round(kneeRps * iwShare * 1000) / 1000,
           kneeTokensPerSecond: Math.round(k ? k.tokensPerSecond : 0),
           ...(k ? {} : { belowRange: true }),
+          saturationRps: Math.round(Math.max(...r.points.map((p) => p.completedPerSecond)) * 1000) / 1000,
         });
       }
   return {
@@ -176,8 +181,11 @@ export function builtinCapacityTable(): CapacityTable {
 }
 
 /** The capacity model on the committed table, planning endpoints at `targetUtilization` of the knee. */
-export function builtinCapacityModel(targetUtilization = DEFAULT_TARGET_UTILIZATION): CapacityModel {
-  return new CapacityModel(capacityData(builtinCapacityTable(), workloadStats()), targetUtilization);
+export function builtinCapacityModel(
+  targetUtilization = DEFAULT_TARGET_UTILIZATION,
+  o: CapacityOptions = {},
+): CapacityModel {
+  return new CapacityModel(capacityData(builtinCapacityTable(), workloadStats()), targetUtilization, o);
 }
 
 /** Interactive share of all requests in the sweep's tier mix (IW requests/s = knee × this). */

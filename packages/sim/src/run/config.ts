@@ -39,6 +39,8 @@ export const SimConfigSchema = z
         headroom: z.number().min(0).optional(),
         /** Fraction of the SLO knee endpoints are planned at (the capacity model; default 0.5). */
         targetUtilization: z.number().gt(0).max(1).optional(),
+        /** Count on pooled instances carrying more each than one alone (the capacity model; default true). */
+        pooledCapacity: z.boolean().optional(),
         /** Re-plan when demand runs this far above its forecast (0 disables; default 0.5). */
         replanOnForecastError: z.number().min(0).optional(),
         /** What the plan minimises: VM dollars (default) or GPU-hours (every GPU type alike). */

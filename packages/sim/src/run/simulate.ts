@@ -224,7 +224,9 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const capacityModel =
     opts.perf || opts.maxPrefillTokens || opts.stepBudgetMs
       ? undefined
-      : builtinCapacityModel(opts.planner?.targetUtilization);
+      : builtinCapacityModel(opts.planner?.targetUtilization, {
+          pooling: opts.planner?.pooledCapacity ?? true,
+        });
   const warnings: string[] = [];
   const scalesToZero =
     opts.regionAgent?.reactive?.minInstances === 0 ||
