@@ -121,7 +121,7 @@ describe("regions as a supercluster: gateways, a leaf node, and their faults", (
         .map((i) => i.instanceId)
         .sort(),
     ).toEqual(["eA-i0", "eB-i0", "wA-i0"]);
-  }, 60_000);
+  }, 150_000); // up to five supercluster starts of 20 s (test/support/supercluster.ts), then the actors
 
   afterAll(async () => {
     for (const a of actors.reverse()) await a.stop().catch(() => {});
