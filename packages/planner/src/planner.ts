@@ -529,7 +529,8 @@ export class PlannerActor extends Actor {
             this.opts.models,
             this.opts.gpuTypes.map((g) => g.id),
             (m) => this.mixOfModel(m),
-            // Pools are sized by the quietest region's interactive demand (the least pooling any region gets).
+            // Pools are sized by the quietest region's forecast (interactive + batch), the least pooling any
+            // region gets.
             (m) => {
               const ds = demand.filter((d) => d.model === m && d.iwTokensPerSecond > 0);
               return ds.length ? Math.min(...ds.map((d) => d.iwTokensPerSecond + d.niwTokensPerSecond)) : 0;

@@ -22,18 +22,16 @@ export function trimToPools(
   const cfg = s.config;
   const key = (m: string, r: string) => `${m}|${r}`;
   const served = new Map<string, number>();
+  const add = (m: string, r: string, tps: number) =>
+    served.set(key(m, r), (served.get(key(m, r)) ?? 0) + tps);
   const routed = new Set(routing.map((x) => key(x.model, x.from)));
   for (const d of s.demand) {
-    const niw = d.niwRequiredTokensPerSecond ?? cfg.niwShare * d.niwTokensPerSecond;
-    served.set(key(d.model, d.region), (served.get(key(d.model, d.region)) ?? 0) + niw);
+    add(d.model, d.region, d.niwRequiredTokensPerSecond ?? cfg.niwShare * d.niwTokensPerSecond);
     const iw = (1 + cfg.headroom) * d.iwTokensPerSecond;
-    if (!routed.has(key(d.model, d.region))) {
-      served.set(key(d.model, d.region), (served.get(key(d.model, d.region)) ?? 0) + iw);
-      continue;
-    }
-    for (const x of routing)
-      if (x.model === d.model && x.from === d.region)
-        served.set(key(d.model, x.to), (served.get(key(d.model, x.to)) ?? 0) + iw * x.fraction);
+    if (!routed.has(key(d.model, d.region))) add(d.model, d.region, iw);
+    else
+      for (const x of routing)
+        if (x.model === d.model && x.from === d.region) add(d.model, x.to, iw * x.fraction);
   }
   const gpusIn = new Map<string, number>();
   for (const t of targets)

@@ -92,17 +92,10 @@ export class CapacityModel {
    * of a pool of `pool` instances (1: its lone knee).
    */
   capacity(model: string, gpu: string, mix?: LengthMix, pool = 1): InstanceCapacity | undefined {
-    const points = this.table[model]?.[gpu];
-    if (!points?.length) return undefined;
-    const m = mix && mix.meanInputTokens > 0 ? mix : this.defaultMix(model, gpu);
-    if (!m) return undefined;
-    const knee = 1 / interpolatedCost(points, m.meanInputTokens, (x) => x.rps);
-    let rps = knee;
-    if (this.pooling && pool > 1 && points.every((x) => x.saturationRps && x.saturationRps > x.rps)) {
-      const sat = 1 / interpolatedCost(points, m.meanInputTokens, (x) => x.saturationRps!);
-      if (sat > knee) rps = sat - (sat - knee) / Math.sqrt(pool);
-    }
-    return { rps, tokensPerSecond: rps * (m.meanInputTokens + m.meanOutputTokens) };
+    const c = this.curve(model, gpu, mix);
+    if (!c) return undefined;
+    const rps = perInstanceRps(c, pool);
+    return { rps, tokensPerSecond: rps * c.tokensPerRequest };
   }
 
   /** Tokens/s one instance (of a pool of `pool`) is planned to carry: its SLO load times the target utilisation. */
@@ -116,25 +109,37 @@ export class CapacityModel {
    * smallest pool N whose N instances, each at its share of a pool of N, carry it.
    */
   instancesFor(model: string, gpu: string, tokensPerSecond: number, mix?: LengthMix): number {
-    const lone = this.plannedTokensPerSecond(model, gpu, mix);
-    if (!lone || tokensPerSecond <= 0) return 0;
+    const c = this.curve(model, gpu, mix);
+    if (!c || tokensPerSecond <= 0) return 0;
+    const planned = (pool: number) => perInstanceRps(c, pool) * c.tokensPerRequest * this.targetUtilization;
     // A hair of tolerance so that demand computed as n × capacity does not round up to n + 1.
-    let n = Math.max(1, Math.ceil(tokensPerSecond / lone - 1e-9));
-    // Pooling only lowers the count (capacity per instance grows with the pool): walk down while the
-    // smaller pool still carries the demand. N·c(N) grows with N, so the first that fails ends the walk.
-    const carries = (k: number) =>
-      k * this.plannedTokensPerSecond(model, gpu, mix, k)! >= tokensPerSecond - 1e-9;
-    if (this.pooling && n > 1) {
-      let lo = 1;
-      let hi = n;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (carries(mid)) hi = mid;
-        else lo = mid + 1;
-      }
-      n = lo;
+    const lone = Math.max(1, Math.ceil(tokensPerSecond / planned(1) - 1e-9));
+    if (c.saturation === undefined) return lone;
+    // Pooling only lowers the count: the smallest N ≤ the lone count with N · c(N) ≥ demand (N · c(N)
+    // grows with N, so a binary search finds it).
+    let lo = 1;
+    let hi = lone;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (mid * planned(mid) >= tokensPerSecond - 1e-9) hi = mid;
+      else lo = mid + 1;
     }
-    return n;
+    return lo;
+  }
+
+  /** The mix's lone knee and (pooling, where measured above it) saturation, in requests/s. */
+  private curve(model: string, gpu: string, mix?: LengthMix): Curve | undefined {
+    const points = this.table[model]?.[gpu];
+    if (!points?.length) return undefined;
+    const m = mix && mix.meanInputTokens > 0 ? mix : this.defaultMix(model, gpu);
+    if (!m) return undefined;
+    const knee = 1 / interpolatedCost(points, m.meanInputTokens, (x) => x.rps);
+    let saturation: number | undefined;
+    if (this.pooling && points.every((x) => x.saturationRps && x.saturationRps > x.rps)) {
+      const sat = 1 / interpolatedCost(points, m.meanInputTokens, (x) => x.saturationRps!);
+      if (sat > knee) saturation = sat;
+    }
+    return { knee, saturation, tokensPerRequest: m.meanInputTokens + m.meanOutputTokens };
   }
 
   /**
@@ -151,18 +156,32 @@ export class CapacityModel {
     const out: Record<string, Record<string, number>> = {};
     for (const m of models) {
       const caps: Record<string, number> = {};
+      // The ILP takes one capacity per (model, GPU) for every region: that of the pool the quietest
+      // region needs (the smallest pool, so the least per instance — never more than an agent counts).
+      const d = demandOf(m);
+      const mix = mixOf(m);
       for (const g of gpus) {
-        // The ILP takes one capacity per (model, GPU) for every region: that of the pool the quietest
-        // region needs (the smallest pool, so the least per instance — never more than an agent counts).
-        const d = demandOf(m);
-        const pool = d > 0 ? this.instancesFor(m, g, d, mixOf(m)) : 1;
-        const c = this.plannedTokensPerSecond(m, g, mixOf(m), Math.max(1, pool));
+        const pool = d > 0 ? this.instancesFor(m, g, d, mix) : 1;
+        const c = this.plannedTokensPerSecond(m, g, mix, Math.max(1, pool));
         if (c && c > 0) caps[g] = c;
       }
       if (Object.keys(caps).length) out[m] = caps;
     }
     return out;
   }
+}
+
+interface Curve {
+  knee: number;
+  saturation: number | undefined;
+  tokensPerRequest: number;
+}
+
+/** Requests/s one instance of a pool of `pool` carries at the SLO: s − (s − knee)/√N, or the knee alone. */
+function perInstanceRps(c: Curve, pool: number): number {
+  return c.saturation !== undefined && pool > 1
+    ? c.saturation - (c.saturation - c.knee) / Math.sqrt(pool)
+    : c.knee;
 }
 
 /**

@@ -117,10 +117,10 @@ export function natsAuthFromEnv(
   return out;
 }
 
-/** Live Bus adapter over a real NATS connection (the `nats` package). */
 /** How long a KV put keeps retrying "no responders" (a bucket just created in another cluster). */
 const KV_PUT_RETRY_MS = 5_000;
 
+/** Live Bus adapter over a real NATS connection (the `nats` package). */
 export class NatsBus implements Bus {
   readonly kind = "nats" as const;
   private readonly maxPayload: number;
@@ -450,15 +450,23 @@ export class NatsBus implements Bus {
   private bucket(name: string, ttlMs?: number): Promise<KV> {
     let b = this.buckets.get(name);
     if (!b) {
-      b = this.connection.jetstream(this.jsOpts).views.kv(name, {
-        history: 1,
-        replicas: this.jsReplicas,
-        ...(this.jsCluster ? { placementCluster: this.jsCluster } : {}),
-        ...(ttlMs ? { ttl: ttlMs } : {}),
-      });
-      this.buckets.set(name, b);
-      b.catch(() => this.buckets.delete(name));
+      b = this.cacheBucket(
+        name,
+        this.connection.jetstream(this.jsOpts).views.kv(name, {
+          history: 1,
+          replicas: this.jsReplicas,
+          ...(this.jsCluster ? { placementCluster: this.jsCluster } : {}),
+          ...(ttlMs ? { ttl: ttlMs } : {}),
+        }),
+      );
     }
+    return b;
+  }
+
+  /** Keep a bucket handle for the next call; a failed one is forgotten so the next call tries again. */
+  private cacheBucket(name: string, b: Promise<KV>): Promise<KV> {
+    this.buckets.set(name, b);
+    b.catch(() => this.buckets.delete(name));
     return b;
   }
 
@@ -500,10 +508,7 @@ export class NatsBus implements Bus {
       if ((e as Error).message === "stream not found") return undefined;
       throw e;
     }
-    const b = this.connection.jetstream(this.jsOpts).views.kv(name, { bindOnly: true });
-    this.buckets.set(name, b);
-    b.catch(() => this.buckets.delete(name));
-    return b;
+    return this.cacheBucket(name, this.connection.jetstream(this.jsOpts).views.kv(name, { bindOnly: true }));
   }
 
   async kvGet(bucket: string, key: string): Promise<unknown | undefined> {
@@ -521,14 +526,10 @@ export class NatsBus implements Bus {
 
   async kvEntries(bucket: string): Promise<Map<string, unknown>> {
     const out = new Map<string, unknown>();
+    // Bind, never create (readBucket); a bucket that does not exist, or cannot be reached, lists nothing.
+    const kv = await this.readBucket(bucket).catch(() => undefined);
+    if (!kv) return out;
     try {
-      // Bind, never create: a reader must not create a bucket without the writer's TTL.
-      await this.connection.jetstreamManager(this.jsOpts).then((m) => m.streams.info(`KV_${bucket}`));
-    } catch {
-      return out;
-    }
-    try {
-      const kv = await this.connection.jetstream(this.jsOpts).views.kv(bucket, { bindOnly: true });
       const keys: string[] = [];
       for await (const k of await kv.keys()) keys.push(k);
       for (const k of keys.sort((x, y) => (kvKeyDecode(x) < kvKeyDecode(y) ? -1 : 1))) {
