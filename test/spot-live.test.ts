@@ -120,7 +120,10 @@ describe("spot pool and warm migration, live", () => {
       }
     }
     expect(await until(() => lent.currentState === "serving")).toBe(true);
-    const seq = transitions.filter((t) => t.instanceId === lent.instanceId).map((t) => t.to);
+    const seqOf = () => transitions.filter((t) => t.instanceId === lent.instanceId).map((t) => t.to);
+    // The node flips to serving before its StateChange has crossed the bus to this listener: wait for it.
+    await until(() => seqOf().indexOf("spot") < seqOf().lastIndexOf("serving"), 5_000);
+    const seq = seqOf();
     expect(seq).toEqual(expect.arrayContaining(["draining", "spot", "serving"]));
     expect(seq.indexOf("spot")).toBeLessThan(seq.lastIndexOf("serving"));
     expect(region.actions.makeSpot).toBe(1);
