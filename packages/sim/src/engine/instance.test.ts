@@ -16,8 +16,7 @@ const make = (over: Partial<InstanceOptions> = {}) =>
   new Instance({ kvCapacityTokens: 100_000, timing, nowMs: 0, ...over });
 
 /** Run the instance's own events up to `until`, returning completions in order. */
-function run(inst: Instance, until = 1e9): Completion[] {
-  const done: Completion[] = [];
+function run(inst: Instance, until = 1e9, done: Completion[] = []): Completion[] {
   for (let t = inst.nextEventMs(); t <= until && Number.isFinite(t); t = inst.nextEventMs())
     inst.step(t, done);
   return done;
@@ -203,6 +202,41 @@ describe("Instance v2 (vLLM V1-like steps, analytic)", () => {
     expect(inst.takeAll().map((r) => r.id)).toEqual(["b"]);
     expect(inst.kvBlocksUsed).toBe(0);
     expect(inst.nextEventMs()).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it("counts each decoding request's KV blocks exactly at any moment (with or without the id index)", () => {
+    for (const indexIds of [true, false]) {
+      const inst = make({ kvCapacityTokens: 16_000, blockSize: 16, indexIds });
+      // Prompts at different offsets within a block, so the three cross block boundaries at different steps.
+      const reqs = [
+        req("a", { inputTokens: 40, outputTokens: 90 }),
+        req("b", { inputTokens: 47, outputTokens: 70 }),
+      ];
+      for (const r of reqs) inst.submit(r, 0);
+      inst.submit(req("c", { inputTokens: 1, outputTokens: 60 }), 300);
+      const done: Completion[] = [];
+      let checked = 0;
+      for (let t = 0; t <= 1_500; t += 7) {
+        inst.step(t, done);
+        const live = ["a", "b", "c"].filter((id) => inst.generated(id) !== undefined);
+        if (inst.currentStepMs() === 10 && live.length > 0) {
+          // Mid decode stretch: blocks are exactly ceil((prompt + generated) / 16) per request.
+          const want = live
+            .map((id) => {
+              const input = id === "a" ? 40 : id === "b" ? 47 : 1;
+              return Math.ceil((input + inst.generated(id)!) / 16);
+            })
+            .reduce((x, y) => x + y, 0);
+          expect(inst.kvBlocksUsed, `t=${t} index=${indexIds}`).toBe(want);
+          checked++;
+        }
+      }
+      expect(checked).toBeGreaterThan(50);
+      run(inst, 1e9, done);
+      expect(done.map((d) => d.req.id).sort()).toEqual(["a", "b", "c"]);
+      expect(inst.kvBlocksUsed).toBe(0);
+      expect(inst.cancel("a", 2_000)).toBe(false);
+    }
   });
 
   it("refuses a request whose prompt and output can never fit its KV cache", () => {

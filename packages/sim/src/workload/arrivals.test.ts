@@ -1,6 +1,6 @@
 import { createRng } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
-import { type ArrivalStream, burstShape, generateArrivals } from "./arrivals.js";
+import { type ArrivalStream, burstShape, generateArrivals, sortByArrival } from "./arrivals.js";
 import { drain } from "./types.js";
 
 const tokens = { inputTokens: [100, 100], outputTokens: [10, 10] };
@@ -59,5 +59,32 @@ describe("burstiness of generated arrivals", () => {
     expect(burstShape(1.5)).toBeCloseTo(0.8, 10);
     expect(burstShape(1.5, 0.2)).toBeCloseTo(0.8, 10);
     expect(burstShape(1.5, 300)).toBeCloseTo(240, 10);
+  });
+});
+
+describe("sortByArrival", () => {
+  it("orders like a stable comparator sort: counting sort on a minute, fallback on a wide span or fractions", () => {
+    const rng = createRng(5, "sort-test");
+    const make = (n: number, span: number, frac = false) =>
+      Array.from({ length: n }, (_, i) => ({
+        id: i, // generation order: ties must keep it
+        arrivalMs: (frac ? rng.next() * span : Math.floor(rng.next() * span)) + 3_600_000,
+        model: "m",
+        region: "r",
+        tier: "iw-fast" as const,
+        inputTokens: 1,
+        outputTokens: 1,
+      }));
+    for (const [n, span, frac] of [
+      [5_000, 60_000, false], // a minute: counting sort, many ties
+      [5_000, 100, false], // dense ties
+      [200, 1e9, false], // sparse: comparator sort
+      [1_000, 60_000, true], // fractional times: comparator sort
+      [10, 60_000, false], // small
+    ] as const) {
+      const reqs = make(n, span, frac);
+      const want = [...reqs].sort((a, b) => a.arrivalMs - b.arrivalMs).map((r) => r.id);
+      expect(sortByArrival([...reqs]).map((r) => r.id)).toEqual(want);
+    }
   });
 });

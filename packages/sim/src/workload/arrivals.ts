@@ -103,9 +103,38 @@ export function generateArrivals(spec: ArrivalSpec, rng: Rng): Workload {
         }
         t = sliceEnd;
       }
-      out.sort((a, b) => a.arrivalMs - b.arrivalMs);
-      for (const r of out) r.id = nextId++;
-      return out;
+      const sorted = sortByArrival(out);
+      for (const r of sorted) r.id = nextId++;
+      return sorted;
     },
   };
+}
+
+let counts = new Int32Array(0);
+
+/**
+ * Requests in arrival order, ties in their order in `reqs` (what a stable sort gives): a counting sort
+ * over the span of whole milliseconds when it is small next to the count (a minute of arrivals: one pass,
+ * no comparisons), else `Array.prototype.sort`. Sorting each minute's arrivals with a comparator was
+ * ~5 % of a paper-scale run.
+ */
+export function sortByArrival(reqs: SimRequest[]): SimRequest[] {
+  const n = reqs.length;
+  if (n < 64) return reqs.sort((a, b) => a.arrivalMs - b.arrivalMs);
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (const r of reqs) {
+    if (r.arrivalMs < lo) lo = r.arrivalMs;
+    if (r.arrivalMs > hi) hi = r.arrivalMs;
+  }
+  const span = hi - lo + 1;
+  if (!Number.isInteger(lo) || !Number.isInteger(hi) || span > 16 * n + 65_536)
+    return reqs.sort((a, b) => a.arrivalMs - b.arrivalMs);
+  if (counts.length < span + 1) counts = new Int32Array(span + 1);
+  else counts.fill(0, 0, span + 1);
+  for (const r of reqs) counts[r.arrivalMs - lo + 1]!++;
+  for (let i = 1; i <= span; i++) counts[i]! += counts[i - 1]!;
+  const out = new Array<SimRequest>(n);
+  for (const r of reqs) out[counts[r.arrivalMs - lo]!++] = r;
+  return out;
 }

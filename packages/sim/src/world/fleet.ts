@@ -267,6 +267,7 @@ export class SimFleet extends Actor {
           perf.stepTokenBudget(model, gpu, this.opts.stepBudgetMs ?? DEFAULT_STEP_BUDGET_MS),
       ),
       niwKvShare: this.opts.niwKvShare ?? 1,
+      indexIds: false,
       ...(this.opts.blockSize ? { blockSize: this.opts.blockSize } : {}),
       ...(this.opts.scheduling ? { scheduling: this.opts.scheduling } : {}),
     });
