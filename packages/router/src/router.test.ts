@@ -12,7 +12,7 @@ import {
 } from "@sageserve/protocol";
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
-import { RouterActor } from "./router.js";
+import { RouterActor, toInference } from "./router.js";
 
 /**
  * Node liveness in the router, on virtual time: an instance leaves routing when its node's heartbeats
@@ -279,5 +279,24 @@ describe("router demand history", () => {
     await clock.advance(60_000);
     const fast = reports.find((r) => r.model === "m")!.byTier["iw-fast"];
     expect(fast).toMatchObject({ requests: 2, inputTokens: 230 });
+  });
+});
+
+describe("router hand-off message", () => {
+  it("carries every RouteRequest field to the InferenceRequest (and nothing unset)", () => {
+    const every = {
+      ...RouteRequest.sample(),
+      deadlineMs: 2_000_000_000_000,
+      attempt: 2,
+      avoidNodes: ["n-1"],
+      body: { messages: [{ role: "user", content: "hi" }] },
+      streamTo: "gateway-1",
+    };
+    // The fixture sets every field the schema has, so a field added later fails here until copied.
+    expect(Object.keys(every).sort()).toEqual(Object.keys(RouteRequest.schema.shape).sort());
+    expect(toInference(every, "i-1")).toEqual({ ...every, instanceId: "i-1" });
+    const bare = { ...RouteRequest.sample() };
+    for (const k of ["deadlineMs", "attempt", "avoidNodes", "body", "streamTo"] as const) delete bare[k];
+    expect(Object.keys(toInference(bare, "i-1")).sort()).toEqual([...Object.keys(bare), "instanceId"].sort());
   });
 });

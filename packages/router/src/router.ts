@@ -31,6 +31,31 @@ import {
 
 type Route = Payload<typeof RouteRequest>;
 
+/**
+ * The InferenceRequest that hands `req` to an instance: every RouteRequest field (optional ones only when
+ * set) and the instance. Written out rather than `{ ...req, instanceId }`, which was ~3 % of a paper-scale
+ * simulation; router.test checks that no RouteRequest field is left behind.
+ */
+export function toInference(req: Route, instanceId: string): Payload<typeof InferenceRequest> {
+  const out: Payload<typeof InferenceRequest> = {
+    requestId: req.requestId,
+    model: req.model,
+    tier: req.tier,
+    originRegion: req.originRegion,
+    inputTokens: req.inputTokens,
+    maxOutputTokens: req.maxOutputTokens,
+    arrivalMs: req.arrivalMs,
+    stream: req.stream,
+    instanceId,
+  };
+  if (req.deadlineMs !== undefined) out.deadlineMs = req.deadlineMs;
+  if (req.attempt !== undefined) out.attempt = req.attempt;
+  if (req.avoidNodes !== undefined) out.avoidNodes = req.avoidNodes;
+  if (req.body !== undefined) out.body = req.body;
+  if (req.streamTo !== undefined) out.streamTo = req.streamTo;
+  return out;
+}
+
 export interface RouterOptions {
   id?: string;
   /** Regions the router serves and may spill between. */
@@ -306,7 +331,7 @@ export class RouterActor extends Actor {
     target.routedTokens += req.inputTokens + req.maxOutputTokens;
     target.routedRequests++;
     this.routed++;
-    this.publish(InferenceRequest, { node: target.nodeId }, { ...req, instanceId: target.instanceId });
+    this.publish(InferenceRequest, { node: target.nodeId }, toInference(req, target.instanceId));
     return {
       requestId: req.requestId,
       decision: "instance" as const,

@@ -392,7 +392,7 @@ export class SimFleet extends Actor {
   private complete(vm: Vm, c: Completion): void {
     if (vm.state !== "serving" && vm.state !== "draining") this.servedWhileNotServing++;
     const r = c.req;
-    this.reroutes.delete(r.id);
+    if (this.reroutes.size > 0) this.reroutes.delete(r.id);
     const first = r.firstTokenMs ?? c.doneMs;
     if (
       this.opts.traceSlow &&
