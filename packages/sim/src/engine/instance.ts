@@ -92,7 +92,7 @@ export const DEFAULT_MAX_NUM_SEQS = 512;
 
 const TIER_ORDER: Record<Tier, number> = { "iw-fast": 0, "iw-normal": 1, niw: 2 };
 const EPS = 1e-9;
-/** `checkAt` sits this many iterations before the exact boundary, so float rounding never skips it. */
+/** A `decAt` sits this many iterations before the exact boundary, so float rounding never skips it. */
 const CHECK_MARGIN = 1e-4;
 
 interface Seq {
@@ -113,11 +113,8 @@ interface Seq {
   finishIter: number;
   blocks: number;
   decoding: boolean;
-  /**
-   * Decoding: the iteration before which neither its KV block count nor "its next token opens a block"
-   * can change, so `syncBlocks` skips it (-Infinity: look at it next time).
-   */
-  checkAt: number;
+  /** Decoding: its index in the instance's `dec` / `decAt` arrays (-1 otherwise). */
+  decIdx: number;
   /** Prefill tokens scheduled in the current step. */
   chunk: number;
   /** Bumped when the request leaves the decode heap, so stale heap entries are skipped. */
@@ -204,7 +201,11 @@ export class Instance {
   /** Running requests in admission order (vLLM's `running` list). */
   private readonly running: Seq[] = [];
   private readonly heap: HeapEntry[] = [];
-  private nDecoding = 0;
+  /** Decoding requests (any order), and for each the iteration before which neither its KV block count
+   * nor "its next token opens a block" can change (`syncBlocks` skips it until then; -Infinity: look at
+   * it next time). A flat array of numbers, so the skip test reads no request object. */
+  private readonly dec: Seq[] = [];
+  private decAt = new Float64Array(64);
   private readonly waiting: Deque<Seq>[] = [new Deque(), new Deque(), new Deque()];
   private nWaiting = 0;
   private readonly byId: Map<string, Seq> | undefined;
@@ -294,7 +295,7 @@ export class Instance {
       gen0: 0,
       iter0: 0,
       finishIter: 0,
-      checkAt: Number.NEGATIVE_INFINITY,
+      decIdx: -1,
       blocks: 0,
       decoding: false,
       chunk: 0,
@@ -390,7 +391,7 @@ export class Instance {
     }
     this.running.length = 0;
     this.heap.length = 0;
-    this.nDecoding = 0;
+    this.dec.length = 0;
     this.usedBlocks = 0;
     this.niwBlocks = 0;
     this.runningTokens = 0;
@@ -521,9 +522,8 @@ export class Instance {
       }
       s.decoding = true;
       s.iter0 = this.iter;
-      s.checkAt = Number.NEGATIVE_INFINITY;
       s.finishIter = this.iter + (s.req.outputTokens - s.gen0);
-      this.nDecoding++;
+      this.addDecoding(s);
       this.heapPush({ finishIter: s.finishIter, seq: s, version: s.version });
     }
   }
@@ -535,6 +535,33 @@ export class Instance {
     done.push({ req: s.req, doneMs: this.lastMs });
   }
 
+  private get nDecoding(): number {
+    return this.dec.length;
+  }
+
+  private addDecoding(s: Seq): void {
+    const n = this.dec.length;
+    if (n === this.decAt.length) {
+      const grown = new Float64Array(2 * n);
+      grown.set(this.decAt);
+      this.decAt = grown;
+    }
+    this.dec.push(s);
+    this.decAt[n] = Number.NEGATIVE_INFINITY;
+    s.decIdx = n;
+  }
+
+  private removeDecoding(s: Seq): void {
+    const i = s.decIdx;
+    const last = this.dec.pop()!;
+    if (last !== s) {
+      this.dec[i] = last;
+      this.decAt[i] = this.decAt[this.dec.length]!;
+      last.decIdx = i;
+    }
+    s.decIdx = -1;
+  }
+
   /** Take a running request off the running list and free its blocks. */
   private removeRunning(s: Seq): void {
     const i = this.running.indexOf(s);
@@ -543,7 +570,7 @@ export class Instance {
       s.gen0 = this.genOf(s);
       s.decoding = false;
       s.version++;
-      this.nDecoding--;
+      this.removeDecoding(s);
     }
     this.usedBlocks -= s.blocks;
     if (s.req.tier === "niw") this.niwBlocks -= s.blocks;
@@ -553,7 +580,7 @@ export class Instance {
   /**
    * Blocks held by decoding requests as of now (they grow one token per step); returns how many of
    * them open a new block with their next token (listed in `opening`). A request is looked at only
-   * from its `checkAt` on: between block boundaries nothing about it changes. (A calendar queue of
+   * from its `decAt` on: between block boundaries nothing about it changes. (A calendar queue of
    * boundaries instead of this scan was measured slower: ~10 of ~76 decoding requests are due per sync
    * on paper-scale, and filing them costs more than skipping the rest.)
    */
@@ -562,8 +589,11 @@ export class Instance {
     const iter = this.iter;
     const opening = this.opening;
     if (opening.length > 0) opening.length = 0;
-    for (const s of this.running) {
-      if (!s.decoding || iter < s.checkAt) continue;
+    const dec = this.dec;
+    const at = this.decAt;
+    for (let i = 0; i < dec.length; i++) {
+      if (iter < at[i]!) continue;
+      const s = dec[i]!;
       const t = s.req.inputTokens + this.genOf(s);
       const b = Math.ceil(t / bs);
       if (b !== s.blocks) {
@@ -573,11 +603,11 @@ export class Instance {
       }
       if (t % bs === 0) {
         opening.push(s);
-        s.checkAt = Number.NEGATIVE_INFINITY;
+        at[i] = Number.NEGATIVE_INFINITY;
       } else {
         // genOf reaches the next multiple of bs (b * bs tokens) once iter - iter0 + EPS ≥ that many
         // more tokens: look again just before.
-        s.checkAt = s.iter0 + (b * bs - s.req.inputTokens - s.gen0) - CHECK_MARGIN;
+        at[i] = s.iter0 + (b * bs - s.req.inputTokens - s.gen0) - CHECK_MARGIN;
       }
     }
     return opening.length;
@@ -750,8 +780,7 @@ export class Instance {
     if (this.nDecoding * Math.ceil(kFin / bs) <= free) return Number.POSITIVE_INFINITY;
     const tokens: number[] = [];
     let base = 0;
-    for (const s of this.running) {
-      if (!s.decoding) continue;
+    for (const s of this.dec) {
       const t = s.req.inputTokens + this.genOf(s);
       tokens.push(t);
       base += Math.ceil((t + 1) / bs); // held after step 1
