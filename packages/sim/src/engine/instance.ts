@@ -97,6 +97,11 @@ const CHECK_MARGIN = 1e-4;
 
 interface Seq {
   req: InstanceRequest;
+  /** The request's prompt and output tokens and whether it is NIW, copied here: the hot loops then
+   * touch one object per request, not two. */
+  input: number;
+  output: number;
+  niw: boolean;
   /** Waiting queue (tier order under priority scheduling, 0 under fcfs). */
   prio: number;
   /** Arrival order on this instance (ties between equal arrival times). */
@@ -115,6 +120,11 @@ interface Seq {
   decoding: boolean;
   /** Decoding: its index in the instance's `dec` / `decAt` arrays (-1 otherwise). */
   decIdx: number;
+  /** Decoding and its next token opens a KV block: in `openList`, at `openIdx`. */
+  open: boolean;
+  openIdx: number;
+  /** Holds the block the last `plan` reserved for that token (given back at the next sync). */
+  reserved: boolean;
   /** Prefill tokens scheduled in the current step. */
   chunk: number;
   /** Bumped when the request leaves the decode heap, so stale heap entries are skipped. */
@@ -209,8 +219,10 @@ export class Instance {
   private readonly waiting: Deque<Seq>[] = [new Deque(), new Deque(), new Deque()];
   private nWaiting = 0;
   private readonly byId: Map<string, Seq> | undefined;
-  /** Decoding requests whose next token opens a KV block, as of the last `syncBlocks` (reused array). */
-  private readonly opening: Seq[] = [];
+  /** Decoding requests whose next token opens a KV block (as of the last `syncBlocks`). */
+  private readonly openList: Seq[] = [];
+  /** Requests holding a block `plan` reserved for their next token. */
+  private readonly reservedList: Seq[] = [];
   private orderSeq = 0;
   private usedBlocks = 0;
   private niwBlocks = 0;
@@ -288,6 +300,9 @@ export class Instance {
     this.advance(nowMs, this.pending);
     const s: Seq = {
       req: r,
+      input: r.inputTokens,
+      output: r.outputTokens,
+      niw: r.tier === "niw",
       prio: this.scheduling === "priority" ? TIER_ORDER[r.tier] : 0,
       order: this.orderSeq++,
       computed: 0,
@@ -296,6 +311,9 @@ export class Instance {
       iter0: 0,
       finishIter: 0,
       decIdx: -1,
+      open: false,
+      openIdx: -1,
+      reserved: false,
       blocks: 0,
       decoding: false,
       chunk: 0,
@@ -355,10 +373,10 @@ export class Instance {
     if (s.where === "waiting") {
       this.waiting[s.prio]!.remove(s);
       this.nWaiting--;
-      this.waitingTokens -= s.req.inputTokens + s.req.outputTokens;
+      this.waitingTokens -= s.input + s.output;
     } else {
       this.removeRunning(s);
-      this.runningTokens -= s.req.inputTokens + s.req.outputTokens;
+      this.runningTokens -= s.input + s.output;
       if (s.chunk) this.stepSeqs = this.stepSeqs.filter((x) => x !== s);
       s.chunk = 0;
     }
@@ -392,6 +410,8 @@ export class Instance {
     this.running.length = 0;
     this.heap.length = 0;
     this.dec.length = 0;
+    this.openList.length = 0;
+    this.reservedList.length = 0;
     this.usedBlocks = 0;
     this.niwBlocks = 0;
     this.runningTokens = 0;
@@ -449,7 +469,7 @@ export class Instance {
 
   private genOf(s: Seq): number {
     if (!s.decoding) return s.gen0;
-    return Math.min(s.req.outputTokens, s.gen0 + Math.floor(this.iter - s.iter0 + EPS));
+    return Math.min(s.output, s.gen0 + Math.floor(this.iter - s.iter0 + EPS));
   }
 
   private topFinishIter(): number {
@@ -515,14 +535,14 @@ export class Instance {
       if (s.computed < s.target) continue;
       s.gen0++;
       if (s.req.firstTokenMs === undefined) s.req.firstTokenMs = this.lastMs;
-      if (s.gen0 >= s.req.outputTokens) {
+      if (s.gen0 >= s.output) {
         this.removeRunning(s);
         this.complete(s, done);
         continue;
       }
       s.decoding = true;
       s.iter0 = this.iter;
-      s.finishIter = this.iter + (s.req.outputTokens - s.gen0);
+      s.finishIter = this.iter + (s.output - s.gen0);
       this.addDecoding(s);
       this.heapPush({ finishIter: s.finishIter, seq: s, version: s.version });
     }
@@ -531,7 +551,7 @@ export class Instance {
   private complete(s: Seq, done: Completion[]): void {
     s.where = "gone";
     this.byId?.delete(s.req.id);
-    this.runningTokens -= s.req.inputTokens + s.req.outputTokens;
+    this.runningTokens -= s.input + s.output;
     done.push({ req: s.req, doneMs: this.lastMs });
   }
 
@@ -572,45 +592,75 @@ export class Instance {
       s.version++;
       this.removeDecoding(s);
     }
+    if (s.open) this.unopen(s);
     this.usedBlocks -= s.blocks;
-    if (s.req.tier === "niw") this.niwBlocks -= s.blocks;
+    if (s.niw) this.niwBlocks -= s.blocks;
     s.blocks = 0;
+    s.reserved = false;
+  }
+
+  private unopen(s: Seq): void {
+    const list = this.openList;
+    const last = list.pop()!;
+    if (last !== s) {
+      list[s.openIdx] = last;
+      last.openIdx = s.openIdx;
+    }
+    s.open = false;
+    s.openIdx = -1;
   }
 
   /**
    * Blocks held by decoding requests as of now (they grow one token per step); returns how many of
-   * them open a new block with their next token (listed in `opening`). A request is looked at only
-   * from its `decAt` on: between block boundaries nothing about it changes. (A calendar queue of
-   * boundaries instead of this scan was measured slower: ~10 of ~76 decoding requests are due per sync
-   * on paper-scale, and filing them costs more than skipping the rest.)
+   * them open a new block with their next token (those in `openList`). The blocks the last `plan`
+   * reserved for that token are given back first. A request is looked at only from its `decAt` on:
+   * until its next token (while that token opens a block) or its next multiple of the block size,
+   * nothing about it changes. (A calendar queue of boundaries instead of this scan was measured slower:
+   * ~10 of ~76 decoding requests are due per sync on paper-scale, and filing them costs more than
+   * skipping the rest.)
    */
   private syncBlocks(): number {
     const bs = this.blockSize;
     const iter = this.iter;
-    const opening = this.opening;
-    if (opening.length > 0) opening.length = 0;
+    const reserved = this.reservedList;
+    if (reserved.length > 0) {
+      for (const s of reserved) {
+        if (!s.reserved) continue; // left the running list since
+        s.reserved = false;
+        s.blocks--;
+        this.usedBlocks--;
+        if (s.niw) this.niwBlocks--;
+      }
+      reserved.length = 0;
+    }
     const dec = this.dec;
     const at = this.decAt;
     for (let i = 0; i < dec.length; i++) {
       if (iter < at[i]!) continue;
       const s = dec[i]!;
-      const t = s.req.inputTokens + this.genOf(s);
+      const t = s.input + this.genOf(s);
       const b = Math.ceil(t / bs);
       if (b !== s.blocks) {
         this.usedBlocks += b - s.blocks;
-        if (s.req.tier === "niw") this.niwBlocks += b - s.blocks;
+        if (s.niw) this.niwBlocks += b - s.blocks;
         s.blocks = b;
       }
+      // genOf reaches n more tokens once iter - iter0 + EPS ≥ n: look again just before the next
+      // token (while it opens a block) or before the next multiple of bs.
+      const base = s.iter0 - s.input - s.gen0 - CHECK_MARGIN;
       if (t % bs === 0) {
-        opening.push(s);
-        at[i] = Number.NEGATIVE_INFINITY;
+        if (!s.open) {
+          s.open = true;
+          s.openIdx = this.openList.length;
+          this.openList.push(s);
+        }
+        at[i] = base + t + 1;
       } else {
-        // genOf reaches the next multiple of bs (b * bs tokens) once iter - iter0 + EPS ≥ that many
-        // more tokens: look again just before.
-        at[i] = s.iter0 + (b * bs - s.req.inputTokens - s.gen0) - CHECK_MARGIN;
+        if (s.open) this.unopen(s);
+        at[i] = base + b * bs;
       }
     }
-    return opening.length;
+    return this.openList.length;
   }
 
   /** The running request vLLM preempts first: lowest priority, latest arrival. */
@@ -623,16 +673,16 @@ export class Instance {
 
   private preempt(s: Seq): void {
     this.removeRunning(s);
-    this.runningTokens -= s.req.inputTokens + s.req.outputTokens;
+    this.runningTokens -= s.input + s.output;
     s.chunk = 0;
     s.computed = 0;
-    s.target = Math.max(1, s.req.inputTokens + s.gen0);
+    s.target = Math.max(1, s.input + s.gen0);
     s.where = "waiting";
     s.req.preemptions = (s.req.preemptions ?? 0) + 1;
     this.preemptions++;
     this.waiting[s.prio]!.unshift(s);
     this.nWaiting++;
-    this.waitingTokens += s.req.inputTokens + s.req.outputTokens;
+    this.waitingTokens += s.input + s.output;
   }
 
   private peekWaiting(): Seq | undefined {
@@ -658,17 +708,18 @@ export class Instance {
       const v = this.victim()!;
       if (v.decoding) {
         budget++;
-        if ((v.req.inputTokens + this.genOf(v)) % bs === 0) extra--;
+        if ((v.input + this.genOf(v)) % bs === 0) extra--;
       }
       this.preempt(v);
       preempted = true;
     }
     if (extra > 0)
-      for (const s of this.opening) {
-        if (!s.decoding) continue; // preempted above
+      for (const s of this.openList) {
         s.blocks++;
+        s.reserved = true;
+        this.reservedList.push(s);
         this.usedBlocks++;
-        if (s.req.tier === "niw") this.niwBlocks++;
+        if (s.niw) this.niwBlocks++;
       }
     const chunks: Seq[] = [];
     let prefillTokens = 0;
@@ -701,7 +752,7 @@ export class Instance {
       if (self) break;
       s.blocks += need;
       this.usedBlocks += need;
-      if (s.req.tier === "niw") this.niwBlocks += need;
+      if (s.niw) this.niwBlocks += need;
       s.chunk = c;
       chunks.push(s);
       prefillTokens += c;
@@ -714,16 +765,16 @@ export class Instance {
         const c = Math.min(s.target, budget, this.longPrefill);
         const need = this.blocksFor(c);
         if (need > this.numBlocks - this.usedBlocks) break;
-        if (s.req.tier === "niw" && this.niwBlocks + need > this.niwKvShare * this.numBlocks) break;
+        if (s.niw && this.niwBlocks + need > this.niwKvShare * this.numBlocks) break;
         this.waiting[s.prio]!.shift();
         this.nWaiting--;
-        this.waitingTokens -= s.req.inputTokens + s.req.outputTokens;
-        this.runningTokens += s.req.inputTokens + s.req.outputTokens;
+        this.waitingTokens -= s.input + s.output;
+        this.runningTokens += s.input + s.output;
         s.where = "running";
         s.computed = 0;
         s.blocks = need;
         this.usedBlocks += need;
-        if (s.req.tier === "niw") this.niwBlocks += need;
+        if (s.niw) this.niwBlocks += need;
         if (s.req.admittedMs === undefined) s.req.admittedMs = nowMs;
         this.running.push(s);
         s.chunk = c;
@@ -781,7 +832,7 @@ export class Instance {
     const tokens: number[] = [];
     let base = 0;
     for (const s of this.dec) {
-      const t = s.req.inputTokens + this.genOf(s);
+      const t = s.input + this.genOf(s);
       tokens.push(t);
       base += Math.ceil((t + 1) / bs); // held after step 1
     }
