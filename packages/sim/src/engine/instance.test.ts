@@ -239,6 +239,70 @@ describe("Instance v2 (vLLM V1-like steps, analytic)", () => {
     }
   });
 
+  it("decides exactly as with a full KV count at every step (random load, KV pressure, preemption)", () => {
+    // A tiny LCG keeps the test self-contained and deterministic.
+    let x = 12345;
+    const rnd = () => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return x / 2 ** 31;
+    };
+    const reqs: InstanceRequest[] = [];
+    for (let i = 0, t = 0; i < 3_000; i++) {
+      t += Math.floor(rnd() * 6);
+      const tier = rnd() < 0.2 ? "niw" : rnd() < 0.5 ? "iw-normal" : "iw-fast";
+      reqs.push(
+        req(`r${i}`, {
+          arrivalMs: t,
+          tier,
+          inputTokens: 1 + Math.floor(rnd() * 700),
+          outputTokens: 1 + Math.floor(rnd() * 400),
+        }),
+      );
+    }
+    const timingB = { prefillMs: (p: number) => 0.05 * p + 2, decodeIterMs: (b: number) => 4 + 0.02 * b };
+    const trace = (alwaysSync: boolean, kvCapacityTokens: number, niwKvShare: number) => {
+      const inst = make({
+        timing: timingB,
+        kvCapacityTokens,
+        blockSize: 16,
+        maxNumSeqs: 64,
+        maxBatchedTokens: 1_024,
+        niwKvShare,
+        alwaysSync,
+        indexIds: false,
+      });
+      const done: Completion[] = [];
+      const kv: number[] = [];
+      for (const r of reqs) {
+        inst.step(r.arrivalMs, done);
+        kv.push(inst.kvBlocksUsed);
+        inst.submit({ ...r }, r.arrivalMs);
+      }
+      run(inst, 1e12, done);
+      return {
+        done: done.map(
+          (d) => `${d.req.id}@${d.doneMs.toFixed(6)}/${d.req.firstTokenMs?.toFixed(6)}/${d.req.preemptions}`,
+        ),
+        kv,
+        preemptions: inst.preemptions,
+      };
+    };
+    // Roomy (the bound lets most decisions skip the count), tight (preemptions), and an NIW share.
+    for (const [kvTokens, share] of [
+      [400_000, 1],
+      [24_000, 1],
+      [40_000, 0.5],
+    ] as const) {
+      const exact = trace(true, kvTokens, share);
+      const fast = trace(false, kvTokens, share);
+      expect(fast.done.length).toBe(3_000);
+      expect(fast.preemptions).toBe(exact.preemptions);
+      expect(fast.kv).toEqual(exact.kv);
+      expect(fast.done).toEqual(exact.done);
+      if (kvTokens === 24_000) expect(exact.preemptions).toBeGreaterThan(0);
+    }
+  });
+
   it("refuses a request whose prompt and output can never fit its KV cache", () => {
     const inst = make({ kvCapacityTokens: 64, blockSize: 16 });
     expect(inst.submit(req("big", { inputTokens: 60, outputTokens: 10 }), 0)).toBe(false);

@@ -84,6 +84,11 @@ export interface InstanceOptions {
    * was ~4 % of a paper-scale run) and the two then search the instance's queues.
    */
   indexIds?: boolean;
+  /**
+   * Count every decoding request's KV blocks at every scheduling decision instead of only when a bound
+   * says the count could matter (the tests compare the two: same steps, same completions).
+   */
+  alwaysSync?: boolean;
 }
 
 export const DEFAULT_BLOCK_SIZE = 16;
@@ -226,6 +231,15 @@ export class Instance {
   private orderSeq = 0;
   private usedBlocks = 0;
   private niwBlocks = 0;
+  /**
+   * The last plan ran on the blocks as of an earlier sync (`boundedPlan`): decoding requests' growth
+   * since `syncIter` and the reservation for their next token are not in `usedBlocks` yet.
+   */
+  private unsynced = false;
+  private syncIter = 0;
+  /** Most blocks one step's prefill chunks can take: ceil(token budget / block size) + one per request. */
+  private readonly maxStepBlocks: number;
+  private readonly alwaysSync: boolean;
   /** Completions found while advancing outside `step()` (e.g. on submit); handed out at the next step. */
   private readonly pending: Completion[] = [];
 
@@ -251,6 +265,8 @@ export class Instance {
     this.timing = o.timing;
     this.lastMs = o.nowMs;
     this.byId = o.indexIds === false ? undefined : new Map();
+    this.maxStepBlocks = Math.ceil(this.maxBatchedTokens / this.blockSize) + this.maxBatch;
+    this.alwaysSync = o.alwaysSync === true;
     if (!(this.blockSize >= 1) || !Number.isInteger(this.blockSize))
       throw new RangeError(`blockSize must be a positive integer, got ${o.blockSize}`);
     if (!(this.maxBatch >= 1)) throw new RangeError(`maxNumSeqs must be ≥ 1, got ${o.maxNumSeqs}`);
@@ -285,7 +301,14 @@ export class Instance {
 
   /** KV blocks in use as of the instance's last step or submit (decoding requests grow between events). */
   get kvBlocksUsed(): number {
-    if (Number.isNaN(this.stepEndMs) && this.nDecoding > 0) this.syncBlocks();
+    if (Number.isNaN(this.stepEndMs)) {
+      if (this.nDecoding > 0) this.syncBlocks();
+    } else if (this.unsynced) {
+      // Inside a prefill-carrying step: what the plan would have counted had it synced (iter has not
+      // moved since), reservation included.
+      this.syncBlocks();
+      this.reserve();
+    }
     return this.usedBlocks;
   }
 
@@ -414,6 +437,7 @@ export class Instance {
     this.reservedList.length = 0;
     this.usedBlocks = 0;
     this.niwBlocks = 0;
+    this.unsynced = false;
     this.runningTokens = 0;
     this.stepEndMs = Number.NaN;
     this.stepSeqs = [];
@@ -622,6 +646,8 @@ export class Instance {
   private syncBlocks(): number {
     const bs = this.blockSize;
     const iter = this.iter;
+    this.unsynced = false;
+    this.syncIter = iter;
     const reserved = this.reservedList;
     if (reserved.length > 0) {
       for (const s of reserved) {
@@ -663,6 +689,36 @@ export class Instance {
     return this.openList.length;
   }
 
+  /** A block for the next token of each decoding request whose next token opens one. */
+  private reserve(): void {
+    for (const s of this.openList) {
+      s.blocks++;
+      s.reserved = true;
+      this.reservedList.push(s);
+      this.usedBlocks++;
+      if (s.niw) this.niwBlocks++;
+    }
+  }
+
+  /** Most blocks the decoding requests can have grown by since the last sync (≤ Δiter + 1 tokens each). */
+  private growthBound(): number {
+    return this.nDecoding * (Math.floor((this.iter - this.syncIter) / this.blockSize) + 2);
+  }
+
+  /**
+   * Whether a plan can skip the sync (an O(batch) pass, the engine's largest cost at paper-scale): even
+   * if every decoding request grew by the most it can have since the last sync, each took a block for
+   * its next token and the step's prefill took the most blocks a step can, every block comparison the
+   * plan makes (preemption for growth, chunk and admission fit, the NIW share) would come out as with
+   * the exact count. Exactness is restored (`syncBlocks` + `reserve`) wherever a count is read.
+   */
+  private boundedPlan(): boolean {
+    if (this.alwaysSync) return false;
+    const worst = this.growthBound() + this.nDecoding + this.maxStepBlocks;
+    if (this.usedBlocks + worst > this.numBlocks) return false;
+    return this.niwKvShare >= 1 || this.niwBlocks + worst <= this.niwKvShare * this.numBlocks;
+  }
+
   /** The running request vLLM preempts first: lowest priority, latest arrival. */
   private victim(): Seq | undefined {
     let v: Seq | undefined;
@@ -699,7 +755,9 @@ export class Instance {
    * step the start of a decode stretch.
    */
   private plan(nowMs: number): void {
-    let extra = this.syncBlocks();
+    const bounded = this.boundedPlan();
+    let extra = bounded ? 0 : this.syncBlocks();
+    this.unsynced = bounded;
     let budget = this.maxBatchedTokens - this.nDecoding;
     let preempted = false;
     // Decodes whose next token opens a new block: preempt until those blocks are free.
@@ -713,14 +771,7 @@ export class Instance {
       this.preempt(v);
       preempted = true;
     }
-    if (extra > 0)
-      for (const s of this.openList) {
-        s.blocks++;
-        s.reserved = true;
-        this.reservedList.push(s);
-        this.usedBlocks++;
-        if (s.niw) this.niwBlocks++;
-      }
+    if (extra > 0) this.reserve();
     const chunks: Seq[] = [];
     let prefillTokens = 0;
     // Running requests still prefilling, in admission order (`left`: how many are at or after i).
@@ -825,6 +876,13 @@ export class Instance {
     const kFin = Math.ceil(this.topFinishIter() - this.iter - EPS);
     if (!Number.isFinite(kFin) || kFin <= 1) return Number.POSITIVE_INFINITY;
     const bs = this.blockSize;
+    if (this.unsynced) {
+      // The exact count is at most the bound's: enough room by the bound is enough room.
+      const freeAtLeast = this.numBlocks - this.usedBlocks - this.growthBound() - this.nDecoding;
+      if (this.nDecoding * Math.ceil(kFin / bs) <= freeAtLeast) return Number.POSITIVE_INFINITY;
+      this.syncBlocks();
+      this.reserve();
+    }
     // Blocks already held (synced) plus the first step's reservation are in usedBlocks; seq i needs
     // ceil((T_i + k) / bs) blocks at the k-th step from now.
     const free = this.numBlocks - this.usedBlocks;
