@@ -284,8 +284,9 @@ describe("router demand history", () => {
 
 describe("router hand-off message", () => {
   it("carries every RouteRequest field to the InferenceRequest (and nothing unset)", () => {
-    const every = {
+    const every: Payload<typeof RouteRequest> = {
       ...RouteRequest.sample(),
+      stream: true,
       deadlineMs: 2_000_000_000_000,
       attempt: 2,
       avoidNodes: ["n-1"],
@@ -295,7 +296,7 @@ describe("router hand-off message", () => {
     // The fixture sets every field the schema has, so a field added later fails here until copied.
     expect(Object.keys(every).sort()).toEqual(Object.keys(RouteRequest.schema.shape).sort());
     expect(toInference(every, "i-1")).toEqual({ ...every, instanceId: "i-1" });
-    const bare = { ...RouteRequest.sample() };
+    const bare: Payload<typeof RouteRequest> = { ...RouteRequest.sample(), stream: false };
     for (const k of ["deadlineMs", "attempt", "avoidNodes", "body", "streamTo"] as const) delete bare[k];
     expect(Object.keys(toInference(bare, "i-1")).sort()).toEqual([...Object.keys(bare), "instanceId"].sort());
   });
