@@ -138,12 +138,6 @@ interface Seq {
   where: "waiting" | "running" | "gone";
 }
 
-interface HeapEntry {
-  finishIter: number;
-  seq: Seq;
-  version: number;
-}
-
 class Deque<T> {
   private items: T[] = [];
   private head = 0;
@@ -215,7 +209,7 @@ export class Instance {
 
   /** Running requests in admission order (vLLM's `running` list). */
   private readonly running: Seq[] = [];
-  private readonly heap: HeapEntry[] = [];
+  private readonly heap = new DecodeHeap();
   /** Decoding requests (any order), and for each the iteration before which neither its KV block count
    * nor "its next token opens a block" can change (`syncBlocks` skips it until then; -Infinity: look at
    * it next time). A flat array of numbers, so the skip test reads no request object. */
@@ -431,7 +425,7 @@ export class Instance {
       this.byId?.delete(s.req.id);
     }
     this.running.length = 0;
-    this.heap.length = 0;
+    this.heap.clear();
     this.dec.length = 0;
     this.openList.length = 0;
     this.reservedList.length = 0;
@@ -498,8 +492,8 @@ export class Instance {
 
   private topFinishIter(): number {
     const h = this.heap;
-    while (h.length && h[0]!.version !== h[0]!.seq.version) this.heapPop();
-    return h.length ? h[0]!.finishIter : Number.POSITIVE_INFINITY;
+    while (h.size > 0 && h.topVersion() !== h.top().version) h.pop();
+    return h.size > 0 ? h.topKey() : Number.POSITIVE_INFINITY;
   }
 
   private advance(nowMs: number, done: Completion[]): void {
@@ -541,7 +535,7 @@ export class Instance {
     for (;;) {
       const top = this.topFinishIter();
       if (top > this.iter + EPS) return;
-      const { seq } = this.heapPop()!;
+      const seq = this.heap.pop();
       seq.version++;
       this.removeRunning(seq);
       this.complete(seq, done);
@@ -568,7 +562,7 @@ export class Instance {
       s.iter0 = this.iter;
       s.finishIter = this.iter + (s.output - s.gen0);
       this.addDecoding(s);
-      this.heapPush({ finishIter: s.finishIter, seq: s, version: s.version });
+      this.heap.push(s.finishIter, s, s.version);
     }
   }
 
@@ -910,38 +904,86 @@ export class Instance {
     // Step `hi` needs the missing block: decide at its start.
     return this.iter + hi - 1;
   }
+}
 
-  private heapPush(x: HeapEntry): void {
-    const a = this.heap;
-    a.push(x);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (a[p]!.finishIter <= x.finishIter) break;
-      a[i] = a[p]!;
-      i = p;
-    }
-    a[i] = x;
+/**
+ * Min-heap of decoding requests by the iteration of their last token, with the request's version when
+ * pushed (an entry whose request moved on is stale). Keys and versions sit in flat arrays, so sifting
+ * reads no request object; ties break as the object heap this replaced did (same pops, same bytes).
+ */
+class DecodeHeap {
+  private keys = new Float64Array(64);
+  private versions = new Float64Array(64);
+  private seqs: (Seq | undefined)[] = [];
+  size = 0;
+
+  topKey(): number {
+    return this.keys[0]!;
   }
 
-  private heapPop(): HeapEntry | undefined {
-    const a = this.heap;
-    const top = a[0];
-    const last = a.pop();
-    if (!top || !last) return top;
-    if (a.length) {
+  topVersion(): number {
+    return this.versions[0]!;
+  }
+
+  top(): Seq {
+    return this.seqs[0]!;
+  }
+
+  push(key: number, seq: Seq, version: number): void {
+    if (this.size === this.keys.length) {
+      const k = new Float64Array(2 * this.size);
+      k.set(this.keys);
+      this.keys = k;
+      const v = new Float64Array(2 * this.size);
+      v.set(this.versions);
+      this.versions = v;
+    }
+    const { keys, versions, seqs } = this;
+    let i = this.size++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (keys[p]! <= key) break;
+      keys[i] = keys[p]!;
+      versions[i] = versions[p]!;
+      seqs[i] = seqs[p];
+      i = p;
+    }
+    keys[i] = key;
+    versions[i] = version;
+    seqs[i] = seq;
+  }
+
+  /** Remove and return the top (the heap is not empty). */
+  pop(): Seq {
+    const { keys, versions, seqs } = this;
+    const top = seqs[0]!;
+    const n = --this.size;
+    if (n > 0) {
+      const lk = keys[n]!;
+      const lv = versions[n]!;
+      const ls = seqs[n];
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
-        if (l >= a.length) break;
+        if (l >= n) break;
         const r = l + 1;
-        const c = r < a.length && a[r]!.finishIter < a[l]!.finishIter ? r : l;
-        if (a[c]!.finishIter >= last.finishIter) break;
-        a[i] = a[c]!;
+        const c = r < n && keys[r]! < keys[l]! ? r : l;
+        if (keys[c]! >= lk) break;
+        keys[i] = keys[c]!;
+        versions[i] = versions[c]!;
+        seqs[i] = seqs[c];
         i = c;
       }
-      a[i] = last;
+      keys[i] = lk;
+      versions[i] = lv;
+      seqs[i] = ls;
     }
+    seqs[n] = undefined;
     return top;
+  }
+
+  clear(): void {
+    this.size = 0;
+    this.seqs.length = 0;
   }
 }
