@@ -27,6 +27,9 @@ const scaled = existsSync(new URL("results/scaled.json", dir)) ? load("scaled.js
 const psDay = existsSync(new URL("results/paper-scale-day.json", dir))
   ? load("paper-scale-day.json")
   : undefined;
+const psWeek = existsSync(new URL("results/paper-scale-week.json", dir))
+  ? load("paper-scale-week.json")
+  : undefined;
 
 const f = (x: number, d = 1) =>
   x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -281,6 +284,12 @@ let doc = template
     psDay
       ? paperScaleTable(psDay.runs)
       : "_not run yet: `npm run results` (or `tsx scripts/results-run.ts paper-scale-day`)_",
+  )
+  .replaceAll(
+    "{{paperScaleWeekTable}}",
+    psWeek
+      ? paperScaleTable(psWeek.runs)
+      : "_not run yet: `npm run results` (or `tsx scripts/results-run.ts paper-scale-week`)_",
   )
   .replaceAll("{{scaledRequests}}", scaled ? f(scaled.runs[0]!.report.requests.generated, 0) : "–")
   .replaceAll("{{floor}}", f(floorGpuHours(), 0))

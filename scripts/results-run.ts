@@ -1,6 +1,6 @@
 // Runs the policy comparison (paper-week) and the sensitivity studies (day), writing raw reports to
 // docs/results/*.json. `npm run results` runs this, then scripts/results-render.ts.
-//   tsx scripts/results-run.ts [main|scaled|sensitivity|paper-scale-day|all] [--jobs n] [--only best,lt-ua] [--scale x] [--scenario name]
+//   tsx scripts/results-run.ts [main|scaled|sensitivity|paper-scale-day|paper-scale-week|all] [--jobs n] [--only best,lt-ua] [--scale x] [--scenario name]
 // Each simulation runs in its own worker process, `--jobs` at a time (default: the cores, at most 4).
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -66,10 +66,12 @@ const SENSITIVITY: Record<string, Partial<SimOptions>> = {
 
 /** `paper-scale`'s first day (17.7 M requests; endpoints at 10–40 instances): where pools are big. */
 const PAPER_SCALE_DAY = ["siloed-reactive", "unified-reactive", "lt-ua", "lt-ua-0.9", "lt-ua-1.0", "best"];
+/** The whole `paper-scale` week (109 M requests, ~17 min a run): the baselines and the leading LT-UA. */
+const PAPER_SCALE_WEEK = ["siloed-reactive", "unified-reactive", "lt-ua-1.0"];
 
 interface Job {
   /** Output file (docs/results/<group>.json) and position in it. */
-  group: "main" | "scaled" | "sensitivity" | "paper-scale-day";
+  group: "main" | "scaled" | "sensitivity" | "paper-scale-day" | "paper-scale-week";
   scenario: string;
   name: string;
   variant?: string;
@@ -99,6 +101,10 @@ function jobs(): Job[] {
         extra: { transforms: { durationMs: 24 * H } },
       });
   }
+  if (what === "paper-scale-week" || what === "all") {
+    for (const name of PAPER_SCALE_WEEK)
+      out.push({ group: "paper-scale-week", scenario: "paper-scale", name, cfg: CONFIGS[name]!, extra: {} });
+  }
   if (what === "sensitivity" || what === "all") {
     const scenario = opt("scenario") ?? "day";
     for (const [variant, extra] of Object.entries(SENSITIVITY)) {
@@ -126,7 +132,7 @@ async function run(job: Job) {
     `${job.scenario}${job.extra.scale ? ` ×${job.extra.scale}` : ""} ${job.variant ? `${job.variant} ` : ""}${job.name}: ${r.report.gpuHours.total.toFixed(0)} GPU-h, IW-fast SLO ${(100 * r.report.slo["iw-fast"].attainment).toFixed(2)} %, ${wallS.toFixed(0)} s`,
   );
   let report: object = r.report;
-  if (job.group === "sensitivity" || job.group === "paper-scale-day") {
+  if (job.group === "sensitivity" || job.group.startsWith("paper-scale")) {
     // The tables need the summary, not the 15-minute series (keeps the stored JSON small).
     const { timeseries: _series, ...rest } = r.report;
     report = rest;
@@ -152,8 +158,13 @@ if (jobArg !== undefined) {
     .map((j, i) => ({
       i,
       cost:
-        (j.scenario === "paper-week" ? 7 : j.scenario === "paper-scale" ? 12 : 1) *
-        ((j.extra.scale as number) ?? 1),
+        (j.scenario === "paper-week"
+          ? 7
+          : j.scenario === "paper-scale"
+            ? j.extra.transforms?.durationMs
+              ? 12
+              : 84
+            : 1) * ((j.extra.scale as number) ?? 1),
     }))
     .sort((a, b) => b.cost - a.cost)
     .map((x) => x.i);
@@ -191,7 +202,7 @@ if (jobArg !== undefined) {
     }),
   );
   rmSync(tmp, { recursive: true, force: true });
-  for (const group of ["main", "scaled", "sensitivity", "paper-scale-day"] as const) {
+  for (const group of ["main", "scaled", "sensitivity", "paper-scale-day", "paper-scale-week"] as const) {
     const idx = all.flatMap((j, i) => (j.group === group ? [i] : []));
     if (!idx.length) continue;
     const j0 = all[idx[0]!]!;
