@@ -140,10 +140,12 @@ describe("fault: a node agent SIGKILLed mid-stream; a region cut off", () => {
 
     // The router stops routing to westus-a once its heartbeats stop (TTL 3 × 500 ms), long before its last
     // load report would go stale (30 s).
+    // Waited for up to the stale-report bound, so the time check below can fail: within 10 s (the TTL
+    // plus slack for a loaded machine), not the 30 s a stale load report would take.
     expect(
-      await until(() => !router.routableInstances(MODEL).some((i) => i.nodeId === a.nodeId), 20_000),
+      await until(() => !router.routableInstances(MODEL).some((i) => i.nodeId === a.nodeId), 30_000),
     ).toBe(true);
-    expect(Date.now() - killedAt).toBeLessThan(20_000);
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
     expect(router.routableInstances(MODEL).map((i) => i.nodeId)).toEqual(["westus-b"]);
 
     // The stream that had started ends with an OpenAI error event naming the cause, not a hang, no [DONE].

@@ -255,7 +255,9 @@ describe(`fuzzing every gateway endpoint: ${PER_ENDPOINT.toLocaleString("en")} m
     for (const a of [router, node, gateway]) await a.start();
     port = Number(new URL(gateway.url).port);
     for (let i = 0; i < 100 && node.currentState !== "serving"; i++) await clock.sleep(100);
-    await clock.sleep(400); // a load report reaches the router
+    // Until the router has heard the serving instance's load report (a condition, not a fixed sleep).
+    for (let i = 0; i < 100 && router.routableInstances().length === 0; i++) await clock.sleep(50);
+    expect(router.routableInstances()).toHaveLength(1);
   }, 60_000);
 
   afterAll(async () => {

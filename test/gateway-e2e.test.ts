@@ -68,7 +68,9 @@ describe("gateway → router → node agent → engine emulator", () => {
       if (d.ok) done.push(d.value as Payload<typeof RequestDone>);
     });
     for (let i = 0; i < 50 && node.currentState !== "serving"; i++) await clock.sleep(100);
-    await clock.sleep(400); // a load report reaches the router
+    // Until the router has heard the serving instance's load report (a condition, not a fixed sleep).
+    for (let i = 0; i < 100 && router.routableInstances().length === 0; i++) await clock.sleep(50);
+    expect(router.routableInstances()).toHaveLength(1);
   }, 30_000);
 
   afterAll(async () => {

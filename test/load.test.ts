@@ -21,9 +21,16 @@ describe("sustained load through the live path", () => {
   }, 180_000);
 
   it("reports throughput, latency percentiles and memory over time", () => {
-    expect(r.throughputRps).toBeGreaterThan(0);
-    expect(r.outputTokensPerS).toBeGreaterThan(0);
-    expect(r.ttftMs.p50).toBeLessThanOrEqual(r.ttftMs.p99);
+    // Every request answered over a 30-second open-loop run at 25 requests/s: the rate it was sent at,
+    // give or take the arrival process's randomness.
+    const sent = r.sent["iw-fast"] + r.sent["iw-normal"] + r.sent.niw;
+    expect(r.throughputRps).toBeCloseTo(sent / 30, 6);
+    expect(r.throughputRps).toBeGreaterThan(20);
+    expect(r.throughputRps).toBeLessThan(30);
+    expect(r.outputTokensPerS).toBeGreaterThan(r.throughputRps); // more than one token per answer
+    // First tokens were measured (not zero) and came within 10 s even on a loaded 2-core machine.
+    expect(r.ttftMs.p50).toBeGreaterThan(0);
+    expect(r.ttftMs.p99).toBeLessThan(10_000);
     expect(r.e2eMs.niw.p50).toBeGreaterThan(0);
     // A sample every 5 s plus one at the end, and nothing left in flight once every answer is in.
     expect(r.memory.length).toBeGreaterThanOrEqual(7);
