@@ -1,5 +1,5 @@
-import { type Payload, Plan } from "@sageserve/protocol";
-import { Actor, type ActorContext } from "@sageserve/runtime";
+import { InferenceRequest, InstanceTransition, type Payload, Plan, VmCommand } from "@sageserve/protocol";
+import { Actor, type ActorContext, type HandlerMeta } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
 import { resolveWorkload, withBurst } from "../workload/index.js";
 import { runSimulation } from "./simulate.js";
@@ -46,14 +46,36 @@ describe("sensitivity hooks", () => {
   });
 
   it("a region outage fails its VMs, hands their requests to other regions and boots nothing there until it ends", async () => {
+    let watcher: OutageWatcher | undefined;
     const r = await runSimulation({
       scenario: "smoke",
       policy: "unified-reactive",
       seed: 2,
       outages: [{ region: "eastus", startMs: 3 * 60_000, endMs: 6 * 60_000 }],
       trackIds: true,
+      observers: [
+        (ctx) => {
+          watcher = new OutageWatcher(ctx);
+          return watcher;
+        },
+      ],
     });
     const rep = r.report;
+    // During the outage eastus's requests — those its failed VMs held (re-routed, attempt ≥ 1) and new
+    // arrivals — ran on westus instances; and the region agent booted nothing in eastus until it ended.
+    const w = watcher!;
+    const inWindow = (atMs: number) => atMs >= w.t0 + 3 * 60_000 && atMs < w.t0 + 6 * 60_000;
+    const handed = w.eastusWork.filter((x) => inWindow(x.atMs));
+    expect(handed.filter((x) => x.rerouted).length).toBeGreaterThan(0);
+    expect(handed.filter((x) => !x.rerouted).length).toBeGreaterThan(0);
+    const servedAt = handed.filter((x) => x.atMs >= w.t0 + 3 * 60_000 + 30_000).map((x) => x.region);
+    expect(new Set(servedAt)).toEqual(new Set(["westus"]));
+    // It asked (the cloud refused: the region is out of service), and no eastus instance came up before
+    // the outage ended; after it, eastus serves again.
+    expect(w.boots.filter((b) => b.region === "eastus" && inWindow(b.atMs)).length).toBeGreaterThan(0);
+    const eastUp = w.up.filter((u) => u.region === "eastus");
+    expect(eastUp.filter((u) => inWindow(u.atMs))).toEqual([]);
+    expect(eastUp.some((u) => u.atMs >= w.t0 + 6 * 60_000)).toBe(true);
     expect(r.fleet.outageFailures).toBeGreaterThan(0);
     // Nothing lost: every generated request finished once (ok or failed) or was still running.
     expect(rep.requests.completed + rep.requests.failed + rep.requests.unfinished).toBe(
@@ -100,5 +122,50 @@ class PlanWatcher extends Actor {
   }
   protected setup(): void {
     this.on(Plan, {}, (p) => this.see(p), { broadcast: true, passive: true });
+  }
+}
+
+/** Where eastus-origin requests were sent (instance region, re-routed or not) and every VM boot, with times. */
+class OutageWatcher extends Actor {
+  readonly t0: number;
+  readonly eastusWork: { atMs: number; region: string; rerouted: boolean }[] = [];
+  readonly boots: { atMs: number; region: string }[] = [];
+  /** Instances that came up (to serving or loading). */
+  readonly up: { atMs: number; region: string }[] = [];
+  constructor(ctx: ActorContext) {
+    super(ctx, { role: "test-outage-watcher", id: "test-outage-watcher" });
+    this.t0 = ctx.clock.now();
+  }
+  protected setup(): void {
+    this.on(
+      InferenceRequest,
+      {},
+      (r) => {
+        if (r.originRegion !== "eastus") return;
+        this.eastusWork.push({
+          atMs: this.clock.now(),
+          region: r.instanceId.split("-")[0]!,
+          rerouted: r.attempt !== undefined,
+        });
+      },
+      { broadcast: true, passive: true },
+    );
+    this.on(
+      VmCommand,
+      {},
+      (c, meta: HandlerMeta) => {
+        if (c.action === "boot")
+          this.boots.push({ atMs: this.clock.now(), region: meta.params.region ?? "" });
+      },
+      { broadcast: true, passive: true },
+    );
+    this.on(
+      InstanceTransition,
+      {},
+      (t) => {
+        if (t.to === "serving" || t.to === "loading") this.up.push({ atMs: t.atMs, region: t.region });
+      },
+      { broadcast: true, passive: true },
+    );
   }
 }
