@@ -19,7 +19,7 @@ const ACTOR_PACKAGES = [
   "sim",
 ];
 const FORBIDDEN =
-  /\b(Date\.now\(|setTimeout\(|setInterval\(|setImmediate\(|Math\.random\(|performance\.now\()/;
+  /\b(Date\.now\(|new Date\(\)|setTimeout\(|setInterval\(|setImmediate\(|Math\.random\(|performance\.now\()/;
 /** file (from the repository root) → why a direct read is fine there. */
 const ALLOWED: Record<string, string> = {
   "packages/planner/src/highs.ts":
