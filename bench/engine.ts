@@ -3,11 +3,10 @@
 // knee where the interactive SLOs stop holding. Writes docs/results/engine-sweep.json (an input of the
 // planner's capacity model) and its section of docs/benchmarks.md.
 import { writeFileSync } from "node:fs";
+import { builtinPerformanceModel, MODELS } from "@sageserve/engine";
 import {
-  builtinPerformanceModel,
   geometricRates,
   type LengthMix,
-  MODELS,
   SCENARIOS,
   type SweepResult,
   sweepInstance,

@@ -1,7 +1,7 @@
 /**
  * Derives the simulator's compact built-in artifacts from the raw public data in
  * ../shared/data (not shipped with the project):
- *   packages/sim/data/perf-profiles.json   fitted latency curves (sageserve-perf)
+ *   packages/engine/data/perf-profiles.json   fitted latency curves (sageserve-perf)
  *   packages/sim/data/workload-stats.json  token-length quantiles, burstiness (Azure 2023),
  *                                          weekly rate shapes (ServeGen)
  * Run: npx tsx --conditions=source scripts/derive-artifacts.ts [path/to/shared/data]
@@ -9,10 +9,11 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { type FittedProfile, fitProfiles, interpolate, parsePerfCsv } from "@sageserve/sim";
+import { type FittedProfile, fitProfiles, interpolate, parsePerfCsv } from "@sageserve/engine";
 
 const dataDir = process.argv[2] ?? new URL("../../shared/data", import.meta.url).pathname;
 const outDir = new URL("../packages/sim/data/", import.meta.url).pathname;
+const engineDir = new URL("../packages/engine/data/", import.meta.url).pathname;
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
 /** Latency never falls as the input grows: running maximum. */
 const nonDecreasing = (ys: number[]): number[] => ys.map((_, i) => Math.max(...ys.slice(0, i + 1)));
@@ -58,7 +59,7 @@ for (const id of ["C", "D"]) {
   });
 }
 writeFileSync(
-  join(outDir, "perf-profiles.json"),
+  join(engineDir, "perf-profiles.json"),
   `${JSON.stringify({ source: "sageserve-perf/perf_model_4_models.csv (TP 8 medians)", profiles }, null, 1)}\n`,
 );
 
@@ -144,4 +145,4 @@ writeFileSync(
   join(outDir, "workload-stats.json"),
   `${JSON.stringify({ azure2023: azure, servegenWeekly10min: weekly }, null, 0)}\n`,
 );
-console.log(`wrote ${outDir}perf-profiles.json (${profiles.length} profiles) and workload-stats.json`);
+console.log(`wrote ${engineDir}perf-profiles.json (${profiles.length} profiles) and workload-stats.json`);

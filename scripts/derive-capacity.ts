@@ -3,13 +3,8 @@
 // after changing the engine model, the performance profiles or the step budget.
 //   npx tsx --conditions=source scripts/derive-capacity.ts
 import { writeFileSync } from "node:fs";
-import {
-  builtinPerformanceModel,
-  deriveCapacityTable,
-  MODELS,
-  SCENARIOS,
-  workloadStats,
-} from "@sageserve/sim";
+import { builtinPerformanceModel, MODELS } from "@sageserve/engine";
+import { deriveCapacityTable, SCENARIOS, workloadStats } from "@sageserve/sim";
 
 const t0 = performance.now();
 const table = deriveCapacityTable(

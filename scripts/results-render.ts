@@ -2,7 +2,7 @@
 // Plots are drawn with the dashboard's chart code in headless Chromium (playwright-core).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { CHART_JS, PALETTE, uplotCss, uplotJs } from "@sageserve/dashboard";
+import { CHART_JS, PALETTE, uplotCss, uplotJs } from "@sageserve/charts";
 import { TIERS } from "@sageserve/protocol";
 import type { SimReport } from "@sageserve/sim";
 import { chromium } from "playwright-core";

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { PALETTE } from "@sageserve/dashboard";
+import { PALETTE } from "@sageserve/charts";
 import { describe, expect, it } from "vitest";
 import { countColouredPixels, launchChromium } from "./support/browser.js";
 

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { builtinPerformanceModel, type Completion, Instance, type InstanceRequest } from "@sageserve/engine";
 import type { Tier } from "@sageserve/protocol";
 import { freePort } from "@sageserve/runtime";
-import { builtinPerformanceModel, type Completion, Instance, type InstanceRequest } from "@sageserve/sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { emulatorCommand, until } from "./support/procs.js";
 

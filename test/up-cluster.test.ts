@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { PALETTE } from "@sageserve/dashboard";
+import { PALETTE } from "@sageserve/charts";
 import { connect, createInbox, type NatsConnection, nkeyAuthenticator } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countColouredPixels, launchChromium } from "./support/browser.js";

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { DashboardActor } from "@sageserve/dashboard";
+import { builtinPerformanceModel, GPUS, MODELS } from "@sageserve/engine";
 import { emulatorPromptTiming } from "@sageserve/engine-emulator";
 import { GatewayActor } from "@sageserve/gateway";
 import { PlannerActor, preloadSolvers } from "@sageserve/planner";
@@ -15,7 +16,7 @@ import {
   NatsBus,
   type NatsClientAuth,
 } from "@sageserve/runtime";
-import { builtinPerformanceModel, emulatorCapacityModel, GPUS, MODELS } from "@sageserve/sim";
+import { emulatorCapacityModel } from "@sageserve/sim";
 import { LocalProcessBackend, VmProviderActor } from "@sageserve/vm-provider";
 import { z } from "zod";
 

@@ -1,3 +1,2 @@
-export * from "./charts.js";
 export * from "./observer.js";
 export * from "./page.js";

@@ -1,4 +1,4 @@
-import { chartHead } from "./charts.js";
+import { chartHead } from "@sageserve/charts";
 
 /**
  * The live dashboard: one self-contained page (uPlot inlined) that polls `/api/state` and redraws.

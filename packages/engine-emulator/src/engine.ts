@@ -1,11 +1,11 @@
-import type { Tier } from "@sageserve/protocol";
 import {
   type Completion,
   DEFAULT_MAX_BATCHED_TOKENS,
   Instance,
   type InstanceRequest,
   type SchedulingPolicy,
-} from "@sageserve/sim";
+} from "@sageserve/engine";
+import type { Tier } from "@sageserve/protocol";
 
 /**
  * A real-time inference engine without a GPU: the simulator's engine model (`Instance`: vLLM V1-like

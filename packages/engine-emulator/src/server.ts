@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { builtinPerformanceModel, type PerformanceModel } from "@sageserve/engine";
 import type { Tier } from "@sageserve/protocol";
 import { listen, readBodyLimited } from "@sageserve/runtime";
-import { builtinPerformanceModel, type PerformanceModel } from "@sageserve/sim";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { z } from "zod";
 import { type EngineRequest, RealtimeEngine } from "./engine.js";

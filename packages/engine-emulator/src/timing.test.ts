@@ -1,5 +1,5 @@
+import { builtinPerformanceModel } from "@sageserve/engine";
 import { promptVerdict } from "@sageserve/protocol";
-import { builtinPerformanceModel } from "@sageserve/sim";
 import { describe, expect, it } from "vitest";
 import { emulatorPromptTiming } from "./timing.js";
 

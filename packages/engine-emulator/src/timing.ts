@@ -1,5 +1,5 @@
+import type { PerformanceModel } from "@sageserve/engine";
 import type { PromptTiming } from "@sageserve/protocol";
-import type { PerformanceModel } from "@sageserve/sim";
 
 /**
  * Idle prefill times of emulators running `speedup` times as fast as the measured hardware (as

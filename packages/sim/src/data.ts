@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
+import { readJson } from "@sageserve/engine";
 
-/** One of the committed built-in data files (packages/sim/data/, see its README), parsed. */
+/** One of the simulator's committed data files (packages/sim/data/, see its README), parsed. */
 export function readBuiltinData<T>(file: string): T {
-  return JSON.parse(readFileSync(new URL(`../data/${file}`, import.meta.url), "utf8")) as T;
+  return readJson<T>(new URL(`../data/${file}`, import.meta.url));
 }

@@ -1,3 +1,5 @@
+import type { PerformanceModel } from "@sageserve/engine";
+import { builtinPerformanceModel } from "@sageserve/engine";
 import {
   CapacityModel,
   type CapacityOptions,
@@ -7,8 +9,6 @@ import {
   type Tier,
 } from "@sageserve/protocol";
 import { readBuiltinData } from "../data.js";
-import { builtinPerformanceModel } from "../perf/builtin.js";
-import type { PerformanceModel } from "../perf/model.js";
 import { type WorkloadStats, workloadStats } from "../workload/stats.js";
 import { geometricRates, type SweepOptions, sweepInstance } from "./sweep.js";
 

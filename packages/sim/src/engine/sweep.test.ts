@@ -1,5 +1,5 @@
+import { builtinPerformanceModel } from "@sageserve/engine";
 import { describe, expect, it } from "vitest";
-import { builtinPerformanceModel } from "../perf/builtin.js";
 import { workloadStats } from "../workload/stats.js";
 import { geometricRates, sweepInstance } from "./sweep.js";
 

@@ -1,9 +1,9 @@
+import type { PerformanceModel } from "@sageserve/engine";
+import { type Completion, Instance, type InstanceOptions, type InstanceRequest } from "@sageserve/engine";
 import type { Tier } from "@sageserve/protocol";
 import { DEFAULT_SLO_TTFT_MS } from "@sageserve/protocol";
 import { createRng } from "@sageserve/runtime";
-import type { PerformanceModel } from "../perf/model.js";
 import { sampleQuantiles } from "../workload/stats.js";
-import { type Completion, Instance, type InstanceOptions, type InstanceRequest } from "./instance.js";
 
 /**
  * One instance under Poisson load at increasing rates: throughput against TTFT/TBT per tier, and the

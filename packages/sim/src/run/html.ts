@@ -1,4 +1,4 @@
-import { chartHead } from "@sageserve/dashboard";
+import { chartHead } from "@sageserve/charts";
 import { TIERS } from "@sageserve/protocol";
 import type { SimReport } from "./report.js";
 

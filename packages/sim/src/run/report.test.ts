@@ -1,7 +1,7 @@
+import { builtinPerformanceModel } from "@sageserve/engine";
 import { envelope, type Payload, RequestDone, TIERS } from "@sageserve/protocol";
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
-import { builtinPerformanceModel } from "../perf/builtin.js";
 import { DEFAULT_SLO, MetricsCollector, type SloTargets } from "./collector.js";
 import { renderReportHtml } from "./html.js";
 import { beyondProfileSection, type SimReport, sloSection } from "./report.js";

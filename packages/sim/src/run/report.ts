@@ -1,10 +1,10 @@
+import type { PerformanceModel } from "@sageserve/engine";
+import { GPUS } from "@sageserve/engine";
 import { forecastErrors, type PlannerActor } from "@sageserve/planner";
 import { sloRates, TIERS, type Tier } from "@sageserve/protocol";
 import type { RegionAgentActor } from "@sageserve/region-agent";
 import type { RouterActor } from "@sageserve/router";
-import { GPUS } from "../catalog.js";
 import type { LogHistogram } from "../engine/histogram.js";
-import type { PerformanceModel } from "../perf/model.js";
 import type { SimFleet } from "../world/fleet.js";
 import type { LedgerKey } from "../world/ledger.js";
 import type { MetricsCollector } from "./collector.js";

@@ -1,13 +1,11 @@
+import type { PerformanceModel } from "@sageserve/engine";
+import { builtinPerformanceModel, DEFAULT_BLOCK_SIZE, GPUS, type SchedulingPolicy } from "@sageserve/engine";
 import { PlannerActor, type PlanStrategyName, preloadSolvers, type SolveOptions } from "@sageserve/planner";
 import { SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
 import { type Actor, type ActorContext, MemoryBroker, VirtualClock } from "@sageserve/runtime";
-import { GPUS } from "../catalog.js";
 import { builtinCapacityModel, builtinCapacityTable, iwShareOf } from "../engine/capacity.js";
-import { DEFAULT_BLOCK_SIZE, type SchedulingPolicy } from "../engine/instance.js";
-import { builtinPerformanceModel } from "../perf/builtin.js";
-import type { PerformanceModel } from "../perf/model.js";
 import { resolveWorkload, type WorkloadOptions, withBurst } from "../workload/index.js";
 import type { SimRequest, Workload } from "../workload/types.js";
 import { type FleetTimings, SimFleet, type SlowRequest } from "../world/fleet.js";

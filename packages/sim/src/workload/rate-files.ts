@@ -1,6 +1,6 @@
 import { basename } from "node:path";
+import { MODELS } from "@sageserve/engine";
 import { TIERS, type Tier } from "@sageserve/protocol";
-import { MODELS } from "../catalog.js";
 import type { TokenQuantiles } from "./arrivals.js";
 import { readLines } from "./lines.js";
 import { TraceError } from "./types.js";

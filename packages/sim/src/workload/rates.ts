@@ -1,8 +1,8 @@
 import { basename, resolve } from "node:path";
+import { MODELS } from "@sageserve/engine";
 import { SageError } from "@sageserve/protocol";
 import { createRng } from "@sageserve/runtime";
 import { z } from "zod";
-import { MODELS } from "../catalog.js";
 import { type ArrivalStream, generateArrivals } from "./arrivals.js";
 import {
   type LengthSeries,

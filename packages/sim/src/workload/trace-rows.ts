@@ -1,5 +1,5 @@
+import { MODELS } from "@sageserve/engine";
 import { TIERS, type Tier } from "@sageserve/protocol";
-import { MODELS } from "../catalog.js";
 import { type Mapping, mapRequest } from "./transform.js";
 import { type SimRequest, TraceError } from "./types.js";
 

@@ -1,6 +1,6 @@
+import { MODELS } from "@sageserve/engine";
 import { SageError, TIERS, type Tier } from "@sageserve/protocol";
 import { createRng } from "@sageserve/runtime";
-import { MODELS } from "../catalog.js";
 import type { SimRequest, Workload } from "./types.js";
 
 /**

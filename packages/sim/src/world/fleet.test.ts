@@ -1,7 +1,7 @@
+import { builtinPerformanceModel } from "@sageserve/engine";
 import { InferenceRequest, LoadReport } from "@sageserve/protocol";
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
-import { builtinPerformanceModel } from "../perf/builtin.js";
 import { IDLE_REPORT_MS, SimFleet } from "./fleet.js";
 
 describe("simulated fleet load reports", () => {

@@ -1,3 +1,12 @@
+import type { PerformanceModel } from "@sageserve/engine";
+import {
+  type Completion,
+  DEFAULT_MAX_NUM_SEQS,
+  gpuSpec,
+  Instance,
+  type InstanceRequest,
+  type SchedulingPolicy,
+} from "@sageserve/engine";
 import {
   InferenceRequest,
   type InstanceState,
@@ -11,15 +20,6 @@ import {
   VmCommand,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, ClockEvent, eventPoster } from "@sageserve/runtime";
-import { gpuSpec } from "../catalog.js";
-import {
-  type Completion,
-  DEFAULT_MAX_NUM_SEQS,
-  Instance,
-  type InstanceRequest,
-  type SchedulingPolicy,
-} from "../engine/instance.js";
-import type { PerformanceModel } from "../perf/model.js";
 import { GpuLedger, PAID_STATES } from "./ledger.js";
 
 export interface FleetTimings {

@@ -938,30 +938,38 @@ class DecodeHeap {
       v.set(this.versions);
       this.versions = v;
     }
-    const { keys, versions, seqs } = this;
+    const keys = this.keys;
     let i = this.size++;
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (keys[p]! <= key) break;
-      keys[i] = keys[p]!;
-      versions[i] = versions[p]!;
-      seqs[i] = seqs[p];
+      this.move(i, p);
       i = p;
     }
-    keys[i] = key;
-    versions[i] = version;
-    seqs[i] = seq;
+    this.place(i, key, version, seq);
+  }
+
+  private move(to: number, from: number): void {
+    this.keys[to] = this.keys[from]!;
+    this.versions[to] = this.versions[from]!;
+    this.seqs[to] = this.seqs[from];
+  }
+
+  private place(i: number, key: number, version: number, seq: Seq | undefined): void {
+    this.keys[i] = key;
+    this.versions[i] = version;
+    this.seqs[i] = seq;
   }
 
   /** Remove and return the top (the heap is not empty). */
   pop(): Seq {
-    const { keys, versions, seqs } = this;
-    const top = seqs[0]!;
+    const keys = this.keys;
+    const top = this.seqs[0]!;
     const n = --this.size;
     if (n > 0) {
       const lk = keys[n]!;
-      const lv = versions[n]!;
-      const ls = seqs[n];
+      const lv = this.versions[n]!;
+      const ls = this.seqs[n];
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
@@ -969,16 +977,12 @@ class DecodeHeap {
         const r = l + 1;
         const c = r < n && keys[r]! < keys[l]! ? r : l;
         if (keys[c]! >= lk) break;
-        keys[i] = keys[c]!;
-        versions[i] = versions[c]!;
-        seqs[i] = seqs[c];
+        this.move(i, c);
         i = c;
       }
-      keys[i] = lk;
-      versions[i] = lv;
-      seqs[i] = ls;
+      this.place(i, lk, lv, ls);
     }
-    seqs[n] = undefined;
+    this.seqs[n] = undefined;
     return top;
   }
 
