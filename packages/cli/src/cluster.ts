@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { DashboardActor } from "@sageserve/dashboard";
-import { builtinPerformanceModel, GPUS, MODELS } from "@sageserve/engine";
+import { blendedTokensPerSecond, builtinPerformanceModel, GPUS, MODELS } from "@sageserve/engine";
 import { emulatorPromptTiming } from "@sageserve/engine-emulator";
 import { GatewayActor } from "@sageserve/gateway";
 import { PlannerActor, preloadSolvers } from "@sageserve/planner";
@@ -283,10 +283,8 @@ export async function startService(
           // The engine's KV cap (laptop) bounds the batch more than the GPU's memory does.
           const kvBound = Math.min(1, spec.engine.kvTokens / c.kvTokenCapacity);
           const decode = c.decodeTokensPerSecond * Math.max(kvBound, 1 / c.safeBatch);
-          capacity[m][g] = Math.max(
-            1,
-            Math.round(spec.engine.speedup / ((1 - outShare) / c.prefillTokensPerSecond + outShare / decode)),
-          );
+          const blended = blendedTokensPerSecond({ ...c, decodeTokensPerSecond: decode }, outShare);
+          capacity[m][g] = Math.max(1, Math.round(spec.engine.speedup * blended));
         }
       }
       const planner = new PlannerActor(await ctx("planner", "planner"), {

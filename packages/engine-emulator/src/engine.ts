@@ -3,20 +3,10 @@ import {
   DEFAULT_MAX_BATCHED_TOKENS,
   Instance,
   type InstanceRequest,
+  type InstanceTiming,
   type SchedulingPolicy,
 } from "@sageserve/engine";
 import type { Tier } from "@sageserve/protocol";
-
-/**
- * A real-time inference engine without a GPU: the simulator's engine model (`Instance`: vLLM V1-like
- * steps with chunked prefill, paged KV, preemption by recompute and priority scheduling) driven by the
- * wall clock. One implementation, so the emulator and the simulator cannot disagree about an engine
- * under load; this class only turns the model's token counts into callbacks as time passes.
- */
-export interface EngineTiming {
-  prefillMs(promptTokens: number, batch: number): number;
-  decodeIterMs(batch: number): number;
-}
 
 export interface EngineRequest {
   id: string;
@@ -55,6 +45,12 @@ export interface EngineStats {
   preemptions: number;
 }
 
+/**
+ * A real-time inference engine without a GPU: the simulator's engine model (`Instance`: vLLM V1-like
+ * steps with chunked prefill, paged KV, preemption by recompute and priority scheduling) driven by the
+ * wall clock. One implementation, so the emulator and the simulator cannot disagree about an engine
+ * under load; this class only turns the model's token counts into callbacks as time passes.
+ */
 export class RealtimeEngine {
   private readonly inst: Instance;
   private readonly active = new Map<string, Active>();
@@ -71,7 +67,7 @@ export class RealtimeEngine {
   onFinished?: (e2eS: number, promptTokens: number, generated: number) => void;
 
   constructor(
-    timing: EngineTiming,
+    timing: InstanceTiming,
     readonly kvCapacityTokens: number,
     readonly maxBatch = 256,
     private readonly now: () => number = () => performance.now(),

@@ -34,4 +34,9 @@ export {
   type PerfRow,
   parsePerfCsv,
 } from "./perf/fit.js";
-export { type InstanceCapacity, PerformanceModel, type ProfileTable } from "./perf/model.js";
+export {
+  blendedTokensPerSecond,
+  type InstanceCapacity,
+  PerformanceModel,
+  type ProfileTable,
+} from "./perf/model.js";

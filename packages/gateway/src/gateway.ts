@@ -1,7 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { Heartbeat, QuotaUsage, RequestCancel, RouteRequest, type Tier } from "@sageserve/protocol";
+import {
+  DEFAULT_NIW_DEADLINE_MS,
+  Heartbeat,
+  QuotaUsage,
+  RequestCancel,
+  RouteRequest,
+  type Tier,
+} from "@sageserve/protocol";
 import { Actor, type ActorContext, closeServer, listenUrl } from "@sageserve/runtime";
 import { Counter, Histogram, Registry } from "prom-client";
 import { type ApiKey, authenticate, RateLimiter } from "./auth.js";
@@ -143,7 +150,7 @@ export class GatewayActor extends Actor {
     this.relaySettings = {
       firstTokenTimeoutMs: opts.firstTokenTimeoutMs ?? 120_000,
       maxAttempts: opts.maxAttempts ?? 3,
-      batchDeadlineMs: opts.batchDeadlineMs ?? 86_400_000,
+      batchDeadlineMs: opts.batchDeadlineMs ?? DEFAULT_NIW_DEADLINE_MS,
     };
   }
 

@@ -601,5 +601,3 @@ export class PlannerActor extends Actor {
     return result;
   }
 }
-
-export type PlanStrategyName = "lt-i" | "lt-u" | "lt-ua";

@@ -15,6 +15,16 @@ export const DEFAULT_SLO_TTFT_MS: Readonly<Record<"iw-fast" | "iw-normal", numbe
   "iw-normal": 60_000,
 };
 
+/** The forecast-driven plan strategies (the paper's LT-I, LT-U, LT-UA): what a region agent follows. */
+export const PLAN_STRATEGIES = ["lt-i", "lt-u", "lt-ua"] as const;
+export type PlanStrategy = (typeof PLAN_STRATEGIES)[number];
+
+/**
+ * How long a batch (NIW) request has when it names no deadline: 24 hours from its arrival (the paper's
+ * batch SLO). The gateway, the router, trace files and scenarios default to it.
+ */
+export const DEFAULT_NIW_DEADLINE_MS = 86_400_000;
+
 /** Region, node and instance ids: short, printable, no whitespace. */
 export const Id = z
   .string()

@@ -14,6 +14,7 @@ import {
   NodeCommand,
   type Payload,
   Plan,
+  type PlanStrategy,
   RegionStatus,
   RequestDone,
   VmCommand,
@@ -82,8 +83,6 @@ export interface RegionAgentOptions {
    */
   capacity?: CapacityModel;
 }
-
-export type PlanStrategy = "lt-i" | "lt-u" | "lt-ua";
 
 /** Deadline buckets of the NIW backlog in RegionStatus (minutes from now; the last covers a week). */
 export const BACKLOG_BOUNDS_MINUTES = [30, 60, 120, 240, 480, 720, 1440, 10_080];

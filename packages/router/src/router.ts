@@ -1,5 +1,6 @@
 import {
   CapacityWanted,
+  DEFAULT_NIW_DEADLINE_MS,
   DemandReport,
   Heartbeat,
   InferenceChunk,
@@ -293,7 +294,7 @@ export class RouterActor extends Actor {
           inputTokens: req.inputTokens,
           maxOutputTokens: req.maxOutputTokens,
           arrivalMs: req.arrivalMs,
-          deadlineMs: req.deadlineMs ?? req.arrivalMs + 86_400_000,
+          deadlineMs: req.deadlineMs ?? req.arrivalMs + DEFAULT_NIW_DEADLINE_MS,
           enqueuedAtMs: now,
           ...(req.attempt === undefined ? {} : { attempt: req.attempt }),
           ...(req.body === undefined ? {} : { body: req.body }),

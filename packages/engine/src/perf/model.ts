@@ -16,6 +16,18 @@ export interface InstanceCapacity {
 }
 
 /**
+ * Prompt + output tokens per second an instance sustains on traffic whose tokens are `outShare` output:
+ * its prefill and decode throughputs blended harmonically (each token costs its phase's time). The
+ * planner's fixed per-instance capacities (simulator and live cluster) are this.
+ */
+export function blendedTokensPerSecond(
+  c: { prefillTokensPerSecond: number; decodeTokensPerSecond: number },
+  outShare: number,
+): number {
+  return 1 / ((1 - outShare) / c.prefillTokensPerSecond + outShare / c.decodeTokensPerSecond);
+}
+
+/**
  * Prefill time of `b` prompts of `p` tokens in one batch. The profiles measure single prompts of
  * 128–8,192 tokens and batches of 1–64 prompts of 512 tokens. Two readings of them:
  * - the batch curve scaled to p: one(p) × factor(b). Exact at p = 512, but it multiplies the fixed

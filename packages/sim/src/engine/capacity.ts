@@ -1,5 +1,4 @@
-import type { PerformanceModel } from "@sageserve/engine";
-import { builtinPerformanceModel } from "@sageserve/engine";
+import { builtinPerformanceModel, type PerformanceModel } from "@sageserve/engine";
 import {
   CapacityModel,
   type CapacityOptions,

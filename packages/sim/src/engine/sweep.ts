@@ -1,5 +1,10 @@
-import type { PerformanceModel } from "@sageserve/engine";
-import { type Completion, Instance, type InstanceOptions, type InstanceRequest } from "@sageserve/engine";
+import {
+  type Completion,
+  Instance,
+  type InstanceOptions,
+  type InstanceRequest,
+  type PerformanceModel,
+} from "@sageserve/engine";
 import type { Tier } from "@sageserve/protocol";
 import { DEFAULT_SLO_TTFT_MS } from "@sageserve/protocol";
 import { createRng } from "@sageserve/runtime";

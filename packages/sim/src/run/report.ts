@@ -1,5 +1,4 @@
-import type { PerformanceModel } from "@sageserve/engine";
-import { GPUS } from "@sageserve/engine";
+import { GPUS, type PerformanceModel } from "@sageserve/engine";
 import { forecastErrors, type PlannerActor } from "@sageserve/planner";
 import { sloRates, TIERS, type Tier } from "@sageserve/protocol";
 import type { RegionAgentActor } from "@sageserve/region-agent";

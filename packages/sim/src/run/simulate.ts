@@ -1,7 +1,13 @@
-import type { PerformanceModel } from "@sageserve/engine";
-import { builtinPerformanceModel, DEFAULT_BLOCK_SIZE, GPUS, type SchedulingPolicy } from "@sageserve/engine";
-import { PlannerActor, type PlanStrategyName, preloadSolvers, type SolveOptions } from "@sageserve/planner";
-import { SageError } from "@sageserve/protocol";
+import {
+  blendedTokensPerSecond,
+  builtinPerformanceModel,
+  DEFAULT_BLOCK_SIZE,
+  GPUS,
+  type PerformanceModel,
+  type SchedulingPolicy,
+} from "@sageserve/engine";
+import { PlannerActor, preloadSolvers, type SolveOptions } from "@sageserve/planner";
+import { type PlanStrategy, SageError } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
 import { type Actor, type ActorContext, MemoryBroker, VirtualClock } from "@sageserve/runtime";
@@ -143,9 +149,7 @@ function plannerCapacity(
     const eligible = perf.latencyEligible(model, gpuTypes, p95, ttftTargetMs);
     for (const g of eligible) {
       const c = perf.capacity(model, g);
-      caps[g] = Math.round(
-        1 / ((1 - outShare) / c.prefillTokensPerSecond + outShare / c.decodeTokensPerSecond),
-      );
+      caps[g] = Math.round(blendedTokensPerSecond(c, outShare));
     }
     out[model] = caps;
   }
@@ -191,7 +195,7 @@ const PLANNER_SOLVE: SolveOptions = { deterministic: true, maxNodes: 10_000, max
 export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const policy = checkPolicy(opts.policy);
   const siloed = policy === "siloed-reactive";
-  const planStrategy = policy.startsWith("lt-") ? (policy as PlanStrategyName) : undefined;
+  const planStrategy = policy.startsWith("lt-") ? (policy as PlanStrategy) : undefined;
   if (planStrategy) await preloadSolvers();
   const perf = opts.perf ?? builtinPerformanceModel();
   const gpuTypes = opts.gpuTypes ?? ["h100", "a100"];

@@ -1,6 +1,6 @@
 import { basename, resolve } from "node:path";
 import { MODELS } from "@sageserve/engine";
-import { SageError } from "@sageserve/protocol";
+import { DEFAULT_NIW_DEADLINE_MS, SageError } from "@sageserve/protocol";
 import { createRng } from "@sageserve/runtime";
 import { z } from "zod";
 import { type ArrivalStream, generateArrivals } from "./arrivals.js";
@@ -57,7 +57,10 @@ export const RateSpecSchema = z.object({
   tierMix: z
     .object({ "iw-fast": z.number().min(0), "iw-normal": z.number().min(0), niw: z.number().min(0) })
     .default({ "iw-fast": 0.45, "iw-normal": 0.27, niw: 0.28 }),
-  niwDeadlineHours: z.number().positive().default(24),
+  niwDeadlineHours: z
+    .number()
+    .positive()
+    .default(DEFAULT_NIW_DEADLINE_MS / 3_600_000),
   /** One burstiness for every bin, instead of the files' per-bin `cv`. */
   burstCv: z.number().min(1).optional(),
   maxInputTokens: z.number().int().positive().default(32_768),

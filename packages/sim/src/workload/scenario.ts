@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { MODELS } from "@sageserve/engine";
-import { SageError } from "@sageserve/protocol";
+import { DEFAULT_NIW_DEADLINE_MS, SageError } from "@sageserve/protocol";
 import { createRng } from "@sageserve/runtime";
 import { z } from "zod";
 import { type ArrivalStream, generateArrivals } from "./arrivals.js";
@@ -43,7 +43,10 @@ export const ScenarioSpecSchema = z.object({
     )
     .min(1),
   tierMix: z.object({ "iw-fast": z.number().min(0), "iw-normal": z.number().min(0), niw: z.number().min(0) }),
-  niwDeadlineHours: z.number().positive().default(24),
+  niwDeadlineHours: z
+    .number()
+    .positive()
+    .default(DEFAULT_NIW_DEADLINE_MS / 3_600_000),
   /**
    * Inter-arrival CV of each (model, region) stream: 1 = Poisson; above 1, 10-second sub-windows get a
    * gamma rate multiplier whose spread keeps the counts' variance-to-mean at burstCv² at any rate.

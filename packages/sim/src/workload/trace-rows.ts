@@ -1,5 +1,5 @@
 import { MODELS } from "@sageserve/engine";
-import { TIERS, type Tier } from "@sageserve/protocol";
+import { DEFAULT_NIW_DEADLINE_MS, TIERS, type Tier } from "@sageserve/protocol";
 import { type Mapping, mapRequest } from "./transform.js";
 import { type SimRequest, TraceError } from "./types.js";
 
@@ -27,7 +27,6 @@ export const AZURE_COLUMNS = {
 };
 const AZURE_DEFAULTS = { model: "llama2-70b", region: "westus", tier: "iw-fast" };
 const MAX_TOKENS = 10_000_000;
-const NIW_DEADLINE_MS = 24 * 3600_000;
 const KNOWN_LAYOUTS =
   "a SageServe trace has the columns arrival,model,region,tier,inputTokens,outputTokens[,deadline]; " +
   "an Azure 2023 trace TIMESTAMP,ContextTokens,GeneratedTokens; a rate file window_start_s,rate_rps[,…]";
@@ -94,7 +93,7 @@ function check(src: string, line: number, get: Get, col: (field: string) => stri
     outputTokens: num(src, line, col("outputTokens"), get("outputTokens"), tokens),
   };
   if (deadline !== undefined) req.deadlineMs = Math.round(deadline * 1000);
-  else if (tier === "niw") req.deadlineMs = req.arrivalMs + NIW_DEADLINE_MS;
+  else if (tier === "niw") req.deadlineMs = req.arrivalMs + DEFAULT_NIW_DEADLINE_MS;
   return req;
 }
 

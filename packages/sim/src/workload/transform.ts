@@ -1,5 +1,5 @@
 import { MODELS } from "@sageserve/engine";
-import { SageError, TIERS, type Tier } from "@sageserve/protocol";
+import { DEFAULT_NIW_DEADLINE_MS, SageError, TIERS, type Tier } from "@sageserve/protocol";
 import { createRng } from "@sageserve/runtime";
 import type { SimRequest, Workload } from "./types.js";
 
@@ -41,7 +41,6 @@ export interface Mapping {
   tier?: Record<string, Tier>;
 }
 
-const NIW_DEFAULT_DEADLINE_MS = 24 * 3600_000;
 const REGION_ID = /^[A-Za-z0-9_-]+$/;
 
 /** `from=to[,from=to…]` from the command line, each side checked; `*` as `from` matches any. */
@@ -78,7 +77,7 @@ export function mapRequest(r: SimRequest, m: Mapping): SimRequest {
   const tier = pick(m.tier, r.tier) as Tier;
   if (tier !== r.tier) {
     r.tier = tier;
-    if (tier === "niw") r.deadlineMs ??= r.arrivalMs + NIW_DEFAULT_DEADLINE_MS;
+    if (tier === "niw") r.deadlineMs ??= r.arrivalMs + DEFAULT_NIW_DEADLINE_MS;
     else delete r.deadlineMs;
   }
   return r;

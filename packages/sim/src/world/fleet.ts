@@ -1,10 +1,10 @@
-import type { PerformanceModel } from "@sageserve/engine";
 import {
   type Completion,
   DEFAULT_MAX_NUM_SEQS,
   gpuSpec,
   Instance,
   type InstanceRequest,
+  type PerformanceModel,
   type SchedulingPolicy,
 } from "@sageserve/engine";
 import {
