@@ -2,6 +2,7 @@ import { envelope, type Payload, type PromptTiming, RequestDone } from "@sageser
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
 import { MetricsCollector } from "./collector.js";
+import { sloByModelSection } from "./report.js";
 
 /** Model "m" on GPU "g": 0.5 ms of idle prefill per prompt token, measured up to 4,000 tokens. */
 const timing: PromptTiming = {
@@ -61,10 +62,29 @@ describe("MetricsCollector", () => {
     expect(f.slo).toEqual({ requests: 6, sloMet: 2, infeasible: 2, sloMetFeasible: 2 });
     expect(c.tiers["iw-normal"].slo).toEqual({ requests: 1, sloMet: 1, infeasible: 0, sloMetFeasible: 1 });
     expect(c.beyondProfile.get("m")).toBe(1);
+    // The same counts by model (one model here), each tier apart.
+    expect(c.sloByModel.get("m")!["iw-fast"]).toEqual(f.slo);
+    expect(c.sloByModel.get("m")!["iw-normal"]).toEqual(c.tiers["iw-normal"].slo);
     expect(c.finished).toBe(7);
     // Latencies of completed requests only (the failure's 0 is not a TTFT).
     expect(f.ttft.count).toBe(5);
     expect(f.ttft.max).toBe(2_600);
+  });
+
+  it("keeps SLO counts apart per model", async () => {
+    const c = await collect([
+      done({ ttftMs: 900 }),
+      done({ model: "big", instanceId: "i-x", ttftMs: 1_500 }),
+      done({ model: "big", instanceId: "i-x", ttftMs: 800 }),
+    ]);
+    expect(c.sloByModel.get("m")!["iw-fast"]).toMatchObject({ requests: 1, sloMet: 1 });
+    expect(c.sloByModel.get("big")!["iw-fast"]).toMatchObject({ requests: 2, sloMet: 1 });
+    expect(c.sloByModel.get("big")!.niw.requests).toBe(0);
+    // In the report: models in name order, attainment per tier, a tier without requests counted as met.
+    const section = sloByModelSection(c)!;
+    expect(Object.keys(section)).toEqual(["big", "m"]);
+    expect(section.big!["iw-fast"]).toEqual({ requests: 2, attainment: 0.5, attainmentFeasible: 0.5 });
+    expect(section.big!.niw).toEqual({ requests: 0, attainment: 1, attainmentFeasible: 1 });
   });
 
   it("counts an NIW deadline miss for a late or failed batch job, not for one on time", async () => {

@@ -44,6 +44,8 @@ export class MetricsCollector extends Actor {
   /** Request ids seen (only with trackIds: costs memory on multi-million-request runs). */
   readonly doneIds = new Set<string>();
   duplicates = 0;
+  /** SLO counts per model and tier (where a run's misses are: which endpoints ran short). */
+  readonly sloByModel = new Map<string, Record<Tier, SloCounts>>();
   /** Requests whose prompt is longer than the measured profile of the (model, GPU) that served it, per model (every model seen, 0 included). */
   readonly beyondProfile = new Map<string, number>();
 
@@ -87,6 +89,12 @@ export class MetricsCollector extends Actor {
     this.beyondProfile.set(d.model, (this.beyondProfile.get(d.model) ?? 0) + (verdict.beyondProfile ? 1 : 0));
     const met = metSlo(d, this.slo.ttftMs);
     countSlo(t.slo, met, verdict);
+    let byTier = this.sloByModel.get(d.model);
+    if (byTier === undefined) {
+      byTier = { "iw-fast": emptySloCounts(), "iw-normal": emptySloCounts(), niw: emptySloCounts() };
+      this.sloByModel.set(d.model, byTier);
+    }
+    countSlo(byTier[d.tier], met, verdict);
     if (d.outcome !== "ok") {
       t.failed++;
       if (d.tier === "niw") t.deadlineMisses++;

@@ -48,6 +48,12 @@ function feasibilityTables(reports: SimReport[]): string {
 <td class="num">${s.infeasible.toLocaleString("en-US")} (${fmt(100 * s.infeasibleShare, 2)} %)</td><td class="num">${fmt(100 * s.attainmentFeasible, 2)} %</td></tr>`;
     }),
   );
+  const byModel = reports.flatMap((r) =>
+    Object.entries(r.sloByModel ?? {}).map(
+      ([m, row]) =>
+        `<tr><td>${esc(r.policy)}</td><td>${esc(m)}</td>${TIERS.map((t) => `<td class="num">${fmt(100 * row[t].attainment, 2)} % / ${fmt(100 * row[t].attainmentFeasible, 2)} %</td>`).join("")}</tr>`,
+    ),
+  );
   const beyond = reports.flatMap((r) =>
     Object.entries(r.beyondProfile.byModel).map(
       ([m, n]) =>
@@ -58,6 +64,9 @@ function feasibilityTables(reports: SimReport[]): string {
 takes longer to prefill than its tier's TTFT target (the performance model's idle prefill time): no scheduling could have met it.</p>
 <table><thead><tr><th>policy</th><th>tier</th><th>target</th><th>SLO over all requests</th><th>infeasible (share)</th><th>SLO over feasible requests</th></tr></thead>
 <tbody>${slo.join("\n")}</tbody></table>
+<p>SLO by model (over all requests / over the feasible ones): where the misses are.</p>
+<table><thead><tr><th>policy</th><th>model</th>${TIERS.map((t) => `<th>${t}</th>`).join("")}</tr></thead>
+<tbody>${byModel.join("\n")}</tbody></table>
 <p>Prompts longer than the measured profile of the model and GPU type that served them (their timing is extrapolated):</p>
 <table><thead><tr><th>policy</th><th>model</th><th>measured up to (tokens)</th><th>requests beyond</th></tr></thead>
 <tbody>${beyond.join("\n")}</tbody></table>`;

@@ -67,6 +67,11 @@ export interface SimReport {
   scalingActions: Record<string, number>;
   slo: Record<Tier, TierSlo>;
   /**
+   * SLO attainment per model and tier (over all requests and over the feasible ones): where a run's
+   * misses are. Absent from reports stored before December 2026.
+   */
+  sloByModel?: Record<string, Record<Tier, ModelTierSlo>>;
+  /**
    * Prompts longer than the measured profile of the (model, GPU) that served them, whose timing is an
    * extrapolation: requests per model, and how far each model's profiles measured (the shortest
    * range over its GPU types).
@@ -212,6 +217,7 @@ export function buildReport(x: {
     costUsd: Math.round(costUsd * 100) / 100,
     scalingActions: sorted(actions),
     slo,
+    sloByModel: sloByModelSection(c),
     beyondProfile: beyondProfileSection(c, x.perf),
     latencyMs,
     ttftCdf,
@@ -253,6 +259,31 @@ export function sloSection(c: Pick<MetricsCollector, "tiers" | "slo">): SimRepor
     };
   }
   return slo;
+}
+
+export interface ModelTierSlo {
+  requests: number;
+  attainment: number;
+  attainmentFeasible: number;
+}
+
+/** SLO attainment per model and tier, models in name order (a tier without requests counts as met). */
+export function sloByModelSection(c: Pick<MetricsCollector, "sloByModel">): SimReport["sloByModel"] {
+  const out: NonNullable<SimReport["sloByModel"]> = {};
+  for (const model of [...c.sloByModel.keys()].sort()) {
+    const byTier = c.sloByModel.get(model)!;
+    const row = {} as Record<Tier, ModelTierSlo>;
+    for (const t of TIERS) {
+      const r = sloRates(byTier[t]);
+      row[t] = {
+        requests: byTier[t].requests,
+        attainment: r4(r.attainment ?? 1),
+        attainmentFeasible: r4(r.attainmentFeasible ?? 1),
+      };
+    }
+    out[model] = row;
+  }
+  return out;
 }
 
 export function beyondProfileSection(
