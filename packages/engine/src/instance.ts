@@ -300,8 +300,7 @@ export class Instance {
     } else if (this.unsynced) {
       // Inside a prefill-carrying step: what the plan would have counted had it synced (iter has not
       // moved since), reservation included.
-      this.syncBlocks();
-      this.reserve();
+      this.restoreCount();
     }
     return this.usedBlocks;
   }
@@ -591,11 +590,10 @@ export class Instance {
 
   private removeDecoding(s: Seq): void {
     const i = s.decIdx;
-    const last = this.dec.pop()!;
-    if (last !== s) {
-      this.dec[i] = last;
+    const moved = swapRemove(this.dec, i);
+    if (moved) {
       this.decAt[i] = this.decAt[this.dec.length]!;
-      last.decIdx = i;
+      moved.decIdx = i;
     }
     s.decIdx = -1;
   }
@@ -618,14 +616,16 @@ export class Instance {
   }
 
   private unopen(s: Seq): void {
-    const list = this.openList;
-    const last = list.pop()!;
-    if (last !== s) {
-      list[s.openIdx] = last;
-      last.openIdx = s.openIdx;
-    }
+    const moved = swapRemove(this.openList, s.openIdx);
+    if (moved) moved.openIdx = s.openIdx;
     s.open = false;
     s.openIdx = -1;
+  }
+
+  /** After a plan that skipped the count (`boundedPlan`): the count and reservation it would have made. */
+  private restoreCount(): void {
+    this.syncBlocks();
+    this.reserve();
   }
 
   /**
@@ -874,8 +874,7 @@ export class Instance {
       // The exact count is at most the bound's: enough room by the bound is enough room.
       const freeAtLeast = this.numBlocks - this.usedBlocks - this.growthBound() - this.nDecoding;
       if (this.nDecoding * Math.ceil(kFin / bs) <= freeAtLeast) return Number.POSITIVE_INFINITY;
-      this.syncBlocks();
-      this.reserve();
+      this.restoreCount();
     }
     // Blocks already held (synced) plus the first step's reservation are in usedBlocks; seq i needs
     // ceil((T_i + k) / bs) blocks at the k-th step from now.
@@ -904,6 +903,17 @@ export class Instance {
     // Step `hi` needs the missing block: decide at its start.
     return this.iter + hi - 1;
   }
+}
+
+/**
+ * Remove `list[i]` by moving the last element into its place (order is not kept); returns the element
+ * moved, or undefined when `i` was the last.
+ */
+function swapRemove<T>(list: T[], i: number): T | undefined {
+  const last = list.pop()!;
+  if (i >= list.length) return undefined;
+  list[i] = last;
+  return last;
 }
 
 /**

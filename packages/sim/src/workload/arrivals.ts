@@ -111,6 +111,7 @@ export function generateArrivals(spec: ArrivalSpec, rng: Rng): Workload {
 }
 
 let counts = new Int32Array(0);
+const byArrival = (a: SimRequest, b: SimRequest) => a.arrivalMs - b.arrivalMs;
 
 /**
  * Requests in arrival order, ties in their order in `reqs` (what a stable sort gives): a counting sort
@@ -120,7 +121,7 @@ let counts = new Int32Array(0);
  */
 export function sortByArrival(reqs: SimRequest[]): SimRequest[] {
   const n = reqs.length;
-  if (n < 64) return reqs.sort((a, b) => a.arrivalMs - b.arrivalMs);
+  if (n < 64) return reqs.sort(byArrival);
   let lo = Number.POSITIVE_INFINITY;
   let hi = Number.NEGATIVE_INFINITY;
   for (const r of reqs) {
@@ -128,8 +129,7 @@ export function sortByArrival(reqs: SimRequest[]): SimRequest[] {
     if (r.arrivalMs > hi) hi = r.arrivalMs;
   }
   const span = hi - lo + 1;
-  if (!Number.isInteger(lo) || !Number.isInteger(hi) || span > 16 * n + 65_536)
-    return reqs.sort((a, b) => a.arrivalMs - b.arrivalMs);
+  if (!Number.isInteger(lo) || !Number.isInteger(hi) || span > 16 * n + 65_536) return reqs.sort(byArrival);
   if (counts.length < span + 1) counts = new Int32Array(span + 1);
   else counts.fill(0, 0, span + 1);
   for (const r of reqs) counts[r.arrivalMs - lo + 1]!++;

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { describeIssues, SageError } from "@sageserve/protocol";
+import { sortByArrival } from "./arrivals.js";
 import { detectInput } from "./detect.js";
 import { readText } from "./lines.js";
 import { directRateSpec, generateFromRates, RateSpecSchema } from "./rates.js";
@@ -147,9 +148,9 @@ export function withBurst(
           });
         }
       }
-      out.sort((a, b) => a.arrivalMs - b.arrivalMs);
-      for (const r of out) r.id = nextId++;
-      return out;
+      const sorted = sortByArrival(out);
+      for (const r of sorted) r.id = nextId++;
+      return sorted;
     },
   };
 }

@@ -1,5 +1,6 @@
 import { basename } from "node:path";
 import { KeyedHeap } from "@sageserve/runtime";
+import { sortByArrival } from "./arrivals.js";
 import { detectInput } from "./detect.js";
 import { readLines } from "./lines.js";
 import { type TraceFormat, type TraceRow, traceRows } from "./trace-rows.js";
@@ -171,7 +172,7 @@ function* inOrder(rows: Iterable<TraceRow>, windowMs: number): Generator<SimRequ
 
 /** An in-memory workload (tests, generated traces): sorted by arrival, numbered from 0. */
 export function fromRequests(name: string, requests: SimRequest[]): Workload {
-  const sorted = [...requests].sort((a, b) => a.arrivalMs - b.arrivalMs);
+  const sorted = sortByArrival([...requests]);
   sorted.forEach((r, i) => {
     r.id = i;
   });
