@@ -17,7 +17,9 @@ const B = "llama3.1-8b";
  * home cluster centralus (SAGE_JS_CLUSTER placement, domain `sage` so the leaf reaches them). Each region
  * runs its router and gateway on its own server; westus serves model A on the leaf host, eastus serves A
  * and B. Fault: the westus–eastus gateway link cut (the proxies in front of the gateways drop that pair).
- * Then the link returns and spill-over resumes. Not here yet (docs/deploy.md): the leaf uplink drop.
+ * Then the link returns and spill-over resumes. Fault: the leaf's uplink dropped for 30 s (the proxy in front of
+ * the hub's leaf port refuses it): the GPU host keeps serving its own clients (a router and gateway on the
+ * leaf), westus spills model A to eastus, and the host re-syncs — routable in westus, KV liveness — after.
  */
 describe("regions as a supercluster: gateways, a leaf node, and their faults", () => {
   let sc: Supercluster;
@@ -190,4 +192,89 @@ describe("regions as a supercluster: gateways, a leaf node, and their faults", (
     );
     for (let i = 0; i < 3; i++) expect(await complete(gwWest, B)).toEqual({ status: 200, tokens: 4 });
   }, 60_000);
+
+  it("leaf uplink dropped for 30 s: the GPU host keeps serving its own clients, westus spills A to eastus, and the host re-syncs after", async () => {
+    // The GPU host's own clients: a router and a gateway on its leaf server (RequestDone seen there too).
+    const leafObs = await bus(sc.leafUrl, "observer-leaf");
+    leafObs.subscribe("sage.done.>", (m) => {
+      const d = m.data();
+      if (d.ok) {
+        const v = d.value as { requestId: string; instanceId: string };
+        doneBy.set(v.requestId, v.instanceId);
+      }
+    });
+    await leafObs.flush();
+    const routerLeaf = new RouterActor(
+      { bus: await bus(sc.leafUrl, "router-leaf"), clock },
+      { regions: ["westus", "eastus"], models: [A, B], maxPendingMs: 3_000, id: "router-leaf" },
+    );
+    const gwLeaf = new GatewayActor(
+      { bus: await bus(sc.leafUrl, "gateway-leaf"), clock },
+      { region: "westus", models: [A, B] },
+    );
+    for (const a of [routerLeaf, gwLeaf]) {
+      await a.start();
+      actors.push(a);
+    }
+    expect(await until(() => routable(routerLeaf, "wA-i0") && routable(routerWest, "wA-i0"), 10_000)).toBe(
+      true,
+    );
+    /** A completion and the instance whose RequestDone carries its request id (`cmpl-X` is request `r-X`, a retry `r-X-aN`). */
+    const served = async (gw: GatewayActor, model: string) => {
+      const r = await fetch(`${gw.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-sage-tier": "fast" },
+        body: JSON.stringify({ model, prompt: "hello", max_tokens: 4 }),
+        signal: AbortSignal.timeout(15_000),
+      });
+      const body = (await r.json()) as { id?: string; usage?: { completion_tokens?: number } };
+      const rid = `r-${(body.id ?? "").replace(/^cmpl-/, "")}`;
+      const by = () => [...doneBy].find(([k]) => k === rid || k.startsWith(`${rid}-a`))?.[1];
+      await until(() => by() !== undefined, 5_000);
+      return { status: r.status, tokens: body.usage?.completion_tokens ?? 0, by: by() };
+    };
+    expect(await served(gwWest, A)).toEqual({ status: 200, tokens: 4, by: "wA-i0" });
+
+    const leafLog = sc.leaf.log().length;
+    const cutAt = Date.now();
+    await sc.leafUplink.cut();
+    // The hub no longer hears the host: westus's router drops its instance within the heartbeat TTL (3 s),
+    // and its liveness entry in KV expires (3 heartbeats).
+    const gone = await until(() => !routable(routerWest, "wA-i0"), 10_000);
+    if (!gone) console.log("LEAF", sc.leaf.log().slice(leafLog), "WEST", sc.servers.westus!.log().slice(-3000));
+    expect(gone).toBe(true);
+    const west = await bus(sc.urls.westus!, "kv-west");
+    expect(await until(async () => (await west.kvGet("sage-nodes", "wA")) === undefined, 10_000)).toBe(true);
+    // For the rest of the 30 s: the host serves its own clients; westus's A spills to eastus, answered.
+    let rounds = 0;
+    while (Date.now() - cutAt < 30_000) {
+      expect(await served(gwLeaf, A)).toEqual({ status: 200, tokens: 4, by: "wA-i0" });
+      expect(await served(gwWest, A)).toEqual({ status: 200, tokens: 4, by: "eA-i0" });
+      rounds++;
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    expect(rounds).toBeGreaterThanOrEqual(5);
+    console.info(`leaf uplink cut 30 s: ${2 * rounds} requests sent during the cut, ${2 * rounds} answered 200`);
+    // The leaf never got back in during the cut (no way around the proxy).
+    expect(sc.leaf.log().slice(leafLog)).not.toMatch(/Leafnode connection created/);
+
+    // The uplink returns: the leaf reconnects, the host's heartbeats and load reports reach westus again,
+    // its KV liveness is written again, and westus's A is served on the host again.
+    const restoredAt = Date.now();
+    await sc.leafUplink.restore();
+    expect(await until(() => /Leafnode connection created/.test(sc.leaf.log().slice(leafLog)), 15_000)).toBe(
+      true,
+    );
+    expect(await until(() => routable(routerWest, "wA-i0"), 15_000)).toBe(true);
+    expect(
+      await until(async () => {
+        const e = (await west.kvGet("sage-nodes", "wA")) as { atMs?: number } | undefined;
+        return (e?.atMs ?? 0) >= restoredAt;
+      }, 10_000),
+    ).toBe(true);
+    const after = [];
+    for (let i = 0; i < 4; i++) after.push(await served(gwWest, A));
+    expect(after.every((r) => r.status === 200 && r.tokens === 4)).toBe(true);
+    expect(after.map((r) => r.by)).toContain("wA-i0");
+  }, 90_000);
 });

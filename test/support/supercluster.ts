@@ -125,8 +125,8 @@ export interface Supercluster {
  * Regions as a supercluster on loopback: a server per region, each its own cluster, joined by gateways
  * through a proxy in front of each (which can cut the link between two regions); JetStream (domain `sage`)
  * on every server, its assets placed in `homeRegion` by the clients (`jsCluster`);
- * a leaf node for a GPU host of `leafRegion`, whose uplink runs through a proxy too (the hub advertises no
- * leaf address of its own, so the leaf cannot reconnect around it).
+ * a leaf node for a GPU host of `leafRegion`, whose uplink runs through a proxy too (the hub advertises the
+ * proxy's address as its leaf URL, so the leaf cannot reconnect around it).
  */
 export async function startSupercluster(
   regions: string[],
@@ -167,6 +167,10 @@ async function startSuperclusterOnce(
   // a proxy's, so gossip cannot route around a cut link.
   const proxies = new Map<string, LinkProxy>();
   for (const r of regions) proxies.set(r, await startLinkProxy(gw[r]!));
+  // The same for the leaf's uplink: the hub advertises the proxy's address as its leaf URL. (With
+  // `no_advertise` instead, nats-server 2.9.10 still handed the leaf the hub's own leaf port, and the leaf
+  // reconnected around a cut proxy within a second.)
+  const leafUplink = await startLinkProxy(leafPort);
   const servers: Record<string, NatsServerHandle> = {};
   await Promise.all(
     regions.map(async (r) => {
@@ -182,13 +186,12 @@ async function startSuperclusterOnce(
           `cluster { name: ${r}, listen: "127.0.0.1:${route[r]}", routes: ["nats-route://127.0.0.1:${route[r]}"] }`,
           `gateway { name: ${r}, listen: "127.0.0.1:${gw[r]}", advertise: "127.0.0.1:${proxies.get(r)!.port}", gateways: [${gateways}] }`,
           r === leafRegion
-            ? `leafnodes { listen: "127.0.0.1:${leafPort}", no_advertise: true, authorization { user: leaf, password: leaf, account: SAGE } }`
+            ? `leafnodes { listen: "127.0.0.1:${leafPort}", advertise: "127.0.0.1:${leafUplink.port}", authorization { user: leaf, password: leaf, account: SAGE } }`
             : "",
         ].join("\n"),
       });
     }),
   );
-  const leafUplink = await startLinkProxy(leafPort);
   const leaf = await startNatsServer({
     name: `${leafRegion}-gpu-host`,
     jetstream: false,
