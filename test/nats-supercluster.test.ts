@@ -241,7 +241,8 @@ describe("regions as a supercluster: gateways, a leaf node, and their faults", (
     // The hub no longer hears the host: westus's router drops its instance within the heartbeat TTL (3 s),
     // and its liveness entry in KV expires (3 heartbeats).
     const gone = await until(() => !routable(routerWest, "wA-i0"), 10_000);
-    if (!gone) console.log("LEAF", sc.leaf.log().slice(leafLog), "WEST", sc.servers.westus!.log().slice(-3000));
+    if (!gone)
+      console.log("LEAF", sc.leaf.log().slice(leafLog), "WEST", sc.servers.westus!.log().slice(-3000));
     expect(gone).toBe(true);
     const west = await bus(sc.urls.westus!, "kv-west");
     expect(await until(async () => (await west.kvGet("sage-nodes", "wA")) === undefined, 10_000)).toBe(true);
@@ -254,7 +255,9 @@ describe("regions as a supercluster: gateways, a leaf node, and their faults", (
       await new Promise((r) => setTimeout(r, 1_000));
     }
     expect(rounds).toBeGreaterThanOrEqual(5);
-    console.info(`leaf uplink cut 30 s: ${2 * rounds} requests sent during the cut, ${2 * rounds} answered 200`);
+    console.info(
+      `leaf uplink cut 30 s: ${2 * rounds} requests sent during the cut, ${2 * rounds} answered 200`,
+    );
     // The leaf never got back in during the cut (no way around the proxy).
     expect(sc.leaf.log().slice(leafLog)).not.toMatch(/Leafnode connection created/);
 

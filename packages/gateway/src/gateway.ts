@@ -7,7 +7,6 @@ import {
   QuotaUsage,
   RequestCancel,
   RouteRequest,
-  type Tier,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, closeServer, listenUrl } from "@sageserve/runtime";
 import { Counter, Histogram, Registry } from "prom-client";
@@ -25,6 +24,7 @@ import {
 } from "./http.js";
 import { StreamInbox } from "./inbox.js";
 import { BatchJobs } from "./jobs.js";
+import { NodeLiveness } from "./liveness.js";
 import { estimateTokens, readRequest } from "./openai.js";
 import { type Admission, SharedQuotas } from "./quota.js";
 import { type RelayPorts, type RelaySettings, relay } from "./relay.js";
@@ -108,8 +108,8 @@ export class GatewayActor extends Actor {
   private readonly jobs: BatchJobs;
   /** Every token stream this gateway relays, on one standing subscription. */
   private readonly inbox: StreamInbox;
-  /** Node liveness from heartbeats: when each was last heard and its TTL. */
-  private readonly nodes = new Map<string, { atMs: number; ttlMs: number }>();
+  /** Node liveness from heartbeats: silence past the TTL, or a restart, loses a node's requests. */
+  private readonly nodes = new NodeLiveness();
   /** Requests routed again after their node or engine was lost before their first token. */
   retried = 0;
   private readonly modelLabels = new Set<string>();
@@ -169,7 +169,7 @@ export class GatewayActor extends Actor {
       Heartbeat,
       {},
       (hb) => {
-        this.nodes.set(hb.nodeId, { atMs: this.clock.now(), ttlMs: hb.ttlMs });
+        this.nodes.heard(hb, this.clock.now());
       },
       { broadcast: true },
     );
@@ -441,14 +441,9 @@ export class GatewayActor extends Actor {
     return { requests, tokens };
   }
 
-  /**
-   * Is `nodeId` gone? Silent for its heartbeat TTL since the later of its last heartbeat and the
-   * dispatch (a node never heard from gets the default TTL of three 5-second heartbeats).
-   */
+  /** Is `nodeId` gone for a request dispatched at `sinceMs`? (`NodeLiveness`: silent past its TTL or restarted.) */
   private nodeLost(nodeId: string, sinceMs: number): boolean {
-    const seen = this.nodes.get(nodeId);
-    const from = Math.max(sinceMs, seen?.atMs ?? 0);
-    return this.clock.now() > from + (seen?.ttlMs ?? 15_000);
+    return this.nodes.lost(nodeId, sinceMs, this.clock.now());
   }
 
   /**

@@ -308,7 +308,7 @@ export const Heartbeat = defineMessage({
   }),
   publishers: ["node-agent"],
   listeners: ["router", "gateway", "dashboard"],
-  doc: "A node is alive and holds these instances; silence for ttlMs means it is gone.",
+  doc: "A node is alive and holds these instances; silence for ttlMs means it is gone. seq counts from 1 in each run of the node agent: a seq that does not grow means the node restarted (requests sent to the run before are lost).",
 }).withSample(() => ({
   nodeId: "westus-n1",
   region: "westus",
