@@ -119,6 +119,19 @@ export function natsAuthFromEnv(
 
 /** How long a KV put keeps retrying "no responders" (a bucket just created in another cluster). */
 const KV_PUT_RETRY_MS = 5_000;
+/**
+ * How long a KV read keeps retrying a timeout or "no responders": when a server of a cluster dies, the
+ * bucket's stream has no leader for a few seconds (5–10 s measured, `bench/nats-cluster.ts`) and its reads
+ * time out meanwhile; `sageserve status` right after a server loss failed on that.
+ */
+const KV_READ_RETRY_MS = 20_000;
+
+/** A JetStream hiccup a retry can outlive: a timeout, no responders, or a stream without a leader. */
+function transient(e: SageError): boolean {
+  return (
+    e.code === "TIMEOUT" || e.code === "NO_RESPONDERS" || /temporarily unavailable|no leader/i.test(e.message)
+  );
+}
 
 /** Live Bus adapter over a real NATS connection (the `nats` package). */
 export class NatsBus implements Bus {
@@ -511,25 +524,38 @@ export class NatsBus implements Bus {
     return this.cacheBucket(name, this.connection.jetstream(this.jsOpts).views.kv(name, { bindOnly: true }));
   }
 
+  /** Run a KV read, retrying transient JetStream errors (a leaderless bucket after a server loss) for a bound. */
+  private async kvRead<T>(subject: string, read: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + KV_READ_RETRY_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await read();
+      } catch (e) {
+        const err = mapError(e, subject);
+        if (!transient(err) || this.connection.isClosed() || Date.now() >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * 2 ** attempt)));
+      }
+    }
+  }
+
   async kvGet(bucket: string, key: string): Promise<unknown | undefined> {
-    try {
+    return this.kvRead(`$KV.${bucket}.${key}`, async () => {
       const kv = await this.readBucket(bucket);
       if (!kv) return undefined;
       const e = await kv.get(kvKey(key));
       if (!e || e.operation !== "PUT" || e.value.length === 0) return undefined;
       const d = decode(e.value, this.maxPayload);
       return d.ok ? d.value : undefined;
-    } catch (e) {
-      throw mapError(e, `$KV.${bucket}.${key}`);
-    }
+    });
   }
 
+  /** Every live entry of a bucket, by key. A bucket that does not exist lists nothing. */
   async kvEntries(bucket: string): Promise<Map<string, unknown>> {
-    const out = new Map<string, unknown>();
-    // Bind, never create (readBucket); a bucket that does not exist, or cannot be reached, lists nothing.
-    const kv = await this.readBucket(bucket).catch(() => undefined);
-    if (!kv) return out;
-    try {
+    return this.kvRead(`$KV.${bucket}`, async () => {
+      const out = new Map<string, unknown>();
+      // Bind, never create (readBucket).
+      const kv = await this.readBucket(bucket);
+      if (!kv) return out;
       const keys: string[] = [];
       for await (const k of await kv.keys()) keys.push(k);
       for (const k of keys.sort((x, y) => (kvKeyDecode(x) < kvKeyDecode(y) ? -1 : 1))) {
@@ -539,9 +565,7 @@ export class NatsBus implements Bus {
         if (d.ok) out.set(kvKeyDecode(k), d.value);
       }
       return out;
-    } catch (e) {
-      throw mapError(e, `$KV.${bucket}`);
-    }
+    });
   }
 
   async flush(): Promise<void> {
@@ -650,10 +674,14 @@ function mapError(e: unknown, subject: string, timeoutMs?: number): SageError {
   const ne = e as NatsError;
   switch (ne?.code) {
     case ErrorCode.Timeout:
-      return new SageError("TIMEOUT", `request on ${subject} timed out after ${timeoutMs} ms`, {
-        subject,
-        cause: e,
-      });
+      return new SageError(
+        "TIMEOUT",
+        `request on ${subject} timed out${timeoutMs === undefined ? "" : ` after ${timeoutMs} ms`}`,
+        {
+          subject,
+          cause: e,
+        },
+      );
     case ErrorCode.NoResponders:
       return new SageError("NO_RESPONDERS", `no responders on ${subject}`, { subject, cause: e });
     case ErrorCode.ConnectionClosed:
