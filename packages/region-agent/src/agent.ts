@@ -22,6 +22,7 @@ import {
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, type DurableMessage } from "@sageserve/runtime";
 import { type Job, NiwQueue } from "./niw-queue.js";
+import { DEFAULT_PLAN_EXECUTION, type PlanExecutionConfig, planDecision } from "./plan-policy.js";
 import {
   DEFAULT_NIW_RELEASE,
   DEFAULT_REACTIVE,
@@ -32,7 +33,6 @@ import {
   reactiveDecision,
   SloWindow,
   scaleUpCount,
-  sloHolds,
   sloPressure,
 } from "./policy.js";
 
@@ -86,26 +86,6 @@ export interface RegionAgentOptions {
 
 /** Deadline buckets of the NIW backlog in RegionStatus (minutes from now; the last covers a week). */
 export const BACKLOG_BOUNDS_MINUTES = [30, 60, 120, 240, 480, 720, 1440, 10_080];
-
-export interface PlanExecutionConfig {
-  /** LT-U/LT-UA: above this utilisation scale up even with the budget spent. */
-  emergencyAbove: number;
-  /** LT-UA: observed/forecast demand at or above this lets the endpoint scale past the plan. */
-  surgeRatio: number;
-  /** LT-UA: observed/forecast at or below this, in the window's last minutes, lets it scale below. */
-  lullRatio: number;
-  lullWindowMs: number;
-  /** Most commands one endpoint issues in one tick under LT-I. */
-  maxActionsPerTick: number;
-}
-
-export const DEFAULT_PLAN_EXECUTION: PlanExecutionConfig = {
-  emergencyAbove: 0.9,
-  surgeRatio: 5,
-  lullRatio: 0.5,
-  lullWindowMs: 20 * 60_000,
-  maxActionsPerTick: 8,
-};
 
 interface InstanceInfo {
   instanceId: string;
@@ -631,114 +611,34 @@ export class RegionAgentActor extends Actor {
     if (work.length) return Promise.all(work).then(() => {});
   }
 
-  /** One scaling tick of an endpoint under a plan (LT-I, LT-U or LT-UA). */
+  /** One scaling tick of an endpoint under a plan (LT-I, LT-U or LT-UA): `planDecision` decides, this carries it out. */
   private followPlan(model: string, now: number, work: Promise<void>[]): void {
     const plan = this.planTarget.get(model)!;
-    const snap = this.snapshot(model, undefined);
-    const total = snap.serving + snap.pending;
-    const r = this.cfgFor(model, undefined);
-    const x = this.planExec;
     const mix = this.gpuMix(model);
-    if (total === 0 && snap.wanted) {
-      // Scaled to zero and traffic is held for it: a cold start, whatever the plan says.
-      this.actions.coldStart++;
-      work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu, true));
-      return;
-    }
-    // The measured demand's floor comes before cool-downs and budgets: capacity the traffic already
-    // here needs is never waited for.
-    const measured = this.demandFloor(model, mix.add ?? plan.gpu);
-    const floor = Math.min(r.maxInstances, measured.up);
-    const hold = Math.min(r.maxInstances, measured.hold);
-    if (total < floor) {
-      const n = Math.min(floor - total, x.maxActionsPerTick);
-      this.actions.demandUp += n;
-      for (let i = 0; i < n; i++) work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu, true));
-      return;
-    }
-    if (now < snap.cooldownUntilMs) return;
-    if (this.opts.planStrategy === "lt-i") {
-      // Up to the plan or the demand's floor; down to the plan, never below what demand held lately.
-      const want = Math.max(plan.instances, floor);
-      const diff = want >= total ? want - total : Math.min(0, Math.max(plan.instances, hold) - total);
-      if (diff <= 0 && snap.pending === 0 && sloPressure(snap, r)) {
-        // The plan says enough, the SLO says otherwise: one more, and the plan's scale-downs wait.
-        this.actions.sloUp++;
-        work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu));
-        return;
-      }
-      if (diff < 0 && sloHolds(snap, r)) return;
-      if (diff === 0 && snap.pending === 0 && mix.add !== undefined && mix.surplus.size > 0) {
-        // Right count, wrong GPU types (the plan moved this model to another type): migrate one VM at
-        // a time — boot the missing type; the surplus one drains once the new one serves.
-        this.actions.gpuMigrate++;
-        work.push(this.scaleUp(model, undefined, mix.add, false, true));
-        return;
-      }
-      if (diff < 0 && snap.pending > 0) return; // give back capacity only after what is arriving serves
-      for (let i = 0; i < Math.min(Math.abs(diff), x.maxActionsPerTick); i++) {
-        if (diff > 0) work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu, true));
-        else if (snap.serving - i > r.minInstances) work.push(this.scaleDown(model, undefined, true));
-      }
-      return;
-    }
-    const budget = this.budget.get(model) ?? 0;
-    const u = snap.utilization;
-    // The plan's scale-ups, on the forecast's clock: up to what it says is needed one boot lead from now
-    // (never past the plan's target), whatever utilisation says today.
-    const ahead = Math.min(plan.instances, r.maxInstances, this.aheadNeed(model, mix.add ?? plan.gpu));
-    if (total < ahead) {
-      const n = Math.min(ahead - total, x.maxActionsPerTick);
-      this.actions.aheadUp += n;
-      this.budget.set(model, budget - n);
-      for (let i = 0; i < n; i++) work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu, true));
-      return;
-    }
-    if (snap.pending > 0) return; // let arriving capacity land before judging utilisation again
-    const up = (n: number) => {
-      for (let i = 0; i < Math.min(n, x.maxActionsPerTick); i++)
-        work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu, i > 0));
-    };
-    if (total < r.minInstances || (budget > 0 && u > r.scaleUpAbove)) {
-      const n = total < r.minInstances ? 1 : Math.min(budget, scaleUpCount(snap, r));
-      this.budget.set(model, budget - n);
-      up(n);
-      return;
-    }
-    if (u > x.emergencyAbove || sloPressure(snap, r)) {
-      if (u > x.emergencyAbove) this.actions.emergencyUp++;
-      else this.actions.sloUp++;
-      const n = scaleUpCount(snap, r);
-      this.budget.set(model, budget - n);
-      up(n);
-      return;
-    }
-    if (sloHolds(snap, r)) return; // misses: no scale-down of any kind
-    if (this.opts.planStrategy === "lt-ua") {
-      const forecast = this.forecastTps.get(model) ?? 0;
-      const observed = this.observedTps.get(model) ?? 0;
-      const ratio = forecast > 0 ? observed / forecast : observed > 0 ? Number.POSITIVE_INFINITY : 1;
-      if (ratio >= x.surgeRatio && u > r.scaleUpAbove) {
-        this.actions.surgeUp++;
-        work.push(this.scaleUp(model, undefined, mix.add ?? plan.gpu));
-        return;
-      }
-      const inLastMinutes = this.planWindow !== undefined && this.planWindow.endMs - now <= x.lullWindowMs;
-      if (
-        inLastMinutes &&
-        ratio <= x.lullRatio &&
-        u < r.scaleDownBelow &&
-        snap.serving > Math.max(r.minInstances, hold, ahead)
-      ) {
-        this.actions.lullDown++;
-        work.push(this.scaleDown(model, undefined));
-        return;
-      }
-    }
-    if (budget < 0 && u < r.scaleDownBelow && snap.serving > Math.max(r.minInstances, hold, ahead)) {
-      this.budget.set(model, budget + 1);
-      work.push(this.scaleDown(model, undefined));
-    }
+    const gpu = mix.add ?? plan.gpu;
+    const d = planDecision({
+      strategy: this.opts.planStrategy!,
+      nowMs: now,
+      snap: this.snapshot(model, undefined),
+      cfg: this.cfgFor(model, undefined),
+      exec: this.planExec,
+      plan: { instances: plan.instances, gpu: plan.gpu },
+      mix: { add: mix.add, hasSurplus: mix.surplus.size > 0 },
+      measured: this.demandFloor(model, gpu),
+      aheadNeed: this.aheadNeed(model, gpu),
+      budget: this.budget.get(model) ?? 0,
+      observedTps: this.observedTps.get(model) ?? 0,
+      forecastTps: this.forecastTps.get(model) ?? 0,
+      ...(this.planWindow ? { planWindowEndMs: this.planWindow.endMs } : {}),
+    });
+    if (d.reason) this.actions[d.reason.name] += d.reason.count;
+    if (d.budget !== undefined) this.budget.set(model, d.budget);
+    for (const a of d.actions)
+      work.push(
+        a.kind === "up"
+          ? this.scaleUp(model, undefined, a.gpu, a.batch, a.strictGpu === true)
+          : this.scaleDown(model, undefined, a.batch),
+      );
   }
 
   /**
