@@ -11,6 +11,9 @@ import {
 import { Actor, type ActorContext, closeServer, listenUrl } from "@sageserve/runtime";
 import { Counter, Histogram, Registry } from "prom-client";
 import { type ApiKey, authenticate, RateLimiter } from "./auth.js";
+import { answerBatchApi } from "./batch-routes.js";
+import { Batches } from "./batches.js";
+import { FileStore } from "./files.js";
 import { regionOf, tierOf } from "./headers.js";
 import {
   answerClientError,
@@ -60,6 +63,12 @@ export interface GatewayOptions {
    * away from that node.
    */
   maxAttempts?: number;
+  /** Largest `POST /v1/files` upload (default 100 MiB). */
+  maxFileBytes?: number;
+  /** How often this gateway moves the batches it runs along (default 2 s). */
+  batchTickMs?: number;
+  /** A batch whose gateway has not moved it for this long is taken over by another (default 15 s). */
+  batchOwnerTtlMs?: number;
 }
 
 /** How long job views stay in KV `sage-jobs` (the default batch deadline is a day). */
@@ -115,6 +124,9 @@ export class GatewayActor extends Actor {
   private readonly modelLabels = new Set<string>();
   private readonly relaySettings: RelaySettings;
   private readonly quotas: SharedQuotas;
+  private readonly files: FileStore;
+  readonly batches: Batches;
+  private batchTickBusy = false;
 
   constructor(
     ctx: ActorContext,
@@ -147,6 +159,32 @@ export class GatewayActor extends Actor {
         return r.ok && typeof r.value === "object" && r.value !== null ? (r.value as object) : undefined;
       },
     });
+    this.files = new FileStore(this.bus, () => Math.floor(this.clock.now() / 1000));
+    this.batches = new Batches({
+      bus: this.bus,
+      files: this.files,
+      clock: this.clock,
+      log: this.log,
+      self: this.identity.id,
+      region: opts.region,
+      models: opts.models,
+      defaultMaxTokens: opts.defaultMaxTokens ?? 256,
+      ...(opts.batchOwnerTtlMs === undefined ? {} : { ownerTtlMs: opts.batchOwnerTtlMs }),
+      route: (payload) =>
+        this.request(
+          RouteRequest,
+          { region: payload.originRegion, model: payload.model },
+          payload,
+          opts.routeTimeoutMs ?? 5_000,
+        ),
+      cancel: (requestId) => {
+        this.publish(
+          RequestCancel,
+          { request: requestId },
+          { requestId, reason: "client-closed", atMs: this.clock.now() },
+        );
+      },
+    });
     this.relaySettings = {
       firstTokenTimeoutMs: opts.firstTokenTimeoutMs ?? 120_000,
       maxAttempts: opts.maxAttempts ?? 3,
@@ -173,6 +211,16 @@ export class GatewayActor extends Actor {
       },
       { broadcast: true },
     );
+    // Every gateway runs the batches it owns, and takes over those whose runner went silent.
+    this.every(this.opts.batchTickMs ?? 2_000, async () => {
+      if (this.batchTickBusy) return;
+      this.batchTickBusy = true;
+      try {
+        await this.batches.tick();
+      } finally {
+        this.batchTickBusy = false;
+      }
+    });
     this.server = createServer((req, res) => {
       this.serve(req, res).catch((e) =>
         fail(res, { status: 500, message: String(e), type: "internal_server_error", code: "internal" }),
@@ -236,6 +284,13 @@ export class GatewayActor extends Actor {
     if (limited) return fail(res, limited);
     if (req.method === "POST" && (path === "/v1/chat/completions" || path === "/v1/completions"))
       return this.complete(req, res, path === "/v1/chat/completions", auth);
+    const batchApi = await answerBatchApi(req, res, path, {
+      files: this.files,
+      batches: this.batches,
+      maxFileBytes: this.opts.maxFileBytes ?? 100 * 1024 * 1024,
+      readJson: (r) => this.readJson(r),
+    });
+    if (batchApi !== undefined) return batchApi;
     return this.resource(req, res, path);
   }
 

@@ -1,5 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import {
+  BATCH_MAX_ATTEMPTS,
+  BATCH_RESULT_TTL_MS,
+  BATCH_RESULTS_BUCKET,
   Heartbeat,
   InferenceChunk,
   InferenceRequest,
@@ -15,7 +18,7 @@ import {
   streamSubjectOf,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, killWithParent } from "@sageserve/runtime";
-import { fetchOnce, runEngineCall } from "./engine-call.js";
+import { fetchOnce, ResultCollector, runEngineCall } from "./engine-call.js";
 import { type EngineKind, type EngineLoad, engineLoad, parsePrometheus } from "./metrics.js";
 import { compilePriority, type EnginePriority, type EnginePrioritySetting, engineCall } from "./priority.js";
 
@@ -412,6 +415,7 @@ export class NodeAgentActor extends Actor {
     if (this.cancelled.has(r.requestId)) abort.abort();
     this.awaitingFirst.set(r.requestId, { tier: r.tier, sinceMs: started });
     let seq = 0;
+    const result = r.resultKey === undefined ? undefined : new ResultCollector();
     try {
       const run = await runEngineCall({
         url: this.opts.engine.url,
@@ -419,11 +423,29 @@ export class NodeAgentActor extends Actor {
         call: engineCall(r, this.model, this.priority, USAGE_ENGINES.has(this.opts.engine.kind)),
         signal: abort.signal,
         clock: this.clock,
-        chunk: (p) =>
-          this.publish(InferenceChunk, streamParams(r), { requestId: r.requestId, seq: seq++, ...p }),
+        chunk: (p) => {
+          result?.add(p);
+          this.publish(InferenceChunk, streamParams(r), { requestId: r.requestId, seq: seq++, ...p });
+        },
         onFirstToken: () => this.awaitingFirst.delete(r.requestId),
       });
-      this.done(r, run.outcome, started, run.firstAtMs, run.tokens, run.usage);
+      let outcome = run.outcome;
+      // A failure is stored only on the last run: before it, the job is queued again (region agent).
+      const final = outcome !== "failed" || (r.attempt ?? 0) >= BATCH_MAX_ATTEMPTS - 1;
+      if (result && r.resultKey !== undefined && outcome !== "cancelled" && final) {
+        // Stored before the request is reported done: only then is its queued job acknowledged.
+        const stored = await this.kvPut(
+          BATCH_RESULTS_BUCKET,
+          r.resultKey,
+          { requestId: r.requestId, outcome, chunks: result.chunks, atMs: this.clock.now() },
+          { bucketTtlMs: BATCH_RESULT_TTL_MS },
+        );
+        if (!stored.ok) {
+          this.log.warn({ requestId: r.requestId, error: stored.error.message }, "batch result not stored");
+          outcome = "failed";
+        }
+      }
+      this.done(r, outcome, started, run.firstAtMs, run.tokens, run.usage);
     } finally {
       this.awaitingFirst.delete(r.requestId);
       this.engineCalls.delete(r.requestId);

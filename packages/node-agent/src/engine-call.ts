@@ -12,7 +12,7 @@ export interface EngineRun {
   usage?: { promptTokens: number; completionTokens: number } | undefined;
 }
 
-type ChunkFields = Omit<Payload<typeof InferenceChunk>, "requestId" | "seq">;
+export type ChunkFields = Omit<Payload<typeof InferenceChunk>, "requestId" | "seq">;
 
 /**
  * One routed request at the engine: POST it (streamed), relay every choice step as a chunk, and end
@@ -131,5 +131,25 @@ function engineMessage(text: string): string | undefined {
     return typeof m === "string" && m ? m.slice(0, 1000) : undefined;
   } catch {
     return text ? text.slice(0, 300) : undefined;
+  }
+}
+
+/**
+ * A Batch API request's chunks, as stored for its output file: consecutive text-only chunks of one
+ * choice are joined (a stored result is one KV entry, not one per token); anything else is kept as sent.
+ */
+export class ResultCollector {
+  readonly chunks: ChunkFields[] = [];
+
+  add(c: ChunkFields): void {
+    const last = this.chunks[this.chunks.length - 1];
+    const plain = (x: ChunkFields) =>
+      !x.done && x.toolCalls === undefined && x.logprobs === undefined && x.finishReason === undefined;
+    if (last && plain(last) && plain(c) && (last.index ?? 0) === (c.index ?? 0)) {
+      last.text = (last.text ?? "") + (c.text ?? "");
+      last.tokens += c.tokens;
+      return;
+    }
+    this.chunks.push({ ...c });
   }
 }

@@ -31,6 +31,11 @@ export const Id = z
   .min(1)
   .max(128)
   .regex(/^[^\s]+$/, "must not contain whitespace");
+/** Where a Batch API request's result is stored: `<batch id>.<line index>` (a KV key of `sage-batch-out`). */
+export const BatchResultKey = z
+  .string()
+  .max(160)
+  .regex(/^batch_[A-Za-z0-9_-]+\.[0-9]+$/, "must be <batch id>.<line>");
 export const ModelId = z
   .string()
   .min(1)

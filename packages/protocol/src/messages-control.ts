@@ -1,5 +1,6 @@
 import { z } from "zod";
 import {
+  BatchResultKey,
   Count,
   EpochMs,
   GpuType,
@@ -11,6 +12,7 @@ import {
   TokenCount,
 } from "./domain.js";
 import { defineMessage } from "./message.js";
+import { InferenceChunk } from "./messages.js";
 
 /** Commands, plans, demand and the NIW queue: the slower control loops. */
 
@@ -289,6 +291,8 @@ export const NiwJob = defineMessage({
     body: z.record(z.string(), z.unknown()).optional(),
     /** Who collects the job's output (the queuing gateway's id): see RouteRequest `streamTo`. */
     streamTo: Id.optional(),
+    /** A Batch API request's result key: see RouteRequest `resultKey`. */
+    resultKey: BatchResultKey.optional(),
   }),
   publishers: ["router"],
   listeners: ["region-agent"],
@@ -307,6 +311,26 @@ export const NiwJob = defineMessage({
 
 /** The JetStream work-queue stream that holds NiwJobs until a region agent has released them. */
 export const NIW_STREAM = { name: "SAGE_NIW", subjects: ["sage.niw.>"] } as const;
+
+/** KV bucket of Batch API results: key `<batch id>.<line>` (RouteRequest `resultKey`), value BatchLineResult. */
+export const BATCH_RESULTS_BUCKET = "sage-batch-out";
+/** How long stored batch results live (a batch's window is at most a week). */
+export const BATCH_RESULT_TTL_MS = 8 * 86_400_000;
+
+/**
+ * Runs of one Batch API request before its failure is final: a run the engine failed (or whose node was
+ * lost) is queued again with the next `attempt`; the last run stores its failure for the error file.
+ */
+export const BATCH_MAX_ATTEMPTS = 3;
+
+/** What a node stores for one Batch API request: its outcome and the chunks it streamed. */
+export const BatchLineResult = z.object({
+  requestId: Id,
+  outcome: z.enum(["ok", "failed", "rejected"]),
+  chunks: z.array(InferenceChunk.schema.omit({ requestId: true, seq: true })).max(100_000),
+  atMs: EpochMs,
+});
+export type BatchLineResult = z.infer<typeof BatchLineResult>;
 
 export const JobUpdate = defineMessage({
   name: "JobUpdate",

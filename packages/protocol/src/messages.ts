@@ -1,5 +1,16 @@
 import { z } from "zod";
-import { Count, EpochMs, Fraction, GpuType, Id, InstanceState, ModelId, Tier, TokenCount } from "./domain.js";
+import {
+  BatchResultKey,
+  Count,
+  EpochMs,
+  Fraction,
+  GpuType,
+  Id,
+  InstanceState,
+  ModelId,
+  Tier,
+  TokenCount,
+} from "./domain.js";
 import { defineMessage } from "./message.js";
 
 /**
@@ -34,6 +45,12 @@ const RequestFields = {
    * subject its listener subscribed to once, long before the request (see InferenceChunk). Absent: `direct`.
    */
   streamTo: Id.optional(),
+  /**
+   * A Batch API request (`POST /v1/batches`): the node stores the request's outcome under this key of KV
+   * `sage-batch-out` (`<batch id>.<line>`) before it reports the request done, and only then is the
+   * queued job acknowledged — a job whose node dies runs again, its result replacing any partial one.
+   */
+  resultKey: BatchResultKey.optional(),
 };
 
 /** The `{listener}` of a request that names none (`streamTo` absent): simulator and direct callers. */
@@ -147,7 +164,7 @@ export const RequestCancel = defineMessage({
     atMs: EpochMs,
   }),
   publishers: ["gateway"],
-  listeners: ["router", "node-agent"],
+  listeners: ["router", "node-agent", "region-agent"],
   doc: "The client went away: the router drops the request if it still holds it, the node agent running it aborts the engine request (its KV cache is freed). Node agents remember cancels for a minute, so one that overtakes its InferenceRequest still counts.",
 }).withSample(() => ({ requestId: "r-1", reason: "client-closed", atMs: now }));
 

@@ -1,4 +1,5 @@
 import {
+  BATCH_MAX_ATTEMPTS,
   type CapacityModel,
   CapacityWanted,
   DEFAULT_SLO_TTFT_MS,
@@ -16,6 +17,7 @@ import {
   Plan,
   type PlanStrategy,
   RegionStatus,
+  RequestCancel,
   RequestDone,
   VmCommand,
   validatePayload,
@@ -129,6 +131,15 @@ export class RegionAgentActor extends Actor {
   private readonly queues = new Map<string, NiwQueue>();
   /** Durable-queue handles of the jobs in `queues`, acknowledged when each is released. */
   private readonly held = new Map<string, DurableMessage>();
+  /**
+   * Released jobs still running, by request id: their durable messages are acknowledged only when the
+   * node reports them done (a Batch API request: after its result is stored), and a job whose instance
+   * is lost goes back to the queue — nothing is lost when a node dies mid-job.
+   */
+  private readonly inFlight = new Map<
+    string,
+    { msg: DurableMessage; job: Job; instanceId: string; atMs: number }
+  >();
   private readonly cooldownUntil = new Map<string, number>();
   private readonly reactive: ReactiveConfig;
   private readonly niwCfg: NiwReleaseConfig;
@@ -163,6 +174,11 @@ export class RegionAgentActor extends Actor {
   };
   /** Releases of NIW jobs that had been released before and came back re-routed (not in niwReleased). */
   niwReleasedAgain = 0;
+  /** Queued jobs whose request was cancelled (a cancelled or expired batch), dropped unreleased. */
+  niwCancelled = 0;
+  private readonly cancelledQueued = new Set<string>();
+  /** Released jobs queued again because their instance was lost before they were done. */
+  niwRequeued = 0;
   /** VMs given back to the provider (stopped by a drain, or failed): each is released once. */
   private readonly releasedNodes = new Set<string>();
   private readonly planExec: PlanExecutionConfig;
@@ -234,9 +250,21 @@ export class RegionAgentActor extends Actor {
           ackWaitMs: this.opts.niwAckWaitMs ?? 60_000,
         },
       );
+      // A cancelled batch (Batch API cancel or expiry): its jobs still queued here are dropped when they
+      // reach the head of the queue (the queue has no removal); running ones the node agent aborts.
+      this.on(
+        RequestCancel,
+        {},
+        (c) => {
+          if (this.held.has(`j-${c.requestId}`)) this.cancelledQueued.add(c.requestId);
+        },
+        { broadcast: true },
+      );
       // Jobs held here longer than the ack wait must not be redelivered: keep telling the queue.
       this.every(Math.max(100, (this.opts.niwAckWaitMs ?? 60_000) / 3), () => {
         for (const m of this.held.values()) m.working();
+        for (const f of this.inFlight.values()) f.msg.working();
+        this.requeueLost();
       });
     }
     const sloGuard = this.reactive.sloScaleUpAbove !== undefined;
@@ -246,7 +274,18 @@ export class RegionAgentActor extends Actor {
         { region },
         (d) => {
           if (sloGuard) this.recordSlo(d);
-          if (this.opts.mode === "unified") this.releaseNiw(d.model);
+          if (this.opts.mode === "unified") {
+            const f = this.inFlight.get(d.requestId);
+            if (f) {
+              this.inFlight.delete(d.requestId);
+              const attempt = f.job.attempt ?? 0;
+              // A Batch API request the engine failed runs again (its result is stored on the last run).
+              if (d.outcome === "failed" && f.job.resultKey !== undefined && attempt < BATCH_MAX_ATTEMPTS - 1)
+                this.enqueue({ ...f.job, attempt: attempt + 1 }, f.msg);
+              else f.msg.ack();
+            }
+            this.releaseNiw(d.model);
+          }
         },
         { broadcast: true },
       );
@@ -808,7 +847,35 @@ export class RegionAgentActor extends Actor {
     if (reply.ok && reply.value.accepted) this.actions.makeSpot++;
   }
 
+  /** Released jobs whose instance is gone (silent past the stale bound, failed or stopped) are queued again. */
+  private requeueLost(): void {
+    const now = this.clock.now();
+    for (const [requestId, f] of this.inFlight) {
+      if (now - f.atMs <= this.staleAfterMs) continue;
+      const i = this.instances.get(f.instanceId);
+      if (i && now - i.atMs <= this.staleAfterMs && i.state !== "failed" && i.state !== "stopped") continue;
+      this.inFlight.delete(requestId);
+      this.niwRequeued++;
+      this.log.warn(
+        { jobId: f.job.jobId, instanceId: f.instanceId },
+        "NIW job lost with its instance: queued again",
+      );
+      this.enqueue({ ...f.job, attempt: (f.job.attempt ?? 0) + 1 }, f.msg);
+    }
+  }
+
   private enqueue(job: Job, msg?: DurableMessage): void {
+    const running = this.inFlight.get(job.requestId);
+    if (running && msg) {
+      // A redelivery of a job still running (same attempt): keep the newer handle. A job handed back by
+      // its instance (a later attempt): that run is over.
+      if ((job.attempt ?? 0) <= (running.job.attempt ?? 0)) {
+        running.msg = msg;
+        return;
+      }
+      this.inFlight.delete(job.requestId);
+      running.msg.ack();
+    }
     if (msg) {
       if (this.held.has(job.jobId)) {
         // Redelivered while we still hold it: keep the newer handle, do not queue it twice.
@@ -845,6 +912,14 @@ export class RegionAgentActor extends Actor {
     }
     for (let n = 0; n < this.niwCfg.maxPerTick && q.size > 0; n++) {
       const head = q.peek()!;
+      if (this.cancelledQueued.delete(head.requestId)) {
+        q.pop();
+        this.held.get(head.jobId)?.ack();
+        this.held.delete(head.jobId);
+        this.niwCancelled++;
+        n--;
+        continue;
+      }
       const urgent = head.deadlineMs - now <= this.niwCfg.escalateBeforeDeadlineMs;
       const cost = head.inputTokens + head.maxOutputTokens;
       const paced = !urgent && budget <= 0 && allowance !== undefined && allowance.tokens >= cost && u < 0.9;
@@ -852,8 +927,10 @@ export class RegionAgentActor extends Actor {
       const target = this.leastLoaded(model);
       if (!target) break;
       q.pop();
-      this.held.get(head.jobId)?.ack();
+      const msg = this.held.get(head.jobId);
       this.held.delete(head.jobId);
+      if (msg)
+        this.inFlight.set(head.requestId, { msg, job: head, instanceId: target.instanceId, atMs: now });
       if (paced) {
         allowance!.tokens -= cost;
         this.actions.niwPaced++;
@@ -881,6 +958,7 @@ export class RegionAgentActor extends Actor {
       // Set only when present (no spread of a temporary object per job: the simulator's hot path).
       if (head.body !== undefined) job.body = head.body;
       if (head.streamTo !== undefined) job.streamTo = head.streamTo;
+      if (head.resultKey !== undefined) job.resultKey = head.resultKey;
       this.publish(InferenceRequest, { node: target.nodeId }, job);
     }
   }

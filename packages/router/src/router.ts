@@ -54,6 +54,7 @@ export function toInference(req: Route, instanceId: string): Payload<typeof Infe
   if (req.avoidNodes !== undefined) out.avoidNodes = req.avoidNodes;
   if (req.body !== undefined) out.body = req.body;
   if (req.streamTo !== undefined) out.streamTo = req.streamTo;
+  if (req.resultKey !== undefined) out.resultKey = req.resultKey;
   return out;
 }
 
@@ -299,6 +300,7 @@ export class RouterActor extends Actor {
           ...(req.attempt === undefined ? {} : { attempt: req.attempt }),
           ...(req.body === undefined ? {} : { body: req.body }),
           ...(req.streamTo === undefined ? {} : { streamTo: req.streamTo }),
+          ...(req.resultKey === undefined ? {} : { resultKey: req.resultKey }),
         },
       );
       this.queued++;

@@ -87,6 +87,7 @@ export class MemoryBroker {
   readonly services = new Map<string, ServiceInfo>();
   readonly kv = new Map<string, Map<string, { bytes: Uint8Array; atMs: number }>>();
   readonly kvTtl = new Map<string, number>();
+  readonly objects = new Map<string, Map<string, Uint8Array>>();
   /** Durable work queues: messages stay until acknowledged; unacked ones return when their consumer goes away. */
   readonly durable = new Map<
     string,
@@ -546,13 +547,36 @@ export class MemoryBus implements Bus {
     return d.ok ? d.value : undefined;
   }
 
-  async kvEntries(bucket: string): Promise<Map<string, unknown>> {
+  async kvEntries(bucket: string, prefix = ""): Promise<Map<string, unknown>> {
     const out = new Map<string, unknown>();
     for (const key of [...(this.broker.kv.get(bucket)?.keys() ?? [])].sort()) {
+      if (!key.startsWith(prefix)) continue;
       const v = await this.kvGet(bucket, key);
       if (v !== undefined) out.set(key, v);
     }
     return out;
+  }
+
+  async kvDelete(bucket: string, key: string): Promise<void> {
+    this.broker.kv.get(bucket)?.delete(key);
+  }
+
+  async objPut(bucket: string, name: string, data: Uint8Array): Promise<void> {
+    if (this.closed) throw new SageError("CLOSED", `objPut on closed connection ${this.name}`);
+    let b = this.broker.objects.get(bucket);
+    if (!b) {
+      b = new Map();
+      this.broker.objects.set(bucket, b);
+    }
+    b.set(name, data.slice());
+  }
+
+  async objGet(bucket: string, name: string): Promise<Uint8Array | undefined> {
+    return this.broker.objects.get(bucket)?.get(name)?.slice();
+  }
+
+  async objDelete(bucket: string, name: string): Promise<void> {
+    this.broker.objects.get(bucket)?.delete(name);
   }
 
   async flush(): Promise<void> {}

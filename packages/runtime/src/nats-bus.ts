@@ -19,6 +19,7 @@ import {
   type NatsError,
   nanos,
   nkeyAuthenticator,
+  type ObjectStore,
   RequestStrategy,
   RetentionPolicy,
   type Service,
@@ -550,14 +551,17 @@ export class NatsBus implements Bus {
   }
 
   /** Every live entry of a bucket, by key. A bucket that does not exist lists nothing. */
-  async kvEntries(bucket: string): Promise<Map<string, unknown>> {
+  async kvEntries(bucket: string, prefix?: string): Promise<Map<string, unknown>> {
+    if (prefix !== undefined && prefix !== "" && !prefix.endsWith("."))
+      throw new SageError("CONFIG", `a KV key prefix is whole tokens ending in ".", not '${prefix}'`);
     return this.kvRead(`$KV.${bucket}`, async () => {
       const out = new Map<string, unknown>();
       // Bind, never create (readBucket).
       const kv = await this.readBucket(bucket);
       if (!kv) return out;
       const keys: string[] = [];
-      for await (const k of await kv.keys()) keys.push(k);
+      for await (const k of await kv.keys(prefix ? `${kvKey(prefix.slice(0, -1))}.>` : undefined))
+        keys.push(k);
       for (const k of keys.sort((x, y) => (kvKeyDecode(x) < kvKeyDecode(y) ? -1 : 1))) {
         const e = await kv.get(k);
         if (!e || e.operation !== "PUT" || e.value.length === 0) continue;
@@ -566,6 +570,47 @@ export class NatsBus implements Bus {
       }
       return out;
     });
+  }
+
+  async kvDelete(bucket: string, key: string): Promise<void> {
+    const kv = await this.readBucket(bucket);
+    if (kv) await kv.delete(kvKey(key));
+  }
+
+  private readonly objectStores = new Map<string, Promise<ObjectStore>>();
+
+  /** An object store bucket (created on first use, with the connection's JetStream replicas). */
+  private objectStore(name: string): Promise<ObjectStore> {
+    let b = this.objectStores.get(name);
+    if (!b) {
+      b = this.connection.jetstream(this.jsOpts).views.os(name, {
+        replicas: this.jsReplicas,
+        ...(this.jsCluster ? { placement: { cluster: this.jsCluster, tags: [] } } : {}),
+      });
+      this.objectStores.set(name, b);
+      b.catch(() => this.objectStores.delete(name));
+    }
+    return b;
+  }
+
+  async objPut(bucket: string, name: string, data: Uint8Array): Promise<void> {
+    try {
+      await (await this.objectStore(bucket)).putBlob({ name }, data);
+    } catch (e) {
+      throw mapError(e, `$O.${bucket}.${name}`);
+    }
+  }
+
+  async objGet(bucket: string, name: string): Promise<Uint8Array | undefined> {
+    return this.kvRead(`$O.${bucket}.${name}`, async () => {
+      const blob = await (await this.objectStore(bucket)).getBlob(name);
+      return blob ?? undefined;
+    });
+  }
+
+  async objDelete(bucket: string, name: string): Promise<void> {
+    const os = await this.objectStore(bucket);
+    if (await os.info(name)) await os.delete(name);
   }
 
   async flush(): Promise<void> {

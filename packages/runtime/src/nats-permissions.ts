@@ -73,7 +73,13 @@ export const KV_BUCKETS = [
   "sage-observer",
   "sage-boots",
   "sage-jobs",
+  "sage-files",
+  "sage-batches",
+  "sage-batch-out",
 ] as const;
+
+/** The object store bucket of batch input and output files (`POST /v1/files`). */
+export const FILES_OBJECT_STORE = "sage-files";
 
 /** Write a KV bucket (and read it back): create/bind its stream, put, get. */
 const kvWrite = (b: string): string[] => [`$KV.${b}.>`, ...kvBind(b)];
@@ -93,6 +99,24 @@ const kvList = (b: string): string[] => [
   `${JS}.CONSUMER.CREATE.KV_${b}.>`,
   `${JS}.CONSUMER.DELETE.KV_${b}.*`,
   `${JS}.CONSUMER.INFO.KV_${b}.*`,
+];
+/**
+ * Write and read an object store bucket: its stream (create, purge on delete), chunk and meta subjects,
+ * and the ordered consumer a read uses (with its flow control).
+ */
+const objWrite = (b: string): string[] => [
+  `$O.${b}.>`,
+  `${JS}.STREAM.INFO.OBJ_${b}`,
+  `${JS}.STREAM.CREATE.OBJ_${b}`,
+  `${JS}.STREAM.PURGE.OBJ_${b}`,
+  `${JS}.STREAM.MSG.GET.OBJ_${b}`,
+  `${JS}.DIRECT.GET.OBJ_${b}`,
+  `${JS}.DIRECT.GET.OBJ_${b}.>`,
+  `${JS}.CONSUMER.CREATE.OBJ_${b}`,
+  `${JS}.CONSUMER.CREATE.OBJ_${b}.>`,
+  `${JS}.CONSUMER.DELETE.OBJ_${b}.*`,
+  `${JS}.CONSUMER.INFO.OBJ_${b}.*`,
+  "$JS.FC.>",
 ];
 const niw = NIW_STREAM.name;
 /** Bind or create the NIW work-queue stream (its subjects come from the catalogue: NiwJob). */
@@ -144,9 +168,26 @@ const INFRA: Record<AuthRole, { publish: string[]; subscribe: string[] }> = {
     subscribe: [],
   },
   "vm-provider": { publish: [], subscribe: [] },
-  "node-agent": { publish: [`${JS}.INFO`, ...kvWrite("sage-nodes")], subscribe: [] },
-  // batch job views, so any gateway answers for any job
-  gateway: { publish: [`${JS}.INFO`, ...kvWrite("sage-jobs")], subscribe: [] },
+  // its liveness; the result of each Batch API request it runs, stored before the job is acknowledged
+  "node-agent": {
+    publish: [`${JS}.INFO`, ...kvWrite("sage-nodes"), ...kvWrite("sage-batch-out")],
+    subscribe: [],
+  },
+  // batch job views, so any gateway answers for any job; the Files and Batch APIs' state and files
+  gateway: {
+    publish: [
+      `${JS}.INFO`,
+      ...kvWrite("sage-jobs"),
+      ...kvWrite("sage-files"),
+      ...kvWrite("sage-batches"),
+      ...kvWrite("sage-batch-out"),
+      ...kvList("sage-batch-out"),
+      ...kvList("sage-batches"),
+      ...kvList("sage-files"),
+      ...objWrite(FILES_OBJECT_STORE),
+    ],
+    subscribe: [],
+  },
   dashboard: {
     publish: [`${JS}.INFO`, ...kvWrite("sage-observer"), ...kvBind("sage-plans")],
     subscribe: [],
@@ -259,7 +300,9 @@ export function scopedPermissions(role: ScopedRole, scope: AuthScope): RolePermi
     subscribe.push(`$SRV.${verb}`, `$SRV.${verb}.${role}`, `$SRV.${verb}.${role}.*`);
   const r = scope.region;
   const kvOwn = (b: string, key: string) => [`$KV.${b}.${key}`, ...kvBind(b)];
-  if (role === "node-agent") publish.push(`${JS}.INFO`, ...kvOwn("sage-nodes", scope.node!));
+  if (role === "node-agent")
+    // Batch results are keyed by batch and line, not by host: any host may run any line.
+    publish.push(`${JS}.INFO`, ...kvOwn("sage-nodes", scope.node!), ...kvWrite("sage-batch-out"));
   if (role === "region-agent")
     publish.push(
       `${JS}.INFO`,

@@ -125,8 +125,20 @@ export interface Bus {
    */
   kvPut(bucket: string, key: string, value: unknown, opts?: KvPutOptions): Promise<void>;
   kvGet(bucket: string, key: string): Promise<unknown | undefined>;
-  /** Every live entry of a bucket (empty when the bucket does not exist; never creates it). */
-  kvEntries(bucket: string): Promise<Map<string, unknown>>;
+  /**
+   * Every live entry of a bucket (empty when the bucket does not exist; never creates it); with `prefix`
+   * (whole key tokens, ending in "."), only the keys under it.
+   */
+  kvEntries(bucket: string, prefix?: string): Promise<Map<string, unknown>>;
+  /** Remove a key (nothing when the bucket or key does not exist). */
+  kvDelete(bucket: string, key: string): Promise<void>;
+  /**
+   * Blobs too large for a message — batch input and output files (the JetStream object store live, a
+   * map in memory). `objGet` of a missing name is undefined.
+   */
+  objPut(bucket: string, name: string, data: Uint8Array): Promise<void>;
+  objGet(bucket: string, name: string): Promise<Uint8Array | undefined>;
+  objDelete(bucket: string, name: string): Promise<void>;
   /**
    * Durable work queue (JetStream work-queue stream live; an in-memory queue in simulation). A message
    * published here is kept until a consumer acknowledges it — whoever published it may restart freely.
