@@ -6,6 +6,7 @@ await import("./trace.js");
 await import("./planner.js");
 await import("./gateway.js");
 await import("./cancel.js");
+await import("./batch.js");
 await import("./router.js");
 await import("./routing-latency.js");
 await import("./load.js");

@@ -17,9 +17,11 @@ import {
   type NatsAuthFiles,
   NatsBus,
   type NatsServerHandle,
+  permissionViolations,
   startNatsServer,
   WallClock,
 } from "@sageserve/runtime";
+import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const waitFor = async <T>(what: string, f: () => T | undefined | Promise<T | undefined>, ms = 10_000) => {
@@ -147,6 +149,42 @@ describe("NATS authentication and per-role permissions", () => {
       );
       return s.status === "completed" ? s : undefined;
     });
+  });
+
+  it("lets the Batch API run on its roles: files in the object store (gateway), results stored by the node agent", async () => {
+    const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "none", maxRetries: 0 });
+    const line = (i: number) =>
+      JSON.stringify({
+        custom_id: `a${i}`,
+        method: "POST",
+        url: "/v1/completions",
+        body: { model: "llama3.2-3b", prompt: `p${i}`, max_tokens: 3 },
+      });
+    const text = `${[0, 1, 2].map(line).join("\n")}\n`;
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(text), "in.jsonl"),
+      purpose: "batch",
+    });
+    expect(await (await client.files.content(file.id)).text()).toBe(text);
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/completions",
+      completion_window: "24h",
+    });
+    const batch = await waitFor(
+      "the batch to complete",
+      async () => {
+        const b = await client.batches.retrieve(created.id);
+        return b.status === "completed" ? b : undefined;
+      },
+      20_000,
+    );
+    expect(batch.request_counts).toEqual({ total: 3, completed: 3, failed: 0 });
+    const out = (await (await client.files.content(batch.output_file_id!)).text()).trim().split("\n");
+    expect(out.map((l) => (JSON.parse(l) as { custom_id: string }).custom_id)).toEqual(["a0", "a1", "a2"]);
+    expect((await client.files.list()).data.length).toBeGreaterThanOrEqual(2);
+    expect(await client.files.delete(file.id)).toMatchObject({ deleted: true });
+    expect(permissionViolations(server.log())).toEqual([]);
   });
 
   it("lets the admin command a node and the operator read KV, streams and the services API", async () => {

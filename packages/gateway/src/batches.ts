@@ -78,7 +78,7 @@ export interface StoredBatch extends BatchObject {
 
 /** What the batch API needs from the gateway: the bus's KV, the routers, cancels, time. */
 export interface BatchPorts {
-  bus: Pick<Bus, "kvPut" | "kvGet" | "kvEntries">;
+  bus: Pick<Bus, "kvPut" | "kvGet" | "kvEntries" | "kvKeys">;
   files: FileStore;
   clock: Clock;
   log: Logger;
@@ -99,6 +99,8 @@ const OWNER_TTL_MS = 15_000;
 const SUBMIT_CONCURRENCY = 16;
 /** After cancels went out, how long running lines get to report before the batch is closed. */
 const CANCEL_GRACE_MS = 5_000;
+/** How long a batch is kept after its last change (its results live 8 days, its files until deleted). */
+const BATCH_TTL_MS = 30 * 86_400_000;
 const BATCH_ID = /^batch_[0-9a-f]{32}$/;
 
 const badRequest = (message: string, param?: string, code = "invalid_value"): HttpError => ({
@@ -126,6 +128,8 @@ export function batchView(b: StoredBatch): BatchObject {
  */
 export class Batches {
   private readonly submitting = new Set<string>();
+  /** Batches seen closed (they never change again): not read on later ticks. */
+  private readonly closed = new Set<string>();
 
   constructor(private readonly p: BatchPorts) {}
 
@@ -241,9 +245,15 @@ export class Batches {
   /** One pass over the batches: each unfinished one this gateway owns (or takes over) moves on. */
   async tick(): Promise<void> {
     const now = this.p.clock.now();
-    for (const v of (await this.p.bus.kvEntries(BATCHES_BUCKET)).values()) {
-      const b = v as StoredBatch;
-      if (TERMINAL.has(b.status)) continue;
+    // Keys in one call; only batches not known to be closed are read.
+    for (const id of await this.p.bus.kvKeys(BATCHES_BUCKET)) {
+      if (this.closed.has(id)) continue;
+      const b = await this.get(id);
+      if (!b) continue;
+      if (TERMINAL.has(b.status)) {
+        this.closed.add(id);
+        continue;
+      }
       if (b.sage.owner !== this.p.self) {
         if (now - b.sage.ownerAtMs < (this.p.ownerTtlMs ?? OWNER_TTL_MS)) continue;
         this.p.log.warn({ batch: b.id, from: b.sage.owner }, "batch runner silent: taking the batch over");
@@ -433,6 +443,6 @@ export class Batches {
   }
 
   private save(b: StoredBatch): Promise<void> {
-    return this.p.bus.kvPut(BATCHES_BUCKET, b.id, b);
+    return this.p.bus.kvPut(BATCHES_BUCKET, b.id, b, { bucketTtlMs: BATCH_TTL_MS });
   }
 }

@@ -71,6 +71,8 @@ export interface GatewayOptions {
   batchOwnerTtlMs?: number;
 }
 
+/** A batch tick running this long is presumed stuck and another starts. */
+const BATCH_TICK_STUCK_MS = 60_000;
 /** How long job views stay in KV `sage-jobs` (the default batch deadline is a day). */
 const JOB_TTL_MS = 7 * 86_400_000;
 /** A batch job id as the router makes it: `j-` and the request id (`r-` and a UUID). */
@@ -126,7 +128,8 @@ export class GatewayActor extends Actor {
   private readonly quotas: SharedQuotas;
   private readonly files: FileStore;
   readonly batches: Batches;
-  private batchTickBusy = false;
+  /** When the batch tick running now started (undefined: none running). */
+  private batchTickSince: number | undefined;
 
   constructor(
     ctx: ActorContext,
@@ -213,12 +216,21 @@ export class GatewayActor extends Actor {
     );
     // Every gateway runs the batches it owns, and takes over those whose runner went silent.
     this.every(this.opts.batchTickMs ?? 2_000, async () => {
-      if (this.batchTickBusy) return;
-      this.batchTickBusy = true;
+      const now = this.clock.now();
+      if (this.batchTickSince !== undefined) {
+        // One tick at a time; one stuck on a NATS call that never answers is given up after a minute.
+        if (now - this.batchTickSince < BATCH_TICK_STUCK_MS) return;
+        this.log.warn(
+          { sinceMs: this.batchTickSince },
+          "batch tick did not finish in a minute: starting another",
+        );
+      }
+      const since = now;
+      this.batchTickSince = since;
       try {
         await this.batches.tick();
       } finally {
-        this.batchTickBusy = false;
+        if (this.batchTickSince === since) this.batchTickSince = undefined;
       }
     });
     this.server = createServer((req, res) => {

@@ -557,6 +557,10 @@ export class MemoryBus implements Bus {
     return out;
   }
 
+  async kvKeys(bucket: string, prefix = ""): Promise<string[]> {
+    return [...(await this.kvEntries(bucket, prefix)).keys()];
+  }
+
   async kvDelete(bucket: string, key: string): Promise<void> {
     this.broker.kv.get(bucket)?.delete(key);
   }

@@ -551,18 +551,39 @@ export class NatsBus implements Bus {
   }
 
   /** Every live entry of a bucket, by key. A bucket that does not exist lists nothing. */
-  async kvEntries(bucket: string, prefix?: string): Promise<Map<string, unknown>> {
+  /**
+   * The encoded keys under `prefix` from the bucket's stream info (subjects and counts, paged by the
+   * client): one API call, no consumer. `kv.keys()` (an ordered consumer) now and then never finished
+   * while the bucket was being written (seen listing batch results as nodes stored them). Deleted keys
+   * are still subjects here (their delete marker): readers skip them.
+   */
+  private async rawKeys(bucket: string, prefix?: string): Promise<string[]> {
     if (prefix !== undefined && prefix !== "" && !prefix.endsWith("."))
       throw new SageError("CONFIG", `a KV key prefix is whole tokens ending in ".", not '${prefix}'`);
+    const jsm = await this.connection.jetstreamManager(this.jsOpts);
+    const base = `$KV.${bucket}.`;
+    const info = await jsm.streams.info(`KV_${bucket}`, {
+      subjects_filter: prefix ? `${base}${kvKey(prefix.slice(0, -1))}.>` : `${base}>`,
+    });
+    return Object.keys(info.state.subjects ?? {})
+      .map((subject) => subject.slice(base.length))
+      .sort((x, y) => (kvKeyDecode(x) < kvKeyDecode(y) ? -1 : 1));
+  }
+
+  async kvKeys(bucket: string, prefix?: string): Promise<string[]> {
+    return this.kvRead(`$KV.${bucket}`, async () => {
+      if (!(await this.readBucket(bucket))) return [];
+      return (await this.rawKeys(bucket, prefix)).map(kvKeyDecode);
+    });
+  }
+
+  async kvEntries(bucket: string, prefix?: string): Promise<Map<string, unknown>> {
     return this.kvRead(`$KV.${bucket}`, async () => {
       const out = new Map<string, unknown>();
       // Bind, never create (readBucket).
       const kv = await this.readBucket(bucket);
       if (!kv) return out;
-      const keys: string[] = [];
-      for await (const k of await kv.keys(prefix ? `${kvKey(prefix.slice(0, -1))}.>` : undefined))
-        keys.push(k);
-      for (const k of keys.sort((x, y) => (kvKeyDecode(x) < kvKeyDecode(y) ? -1 : 1))) {
+      for (const k of await this.rawKeys(bucket, prefix)) {
         const e = await kv.get(k);
         if (!e || e.operation !== "PUT" || e.value.length === 0) continue;
         const d = decode(e.value, this.maxPayload);

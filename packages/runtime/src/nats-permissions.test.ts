@@ -30,7 +30,7 @@ describe("NATS permissions per role", () => {
       RouteRequest: [["gateway"], ["router"]],
       InferenceRequest: [["router", "region-agent"], ["node-agent"]],
       InferenceChunk: [["router", "node-agent"], ["gateway"]],
-      RequestCancel: [["gateway"], ["router", "node-agent"]],
+      RequestCancel: [["gateway"], ["router", "node-agent", "region-agent"]],
       QuotaUsage: [["gateway"], ["gateway"]],
       RequestDone: [
         ["router", "node-agent"],

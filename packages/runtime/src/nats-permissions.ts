@@ -106,6 +106,8 @@ const kvList = (b: string): string[] => [
  */
 const objWrite = (b: string): string[] => [
   `$O.${b}.>`,
+  // the object store view looks its stream up by subject
+  `${JS}.STREAM.NAMES`,
   `${JS}.STREAM.INFO.OBJ_${b}`,
   `${JS}.STREAM.CREATE.OBJ_${b}`,
   `${JS}.STREAM.PURGE.OBJ_${b}`,

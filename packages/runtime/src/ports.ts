@@ -130,6 +130,11 @@ export interface Bus {
    * (whole key tokens, ending in "."), only the keys under it.
    */
   kvEntries(bucket: string, prefix?: string): Promise<Map<string, unknown>>;
+  /**
+   * The keys of a bucket (as `kvEntries`, without reading a value: one call live). A key deleted by
+   * `kvDelete` may still be listed (its delete marker); `kvGet` of it is undefined.
+   */
+  kvKeys(bucket: string, prefix?: string): Promise<string[]>;
   /** Remove a key (nothing when the bucket or key does not exist). */
   kvDelete(bucket: string, key: string): Promise<void>;
   /**
