@@ -179,6 +179,123 @@ describe("the OpenAI Batch and Files APIs, with a node killed and a gateway stop
     expect(failed.errors?.data?.[0]).toMatchObject({ line: 2, code: "invalid_method" });
   });
 
+  it("answers bad input on the Files and Batch routes with typed 4xx errors, never a 5xx", async () => {
+    const url = gatewayA.url;
+    const call = async (
+      method: string,
+      path: string,
+      body?: string | FormData,
+      headers: Record<string, string> = {},
+    ) => {
+      const r = await fetch(`${url}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+      const j = (await r.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+      return { status: r.status, code: j.error?.code, message: j.error?.message ?? "" };
+    };
+    const form = (parts: Record<string, string | Blob>) => {
+      const f = new FormData();
+      for (const [k, v] of Object.entries(parts))
+        f.append(k, v, ...(typeof v === "string" ? [] : ["x.jsonl"]));
+      return f;
+    };
+    const cases: [
+      string,
+      Promise<{ status: number; code: string | undefined; message: string }>,
+      number,
+      string,
+    ][] = [
+      [
+        "upload as JSON",
+        call("POST", "/v1/files", "{}", { "content-type": "application/json" }),
+        415,
+        "unsupported_media_type",
+      ],
+      [
+        "multipart without a file",
+        call("POST", "/v1/files", form({ purpose: "batch" })),
+        400,
+        "invalid_value",
+      ],
+      [
+        "an empty file",
+        call("POST", "/v1/files", form({ purpose: "batch", file: new Blob([]) })),
+        400,
+        "invalid_value",
+      ],
+      [
+        "unknown purpose",
+        call("POST", "/v1/files", form({ purpose: "x", file: new Blob(["a"]) })),
+        400,
+        "invalid_value",
+      ],
+      [
+        "a broken multipart body",
+        call("POST", "/v1/files", "--b\r\ngarbage", { "content-type": "multipart/form-data; boundary=b" }),
+        400,
+        "invalid_multipart",
+      ],
+      ["no such file", call("GET", "/v1/files/file-nope"), 404, "file_not_found"],
+      ["a file id with odd bytes", call("GET", "/v1/files/%E0%A4%A"), 404, "file_not_found"],
+      ["content of no file", call("GET", "/v1/files/..%2F..%2Fetc/content"), 404, "file_not_found"],
+      ["PUT on files", call("PUT", "/v1/files"), 405, "method_not_allowed"],
+      [
+        "batch body not JSON",
+        call("POST", "/v1/batches", "{", { "content-type": "application/json" }),
+        400,
+        "invalid_json",
+      ],
+      [
+        "batch without a file",
+        call(
+          "POST",
+          "/v1/batches",
+          JSON.stringify({ endpoint: "/v1/completions", completion_window: "24h" }),
+        ),
+        400,
+        "missing_required_parameter",
+      ],
+      [
+        "metadata not an object",
+        call(
+          "POST",
+          "/v1/batches",
+          JSON.stringify({
+            input_file_id: "file-x",
+            endpoint: "/v1/completions",
+            completion_window: "24h",
+            metadata: [1],
+          }),
+        ),
+        400,
+        "invalid_value",
+      ],
+      ["no such batch", call("GET", "/v1/batches/batch_nope"), 404, "batch_not_found"],
+      ["list limit out of range", call("GET", "/v1/batches?limit=1000"), 400, "invalid_value"],
+      ["GET on cancel", call("GET", "/v1/batches/batch_x/cancel"), 405, "method_not_allowed"],
+    ];
+    for (const [what, p, status, code] of cases) {
+      const r = await p;
+      expect([what, r.status, r.code], r.message).toEqual([what, status, code]);
+      expect(r.message.length, what).toBeGreaterThan(0);
+    }
+    // Past the upload limit: 413, named.
+    const small = new GatewayActor(await ctx("gateway-small"), {
+      region: "westus",
+      models: [MODEL],
+      maxFileBytes: 1_000,
+    });
+    await small.start();
+    try {
+      const r = await fetch(`${small.url}/v1/files`, {
+        method: "POST",
+        body: form({ purpose: "batch", file: new Blob(["x".repeat(5_000)]) }),
+      });
+      expect(r.status).toBe(413);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe("file_too_large");
+    } finally {
+      await small.stop();
+    }
+  });
+
   it("completes every request of a batch whose node is SIGKILLed while it runs them", async () => {
     const input = await upload(a, jsonl(16, 60, "kill"));
     const created = await a.batches.create({
