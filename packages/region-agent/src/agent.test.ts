@@ -7,6 +7,7 @@ import {
   NodeCommand,
   type Payload,
   Plan,
+  RequestDone,
   VmCommand,
 } from "@sageserve/protocol";
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
@@ -334,6 +335,108 @@ describe("region agent NIW release count", () => {
     expect(sent[0]).toMatchObject({ body: { prompt: "summarise this" }, streamTo: "gateway-westus-1" });
     expect(w.agent.actions.niwReleased).toBe(1);
     expect(w.agent.niwReleasedAgain).toBe(1);
+    await w.agent.stop();
+  });
+});
+
+describe("region agent NIW acknowledgement", () => {
+  it("acknowledges a released job only on its RequestDone, and queues a job again when its instance is lost", async () => {
+    const w = await world({ kvUtilization: 0.05 });
+    w.send();
+    await w.clock.advance(10);
+    const released: { requestId: string; instanceId: string; attempt?: number | undefined }[] = [];
+    const nodes = w.broker.connect("nodes");
+    for (const n of ["n1", "n2"])
+      nodes.subscribe(InferenceRequest.subject.build({ node: n }), (m) => {
+        const d = m.data();
+        if (d.ok) {
+          const r = d.value as Payload<typeof InferenceRequest>;
+          released.push({ requestId: r.requestId, instanceId: r.instanceId, attempt: r.attempt });
+        }
+      });
+    const router = w.broker.connect("router");
+    const job = (requestId: string) =>
+      router.durablePublish(
+        NIW_STREAM,
+        NiwJob.subject.build({ region: "westus", model: "llama3.2-3b" }),
+        envelope(NiwJob, {
+          ...NiwJob.sample(),
+          jobId: `j-${requestId}`,
+          requestId,
+          model: "llama3.2-3b",
+          originRegion: "westus",
+          arrivalMs: 0,
+          deadlineMs: 86_400_000,
+          enqueuedAtMs: w.clock.now(),
+          resultKey: `batch_t.${requestId.slice(1)}`,
+        }),
+      );
+    await job("r1");
+    await job("r2");
+    await w.clock.advance(100);
+    expect(released.map((r) => [r.requestId, r.instanceId])).toEqual([
+      ["r1", "i1"],
+      ["r2", "i1"],
+    ]);
+    // r1 finishes; r2 is still running on i1 when i1 goes silent (its node died).
+    const done = w.broker.connect("node-done");
+    done.publish(
+      RequestDone.subject.build({ region: "westus", model: "llama3.2-3b" }),
+      envelope(RequestDone, {
+        ...RequestDone.sample(),
+        requestId: "r1",
+        model: "llama3.2-3b",
+        tier: "niw",
+        region: "westus",
+        instanceId: "i1",
+        outcome: "ok",
+      }),
+    );
+    await w.clock.advance(100);
+    // Another instance serves; i1 reports no more. Past the stale bound r2 is queued again and released there.
+    const i2 = () =>
+      w.broker.connect("node-2").publish(
+        LoadReport.subject.build({ region: "westus", model: "llama3.2-3b", instance: "i2" }),
+        envelope(LoadReport, {
+          instanceId: "i2",
+          nodeId: "n2",
+          region: "westus",
+          model: "llama3.2-3b",
+          gpuType: "h100",
+          state: "serving",
+          kvUtilization: 0.03,
+          memoryUtilization: 0.03,
+          running: 0,
+          waiting: 0,
+          outstandingTokens: 0,
+          tokensPerSecond: 0,
+          kvCapacityTokens: 5_000_000,
+          atMs: w.clock.now(),
+        }),
+      );
+    for (let t = 0; t < 70; t++) {
+      i2();
+      await w.clock.advance(1_000);
+    }
+    expect(w.agent.niwRequeued).toBe(1);
+    expect(released.slice(2)).toEqual([{ requestId: "r2", instanceId: "i2", attempt: 1 }]);
+    // In the work queue: r1 is gone (acknowledged when done); r2 is still there, held, until its RequestDone.
+    const queued = () => [...w.broker.durable.get(NIW_STREAM.name)!.messages.values()].map((m) => m.subject);
+    expect(queued()).toHaveLength(1);
+    done.publish(
+      RequestDone.subject.build({ region: "westus", model: "llama3.2-3b" }),
+      envelope(RequestDone, {
+        ...RequestDone.sample(),
+        requestId: "r2",
+        model: "llama3.2-3b",
+        tier: "niw",
+        region: "westus",
+        instanceId: "i2",
+        outcome: "ok",
+      }),
+    );
+    await w.clock.advance(100);
+    expect(queued()).toHaveLength(0);
     await w.agent.stop();
   });
 });

@@ -959,6 +959,8 @@ export class RegionAgentActor extends Actor {
       if (head.body !== undefined) job.body = head.body;
       if (head.streamTo !== undefined) job.streamTo = head.streamTo;
       if (head.resultKey !== undefined) job.resultKey = head.resultKey;
+      // The run's number: a node stores a batch request's failure only on its last run.
+      if (head.attempt !== undefined) job.attempt = head.attempt;
       this.publish(InferenceRequest, { node: target.nodeId }, job);
     }
   }
