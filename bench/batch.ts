@@ -83,13 +83,6 @@ let b = batch;
 while (!["completed", "failed", "cancelled", "expired"].includes(b.status)) {
   await clock.sleep(100);
   b = await client.batches.retrieve(batch.id);
-  console.error(
-    b.status,
-    JSON.stringify(b.request_counts),
-    agent.queueDepth(),
-    JSON.stringify(((await buses[0]!.kvGet("sage-batches", b.id)) as any)?.sage),
-    router.stats().received,
-  );
 }
 const doneS = (performance.now() - t1) / 1000;
 const out = await (await client.files.content(b.output_file_id!)).text();

@@ -64,7 +64,7 @@ export function parseBatchInput(
   const err = (line: number, code: string, message: string, param: string | null = null) => {
     if (errors.length < 100) errors.push({ code, message, param, line });
   };
-  rows.forEach((raw, i) => {
+  const read = (raw: string, i: number) => {
     const n = i + 1;
     if (raw.trim() === "") return;
     let v: unknown;
@@ -119,7 +119,8 @@ export function parseBatchInput(
       promptTokens: estimateTokens(r.promptText),
       maxTokens: r.maxTokens,
     });
-  });
+  };
+  for (let i = 0; i < rows.length; i++) read(rows[i]!, i);
   if (errors.length === 0 && lines.length === 0) err(1, "empty_file", "the input file has no requests");
   if (lines.length > MAX_BATCH_LINES)
     err(

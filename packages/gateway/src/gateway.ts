@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import {
+  BATCH_RESULTS_BUCKET,
+  BatchLineResult,
   DEFAULT_NIW_DEADLINE_MS,
   Heartbeat,
   QuotaUsage,
@@ -26,7 +28,7 @@ import {
   readBody,
 } from "./http.js";
 import { StreamInbox } from "./inbox.js";
-import { BatchJobs } from "./jobs.js";
+import { BatchJobs, jobResultKey } from "./jobs.js";
 import { NodeLiveness } from "./liveness.js";
 import { estimateTokens, readRequest } from "./openai.js";
 import { type Admission, SharedQuotas } from "./quota.js";
@@ -160,6 +162,11 @@ export class GatewayActor extends Actor {
         const r = await this.kvGet("sage-jobs", id);
         // An id that is no valid KV key (any string a client sends) is no job either.
         return r.ok && typeof r.value === "object" && r.value !== null ? (r.value as object) : undefined;
+      },
+      result: async (requestId) => {
+        const r = await this.kvGet(BATCH_RESULTS_BUCKET, jobResultKey(requestId));
+        const v = r.ok ? BatchLineResult.safeParse(r.value) : undefined;
+        return v?.success ? v.data : undefined;
       },
     });
     this.files = new FileStore(this.bus, () => Math.floor(this.clock.now() / 1000));

@@ -1,4 +1,11 @@
+import type { BatchLineResult } from "@sageserve/protocol";
 import type { StreamInbox } from "./inbox.js";
+
+/**
+ * Where the node stores the result of a `/v1/sage/jobs` batch job (KV `sage-batch-out`, like a Batch
+ * API request's): derived from the request id, so any gateway finds it.
+ */
+export const jobResultKey = (requestId: string): string => `batch_job-${requestId.replace(/^r-/, "")}.0`;
 
 export interface BatchJob {
   id: string;
@@ -14,6 +21,8 @@ export interface BatchJob {
 export interface JobStore {
   put(id: string, view: object): void;
   get(id: string): Promise<object | undefined>;
+  /** The result the node stored for the job's request (`jobResultKey`), if any. */
+  result(requestId: string): Promise<BatchLineResult | undefined>;
 }
 
 /**
@@ -35,10 +44,31 @@ export class BatchJobs {
     return this.jobs.get(id);
   }
 
-  /** The job's view: this gateway's own, else the shared store's (another gateway's job). */
+  /**
+   * The job's view: this gateway's own, else the shared store's (another gateway's job). A job the
+   * store still shows unfinished is read from the result its node stored: the gateway that queued it
+   * may have stopped before the output reached it.
+   */
   async view(id: string): Promise<object | undefined> {
     const j = this.jobs.get(id);
-    return j ? BatchJobs.view(j) : this.store.get(id);
+    if (j) return BatchJobs.view(j);
+    const stored = (await this.store.get(id)) as
+      | { status?: string; model?: string; created?: number }
+      | undefined;
+    if (!stored || stored.status === "completed" || stored.status === "failed") return stored;
+    const r = await this.store.result(id.replace(/^j-/, ""));
+    if (!r) return stored;
+    const failed = r.outcome !== "ok";
+    const finish = [...r.chunks].reverse().find((c) => c.finishReason)?.finishReason;
+    const err = r.chunks.find((c) => c.error)?.error;
+    return BatchJobs.view({
+      id,
+      model: stored.model ?? "",
+      created: stored.created ?? 0,
+      status: failed ? "failed" : "completed",
+      output: failed ? (err?.message ?? "the request failed") : r.chunks.map((c) => c.text ?? "").join(""),
+      finish: failed ? "error" : (finish ?? "stop"),
+    });
   }
 
   track(id: string, requestId: string, model: string, createdS: number): void {

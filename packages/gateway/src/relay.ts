@@ -4,6 +4,7 @@ import type { PayloadIn, ReplyOf, Result, RouteRequest, Tier } from "@sageserve/
 import type { Clock, Logger } from "@sageserve/runtime";
 import { fail, json, routeError } from "./http.js";
 import type { Chunk } from "./inbox.js";
+import { jobResultKey } from "./jobs.js";
 import {
   type Collected,
   collect,
@@ -207,7 +208,11 @@ class Relay {
       inputTokens: estimateTokens(req.promptText),
       maxOutputTokens: req.maxTokens,
       arrivalMs: this.arrivalMs,
-      ...(tier === "niw" ? { deadlineMs: this.arrivalMs + this.s.batchDeadlineMs } : {}),
+      // A batch job's result is stored by its node too: any gateway answers for it, also after the
+      // gateway that queued it stopped.
+      ...(tier === "niw"
+        ? { deadlineMs: this.arrivalMs + this.s.batchDeadlineMs, resultKey: jobResultKey(this.requestId) }
+        : {}),
       stream: req.stream,
       ...(attempt > 0 ? { attempt, avoidNodes: avoid } : {}),
       body: { ...body, stream: true },
