@@ -10,6 +10,7 @@ import {
   InstanceTransition,
   LoadReport,
   NodeCommand,
+  nodeCommandStep,
   type Payload,
   RequestCancel,
   RequestDone,
@@ -79,6 +80,8 @@ export class NodeAgentActor extends Actor {
   /** Requests sent to the engine that have no first token yet: when each was sent, by tier. */
   private readonly awaitingFirst = new Map<string, { tier: string; sinceMs: number }>();
   private afterDrain: InstanceState | undefined;
+  /** An `unload` of a busy instance: its engine stops once the drain has finished. */
+  private unloadAfterDrain = false;
   private failedChecks = 0;
   private seq = 0;
   private proc: ChildProcess | undefined;
@@ -328,42 +331,43 @@ export class NodeAgentActor extends Actor {
       message,
     });
     const ok = () => ({ commandId: c.commandId, accepted: true, state: this.state });
+    // What this node can do at all; the lifecycle rule (shared with the simulator) decides the rest.
+    if ((c.action === "swap" || c.action === "load") && !c.model) return refuse(`${c.action} needs a model`);
+    if ((c.action === "swap" || c.action === "load") && !this.opts.engine.command)
+      return refuse("this node does not run its engine: configure engine.command to swap models");
+    const step = nodeCommandStep({ state: this.state, model: this.model, inFlight: this.inFlight }, c);
+    if (!step.accepted) return refuse(step.reason);
     switch (c.action) {
       case "drain":
       case "make-spot":
-        if (this.state !== "serving") return refuse(`instance is ${this.state}, not serving`);
-        this.afterDrain = c.action === "drain" ? "stopped" : "spot";
-        this.transition("draining", c.action);
-        this.finishDrainIfIdle();
+      case "unload":
+        if (step.to === "draining") {
+          this.afterDrain = step.settlesIn;
+          this.unloadAfterDrain = c.action === "unload";
+          this.transition("draining", c.action);
+          this.finishDrainIfIdle();
+          return ok();
+        }
+        void this.stopEngine();
+        this.transition("stopped", "unloaded");
         return ok();
       case "reclaim":
-        if (this.state !== "spot") return refuse(`instance is ${this.state}, not spot`);
-        this.transition("serving", "reclaimed");
+        // The engine kept its model while lent out: serving again once its next health check passes.
+        this.transition(step.to, "reclaim");
         return ok();
       case "swap":
       case "load": {
-        const model = c.model;
-        if (!model) return refuse(`${c.action} needs a model`);
-        if (!this.opts.engine.command)
-          return refuse("this node does not run its engine: configure engine.command to swap models");
-        if (this.state === "serving" || this.state === "draining")
-          return refuse(`drain the instance before a ${c.action}`);
-        this.transition("swapping", `${c.action} ${model}`);
-        this.model = model;
+        this.transition(step.to, `${c.action} ${c.model}`);
+        this.model = c.model!;
         this.pool = c.pool;
         this.replacingEngine = true;
         void this.stopEngine().then(() => {
           this.engineGen++;
           this.replacingEngine = false;
-          this.startEngine(model);
+          this.startEngine(this.model);
         });
         return ok();
       }
-      case "unload":
-        if (this.state === "serving") return refuse("drain the instance before unloading");
-        void this.stopEngine();
-        this.transition("stopped", "unloaded");
-        return ok();
     }
   }
 
@@ -371,6 +375,10 @@ export class NodeAgentActor extends Actor {
     if (this.state === "draining" && this.inFlight === 0 && this.afterDrain) {
       const to = this.afterDrain;
       this.afterDrain = undefined;
+      if (this.unloadAfterDrain) {
+        this.unloadAfterDrain = false;
+        void this.stopEngine();
+      }
       this.transition(to, "drained");
     }
   }

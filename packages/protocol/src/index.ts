@@ -5,6 +5,7 @@ export * from "./docs.js";
 export * from "./domain.js";
 export * from "./errors.js";
 export * from "./keys.js";
+export * from "./lifecycle.js";
 export * from "./message.js";
 export * from "./messages.js";
 export * from "./messages-control.js";

@@ -292,12 +292,14 @@ describe("router hand-off message", () => {
       avoidNodes: ["n-1"],
       body: { messages: [{ role: "user", content: "hi" }] },
       streamTo: "gateway-1",
+      resultKey: "batch_abc.3",
     };
     // The fixture sets every field the schema has, so a field added later fails here until copied.
     expect(Object.keys(every).sort()).toEqual(Object.keys(RouteRequest.schema.shape).sort());
     expect(toInference(every, "i-1")).toEqual({ ...every, instanceId: "i-1" });
     const bare: Payload<typeof RouteRequest> = { ...RouteRequest.sample(), stream: false };
-    for (const k of ["deadlineMs", "attempt", "avoidNodes", "body", "streamTo"] as const) delete bare[k];
+    for (const k of ["deadlineMs", "attempt", "avoidNodes", "body", "streamTo", "resultKey"] as const)
+      delete bare[k];
     expect(Object.keys(toInference(bare, "i-1")).sort()).toEqual([...Object.keys(bare), "instanceId"].sort());
   });
 });

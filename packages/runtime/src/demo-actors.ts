@@ -4,6 +4,7 @@ import {
   InstanceTransition,
   LoadReport,
   NodeCommand,
+  nodeCommandStep,
   SageError,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext } from "./actor.js";
@@ -54,17 +55,33 @@ export class DemoNodeActor extends Actor {
     const { region, nodeId } = this.opts;
     this.handle(NodeCommand, { node: nodeId }, (cmd) => {
       this.record("command", `${cmd.action}${cmd.model ? ` ${cmd.model}` : ""}`);
-      const to: InstanceState | undefined =
-        cmd.action === "make-spot" ? "spot" : cmd.action === "reclaim" ? "serving" : undefined;
-      if (to === undefined) return new SageError("INVALID_REQUEST", `demo node does not do '${cmd.action}'`);
-      const from = this.state;
-      this.state = to;
-      this.publish(
-        InstanceTransition,
-        { region, instance: this.instanceId },
-        { instanceId: this.instanceId, nodeId, region, model: this.model, from, to, atMs: this.clock.now() },
-      );
-      return { commandId: cmd.commandId, accepted: true, state: to };
+      // The node lifecycle every node follows; a demo node runs nothing, so a drain ends at once and a
+      // (re)load is done at once.
+      const step = nodeCommandStep({ state: this.state, model: this.model, inFlight: 0 }, cmd);
+      if (!step.accepted)
+        return { commandId: cmd.commandId, accepted: false, state: this.state, message: step.reason };
+      const go = (to: InstanceState) => {
+        const from = this.state;
+        this.state = to;
+        this.publish(
+          InstanceTransition,
+          { region, instance: this.instanceId },
+          {
+            instanceId: this.instanceId,
+            nodeId,
+            region,
+            model: this.model,
+            from,
+            to,
+            atMs: this.clock.now(),
+          },
+        );
+      };
+      if (cmd.model) this.model = cmd.model;
+      go(step.to);
+      if (step.settlesIn) go(step.settlesIn);
+      else if (step.to === "loading" || step.to === "swapping") go("serving");
+      return { commandId: cmd.commandId, accepted: true, state: this.state };
     });
     const beat = this.every(this.opts.heartbeatMs, () => {
       this.seq++;

@@ -14,6 +14,7 @@ import {
   KeyCache,
   LoadReport,
   NodeCommand,
+  nodeCommandStep,
   type Payload,
   RequestDone,
   RouteRequest,
@@ -509,11 +510,28 @@ export class SimFleet extends Actor {
       state,
       ...(etaMs === undefined ? {} : { etaMs }),
     });
+    const model = c.model ?? vm.model;
+    if (
+      (c.action === "swap" || c.action === "load" || c.action === "reclaim") &&
+      !this.opts.perf.has(model, vm.gpu)
+    )
+      return refuse(`no profile for ${model} on ${vm.gpu}`);
+    // The lifecycle rule the live node agent follows too.
+    const step = nodeCommandStep(
+      { state: vm.state, model: vm.model, inFlight: vm.instance?.inFlight ?? 0 },
+      c,
+    );
+    if (!step.accepted) return refuse(`node ${nodeId}: ${step.reason}`);
     switch (c.action) {
       case "make-spot":
-      case "drain": {
-        if (vm.state !== "serving") return refuse(`node ${nodeId} is ${vm.state}, not serving`);
-        vm.afterDrain = c.action === "make-spot" ? "spot" : "stopped";
+      case "drain":
+      case "unload": {
+        if (step.to !== "draining") {
+          vm.instance = undefined;
+          this.transition(vm, "stopped", "unload");
+          return ok("stopped");
+        }
+        vm.afterDrain = step.settlesIn;
         this.transition(vm, "draining", c.action);
         // Queued-but-unstarted work goes back to the routers; running requests finish here.
         for (const r of vm.instance?.takeWaiting() ?? []) this.reroute(r, vm.model, vm.region);
@@ -524,18 +542,9 @@ export class SimFleet extends Actor {
       case "reclaim":
       case "swap":
       case "load": {
-        const model = c.model ?? vm.model;
-        if (c.action === "reclaim" && (vm.state !== "spot" || model !== vm.model)) {
-          return refuse(`reclaim needs a spot VM of ${model}; ${nodeId} is ${vm.state} with ${vm.model}`);
-        }
-        if (c.action === "swap" && vm.state !== "spot")
-          return refuse(`swap needs a spot VM; ${nodeId} is ${vm.state}`);
-        if (c.action === "load" && vm.state !== "stopped")
-          return refuse(`load needs a stopped VM; ${nodeId} is ${vm.state}`);
-        if (!this.opts.perf.has(model, vm.gpu)) return refuse(`no profile for ${model} on ${vm.gpu}`);
-        const warm = c.action === "reclaim" || model === vm.model;
-        const delay = warm && c.action !== "load" ? this.timings.reclaimMs : this.timings.swapMs;
-        const state: InstanceState = warm ? "loading" : "swapping";
+        const state = step.to;
+        const delay =
+          state === "loading" && c.action !== "load" ? this.timings.reclaimMs : this.timings.swapMs;
         vm.instance = undefined;
         this.transition(vm, state, c.action, { model, pool: c.pool });
         this.after(delay, () => {
@@ -544,17 +553,6 @@ export class SimFleet extends Actor {
           this.transition(vm, "serving", `${c.action} done`);
         });
         return ok(state, delay);
-      }
-      case "unload": {
-        if (vm.state !== "spot" && vm.state !== "serving") return refuse(`node ${nodeId} is ${vm.state}`);
-        if (vm.state === "serving" && (vm.instance?.inFlight ?? 0) > 0) {
-          vm.afterDrain = "stopped";
-          this.transition(vm, "draining", "unload");
-          return ok("draining");
-        }
-        vm.instance = undefined;
-        this.transition(vm, "stopped", "unload");
-        return ok("stopped");
       }
     }
   }
