@@ -4,47 +4,18 @@
  * emulator on a real nats-server. Baseline in the same run: the same requests sent one by one as
  * interactive chat completions (64 at a time) through the same gateway.
  */
-import { startEmulator } from "@sageserve/engine-emulator";
-import { GatewayActor } from "@sageserve/gateway";
-import { NodeAgentActor } from "@sageserve/node-agent";
-import { RegionAgentActor } from "@sageserve/region-agent";
-import { RouterActor } from "@sageserve/router";
-import { NatsBus, startNatsServer, WallClock } from "@sageserve/runtime";
 import OpenAI, { toFile } from "openai";
 import { fmt, machine, writeSection } from "./report.js";
+import { startRequestPath } from "./request-path.js";
 
 const quick = process.argv.includes("--quick");
 const N = quick ? 300 : 2_000;
 const MAX_TOKENS = 16;
 const MODEL = "llama3.2-3b";
 
-const server = await startNatsServer();
-const clock = new WallClock({ seed: 5 });
 // Fast engine: the bench measures the control path (queue, release, result store, files), not the GPU.
-const emu = await startEmulator({ model: MODEL, gpu: "h100", speedup: 50 });
-const buses: NatsBus[] = [];
-const ctx = async (name: string) => {
-  const bus = await NatsBus.connect({ servers: server.url, name });
-  buses.push(bus);
-  return { bus, clock };
-};
-const node = new NodeAgentActor(await ctx("node"), {
-  nodeId: "b1",
-  region: "westus",
-  gpuType: "h100",
-  engine: { url: emu.url, kind: "vllm", model: MODEL, kvCapacityTokens: 5_000_000 },
-  loadReportMs: 200,
-});
-const router = new RouterActor(await ctx("router"), { regions: ["westus"], models: [MODEL] });
-const agent = new RegionAgentActor(await ctx("region-agent"), {
-  region: "westus",
-  models: [MODEL],
-  mode: "unified",
-  gpuTypes: ["h100"],
-});
-const gateway = new GatewayActor(await ctx("gateway"), { region: "westus", models: [MODEL] });
-for (const a of [router, agent, node, gateway]) await a.start();
-while (router.routableInstances(MODEL).length === 0) await clock.sleep(50);
+const path = await startRequestPath({ speedup: 50, models: [MODEL], nodeId: "b1", regionAgent: true });
+const { clock, gateway } = path;
 const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "none", maxRetries: 0 });
 
 const body = (i: number) => ({
@@ -90,11 +61,7 @@ const totalS = (performance.now() - t1) / 1000;
 const lines = out.split("\n").filter((l) => l).length;
 if (b.status !== "completed" || lines !== N) throw new Error(`batch ${b.status} with ${lines} of ${N} lines`);
 
-for (const a of [gateway, node, agent, router]) await a.stop();
-for (const x of buses) await x.close();
-await emu.close();
-clock.cancelAll();
-await server.stop();
+await path.stop();
 
 const md = `## Batch API throughput (\`bench/batch.ts\`)
 

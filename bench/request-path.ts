@@ -5,11 +5,14 @@
 import { type EmulatorHandle, startEmulator } from "@sageserve/engine-emulator";
 import { GatewayActor } from "@sageserve/gateway";
 import { NodeAgentActor } from "@sageserve/node-agent";
+import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
 import { NatsBus, startNatsServer, WallClock } from "@sageserve/runtime";
 
 export interface RequestPath {
   emu: EmulatorHandle;
+  /** With `regionAgent`: the region's agent, consuming the durable NIW queue (batch work). */
+  agent?: RegionAgentActor;
   node: NodeAgentActor;
   router: RouterActor;
   gateway: GatewayActor;
@@ -22,6 +25,8 @@ export async function startRequestPath(o: {
   speedup: number;
   models: string[];
   nodeId: string;
+  /** Also run the region agent (unified mode): batch work is queued and released by it. */
+  regionAgent?: boolean;
 }): Promise<RequestPath> {
   const server = await startNatsServer();
   const clock = new WallClock({ seed: 1 });
@@ -42,18 +47,27 @@ export async function startRequestPath(o: {
   });
   const router = new RouterActor(await ctx("router"), { regions: ["westus"], models: o.models });
   const gateway = new GatewayActor(await ctx("gateway"), { region: "westus", models: o.models });
-  for (const a of [router, node, gateway]) await a.start();
+  const agent = o.regionAgent
+    ? new RegionAgentActor(await ctx("region-agent"), {
+        region: "westus",
+        models: o.models,
+        mode: "unified",
+        gpuTypes: ["h100"],
+      })
+    : undefined;
+  for (const a of [router, node, gateway, ...(agent ? [agent] : [])]) await a.start();
   while (node.currentState !== "serving") await clock.sleep(50);
   // The router knows the instance once a load report reached it.
   while (router.routableInstances(model).length === 0) await clock.sleep(50);
   return {
     emu,
+    ...(agent ? { agent } : {}),
     node,
     router,
     gateway,
     clock,
     async stop() {
-      for (const a of [gateway, node, router]) await a.stop();
+      for (const a of [gateway, node, router, ...(agent ? [agent] : [])]) await a.stop();
       for (const b of buses) await b.close();
       await emu.close();
       clock.cancelAll();

@@ -44,12 +44,13 @@ async function world(report: Partial<Payload<typeof LoadReport>>) {
     m.respond(envelope(VmCommand, { commandId: cmd.commandId, accepted: false, reason: "test" }));
   });
   const client = broker.connect("node");
-  const send = () =>
+  /** A load report of instance i1 on n1 (or, with `other`, of another instance). */
+  const send = (other: { instanceId: string; nodeId: string } = { instanceId: "i1", nodeId: "n1" }) =>
     client.publish(
-      LoadReport.subject.build({ region: "westus", model: "llama3.2-3b", instance: "i1" }),
+      LoadReport.subject.build({ region: "westus", model: "llama3.2-3b", instance: other.instanceId }),
       envelope(LoadReport, {
-        instanceId: "i1",
-        nodeId: "n1",
+        instanceId: other.instanceId,
+        nodeId: other.nodeId,
         region: "westus",
         model: "llama3.2-3b",
         gpuType: "h100",
@@ -394,26 +395,7 @@ describe("region agent NIW acknowledgement", () => {
     );
     await w.clock.advance(100);
     // Another instance serves; i1 reports no more. Past the stale bound r2 is queued again and released there.
-    const i2 = () =>
-      w.broker.connect("node-2").publish(
-        LoadReport.subject.build({ region: "westus", model: "llama3.2-3b", instance: "i2" }),
-        envelope(LoadReport, {
-          instanceId: "i2",
-          nodeId: "n2",
-          region: "westus",
-          model: "llama3.2-3b",
-          gpuType: "h100",
-          state: "serving",
-          kvUtilization: 0.03,
-          memoryUtilization: 0.03,
-          running: 0,
-          waiting: 0,
-          outstandingTokens: 0,
-          tokensPerSecond: 0,
-          kvCapacityTokens: 5_000_000,
-          atMs: w.clock.now(),
-        }),
-      );
+    const i2 = () => w.send({ instanceId: "i2", nodeId: "n2" });
     for (let t = 0; t < 70; t++) {
       i2();
       await w.clock.advance(1_000);
