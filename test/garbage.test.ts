@@ -197,6 +197,8 @@ describe("2,000 garbage payloads on every declared subject, against a real nats-
     );
     const d = r.data();
     const v = d.ok ? validateReply(NodeCommand, d.value) : d;
-    expect(v.ok ? "ok" : (v.error.details as { code?: string } | undefined)?.code).toBe("INVALID_REQUEST");
+    // An answer to this command (accepted or refused by the lifecycle rule, depending on where the
+    // valid samples above left the node), not an error.
+    expect(v.ok && (v.value as { commandId: string }).commandId).toBe("after");
   });
 });
