@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { builtinPerformanceModel, type PerformanceModel } from "@sageserve/engine";
-import type { Tier } from "@sageserve/protocol";
 import { listen, readBodyLimited } from "@sageserve/runtime";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { z } from "zod";
-import { type EngineRequest, RealtimeEngine } from "./engine.js";
+import { RealtimeEngine } from "./engine.js";
 import { generate } from "./generate.js";
 import {
   ChatBody,

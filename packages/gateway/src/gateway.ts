@@ -17,23 +17,15 @@ import { answerBatchApi } from "./batch-routes.js";
 import { Batches } from "./batches.js";
 import { FileStore } from "./files.js";
 import { regionOf, tierOf } from "./headers.js";
-import {
-  answerClientError,
-  CORS_HEADERS,
-  checkContent,
-  fail,
-  type HttpError,
-  json,
-  ROUTES,
-  readBody,
-} from "./http.js";
+import { answerClientError, CORS_HEADERS, checkContent, fail, json, ROUTES } from "./http.js";
 import { StreamInbox } from "./inbox.js";
 import { BatchJobs, jobResultKey } from "./jobs.js";
 import { NodeLiveness } from "./liveness.js";
+import { answerModels } from "./models.js";
 import { estimateTokens, readRequest } from "./openai.js";
 import { type Admission, SharedQuotas } from "./quota.js";
 import { type RelayPorts, type RelaySettings, relay } from "./relay.js";
-import { checkBody, depthExceeds, MAX_BODY_DEPTH } from "./validate.js";
+import { checkBody, readJsonBody } from "./validate.js";
 
 export interface GatewayOptions {
   region: string;
@@ -79,8 +71,6 @@ const BATCH_TICK_STUCK_MS = 60_000;
 const JOB_TTL_MS = 7 * 86_400_000;
 /** A batch job id as the router makes it: `j-` and the request id (`r-` and a UUID). */
 const JOB_ID = /^j-r-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-const modelCard = (id: string) => ({ id, object: "model", created: 0, owned_by: "sageserve" });
 
 /** Distinct unknown model names labelled in metrics before the rest count as "other". */
 const MAX_MODEL_LABELS = 100;
@@ -334,12 +324,8 @@ export class GatewayActor extends Actor {
       json(res, 200, view);
       return 200;
     }
-    if (req.method === "GET" && path === "/v1/models") {
-      json(res, 200, { object: "list", data: this.opts.models.map(modelCard) });
-      return 200;
-    }
-    const modelPath = /^\/v1\/models\/(.+)$/.exec(path);
-    if (modelPath) return this.retrieveModel(req, res, modelPath[1]!);
+    const models = answerModels(req, res, path, this.opts.models);
+    if (models !== undefined) return models;
     const allowed = job ? "GET" : ROUTES[path];
     if (allowed !== undefined && req.method !== allowed) {
       res.setHeader("allow", allowed);
@@ -398,35 +384,6 @@ export class GatewayActor extends Actor {
     return undefined;
   }
 
-  /** The body as a JSON object no deeper than MAX_BODY_DEPTH, or the 4xx to answer. */
-  private async readJson(req: IncomingMessage): Promise<{ value: Record<string, unknown> } | HttpError> {
-    // The body travels on in a RouteRequest: past NATS' 1 MiB max_payload it could not be routed.
-    const raw = await readBody(req, this.opts.maxBodyBytes ?? 1024 * 1024 - 16 * 1024);
-    if (typeof raw !== "string") return raw;
-    let value: Record<string, unknown>;
-    try {
-      const v = JSON.parse(raw) as unknown;
-      if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("expected a JSON object");
-      value = v as Record<string, unknown>;
-    } catch (e) {
-      return {
-        status: 400,
-        message: `request body is not valid JSON: ${(e as Error).message}`,
-        type: "invalid_request_error",
-        code: "invalid_json",
-      };
-    }
-    // Deeper bodies overflowed the stack when encoded for NATS (a 503) or stringified (a 500).
-    if (depthExceeds(value, MAX_BODY_DEPTH))
-      return {
-        status: 400,
-        message: `request body nests deeper than ${MAX_BODY_DEPTH} levels`,
-        type: "invalid_request_error",
-        code: "invalid_json",
-      };
-    return { value };
-  }
-
   /**
    * The key's shared quota: the request reserves its prompt estimate and its maximum output (every
    * choice), and every answer carries OpenAI's `x-ratelimit-*` headers. Undefined: no quota.
@@ -480,33 +437,10 @@ export class GatewayActor extends Actor {
     };
   }
 
-  /** `GET /v1/models/{id}`: the model's card, or 404 model_not_found. */
-  private retrieveModel(req: IncomingMessage, res: ServerResponse, raw: string): number {
-    if (req.method !== "GET") {
-      res.setHeader("allow", "GET");
-      return fail(res, {
-        status: 405,
-        message: `${req.method} is not allowed on /v1/models/{id} (allowed: GET)`,
-        type: "invalid_request_error",
-        code: "method_not_allowed",
-      });
-    }
-    let id: string | undefined;
-    try {
-      id = decodeURIComponent(raw);
-    } catch {
-      // malformed percent-encoding: no such model
-    }
-    if (id === undefined || !this.opts.models.includes(id))
-      return fail(res, {
-        status: 404,
-        message: `The model \`${id ?? raw}\` does not exist.`,
-        type: "invalid_request_error",
-        code: "model_not_found",
-        param: "model",
-      });
-    json(res, 200, modelCard(id));
-    return 200;
+  /** The body as a JSON object (`readJsonBody`), within this gateway's size limit. */
+  private readJson(req: IncomingMessage) {
+    // The body travels on in a RouteRequest: past NATS' 1 MiB max_payload it could not be routed.
+    return readJsonBody(req, this.opts.maxBodyBytes ?? 1024 * 1024 - 16 * 1024);
   }
 
   /** A key's usage over the last minute as this gateway sees it (all replicas): for operators and tests. */

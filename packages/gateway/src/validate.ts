@@ -1,4 +1,5 @@
-import type { HttpError } from "./http.js";
+import type { IncomingMessage } from "node:http";
+import { type HttpError, readBody } from "./http.js";
 
 /** Most choices per prompt (`n`): each is a sequence with its own KV at the engine. */
 export const MAX_CHOICES = 16;
@@ -104,4 +105,35 @@ export function depthExceeds(v: unknown, max: number): boolean {
     }
   }
   return false;
+}
+
+/** A request body as a JSON object no deeper than MAX_BODY_DEPTH (and at most `limit` bytes), or the 4xx to answer. */
+export async function readJsonBody(
+  req: IncomingMessage,
+  limit: number,
+): Promise<{ value: Record<string, unknown> } | HttpError> {
+  const raw = await readBody(req, limit);
+  if (typeof raw !== "string") return raw;
+  let value: Record<string, unknown>;
+  try {
+    const v = JSON.parse(raw) as unknown;
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("expected a JSON object");
+    value = v as Record<string, unknown>;
+  } catch (e) {
+    return {
+      status: 400,
+      message: `request body is not valid JSON: ${(e as Error).message}`,
+      type: "invalid_request_error",
+      code: "invalid_json",
+    };
+  }
+  // Deeper bodies overflowed the stack when encoded for NATS (a 503) or stringified (a 500).
+  if (depthExceeds(value, MAX_BODY_DEPTH))
+    return {
+      status: 400,
+      message: `request body nests deeper than ${MAX_BODY_DEPTH} levels`,
+      type: "invalid_request_error",
+      code: "invalid_json",
+    };
+  return { value };
 }

@@ -5,7 +5,6 @@ import {
   LoadReport,
   NodeCommand,
   nodeCommandStep,
-  SageError,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext } from "./actor.js";
 
