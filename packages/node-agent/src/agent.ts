@@ -216,7 +216,6 @@ export class NodeAgentActor extends Actor {
       healthy = false;
     }
     // A poll that overlapped an engine restart may have reached the old process: no state change from it.
-    // A poll that overlapped an engine restart may have reached the old process: no state change from it.
     if (!replacing && !this.replacingEngine && gen === this.engineGen) this.judgeHealth(healthy);
     this.report();
   }
