@@ -255,7 +255,7 @@ describe("node lifecycle conformance: live node agent (engine emulator processes
       const node = watch(
         watcher,
         nodeId,
-        () => clock.sleep(100),
+        () => clock.sleep(50),
         () => agent.stop(),
       );
       await watcher.flush();
