@@ -41,6 +41,15 @@ describe("the OpenAI Batch and Files APIs, with a node killed and a gateway stop
     buses.push(bus);
     return { bus, clock };
   };
+  const agentOptions = {
+    region: "westus",
+    models: [MODEL],
+    mode: "unified" as const,
+    gpuTypes: ["h100"],
+    scalingIntervalMs: 200,
+    niwAckWaitMs: 3_000,
+    staleAfterMs: 3_000,
+  };
   const jsonl = (n: number, maxTokens: number, prefix = "req") =>
     `${Array.from({ length: n }, (_, i) =>
       JSON.stringify({
@@ -80,15 +89,7 @@ describe("the OpenAI Batch and Files APIs, with a node killed and a gateway stop
     fx = await startNats();
     kv = (await ctx("reader")).bus;
     router = new RouterActor(await ctx("router"), { regions: ["westus"], models: [MODEL] });
-    agent = new RegionAgentActor(await ctx("region-agent"), {
-      region: "westus",
-      models: [MODEL],
-      mode: "unified",
-      gpuTypes: ["h100"],
-      scalingIntervalMs: 200,
-      niwAckWaitMs: 3_000,
-      staleAfterMs: 3_000,
-    });
+    agent = new RegionAgentActor(await ctx("region-agent"), agentOptions);
     const gw = { region: "westus", models: [MODEL], batchTickMs: 250, batchOwnerTtlMs: 2_000 };
     gatewayA = new GatewayActor(await ctx("gateway-a"), gw);
     gatewayB = new GatewayActor(await ctx("gateway-b"), gw);
@@ -335,6 +336,31 @@ describe("the OpenAI Batch and Files APIs, with a node killed and a gateway stop
     expect(out.every((l) => l.response?.status_code === 200)).toBe(true);
     // The jobs w1 held were queued again, not lost.
     expect(agent.niwRequeued).toBeGreaterThan(requeuedBefore);
+  }, 120_000);
+
+  it("completes a batch whose router and region agent are replaced while it runs", async () => {
+    const input = await upload(a, jsonl(12, 40, "replace"));
+    const created = await a.batches.create({
+      input_file_id: input.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    // Some results stored, the rest queued or running: both control actors go away and new ones start.
+    expect(
+      await until(async () => (await kv.kvKeys(BATCH_RESULTS_BUCKET, `${created.id}.`)).length > 0, 30_000),
+    ).toBe(true);
+    await agent.stop();
+    await router.stop();
+    router = new RouterActor(await ctx("router-2"), { regions: ["westus"], models: [MODEL] });
+    agent = new RegionAgentActor(await ctx("region-agent-2"), agentOptions);
+    await router.start();
+    await agent.start();
+    const batch = await settle(a, created.id, 90_000);
+    expect(batch).toMatchObject({
+      status: "completed",
+      request_counts: { total: 12, completed: 12, failed: 0 },
+    });
+    expect(new Set((await lines(a, batch.output_file_id)).map((l) => l.custom_id)).size).toBe(12);
   }, 120_000);
 
   it("cancels a batch: unfinished requests stop, finished ones stay in the output", async () => {
