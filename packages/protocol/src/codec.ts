@@ -60,91 +60,22 @@ export function checkStructure(b: Uint8Array, maxDepth = MAX_NESTING_DEPTH): str
   const len = b.length;
   const open: number[] = []; // items still expected in each open container
   let pos = 0;
-  const u16 = (at: number): number => ((b[at] ?? 0) << 8) | (b[at + 1] ?? 0);
-  const u32 = (at: number): number => (b[at] ?? 0) * 16777216 + (u16(at + 1) << 8) + (b[at + 3] ?? 0);
   while (pos < len) {
     const t = b[pos++]!;
     let children = 0;
-    let ext: number | undefined;
+    let ext = -1;
     if (t <= 0x7f || t >= 0xe0) {
       // fixint
     } else if (t <= 0x8f) children = (t & 0x0f) * 2;
     else if (t <= 0x9f) children = t & 0x0f;
     else if (t <= 0xbf) pos += t & 0x1f;
     else {
-      switch (t) {
-        case 0xc4:
-        case 0xd9:
-          pos += 1 + (b[pos] ?? 0);
-          break;
-        case 0xc5:
-        case 0xda:
-          pos += 2 + u16(pos);
-          break;
-        case 0xc6:
-        case 0xdb:
-          pos += 4 + u32(pos);
-          break;
-        case 0xc7:
-          ext = b[pos + 1];
-          pos += 2 + (b[pos] ?? 0);
-          break;
-        case 0xc8:
-          ext = b[pos + 2];
-          pos += 3 + u16(pos);
-          break;
-        case 0xc9:
-          ext = b[pos + 4];
-          pos += 5 + u32(pos);
-          break;
-        case 0xca:
-        case 0xce:
-        case 0xd2:
-          pos += 4;
-          break;
-        case 0xcb:
-        case 0xcf:
-        case 0xd3:
-          pos += 8;
-          break;
-        case 0xcc:
-        case 0xd0:
-          pos += 1;
-          break;
-        case 0xcd:
-        case 0xd1:
-          pos += 2;
-          break;
-        case 0xd4:
-        case 0xd5:
-        case 0xd6:
-        case 0xd7:
-        case 0xd8:
-          ext = b[pos];
-          pos += 1 + (1 << (t - 0xd4));
-          break;
-        case 0xdc:
-          children = u16(pos);
-          pos += 2;
-          break;
-        case 0xdd:
-          children = u32(pos);
-          pos += 4;
-          break;
-        case 0xde:
-          children = u16(pos) * 2;
-          pos += 2;
-          break;
-        case 0xdf:
-          children = u32(pos) * 2;
-          pos += 4;
-          break;
-        default:
-          // nil, false, true, and 0xc1 (never used: msgpackr rejects it)
-          break;
-      }
+      readHeader(b, pos, t);
+      pos += head.skip;
+      children = head.children;
+      ext = head.ext;
     }
-    if (ext !== undefined && ext !== 0xff && ext !== 0x00) {
+    if (ext !== -1 && ext !== 0xff && ext !== 0x00) {
       return `msgpack extension type ${ext > 127 ? ext - 256 : ext} is not accepted`;
     }
     if (children > 0) {
@@ -159,4 +90,92 @@ export function checkStructure(b: Uint8Array, maxDepth = MAX_NESTING_DEPTH): str
     }
   }
   return undefined;
+}
+
+const u16 = (b: Uint8Array, at: number): number => ((b[at] ?? 0) << 8) | (b[at + 1] ?? 0);
+const u32 = (b: Uint8Array, at: number): number =>
+  (b[at] ?? 0) * 16777216 + (u16(b, at + 1) << 8) + (b[at + 3] ?? 0);
+
+/** What the type byte just read announces: bytes to skip after it, children, extension type (-1: none). */
+const head = { skip: 0, children: 0, ext: -1 };
+
+/** Fills `head` for a type byte in 0xc0..0xdf whose payload starts at `pos` (one shared record: no allocation per item). */
+function readHeader(b: Uint8Array, pos: number, t: number): void {
+  let skip = 0;
+  let children = 0;
+  let ext = -1;
+  switch (t) {
+    case 0xc4:
+    case 0xd9:
+      skip = 1 + (b[pos] ?? 0);
+      break;
+    case 0xc5:
+    case 0xda:
+      skip = 2 + u16(b, pos);
+      break;
+    case 0xc6:
+    case 0xdb:
+      skip = 4 + u32(b, pos);
+      break;
+    case 0xc7:
+      ext = b[pos + 1] ?? -1;
+      skip = 2 + (b[pos] ?? 0);
+      break;
+    case 0xc8:
+      ext = b[pos + 2] ?? -1;
+      skip = 3 + u16(b, pos);
+      break;
+    case 0xc9:
+      ext = b[pos + 4] ?? -1;
+      skip = 5 + u32(b, pos);
+      break;
+    case 0xca:
+    case 0xce:
+    case 0xd2:
+      skip = 4;
+      break;
+    case 0xcb:
+    case 0xcf:
+    case 0xd3:
+      skip = 8;
+      break;
+    case 0xcc:
+    case 0xd0:
+      skip = 1;
+      break;
+    case 0xcd:
+    case 0xd1:
+      skip = 2;
+      break;
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+      ext = b[pos] ?? -1;
+      skip = 1 + (1 << (t - 0xd4));
+      break;
+    case 0xdc:
+      children = u16(b, pos);
+      skip = 2;
+      break;
+    case 0xdd:
+      children = u32(b, pos);
+      skip = 4;
+      break;
+    case 0xde:
+      children = u16(b, pos) * 2;
+      skip = 2;
+      break;
+    case 0xdf:
+      children = u32(b, pos) * 2;
+      skip = 4;
+      break;
+    default:
+      // nil, false, true, and 0xc1 (never used: msgpackr rejects it)
+      break;
+  }
+  head.skip = skip;
+  head.children = children;
+  head.ext = ext;
 }

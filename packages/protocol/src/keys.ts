@@ -1,3 +1,13 @@
+/** The one composite map key of two names: "a|b" (e.g. "model|region"). */
+export function pairKey(a: string, b: string): string {
+  return `${a}|${b}`;
+}
+
+/** The one composite map key of three names: "a|b|c" (e.g. "model|region|gpu"). */
+export function tripleKey(a: string, b: string, c: string): string {
+  return `${a}|${b}|${c}`;
+}
+
 /**
  * Composite map keys ("model|region", "model|region|pool") built once and reused: a hot path that
  * keys its maps by a few names (models, regions, pools) looks the string up instead of joining it
@@ -16,7 +26,7 @@ export class KeyCache {
     }
     let k = m.get(b);
     if (k === undefined) {
-      k = `${a}|${b}`;
+      k = pairKey(a, b);
       if (++this.size > 10_000) {
         this.byFirst.clear();
         this.size = 0;
