@@ -1,2 +1,8 @@
-export * from "./observer.js";
-export * from "./page.js";
+export {
+  type ClusterSummary,
+  DashboardActor,
+  type DashboardOptions,
+  type DashboardPoint,
+  type DashboardState,
+  type TierSummary,
+} from "./observer.js";

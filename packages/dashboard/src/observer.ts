@@ -19,6 +19,7 @@ import {
   sloRates,
   TIERS,
   type Tier,
+  tripleKey,
   validatePayload,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, closeServer, listenUrl } from "@sageserve/runtime";
@@ -332,7 +333,7 @@ export class DashboardActor extends Actor {
     let tps = 0;
     for (const i of live) {
       if (i.state !== "serving") continue;
-      const k = `${i.model}|${i.region}|${i.gpuType}`;
+      const k = tripleKey(i.model, i.region, i.gpuType);
       instances[k] = (instances[k] ?? 0) + 1;
       kvUsed += i.kvUtilization * i.kvCapacityTokens;
       kvCap += i.kvCapacityTokens;

@@ -8,14 +8,25 @@ export function renderDashboardHtml(pollMs: number): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>SageServe — live</title>
 ${chartHead()}
-<style>
+${PAGE_STYLE}</head><body>
+${PAGE_BODY}<script>
+${RENDER_SCRIPT}${pollScript(pollMs)}</script></body></html>
+`;
+}
+
+// The page's parts below are plain text the browser runs (CSS, markup, and a script in browser
+// JavaScript): kept as strings, apart from the one function that assembles them.
+
+const PAGE_STYLE = `<style>
 body{font-family:system-ui,sans-serif;margin:16px 24px;color:#222;background:#fff}
 h1{margin:0 0 4px}h2{margin:20px 0 6px;font-size:17px}.muted{color:#666;font-size:13px}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}.card{border:1px solid #ddd;border-radius:6px;padding:8px 12px;min-width:150px}
 .card b{display:block;font-size:20px}.card small{display:block;color:#666}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:8px}
 table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}td.num{text-align:right}
-</style></head><body>
-<h1>SageServe — live cluster</h1>
+</style>`;
+
+/** The page's layout: the elements `render` fills in. */
+const PAGE_BODY = `<h1>SageServe — live cluster</h1>
 <div class="muted" id="meta">connecting…</div>
 <div class="cards" id="cards"></div>
 <div class="grid">
@@ -27,8 +38,10 @@ table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ccc;padding:
 <p class="muted" id="feasibility"></p>
 <h2>Regions</h2><div id="regions"></div>
 <h2>Current plan and its forecast</h2><div id="plan"></div>
-<script>
-const TIERS = ["iw-fast", "iw-normal", "niw"];
+`;
+
+/** Browser script: draws one `/api/state` response (cards, charts, tables). */
+const RENDER_SCRIPT = `const TIERS = ["iw-fast", "iw-normal", "niw"];
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => "&#" + c.charCodeAt(0) + ";");
 const fmt = (x, d = 1) => x == null ? "–" : Number(x).toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 const pct = (x) => x == null ? "–" : fmt(100 * x, 2) + " %";
@@ -86,7 +99,11 @@ function render(s) {
   document.body.dataset.points = String(pts.length);
   document.body.dataset.finished = String(done);
 }
-async function poll() {
+`;
+
+/** Browser script: fetch the state every `pollMs` (at least 250 ms) and render it. */
+function pollScript(pollMs: number): string {
+  return `async function poll() {
   try {
     const r = await fetch("/api/state", { cache: "no-store" });
     if (r.ok) render(await r.json());
@@ -96,6 +113,5 @@ async function poll() {
   setTimeout(poll, ${Math.max(250, pollMs)});
 }
 poll();
-</script></body></html>
 `;
 }

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import {
   BATCH_MAX_ATTEMPTS,
   BATCH_RESULT_TTL_MS,
@@ -18,51 +18,12 @@ import {
   streamParams,
   streamSubjectOf,
 } from "@sageserve/protocol";
-import { Actor, type ActorContext, killWithParent } from "@sageserve/runtime";
+import { Actor, type ActorContext } from "@sageserve/runtime";
 import { fetchOnce, ResultCollector, runEngineCall } from "./engine-call.js";
+import { spawnEngine, stopEngineProcess } from "./engine-process.js";
 import { type EngineKind, type EngineLoad, engineLoad, parsePrometheus } from "./metrics.js";
-import { compilePriority, type EnginePriority, type EnginePrioritySetting, engineCall } from "./priority.js";
-
-export interface NodeAgentOptions {
-  nodeId: string;
-  region: string;
-  gpuType: string;
-  gpus?: number;
-  engine: {
-    /** Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000 */
-    url: string;
-    kind: EngineKind;
-    /** Model the engine serves (its `model` name). */
-    model: string;
-    pool?: string;
-    /**
-     * Command that starts the engine (argv; `{model}`, `{port}`, `{gpu}` and `{parentPid}` are substituted). When set, the agent
-     * runs the engine itself and swaps models by restarting it; otherwise it only watches an engine
-     * someone else runs.
-     */
-    command?: string[];
-    /** KV-cache capacity in tokens, reported with the load (weights utilisation across GPU types). */
-    kvCapacityTokens?: number;
-    /**
-     * Most sequences the engine runs at once (its --max-num-seqs; vLLM's default is 256), reported with
-     * the load so routing and scaling see an engine whose slots are full although its KV cache is not.
-     */
-    maxRunning?: number;
-    /**
-     * Send each request's tier as the engine's scheduling priority (`ENGINE_PRIORITY` in priority.ts):
-     * `true` = the kind's field and values, an object replaces parts of them. Off by default: the engine
-     * must be started with priority scheduling (vLLM `--scheduling-policy priority`, SGLang
-     * `--enable-priority-scheduling`), and TGI and llama.cpp have none (a CONFIG error).
-     */
-    priority?: EnginePrioritySetting;
-  };
-  heartbeatMs?: number;
-  loadReportMs?: number;
-  /** Consecutive failed health checks before the instance is reported failed. */
-  failAfterChecks?: number;
-  /** On shutdown, how long to wait for in-flight streams before stopping anyway. */
-  drainTimeoutMs?: number;
-}
+import { type NodeAgentOptions, type NodeAgentTimings, resolveTimings } from "./options.js";
+import { compilePriority, type EnginePriority, engineCall } from "./priority.js";
 
 /**
  * One per GPU host: wraps an inference server that speaks the OpenAI HTTP API,
@@ -98,6 +59,7 @@ export class NodeAgentActor extends Actor {
   private readonly cancelled = new Map<string, number>();
   /** The priority each request carries to the engine (undefined: none). */
   private readonly priority: EnginePriority | undefined;
+  private readonly timings: NodeAgentTimings;
   readonly instanceId: string;
 
   constructor(
@@ -113,6 +75,7 @@ export class NodeAgentActor extends Actor {
     this.model = opts.engine.model;
     this.pool = opts.engine.pool;
     this.priority = compilePriority(opts.engine.kind, opts.engine.priority);
+    this.timings = resolveTimings(opts);
     this.instanceId = `${opts.nodeId}-i0`;
   }
 
@@ -139,8 +102,8 @@ export class NodeAgentActor extends Actor {
     this.handle(NodeCommand, { node }, (c) => this.command(c));
     this.on(RequestCancel, {}, (c) => this.cancel(c.requestId), { broadcast: true });
     if (this.opts.engine.command) this.startEngine(this.model);
-    this.every(this.opts.loadReportMs ?? 2_000, () => this.poll());
-    this.every(this.opts.heartbeatMs ?? 5_000, () => this.heartbeat());
+    this.every(this.timings.loadReportMs, () => this.poll());
+    this.every(this.timings.heartbeatMs, () => this.heartbeat());
     this.after(0, () => this.poll());
   }
 
@@ -150,7 +113,7 @@ export class NodeAgentActor extends Actor {
     await Promise.race([
       Promise.allSettled([...this.streams]),
       new Promise<void>((r) => {
-        timer = this.clock.setTimer(this.opts.drainTimeoutMs ?? 30_000, r);
+        timer = this.clock.setTimer(this.timings.drainTimeoutMs, r);
       }),
     ]);
     timer?.cancel();
@@ -164,38 +127,16 @@ export class NodeAgentActor extends Actor {
   }
 
   private startEngine(model: string): void {
-    const cmd = this.opts.engine.command!;
     const port = this.engineBaseUrl().port || "80";
-    // `{parentPid}` lets an engine that supports it (the emulator's --parent-pid) exit with this process.
-    const argv = cmd.map((a) =>
-      a
-        .replaceAll("{model}", model)
-        .replaceAll("{port}", port)
-        .replaceAll("{gpu}", this.opts.gpuType)
-        .replaceAll("{parentPid}", String(process.pid)),
+    this.proc = spawnEngine(this.opts.engine.command!, { model, port, gpuType: this.opts.gpuType }, (e) =>
+      this.log.error({ err: String(e) }, "engine failed to start"),
     );
-    // Its own process group, so a terminal's Ctrl-C reaches the agent, which lets in-flight requests
-    // finish before it stops the engine (killWithParent and `{parentPid}` still tie their lifetimes).
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: "ignore", detached: true });
-    // The engine dies with this process, even when it crashes (SIGKILL leaves `{parentPid}` watchers).
-    killWithParent(child);
-    child.on("error", (e) => this.log.error({ err: String(e) }, "engine failed to start"));
-    this.proc = child;
   }
 
   private stopEngine(): Promise<void> {
     const p = this.proc;
     this.proc = undefined;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-    return new Promise((resolve) => {
-      // An engine that ignores SIGTERM for 5 s is killed (a timer on the clock port, like every actor's).
-      const force = this.clock.setTimer(5_000, () => p.kill("SIGKILL"));
-      p.once("exit", () => {
-        force.cancel();
-        resolve();
-      });
-      p.kill("SIGTERM");
-    });
+    return stopEngineProcess(p, this.clock);
   }
 
   // ------------------------------------------------------------ health, load, heartbeats
@@ -226,7 +167,7 @@ export class NodeAgentActor extends Actor {
       if (this.state === "loading" || this.state === "swapping" || this.state === "failed")
         this.transition("serving", "engine healthy");
     } else if (this.state === "serving" || this.state === "draining") {
-      if (++this.failedChecks >= (this.opts.failAfterChecks ?? 2))
+      if (++this.failedChecks >= this.timings.failAfterChecks)
         this.transition("failed", "engine health check failing");
     }
   }
@@ -272,7 +213,7 @@ export class NodeAgentActor extends Actor {
 
   private heartbeat(): Promise<void> {
     const { region, nodeId, gpuType } = this.opts;
-    const hb = this.opts.heartbeatMs ?? 5_000;
+    const hb = this.timings.heartbeatMs;
     // Liveness also lives in KV (bucket entries expire after 3 heartbeats): a dead node disappears.
     const alive = this.kvPut(
       "sage-nodes",
@@ -287,7 +228,7 @@ export class NodeAgentActor extends Actor {
         nodeId,
         region,
         gpuType,
-        gpus: this.opts.gpus ?? 8,
+        gpus: this.timings.gpus,
         spot: this.state === "spot",
         instances: [{ instanceId: this.instanceId, model: this.model, state: this.state }],
         ttlMs: 3 * hb,

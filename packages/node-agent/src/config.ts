@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describeIssues, SageError, TIERS } from "@sageserve/protocol";
 import { z } from "zod";
-import type { NodeAgentOptions } from "./agent.js";
 import { ENGINE_KINDS } from "./metrics.js";
+import type { NodeAgentOptions } from "./options.js";
 import { priorityProblem } from "./priority.js";
 
 /** A priority value: any integer both engines accept (vLLM: int64, SGLang: int), kept within doubles. */

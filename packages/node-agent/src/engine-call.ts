@@ -1,6 +1,6 @@
 import { type InferenceChunk, type Payload, SageError } from "@sageserve/protocol";
 import type { Clock } from "@sageserve/runtime";
-import { engineEvents, type FinishReason } from "./engine-stream.js";
+import { type ChoiceStep, engineEvents, type FinishReason } from "./engine-stream.js";
 import type { EngineCall } from "./priority.js";
 
 /** How one engine request ended, for its RequestDone. */
@@ -14,19 +14,22 @@ export interface EngineRun {
 
 export type ChunkFields = Omit<Payload<typeof InferenceChunk>, "requestId" | "seq">;
 
-/**
- * One routed request at the engine: POST it (streamed), relay every choice step as a chunk, and end
- * with the final chunk — the finish reason and the engine's usage, an error, or `cancelled` when
- * `signal` aborts it (the HTTP request is aborted, so the engine stops and frees its KV cache).
- */
-export async function runEngineCall(p: {
+/** One engine request to run: where, what, and where its chunks go. */
+export interface EngineCallParams {
   url: string;
   call: EngineCall;
   signal: AbortSignal;
   clock: Clock;
   chunk(c: ChunkFields): void;
   onFirstToken(): void;
-}): Promise<EngineRun> {
+}
+
+/**
+ * One routed request at the engine: POST it (streamed), relay every choice step as a chunk, and end
+ * with the final chunk — the finish reason and the engine's usage, an error, or `cancelled` when
+ * `signal` aborts it (the HTTP request is aborted, so the engine stops and frees its KV cache).
+ */
+export async function runEngineCall(p: EngineCallParams): Promise<EngineRun> {
   const run: EngineRun = { outcome: "ok", tokens: 0 };
   try {
     if (p.signal.aborted) throw p.signal.reason;
@@ -54,15 +57,7 @@ export async function runEngineCall(p: {
         }
         run.tokens++;
         if (c.finish) finish = c.finish;
-        p.chunk({
-          text: c.text,
-          tokens: 1,
-          done: false,
-          ...(c.index ? { index: c.index } : {}),
-          ...(c.finish ? { finishReason: c.finish } : {}),
-          ...(c.toolCalls ? { toolCalls: c.toolCalls } : {}),
-          ...(c.logprobs ? { logprobs: c.logprobs } : {}),
-        });
+        p.chunk(choiceChunk(c));
       }
     }
     p.chunk({
@@ -73,30 +68,48 @@ export async function runEngineCall(p: {
     });
     return run;
   } catch (e) {
-    if (p.signal.aborted) {
-      // The client went away: the engine request is aborted (its KV freed); nobody waits for more.
-      p.chunk({ tokens: 0, done: true, finishReason: "cancelled" });
-      return { ...run, outcome: "cancelled" };
-    }
-    // Before the first token the router may retry elsewhere; after it, the client sees an error finish.
-    const err =
-      e instanceof SageError ? e : new SageError("REMOTE", `engine connection failed: ${describeError(e)}`);
-    const invalid = err.code === "INVALID_REQUEST";
-    p.chunk({
-      tokens: 0,
-      done: true,
-      finishReason: "error",
-      error: {
-        code: invalid
-          ? "INVALID_REQUEST"
-          : run.firstAtMs === undefined
-            ? "ENGINE_UNAVAILABLE"
-            : "ENGINE_FAILED",
-        message: err.message,
-      },
-    });
-    return { ...run, outcome: invalid ? "rejected" : "failed" };
+    return endedEarly(e, run, p);
   }
+}
+
+/** The chunk that relays one choice step (one token). */
+function choiceChunk(c: ChoiceStep): ChunkFields {
+  return {
+    text: c.text,
+    tokens: 1,
+    done: false,
+    ...(c.index ? { index: c.index } : {}),
+    ...(c.finish ? { finishReason: c.finish } : {}),
+    ...(c.toolCalls ? { toolCalls: c.toolCalls } : {}),
+    ...(c.logprobs ? { logprobs: c.logprobs } : {}),
+  };
+}
+
+/** An engine call that threw (`e`) or was aborted: its final chunk, and how it ended. */
+function endedEarly(e: unknown, run: EngineRun, p: EngineCallParams): EngineRun {
+  if (p.signal.aborted) {
+    // The client went away: the engine request is aborted (its KV freed); nobody waits for more.
+    p.chunk({ tokens: 0, done: true, finishReason: "cancelled" });
+    return { ...run, outcome: "cancelled" };
+  }
+  // Before the first token the router may retry elsewhere; after it, the client sees an error finish.
+  const err =
+    e instanceof SageError ? e : new SageError("REMOTE", `engine connection failed: ${describeError(e)}`);
+  const invalid = err.code === "INVALID_REQUEST";
+  p.chunk({
+    tokens: 0,
+    done: true,
+    finishReason: "error",
+    error: {
+      code: invalid
+        ? "INVALID_REQUEST"
+        : run.firstAtMs === undefined
+          ? "ENGINE_UNAVAILABLE"
+          : "ENGINE_FAILED",
+      message: err.message,
+    },
+  });
+  return { ...run, outcome: invalid ? "rejected" : "failed" };
 }
 
 /**

@@ -1,4 +1,5 @@
-export * from "./agent.js";
-export * from "./config.js";
-export * from "./metrics.js";
-export * from "./priority.js";
+export { NodeAgentActor } from "./agent.js";
+export { loadNodeAgentConfig, type NodeAgentOverrides } from "./config.js";
+export { ENGINE_KINDS, type EngineKind } from "./metrics.js";
+export type { NodeAgentOptions } from "./options.js";
+export type { EnginePrioritySetting } from "./priority.js";

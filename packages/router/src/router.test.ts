@@ -12,7 +12,8 @@ import {
 } from "@sageserve/protocol";
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
-import { RouterActor, toInference } from "./router.js";
+import { toInference } from "./messages.js";
+import { RouterActor } from "./router.js";
 
 /**
  * Node liveness in the router, on virtual time: an instance leaves routing when its node's heartbeats

@@ -1,2 +1,2 @@
-export * from "./local-process.js";
-export * from "./provider.js";
+export { LocalProcessBackend, type LocalProcessOptions } from "./local-process.js";
+export { type VmBackend, VmProviderActor } from "./provider.js";
