@@ -5,7 +5,7 @@ import { Actor, type ActorContext } from "@sageserve/runtime";
  * Where VMs come from. A region agent asks for one with a `VmCommand` (boot: GPU type + model;
  * release: a node id); a provider answers with the new node's id. Implementations:
  *  - the simulator's fleet (`@sageserve/sim`, simulated VMs with boot delays and supply limits);
- *  - `LocalProcessProvider` here: a node agent plus an engine emulator process per "VM", on this machine;
+ *  - `LocalProcessBackend` here: a node agent plus an engine emulator process per "VM", on this machine;
  *  - a cloud or Kubernetes provider: implement `VmBackend` (see docs/deploy.md for a worked example).
  */
 export interface VmBackend {
