@@ -13,17 +13,17 @@ export {
   modelSpec,
 } from "./catalog.js";
 export { readBuiltinData, readJson } from "./data.js";
+export { Instance } from "./instance.js";
 export {
   type Completion,
   DEFAULT_BLOCK_SIZE,
   DEFAULT_MAX_BATCHED_TOKENS,
   DEFAULT_MAX_NUM_SEQS,
-  Instance,
   type InstanceOptions,
   type InstanceRequest,
   type InstanceTiming,
   type SchedulingPolicy,
-} from "./instance.js";
+} from "./instance-types.js";
 export { builtinPerformanceModel } from "./perf/builtin.js";
 export {
   type Curve,

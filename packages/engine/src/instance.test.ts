@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type Completion, Instance, type InstanceOptions, type InstanceRequest } from "./instance.js";
+import { Instance } from "./instance.js";
+import type { Completion, InstanceOptions, InstanceRequest } from "./instance-types.js";
 
 // Hand-checkable timing: prefill costs 1 ms per token computed in the step, a decode iteration 10 ms.
 const timing = { prefillMs: (p: number, b: number) => p * b, decodeIterMs: (_b: number) => 10 };

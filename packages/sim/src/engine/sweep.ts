@@ -3,11 +3,12 @@ import {
   Instance,
   type InstanceOptions,
   type InstanceRequest,
+  type InstanceTiming,
   type PerformanceModel,
 } from "@sageserve/engine";
 import type { Tier } from "@sageserve/protocol";
 import { DEFAULT_SLO_TTFT_MS } from "@sageserve/protocol";
-import { createRng } from "@sageserve/runtime";
+import { createRng, type Rng } from "@sageserve/runtime";
 import { sampleQuantiles } from "../workload/stats.js";
 
 /**
@@ -83,6 +84,17 @@ export interface SweepOptions {
 
 const TIERS: Tier[] = ["iw-fast", "iw-normal", "niw"];
 
+/** What every rate of one sweep shares. */
+interface SweepContext {
+  perf: PerformanceModel;
+  model: string;
+  gpu: string;
+  ttftMs: Record<"iw-fast" | "iw-normal", number>;
+  warmupMs: number;
+}
+
+type TierPoint = SweepPoint["byTier"][Tier];
+
 function pct(sorted: number[], p: number): number {
   if (!sorted.length) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
@@ -99,16 +111,9 @@ export function sweepInstance(
   const warmupMs = (o.warmupS ?? 60) * 1000;
   const maxBatchedTokens = o.engine?.maxBatchedTokens ?? perf.stepTokenBudget(model, gpu);
   const kvCapacityTokens = o.kvCapacityTokens ?? perf.kvTokenCapacity(model, gpu);
-  const measured = perf.timingFor(model, gpu);
-  const speed = o.speedup ?? 1;
-  const timing =
-    speed === 1
-      ? measured
-      : {
-          prefillMs: (p: number, b: number) => measured.prefillMs(p, b) / speed,
-          decodeIterMs: (b: number) => measured.decodeIterMs(b) / speed,
-        };
+  const timing = scaledTiming(perf.timingFor(model, gpu), o.speedup ?? 1);
   const tierTotal = TIERS.reduce((a, t) => a + mix.tiers[t], 0);
+  const cx: SweepContext = { perf, model, gpu, ttftMs, warmupMs };
   const points: SweepPoint[] = [];
   for (const rate of o.rates) {
     const durationMs = Math.max(o.durationS ?? 600, (o.minRequests ?? 20_000) / rate) * 1000;
@@ -116,77 +121,144 @@ export function sweepInstance(
     const inst = new Instance({ ...o.engine, kvCapacityTokens, timing, nowMs: 0, maxBatchedTokens });
     const done: Completion[] = [];
     const submitted: InstanceRequest[] = [];
-    let t = 0;
-    let next = 0;
     const end = warmupMs + durationMs;
-    const newRequest = (): InstanceRequest => {
-      const u = rng.next() * tierTotal;
-      const tier: Tier =
-        u < mix.tiers["iw-fast"]
-          ? "iw-fast"
-          : u < mix.tiers["iw-fast"] + mix.tiers["iw-normal"]
-            ? "iw-normal"
-            : "niw";
-      return {
-        id: `r${next++}`,
-        seq: 0,
-        tier,
-        arrivalMs: t,
-        inputTokens: Math.min(mix.maxInputTokens ?? 32_768, sampleQuantiles(mix.inputTokens, rng.next())),
-        outputTokens: sampleQuantiles(mix.outputTokens, rng.next()),
-      };
-    };
-    t += (-Math.log(1 - rng.next()) * 1000) / rate;
-    while (t < end) {
-      const ev = inst.nextEventMs();
-      if (ev <= t) {
-        inst.step(ev, done);
-        continue;
-      }
-      const r = newRequest();
-      if (inst.submit(r, t)) submitted.push(r);
-      t += (-Math.log(1 - rng.next()) * 1000) / rate;
-    }
-    inst.step(end, done);
-    const measured = done.filter((c) => c.req.arrivalMs >= warmupMs);
-    const inWindow = submitted.filter((r) => r.arrivalMs >= warmupMs);
-    const byTier = {} as SweepPoint["byTier"];
-    for (const tier of TIERS) {
-      const target = tier === "niw" ? ttftMs["iw-normal"] : ttftMs[tier];
-      const mine = inWindow.filter((r) => r.tier === tier);
-      // Unfinished requests by the window's end count as misses once they have waited past the target.
-      const ttft = mine
-        .map((r) => (r.firstTokenMs ?? Number.POSITIVE_INFINITY) - r.arrivalMs)
-        .sort((a, b) => a - b);
-      const tbt = measured
-        .filter((c) => c.req.tier === tier && c.req.outputTokens > 1 && c.req.firstTokenMs !== undefined)
-        .map((c) => (c.doneMs - c.req.firstTokenMs!) / (c.req.outputTokens - 1))
-        .sort((a, b) => a - b);
-      const feasible = mine.filter((r) => perf.prefillMs(model, gpu, r.inputTokens) <= target);
-      const met = (r: InstanceRequest) =>
-        r.firstTokenMs !== undefined ? r.firstTokenMs - r.arrivalMs <= target : end - r.arrivalMs <= target;
-      byTier[tier] = {
-        n: mine.length,
-        ttftP50: pct(ttft, 0.5),
-        ttftP99: pct(ttft, 0.99),
-        tbtP50: pct(tbt, 0.5),
-        tbtP99: pct(tbt, 0.99),
-        attainment: mine.length ? mine.filter(met).length / mine.length : 1,
-        attainmentFeasible: feasible.length ? feasible.filter(met).length / feasible.length : 1,
-      };
-    }
-    const tokens = measured.reduce((a, c) => a + c.req.inputTokens + c.req.outputTokens, 0);
-    points.push({
-      ratePerSecond: rate,
-      requests: inWindow.length,
-      completedPerSecond: measured.length / (durationMs / 1000),
-      tokensPerSecond: tokens / (durationMs / 1000),
-      preemptions: inst.preemptions,
-      unfinished: inst.inFlight,
-      byTier,
-    });
-    if (byTier["iw-fast"].attainmentFeasible < (o.stopBelow ?? 0.8)) break;
+    runPoisson(inst, rng, mix, tierTotal, rate, end, done, submitted);
+    const point = measurePoint(cx, rate, durationMs, end, inst, done, submitted);
+    points.push(point);
+    if (point.byTier["iw-fast"].attainmentFeasible < (o.stopBelow ?? 0.8)) break;
   }
+  return { model, gpu, maxBatchedTokens, kvCapacityTokens, points, knee: kneeOf(points) };
+}
+
+/** The measured timing, or the timing of an engine `speed` times as fast. */
+function scaledTiming(measured: InstanceTiming, speed: number): InstanceTiming {
+  return speed === 1
+    ? measured
+    : {
+        prefillMs: (p: number, b: number) => measured.prefillMs(p, b) / speed,
+        decodeIterMs: (b: number) => measured.decodeIterMs(b) / speed,
+      };
+}
+
+/**
+ * Poisson arrivals at `rate` per second until `end` (ms), each submitted to `inst` as it comes (those it
+ * accepts into `submitted`), the instance's own events run in between; completions go to `done`.
+ */
+function runPoisson(
+  inst: Instance,
+  rng: Rng,
+  mix: LengthMix,
+  tierTotal: number,
+  rate: number,
+  end: number,
+  done: Completion[],
+  submitted: InstanceRequest[],
+): void {
+  let t = 0;
+  let next = 0;
+  t += interarrivalMs(rng, rate);
+  while (t < end) {
+    const ev = inst.nextEventMs();
+    if (ev <= t) {
+      inst.step(ev, done);
+      continue;
+    }
+    const r = drawRequest(rng, mix, tierTotal, `r${next++}`, t);
+    if (inst.submit(r, t)) submitted.push(r);
+    t += interarrivalMs(rng, rate);
+  }
+  inst.step(end, done);
+}
+
+function interarrivalMs(rng: Rng, rate: number): number {
+  return (-Math.log(1 - rng.next()) * 1000) / rate;
+}
+
+/** A request of the mix: its tier, then its prompt and output lengths (in that order of draws). */
+function drawRequest(
+  rng: Rng,
+  mix: LengthMix,
+  tierTotal: number,
+  id: string,
+  arrivalMs: number,
+): InstanceRequest {
+  const u = rng.next() * tierTotal;
+  const tier: Tier =
+    u < mix.tiers["iw-fast"]
+      ? "iw-fast"
+      : u < mix.tiers["iw-fast"] + mix.tiers["iw-normal"]
+        ? "iw-normal"
+        : "niw";
+  return {
+    id,
+    seq: 0,
+    tier,
+    arrivalMs,
+    inputTokens: Math.min(mix.maxInputTokens ?? 32_768, sampleQuantiles(mix.inputTokens, rng.next())),
+    outputTokens: sampleQuantiles(mix.outputTokens, rng.next()),
+  };
+}
+
+/** One rate's point: throughput and per-tier latency of what arrived after the warm-up. */
+function measurePoint(
+  cx: SweepContext,
+  rate: number,
+  durationMs: number,
+  end: number,
+  inst: Instance,
+  done: Completion[],
+  submitted: InstanceRequest[],
+): SweepPoint {
+  const measured = done.filter((c) => c.req.arrivalMs >= cx.warmupMs);
+  const inWindow = submitted.filter((r) => r.arrivalMs >= cx.warmupMs);
+  const byTier = {} as SweepPoint["byTier"];
+  for (const tier of TIERS) byTier[tier] = tierPoint(cx, tier, inWindow, measured, end);
+  const tokens = measured.reduce((a, c) => a + c.req.inputTokens + c.req.outputTokens, 0);
+  return {
+    ratePerSecond: rate,
+    requests: inWindow.length,
+    completedPerSecond: measured.length / (durationMs / 1000),
+    tokensPerSecond: tokens / (durationMs / 1000),
+    preemptions: inst.preemptions,
+    unfinished: inst.inFlight,
+    byTier,
+  };
+}
+
+/** TTFT and TBT quantiles and TTFT attainment of one tier's requests in the measured window. */
+function tierPoint(
+  cx: SweepContext,
+  tier: Tier,
+  inWindow: InstanceRequest[],
+  measured: Completion[],
+  end: number,
+): TierPoint {
+  const target = tier === "niw" ? cx.ttftMs["iw-normal"] : cx.ttftMs[tier];
+  const mine = inWindow.filter((r) => r.tier === tier);
+  // Unfinished requests by the window's end count as misses once they have waited past the target.
+  const ttft = mine
+    .map((r) => (r.firstTokenMs ?? Number.POSITIVE_INFINITY) - r.arrivalMs)
+    .sort((a, b) => a - b);
+  const tbt = measured
+    .filter((c) => c.req.tier === tier && c.req.outputTokens > 1 && c.req.firstTokenMs !== undefined)
+    .map((c) => (c.doneMs - c.req.firstTokenMs!) / (c.req.outputTokens - 1))
+    .sort((a, b) => a - b);
+  const feasible = mine.filter((r) => cx.perf.prefillMs(cx.model, cx.gpu, r.inputTokens) <= target);
+  const met = (r: InstanceRequest) =>
+    r.firstTokenMs !== undefined ? r.firstTokenMs - r.arrivalMs <= target : end - r.arrivalMs <= target;
+  return {
+    n: mine.length,
+    ttftP50: pct(ttft, 0.5),
+    ttftP99: pct(ttft, 0.99),
+    tbtP50: pct(tbt, 0.5),
+    tbtP99: pct(tbt, 0.99),
+    attainment: mine.length ? mine.filter(met).length / mine.length : 1,
+    attainmentFeasible: feasible.length ? feasible.filter(met).length / feasible.length : 1,
+  };
+}
+
+/** The highest rate, of those swept in increasing order, up to which every point kept the SLOs. */
+function kneeOf(points: SweepPoint[]): SweepPoint | undefined {
   const ok = (p: SweepPoint) =>
     p.byTier["iw-fast"].attainmentFeasible >= 0.99 && p.byTier["iw-normal"].attainmentFeasible >= 0.999;
   let knee: SweepPoint | undefined;
@@ -194,7 +266,7 @@ export function sweepInstance(
     if (!ok(p)) break;
     knee = p;
   }
-  return { model, gpu, maxBatchedTokens, kvCapacityTokens, points, knee };
+  return knee;
 }
 
 /** `count` rates from `from`, each `factor` times the last. */
