@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_PLAN_EXECUTION, type PlanState, planDecision } from "./plan-policy.js";
+import { DEFAULT_PLAN_EXECUTION, gpuMix, type PlanState, planDecision } from "./plan-policy.js";
 import { DEFAULT_REACTIVE } from "./policy.js";
 
 /** An endpoint of 4 serving instances at 40 % under a plan of 4 on h100, nothing measured or owed. */
@@ -226,5 +226,23 @@ describe("planDecision: LT-UA surge and lull", () => {
     expect(planDecision({ ...lull, aheadNeed: 4 })).toEqual({ actions: [] });
     expect(planDecision({ ...lull, measured: { up: 0, hold: 4 } })).toEqual({ actions: [] });
     expect(planDecision({ ...lull, strategy: "lt-u" })).toEqual({ actions: [] });
+  });
+});
+
+describe("GPU mix against the plan", () => {
+  const inst = (gpuType: string, state: "serving" | "booting" | "spot" = "serving") => ({ gpuType, state });
+  // [plan by GPU type, instances] → [type to add, surplus types]
+  const cases: [Record<string, number>, ReturnType<typeof inst>[], string | undefined, string[]][] = [
+    [{ h100: 2 }, [inst("h100"), inst("h100")], undefined, []], // as planned
+    [{ h100: 2 }, [inst("h100"), inst("h100", "booting")], undefined, []], // arriving counts
+    [{ h100: 2 }, [inst("h100"), inst("h100", "spot")], "h100", []], // spot does not
+    [{ h100: 2, a100: 1 }, [inst("a100"), inst("a100")], "h100", ["a100"]], // migrate a100 → h100
+    [{ h100: 1, a100: 3 }, [], "a100", []], // the type furthest below first
+    [{}, [inst("h100")], undefined, ["h100"]], // nothing planned of it
+  ];
+  it.each(cases)("plan %o, instances %o → add %s, surplus %o", (plan, instances, add, surplus) => {
+    const mix = gpuMix(plan, instances);
+    expect(mix.add).toBe(add);
+    expect([...mix.surplus]).toEqual(surplus);
   });
 });

@@ -1,4 +1,5 @@
-import type { PlanStrategy } from "@sageserve/protocol";
+import type { InstanceState, PlanStrategy } from "@sageserve/protocol";
+import { ARRIVING } from "./instance-view.js";
 import { type EndpointSnapshot, type ReactiveConfig, scaleUpCount, sloHolds, sloPressure } from "./policy.js";
 
 /** How a region agent carries out a plan (LT-I, LT-U, LT-UA) between plans. */
@@ -168,4 +169,30 @@ function ltiDecision(
     else if (snap.serving - i > r.minInstances) actions.push({ kind: "down", batch: true });
   }
   return { actions };
+}
+
+/**
+ * How an endpoint's instances (serving or arriving) compare with the plan's GPU types: the type furthest
+ * below its target (to boot next), and the types above theirs (to give back first).
+ */
+export function gpuMix(
+  planByGpu: Record<string, number>,
+  instances: readonly { state: InstanceState; gpuType: string }[],
+): { add: string | undefined; surplus: Set<string> } {
+  const surplus = new Set<string>();
+  const have: Record<string, number> = {};
+  for (const i of instances) {
+    if (i.state === "serving" || ARRIVING.has(i.state)) have[i.gpuType] = (have[i.gpuType] ?? 0) + 1;
+  }
+  let add: string | undefined;
+  let worst = 0;
+  for (const [g, want] of Object.entries(planByGpu)) {
+    const gap = want - (have[g] ?? 0);
+    if (gap > worst) {
+      worst = gap;
+      add = g;
+    }
+  }
+  for (const [g, n] of Object.entries(have)) if (n > (planByGpu[g] ?? 0)) surplus.add(g);
+  return { add, surplus };
 }

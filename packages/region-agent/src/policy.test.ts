@@ -1,9 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { NiwQueue } from "./niw-queue.js";
 import {
+  batchRunsAgain,
   DEFAULT_NIW_RELEASE,
   DEFAULT_REACTIVE,
   niwReleaseCount,
+  niwReleaseKind,
+  niwRunLost,
   reactiveDecision,
   SloWindow,
   scaleUpCount,
@@ -140,5 +143,42 @@ describe("reactive scaling policy", () => {
       "late",
       undefined,
     ]);
+  });
+});
+
+describe("NIW release of the queue's head", () => {
+  const cfg = { ...DEFAULT_NIW_RELEASE, escalateBeforeDeadlineMs: 1_000 };
+  // [due in ms, cost tokens, budget, allowance tokens, utilisation] → kind
+  const cases: [number, number, number, number | undefined, number, string][] = [
+    [1_000, 10, 0, undefined, 1, "urgent"], // within the escalation bound: whatever else
+    [1_001, 10, 1, undefined, 0.95, "budget"], // a utilisation-based release left
+    [1_001, 10, 0, 10, 0.5, "paced"], // the plan's allowance covers it, below 0.9
+    [1_001, 10, 0, 9, 0.5, "hold"], // allowance short
+    [1_001, 10, 0, 10, 0.9, "hold"], // too busy for paced work
+    [1_001, 10, 0, undefined, 0, "hold"], // no plan rate, no budget
+  ];
+  it.each(cases)(
+    "due %i, cost %i, budget %i, allowance %s, utilisation %s → %s",
+    (due, cost, b, a, u, kind) => {
+      expect(niwReleaseKind(due, cost, b, a, u, cfg)).toBe(kind);
+    },
+  );
+
+  it("runs a failed Batch API request again until its last attempt", () => {
+    expect(batchRunsAgain("failed", "k", 0, 3)).toBe(true);
+    expect(batchRunsAgain("failed", "k", 1, 3)).toBe(true);
+    expect(batchRunsAgain("failed", "k", 2, 3)).toBe(false); // the last run: its failure is stored
+    expect(batchRunsAgain("failed", undefined, 0, 3)).toBe(false); // not a Batch API request
+    expect(batchRunsAgain("ok", "k", 0, 3)).toBe(false);
+  });
+
+  it("counts a released job lost once it ran past the stale bound and its instance is gone", () => {
+    const fresh = { atMs: 90, state: "serving" };
+    expect(niwRunLost(0, undefined, 100, 100)).toBe(false); // too recent to judge
+    expect(niwRunLost(0, undefined, 101, 100)).toBe(true); // instance unknown
+    expect(niwRunLost(0, fresh, 101, 100)).toBe(false); // still reporting
+    expect(niwRunLost(0, { atMs: 0, state: "serving" }, 101, 100)).toBe(true); // silent past the bound
+    expect(niwRunLost(0, { ...fresh, state: "failed" }, 101, 100)).toBe(true);
+    expect(niwRunLost(0, { ...fresh, state: "stopped" }, 101, 100)).toBe(true);
   });
 });

@@ -192,3 +192,56 @@ export function niwReleaseCount(utilization: number, cfg: NiwReleaseConfig): num
   if (utilization < cfg.releaseBelow) return 1;
   return 0;
 }
+
+/** How a queued NIW job goes out (see `niwReleaseKind`). */
+export type NiwReleaseKind = "urgent" | "budget" | "paced" | "hold";
+
+/**
+ * How the job at the head of the NIW queue may go out now: `urgent` (its deadline is within the
+ * escalation bound — whatever the utilisation), `budget` (one of this decision's utilisation-based
+ * releases), `paced` (the plan's batch allowance covers its tokens and utilisation is below 0.9, so
+ * interactive work keeps its headroom), or `hold` (not now: it and the jobs behind it wait).
+ * Positional arguments: it runs once per released job.
+ */
+export function niwReleaseKind(
+  dueInMs: number,
+  costTokens: number,
+  budget: number,
+  allowanceTokens: number | undefined,
+  utilization: number,
+  cfg: NiwReleaseConfig,
+): NiwReleaseKind {
+  if (dueInMs <= cfg.escalateBeforeDeadlineMs) return "urgent";
+  if (budget > 0) return "budget";
+  if (allowanceTokens !== undefined && allowanceTokens >= costTokens && utilization < 0.9) return "paced";
+  return "hold";
+}
+
+/** A Batch API request the engine failed runs again, up to its last attempt (its result is stored on that). */
+export function batchRunsAgain(
+  outcome: string,
+  resultKey: string | undefined,
+  attempt: number,
+  maxAttempts: number,
+): boolean {
+  return outcome === "failed" && resultKey !== undefined && attempt < maxAttempts - 1;
+}
+
+/**
+ * A released NIW job is lost with its instance once it has run past the stale bound and its instance is
+ * gone: silent past the stale bound, failed or stopped.
+ */
+export function niwRunLost(
+  startedAtMs: number,
+  instance: { atMs: number; state: string } | undefined,
+  nowMs: number,
+  staleAfterMs: number,
+): boolean {
+  if (nowMs - startedAtMs <= staleAfterMs) return false;
+  return !(
+    instance &&
+    nowMs - instance.atMs <= staleAfterMs &&
+    instance.state !== "failed" &&
+    instance.state !== "stopped"
+  );
+}

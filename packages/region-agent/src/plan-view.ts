@@ -1,0 +1,191 @@
+/**
+ * What the planner's latest plan says about this region — per model its instance target (and GPU mix),
+ * forecast, forecast profile and routing share — and the interactive demand the routers measured, which
+ * plan following is checked against. Separate from the actor: these are its plan-following inputs, and
+ * `aheadNeed`/`demandFloor` turn them into instance counts by the capacity model.
+ */
+import type { CapacityModel, DemandReport, Payload, Plan } from "@sageserve/protocol";
+import type { Clock } from "@sageserve/runtime";
+
+/** Per model: the plan's total for this region, its main GPU type, and its instances per GPU type. */
+export interface PlanTarget {
+  instances: number;
+  gpu: string | undefined;
+  byGpu: Record<string, number>;
+}
+
+/** The plan's per-model totals for this region while they are summed (`best`: the main type's count). */
+export interface PlanTargetSum extends PlanTarget {
+  best: number;
+}
+
+/** One demand window of a model's interactive requests (summed over the routers). */
+interface DemandWindow {
+  windowStartMs: number;
+  windowMs: number;
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export class PlanView {
+  /** Per model: the plan's total for this region, its main GPU type, and its instances per GPU type. */
+  readonly targets = new Map<string, PlanTarget>();
+  /** LT-U/LT-UA: scale-ups left in the plan's budget per model. */
+  readonly budget = new Map<string, number>();
+  readonly forecastTps = new Map<string, number>();
+  readonly observedTps = new Map<string, number>();
+  /** Interactive demand per model in the last demand windows, newest last (summed over the routers). */
+  private readonly measuredIw = new Map<string, DemandWindow[]>();
+  /** The plan's forecast profile of this region's interactive demand per model (when it is needed). */
+  private readonly profile = new Map<string, { startMs: number; binMs: number; values: number[] }>();
+  /** Share of this region's interactive demand the plan keeps here (routing fraction to itself). */
+  private readonly keepShare = new Map<string, number>();
+  window: { startMs: number; endMs: number } | undefined;
+
+  /**
+   * `leadMs`: how far ahead `aheadNeed` looks (boot + engine load + a scaling tick); `gpuTypes`: the
+   * types to size with when the plan's is unknown to the capacity model, in preference order.
+   */
+  constructor(
+    private readonly clock: Clock,
+    private readonly region: string,
+    private readonly capacity: CapacityModel | undefined,
+    private readonly gpuTypes: readonly string[],
+    private readonly leadMs: number,
+  ) {}
+
+  /**
+   * Take in a new plan: its window, and this region's forecasts, profiles and routing share. Returns the
+   * plan's instance targets here per model (the caller applies them).
+   */
+  absorb(p: Payload<typeof Plan>): Map<string, PlanTargetSum> {
+    this.window = { startMs: p.windowStartMs, endMs: p.windowEndMs };
+    const targets = new Map<string, PlanTargetSum>();
+    for (const t of p.targets) {
+      if (t.region !== this.region) continue;
+      const cur = targets.get(t.model) ?? { instances: 0, gpu: undefined, best: -1, byGpu: {} };
+      cur.instances += t.instances;
+      cur.byGpu[t.gpuType] = (cur.byGpu[t.gpuType] ?? 0) + t.instances;
+      if (t.instances > cur.best) {
+        cur.best = t.instances;
+        cur.gpu = t.gpuType;
+      }
+      targets.set(t.model, cur);
+    }
+    this.profile.clear();
+    for (const f of p.forecast) {
+      if (f.region !== this.region) continue;
+      this.forecastTps.set(f.model, f.tokensPerSecond);
+      if (f.profile?.length && f.binMinutes)
+        this.profile.set(f.model, {
+          startMs: p.windowStartMs,
+          binMs: f.binMinutes * 60_000,
+          values: f.profile,
+        });
+    }
+    this.keepShare.clear();
+    for (const r of p.routing)
+      if (r.from === this.region && r.to === this.region) this.keepShare.set(r.model, r.fraction);
+    return targets;
+  }
+
+  /** Take in a router's demand report: the observed token rate, and the interactive demand window. */
+  recordDemand(d: Payload<typeof DemandReport>): void {
+    const t = d.byTier;
+    const tokens =
+      t["iw-fast"].inputTokens +
+      t["iw-fast"].outputTokens +
+      t["iw-normal"].inputTokens +
+      t["iw-normal"].outputTokens +
+      t.niw.inputTokens +
+      t.niw.outputTokens;
+    this.observedTps.set(d.model, tokens / (d.windowMs / 1000));
+    const f = t["iw-fast"];
+    const n = t["iw-normal"];
+    const windows = this.measuredIw.get(d.model) ?? [];
+    this.measuredIw.set(d.model, windows);
+    const cur = windows.find((w) => w.windowStartMs === d.windowStartMs);
+    if (!cur) {
+      windows.push({
+        windowStartMs: d.windowStartMs,
+        windowMs: d.windowMs,
+        requests: f.requests + n.requests,
+        inputTokens: f.inputTokens + n.inputTokens,
+        outputTokens: f.outputTokens + n.outputTokens,
+      });
+      windows.sort((a, b) => a.windowStartMs - b.windowStartMs);
+      if (windows.length > 10) windows.shift();
+    } else {
+      cur.requests += f.requests + n.requests;
+      cur.inputTokens += f.inputTokens + n.inputTokens;
+      cur.outputTokens += f.outputTokens + n.outputTokens;
+    }
+  }
+
+  /**
+   * Instances the plan's forecast says `model` needs here one boot lead time from now (boot + engine load
+   * + a scaling tick), by the capacity model: LT-U/LT-UA spend the plan's scale-ups by this clock, ahead
+   * of the ramp, instead of waiting for utilisation to say so. 0 without a profile or a capacity model.
+   */
+  aheadNeed(model: string, gpu: string | undefined): number {
+    const cap = this.capacity;
+    const prof = this.profile.get(model);
+    if (!cap || !prof) return 0;
+    const g = sizingGpu(cap, model, gpu, this.gpuTypes);
+    if (!g) return 0;
+    const i = Math.floor((this.clock.now() + this.leadMs - prof.startMs) / prof.binMs);
+    if (i < 0) return 0;
+    const tps = prof.values[Math.min(i, prof.values.length - 1)]! * (this.keepShare.get(model) ?? 1);
+    const windows = this.measuredIw.get(model) ?? [];
+    const req = windows.reduce((a, w) => a + w.requests, 0);
+    const mix =
+      req > 0
+        ? {
+            meanInputTokens: windows.reduce((a, w) => a + w.inputTokens, 0) / req,
+            meanOutputTokens: windows.reduce((a, w) => a + w.outputTokens, 0) / req,
+          }
+        : undefined;
+    return cap.instancesFor(model, g, tps, mix);
+  }
+
+  /**
+   * Instances of `model` the measured interactive demand needs here by the capacity model: `up`, for the
+   * mean of the last 5 demand windows (a minute's count is noisy), and `hold`, the most any single one of
+   * the last 10 windows needed (capacity is not given back below it). 0 without a capacity model or
+   * recent demand reports.
+   */
+  demandFloor(model: string, gpu: string | undefined): { up: number; hold: number } {
+    const cap = this.capacity;
+    const now = this.clock.now();
+    const windows = (this.measuredIw.get(model) ?? []).filter(
+      (w) => now - (w.windowStartMs + w.windowMs) <= 11 * w.windowMs,
+    );
+    if (!cap || !windows.length) return { up: 0, hold: 0 };
+    const g = sizingGpu(cap, model, gpu, this.gpuTypes);
+    if (!g) return { up: 0, hold: 0 };
+    const share = this.keepShare.get(model) ?? 1;
+    const need = (ws: typeof windows): number => {
+      const req = ws.reduce((a, w) => a + w.requests, 0);
+      if (req === 0) return 0;
+      const tokens = ws.reduce((a, w) => a + w.inputTokens + w.outputTokens, 0);
+      const seconds = ws.reduce((a, w) => a + w.windowMs, 0) / 1000;
+      return cap.instancesFor(model, g, (tokens / seconds) * share, {
+        meanInputTokens: ws.reduce((a, w) => a + w.inputTokens, 0) / req,
+        meanOutputTokens: ws.reduce((a, w) => a + w.outputTokens, 0) / req,
+      });
+    };
+    const up = need(windows.slice(-5));
+    return { up, hold: Math.max(up, ...windows.map((w) => need([w]))) };
+  }
+}
+
+/** The GPU type to size `model` with: `gpu` if the capacity model knows it, else the first type it knows. */
+function sizingGpu(
+  cap: CapacityModel,
+  model: string,
+  gpu: string | undefined,
+  gpuTypes: readonly string[],
+): string | undefined {
+  return gpu && cap.capacity(model, gpu) ? gpu : gpuTypes.find((x) => cap.capacity(model, x));
+}
