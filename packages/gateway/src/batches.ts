@@ -130,6 +130,8 @@ export class Batches {
   private readonly submitting = new Set<string>();
   /** Batches seen closed (they never change again): not read on later ticks. */
   private readonly closed = new Set<string>();
+  /** Results already read, per open batch (results are final once stored). */
+  private readonly seenResults = new Map<string, Map<number, BatchLineResult>>();
 
   constructor(private readonly p: BatchPorts) {}
 
@@ -252,6 +254,7 @@ export class Batches {
       if (!b) continue;
       if (TERMINAL.has(b.status)) {
         this.closed.add(id);
+        this.seenResults.delete(id);
         continue;
       }
       if (b.sage.owner !== this.p.self) {
@@ -371,14 +374,24 @@ export class Batches {
     };
   }
 
-  /** The stored results of a batch's lines, by line index. */
+  /**
+   * The stored results of a batch's lines, by line index. A result is stored once, when final (the node
+   * agent writes it before its RequestDone and only for the last attempt), so each tick lists the keys in
+   * one call and reads only the results it has not seen — not every result of every open batch again.
+   */
   private async results(id: string): Promise<Map<number, BatchLineResult>> {
-    const out = new Map<number, BatchLineResult>();
-    for (const [key, v] of await this.p.bus.kvEntries(BATCH_RESULTS_BUCKET, `${id}.`)) {
-      const r = BatchLineResult.safeParse(v);
-      if (r.success) out.set(Number(key.slice(id.length + 1)), r.data);
+    let known = this.seenResults.get(id);
+    if (!known) {
+      known = new Map();
+      this.seenResults.set(id, known);
     }
-    return out;
+    for (const key of await this.p.bus.kvKeys(BATCH_RESULTS_BUCKET, `${id}.`)) {
+      const line = Number(key.slice(id.length + 1));
+      if (known.has(line)) continue;
+      const r = BatchLineResult.safeParse(await this.p.bus.kvGet(BATCH_RESULTS_BUCKET, key));
+      if (r.success) known.set(line, r.data);
+    }
+    return known;
   }
 
   /**
