@@ -1,5 +1,4 @@
 import {
-  type ErrorCode,
   envelope,
   type MessageDef,
   type ParamsOf,
@@ -13,6 +12,8 @@ import {
   validatePayload,
   validateReply,
 } from "@sageserve/protocol";
+import type { ActorContext, ActorIdentity, ActorStats } from "./actor-context.js";
+import { type HandlerMeta, InboundGate } from "./inbound-gate.js";
 import { type Logger, silentLogger } from "./logger.js";
 import type {
   Bus,
@@ -24,40 +25,6 @@ import type {
   ServiceHandle,
   Timer,
 } from "./ports.js";
-
-export interface ActorContext {
-  bus: Bus;
-  clock: Clock;
-  log?: Logger;
-  /** Validate outgoing payloads against their schema too (default true; simulations may turn it off). */
-  validateOutgoing?: boolean;
-}
-
-export interface ActorIdentity {
-  /** Service type, e.g. "router"; `nats micro ls` groups by it. */
-  role: string;
-  /** Unique per running actor, e.g. "router-westus-1". */
-  id: string;
-  version?: string;
-  description?: string;
-  metadata?: Record<string, string>;
-}
-
-export interface ActorStats {
-  received: number;
-  handled: number;
-  published: number;
-  publishFailures: number;
-  handlerErrors: number;
-  rejected: number;
-  rejectedByCode: Partial<Record<ErrorCode, number>>;
-  rejectedBySubject: Record<string, number>;
-}
-
-export interface HandlerMeta {
-  subject: string;
-  params: Record<string, string>;
-}
 
 type SubjectParams<D extends MessageDef> = Partial<Record<ParamsOf<D>, string>>;
 
@@ -80,6 +47,8 @@ export abstract class Actor {
   private readonly durableSubs: { unsubscribe(): void }[] = [];
   private endpointNames = new Map<string, number>();
   private running = false;
+  /** Validates inbound messages and runs handlers guarded; shares `counters`. */
+  private readonly inboundGate: InboundGate;
   private readonly counters: ActorStats = {
     received: 0,
     handled: 0,
@@ -102,6 +71,7 @@ export abstract class Actor {
       metadata: identity.metadata ?? {},
     };
     this.log = (ctx.log ?? silentLogger).child({ actor: identity.id });
+    this.inboundGate = new InboundGate(this.counters, this.log);
     this.validateOutgoing = ctx.validateOutgoing ?? true;
     this.versionless = ctx.bus.versionless === true;
   }
@@ -161,9 +131,9 @@ export abstract class Actor {
     const subject = def.subject.pattern(params as Record<string, string>);
     const passive = opts.passive ?? false;
     this.endpoint(def, subject, opts, (msg) => {
-      const payload = this.accept(def, msg, passive);
+      const payload = this.inboundGate.accept(def, msg, passive);
       if (payload === undefined) return;
-      return this.dispatch(def, msg, handler, payload);
+      return this.inboundGate.dispatch(def, msg, handler, payload);
     });
   }
 
@@ -180,15 +150,15 @@ export abstract class Actor {
     if (!def.reply) throw new Error(`${def.name} is not a request message`);
     const subject = def.subject.pattern(params as Record<string, string>);
     this.endpoint(def, subject, opts, (msg) => {
-      const payload = this.accept(def, msg);
+      const payload = this.inboundGate.accept(def, msg);
       if (payload === undefined) return;
       // Published without a reply subject (a fire-and-forget route request): nobody is waiting.
-      if (msg.reply === undefined) return this.dispatch(def, msg, handler, payload);
+      if (msg.reply === undefined) return this.inboundGate.dispatch(def, msg, handler, payload);
       const reply = (out: ReplyIn<D> | SageError): void => {
         if (out instanceof SageError) msg.respond({ v: def.version, error: out.toJSON() });
         else msg.respond(envelope(def, out as object));
       };
-      return this.dispatch(def, msg, handler, payload, reply);
+      return this.inboundGate.dispatch(def, msg, handler, payload, reply);
     });
   }
 
@@ -302,7 +272,7 @@ export abstract class Actor {
           data: () => m.data(),
           respond: () => false,
         };
-        const payload = this.accept(def, inbound);
+        const payload = this.inboundGate.accept(def, inbound);
         if (payload === undefined) {
           m.ack();
           return;
@@ -403,84 +373,6 @@ export abstract class Actor {
     this.service.addEndpoint(name, subject, fn, queue === undefined ? {} : { queue });
   }
 
-  /** Passive listeners (auditors, dashboards) never answer, so they cannot race the real responder. */
-  private accept<D extends MessageDef>(def: D, msg: InboundMessage, passive = false): Payload<D> | undefined {
-    this.counters.received++;
-    // An in-process value its publisher already checked (the simulator's bus): nothing to decode.
-    if (msg.trusted === true && msg.value !== undefined) return msg.value as Payload<D>;
-    let stage: "DECODE" | "SCHEMA" = "DECODE";
-    try {
-      const data = msg.data();
-      if (!data.ok) return this.reject(def, msg, data.error, passive);
-      if (msg.trusted) return data.value as Payload<D>;
-      stage = "SCHEMA";
-      const checked = validatePayload(def, data.value, msg.subject);
-      if (!checked.ok) return this.reject(def, msg, checked.error, passive);
-      return checked.value as Payload<D>;
-    } catch (e) {
-      // Decoding and validation return errors as values; should either ever throw, the message is
-      // still rejected, counted and answered — the bus adapters swallow what a handler throws, so an
-      // escaped error would be an uncounted message and a requester left waiting for its timeout.
-      const error = new SageError(stage, `${def.name}: ${String(e)}`, { subject: msg.subject, cause: e });
-      return this.reject(def, msg, error, passive);
-    }
-  }
-
-  private reject(def: MessageDef, msg: InboundMessage, error: SageError, passive: boolean): undefined {
-    const c = this.counters;
-    c.rejected++;
-    c.rejectedByCode[error.code] = (c.rejectedByCode[error.code] ?? 0) + 1;
-    const key = def.subject.template;
-    const n = (c.rejectedBySubject[key] ?? 0) + 1;
-    c.rejectedBySubject[key] = n;
-    // Log the first few of each kind, then every 1000th, so garbage cannot flood the log.
-    if (n <= 3 || n % 1000 === 0) {
-      this.log.warn(
-        { code: error.code, subject: msg.subject, count: n },
-        `rejected ${def.name}: ${error.message}`,
-      );
-    }
-    if (msg.reply && !passive)
-      msg.respond({ v: def.version, error: { code: error.code, message: error.message } });
-    return undefined;
-  }
-
-  /**
-   * Run a handler on an accepted payload: count it, answer through `reply` when given, and turn a
-   * failure into a counted, logged error (and an error reply). Allocates nothing on the success path.
-   */
-  private dispatch<P, R>(
-    def: MessageDef,
-    msg: InboundMessage,
-    handler: (payload: P, meta: HandlerMeta) => R | Promise<R>,
-    payload: P,
-    reply?: (out: R) => void,
-  ): void | Promise<void> {
-    try {
-      // Handlers that take no `meta` get none: most read the payload only.
-      const out = handler(payload, handler.length > 1 ? new LazyMeta(def, msg.subject) : NO_META);
-      if (out && typeof (out as Promise<R>).then === "function") {
-        return (out as Promise<R>).then(
-          (r) => {
-            reply?.(r);
-            this.counters.handled++;
-          },
-          (e: unknown) => this.handlerFailed(def, msg, e),
-        );
-      }
-      reply?.(out as R);
-      this.counters.handled++;
-    } catch (e) {
-      this.handlerFailed(def, msg, e);
-    }
-  }
-
-  private handlerFailed(def: MessageDef, msg: InboundMessage, e: unknown): void {
-    this.counters.handlerErrors++;
-    this.log.error({ subject: msg.subject, err: String(e) }, `handler for ${def.name} failed`);
-    if (msg.reply) msg.respond({ v: def.version, error: { code: "HANDLER", message: String(e) } });
-  }
-
   private publishFailed(error: SageError): Result<void> {
     this.counters.publishFailures++;
     this.log.warn({ code: error.code, subject: error.subject }, error.message);
@@ -511,21 +403,3 @@ export abstract class Actor {
 
 const OK: Result<void> = Object.freeze({ ok: true, value: undefined }) as Result<void>;
 const VALIDATED = Object.freeze({ validated: true });
-/** What a handler declared without a `meta` parameter receives (it cannot read it). */
-const NO_META: HandlerMeta = Object.freeze({
-  subject: "",
-  params: Object.freeze({}) as Record<string, string>,
-});
-
-/** Subject params are parsed on first use only: most handlers read the payload, not the subject. */
-class LazyMeta implements HandlerMeta {
-  private parsed: Record<string, string> | undefined;
-  constructor(
-    private readonly def: MessageDef,
-    readonly subject: string,
-  ) {}
-  get params(): Record<string, string> {
-    this.parsed ??= this.def.subject.parse(this.subject) ?? {};
-    return this.parsed;
-  }
-}

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { SageError } from "@sageserve/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { generateNatsAuth, readSeed } from "./nats-auth.js";
-import { natsAuthFromEnv } from "./nats-bus.js";
+import { natsAuthFromEnv } from "./nats-options.js";
 import { AUTH_ROLES } from "./nats-permissions.js";
 
 const dirs: string[] = [];

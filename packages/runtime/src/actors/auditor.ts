@@ -1,5 +1,6 @@
 import { MESSAGES, type MessageDef } from "@sageserve/protocol";
-import { Actor, type ActorContext } from "./actor.js";
+import { Actor } from "../kernel/actor.js";
+import type { ActorContext } from "../kernel/actor-context.js";
 
 export interface AuditCounts {
   valid: number;

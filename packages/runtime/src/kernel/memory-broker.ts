@@ -1,28 +1,20 @@
+/**
+ * The in-memory "server" of the simulator: subscriptions in a subject trie, matches cached per subject,
+ * queue groups picked from a seeded stream, request inboxes, and the durable queues, KV and object maps
+ * its connections share. Separate from `memory-bus.ts` (one client connection) as NATS separates the
+ * server from its clients; every publish of a simulated week passes through `routeMessage`.
+ */
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
-  decode,
   encode,
   isValidSubject,
-  type Result,
   SageError,
   subjectMatches,
 } from "@sageserve/protocol";
-import { ClockEvent, type TimedEvent } from "./heap.js";
-import type {
-  Bus,
-  Clock,
-  DurableMessage,
-  DurableStream,
-  InboundMessage,
-  KvPutOptions,
-  MessageHandler,
-  RequestOptions,
-  ServiceHandle,
-  ServiceInfo,
-  ServiceSpec,
-  SubscribeOptions,
-  Subscription,
-} from "./ports.js";
+import type { TimedEvent } from "./heap.js";
+import { MemoryBus } from "./memory-bus.js";
+import { MemoryMessage } from "./memory-message.js";
+import type { Clock, DurableMessage, InboundMessage, MessageHandler, ServiceInfo } from "./ports.js";
 import { SubjectTrie } from "./subject-trie.js";
 import { eventPoster, VirtualClock } from "./virtual-clock.js";
 
@@ -45,7 +37,7 @@ export interface MemoryBrokerOptions {
   trustAll?: boolean;
 }
 
-interface Sub {
+export interface Sub {
   pattern: string;
   queue: string | undefined;
   handler: MessageHandler;
@@ -54,7 +46,7 @@ interface Sub {
   owner: MemoryBus;
 }
 
-interface DurableEntry {
+export interface DurableEntry {
   seq: number;
   subject: string;
   body: Body;
@@ -74,7 +66,7 @@ interface PendingRequest {
   timer: { cancel(): void };
 }
 
-type Body =
+export type Body =
   | { bytes: Uint8Array; value?: undefined; trusted?: undefined }
   | { bytes?: undefined; value: unknown; trusted: boolean };
 
@@ -317,287 +309,5 @@ export class MemoryBroker {
       );
     }
     return { bytes };
-  }
-}
-
-/**
- * A message on the in-memory bus: what receivers read (InboundMessage) and, while it waits to be
- * delivered, the clock's event itself — one object per publish, shared by every receiver.
- */
-class MemoryMessage extends ClockEvent implements InboundMessage {
-  targets: Sub[] = NO_TARGETS;
-  constructor(
-    private readonly broker: MemoryBroker,
-    readonly subject: string,
-    private readonly bytes: Uint8Array | undefined,
-    readonly value: unknown,
-    readonly trusted: boolean,
-    readonly reply: string | undefined,
-  ) {
-    super();
-  }
-
-  fn(): void {
-    this.broker.deliver(this.targets, this);
-  }
-
-  data(): Result<unknown> {
-    if (this.bytes !== undefined) return decode(this.bytes, this.broker.options.maxPayloadBytes);
-    return { ok: true, value: this.value };
-  }
-
-  respond(data: unknown): boolean {
-    if (this.reply === undefined) return false;
-    this.broker.route(this.reply, this.broker.body(data), undefined);
-    return true;
-  }
-}
-
-const NO_TARGETS: Sub[] = [];
-
-/** One client connection to a MemoryBroker; implements the same Bus port as NatsBus. */
-export class MemoryBus implements Bus {
-  readonly kind = "memory" as const;
-  readonly versionless: boolean;
-  private readonly subs = new Set<Sub>();
-  private readonly pending = new Map<string, (e: SageError) => void>();
-  private nextInbox = 0;
-  closed = false;
-
-  constructor(
-    readonly broker: MemoryBroker,
-    readonly name: string,
-  ) {
-    this.versionless = broker.options.codec === "none" && broker.options.trustAll;
-  }
-
-  publish(subject: string, data: unknown, opts?: { reply?: string; validated?: boolean }): void {
-    if (this.closed) throw new SageError("CLOSED", `publish on closed connection ${this.name}`, { subject });
-    // The subject's validity is checked when the broker first matches it (once per distinct subject).
-    const b = this.broker;
-    if (b.options.codec === "none") {
-      // In-process: the value itself travels (no Body object in between).
-      const trusted = opts?.validated === true || b.options.trustAll;
-      b.routeMessage(new MemoryMessage(b, subject, undefined, data, trusted, opts?.reply));
-    } else b.route(subject, b.body(data, opts?.validated), opts?.reply);
-  }
-
-  publishRaw(subject: string, bytes: Uint8Array, opts: { reply?: string } = {}): void {
-    this.checkPublish(subject);
-    this.broker.route(subject, { bytes }, opts.reply);
-  }
-
-  subscribe(subject: string, handler: MessageHandler, opts: SubscribeOptions = {}): Subscription {
-    if (this.closed) throw new SageError("CLOSED", `subscribe on closed connection ${this.name}`);
-    if (!isValidSubject(subject, true))
-      throw new SageError("SUBJECT", `invalid subscription subject '${subject}'`);
-    const sub: Sub = { pattern: subject, queue: opts.queue, handler, active: true, received: 0, owner: this };
-    this.subs.add(sub);
-    this.broker.add(sub);
-    return {
-      subject,
-      queue: opts.queue,
-      get received() {
-        return sub.received;
-      },
-      unsubscribe: () => {
-        sub.active = false;
-        this.subs.delete(sub);
-        this.broker.remove(sub);
-      },
-    };
-  }
-
-  request(subject: string, data: unknown, opts: RequestOptions): Promise<InboundMessage> {
-    return new Promise((resolve, reject) => {
-      try {
-        this.checkPublish(subject);
-      } catch (e) {
-        reject(e);
-        return;
-      }
-      const clock = this.broker.clock;
-      const markAsync = (): void => (clock as { markAsync?: () => void }).markAsync?.();
-      if (!this.broker.hasInterest(subject)) {
-        // NATS answers "503 no responders" at once; keep it asynchronous like the server's status message.
-        clock.setTimer(0, () => {
-          markAsync();
-          reject(new SageError("NO_RESPONDERS", `no responders on ${subject}`, { subject }));
-        });
-        return;
-      }
-      const inbox = `_INBOX.${this.name.replace(/[^A-Za-z0-9_-]/g, "_")}.${this.nextInbox++}`;
-      const fail = (e: SageError): void => {
-        this.broker.inboxes.delete(inbox);
-        this.pending.delete(inbox);
-        markAsync();
-        reject(e);
-      };
-      const timer = clock.setTimer(opts.timeoutMs, () =>
-        fail(
-          new SageError("TIMEOUT", `request on ${subject} timed out after ${opts.timeoutMs} ms`, { subject }),
-        ),
-      );
-      this.pending.set(inbox, (e) => {
-        timer.cancel();
-        fail(e);
-      });
-      this.broker.inboxes.set(inbox, {
-        timer,
-        resolve: (m) => {
-          this.pending.delete(inbox);
-          resolve(m);
-        },
-      });
-      this.broker.route(subject, this.broker.body(data), inbox);
-    });
-  }
-
-  async registerService(spec: ServiceSpec): Promise<ServiceHandle> {
-    const info: ServiceInfo = {
-      name: spec.name,
-      id: spec.instanceId,
-      version: spec.version,
-      description: spec.description,
-      metadata: { ...(spec.metadata ?? {}), instance: spec.instanceId },
-      endpoints: [],
-    };
-    this.broker.services.set(spec.instanceId, info);
-    const subs: Subscription[] = [];
-    return {
-      addEndpoint: (name, subject, handler, opts = {}) => {
-        const queue = opts.queue ?? spec.instanceId;
-        info.endpoints.push({ name, subject, queue });
-        const s = this.subscribe(subject, handler, { queue });
-        subs.push(s);
-        return s;
-      },
-      stop: async () => {
-        for (const s of subs) s.unsubscribe();
-        this.broker.services.delete(spec.instanceId);
-      },
-    };
-  }
-
-  async discover(opts: { name?: string } = {}): Promise<ServiceInfo[]> {
-    return [...this.broker.services.values()]
-      .filter((s) => opts.name === undefined || s.name === opts.name)
-      .map((s) => structuredClone(s));
-  }
-
-  async durablePublish(stream: DurableStream, subject: string, data: unknown): Promise<void> {
-    this.checkPublish(subject);
-    const s = this.broker.durableStream(stream.name);
-    const entry: DurableEntry = {
-      seq: s.seq++,
-      subject,
-      body: this.broker.body(data),
-      holder: undefined,
-    };
-    s.messages.set(entry.seq, entry);
-    this.broker.dispatchDurable(stream.name, entry);
-  }
-
-  async durableConsume(
-    stream: DurableStream,
-    consumer: string,
-    filter: string,
-    handler: (msg: DurableMessage) => void,
-  ): Promise<Subscription> {
-    const s = this.broker.durableStream(stream.name);
-    // A successor of a consumer that went away gets what its predecessor held but never acknowledged.
-    for (const m of s.messages.values()) if (m.holder === consumer) m.holder = undefined;
-    let received = 0;
-    const counted = (m: DurableMessage): void => {
-      received++;
-      handler(m);
-    };
-    s.consumers.set(consumer, { filter, handler: counted, owner: this });
-    this.broker.dispatchDurable(stream.name);
-    return {
-      subject: filter,
-      queue: consumer,
-      get received() {
-        return received;
-      },
-      unsubscribe: () => {
-        if (s.consumers.get(consumer)?.owner === this) s.consumers.delete(consumer);
-      },
-    };
-  }
-
-  async kvPut(bucket: string, key: string, value: unknown, opts: KvPutOptions = {}): Promise<void> {
-    if (this.closed) throw new SageError("CLOSED", `kvPut on closed connection ${this.name}`);
-    let b = this.broker.kv.get(bucket);
-    if (!b) {
-      b = new Map();
-      this.broker.kv.set(bucket, b);
-      if (opts.bucketTtlMs) this.broker.kvTtl.set(bucket, opts.bucketTtlMs);
-    }
-    // Stored encoded, as on NATS, so a reader never shares the writer's object.
-    b.set(key, { bytes: encode(value), atMs: this.broker.clock.now() });
-  }
-
-  async kvGet(bucket: string, key: string): Promise<unknown | undefined> {
-    const e = this.broker.kv.get(bucket)?.get(key);
-    if (!e) return undefined;
-    const ttl = this.broker.kvTtl.get(bucket);
-    if (ttl !== undefined && this.broker.clock.now() - e.atMs >= ttl) return undefined;
-    const d = decode(e.bytes);
-    return d.ok ? d.value : undefined;
-  }
-
-  async kvEntries(bucket: string, prefix = ""): Promise<Map<string, unknown>> {
-    const out = new Map<string, unknown>();
-    for (const key of [...(this.broker.kv.get(bucket)?.keys() ?? [])].sort()) {
-      if (!key.startsWith(prefix)) continue;
-      const v = await this.kvGet(bucket, key);
-      if (v !== undefined) out.set(key, v);
-    }
-    return out;
-  }
-
-  async kvKeys(bucket: string, prefix = ""): Promise<string[]> {
-    return [...(await this.kvEntries(bucket, prefix)).keys()];
-  }
-
-  async kvDelete(bucket: string, key: string): Promise<void> {
-    this.broker.kv.get(bucket)?.delete(key);
-  }
-
-  async objPut(bucket: string, name: string, data: Uint8Array): Promise<void> {
-    if (this.closed) throw new SageError("CLOSED", `objPut on closed connection ${this.name}`);
-    let b = this.broker.objects.get(bucket);
-    if (!b) {
-      b = new Map();
-      this.broker.objects.set(bucket, b);
-    }
-    b.set(name, data.slice());
-  }
-
-  async objGet(bucket: string, name: string): Promise<Uint8Array | undefined> {
-    return this.broker.objects.get(bucket)?.get(name)?.slice();
-  }
-
-  async objDelete(bucket: string, name: string): Promise<void> {
-    this.broker.objects.get(bucket)?.delete(name);
-  }
-
-  async flush(): Promise<void> {}
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    // Drain semantics: no new matches, but deliveries already scheduled still arrive.
-    for (const s of this.subs) this.broker.remove(s);
-    this.subs.clear();
-    for (const fail of [...this.pending.values()])
-      fail(new SageError("CLOSED", `connection ${this.name} closed`));
-  }
-
-  private checkPublish(subject: string): void {
-    if (this.closed) throw new SageError("CLOSED", `publish on closed connection ${this.name}`, { subject });
-    if (!isValidSubject(subject))
-      throw new SageError("SUBJECT", `invalid publish subject '${subject}'`, { subject });
   }
 }

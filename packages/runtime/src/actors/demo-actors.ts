@@ -6,7 +6,8 @@ import {
   NodeCommand,
   nodeCommandStep,
 } from "@sageserve/protocol";
-import { Actor, type ActorContext } from "./actor.js";
+import { Actor } from "../kernel/actor.js";
+import type { ActorContext } from "../kernel/actor-context.js";
 
 /**
  * A small node/region pair that exercises events, request/reply, timers and

@@ -1,7 +1,8 @@
 import { Heartbeat, SageError } from "@sageserve/protocol";
 import { describe, expect, it } from "vitest";
-import { Actor, type ActorContext } from "./actor.js";
-import { MemoryBroker } from "./memory-bus.js";
+import { Actor } from "./actor.js";
+import type { ActorContext } from "./actor-context.js";
+import { MemoryBroker } from "./memory-broker.js";
 import { VirtualClock } from "./virtual-clock.js";
 
 describe("VirtualClock", () => {
