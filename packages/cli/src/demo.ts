@@ -9,6 +9,7 @@ import {
   NatsBus,
   type NatsServerHandle,
   natsFromEnvOrSpawn,
+  type ServiceInfo,
   VirtualClock,
   WallClock,
 } from "@sageserve/runtime";
@@ -56,27 +57,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     buses.push(bus);
     return { bus, clock };
   };
-  const printer = {
-    push: (e: DemoLogEntry) => {
-      const at = ((clock.now() - t0) / 1000).toFixed(3);
-      if (opts.json) console.log(JSON.stringify({ atSeconds: Number(at), ...e }));
-      else console.log(`[+${at.padStart(8)}s] ${e.actor.padEnd(9)} ${e.event.padEnd(10)} ${e.detail}`);
-    },
-  };
-
   const auditor = new BusAuditor(await ctx("auditor"));
-  const region = new DemoRegionActor(await ctx("region"), { heartbeatMs: opts.heartbeatMs, log: printer });
-  const nodes: DemoNodeActor[] = [];
-  for (let i = 1; i <= Math.max(1, Math.floor(opts.nodes)); i++) {
-    nodes.push(
-      new DemoNodeActor(await ctx(`node-${i}`), {
-        nodeId: `n${i}`,
-        heartbeatMs: opts.heartbeatMs,
-        log: printer,
-      }),
-    );
-  }
-  const actors = [auditor, region, ...nodes];
+  const actors = [auditor, ...(await demoActors(ctx, opts, eventPrinter(clock, t0, opts.json)))];
   for (const a of actors) await a.start();
 
   let interrupted = false;
@@ -90,32 +72,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   });
 
   try {
-    if (clock instanceof VirtualClock) {
-      await clock.advance(opts.duration * 1000);
-    } else if (opts.duration > 0) {
-      await Promise.race([clock.sleep(opts.duration * 1000), stopEarly]);
-    } else {
-      say("running until Ctrl-C");
-      await stopEarly;
-    }
+    await runFor(clock, opts, stopEarly, say);
     if (interrupted) say("interrupted: shutting down");
-
     const services = await buses[0]!.discover({ timeoutMs: 300 });
-    if (!opts.json) {
-      say("\nservices on the bus (what `nats micro ls` shows):");
-      for (const s of services.sort((a, b) => a.id.localeCompare(b.id))) {
-        say(
-          `  ${s.name.padEnd(12)} ${s.metadata.instance?.padEnd(20) ?? ""} ${s.endpoints.length} endpoints`,
-        );
-      }
-      say("\nmessages seen by the auditor (valid / rejected):");
-      for (const [name, c] of Object.entries(auditor.counts())) {
-        if (c.valid + c.rejected > 0)
-          say(`  ${name.padEnd(20)} ${String(c.valid).padStart(6)} / ${c.rejected}`);
-      }
-    } else {
-      console.log(JSON.stringify({ services: services.map((s) => s.name), audit: auditor.counts() }));
-    }
+    printBusSummary(services, auditor, opts.json, say);
     return 0;
   } finally {
     for (const a of actors) await a.stop();
@@ -126,5 +86,75 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
 
   function say(s: string): void {
     if (!opts.json) console.log(s);
+  }
+}
+
+/** Prints each event the demo actors log, timed from the demo's start. */
+function eventPrinter(clock: WallClock | VirtualClock, t0: number, json: boolean | undefined) {
+  return {
+    push: (e: DemoLogEntry) => {
+      const at = ((clock.now() - t0) / 1000).toFixed(3);
+      if (json) console.log(JSON.stringify({ atSeconds: Number(at), ...e }));
+      else console.log(`[+${at.padStart(8)}s] ${e.actor.padEnd(9)} ${e.event.padEnd(10)} ${e.detail}`);
+    },
+  };
+}
+
+/** The region actor and `nodes` node actors (at least one), each with its own connection. */
+async function demoActors(
+  ctx: (name: string) => Promise<ActorContext>,
+  opts: DemoOptions,
+  printer: { push(e: DemoLogEntry): void },
+): Promise<(DemoRegionActor | DemoNodeActor)[]> {
+  const region = new DemoRegionActor(await ctx("region"), { heartbeatMs: opts.heartbeatMs, log: printer });
+  const nodes: DemoNodeActor[] = [];
+  for (let i = 1; i <= Math.max(1, Math.floor(opts.nodes)); i++) {
+    nodes.push(
+      new DemoNodeActor(await ctx(`node-${i}`), {
+        nodeId: `n${i}`,
+        heartbeatMs: opts.heartbeatMs,
+        log: printer,
+      }),
+    );
+  }
+  return [region, ...nodes];
+}
+
+/** Let the actors run: `duration` seconds of virtual time, or of wall time or until Ctrl-C. */
+async function runFor(
+  clock: WallClock | VirtualClock,
+  opts: DemoOptions,
+  stopEarly: Promise<void>,
+  say: (s: string) => void,
+): Promise<void> {
+  if (clock instanceof VirtualClock) {
+    await clock.advance(opts.duration * 1000);
+  } else if (opts.duration > 0) {
+    await Promise.race([clock.sleep(opts.duration * 1000), stopEarly]);
+  } else {
+    say("running until Ctrl-C");
+    await stopEarly;
+  }
+}
+
+/** What `nats micro ls` would show, and the messages the auditor saw per subject. */
+function printBusSummary(
+  services: ServiceInfo[],
+  auditor: BusAuditor,
+  json: boolean | undefined,
+  say: (s: string) => void,
+): void {
+  if (!json) {
+    say("\nservices on the bus (what `nats micro ls` shows):");
+    for (const s of services.sort((a, b) => a.id.localeCompare(b.id))) {
+      say(`  ${s.name.padEnd(12)} ${s.metadata.instance?.padEnd(20) ?? ""} ${s.endpoints.length} endpoints`);
+    }
+    say("\nmessages seen by the auditor (valid / rejected):");
+    for (const [name, c] of Object.entries(auditor.counts())) {
+      if (c.valid + c.rejected > 0)
+        say(`  ${name.padEnd(20)} ${String(c.valid).padStart(6)} / ${c.rejected}`);
+    }
+  } else {
+    console.log(JSON.stringify({ services: services.map((s) => s.name), audit: auditor.counts() }));
   }
 }

@@ -10,8 +10,9 @@ import {
   validateReply,
 } from "@sageserve/protocol";
 import { type AuthRole, NatsBus, natsAuthFromEnv, WallClock } from "@sageserve/runtime";
-import { clusterServices, loadClusterSpec, startService } from "./cluster.js";
+import { clusterServices, loadClusterSpec } from "./cluster.js";
 import { LoadReplayer } from "./load.js";
+import { startService } from "./services.js";
 import { explain } from "./sim.js";
 import { sageserveArgv } from "./up.js";
 

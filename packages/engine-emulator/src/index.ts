@@ -1,4 +1,10 @@
-export * from "./engine.js";
-export * from "./openai.js";
-export * from "./server.js";
-export * from "./timing.js";
+export { type EngineOptions, type EngineRequest, type EngineStats, RealtimeEngine } from "./engine.js";
+export {
+  chatPromptTokens,
+  estimateTokens,
+  priorityTier,
+  SCHEDULING_POLICIES,
+  type SchedulingPolicy,
+} from "./openai.js";
+export { type EmulatorHandle, type EmulatorOptions, startEmulator } from "./server.js";
+export { emulatorPromptTiming } from "./timing.js";
