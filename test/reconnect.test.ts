@@ -1,5 +1,5 @@
 import { Heartbeat } from "@sageserve/protocol";
-import { Actor, type ActorContext, NatsBus, startNatsServer, WallClock } from "@sageserve/runtime";
+import { Actor, type ActorContext, freePort, NatsBus, startNatsServer, WallClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
 
 class Listener extends Actor {
@@ -63,6 +63,31 @@ describe("live adapter resilience", () => {
       await beater.bus.close();
       await listener.bus.close();
       clock.cancelAll();
+      await server.stop();
+    }
+  });
+
+  it("a bad JetStream replica setting is a typed CONFIG error, and the connection it opened is closed", async () => {
+    const httpPort = await freePort();
+    const server = await startNatsServer({ httpPort });
+    try {
+      const err = await NatsBus.connect({ servers: server.url, name: "bad-replicas", jsReplicas: 7 }).then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; message?: string },
+      );
+      expect(err?.code).toBe("CONFIG");
+      expect(err?.message).toMatch(/replicas must be an integer from 1 to 5, not '7'/);
+      // The server no longer lists the refused client (it was closed, not left dangling).
+      let names: string[] = ["bad-replicas"];
+      for (let i = 0; i < 50 && names.includes("bad-replicas"); i++) {
+        const r = await fetch(`http://127.0.0.1:${httpPort}/connz`);
+        names =
+          ((await r.json()) as { connections?: { name?: string }[] }).connections?.map((c) => c.name ?? "") ??
+          [];
+        if (names.includes("bad-replicas")) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(names).not.toContain("bad-replicas");
+    } finally {
       await server.stop();
     }
   });

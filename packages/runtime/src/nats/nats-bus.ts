@@ -61,8 +61,9 @@ export class NatsBus implements Bus {
   /** Connect with endless reconnects; the client buffers publishes while reconnecting. */
   static async connect(opts: NatsBusOptions): Promise<NatsBus> {
     const co = connectionOptions(opts);
+    let nc: NatsConnection;
     try {
-      return new NatsBus(await connect(co), opts);
+      nc = await connect(co);
     } catch (e) {
       const msg = (e as Error).message;
       const auth = /authoriz|authentic|permission|nkey|tls|certificate/i.test(msg);
@@ -71,6 +72,13 @@ export class NatsBus implements Bus {
         `cannot connect to NATS at ${String(opts.servers)}: ${msg}`,
         { cause: e },
       );
+    }
+    try {
+      return new NatsBus(nc, opts);
+    } catch (e) {
+      // A bad setting found once connected (e.g. SAGE_JS_REPLICAS=7) keeps its own code; the connection closes.
+      await nc.close().catch(() => {});
+      throw e;
     }
   }
 
