@@ -5,7 +5,7 @@ import { GatewayActor } from "@sageserve/gateway";
 import type { Actor } from "@sageserve/runtime";
 import type { ClusterSpec, ServiceDef } from "./cluster.js";
 import { SERVICE_STARTERS } from "./service-actors.js";
-import { ServiceConnections, type ServiceDeps } from "./service-context.js";
+import { type ServiceActors, ServiceConnections, type ServiceDeps } from "./service-context.js";
 
 export interface RunningService {
   def: ServiceDef;
@@ -22,11 +22,20 @@ export async function startService(
   deps: ServiceDeps,
 ): Promise<RunningService> {
   const conns = new ServiceConnections(deps);
-  const { actors, cleanup } = await SERVICE_STARTERS[def.role](def, spec, conns);
+  let made: ServiceActors;
+  try {
+    made = await SERVICE_STARTERS[def.role](def, spec, conns);
+  } catch (e) {
+    // A later connection refused (auth, unreachable): the ones already open are closed, not leaked.
+    await conns.closeAll();
+    throw e;
+  }
+  const { actors, cleanup } = made;
   try {
     for (const a of actors) await a.start();
   } catch (e) {
-    for (const a of actors) await a.stop().catch(() => {});
+    // Same order as a normal stop: agents first, then the VMs they command, then the connections.
+    for (const a of [...actors].reverse()) await a.stop().catch(() => {});
     await cleanup?.();
     await conns.closeAll();
     throw e;

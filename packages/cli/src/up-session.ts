@@ -76,7 +76,7 @@ export class UpSession {
   }
 
   /**
-   * A first plan right away, then wait (at most 90 s) until every endpoint serves, on a connection of
+   * A first plan right away, then wait (at most READY_TIMEOUT_MS) until every endpoint serves, on a connection of
    * its own (as the admin role).
    */
   async awaitServing(natsAuth: ServiceDeps["natsAuth"]): Promise<void> {
@@ -101,7 +101,12 @@ export class UpSession {
       if (waiting.length === 0) break;
       await new Promise((r) => setTimeout(r, 500));
     }
-    if (waiting.length) this.say("not-ready", { waiting }, `still booting after 90 s: ${waiting.join(", ")}`);
+    if (waiting.length)
+      this.say(
+        "not-ready",
+        { waiting },
+        `still booting after ${READY_TIMEOUT_MS / 1000} s: ${waiting.join(", ")}`,
+      );
     await bus.close();
   }
 

@@ -82,11 +82,17 @@ export async function upCommand(o: UpOptions): Promise<number> {
   } catch (e) {
     console.error(explain(e));
     await session.shutdown();
+    stopListening(session);
     return 1;
   }
   await session.shutdown();
   session.reportStopped();
+  stopListening(session);
+  return 0;
+}
+
+/** After the shutdown, on success and on failure alike: the signal handlers go (a caller may run `up` again). */
+function stopListening(session: UpSession): void {
   process.off("SIGINT", session.onSignal);
   process.off("SIGTERM", session.onSignal);
-  return 0;
 }
