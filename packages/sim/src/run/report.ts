@@ -1,11 +1,11 @@
 import { GPUS, type PerformanceModel } from "@sageserve/engine";
 import { forecastErrors, type PlannerActor } from "@sageserve/planner";
-import { sloRates, TIERS, type Tier } from "@sageserve/protocol";
+import { pairKey, sloRates, TIERS, type Tier, tripleKey } from "@sageserve/protocol";
 import type { RegionAgentActor } from "@sageserve/region-agent";
 import type { RouterActor } from "@sageserve/router";
 import type { LogHistogram } from "../engine/histogram.js";
 import type { SimFleet } from "../world/fleet.js";
-import type { LedgerKey } from "../world/ledger.js";
+import type { GpuLedger, LedgerKey } from "../world/ledger.js";
 import type { MetricsCollector } from "./collector.js";
 
 export interface TimeseriesBin {
@@ -131,7 +131,8 @@ const pct = (h: LogHistogram): Percentiles => ({
   mean: r4(h.mean),
 });
 
-export function buildReport(x: {
+/** What the report is built from: the run's description and its actors at the end of the run. */
+export interface ReportInputs {
   scenario: string;
   policy: string;
   seed: number;
@@ -149,48 +150,19 @@ export function buildReport(x: {
   actors: { stats(): { publishFailures: number; handlerErrors: number; rejected: number } }[];
   planner?: PlannerActor;
   perf: PerformanceModel;
-}): SimReport {
+}
+
+export function buildReport(x: ReportInputs): SimReport {
   const { collector: c, fleet } = x;
-  const L = fleet.ledger;
   const completed = TIERS.reduce((a, t) => a + c.tiers[t].completed, 0);
   const failed = TIERS.reduce((a, t) => a + c.tiers[t].failed, 0);
   const unfinished = Math.max(0, x.generated - completed - failed);
-  const overheadStates = new Set(["booting", "loading", "swapping"]);
-
-  // GPU-hours by tier: a pool's hours split by the tokens each tier had served on it.
-  const byTier: Record<string, number> = { "iw-fast": 0, "iw-normal": 0, niw: 0 };
-  const perEndpoint = L.hours((k: LedgerKey) => `${k.model}|${k.region}|${k.pool}`);
-  for (const [k, hours] of Object.entries(perEndpoint)) {
-    const [model, region, pool] = k.split("|") as [string, string, string];
-    const tiers: Tier[] = pool === "niw" ? ["niw"] : pool === "iw" ? ["iw-fast", "iw-normal"] : [...TIERS];
-    const tokens = fleet.tokensByTier.get(`${model}|${region}`) ?? {};
-    const sum = tiers.reduce((a, t) => a + (tokens[t] ?? 0), 0);
-    for (const t of tiers) byTier[t]! += sum > 0 ? (hours * (tokens[t] ?? 0)) / sum : hours / tiers.length;
-  }
-
-  const byGpu = L.hours((k) => k.gpu);
-  const costUsd = Object.entries(byGpu).reduce(
-    (a, [g, h]) => a + (h / (GPUS[g]?.gpusPerVm ?? 8)) * (GPUS[g]?.vmPricePerHour ?? 0),
-    0,
-  );
-
-  const actions: Record<string, number> = { rerouted: fleet.rerouted, routerRejected: x.router.rejected };
-  for (const a of x.agents)
-    for (const [k, v] of Object.entries(a.actions)) actions[k] = (actions[k] ?? 0) + v;
-
+  const byTier = gpuHoursByTier(fleet);
+  const byGpu = fleet.ledger.hours((k) => k.gpu);
+  const actions = scalingActions(fleet, x.router, x.agents);
   const releasedAgain = x.agents.reduce((a, g) => a + g.niwReleasedAgain, 0);
   const slo = sloSection(c);
-  const latencyMs = {} as SimReport["latencyMs"];
-  const ttftCdf = {} as SimReport["ttftCdf"];
-  for (const t of TIERS) {
-    const s = c.tiers[t];
-    latencyMs[t] = { ttft: pct(s.ttft), tbt: pct(s.tbt), e2e: pct(s.e2e) };
-    ttftCdf[t] = [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9].map((p) => [
-      p,
-      r4(s.ttft.percentile(p)),
-    ]);
-  }
-
+  const { latencyMs, ttftCdf } = latencySection(c);
   return {
     scenario: x.scenario,
     policy: x.policy,
@@ -198,23 +170,8 @@ export function buildReport(x: {
     simulatedHours: r4(x.endMs / 3_600_000),
     requests: { generated: x.generated, completed, failed, unfinished, dropped: failed + unfinished },
     coldStarts: coldStarts(x.router),
-    gpuHours: {
-      total: r4(L.total()),
-      byState: sorted(
-        L.hours(
-          (k) => k.state,
-          () => true,
-        ),
-      ),
-      byTier: sorted(byTier),
-      byModel: sorted(L.hours((k) => k.model)),
-      byRegion: sorted(L.hours((k) => k.region)),
-      byGpu: sorted(byGpu),
-      scalingOverhead: r4(L.total((k) => overheadStates.has(k.state))),
-      spotLent: r4(L.total((k) => k.state === "spot")),
-      afterWindow: r4(L.total(undefined, true)),
-    },
-    costUsd: Math.round(costUsd * 100) / 100,
+    gpuHours: gpuHoursSection(fleet.ledger, byTier, byGpu),
+    costUsd: Math.round(costUsdOf(byGpu) * 100) / 100,
     scalingActions: sorted(actions),
     slo,
     sloByModel: sloByModelSection(c),
@@ -227,16 +184,96 @@ export function buildReport(x: {
       released: actions.niwReleased ?? 0,
       ...(releasedAgain > 0 ? { releasedAgain } : {}),
     },
-    invariants: {
-      servedWhileNotServing: fleet.servedWhileNotServing,
-      duplicateCompletions: c.duplicates,
-      publishFailures: x.actors.reduce((a, s) => a + s.stats().publishFailures, 0),
-      handlerErrors: x.actors.reduce((a, s) => a + s.stats().handlerErrors, 0),
-      rejectedMessages: x.actors.reduce((a, s) => a + s.stats().rejected, 0),
-    },
+    invariants: invariantsSection(fleet, c, x.actors),
     timeseries: { binMinutes: 15, bins: x.bins },
     ...(x.planner ? { planner: plannerSummary(x.planner, x.startMs ?? 0, x.durationMs) } : {}),
     ...(x.warnings?.length ? { warnings: x.warnings } : {}),
+  };
+}
+
+/** GPU-hours by tier: a pool's hours split by the tokens each tier had served on it. */
+function gpuHoursByTier(fleet: SimFleet): Record<string, number> {
+  const byTier: Record<string, number> = { "iw-fast": 0, "iw-normal": 0, niw: 0 };
+  const perEndpoint = fleet.ledger.hours((k: LedgerKey) => tripleKey(k.model, k.region, k.pool));
+  for (const [k, hours] of Object.entries(perEndpoint)) {
+    const [model, region, pool] = k.split("|") as [string, string, string];
+    const tiers: Tier[] = pool === "niw" ? ["niw"] : pool === "iw" ? ["iw-fast", "iw-normal"] : [...TIERS];
+    const tokens = fleet.tokensByTier.get(pairKey(model, region)) ?? {};
+    const sum = tiers.reduce((a, t) => a + (tokens[t] ?? 0), 0);
+    for (const t of tiers) byTier[t]! += sum > 0 ? (hours * (tokens[t] ?? 0)) / sum : hours / tiers.length;
+  }
+  return byTier;
+}
+
+const OVERHEAD_STATES = new Set(["booting", "loading", "swapping"]);
+
+function gpuHoursSection(
+  L: GpuLedger,
+  byTier: Record<string, number>,
+  byGpu: Record<string, number>,
+): SimReport["gpuHours"] {
+  return {
+    total: r4(L.total()),
+    byState: sorted(
+      L.hours(
+        (k) => k.state,
+        () => true,
+      ),
+    ),
+    byTier: sorted(byTier),
+    byModel: sorted(L.hours((k) => k.model)),
+    byRegion: sorted(L.hours((k) => k.region)),
+    byGpu: sorted(byGpu),
+    scalingOverhead: r4(L.total((k) => OVERHEAD_STATES.has(k.state))),
+    spotLent: r4(L.total((k) => k.state === "spot")),
+    afterWindow: r4(L.total(undefined, true)),
+  };
+}
+
+/** VM prices of the GPU-hours per GPU type (USD, unrounded). */
+function costUsdOf(byGpu: Record<string, number>): number {
+  return Object.entries(byGpu).reduce(
+    (a, [g, h]) => a + (h / (GPUS[g]?.gpusPerVm ?? 8)) * (GPUS[g]?.vmPricePerHour ?? 0),
+    0,
+  );
+}
+
+/** Re-routes and router rejections, and every region agent's actions summed by kind. */
+function scalingActions(
+  fleet: SimFleet,
+  router: RouterActor,
+  agents: RegionAgentActor[],
+): Record<string, number> {
+  const actions: Record<string, number> = { rerouted: fleet.rerouted, routerRejected: router.rejected };
+  for (const a of agents) for (const [k, v] of Object.entries(a.actions)) actions[k] = (actions[k] ?? 0) + v;
+  return actions;
+}
+
+const TTFT_CDF_PERCENTILES = [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9];
+
+/** Latency percentiles per tier, and the TTFT distribution per tier. */
+function latencySection(c: MetricsCollector): Pick<SimReport, "latencyMs" | "ttftCdf"> {
+  const latencyMs = {} as SimReport["latencyMs"];
+  const ttftCdf = {} as SimReport["ttftCdf"];
+  for (const t of TIERS) {
+    const s = c.tiers[t];
+    latencyMs[t] = { ttft: pct(s.ttft), tbt: pct(s.tbt), e2e: pct(s.e2e) };
+    ttftCdf[t] = TTFT_CDF_PERCENTILES.map((p) => [p, r4(s.ttft.percentile(p))]);
+  }
+  return { latencyMs, ttftCdf };
+}
+
+function invariantsSection(
+  fleet: SimFleet,
+  c: MetricsCollector,
+  actors: ReportInputs["actors"],
+): SimReport["invariants"] {
+  return {
+    servedWhileNotServing: fleet.servedWhileNotServing,
+    duplicateCompletions: c.duplicates,
+    publishFailures: actors.reduce((a, s) => a + s.stats().publishFailures, 0),
+    handlerErrors: actors.reduce((a, s) => a + s.stats().handlerErrors, 0),
+    rejectedMessages: actors.reduce((a, s) => a + s.stats().rejected, 0),
   };
 }
 

@@ -1,7 +1,8 @@
 import { createRng } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
 import type { SimRequest, Workload } from "../workload/types.js";
-import { runSimulation, type SimOptions } from "./simulate.js";
+import type { SimOptions } from "./sim-options.js";
+import { runSimulation } from "./simulate.js";
 import { EndpointWatch } from "./watch.js";
 
 /**

@@ -17,16 +17,6 @@ import {
 } from "./transform.js";
 import type { Workload } from "./types.js";
 
-export * from "./arrivals.js";
-export * from "./detect.js";
-export * from "./rate-files.js";
-export * from "./rates.js";
-export * from "./scenario.js";
-export * from "./stats.js";
-export * from "./trace.js";
-export * from "./transform.js";
-export * from "./types.js";
-
 /**
  * A built-in scenario by name, or a file by path — a trace (JSONL, CSV, Azure CSV), a rate file
  * (CSV), a scenario or a rate spec (JSON), told apart by content — with the transforms of `opts`.
@@ -109,8 +99,6 @@ function fromSpecFile(path: string, opts: WorkloadOptions): Workload {
     opts.seed,
   );
 }
-
-export { ScenarioSpecSchema };
 
 /**
  * A workload with a load spike: during [startMs, startMs + durationMs) the requests of `region` arrive

@@ -46,12 +46,34 @@ export const streamKey = (k: RateStreamKey, fields: readonly (keyof RateStreamKe
 
 export function readRateTable(path: string, opts: { binSeconds?: number } = {}): RateTable {
   const src = basename(path);
-  let at: Record<string, number> | undefined;
+  const all = [...readRateRows(path, src).values()];
+  const startSeconds = Math.min(...all.map((s) => Math.min(...s.start)));
+  const binSeconds = opts.binSeconds ?? smallestGap(all.map((s) => s.start));
+  if (!binSeconds)
+    throw new TraceError(src, 0, "window_start_s", "one window per stream: give the bin length (binSeconds)");
+  const bins =
+    Math.round((Math.max(...all.map((s) => Math.max(...s.start))) - startSeconds) / binSeconds) + 1;
+  const series = all.map((s) => rateSeries(src, s, startSeconds, binSeconds, bins));
+  return { file: src, binSeconds, startSeconds, bins, series };
+}
+
+/** One stream's rows of a rate file, in file order. */
+interface StreamRows {
+  key: RateStreamKey;
+  start: number[];
+  rate: number[];
+  cv: number[];
+  line: number[];
+}
+
+/** Column name → index, from a rate file's header line. */
+type Header = Record<string, number>;
+
+/** The rows of a rate CSV grouped by stream (model, region, client, tier), each cell validated. */
+function readRateRows(path: string, src: string): Map<string, StreamRows> {
+  let at: Header | undefined;
   let width = 0;
-  const rows = new Map<
-    string,
-    { key: RateStreamKey; start: number[]; rate: number[]; cv: number[]; line: number[] }
-  >();
+  const rows = new Map<string, StreamRows>();
   let line = 0;
   for (const text of readLines(path)) {
     line++;
@@ -70,79 +92,92 @@ export function readRateTable(path: string, opts: { binSeconds?: number } = {}):
     const f = text.split(",");
     if (f.length !== width)
       throw new TraceError(src, line, "line", `expected ${width} fields, got ${f.length}`);
-    const cell = (c: string) => (at![c] === undefined ? "" : f[at![c]!]!.trim());
-    const number = (c: string, optional = false): number => {
-      const v = cell(c);
-      if (v === "" && optional) return Number.NaN;
-      const n = Number(v);
-      if (v === "" || !Number.isFinite(n) || n < 0)
-        throw new TraceError(src, line, c, `expected a number ≥ 0, got '${v}'`);
-      return n;
-    };
-    const key: RateStreamKey = {};
-    for (const [k, c] of Object.entries(KEY_COLUMNS) as [keyof RateStreamKey, string][]) {
-      const v = cell(c);
-      if (v !== "") key[k] = v as Tier;
-    }
-    if (key.model !== undefined && !(key.model in MODELS))
-      throw new TraceError(
-        src,
-        line,
-        "model",
-        `unknown model '${key.model}' (known: ${Object.keys(MODELS).join(", ")})`,
-      );
-    if (key.tier !== undefined && !TIERS.includes(key.tier))
-      throw new TraceError(src, line, "tier", `must be one of ${TIERS.join(", ")}, got '${key.tier}'`);
-    if (key.region !== undefined && !/^[A-Za-z0-9_-]+$/.test(key.region))
-      throw new TraceError(src, line, "region", `not a valid region id '${key.region}'`);
+    const key = rowStreamKey(src, line, at, f);
     const id = streamKey(key, ["model", "region", "client", "tier"]);
     let s = rows.get(id);
     if (!s) {
       s = { key, start: [], rate: [], cv: [], line: [] };
       rows.set(id, s);
     }
-    s.start.push(number("window_start_s"));
-    s.rate.push(number("rate_rps"));
-    s.cv.push(number("cv", true));
+    s.start.push(numberCell(src, line, at, f, "window_start_s"));
+    s.rate.push(numberCell(src, line, at, f, "rate_rps"));
+    s.cv.push(numberCell(src, line, at, f, "cv", true));
     s.line.push(line);
   }
   if (!at) throw new TraceError(src, 0, "file", "is empty");
   if (rows.size === 0) throw new TraceError(src, 0, "file", "has a header but no rows");
-  const all = [...rows.values()];
-  const startSeconds = Math.min(...all.map((s) => Math.min(...s.start)));
-  const binSeconds = opts.binSeconds ?? smallestGap(all.map((s) => s.start));
-  if (!binSeconds)
-    throw new TraceError(src, 0, "window_start_s", "one window per stream: give the bin length (binSeconds)");
-  const bins =
-    Math.round((Math.max(...all.map((s) => Math.max(...s.start))) - startSeconds) / binSeconds) + 1;
-  const series = all.map((s) => {
-    const rates = new Float64Array(bins).fill(Number.NaN);
-    const cv = new Float64Array(bins).fill(Number.NaN);
-    let requests = 0;
-    s.start.forEach((start, i) => {
-      const pos = (start - startSeconds) / binSeconds;
-      const b = Math.round(pos);
-      if (Math.abs(pos - b) > 1e-6)
-        throw new TraceError(
-          src,
-          s.line[i]!,
-          "window_start_s",
-          `${start} is not on the ${binSeconds} s bin grid`,
-        );
-      if (!Number.isNaN(rates[b]!))
-        throw new TraceError(
-          src,
-          s.line[i]!,
-          "window_start_s",
-          `a second row for window ${start} of this stream`,
-        );
-      rates[b] = s.rate[i]!;
-      cv[b] = s.cv[i]!;
-      requests += s.rate[i]! * binSeconds;
-    });
-    return { ...s.key, rates, cv, requests };
+  return rows;
+}
+
+/** Column `c` of the row `f` ("" when the file has no such column). */
+function cell(at: Header, f: string[], c: string): string {
+  return at[c] === undefined ? "" : f[at[c]!]!.trim();
+}
+
+/** Column `c` of the row as a number ≥ 0; an `optional` empty cell is NaN. */
+function numberCell(src: string, line: number, at: Header, f: string[], c: string, optional = false): number {
+  const v = cell(at, f, c);
+  if (v === "" && optional) return Number.NaN;
+  const n = Number(v);
+  if (v === "" || !Number.isFinite(n) || n < 0)
+    throw new TraceError(src, line, c, `expected a number ≥ 0, got '${v}'`);
+  return n;
+}
+
+/** The stream a row belongs to: its key columns, checked (known model and tier, a valid region id). */
+function rowStreamKey(src: string, line: number, at: Header, f: string[]): RateStreamKey {
+  const key: RateStreamKey = {};
+  for (const [k, c] of Object.entries(KEY_COLUMNS) as [keyof RateStreamKey, string][]) {
+    const v = cell(at, f, c);
+    if (v !== "") key[k] = v as Tier;
+  }
+  if (key.model !== undefined && !(key.model in MODELS))
+    throw new TraceError(
+      src,
+      line,
+      "model",
+      `unknown model '${key.model}' (known: ${Object.keys(MODELS).join(", ")})`,
+    );
+  if (key.tier !== undefined && !TIERS.includes(key.tier))
+    throw new TraceError(src, line, "tier", `must be one of ${TIERS.join(", ")}, got '${key.tier}'`);
+  if (key.region !== undefined && !/^[A-Za-z0-9_-]+$/.test(key.region))
+    throw new TraceError(src, line, "region", `not a valid region id '${key.region}'`);
+  return key;
+}
+
+/** One stream's rates and CVs on the table's bin grid (NaN where it has no row). */
+function rateSeries(
+  src: string,
+  s: StreamRows,
+  startSeconds: number,
+  binSeconds: number,
+  bins: number,
+): RateSeries {
+  const rates = new Float64Array(bins).fill(Number.NaN);
+  const cv = new Float64Array(bins).fill(Number.NaN);
+  let requests = 0;
+  s.start.forEach((start, i) => {
+    const pos = (start - startSeconds) / binSeconds;
+    const b = Math.round(pos);
+    if (Math.abs(pos - b) > 1e-6)
+      throw new TraceError(
+        src,
+        s.line[i]!,
+        "window_start_s",
+        `${start} is not on the ${binSeconds} s bin grid`,
+      );
+    if (!Number.isNaN(rates[b]!))
+      throw new TraceError(
+        src,
+        s.line[i]!,
+        "window_start_s",
+        `a second row for window ${start} of this stream`,
+      );
+    rates[b] = s.rate[i]!;
+    cv[b] = s.cv[i]!;
+    requests += s.rate[i]! * binSeconds;
   });
-  return { file: src, binSeconds, startSeconds, bins, series };
+  return { ...s.key, rates, cv, requests };
 }
 
 function smallestGap(starts: number[][]): number | undefined {

@@ -2,7 +2,8 @@ import { builtinPerformanceModel } from "@sageserve/engine";
 import { InferenceRequest, LoadReport } from "@sageserve/protocol";
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
-import { IDLE_REPORT_MS, SimFleet } from "./fleet.js";
+import { SimFleet } from "./fleet.js";
+import { IDLE_REPORT_MS } from "./fleet-options.js";
 
 describe("simulated fleet load reports", () => {
   it("reports a busy instance every 5 s and an idle one only as a 20 s keep-alive", async () => {
