@@ -3,6 +3,8 @@
  * nats-server vs the in-memory bus, msgpackr vs JSON, and the wall time of an
  * idle simulated day. Prints a table and writes docs/benchmarks.md.
  */
+
+import { NatsBus, startNatsServer } from "@sageserve/nats";
 import {
   decode,
   encode,
@@ -14,7 +16,7 @@ import {
   RouteRequest,
   validatePayload,
 } from "@sageserve/protocol";
-import { type Bus, MemoryBroker, NatsBus, startNatsServer, VirtualClock } from "@sageserve/runtime";
+import { type Bus, MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { fmt, machine, percentile, writeSection } from "./report.js";
 
 const quick = process.argv.includes("--quick");

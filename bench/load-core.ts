@@ -8,19 +8,12 @@
  * `test/load.test.ts` (short CI profile) and `bench/load.ts` (10 minutes).
  */
 import { GatewayActor } from "@sageserve/gateway";
+import { NatsBus, type NatsClusterHandle, startNatsCluster, startNatsServer } from "@sageserve/nats";
 import { NodeAgentActor } from "@sageserve/node-agent";
 import { NIW_STREAM } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
-import {
-  createRng,
-  freePort,
-  NatsBus,
-  type NatsClusterHandle,
-  startNatsCluster,
-  startNatsServer,
-  WallClock,
-} from "@sageserve/runtime";
+import { createRng, freePort, WallClock } from "@sageserve/runtime";
 
 export interface LoadOptions {
   /** Seconds of arrivals. */

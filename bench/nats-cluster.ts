@@ -6,9 +6,10 @@
  */
 
 import { loadavg } from "node:os";
+import { NatsBus, startNatsCluster, startNatsServer } from "@sageserve/nats";
 import { envelope, RouteRequest } from "@sageserve/protocol";
 import { RouterActor } from "@sageserve/router";
-import { NatsBus, startNatsCluster, startNatsServer, WallClock } from "@sageserve/runtime";
+import { WallClock } from "@sageserve/runtime";
 import { runLoad } from "./load-core.js";
 import { announceInstances, fmt, machine, percentile, writeSection } from "./report.js";
 

@@ -4,10 +4,11 @@
  */
 import { type EmulatorHandle, startEmulator } from "@sageserve/engine-emulator";
 import { GatewayActor } from "@sageserve/gateway";
+import { NatsBus, startNatsServer } from "@sageserve/nats";
 import { NodeAgentActor } from "@sageserve/node-agent";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
-import { NatsBus, startNatsServer, WallClock } from "@sageserve/runtime";
+import { WallClock } from "@sageserve/runtime";
 
 export interface RequestPath {
   emu: EmulatorHandle;

@@ -3,9 +3,11 @@
  * client → router (RouteRequest request/reply, with the router's decision and its forwarding of the
  * InferenceRequest) against a direct baseline, client → a trivial responder standing in for the instance.
  */
+
+import { NatsBus, startNatsServer } from "@sageserve/nats";
 import { envelope, RouteRequest } from "@sageserve/protocol";
 import { RouterActor } from "@sageserve/router";
-import { NatsBus, startNatsServer, WallClock } from "@sageserve/runtime";
+import { WallClock } from "@sageserve/runtime";
 import { announceInstances, fmt, machine, percentile, writeSection } from "./report.js";
 
 const quick = process.argv.includes("--quick");

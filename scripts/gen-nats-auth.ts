@@ -5,7 +5,7 @@
 // rewritten (docs/security.md).
 import { parseArgs } from "node:util";
 import { natsAuthCommand } from "@sageserve/cli";
-import { AUTH_ROLES } from "@sageserve/runtime";
+import { AUTH_ROLES } from "@sageserve/nats";
 
 const { values } = parseArgs({
   options: {

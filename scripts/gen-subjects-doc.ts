@@ -1,8 +1,8 @@
 // Regenerates docs/subjects.md from the protocol catalog, and the role permissions table of
-// docs/security.md from packages/runtime/src/nats-permissions.ts.
+// docs/security.md from packages/nats/src/nats-permissions.ts.
 import { readFileSync, writeFileSync } from "node:fs";
+import { updatePermissionsDoc } from "@sageserve/nats";
 import { renderSubjectsDoc } from "@sageserve/protocol";
-import { updatePermissionsDoc } from "@sageserve/runtime";
 
 const path = new URL("../docs/subjects.md", import.meta.url);
 writeFileSync(path, renderSubjectsDoc());

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { clusterServices, DEFAULT_CLUSTER, renderCompose, SERVICE_AUTH_ROLES } from "@sageserve/cli";
-import { startNatsServer } from "@sageserve/runtime";
+import { startNatsServer } from "@sageserve/nats";
 import { describe, expect, it } from "vitest";
 
 const root = new URL("..", import.meta.url).pathname;

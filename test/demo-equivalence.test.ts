@@ -1,10 +1,10 @@
+import { NatsBus } from "@sageserve/nats";
 import {
   type ActorContext,
   type DemoLogEntry,
   DemoNodeActor,
   DemoRegionActor,
   MemoryBroker,
-  NatsBus,
   VirtualClock,
   WallClock,
 } from "@sageserve/runtime";

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GatewayActor } from "@sageserve/gateway";
+import { NatsBus } from "@sageserve/nats";
 import {
   envelope,
   LoadReport,
@@ -11,7 +12,7 @@ import {
   VmCommand,
   validateReply,
 } from "@sageserve/protocol";
-import { type Bus, NatsBus, WallClock } from "@sageserve/runtime";
+import { type Bus, WallClock } from "@sageserve/runtime";
 import { LocalProcessBackend, VmProviderActor } from "@sageserve/vm-provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";

@@ -1,7 +1,8 @@
 import { GatewayActor } from "@sageserve/gateway";
+import { NatsBus } from "@sageserve/nats";
 import { LoadReport, type Payload, RequestDone } from "@sageserve/protocol";
 import { RouterActor } from "@sageserve/router";
-import { NatsBus, WallClock } from "@sageserve/runtime";
+import { WallClock } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";
 import { type NodeProcess, readSse, spawnNodeAgent, until } from "./support/procs.js";

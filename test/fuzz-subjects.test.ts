@@ -1,3 +1,4 @@
+import { NatsBus } from "@sageserve/nats";
 import {
   decode,
   ErrorReplySchema,
@@ -14,7 +15,6 @@ import {
   type ActorContext,
   BusAuditor,
   MemoryBroker,
-  NatsBus,
   VirtualClock,
   WallClock,
 } from "@sageserve/runtime";

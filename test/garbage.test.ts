@@ -1,3 +1,4 @@
+import { NatsBus } from "@sageserve/nats";
 import { decode, envelope, MESSAGES, type MessageDef, NodeCommand, validateReply } from "@sageserve/protocol";
 import {
   Actor,
@@ -7,7 +8,6 @@ import {
   DemoNodeActor,
   DemoRegionActor,
   memoryLogger,
-  NatsBus,
   WallClock,
 } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,10 +1,11 @@
 import { type EmulatorHandle, startEmulator } from "@sageserve/engine-emulator";
 import { GatewayActor } from "@sageserve/gateway";
+import { NatsBus } from "@sageserve/nats";
 import { NodeAgentActor } from "@sageserve/node-agent";
 import { type Payload, RequestDone } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
-import { NatsBus, WallClock } from "@sageserve/runtime";
+import { WallClock } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";
 

@@ -1,4 +1,5 @@
 import { builtinPerformanceModel } from "@sageserve/engine";
+import { NatsBus } from "@sageserve/nats";
 import { NodeAgentActor } from "@sageserve/node-agent";
 import {
   envelope,
@@ -9,15 +10,7 @@ import {
   nodeCommandStep,
   type Payload,
 } from "@sageserve/protocol";
-import {
-  type Bus,
-  DemoNodeActor,
-  freePort,
-  MemoryBroker,
-  NatsBus,
-  VirtualClock,
-  WallClock,
-} from "@sageserve/runtime";
+import { type Bus, DemoNodeActor, freePort, MemoryBroker, VirtualClock, WallClock } from "@sageserve/runtime";
 import { SimFleet } from "@sageserve/sim";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";

@@ -6,10 +6,6 @@ import { join } from "node:path";
 import { DashboardActor } from "@sageserve/dashboard";
 import { type EmulatorHandle, startEmulator } from "@sageserve/engine-emulator";
 import { GatewayActor } from "@sageserve/gateway";
-import { NodeAgentActor } from "@sageserve/node-agent";
-import { envelope, NodeCommand, Plan, PlanRequest, SageError, VmCommand } from "@sageserve/protocol";
-import { RegionAgentActor } from "@sageserve/region-agent";
-import { RouterActor } from "@sageserve/router";
 import {
   type AuthRole,
   generateNatsAuth,
@@ -19,8 +15,12 @@ import {
   type NatsServerHandle,
   permissionViolations,
   startNatsServer,
-  WallClock,
-} from "@sageserve/runtime";
+} from "@sageserve/nats";
+import { NodeAgentActor } from "@sageserve/node-agent";
+import { envelope, NodeCommand, Plan, PlanRequest, SageError, VmCommand } from "@sageserve/protocol";
+import { RegionAgentActor } from "@sageserve/region-agent";
+import { RouterActor } from "@sageserve/router";
+import { WallClock } from "@sageserve/runtime";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 

@@ -2,8 +2,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type EmulatorHandle, startEmulator } from "@sageserve/engine-emulator";
-import { NodeAgentActor } from "@sageserve/node-agent";
-import { RegionAgentActor } from "@sageserve/region-agent";
 import {
   generateNatsAuth,
   type NatsAuthFiles,
@@ -12,8 +10,10 @@ import {
   permissionViolations,
   type ScopedCredential,
   startNatsServer,
-  WallClock,
-} from "@sageserve/runtime";
+} from "@sageserve/nats";
+import { NodeAgentActor } from "@sageserve/node-agent";
+import { RegionAgentActor } from "@sageserve/region-agent";
+import { WallClock } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "./support/procs.js";
 

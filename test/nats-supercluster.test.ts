@@ -1,9 +1,10 @@
 import { type EmulatorHandle, startEmulator } from "@sageserve/engine-emulator";
 import { GatewayActor } from "@sageserve/gateway";
+import { NatsBus } from "@sageserve/nats";
 import { NodeAgentActor } from "@sageserve/node-agent";
 import { envelope, NIW_STREAM, Plan } from "@sageserve/protocol";
 import { RouterActor } from "@sageserve/router";
-import { NatsBus, WallClock } from "@sageserve/runtime";
+import { WallClock } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "./support/procs.js";
 import { type Supercluster, startSupercluster } from "./support/supercluster.js";

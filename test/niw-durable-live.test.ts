@@ -1,9 +1,10 @@
 import { type EmulatorHandle, startEmulator } from "@sageserve/engine-emulator";
+import { NatsBus } from "@sageserve/nats";
 import { NodeAgentActor } from "@sageserve/node-agent";
 import { envelope, type Payload, RequestDone, RouteRequest, validateReply } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
-import { NatsBus, WallClock } from "@sageserve/runtime";
+import { WallClock } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";
 

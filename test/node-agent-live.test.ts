@@ -1,3 +1,4 @@
+import { NatsBus } from "@sageserve/nats";
 import { NodeAgentActor } from "@sageserve/node-agent";
 import {
   envelope,
@@ -10,7 +11,7 @@ import {
   validateReply,
 } from "@sageserve/protocol";
 import { RouterActor } from "@sageserve/router";
-import { freePort, NatsBus, WallClock } from "@sageserve/runtime";
+import { freePort, WallClock } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";
 

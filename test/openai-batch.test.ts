@@ -1,8 +1,9 @@
 import { GatewayActor } from "@sageserve/gateway";
+import { NatsBus } from "@sageserve/nats";
 import { BATCH_RESULTS_BUCKET } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
-import { NatsBus, WallClock } from "@sageserve/runtime";
+import { WallClock } from "@sageserve/runtime";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";

@@ -1,7 +1,8 @@
+import { NatsBus } from "@sageserve/nats";
 import { PlannerActor } from "@sageserve/planner";
 import { DemandReport, envelope, LoadReport, Plan, PlanRequest, validateReply } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
-import { NatsBus, WallClock } from "@sageserve/runtime";
+import { WallClock } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";
 

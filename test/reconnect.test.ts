@@ -1,5 +1,6 @@
+import { NatsBus, startNatsServer } from "@sageserve/nats";
 import { Heartbeat } from "@sageserve/protocol";
-import { Actor, type ActorContext, freePort, NatsBus, startNatsServer, WallClock } from "@sageserve/runtime";
+import { Actor, type ActorContext, freePort, WallClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
 
 class Listener extends Actor {

@@ -1,4 +1,5 @@
 import { type EmulatorHandle, startEmulator } from "@sageserve/engine-emulator";
+import { NatsBus } from "@sageserve/nats";
 import { NodeAgentActor } from "@sageserve/node-agent";
 import {
   envelope,
@@ -9,7 +10,7 @@ import {
   validateReply,
 } from "@sageserve/protocol";
 import { RouterActor } from "@sageserve/router";
-import { NatsBus, WallClock } from "@sageserve/runtime";
+import { WallClock } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";
 

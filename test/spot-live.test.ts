@@ -1,7 +1,8 @@
+import { NatsBus } from "@sageserve/nats";
 import { NodeAgentActor } from "@sageserve/node-agent";
 import { envelope, InferenceRequest, InstanceTransition, type Payload } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
-import { freePort, NatsBus, WallClock } from "@sageserve/runtime";
+import { freePort, WallClock } from "@sageserve/runtime";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";
 

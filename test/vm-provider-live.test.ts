@@ -1,6 +1,7 @@
+import { NatsBus } from "@sageserve/nats";
 import { envelope, InstanceTransition, type Payload, VmCommand, validateReply } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
-import { NatsBus, WallClock } from "@sageserve/runtime";
+import { WallClock } from "@sageserve/runtime";
 import { LocalProcessBackend, VmProviderActor } from "@sageserve/vm-provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsFixture, startNats } from "./support/nats.js";

@@ -1,4 +1,5 @@
-import { type Bus, type Clock, MemoryBroker, NatsBus, VirtualClock, WallClock } from "@sageserve/runtime";
+import { NatsBus } from "@sageserve/nats";
+import { type Bus, type Clock, MemoryBroker, VirtualClock, WallClock } from "@sageserve/runtime";
 import { type NatsFixture, startNats } from "./nats.js";
 
 /**

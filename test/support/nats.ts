@@ -1,4 +1,4 @@
-import { hasNatsServer, NATS_INSTALL_HINT, startNatsServer } from "@sageserve/runtime";
+import { hasNatsServer, NATS_INSTALL_HINT, startNatsServer } from "@sageserve/nats";
 
 export interface NatsFixture {
   url: string;

@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
-import { freePort, type NatsServerHandle, startNatsServer, waitForLog } from "@sageserve/runtime";
+import { type NatsServerHandle, startNatsServer, waitForLog } from "@sageserve/nats";
+import { freePort } from "@sageserve/runtime";
 
 /**
  * A TCP proxy on loopback standing in for a network link: `cut()` drops every connection through it and

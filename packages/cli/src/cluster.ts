@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { GPUS, MODELS } from "@sageserve/engine";
+import type { AuthRole } from "@sageserve/nats";
 import { describeIssues, SageError } from "@sageserve/protocol";
-import type { AuthRole } from "@sageserve/runtime";
 import { z } from "zod";
 
 /**

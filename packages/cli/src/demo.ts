@@ -1,3 +1,4 @@
+import { NatsBus, type NatsServerHandle, natsFromEnvOrSpawn } from "@sageserve/nats";
 import {
   type ActorContext,
   type Bus,
@@ -6,9 +7,6 @@ import {
   DemoNodeActor,
   DemoRegionActor,
   MemoryBroker,
-  NatsBus,
-  type NatsServerHandle,
-  natsFromEnvOrSpawn,
   type ServiceInfo,
   VirtualClock,
   WallClock,

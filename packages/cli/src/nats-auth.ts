@@ -1,7 +1,7 @@
 import { chmodSync, copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { AUTH_ROLES, generateNatsAuth } from "@sageserve/nats";
 import { SageError } from "@sageserve/protocol";
-import { AUTH_ROLES, generateNatsAuth } from "@sageserve/runtime";
 import { clusterServices, loadClusterSpec, SERVICE_AUTH_ROLES } from "./cluster.js";
 import { explain } from "./sim.js";
 

@@ -1,5 +1,6 @@
+import { NatsBus, natsAuthFromEnv } from "@sageserve/nats";
 import { loadNodeAgentConfig, NodeAgentActor } from "@sageserve/node-agent";
-import { createLogger, NatsBus, natsAuthFromEnv, WallClock } from "@sageserve/runtime";
+import { createLogger, WallClock } from "@sageserve/runtime";
 import { explain } from "./sim.js";
 
 /** `sageserve node-agent --config node.json`: run one node agent on this GPU host until SIGINT/SIGTERM. */

@@ -1,4 +1,5 @@
 import type { ClusterSummary } from "@sageserve/dashboard";
+import { type AuthRole, NatsBus, natsAuthFromEnv } from "@sageserve/nats";
 import {
   envelope,
   NodeCommand,
@@ -9,7 +10,7 @@ import {
   validatePayload,
   validateReply,
 } from "@sageserve/protocol";
-import { type AuthRole, NatsBus, natsAuthFromEnv, WallClock } from "@sageserve/runtime";
+import { WallClock } from "@sageserve/runtime";
 import { clusterServices, loadClusterSpec } from "./cluster.js";
 import { LoadReplayer } from "./load.js";
 import { startService } from "./services.js";

@@ -1,8 +1,11 @@
 // What a service's actors start with: a NATS connection each (authenticated as the actor's role), the
 // shared clock and a logger. Separate from the per-role starters so each of them reads as the actors it
 // makes, and from `startService` so the connections are opened and closed in one place.
-import type { Actor, AuthRole, Bus, Clock, Logger, NatsClientAuth } from "@sageserve/runtime";
-import { createLogger, NatsBus } from "@sageserve/runtime";
+
+import type { AuthRole, NatsClientAuth } from "@sageserve/nats";
+import { NatsBus } from "@sageserve/nats";
+import type { Actor, Bus, Clock, Logger } from "@sageserve/runtime";
+import { createLogger } from "@sageserve/runtime";
 
 export interface ServiceDeps {
   natsUrl: string;

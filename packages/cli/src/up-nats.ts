@@ -2,7 +2,6 @@
 // NATS_URL's, or a nats-server (or a cluster of them) spawned for the run. Separate from `upCommand` so
 // the command reads as the cluster's life: NATS up, services up, load, shutdown.
 import { resolve } from "node:path";
-import { SageError } from "@sageserve/protocol";
 import {
   type AuthRole,
   generateNatsAuth,
@@ -11,7 +10,8 @@ import {
   type NatsClientAuth,
   startNatsCluster,
   startNatsServer,
-} from "@sageserve/runtime";
+} from "@sageserve/nats";
+import { SageError } from "@sageserve/protocol";
 
 export interface UpNatsOptions {
   /** NKey credentials and permissions per role (default on; `--no-auth` for a NATS of your own without). */

@@ -1,14 +1,10 @@
 // One `sageserve up` run once its NATS is up: the services started in turn, a first plan, the wait for
 // every endpoint to serve, the built-in load, and the shutdown Ctrl-C (or --duration) brings. A class
 // because those steps share what has started so far, which the shutdown must stop.
+
+import { NatsBus, type PermissionViolation, permissionViolations } from "@sageserve/nats";
 import { envelope, PlanRequest, RegionStatus, validatePayload } from "@sageserve/protocol";
-import {
-  type Bus,
-  NatsBus,
-  type PermissionViolation,
-  permissionViolations,
-  WallClock,
-} from "@sageserve/runtime";
+import { type Bus, WallClock } from "@sageserve/runtime";
 import { type ClusterSpec, clusterServices } from "./cluster.js";
 import { LoadReplayer } from "./load.js";
 import type { ServiceDeps } from "./service-context.js";

@@ -5,8 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { decode } from "@sageserve/protocol";
+import type { DurableMessage, DurableStream, Subscription } from "@sageserve/runtime";
 import { AckPolicy, type NatsConnection, nanos, RetentionPolicy, StorageType } from "nats";
-import type { DurableMessage, DurableStream, Subscription } from "../kernel/ports.js";
 import type { NatsBusSettings } from "./nats-options.js";
 import { encodePayload, mapError } from "./nats-wire.js";
 

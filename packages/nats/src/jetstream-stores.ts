@@ -4,8 +4,8 @@
  * escaped to what NATS KV allows. Separate from the bus's messaging: state, not messages.
  */
 import { decode, SageError } from "@sageserve/protocol";
+import type { KvPutOptions } from "@sageserve/runtime";
 import type { KV, NatsConnection, ObjectStore } from "nats";
-import type { KvPutOptions } from "../kernel/ports.js";
 import type { NatsBusSettings } from "./nats-options.js";
 import { encodePayload, mapError, transient } from "./nats-wire.js";
 

@@ -4,7 +4,6 @@
  * object stores are in `jetstream-queues.ts` and `jetstream-stores.ts`; connecting in `nats-options.ts`.
  */
 import { decode, encode, isValidSubject, type Result, SageError } from "@sageserve/protocol";
-import { connect, type Msg, type NatsConnection, RequestStrategy, type Service } from "nats";
 import type {
   Bus,
   DurableMessage,
@@ -18,7 +17,8 @@ import type {
   ServiceSpec,
   SubscribeOptions,
   Subscription,
-} from "../kernel/ports.js";
+} from "@sageserve/runtime";
+import { connect, type Msg, type NatsConnection, RequestStrategy, type Service } from "nats";
 import { JetStreamQueues } from "./jetstream-queues.js";
 import { JetStreamStores } from "./jetstream-stores.js";
 import {

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SageError } from "@sageserve/protocol";
-import { freePorts } from "../process/net.js";
+import { freePorts } from "@sageserve/runtime";
 import { type NatsServerHandle, startNatsServer, waitForLog } from "./nats-server.js";
 
 /** A JetStream server has joined its cluster's meta group once it knows the metadata leader. */

@@ -110,7 +110,7 @@ describe("NATS permissions per role", () => {
 
 describe("docs/security.md", () => {
   it("shows the permissions table generated from this code (npm run docs:subjects)", () => {
-    const onDisk = readFileSync(new URL("../../../../docs/security.md", import.meta.url), "utf8");
+    const onDisk = readFileSync(new URL("../../../docs/security.md", import.meta.url), "utf8");
     expect(onDisk).toBe(updatePermissionsDoc(onDisk));
   });
 });

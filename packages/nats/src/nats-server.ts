@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SageError } from "@sageserve/protocol";
-import { killWithParent } from "../process/children.js";
+import { killWithParent } from "@sageserve/runtime";
 
 export interface NatsServerHandle {
   url: string;

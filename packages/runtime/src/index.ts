@@ -31,35 +31,7 @@ export { createRng } from "./kernel/rng.js";
 export { eventPoster, VirtualClock, type VirtualClockOptions } from "./kernel/virtual-clock.js";
 export { WallClock } from "./kernel/wall-clock.js";
 
-// The NATS adapter: the live bus, its credentials and permissions, local servers and clusters.
-export {
-  generateNatsAuth,
-  type NatsAuthFiles,
-  type NatsAuthOptions,
-  type ScopedCredential,
-} from "./nats/nats-auth.js";
-export { NatsBus } from "./nats/nats-bus.js";
-export { type NatsClusterHandle, type NatsClusterOptions, startNatsCluster } from "./nats/nats-cluster.js";
-export {
-  type NatsBusOptions,
-  type NatsClientAuth,
-  type NatsTlsOptions,
-  natsAuthFromEnv,
-} from "./nats/nats-options.js";
-export { AUTH_ROLES, type AuthRole, inboxPrefix, updatePermissionsDoc } from "./nats/nats-permissions.js";
-export {
-  hasNatsServer,
-  NATS_INSTALL_HINT,
-  type NatsServerHandle,
-  type NatsServerOptions,
-  natsFromEnvOrSpawn,
-  type PermissionViolation,
-  permissionViolations,
-  startNatsServer,
-  waitForLog,
-} from "./nats/nats-server.js";
-
-// Process and network helpers: child processes, free ports, HTTP servers.
+// Process and network helpers: child processes, free ports, HTTP servers (the NATS adapter, @sageserve/nats, uses them too).
 export { killWithParent } from "./process/children.js";
 export { closeServer, listen, listenUrl, readBodyLimited } from "./process/http.js";
-export { freePort } from "./process/net.js";
+export { freePort, freePorts } from "./process/net.js";
