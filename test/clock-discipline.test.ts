@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
+import { sourceFiles } from "../scripts/source-tree.js";
 
 /**
  * "Actors never read wall time, timers or Math.random directly": every actor is written against the
@@ -35,22 +36,12 @@ const ALLOWED: Record<string, string> = {
 
 const root = new URL("..", import.meta.url).pathname;
 
-function sources(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...sources(p));
-    else if (name.endsWith(".ts") && !name.endsWith(".test.ts") && !name.endsWith(".d.ts")) out.push(p);
-  }
-  return out;
-}
-
 describe("clock discipline of actor code", () => {
   it("no actor package reads wall time, timers or Math.random except through the clock port", () => {
     const found: string[] = [];
     let files = 0;
     for (const pkg of ACTOR_PACKAGES)
-      for (const file of sources(join(root, "packages", pkg, "src"))) {
+      for (const file of sourceFiles(join(root, "packages", pkg, "src"))) {
         files++;
         const rel = relative(root, file);
         if (ALLOWED[rel]) continue;

@@ -5,28 +5,13 @@
  * promises — actors never import each other, the kernel never imports NATS, the emulator never imports
  * the simulator, the simulator never imports the dashboard.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { packageNames, repoRoot, sourceFiles } from "../scripts/source-tree.js";
 
-const root = new URL("..", import.meta.url).pathname;
-const packages = readdirSync(join(root, "packages")).filter((p) => {
-  try {
-    return statSync(join(root, "packages", p, "package.json")).isFile();
-  } catch {
-    return false;
-  }
-});
-
-function sources(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...sources(p));
-    else if (p.endsWith(".ts") && !p.endsWith(".test.ts") && !p.endsWith(".d.ts")) out.push(p);
-  }
-  return out;
-}
+const root = repoRoot;
+const packages = packageNames();
 
 const SPEC = /(?:from|import)\s*\(?\s*"(@sageserve\/[^"]+)"/g;
 
@@ -36,7 +21,7 @@ function importGraph(): { graph: Map<string, Set<string>>; deep: string[] } {
   const deep: string[] = [];
   for (const pkg of packages) {
     const deps = new Set<string>();
-    for (const file of sources(join(root, "packages", pkg, "src"))) {
+    for (const file of sourceFiles(join(root, "packages", pkg, "src"))) {
       for (const m of readFileSync(file, "utf8").matchAll(SPEC)) {
         const spec = m[1] ?? "";
         const parts = spec.split("/");
