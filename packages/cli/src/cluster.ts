@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { GPUS, MODELS } from "@sageserve/engine";
 import type { AuthRole } from "@sageserve/nats";
-import { describeIssues, SageError } from "@sageserve/protocol";
+import { describeIssues, errorMessage, SageError } from "@sageserve/protocol";
 import { z } from "zod";
 
 /**
@@ -128,7 +128,7 @@ export function loadClusterSpec(file?: string): ClusterSpec {
   try {
     raw = JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {
-    throw new SageError("CONFIG", `cluster file ${file}: ${(e as Error).message}`);
+    throw new SageError("CONFIG", `cluster file ${file}: ${errorMessage(e)}`);
   }
   // Sections the file leaves out keep the built-in ones: `actor gateway --cluster gw.json` needs a
   // gateway section, not the whole cluster.

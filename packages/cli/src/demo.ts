@@ -1,4 +1,5 @@
 import { NatsBus, type NatsServerHandle, natsFromEnvOrSpawn } from "@sageserve/nats";
+import { errorMessage } from "@sageserve/protocol";
 import {
   type ActorContext,
   type Bus,
@@ -40,7 +41,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     try {
       ({ url, server } = await natsFromEnvOrSpawn());
     } catch (e) {
-      console.error((e as Error).message);
+      console.error(errorMessage(e));
       return 2;
     }
   }

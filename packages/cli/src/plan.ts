@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { PlanningSnapshotSchema, solvePlan } from "@sageserve/planner";
-import { describeIssues } from "@sageserve/protocol";
+import { describeIssues, errorMessage } from "@sageserve/protocol";
 import { explain } from "./sim.js";
 
 /** `sageserve plan --state file.json`: solve one planning problem and print the plan. */
@@ -15,7 +15,7 @@ export async function planCommand(o: {
     try {
       raw = JSON.parse(readFileSync(o.state, "utf8"));
     } catch (e) {
-      console.error(`cannot read planning state ${o.state}: ${(e as Error).message}`);
+      console.error(`cannot read planning state ${o.state}: ${errorMessage(e)}`);
       return 2;
     }
     const parsed = PlanningSnapshotSchema.safeParse(raw);

@@ -1,5 +1,5 @@
 import { closeSync, openSync, writeSync } from "node:fs";
-import { describeIssues, isSageError, SageError } from "@sageserve/protocol";
+import { describeIssues, errorMessage, isSageError, SageError } from "@sageserve/protocol";
 import {
   checkPolicy,
   loadSimConfig,
@@ -123,7 +123,7 @@ function lineWriter(path: string): { write(x: unknown): void; close(): void; cou
   try {
     fd = openSync(path, "w");
   } catch (e) {
-    throw new SageError("CONFIG", `--trace-slow: cannot write ${path}: ${(e as Error).message}`);
+    throw new SageError("CONFIG", `--trace-slow: cannot write ${path}: ${errorMessage(e)}`);
   }
   let buf: string[] = [];
   const flush = () => {

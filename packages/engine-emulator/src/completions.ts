@@ -1,8 +1,10 @@
 // POST /v1/chat/completions and /v1/completions: a request body checked as vLLM checks it (JSON, schema,
 // model name, context length), planned into sequences and handed to the engine (`generate`). Separate
 // from the routing because it is the one endpoint with a story of its own; the others are a line or two.
+
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { errorMessage } from "@sageserve/protocol";
 import type { z } from "zod";
 import { generate, type Sequence } from "./generate.js";
 import { readBody, type ServedModel, send } from "./http.js";
@@ -87,7 +89,7 @@ function parseBody(raw: string, chat: boolean): ParsedBody {
       ok: false,
       error: openAiError(
         400,
-        `request body is not valid JSON: ${(e as Error).message}`,
+        `request body is not valid JSON: ${errorMessage(e)}`,
         "invalid_request_error",
         "invalid_json",
       ),

@@ -1,4 +1,5 @@
 import type { BatchLineResult } from "@sageserve/protocol";
+import { errorMessage } from "@sageserve/protocol";
 import {
   type Choice,
   type Collected,
@@ -71,7 +72,7 @@ export function parseBatchInput(
     try {
       v = JSON.parse(raw);
     } catch (e) {
-      return err(n, "invalid_json_line", `line ${n} is not valid JSON: ${(e as Error).message}`);
+      return err(n, "invalid_json_line", `line ${n} is not valid JSON: ${errorMessage(e)}`);
     }
     if (typeof v !== "object" || v === null || Array.isArray(v))
       return err(n, "invalid_json_line", `line ${n} is not a JSON object`);

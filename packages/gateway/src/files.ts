@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
+import { errorMessage } from "@sageserve/protocol";
 import type { Bus } from "@sageserve/runtime";
 import type { HttpError } from "./http.js";
 
@@ -118,11 +119,7 @@ export async function readUpload(
       body: raw,
     }).formData();
   } catch (e) {
-    return bad(
-      `the multipart body could not be parsed: ${(e as Error).message}`,
-      undefined,
-      "invalid_multipart",
-    );
+    return bad(`the multipart body could not be parsed: ${errorMessage(e)}`, undefined, "invalid_multipart");
   }
   const purpose = form.get("purpose");
   if (typeof purpose !== "string" || !PURPOSES.has(purpose))

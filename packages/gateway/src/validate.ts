@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import { errorMessage } from "@sageserve/protocol";
 import { type HttpError, readBody } from "./http.js";
 
 /** Most choices per prompt (`n`): each is a sequence with its own KV at the engine. */
@@ -122,7 +123,7 @@ export async function readJsonBody(
   } catch (e) {
     return {
       status: 400,
-      message: `request body is not valid JSON: ${(e as Error).message}`,
+      message: `request body is not valid JSON: ${errorMessage(e)}`,
       type: "invalid_request_error",
       code: "invalid_json",
     };

@@ -3,7 +3,7 @@
  * created by writers and only bound by readers, reads retried while a stream has no leader, and keys
  * escaped to what NATS KV allows. Separate from the bus's messaging: state, not messages.
  */
-import { decode, SageError } from "@sageserve/protocol";
+import { decode, errorMessage, SageError } from "@sageserve/protocol";
 import type { KvPutOptions } from "@sageserve/runtime";
 import type { KV, NatsConnection, ObjectStore } from "nats";
 import type { NatsBusSettings } from "./nats-options.js";
@@ -84,7 +84,7 @@ export class JetStreamStores {
     try {
       await (await this.connection.jetstreamManager(this.settings.jsOpts)).streams.info(`KV_${name}`);
     } catch (e) {
-      if ((e as Error).message === "stream not found") return undefined;
+      if (errorMessage(e) === "stream not found") return undefined;
       throw e;
     }
     return this.cacheBucket(

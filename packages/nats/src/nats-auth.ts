@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { SageError } from "@sageserve/protocol";
+import { errorMessage, SageError } from "@sageserve/protocol";
 import { createUser, fromSeed } from "nkeys.js";
 import {
   AUTH_ROLES,
@@ -81,7 +81,7 @@ export function readSeed(file: string): string {
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new SageError("AUTH", `cannot read NATS NKey seed file ${file}: ${(e as Error).message}`);
+    throw new SageError("AUTH", `cannot read NATS NKey seed file ${file}: ${errorMessage(e)}`);
   }
   const seed = text
     .split("\n")
@@ -91,7 +91,7 @@ export function readSeed(file: string): string {
   try {
     fromSeed(new TextEncoder().encode(seed)).getPublicKey();
   } catch (e) {
-    throw new SageError("AUTH", `${file}: invalid NKey seed: ${(e as Error).message}`);
+    throw new SageError("AUTH", `${file}: invalid NKey seed: ${errorMessage(e)}`);
   }
   return seed;
 }

@@ -3,7 +3,7 @@
  * subscribe and request, and services as `nats micro` shows them. JetStream work queues and the KV and
  * object stores are in `jetstream-queues.ts` and `jetstream-stores.ts`; connecting in `nats-options.ts`.
  */
-import { decode, encode, isValidSubject, type Result, SageError } from "@sageserve/protocol";
+import { decode, encode, errorMessage, isValidSubject, type Result, SageError } from "@sageserve/protocol";
 import type {
   Bus,
   DurableMessage,
@@ -65,7 +65,7 @@ export class NatsBus implements Bus {
     try {
       nc = await connect(co);
     } catch (e) {
-      const msg = (e as Error).message;
+      const msg = errorMessage(e);
       const auth = /authoriz|authentic|permission|nkey|tls|certificate/i.test(msg);
       throw new SageError(
         auth ? "AUTH" : "CLOSED",

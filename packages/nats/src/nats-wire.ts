@@ -3,7 +3,7 @@
  * and the client's errors (thrown or reported on the connection's status) turned into SageError codes
  * callers switch on. Shared by the bus, its JetStream queues and its stores.
  */
-import { encode, SageError } from "@sageserve/protocol";
+import { encode, errorMessage, SageError } from "@sageserve/protocol";
 import { ErrorCode, type NatsError } from "nats";
 
 /** `data` encoded, or TOO_LARGE when it exceeds the connection's `maxPayload`. */
@@ -46,7 +46,7 @@ export function mapError(e: unknown, subject: string, timeoutMs?: number): SageE
     case ErrorCode.ConnectionDraining:
       return new SageError("CLOSED", `connection closed while using ${subject}`, { subject, cause: e });
     case ErrorCode.PermissionsViolation:
-      return new SageError("AUTH", `NATS permissions violation on ${subject}: ${(e as Error).message}`, {
+      return new SageError("AUTH", `NATS permissions violation on ${subject}: ${errorMessage(e)}`, {
         subject,
         cause: e,
       });

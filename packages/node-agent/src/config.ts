@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { describeIssues, SageError, TIERS } from "@sageserve/protocol";
+import { describeIssues, errorMessage, SageError, TIERS } from "@sageserve/protocol";
 import { z } from "zod";
 import { ENGINE_KINDS } from "./metrics.js";
 import type { NodeAgentOptions } from "./options.js";
@@ -106,7 +106,7 @@ export function loadNodeAgentConfig(
     try {
       raw = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
     } catch (e) {
-      throw new SageError("CONFIG", `node agent config ${path}: ${(e as Error).message}`);
+      throw new SageError("CONFIG", `node agent config ${path}: ${errorMessage(e)}`);
     }
   }
   const engine = { ...((raw.engine as Record<string, unknown> | undefined) ?? {}) };

@@ -1,4 +1,4 @@
-import { type InferenceChunk, type Payload, SageError } from "@sageserve/protocol";
+import { errorMessage, type InferenceChunk, type Payload, SageError } from "@sageserve/protocol";
 import type { Clock } from "@sageserve/runtime";
 import { type ChoiceStep, engineEvents, type FinishReason } from "./engine-stream.js";
 import type { EngineCall } from "./priority.js";
@@ -118,7 +118,7 @@ function endedEarly(e: unknown, run: EngineRun, p: EngineCallParams): EngineRun 
  */
 export function describeError(e: unknown): string {
   const cause = (e as { cause?: unknown } | undefined)?.cause;
-  const msg = e instanceof Error ? e.message : String(e);
+  const msg = errorMessage(e);
   if (msg === "terminated" || msg === "fetch failed")
     return cause instanceof Error ? `engine connection lost (${cause.message})` : "engine connection lost";
   return msg;

@@ -1,5 +1,5 @@
 import { Packr } from "msgpackr";
-import { SageError } from "./errors.js";
+import { errorMessage, SageError } from "./errors.js";
 
 /**
  * Wire codec: MessagePack via msgpackr, plain maps (no shared record structures,
@@ -35,7 +35,7 @@ export function decode(
   } catch (e) {
     return {
       ok: false,
-      error: new SageError("DECODE", `payload is not valid msgpack: ${(e as Error).message}`, { cause: e }),
+      error: new SageError("DECODE", `payload is not valid msgpack: ${errorMessage(e)}`, { cause: e }),
     };
   }
 }

@@ -47,6 +47,11 @@ export class SageError extends Error {
   }
 }
 
+/** The message of anything thrown (an Error's message, else the value as a string): the one way errors are worded into others. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 export function isSageError(e: unknown): e is SageError {
   return e instanceof SageError;
 }

@@ -48,6 +48,7 @@ export {
   ERROR_CODES,
   type ErrorCode,
   err,
+  errorMessage,
   isSageError,
   ok,
   type Result,

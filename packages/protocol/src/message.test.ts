@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { MESSAGES } from "./catalog.js";
 import { decode, encode } from "./codec.js";
 import { renderSubjectsDoc } from "./docs.js";
+import { errorMessage } from "./errors.js";
 import { envelope, validatePayload, validateReply } from "./message.js";
 import { LoadReport, RouteRequest } from "./messages.js";
 
@@ -99,5 +100,14 @@ describe("validation at the boundary", () => {
     expect(decode(new Uint8Array([0x92, 0x01]))).toMatchObject({ ok: false, error: { code: "DECODE" } });
     expect(decode(new Uint8Array(0))).toMatchObject({ ok: false, error: { code: "DECODE" } });
     expect(decode(new Uint8Array(11), 10)).toMatchObject({ ok: false, error: { code: "TOO_LARGE" } });
+  });
+});
+
+describe("errorMessage", () => {
+  it("words an Error by its message and anything else thrown as a string", () => {
+    expect(errorMessage(new Error("boom"))).toBe("boom");
+    expect(errorMessage("plain")).toBe("plain");
+    expect(errorMessage(42)).toBe("42");
+    expect(errorMessage(undefined)).toBe("undefined");
   });
 });

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { describeIssues, SageError } from "@sageserve/protocol";
+import { describeIssues, errorMessage, SageError } from "@sageserve/protocol";
 import { z } from "zod";
 
 /**
@@ -103,7 +103,7 @@ export function loadSimConfig(path: string): SimConfig {
   try {
     raw = JSON.parse(readFileSync(path, "utf8"));
   } catch (e) {
-    throw new SageError("CONFIG", `config ${path}: ${(e as Error).message}`);
+    throw new SageError("CONFIG", `config ${path}: ${errorMessage(e)}`);
   }
   const parsed = SimConfigSchema.safeParse(raw);
   if (!parsed.success) {

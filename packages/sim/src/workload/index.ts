@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { describeIssues, SageError } from "@sageserve/protocol";
+import { describeIssues, errorMessage, SageError } from "@sageserve/protocol";
 import { sortByArrival } from "./arrivals.js";
 import { detectInput } from "./detect.js";
 import { readText } from "./lines.js";
@@ -74,7 +74,7 @@ function fromSpecFile(path: string, opts: WorkloadOptions): Workload {
     raw = JSON.parse(readText(path));
   } catch (e) {
     if (e instanceof SageError) throw e;
-    throw new SageError("CONFIG", `scenario file ${path}: invalid JSON: ${(e as Error).message}`);
+    throw new SageError("CONFIG", `scenario file ${path}: invalid JSON: ${errorMessage(e)}`);
   }
   const dir = dirname(resolve(path));
   const at = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));

@@ -1,6 +1,7 @@
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 import { gunzipSync } from "node:zlib";
+import { errorMessage } from "@sageserve/protocol";
 import { TraceError } from "./types.js";
 
 const CHUNK_BYTES = 1 << 20;
@@ -70,7 +71,7 @@ export function readText(path: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (e) {
-    throw new TraceError(path, 0, "file", `cannot read: ${(e as Error).message}`);
+    throw new TraceError(path, 0, "file", `cannot read: ${errorMessage(e)}`);
   }
 }
 
@@ -78,7 +79,7 @@ function open(path: string): number {
   try {
     return openSync(path, "r");
   } catch (e) {
-    throw new TraceError(path, 0, "file", `cannot read: ${(e as Error).message}`);
+    throw new TraceError(path, 0, "file", `cannot read: ${errorMessage(e)}`);
   }
 }
 
@@ -87,11 +88,11 @@ function readGzip(path: string): string {
   try {
     raw = readFileSync(path);
   } catch (e) {
-    throw new TraceError(path, 0, "file", `cannot read: ${(e as Error).message}`);
+    throw new TraceError(path, 0, "file", `cannot read: ${errorMessage(e)}`);
   }
   try {
     return gunzipSync(raw).toString("utf8");
   } catch (e) {
-    throw new TraceError(path, 0, "file", `not a valid gzip file: ${(e as Error).message}`);
+    throw new TraceError(path, 0, "file", `not a valid gzip file: ${errorMessage(e)}`);
   }
 }

@@ -1,6 +1,6 @@
 import { basename } from "node:path";
 import { MODELS } from "@sageserve/engine";
-import { TIERS, type Tier } from "@sageserve/protocol";
+import { errorMessage, TIERS, type Tier } from "@sageserve/protocol";
 import type { TokenQuantiles } from "./arrivals.js";
 import { readLines } from "./lines.js";
 import { TraceError } from "./types.js";
@@ -222,7 +222,7 @@ export function readLengthTable(path: string, weight: (key: RateStreamKey) => nu
     try {
       o = JSON.parse(text);
     } catch (e) {
-      throw new TraceError(src, line, "line", `invalid JSON: ${(e as Error).message}`);
+      throw new TraceError(src, line, "line", `invalid JSON: ${errorMessage(e)}`);
     }
     if (typeof o !== "object" || o === null || Array.isArray(o))
       throw new TraceError(src, line, "line", "not an object");

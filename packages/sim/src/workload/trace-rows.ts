@@ -1,5 +1,5 @@
 import { MODELS } from "@sageserve/engine";
-import { DEFAULT_NIW_DEADLINE_MS, TIERS, type Tier } from "@sageserve/protocol";
+import { DEFAULT_NIW_DEADLINE_MS, errorMessage, TIERS, type Tier } from "@sageserve/protocol";
 import { type Mapping, mapRequest } from "./transform.js";
 import { type SimRequest, TraceError } from "./types.js";
 
@@ -120,7 +120,7 @@ export function* traceRows(
       try {
         raw = JSON.parse(line === 1 ? text.replace(/^\uFEFF/, "") : text);
       } catch (e) {
-        fail(src, line, "line", `invalid JSON: ${(e as Error).message}`);
+        fail(src, line, "line", `invalid JSON: ${errorMessage(e)}`);
       }
       if (typeof raw !== "object" || raw === null || Array.isArray(raw))
         fail(src, line, "line", "not an object");
