@@ -3,6 +3,8 @@
  * compact curves: prefill time against the batch's total prompt tokens, and
  * decode-iteration time against batch size, from the medians of repeated runs.
  */
+import { tripleKey } from "@sageserve/protocol";
+
 export interface PerfRow {
   model: string;
   hardware: string;
@@ -115,7 +117,7 @@ export function fitProfiles(rows: PerfRow[], keep: (r: PerfRow) => boolean = () 
   const groups = new Map<string, PerfRow[]>();
   for (const r of rows) {
     if (!keep(r)) continue;
-    const k = `${r.model}|${r.hardware}|${r.tensorParallel}`;
+    const k = tripleKey(r.model, r.hardware, String(r.tensorParallel));
     const g = groups.get(k);
     if (g) g.push(r);
     else groups.set(k, [r]);
