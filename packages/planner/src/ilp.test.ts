@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { randomProblem } from "../../../bench/planner-problem.js";
 import { blockStructure, improveByBlocks, lagrangianBound, type SubMip } from "./decompose.js";
-import { buildPlanningModel, solvePlan } from "./ilp.js";
-import { isFeasible, type LpModel, objective, solve, violation } from "./lp.js";
+import { solvePlan } from "./ilp.js";
+import { solve } from "./lp.js";
+import { isFeasible, type LpModel, objective, violation } from "./lp-model.js";
+import { buildPlanningModel } from "./planning-model.js";
 import { type PlanningSnapshotInput, PlanningSnapshotSchema } from "./snapshot.js";
 
 const snap = (s: PlanningSnapshotInput) => PlanningSnapshotSchema.parse(s);

@@ -8,9 +8,6 @@ import { SolveBudget } from "./budget.js";
 import { solveHighs } from "./highs.js";
 import { isFeasible, type LpModel, type LpSolution, objective, type SolveOptions } from "./lp-model.js";
 
-export { preloadSolvers, toHighsData, toLpText } from "./highs.js";
-export * from "./lp-model.js";
-
 // The package is CommonJS; require() gives its real exports without ESM interop guesswork.
 const require = createRequire(import.meta.url);
 const jslp = require("javascript-lp-solver") as {

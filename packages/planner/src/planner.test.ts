@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { postProcessTargets } from "./planner.js";
+import { postProcessTargets } from "./plan-output.js";
 
 const t = (instances: number, delta: number) => ({ model: "m", region: "r", gpu: "h100", instances, delta });
 
