@@ -97,6 +97,33 @@ describe("docker compose up: the compose file on a Docker engine, under traffic 
     }
   };
 
+  /** Probe each region and model until all answer (at most 60 s); how many probes failed on the way. */
+  const failover = async (): Promise<number> => {
+    let failed = 0;
+    const pending = new Set(REGIONS.flatMap((region) => MODELS.map((model) => `${region}|${model}`)));
+    const end = Date.now() + 60_000;
+    while (pending.size > 0 && Date.now() < end) {
+      await Promise.all(
+        [...pending].map(async (key) => {
+          const [region, model] = key.split("|") as [string, string];
+          const ok = await client.chat.completions
+            .create(
+              { model, messages: [{ role: "user", content: `probe ${region}` }], max_tokens: 4 },
+              { headers: { "x-sage-region": region, "x-sage-tier": "fast" }, timeout: 8_000 },
+            )
+            .then(
+              () => true,
+              () => false,
+            );
+          if (ok) pending.delete(key);
+          else failed++;
+        }),
+      );
+    }
+    expect([...pending]).toEqual([]);
+    return failed;
+  };
+
   beforeAll(async () => {
     if (run("docker", ["info"], 30_000).status !== 0)
       throw new Error(`no Docker engine answers: ${SETUP_HINT}`);
@@ -192,6 +219,17 @@ describe("docker compose up: the compose file on a Docker engine, under traffic 
       expect(r.status).toBe(202);
       jobs.push(((await r.json()) as { id: string }).id);
     }
+    // Failover first: a request handed to a node in the moment its connection moves to another server
+    // can be lost (the router's InferenceRequest is published at most once — the documented gap in
+    // docs/reliability.md; fault-nats-cluster.test.ts measures it), and a client whose server died answers
+    // 503 until it has reconnected. Probe every region and model with a short client timeout until each
+    // answers; failed probes are counted and bounded (at most one per endpoint), then every request of
+    // three full rounds must be answered.
+    const probesFailed = await failover();
+    console.info(
+      `compose failover: ${probesFailed} probe request(s) unanswered or refused in the failover gap`,
+    );
+    expect(probesFailed).toBeLessThanOrEqual(REGIONS.length * MODELS.length);
     for (let i = 0; i < 3; i++) await round();
     const done = await until(
       async () => {

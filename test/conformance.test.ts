@@ -42,7 +42,8 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     await h.settle(50);
     for (const s of ["t1.a.load", "t1.b.load", "t1.a.b.load", "t1", "t1.x", "t2.a.load"])
       pub.publish(s, { s });
-    await h.settle(100);
+    await h.until(() => got.tail!.length >= 4 && got.star!.length >= 2 && got.exact!.length >= 1, 5_000);
+    await h.settle(50); // and nothing more arrives
     expect(got.star).toEqual(["t1.a.load", "t1.b.load"]);
     expect(got.tail).toEqual(["t1.a.load", "t1.b.load", "t1.a.b.load", "t1.x"]);
     expect(got.exact).toEqual(["t1.a.load"]);
@@ -57,7 +58,8 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     c.subscribe("t2.work", () => void count.c++);
     await h.settle(50);
     for (let i = 0; i < 300; i++) pub.publish("t2.work", { i });
-    await h.settle(300);
+    await h.until(() => count.a + count.b >= 300 && count.c >= 300, 5_000);
+    await h.settle(50); // and no queue member gets a second copy
     expect(count.a + count.b).toBe(300);
     expect(count.a).toBeGreaterThan(0);
     expect(count.b).toBeGreaterThan(0);
@@ -121,7 +123,7 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     });
     await h.settle(50);
     for (let i = 0; i < 2000; i++) pub.publish("t6.seq", { i });
-    await h.settle(500);
+    await h.until(() => seen.length >= 2000, 10_000);
     expect(seen).toEqual(Array.from({ length: 2000 }, (_, i) => i));
   });
 
@@ -132,7 +134,7 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     const s = sub.subscribe("t7.x", () => void got++);
     await h.settle(50);
     pub.publish("t7.x", {});
-    await h.settle(100);
+    await h.until(() => got === 1, 5_000);
     s.unsubscribe();
     await h.settle(50);
     pub.publish("t7.x", {});
@@ -154,7 +156,7 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     pub.publishRaw("t8.raw", new Uint8Array([0x92, 0x01])); // truncated array
     pub.publishRaw("t8.raw", new Uint8Array(0));
     pub.publish("t8.raw", { fine: true });
-    await h.settle(100);
+    await h.until(() => codes.length >= 4, 5_000);
     expect(codes).toEqual(["DECODE", "DECODE", "DECODE", "ok"]);
   });
 
@@ -166,14 +168,16 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
       timerAt = h.clock.now();
     });
     const every = h.clock.every(100, () => ticks.push(h.clock.now() - t0));
-    await h.settle(550);
+    await h.until(() => timerAt > 0 && ticks.length >= 5, 5_000);
     every.cancel();
+    // Never early is the contract; lateness is bounded loosely (a loaded CI machine delays real
+    // timers by tens of milliseconds) — it catches a timer that waits a whole extra interval or more.
     expect(timerAt - t0).toBeGreaterThanOrEqual(149);
-    expect(timerAt - t0).toBeLessThan(300);
-    expect(ticks).toHaveLength(5);
-    ticks.forEach((t, i) => {
+    expect(timerAt - t0).toBeLessThan(150 + 400);
+    expect(ticks.length).toBeGreaterThanOrEqual(5);
+    ticks.slice(0, 5).forEach((t, i) => {
       expect(t).toBeGreaterThanOrEqual((i + 1) * 100 - 1);
-      expect(t).toBeLessThan((i + 1) * 100 + 100);
+      expect(t).toBeLessThan((i + 1) * 100 + 400);
     });
   });
 
@@ -187,7 +191,7 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     for (const f of fired) {
       expect(f.scheduled % 1000).toBe(0);
       expect(f.at - f.scheduled).toBeGreaterThanOrEqual(0);
-      expect(f.at - f.scheduled).toBeLessThan(200);
+      expect(f.at - f.scheduled).toBeLessThan(400); // late by a loaded machine, never a second late
     }
   });
 
@@ -278,7 +282,7 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
       },
       { ackWaitMs: 1_000 },
     );
-    await h.settle(300);
+    await h.until(() => seen.length >= 3, 5_000);
     expect(seen).toEqual([1, 2, 3]);
     (await sub1).unsubscribe();
     await first.close();

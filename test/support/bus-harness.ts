@@ -11,8 +11,14 @@ export interface BusHarness {
   name: string;
   clock: Clock;
   connect(name: string): Promise<Bus>;
-  /** Let `ms` of (real or virtual) time pass and deliveries happen. */
+  /** Let `ms` of (real or virtual) time pass and deliveries happen (for checks that something does NOT arrive). */
   settle(ms: number): Promise<void>;
+  /**
+   * Let deliveries happen until `done()` holds, at most `maxMs` of (real or virtual) time; returns
+   * `done()`. Waiting on the condition, not a fixed sleep, keeps the live runs from flaking on a loaded
+   * machine while the virtual runs stay exact.
+   */
+  until(done: () => boolean, maxMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -32,6 +38,12 @@ export async function natsHarness(seed = 1): Promise<BusHarness> {
       for (const b of buses) if (!b.closed) await b.flush();
       await new Promise((r) => setTimeout(r, ms));
     },
+    async until(done, maxMs) {
+      for (const b of buses) if (!b.closed) await b.flush();
+      const end = Date.now() + maxMs;
+      while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+      return done();
+    },
     async close() {
       for (const b of buses) await b.close();
       clock.cancelAll();
@@ -50,6 +62,10 @@ export async function memoryHarness(seed = 1): Promise<BusHarness> {
       return broker.connect(name);
     },
     settle: (ms) => clock.advance(ms),
+    async until(done, maxMs) {
+      for (let waited = 0; !done() && waited < maxMs; waited += 5) await clock.advance(5);
+      return done();
+    },
     async close() {},
   };
 }
