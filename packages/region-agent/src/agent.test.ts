@@ -228,6 +228,67 @@ describe("region agent, GPU types under a plan (LT-I)", () => {
   });
 });
 
+describe("region agent following successive plans", () => {
+  const plan = (id: string, targets: Payload<typeof Plan>["targets"], nowMs: number) =>
+    envelope(Plan, {
+      planId: id,
+      createdAtMs: nowMs,
+      windowStartMs: nowMs,
+      windowEndMs: nowMs + 3_600_000,
+      strategy: "lt-i",
+      targets,
+      routing: [],
+      forecast: [],
+      solver: { status: "optimal", objective: 1, solveMs: 1 },
+      notes: [],
+    });
+
+  it("drops a model's target here when the next plan names the model only in other regions (planned at zero), and keeps an unnamed model's", async () => {
+    const clock = new VirtualClock({ startMs: 0 });
+    const broker = new MemoryBroker(clock);
+    const agent = new RegionAgentActor(
+      { bus: broker.connect("agent"), clock },
+      {
+        region: "westus",
+        models: ["llama3.1-8b", "llama3.2-3b"],
+        mode: "unified",
+        gpuTypes: ["h100"],
+        scalingIntervalMs: 60_000,
+        planStrategy: "lt-i",
+        reactive: { minInstances: 1 },
+      },
+    );
+    await agent.start();
+    const planner = broker.connect("planner");
+    planner.publish(
+      Plan.subject.build({}),
+      plan(
+        "p1",
+        [
+          { model: "llama3.1-8b", region: "westus", gpuType: "h100", instances: 6, delta: 6 },
+          { model: "llama3.2-3b", region: "westus", gpuType: "h100", instances: 3, delta: 3 },
+        ],
+        clock.now(),
+      ),
+    );
+    await clock.advance(10);
+    expect(agent.planTargets()).toEqual({ "llama3.1-8b": 6, "llama3.2-3b": 3 });
+    // The next plan moves llama3.1-8b to eastus (westus left out: zero here, none running yet) and does
+    // not name llama3.2-3b at all (not planned this hour: its target stays).
+    planner.publish(
+      Plan.subject.build({}),
+      plan(
+        "p2",
+        [{ model: "llama3.1-8b", region: "eastus", gpuType: "h100", instances: 6, delta: 6 }],
+        clock.now(),
+      ),
+    );
+    await clock.advance(10);
+    expect(agent.planTargets()).toEqual({ "llama3.1-8b": 1, "llama3.2-3b": 3 }); // 1: the minimum
+    await agent.stop();
+  });
+});
+
 describe("region agent restart while its VMs boot", () => {
   it("counts accepted boots as arriving, and a successor reads them from KV instead of booting again", async () => {
     const clock = new VirtualClock({ startMs: 0 });

@@ -216,8 +216,13 @@ export class RegionAgentActor extends Actor {
     const targets = this.plan.absorb(p);
     this.niw.setPlanRates(p.niw, this.opts.region);
     const work: Promise<void>[] = [];
+    // The planner leaves out a (model, region) it plans at zero where it sees none running (possibly boots
+    // still on their way): a model the plan names elsewhere but not here is planned at zero here — not
+    // held at the previous plan's target, which would keep booting what the plan no longer wants.
+    const planned = new Set(p.targets.map((t) => t.model));
     for (const model of this.opts.models) {
-      const t = targets.get(model);
+      const t =
+        targets.get(model) ?? (planned.has(model) && this.plan.targets.has(model) ? noneHere() : undefined);
       if (t) this.applyPlanTarget(model, t, work);
     }
     if (work.length) return Promise.all(work).then(() => {});
@@ -390,4 +395,9 @@ export class RegionAgentActor extends Actor {
   bootsInFlight(): BootInFlight[] {
     return this.view.bootsInFlight();
   }
+}
+
+/** A plan's target for a model it plans at zero in this region. */
+function noneHere(): PlanTargetSum {
+  return { instances: 0, gpu: undefined, best: -1, byGpu: {} };
 }
