@@ -191,6 +191,21 @@ describe("capacity plan ILP", () => {
       expect.objectContaining({ model: "m", gpu: "h100", instances: 2, delta: -4 }),
     ]);
   });
+
+  it("names the model's own minimum when supply cannot keep it", async () => {
+    const plan = await solvePlan(
+      snap({
+        ...base,
+        supply: { r1: { h100: 1, a100: 0 } },
+        demand: [{ model: "m", region: "r1", iwTokensPerSecond: 10 }],
+        current: [],
+        config: { minInstances: 2, minInstancesByModel: { m: 3 } },
+      }),
+    );
+    expect(plan.notes.join("\n")).toMatch(
+      /m in r1 kept 2 below the minimum of 3 instances: no GPU supply left/,
+    );
+  });
 });
 
 /** Seeded problems of bench/planner.ts (integer instances per model × region × GPU type, routing, supply). */

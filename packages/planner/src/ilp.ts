@@ -71,9 +71,11 @@ export async function solvePlan(
   const unserved = unservedDemand(s, index, regions, sol.values, notes);
   for (const [k, i] of index.minSlack) {
     const short = Math.round(solutionValue(sol.values, i));
+    const model = k.slice(0, k.indexOf("|"));
+    const min = s.config.minInstancesByModel?.[model] ?? s.config.minInstances;
     if (short > 0)
       notes.push(
-        `${k.replace("|", " in ")} kept ${short} below the minimum of ${s.config.minInstances} instances: no GPU supply left`,
+        `${k.replace("|", " in ")} kept ${short} below the minimum of ${min} instances: no GPU supply left`,
       );
   }
   for (const t of targets) {
