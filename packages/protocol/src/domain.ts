@@ -25,6 +25,11 @@ export type PlanStrategy = (typeof PLAN_STRATEGIES)[number];
  */
 export const DEFAULT_NIW_DEADLINE_MS = 86_400_000;
 
+/** The id of the NIW queue job that carries request `requestId` (the router names it, the region agent finds it). */
+export function niwJobId(requestId: string): string {
+  return `j-${requestId}`;
+}
+
 /** Region, node and instance ids: short, printable, no whitespace. */
 export const Id = z
   .string()

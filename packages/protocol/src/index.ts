@@ -35,6 +35,7 @@ export {
   instanceLoadWith,
   type LoadSignals,
   ModelId,
+  niwJobId,
   PAID_STATES,
   PLAN_STRATEGIES,
   type PlanStrategy,

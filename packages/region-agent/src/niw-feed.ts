@@ -8,6 +8,7 @@
 import {
   BATCH_MAX_ATTEMPTS,
   type InferenceRequest,
+  niwJobId,
   type Payload,
   type Plan,
   type RequestDone,
@@ -100,7 +101,7 @@ export class NiwFeed {
    * reach the head of the queue (the queue has no removal); running ones the node agent aborts.
    */
   cancel(requestId: string): void {
-    if (this.held.has(`j-${requestId}`)) this.cancelledQueued.add(requestId);
+    if (this.held.has(niwJobId(requestId))) this.cancelledQueued.add(requestId);
   }
 
   /** Jobs held here longer than the ack wait must not be redelivered: keep telling the queue. */

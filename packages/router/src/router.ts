@@ -8,6 +8,7 @@ import {
   LoadReport,
   NIW_STREAM,
   NiwJob,
+  niwJobId,
   type Payload,
   Plan,
   pairKey,
@@ -154,7 +155,7 @@ export class RouterActor extends Actor {
   /** NIW work in queue mode: a durable job in the origin region's queue, for its region agent to release. */
   private queueNiw(req: Route, now: number) {
     // Derived from the request id: unique across routers and restarts, and the same job if re-queued.
-    const jobId = `j-${req.requestId}`;
+    const jobId = niwJobId(req.requestId);
     // Durable: the job stays in the queue until a region agent has released it, whatever restarts.
     this.durablePublish(
       NIW_STREAM,
