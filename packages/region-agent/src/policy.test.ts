@@ -144,6 +144,63 @@ describe("reactive scaling policy", () => {
       undefined,
     ]);
   });
+
+  it("keeps order and backlog exact against a plain sort over random pushes and pops (deadline bins)", () => {
+    let seed = 7;
+    const rand = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const q = new NiwQueue();
+    // The reference: every queued job with its arrival order, sorted by (deadline, arrival) when asked.
+    let ref: { deadlineMs: number; seq: number; jobId: string; tokens: number }[] = [];
+    let seq = 0;
+    let now = 0;
+    const bounds = [0.5, 1, 30, 60, 240, 1440];
+    for (let step = 0; step < 4_000; step++) {
+      now += rand() * 20_000;
+      const r = rand();
+      if (r < 0.6) {
+        // Deadlines from overdue to a day ahead; some on exact minute edges, some repeated, some fractional.
+        const kind = rand();
+        const deadlineMs =
+          kind < 0.2
+            ? Math.round(now / 60_000 + rand() * 30) * 60_000
+            : kind < 0.3 && ref.length
+              ? ref[Math.floor(rand() * ref.length)]!.deadlineMs
+              : now - 120_000 + rand() * 86_400_000 + (kind < 0.5 ? 0.25 : 0);
+        const jobId = `j${seq}`;
+        const inputTokens = 1 + Math.floor(rand() * 100);
+        q.push({
+          jobId,
+          requestId: jobId,
+          model: "m",
+          originRegion: "r",
+          inputTokens,
+          maxOutputTokens: 7,
+          arrivalMs: now,
+          deadlineMs,
+          enqueuedAtMs: now,
+        });
+        ref.push({ deadlineMs, seq: seq++, jobId, tokens: inputTokens + 7 });
+      } else if (r < 0.95) {
+        ref.sort((a, b) => a.deadlineMs - b.deadlineMs || a.seq - b.seq);
+        expect(q.peek()?.jobId).toBe(ref[0]?.jobId);
+        expect(q.pop()?.jobId).toBe(ref.shift()?.jobId);
+      } else {
+        const want = bounds.map((withinMinutes) => {
+          const due = ref.filter((j) => (j.deadlineMs - now) / 60_000 <= withinMinutes);
+          return { withinMinutes, jobs: due.length, tokens: due.reduce((a, j) => a + j.tokens, 0) };
+        });
+        expect(q.backlog(now, bounds)).toEqual(want);
+      }
+      expect(q.size).toBe(ref.length);
+    }
+    ref = ref.sort((a, b) => a.deadlineMs - b.deadlineMs || a.seq - b.seq);
+    for (const j of ref) expect(q.pop()?.jobId).toBe(j.jobId);
+    expect(q.pop()).toBeUndefined();
+    expect(q.size).toBe(0);
+  });
 });
 
 describe("NIW release of the queue's head", () => {
