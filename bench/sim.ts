@@ -38,7 +38,12 @@ const cases: Case[] = [
     label: "day, first 4.5 h (the paper simulator's anchor)",
     args: ["-s", "day", "--duration", quick ? "1h" : "4.5h"],
   },
-  { label: "paper-scale, week", args: ["-s", "paper-scale", ...(quick ? ["--duration", "1h"] : [])] },
+  // At a fifth of the scenario's rate (180 req/s, 109 M requests): the `paper-scale` of before 2026-12-06,
+  // the row's history; the whole 900 req/s week is ~5× as long (docs/results.md has its runs).
+  {
+    label: "paper-scale × 0.2, week",
+    args: ["-s", "paper-scale", "--scale", "0.2", ...(quick ? ["--duration", "1h"] : [])],
+  },
 ];
 
 interface Row {
@@ -109,7 +114,7 @@ ${table}
 
 Same seed, same bytes: the three paper-week rows' report.json are ${sameBytes ? "**identical**" : "**NOT identical** (a determinism bug)"}.
 The target is ≥ 100,000 simulated requests/s on paper-week (the week in ≤ 100 s) — ${verdict(base)} — and on the
-paper-scale week (${scale.requests.toLocaleString("en-US")} requests) — ${verdict(scale)}. Runs of the same code on this
+paper-scale week at a fifth of its rate (${scale.requests.toLocaleString("en-US")} requests) — ${verdict(scale)}. Runs of the same code on this
 machine vary by about ±5 %. Before the engine work of December 2026 (at 3045dfa, same machine, alone) paper-week ran
 at 104,973 req/s and the first day of paper-scale at 63,016.
 

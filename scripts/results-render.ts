@@ -30,6 +30,11 @@ const psDay = existsSync(new URL("results/paper-scale-day.json", dir))
 const psWeek = existsSync(new URL("results/paper-scale-week.json", dir))
   ? load("paper-scale-week.json")
   : undefined;
+// `paper-scale` at a fifth of its rate (180 req/s, the scenario before 2026-12-06), kept as measured.
+const psFifth = (span: "day" | "week") =>
+  existsSync(new URL(`results/paper-scale-x0.2-${span}.json`, dir))
+    ? paperScaleTable(load(`paper-scale-x0.2-${span}.json`).runs)
+    : "_not stored_";
 
 const f = (x: number, d = 1) =>
   x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -291,6 +296,8 @@ let doc = template
       ? paperScaleTable(psWeek.runs)
       : "_not run yet: `npm run results` (or `tsx scripts/results-run.ts paper-scale-week`)_",
   )
+  .replaceAll("{{paperScaleFifthDayTable}}", psFifth("day"))
+  .replaceAll("{{paperScaleFifthWeekTable}}", psFifth("week"))
   .replaceAll("{{scaledRequests}}", scaled ? f(scaled.runs[0]!.report.requests.generated, 0) : "–")
   .replaceAll("{{floor}}", f(floorGpuHours(), 0))
   .replaceAll("{{latencyTable}}", latencyTable())

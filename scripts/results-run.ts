@@ -4,7 +4,7 @@
 // Each simulation runs in its own worker process, `--jobs` at a time (default: the cores, at most 4).
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runSimulation, type SimOptions } from "@sageserve/sim";
@@ -64,9 +64,9 @@ const SENSITIVITY: Record<string, Partial<SimOptions>> = {
   },
 };
 
-/** `paper-scale`'s first day (17.7 M requests; endpoints at 10–40 instances): where pools are big. */
-const PAPER_SCALE_DAY = ["siloed-reactive", "unified-reactive", "lt-ua", "lt-ua-0.9", "lt-ua-1.0", "best"];
-/** The whole `paper-scale` week (109 M requests, ~17 min a run): the baselines and the leading LT-UA. */
+/** `paper-scale`'s first day (~88 M requests; endpoints at 10–40 instances): where pools are big. */
+const PAPER_SCALE_DAY = ["siloed-reactive", "unified-reactive", "lt-ua", "lt-ua-1.0"];
+/** The whole `paper-scale` week (~544 M requests, hours a run): the baselines and the leading LT-UA. */
 const PAPER_SCALE_WEEK = ["siloed-reactive", "unified-reactive", "lt-ua-1.0"];
 
 interface Job {
@@ -162,8 +162,8 @@ if (jobArg !== undefined) {
           ? 7
           : j.scenario === "paper-scale"
             ? j.extra.transforms?.durationMs
-              ? 12
-              : 84
+              ? 60
+              : 420
             : 1) * ((j.extra.scale as number) ?? 1),
     }))
     .sort((a, b) => b.cost - a.cost)
@@ -176,8 +176,10 @@ if (jobArg !== undefined) {
         process.execPath,
         [
           ...process.execArgv,
-          // As `sageserve sim` does: a larger young generation (see packages/cli/bin/sageserve.js).
+          // As `sageserve sim` does: a larger young generation and an old one sized to the machine, shared
+          // by the workers (see packages/cli/bin/sageserve.js).
           "--max-semi-space-size=128",
+          `--max-old-space-size=${Math.max(4096, Math.floor(((totalmem() / 2 ** 20) * 0.75) / workers))}`,
           self,
           what,
           ...args.filter((a) => a !== what),

@@ -27,14 +27,21 @@ if (process.env.npm_command) {
 // young generation cuts the garbage collector's share of a run by about a tenth (docs/benchmarks.md).
 // V8 reads the size at start-up only, so those commands run in a child node that has it, with signals
 // passed on and its exit status returned. SAGESERVE_NO_REEXEC=1 runs them in this process.
+// They also get an old generation sized to the machine (three quarters of its memory; V8's own limit is
+// ~4 GB whatever the machine has): a forecast-driven policy holds up to a day of batch jobs until their
+// cheapest hours, and at `paper-scale` that is tens of millions of jobs.
 const YOUNG_GEN = "--max-semi-space-size=128";
 const command = process.argv[2];
-const hasFlag = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((a) =>
-  a.startsWith("--max-semi-space-size"),
-);
+const nodeFlags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)];
+const hasFlag = nodeFlags.some((a) => a.startsWith("--max-semi-space-size"));
 if ((command === "sim" || command === "compare") && !hasFlag && !process.env.SAGESERVE_NO_REEXEC) {
   const { spawn } = await import("node:child_process");
-  const child = spawn(process.execPath, [...process.execArgv, YOUNG_GEN, ...process.argv.slice(1)], {
+  const { totalmem } = await import("node:os");
+  const oldGenMb = Math.floor((totalmem() / 2 ** 20) * 0.75);
+  const heapFlags = nodeFlags.some((a) => a.startsWith("--max-old-space-size"))
+    ? [YOUNG_GEN]
+    : [YOUNG_GEN, `--max-old-space-size=${Math.max(4096, oldGenMb)}`];
+  const child = spawn(process.execPath, [...process.execArgv, ...heapFlags, ...process.argv.slice(1)], {
     stdio: "inherit",
     env: { ...process.env, SAGESERVE_NO_REEXEC: "1" },
   });
