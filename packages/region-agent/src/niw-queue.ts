@@ -10,8 +10,7 @@ interface Bin {
   key: number;
   jobs: Job[];
   head: number;
-  /** Jobs still queued in the bin and their prompt + output tokens. */
-  count: number;
+  /** Prompt + output tokens of the jobs still queued in the bin (`jobs.length − head` of them). */
   tokens: number;
 }
 
@@ -24,9 +23,8 @@ interface Bin {
  * the bins a bucket bound cuts through — not one step per queued job (a paper-scale day holds millions).
  */
 export class NiwQueue {
-  private readonly bins = new Map<number, Bin>();
-  /** Bin keys in ascending order; `first` indexes the earliest bin still holding jobs. */
-  private keys: number[] = [];
+  /** Bins in ascending key order; `first` indexes the earliest bin still holding jobs. */
+  private bins: Bin[] = [];
   private first = 0;
   private n = 0;
 
@@ -36,27 +34,22 @@ export class NiwQueue {
 
   push(job: Job): void {
     const key = Math.floor(job.deadlineMs / BIN_MS);
-    let bin = this.bins.get(key);
-    if (!bin) {
-      bin = { key, jobs: [], head: 0, count: 0, tokens: 0 };
-      this.bins.set(key, bin);
-      this.insertKey(key);
-    }
+    const bin = this.binFor(key);
     const a = bin.jobs;
     // After every job with the same or an earlier deadline (FIFO among equals); usually the end.
-    let i = a.length;
-    if (i > bin.head && a[i - 1]!.deadlineMs > job.deadlineMs) {
+    const end = a.length;
+    if (end === bin.head || a[end - 1]!.deadlineMs <= job.deadlineMs) {
+      a.push(job);
+    } else {
       let lo = bin.head;
-      let hi = i;
+      let hi = end;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
         if (a[mid]!.deadlineMs <= job.deadlineMs) lo = mid + 1;
         else hi = mid;
       }
-      i = lo;
+      a.splice(lo, 0, job);
     }
-    a.splice(i, 0, job);
-    bin.count++;
     bin.tokens += job.inputTokens + job.maxOutputTokens;
     this.n++;
   }
@@ -70,8 +63,8 @@ export class NiwQueue {
     boundsMinutes: readonly number[],
   ): { withinMinutes: number; jobs: number; tokens: number }[] {
     const out = boundsMinutes.map((withinMinutes) => ({ withinMinutes, jobs: 0, tokens: 0 }));
-    for (let k = this.first; k < this.keys.length; k++) {
-      const bin = this.bins.get(this.keys[k]!)!;
+    for (let k = this.first; k < this.bins.length; k++) {
+      const bin = this.bins[k]!;
       // Every deadline d in the bin has lo ≤ d < hi; (d − now) / 60 000 is monotone in d, so a bound at or
       // above the bin's end counts the whole bin, one below its start none of it, and one inside it is
       // decided job by job with the same expression.
@@ -80,7 +73,7 @@ export class NiwQueue {
       for (const b of out) {
         if (dueLo > b.withinMinutes) continue;
         if (dueHi <= b.withinMinutes) {
-          b.jobs += bin.count;
+          b.jobs += bin.jobs.length - bin.head;
           b.tokens += bin.tokens;
           continue;
         }
@@ -96,48 +89,49 @@ export class NiwQueue {
   }
 
   peek(): Job | undefined {
-    const bin = this.firstBin();
+    const bin = this.bins[this.first];
     return bin?.jobs[bin.head];
   }
 
   pop(): Job | undefined {
-    const bin = this.firstBin();
+    const bin = this.bins[this.first];
     if (!bin) return undefined;
     const job = bin.jobs[bin.head]!;
     bin.jobs[bin.head++] = undefined as unknown as Job; // let it be collected
-    bin.count--;
     bin.tokens -= job.inputTokens + job.maxOutputTokens;
     this.n--;
-    if (bin.count === 0) {
-      this.bins.delete(bin.key);
+    if (bin.head === bin.jobs.length) {
       this.first++;
-      // Drop the consumed keys now and then (not on every pop: that would be a shift per bin).
-      if (this.first > 64 && this.first * 2 > this.keys.length) {
-        this.keys = this.keys.slice(this.first);
+      // Drop the emptied bins now and then (not on every pop: that would be a shift per bin).
+      if (this.first > 64 && this.first * 2 > this.bins.length) {
+        this.bins = this.bins.slice(this.first);
         this.first = 0;
       }
     }
     return job;
   }
 
-  private firstBin(): Bin | undefined {
-    return this.first < this.keys.length ? this.bins.get(this.keys[this.first]!) : undefined;
-  }
-
-  /** Add a new bin's key in order (usually the last: deadlines mostly arrive in order). */
-  private insertKey(key: number): void {
-    const keys = this.keys;
-    let i = keys.length;
-    if (i > this.first && keys[i - 1]! > key) {
+  /** The bin for a key, made and put in order if new (usually the last: deadlines mostly arrive in order). */
+  private binFor(key: number): Bin {
+    const bins = this.bins;
+    const end = bins.length;
+    const last = end > this.first ? bins[end - 1]! : undefined;
+    if (last && last.key === key) return last;
+    let i = end;
+    if (last && last.key > key) {
       let lo = this.first;
-      let hi = i;
+      let hi = end;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
-        if (keys[mid]! < key) lo = mid + 1;
+        if (bins[mid]!.key < key) lo = mid + 1;
         else hi = mid;
       }
+      if (lo < end && bins[lo]!.key === key) return bins[lo]!;
       i = lo;
     }
-    keys.splice(i, 0, key);
+    const bin: Bin = { key, jobs: [], head: 0, tokens: 0 };
+    if (i === end) bins.push(bin);
+    else bins.splice(i, 0, bin);
+    return bin;
   }
 }
