@@ -7,7 +7,9 @@ import {
   LoadReport,
   NodeCommand,
   type Payload,
+  RequestDone,
   RouteRequest,
+  RunCheck,
   validateReply,
 } from "@sageserve/protocol";
 import { RouterActor } from "@sageserve/router";
@@ -138,6 +140,82 @@ describe("node agent with an engine emulator process, over NATS", () => {
     expect(chunks.filter((c) => !c.done)).toHaveLength(8);
     expect(chunks.map((c) => c.seq)).toEqual([...chunks.keys()]);
     expect(chunks.at(-1)).toMatchObject({ done: true, finishReason: "length" });
+  });
+
+  it("a request sent again while it runs (a job queued again by a region agent that presumed its hand-off lost) is acknowledged and not run twice", async () => {
+    const chunks: Payload<typeof InferenceChunk>[] = [];
+    client.subscribe(InferenceChunk.subject.build({ listener: "direct", request: "req-dup" }), (m) => {
+      const d = m.data();
+      if (d.ok) chunks.push(d.value as Payload<typeof InferenceChunk>);
+    });
+    await client.flush();
+    const send = () =>
+      client.request(
+        InferenceRequest.subject.build({ node: "n1" }),
+        envelope(InferenceRequest, {
+          ...InferenceRequest.sample(),
+          requestId: "req-dup",
+          model: "llama3.2-3b",
+          instanceId: agent.instanceId,
+          maxOutputTokens: 24,
+          arrivalMs: Date.now(),
+        }),
+        { timeoutMs: 5_000 },
+      );
+    const replies = await Promise.all([send(), send()]);
+    for (const reply of replies) {
+      const d = reply.data();
+      const r = d.ok ? validateReply(InferenceRequest, d.value) : d;
+      expect(r.ok && r.value).toMatchObject({ accepted: true, streamSubject: "sage.stream.direct.req-dup" });
+    }
+    for (let i = 0; i < 200 && !chunks.some((c) => c.done); i++) await clock.sleep(50);
+    await clock.sleep(300);
+    // One run: 24 tokens and one end, numbered once.
+    expect(chunks.filter((c) => !c.done)).toHaveLength(24);
+    expect(chunks.filter((c) => c.done)).toHaveLength(1);
+    expect(chunks.map((c) => c.seq)).toEqual([...chunks.keys()]);
+  });
+
+  it("answers RunCheck: a batch request it runs, one it finished (with its outcome), and one it never received", async () => {
+    const ask = async (requestIds: string[]) => {
+      const m = await client.request(
+        RunCheck.subject.build({ node: "n1" }),
+        envelope(RunCheck, { requestIds }),
+        {
+          timeoutMs: 5_000,
+        },
+      );
+      const d = m.data();
+      const r = d.ok ? validateReply(RunCheck, d.value) : d;
+      if (!r.ok) throw r.error;
+      return r.value;
+    };
+    const batch = (requestId: string, maxOutputTokens: number) =>
+      client.publish(
+        InferenceRequest.subject.build({ node: "n1" }),
+        envelope(InferenceRequest, {
+          ...InferenceRequest.sample(),
+          requestId,
+          tier: "niw",
+          model: "llama3.2-3b",
+          instanceId: agent.instanceId,
+          maxOutputTokens,
+          arrivalMs: Date.now(),
+          deadlineMs: Date.now() + 3_600_000,
+        }),
+      );
+    const done: string[] = [];
+    client.subscribe(RequestDone.subject.build({ region: "westus", model: "llama3.2-3b" }), (m) => {
+      const d = m.data();
+      if (d.ok) done.push((d.value as Payload<typeof RequestDone>).requestId);
+    });
+    await client.flush();
+    batch("niw-short", 2);
+    batch("niw-long", 400);
+    for (let i = 0; i < 100 && !done.includes("niw-short"); i++) await clock.sleep(50);
+    const a = await ask(["niw-short", "niw-long", "niw-never"]);
+    expect(a.running).toEqual(["niw-long"]);
+    expect(a.done).toEqual([{ requestId: "niw-short", outcome: "ok" }]);
   });
 
   it("refuses requests for another model with a typed error, and swaps the model by restarting the engine", async () => {

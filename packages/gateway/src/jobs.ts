@@ -45,30 +45,39 @@ export class BatchJobs {
   }
 
   /**
-   * The job's view: this gateway's own, else the shared store's (another gateway's job). A job the
-   * store still shows unfinished is read from the result its node stored: the gateway that queued it
-   * may have stopped before the output reached it.
+   * The job's view: this gateway's own, else the shared store's (another gateway's job). A job not yet
+   * finished is read from the result its node stored: the gateway that queued it may have stopped
+   * before the output reached it, and the output's last chunk can be lost on its way (core NATS is at
+   * most once: a chunk inside a server of a cluster that dies is gone), which left the job "running" here
+   * for good although its node had finished it.
    */
   async view(id: string): Promise<object | undefined> {
     const j = this.jobs.get(id);
-    if (j) return BatchJobs.view(j);
-    const stored = (await this.store.get(id)) as
-      | { status?: string; model?: string; created?: number }
-      | undefined;
-    if (!stored || stored.status === "completed" || stored.status === "failed") return stored;
+    if (j && (j.status === "completed" || j.status === "failed")) return BatchJobs.view(j);
+    const stored = j
+      ? undefined
+      : ((await this.store.get(id)) as { status?: string; model?: string; created?: number } | undefined);
+    if (!j && (!stored || stored.status === "completed" || stored.status === "failed")) return stored;
     const r = await this.store.result(id.replace(/^j-/, ""));
-    if (!r) return stored;
+    if (!r) return j ? BatchJobs.view(j) : stored;
     const failed = r.outcome !== "ok";
     const finish = [...r.chunks].reverse().find((c) => c.finishReason)?.finishReason;
     const err = r.chunks.find((c) => c.error)?.error;
-    return BatchJobs.view({
+    const done: BatchJob = {
       id,
-      model: stored.model ?? "",
-      created: stored.created ?? 0,
+      model: j?.model ?? stored?.model ?? "",
+      created: j?.created ?? stored?.created ?? 0,
       status: failed ? "failed" : "completed",
       output: failed ? (err?.message ?? "the request failed") : r.chunks.map((c) => c.text ?? "").join(""),
       finish: failed ? "error" : (finish ?? "stop"),
-    });
+    };
+    if (j) {
+      // Ours: settle it (its output will not come now) and tell the other gateways.
+      j.unsubscribe?.();
+      Object.assign(j, done, { unsubscribe: undefined });
+      this.store.put(id, BatchJobs.view(j));
+    }
+    return BatchJobs.view(done);
   }
 
   track(id: string, requestId: string, model: string, createdS: number): void {

@@ -12,8 +12,10 @@ import {
   NodeCommand,
   nodeCommandStep,
   type Payload,
+  type ReplyIn,
   RequestCancel,
   RequestDone,
+  RunCheck,
   SageError,
   streamParams,
   streamSubjectOf,
@@ -57,6 +59,8 @@ export class NodeAgentActor extends Actor {
    * publishes it straight here, the request comes through the router), so it is remembered a while.
    */
   private readonly cancelled = new Map<string, number>();
+  /** Batch (NIW) requests finished lately: a region agent whose RequestDone was lost asks (RunCheck). */
+  private readonly finished = new Map<string, { outcome: RunOutcome; atMs: number }>();
   /** The priority each request carries to the engine (undefined: none). */
   private readonly priority: EnginePriority | undefined;
   private readonly timings: NodeAgentTimings;
@@ -99,6 +103,7 @@ export class NodeAgentActor extends Actor {
   protected setup(): void {
     const node = this.opts.nodeId;
     this.handle(InferenceRequest, { node }, (r) => this.infer(r));
+    this.handle(RunCheck, { node }, (c) => this.runs(c.requestIds));
     this.handle(NodeCommand, { node }, (c) => this.command(c));
     this.on(RequestCancel, {}, (c) => this.cancel(c.requestId), { broadcast: true });
     if (this.opts.engine.command) this.startEngine(this.model);
@@ -328,15 +333,31 @@ export class NodeAgentActor extends Actor {
   /** The client went away: abort the engine request (the engine frees its KV cache) or refuse it later. */
   private cancel(requestId: string): void {
     const now = this.clock.now();
-    for (const [id, at] of this.cancelled) {
-      if (now - at < CANCEL_MEMORY_MS) break;
-      this.cancelled.delete(id);
-    }
+    forgetBefore(this.cancelled, now - CANCEL_MEMORY_MS, (at) => at);
     this.cancelled.set(requestId, now);
     this.engineCalls.get(requestId)?.abort();
   }
 
+  /** Which of these requests run here now, and which finished lately (RunCheck). */
+  private runs(requestIds: readonly string[]): ReplyIn<typeof RunCheck> {
+    forgetBefore(this.finished, this.clock.now() - FINISHED_MEMORY_MS, (f) => f.atMs);
+    const running: string[] = [];
+    const done: { requestId: string; outcome: RunOutcome }[] = [];
+    for (const id of requestIds) {
+      if (this.engineCalls.has(id)) running.push(id);
+      else {
+        const f = this.finished.get(id);
+        if (f) done.push({ requestId: id, outcome: f.outcome });
+      }
+    }
+    return { running, done };
+  }
+
   private infer(r: Payload<typeof InferenceRequest>) {
+    // Sent again (a region agent whose hand-off answer was lost queues the job again and may pick this
+    // node once more): the run in progress answers for it, the request is not run twice here.
+    if (this.engineCalls.has(r.requestId))
+      return { requestId: r.requestId, accepted: true, streamSubject: streamSubjectOf(r) };
     if (this.state !== "serving")
       return new SageError("NO_CAPACITY", `instance ${this.instanceId} is ${this.state}`);
     if (r.model !== this.model)
@@ -402,13 +423,17 @@ export class NodeAgentActor extends Actor {
 
   private done(
     r: Payload<typeof InferenceRequest>,
-    outcome: "ok" | "failed" | "cancelled" | "rejected",
+    outcome: RunOutcome,
     started: number,
     firstAt: number | undefined,
     tokens: number,
     usage: { promptTokens: number } | undefined,
   ): void {
     const end = this.clock.now();
+    if (r.tier === "niw") {
+      forgetBefore(this.finished, end - FINISHED_MEMORY_MS, (f) => f.atMs);
+      this.finished.set(r.requestId, { outcome, atMs: end });
+    }
     const first = firstAt ?? end;
     this.publish(
       RequestDone,
@@ -438,3 +463,18 @@ const USAGE_ENGINES = new Set<EngineKind>(["vllm", "sglang"]);
 
 /** How long a cancel is remembered for a request that has not arrived yet. */
 const CANCEL_MEMORY_MS = 60_000;
+/**
+ * How long finished batch requests are remembered for RunCheck: a region agent asks within ~30 s of a
+ * release, then every 5 minutes while the job runs.
+ */
+const FINISHED_MEMORY_MS = 15 * 60_000;
+
+type RunOutcome = Payload<typeof RequestDone>["outcome"];
+
+/** Drop the oldest entries of an insertion-ordered map up to the first one at or after `cutoffMs`. */
+function forgetBefore<V>(m: Map<string, V>, cutoffMs: number, at: (v: V) => number): void {
+  for (const [id, v] of m) {
+    if (at(v) >= cutoffMs) break;
+    m.delete(id);
+  }
+}

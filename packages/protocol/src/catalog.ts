@@ -9,6 +9,7 @@ import {
   RequestCancel,
   RequestDone,
   RouteRequest,
+  RunCheck,
 } from "./messages.js";
 import {
   CapacityWanted,
@@ -26,6 +27,7 @@ import {
 export const MESSAGES: readonly MessageDef[] = [
   RouteRequest,
   InferenceRequest,
+  RunCheck,
   InferenceChunk,
   RequestCancel,
   QuotaUsage,

@@ -92,6 +92,7 @@ export {
   RequestCancel,
   RequestDone,
   RouteRequest,
+  RunCheck,
   streamParams,
   streamSubjectOf,
 } from "./messages.js";

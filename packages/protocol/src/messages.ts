@@ -116,13 +116,35 @@ export const InferenceRequest = defineMessage({
   reply: z.object({ requestId: Id, accepted: z.boolean(), streamSubject: z.string() }),
   publishers: ["router", "region-agent"],
   listeners: ["node-agent"],
-  doc: "Run this request on an instance of the node. Tokens come back as InferenceChunk on the returned stream subject.",
+  doc: "Run this request on an instance of the node. Tokens come back as InferenceChunk on the returned stream subject. A node answers (and does not run again) a request id it is already running.",
 }).withSample(
   () => ({
     ...RouteRequest.sample(),
     instanceId: "westus-n1-i0",
   }),
   () => ({ requestId: "r-1", accepted: true, streamSubject: "sage.stream.gateway-westus-1.r-1" }),
+);
+
+export const RunCheck = defineMessage({
+  name: "RunCheck",
+  kind: "request",
+  version: 1,
+  subject: "sage.node.{node}.runs",
+  schema: z.object({ requestIds: z.array(Id).max(4096) }),
+  reply: z.object({
+    /** Of the ids asked about, those the node is running now. */
+    running: z.array(Id).max(4096),
+    /** Those it finished lately (the last 15 minutes), with the outcome its RequestDone carried. */
+    done: z
+      .array(z.object({ requestId: Id, outcome: z.enum(["ok", "failed", "cancelled", "rejected"]) }))
+      .max(4096),
+  }),
+  publishers: ["region-agent"],
+  listeners: ["node-agent"],
+  doc: "Which of these requests is the node running, or has it finished lately? A region agent asks about the NIW jobs it released there that are neither done nor confirmed after 10 s (confirmed ones every 5 minutes): a job in neither list never arrived (core NATS lost the hand-off, e.g. inside a server that died) and is queued again; one done lately whose RequestDone was lost is settled.",
+}).withSample(
+  () => ({ requestIds: ["r-1", "r-2"] }),
+  () => ({ running: ["r-1"], done: [{ requestId: "r-2", outcome: "ok" }] }),
 );
 
 export const InferenceChunk = defineMessage({

@@ -8,6 +8,7 @@ import {
   type Payload,
   Plan,
   RequestDone,
+  RunCheck,
   VmCommand,
 } from "@sageserve/protocol";
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
@@ -350,6 +351,139 @@ describe("region agent restart while its VMs boot", () => {
     await clock.advance(20_000);
     expect(boots.filter((b) => b.action === "boot").length).toBeGreaterThan(2);
     await second.stop();
+  });
+});
+
+/** A NIW job in the durable queue, as the router puts it there. */
+function queueJob(w: Awaited<ReturnType<typeof world>>, requestId: string) {
+  return w.broker.connect(`router-${requestId}`).durablePublish(
+    NIW_STREAM,
+    NiwJob.subject.build({ region: "westus", model: "llama3.2-3b" }),
+    envelope(NiwJob, {
+      ...NiwJob.sample(),
+      jobId: `j-${requestId}`,
+      requestId,
+      model: "llama3.2-3b",
+      originRegion: "westus",
+      arrivalMs: 0,
+      deadlineMs: 86_400_000,
+      enqueuedAtMs: w.clock.now(),
+      resultKey: `batch_t.${requestId.slice(1)}`,
+    }),
+  );
+}
+
+/**
+ * Node n1 as the region agent sees it over a lossy bus: `arrives(copy)` decides whether the n-th copy of
+ * an InferenceRequest reaches it; it answers RunCheck from what arrived (running) and `finished`.
+ */
+function lossyNode(w: Awaited<ReturnType<typeof world>>, arrives: (copy: number) => boolean) {
+  const node = w.broker.connect("n1");
+  const copies: { atMs: number; attempt: number | undefined }[] = [];
+  const running = new Set<string>();
+  const finished = new Map<string, "ok" | "failed">();
+  const asked: { atMs: number; ids: string[] }[] = [];
+  node.subscribe(InferenceRequest.subject.build({ node: "n1" }), (m) => {
+    const d = m.data();
+    if (!d.ok) return;
+    const r = d.value as Payload<typeof InferenceRequest>;
+    copies.push({ atMs: w.clock.now(), attempt: r.attempt });
+    if (arrives(copies.length)) running.add(r.requestId);
+  });
+  node.subscribe(RunCheck.subject.build({ node: "n1" }), (m) => {
+    const d = m.data();
+    if (!d.ok) return;
+    const ids = (d.value as Payload<typeof RunCheck>).requestIds;
+    asked.push({ atMs: w.clock.now(), ids });
+    m.respond(
+      envelope(RunCheck, {
+        running: ids.filter((id) => running.has(id)),
+        done: ids.flatMap((id) => (finished.has(id) ? [{ requestId: id, outcome: finished.get(id)! }] : [])),
+      }),
+    );
+  });
+  /** The run ends; its RequestDone is lost on the way. */
+  const finishSilently = (id: string) => {
+    running.delete(id);
+    finished.set(id, "ok");
+  };
+  return { copies, asked, finishSilently };
+}
+
+const inQueue = (w: Awaited<ReturnType<typeof world>>) =>
+  w.broker.durable.get(NIW_STREAM.name)!.messages.size;
+
+describe("region agent NIW hand-off check (RunCheck)", () => {
+  it("queues a job again when its live node says it never received it (the hand-off was lost), and stops asking once the node runs it", async () => {
+    const w = await world({ kvUtilization: 0.05 });
+    w.send();
+    await w.clock.advance(10);
+    // The first copy dies inside a NATS server on its way; the next arrives.
+    const n = lossyNode(w, (copy) => copy > 1);
+    await queueJob(w, "r1");
+    for (let t = 0; t < 90; t++) {
+      w.send();
+      await w.clock.advance(1_000);
+    }
+    // Asked once it was 10 s unconfirmed (the 20-s sweep), queued again, released at the next tick as
+    // attempt 1, confirmed at the next sweep, and never asked about or sent again.
+    expect(w.agent.niwHandoffsLost).toBe(1);
+    expect(w.agent.niwRequeued).toBe(0);
+    expect(n.copies.map((c) => c.attempt)).toEqual([undefined, 1]);
+    expect(n.copies[1]!.atMs - n.asked[0]!.atMs).toBeLessThanOrEqual(1_000);
+    expect(n.asked.map((a) => a.ids)).toEqual([["r1"], ["r1"]]);
+    expect(n.asked[0]!.atMs - n.copies[0]!.atMs).toBeGreaterThanOrEqual(10_000);
+    expect(n.asked[0]!.atMs - n.copies[0]!.atMs).toBeLessThanOrEqual(30_000);
+    // Still held in the work queue until its RequestDone; counted once as released.
+    expect(inQueue(w)).toBe(1);
+    expect(w.agent.actions.niwReleased).toBe(1);
+    expect(w.agent.niwReleasedAgain).toBe(1);
+    await w.agent.stop();
+  });
+
+  it("asks again about a confirmed job every 5 minutes, and acknowledges it once its node reports it finished (its RequestDone lost)", async () => {
+    const w = await world({ kvUtilization: 0.05 });
+    w.send();
+    await w.clock.advance(10);
+    const n = lossyNode(w, () => true);
+    await queueJob(w, "r1");
+    for (let t = 0; t < 25; t++) {
+      w.send();
+      await w.clock.advance(1_000);
+    }
+    expect(n.asked).toHaveLength(1); // confirmed running
+    n.finishSilently("r1");
+    for (let t = 0; t < 400; t++) {
+      w.send();
+      await w.clock.advance(1_000);
+    }
+    expect(n.asked).toHaveLength(2);
+    expect(n.asked[1]!.atMs - n.asked[0]!.atMs).toBeGreaterThanOrEqual(5 * 60_000);
+    expect(n.asked[1]!.atMs - n.asked[0]!.atMs).toBeLessThanOrEqual(5 * 60_000 + 20_000);
+    expect(w.agent.niwDoneByCheck).toBe(1);
+    expect(n.copies).toHaveLength(1);
+    expect(inQueue(w)).toBe(0);
+    await w.agent.stop();
+  });
+
+  it("acknowledges an unconfirmed job whose node reports it finished (its RequestDone lost), and does not run it again", async () => {
+    const w = await world({ kvUtilization: 0.05 });
+    w.send();
+    await w.clock.advance(10);
+    const n = lossyNode(w, () => true);
+    await queueJob(w, "r1");
+    await w.clock.advance(2_000);
+    n.finishSilently("r1"); // done in 2 s; its RequestDone is lost
+    for (let t = 0; t < 60; t++) {
+      w.send();
+      await w.clock.advance(1_000);
+    }
+    expect(n.asked.map((a) => a.ids)).toEqual([["r1"]]);
+    expect(w.agent.niwDoneByCheck).toBe(1);
+    expect(w.agent.niwHandoffsLost).toBe(0);
+    expect(n.copies).toHaveLength(1);
+    expect(inQueue(w)).toBe(0);
+    await w.agent.stop();
   });
 });
 

@@ -13,6 +13,7 @@ import {
   RegionStatus,
   RequestCancel,
   RequestDone,
+  RunCheck,
   VmCommand,
   validatePayload,
 } from "@sageserve/protocol";
@@ -81,6 +82,10 @@ export class RegionAgentActor extends Actor {
     this.niw = new NiwFeed(this.clock, this.log, this.view, s.niw, this.actions, {
       utilization: (model) => this.snapshot(model, undefined).utilization,
       dispatch: (node, job) => void this.publish(InferenceRequest, { node }, job),
+      checkRuns: async (node, requestIds) => {
+        const r = await this.request(RunCheck, { node }, { requestIds }, 5_000);
+        return r.ok ? r.value : undefined;
+      },
     });
     this.scaling = new ScalingActuator(
       this.clock,
@@ -115,6 +120,16 @@ export class RegionAgentActor extends Actor {
   /** Released jobs queued again because their instance was lost before they were done. */
   get niwRequeued(): number {
     return this.niw.requeued;
+  }
+
+  /** Released NIW jobs their live node never received (the hand-off was lost), queued again. */
+  get niwHandoffsLost(): number {
+    return this.niw.handoffsLost;
+  }
+
+  /** Released NIW jobs settled from their node's answer to a RunCheck (their RequestDone was lost). */
+  get niwDoneByCheck(): number {
+    return this.niw.doneByCheck;
   }
 
   private pools(): (string | undefined)[] {

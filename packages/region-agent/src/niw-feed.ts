@@ -11,7 +11,9 @@ import {
   niwJobId,
   type Payload,
   type Plan,
+  type ReplyOf,
   type RequestDone,
+  type RunCheck,
 } from "@sageserve/protocol";
 import type { Clock, DurableMessage, Logger } from "@sageserve/runtime";
 import type { ActionCounts } from "./actions.js";
@@ -28,10 +30,22 @@ import {
 /** Deadline buckets of the NIW backlog in RegionStatus (minutes from now; the last covers a week). */
 export const BACKLOG_BOUNDS_MINUTES = [30, 60, 120, 240, 480, 720, 1440, 10_080];
 
-/** What the feed needs from the actor: the endpoint's utilisation, and a way to send a job to a node. */
+/**
+ * A released job its node has neither reported done nor confirmed this long is asked about (RunCheck); a
+ * confirmed one again every RECHECK_AFTER_MS while it runs (its RequestDone may be lost as well).
+ */
+export const RUN_CHECK_AFTER_MS = 10_000;
+export const RECHECK_AFTER_MS = 5 * 60_000;
+
+/**
+ * What the feed needs from the actor: the endpoint's utilisation, a way to send a job to a node, and a way
+ * to ask a node which of the jobs sent to it it runs (undefined: no answer — the node may be gone, which
+ * the stale rule handles).
+ */
 export interface NiwFeedPorts {
   utilization(model: string): number;
   dispatch(nodeId: string, job: Payload<typeof InferenceRequest>): void;
+  checkRuns(nodeId: string, requestIds: string[]): Promise<ReplyOf<typeof RunCheck> | undefined>;
 }
 
 /** A released job still running, and the durable message to acknowledge when it is done. */
@@ -39,7 +53,10 @@ interface InFlight {
   msg: DurableMessage;
   job: Job;
   instanceId: string;
+  nodeId: string;
   atMs: number;
+  /** When its node last said it runs it (the hand-off arrived); undefined: not yet. */
+  confirmedAtMs: number | undefined;
 }
 
 export class NiwFeed {
@@ -62,6 +79,13 @@ export class NiwFeed {
   cancelled = 0;
   /** Released jobs queued again because their instance was lost before they were done. */
   requeued = 0;
+  /**
+   * Released jobs their live node never received (it neither ran nor finished them when asked): the
+   * hand-off was lost — core NATS is at most once, e.g. inside a server of a cluster that dies. Queued again.
+   */
+  handoffsLost = 0;
+  /** Released jobs whose RequestDone never came but whose node reported them finished when asked. */
+  doneByCheck = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -109,20 +133,87 @@ export class NiwFeed {
     for (const m of this.held.values()) m.working();
     for (const f of this.inFlight.values()) f.msg.working();
     this.requeueLost();
+    this.checkUnconfirmed();
   }
 
   /** A request finished: acknowledge its job (or run a failed Batch API request again), then release more. */
   onDone(d: Payload<typeof RequestDone>): void {
-    const f = this.inFlight.get(d.requestId);
-    if (f) {
-      this.inFlight.delete(d.requestId);
-      const attempt = f.job.attempt ?? 0;
-      // A Batch API request the engine failed runs again (its result is stored on the last run).
-      if (batchRunsAgain(d.outcome, f.job.resultKey, attempt, BATCH_MAX_ATTEMPTS))
-        this.enqueue({ ...f.job, attempt: attempt + 1 }, f.msg);
-      else f.msg.ack();
-    }
+    this.settle(d.requestId, d.outcome);
     this.release(d.model);
+  }
+
+  private settle(requestId: string, outcome: Payload<typeof RequestDone>["outcome"]): void {
+    const f = this.inFlight.get(requestId);
+    if (!f) return;
+    this.inFlight.delete(requestId);
+    const attempt = f.job.attempt ?? 0;
+    // A Batch API request the engine failed runs again (its result is stored on the last run).
+    if (batchRunsAgain(outcome, f.job.resultKey, attempt, BATCH_MAX_ATTEMPTS))
+      this.enqueue({ ...f.job, attempt: attempt + 1 }, f.msg);
+    else f.msg.ack();
+  }
+
+  /**
+   * Released jobs neither done nor confirmed RUN_CHECK_AFTER_MS after their release (or confirmed longer
+   * than RECHECK_AFTER_MS ago): one RunCheck per node.
+   * A job lost on its way to a live node would otherwise sit "running" for good (its instance never goes
+   * stale), and one whose RequestDone was lost would never be acknowledged.
+   */
+  private checkUnconfirmed(): void {
+    const now = this.clock.now();
+    let byNode: Map<string, Job[]> | undefined;
+    for (const f of this.inFlight.values()) {
+      if (
+        f.confirmedAtMs === undefined
+          ? now - f.atMs < RUN_CHECK_AFTER_MS
+          : now - f.confirmedAtMs < RECHECK_AFTER_MS
+      )
+        continue;
+      byNode ??= new Map();
+      let jobs = byNode.get(f.nodeId);
+      if (!jobs) {
+        jobs = [];
+        byNode.set(f.nodeId, jobs);
+      }
+      if (jobs.length < 4096) jobs.push(f.job);
+    }
+    if (!byNode) return;
+    for (const [nodeId, jobs] of byNode)
+      void this.ports
+        .checkRuns(
+          nodeId,
+          jobs.map((j) => j.requestId),
+        )
+        .then((answer) => answer && this.onRunCheck(jobs, answer));
+  }
+
+  /** A node's answer: confirmed jobs stay, finished ones are settled, the rest never arrived and go back. */
+  private onRunCheck(jobs: Job[], answer: ReplyOf<typeof RunCheck>): void {
+    const running = new Set(answer.running);
+    const done = new Map(answer.done.map((d) => [d.requestId, d.outcome]));
+    for (const job of jobs) {
+      const f = this.inFlight.get(job.requestId);
+      // Done, or lost with its instance and queued again, while the question was out.
+      if (f?.job !== job) continue;
+      if (running.has(job.requestId)) {
+        f.confirmedAtMs = this.clock.now();
+        continue;
+      }
+      const outcome = done.get(job.requestId);
+      if (outcome !== undefined) {
+        this.doneByCheck++;
+        this.settle(job.requestId, outcome);
+        continue;
+      }
+      this.inFlight.delete(job.requestId);
+      this.handoffsLost++;
+      this.log.warn(
+        { jobId: job.jobId, instanceId: f.instanceId, nodeId: f.nodeId },
+        "NIW job never reached its node: queued again",
+      );
+      // Released again at the next tick, as the job's next attempt (a batch request keeps its run count).
+      this.enqueue({ ...job, attempt: (job.attempt ?? 0) + 1 }, f.msg, false);
+    }
   }
 
   /** Released jobs whose instance is gone (silent past the stale bound, failed or stopped) are queued again. */
@@ -140,7 +231,7 @@ export class NiwFeed {
     }
   }
 
-  enqueue(job: Job, msg?: DurableMessage): void {
+  enqueue(job: Job, msg?: DurableMessage, releaseNow = true): void {
     const running = this.inFlight.get(job.requestId);
     if (running && msg) {
       // A redelivery of a job still running (same attempt): keep the newer handle. A job handed back by
@@ -166,7 +257,7 @@ export class NiwFeed {
       this.queues.set(job.model, q);
     }
     q.push(job);
-    this.release(job.model);
+    if (releaseNow) this.release(job.model);
   }
 
   /** Release queued NIW jobs into spare capacity; jobs near their deadline go regardless. */
@@ -236,7 +327,14 @@ export class NiwFeed {
     const msg = this.held.get(head.jobId);
     this.held.delete(head.jobId);
     if (msg)
-      this.inFlight.set(head.requestId, { msg, job: head, instanceId: target.instanceId, atMs: nowMs });
+      this.inFlight.set(head.requestId, {
+        msg,
+        job: head,
+        instanceId: target.instanceId,
+        nodeId: target.nodeId,
+        atMs: nowMs,
+        confirmedAtMs: undefined,
+      });
   }
 }
 

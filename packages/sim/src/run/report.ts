@@ -86,9 +86,16 @@ export interface SimReport {
   ttftCdf: Record<Tier, [number, number][]>;
   /**
    * `released` and `escalated` count jobs (each once); `releasedAgain` (only when some were) counts
-   * the further releases of jobs handed back by their instance and queued again.
+   * the further releases of jobs handed back by their instance and queued again; `handoffsLost` (only
+   * when some were; never on the simulator's lossless bus) the releases their node said it never received.
    */
-  niw: { deadlineMisses: number; escalated: number; released: number; releasedAgain?: number };
+  niw: {
+    deadlineMisses: number;
+    escalated: number;
+    released: number;
+    releasedAgain?: number;
+    handoffsLost?: number;
+  };
   invariants: {
     servedWhileNotServing: number;
     duplicateCompletions: number;
@@ -161,6 +168,7 @@ export function buildReport(x: ReportInputs): SimReport {
   const byGpu = fleet.ledger.hours((k) => k.gpu);
   const actions = scalingActions(fleet, x.router, x.agents);
   const releasedAgain = x.agents.reduce((a, g) => a + g.niwReleasedAgain, 0);
+  const handoffsLost = x.agents.reduce((a, g) => a + g.niwHandoffsLost, 0);
   const slo = sloSection(c);
   const { latencyMs, ttftCdf } = latencySection(c);
   return {
@@ -183,6 +191,7 @@ export function buildReport(x: ReportInputs): SimReport {
       escalated: actions.niwEscalated ?? 0,
       released: actions.niwReleased ?? 0,
       ...(releasedAgain > 0 ? { releasedAgain } : {}),
+      ...(handoffsLost > 0 ? { handoffsLost } : {}),
     },
     invariants: invariantsSection(fleet, c, x.actors),
     timeseries: { binMinutes: 15, bins: x.bins },

@@ -9,8 +9,10 @@ import {
   nodeCommandStep,
   type Payload,
   pairKey,
+  type ReplyIn,
   RequestDone,
   RouteRequest,
+  RunCheck,
   VmCommand,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext, ClockEvent, eventPoster } from "@sageserve/runtime";
@@ -79,6 +81,7 @@ export class SimFleet extends Actor {
   protected setup(): void {
     this.on(InferenceRequest, {}, (r) => this.onInfer(r), { broadcast: true });
     this.handle(NodeCommand, {}, (c, meta) => this.onCommand(c, meta.params.node ?? ""), { broadcast: true });
+    this.handle(RunCheck, {}, (c, meta) => this.onRunCheck(c, meta.params.node ?? ""), { broadcast: true });
     this.handle(VmCommand, {}, (c, meta) => this.onVm(c, meta.params.region ?? ""), { broadcast: true });
     this.every(this.opts.loadReportMs, () => {
       for (const vm of this.vms.values()) this.report(vm, true);
@@ -188,6 +191,17 @@ export class SimFleet extends Actor {
     }
     if (req.tier !== "niw") vm.iwArrivals++;
     this.wake(vm);
+  }
+
+  /**
+   * A region agent asks which of the batch jobs it sent to this node run here: those the node's instance
+   * holds (waiting or running). The simulated bus loses nothing and a finished job's RequestDone always
+   * arrives, so nothing is reported done; a job handed back (re-routed) is not held.
+   */
+  private onRunCheck(c: Payload<typeof RunCheck>, nodeId: string): ReplyIn<typeof RunCheck> {
+    const instance = this.vms.get(nodeId)?.instance;
+    const running = instance ? c.requestIds.filter((id) => instance.generated(id) !== undefined) : [];
+    return { running, done: [] };
   }
 
   /** Hand a request back to the routers (the instance was draining, swapped, or gone). */
