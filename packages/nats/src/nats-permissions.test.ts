@@ -29,6 +29,7 @@ describe("NATS permissions per role", () => {
     const table: Record<string, [publish: string[], subscribe: string[]]> = {
       RouteRequest: [["gateway"], ["router"]],
       InferenceRequest: [["router", "region-agent"], ["node-agent"]],
+      RunCheck: [["region-agent"], ["node-agent"]],
       InferenceChunk: [["router", "node-agent"], ["gateway"]],
       RequestCancel: [["gateway"], ["router", "node-agent", "region-agent"]],
       QuotaUsage: [["gateway"], ["gateway"]],
