@@ -4,6 +4,7 @@ import {
   PlannerActor,
   type PlannerOptions,
   preloadSolvers,
+  valleyFillRate,
 } from "@sageserve/planner";
 import {
   DemandReport,
@@ -260,6 +261,41 @@ describe("batch work in the plan", () => {
     expect(deadlineRate([], 60)).toBe(0);
     // A bucket already inside the margin gets 5 minutes, not a division by zero or a negative time.
     expect(deadlineRate([{ withinMinutes: 30, tokens: 3_000_000 }], 60)).toBeCloseTo(10_000);
+  });
+
+  it("valley filling: batch capacity goes where the interactive forecast is low, as late as the deadlines allow", () => {
+    const flat = Array.from({ length: 1440 }, () => 5_000);
+    const backlog = [
+      { withinMinutes: 120, tokens: 36_000_000 },
+      { withinMinutes: 240, tokens: 72_000_000 },
+    ];
+    // A flat forecast: the even rate.
+    expect(valleyFillRate(backlog, flat, 60, 65)).toBeCloseTo(deadlineRate(backlog, 60), 6);
+    // Six hours of peak (10 k tokens/s), then six of valley (2 k): 100 M tokens due in 13 h (12 h with the
+    // margin) fit under a level below the peak, so the peak window gets nothing and the valley all of it.
+    const day = Array.from({ length: 1440 }, (_, t) => (t % 720 < 360 ? 10_000 : 2_000));
+    const late = [{ withinMinutes: 13 * 60, tokens: 100_000_000 }];
+    expect(valleyFillRate(late, day, 60, 65)).toBe(0);
+    const inValley = valleyFillRate(late, day.slice(360), 60, 65);
+    // 100 M over the 6 h of valley: 4,630 tokens/s on top of the 2 k forecast.
+    expect(inValley).toBeCloseTo(100_000_000 / (360 * 60), 0);
+    // Staggered: 20 M of it due within 3 h must run in the peak now, at the even rate for that bucket.
+    const staggered = [
+      { withinMinutes: 180, tokens: 20_000_000 },
+      { withinMinutes: 13 * 60, tokens: 100_000_000 },
+    ];
+    expect(valleyFillRate(staggered, day, 60, 65)).toBeCloseTo(20_000_000 / (120 * 60), 0);
+    // Enough work to rise above the peak: the peak runs batch too, less than the valley does.
+    const big = [{ withinMinutes: 13 * 60, tokens: 600_000_000 }];
+    const peakRate = valleyFillRate(big, day, 60, 65);
+    const valleyRate = valleyFillRate(big, day.slice(360), 60, 65);
+    expect(peakRate).toBeGreaterThan(0);
+    expect(valleyRate - peakRate).toBeCloseTo(8_000, 0);
+    // Every bucket still meets its deadline: the room under the level over 12 h holds the 600 M.
+    const level = valleyRate + 2_000;
+    const room = day.slice(0, 720).reduce((a, x) => a + Math.max(0, level - x) * 60, 0);
+    expect(room).toBeGreaterThanOrEqual(600_000_000 * (1 - 1e-9));
+    expect(valleyFillRate([], day, 60, 65)).toBe(0);
   });
 
   it("plans the backlog's deadline-driven batch capacity instead of a flat share, and publishes it", async () => {

@@ -18,6 +18,6 @@ export {
 export { postProcessTargets } from "./plan-output.js";
 export { PlannerActor } from "./planner.js";
 export type { PlannerOptions, PostProcess } from "./planner-options.js";
-export { deadlineRate, PROFILE_BIN_MINUTES } from "./planning-input.js";
+export { deadlineRate, PROFILE_BIN_MINUTES, valleyFillRate } from "./planning-input.js";
 export { buildPlanningModel } from "./planning-model.js";
 export { type PlanningSnapshot, type PlanningSnapshotInput, PlanningSnapshotSchema } from "./snapshot.js";

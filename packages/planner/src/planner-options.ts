@@ -52,6 +52,13 @@ export interface PlannerOptions {
    * Without backlog reports the plan keeps the flat `niwShare` of the NIW forecast.
    */
   niwDeadlineMarginMinutes?: number;
+  /**
+   * Spread the backlog's batch capacity over the hours before its deadlines where the interactive
+   * forecast is lowest (valley filling, `valleyFillRate`), once a series has a day of history; off:
+   * evenly over the time left (the most pressing bucket's tokens over its time). Default off: measured
+   * on a daily cycle with a 800 M-token backlog, evenly cost 1.8 % fewer GPU-hours (docs/planner.md).
+   */
+  niwValleyFill?: boolean;
   /** Strategy name carried in the plan for the region agents (lt-i, lt-u, lt-ua, …). */
   strategy: string;
   /** Plan for the window's peak minute (the reference) or its mean. */
@@ -88,6 +95,7 @@ export type ResolvedPlannerOptions = PlannerOptions &
       | "replanOnForecastError"
       | "replanMinGapMs"
       | "niwDeadlineMarginMinutes"
+      | "niwValleyFill"
       | "forecastStat"
       | "forecastBias"
       | "postProcess"
@@ -105,6 +113,7 @@ export function resolvePlannerOptions(opts: PlannerOptions): ResolvedPlannerOpti
     replanOnForecastError: opts.replanOnForecastError ?? 0.5,
     replanMinGapMs: opts.replanMinGapMs ?? 15 * 60_000,
     niwDeadlineMarginMinutes: opts.niwDeadlineMarginMinutes ?? 60,
+    niwValleyFill: opts.niwValleyFill ?? false,
     forecastStat: opts.forecastStat ?? "peak",
     forecastBias: opts.forecastBias ?? 1,
     postProcess: opts.postProcess ?? "immediate",

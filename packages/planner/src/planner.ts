@@ -18,7 +18,7 @@ import {
   tripleKey,
 } from "@sageserve/protocol";
 import { Actor, type ActorContext } from "@sageserve/runtime";
-import { DemandHistory, recentIw } from "./demand-history.js";
+import { DemandHistory, recentIw, type SeriesState } from "./demand-history.js";
 import { type ForecastRecord, judgeForecasts } from "./forecast-errors.js";
 import { type PlanResult, solvePlan } from "./ilp.js";
 import { planMessage, postProcessTargets } from "./plan-output.js";
@@ -36,6 +36,8 @@ import {
   planningCapacity,
   planningConfig,
   planningSupply,
+  valleyBuckets,
+  valleyFillRate,
   type WindowDemand,
 } from "./planning-input.js";
 import { trimToPools } from "./pools.js";
@@ -303,7 +305,7 @@ export class PlannerActor extends Actor {
     const niwTps = niw.mean * bias;
     s.forecastIw = iwTps;
     // The backlog's deadlines decide the batch capacity when the region reports them (recently).
-    const rate = this.backlogRate(model, region, now);
+    const rate = this.backlogRate(model, region, now, s, horizon);
     // Batch work has no TTFT target: it may use an instance up to its knee, so it costs the plan only
     // the target utilisation's share of a planned instance per token (the interactive headroom).
     const required = rate === undefined ? undefined : rate * (cm?.targetUtilization ?? 1);
@@ -324,12 +326,34 @@ export class PlannerActor extends Actor {
     });
   }
 
-  /** Batch tokens/s the series' backlog needs by its deadlines, when its region reported it in the last 10 minutes. */
-  private backlogRate(model: string, region: string, now: number): number | undefined {
+  /**
+   * Batch tokens/s the series' backlog needs this window, when its region reported it in the last 10
+   * minutes: spread over the hours to its deadlines where the interactive forecast is lowest (valley
+   * filling) once the series has a day of history to forecast its daily shape from, else evenly.
+   */
+  private backlogRate(
+    model: string,
+    region: string,
+    now: number,
+    s: SeriesState,
+    windowMinutes: number,
+  ): number | undefined {
     const b = this.backlog.get(pairKey(model, region));
-    return b && now - b.atMs <= 10 * 60_000
-      ? deadlineRate(b.buckets, this.opts.niwDeadlineMarginMinutes)
-      : undefined;
+    if (!b || now - b.atMs > 10 * 60_000) return undefined;
+    const margin = this.opts.niwDeadlineMarginMinutes;
+    if (!this.opts.niwValleyFill || s.iw.length < 1440) return deadlineRate(b.buckets, margin);
+    const horizon = Math.min(
+      7 * 1440,
+      Math.max(0, ...valleyBuckets(b.buckets, margin).map((x) => x.minutes)),
+    );
+    const bias = this.opts.forecastBias;
+    const points = s.iw.forecastWith(s.iw.best(), 0, Math.max(1, horizon)).points ?? [];
+    return valleyFillRate(
+      b.buckets,
+      points.map((x) => x * bias),
+      margin,
+      windowMinutes,
+    );
   }
 
   /** The ILP's input: the window's demand, the current allocation, and the capacity, supply and config to plan with. */

@@ -57,6 +57,70 @@ export function deadlineRate(
   return rate;
 }
 
+/**
+ * Batch tokens/s to run in the coming window (`windowMinutes`) so that every job of a backlog (cumulative
+ * deadline buckets) finishes `marginMinutes` before its deadline while batch work goes where the
+ * interactive forecast is lowest (valley filling): the lowest level L of interactive + batch load such
+ * that, before every bucket's bound (less the margin), the room between the forecast and L holds the
+ * bucket's tokens; the window gets L less its interactive forecast, minute by minute (nothing in a peak
+ * that stands above L). `iwForecast` is the interactive forecast per minute from now (tokens/s); minutes
+ * past its end repeat its last day (or its mean, when shorter). With a flat forecast this is
+ * `deadlineRate`.
+ */
+export function valleyFillRate(
+  backlog: readonly { withinMinutes: number; tokens: number }[],
+  iwForecast: readonly number[],
+  marginMinutes: number,
+  windowMinutes: number,
+): number {
+  if (iwForecast.length === 0) return deadlineRate(backlog, marginMinutes);
+  const n = iwForecast.length;
+  const mean = iwForecast.reduce((a, b) => a + b, 0) / n;
+  const f = (t: number): number =>
+    t < n ? iwForecast[t]! : n >= 1440 ? iwForecast[n - 1440 + ((t - n) % 1440)]! : mean;
+  let level = Number.NEGATIVE_INFINITY;
+  let prevTokens = 0;
+  for (const b of valleyBuckets(backlog, marginMinutes)) {
+    // Cumulative buckets: one that adds no tokens to the one before has more room for the same work.
+    if (b.tokens <= prevTokens) continue;
+    prevTokens = b.tokens;
+    const sorted: number[] = [];
+    for (let t = 0; t < b.minutes; t++) sorted.push(f(t));
+    sorted.sort((x, y) => x - y);
+    level = Math.max(level, fillLevel(sorted, b.tokens / 60));
+  }
+  if (level === Number.NEGATIVE_INFINITY) return 0;
+  let sum = 0;
+  const w = Math.max(1, Math.round(windowMinutes));
+  for (let t = 0; t < w; t++) sum += Math.max(0, level - f(t));
+  return sum / w;
+}
+
+/** The backlog's buckets with tokens, each with the minutes it has (its bound less the margin, ≥ 5). */
+export function valleyBuckets(
+  backlog: readonly { withinMinutes: number; tokens: number }[],
+  marginMinutes: number,
+): { minutes: number; tokens: number }[] {
+  return backlog
+    .filter((b) => b.tokens > 0)
+    .map((b) => ({ minutes: Math.ceil(Math.max(5, b.withinMinutes - marginMinutes)), tokens: b.tokens }));
+}
+
+/**
+ * The lowest level L with Σ max(0, L − x) ≥ need over the minutes `sorted` (ascending): between two
+ * consecutive values the sum is j·L − (sum of the j lowest), so L is found in one pass.
+ */
+function fillLevel(sorted: readonly number[], need: number): number {
+  let prefix = 0;
+  for (let j = 1; j <= sorted.length; j++) {
+    prefix += sorted[j - 1]!;
+    const next = j < sorted.length ? sorted[j]! : Number.POSITIVE_INFINITY;
+    // Room at the next value up: if it holds the work, L lies at or below it.
+    if (j * next - prefix >= need) return (need + prefix) / j;
+  }
+  return Number.POSITIVE_INFINITY; // unreachable: the last step's room is unbounded
+}
+
 /** When in the window the demand comes: each 5-minute bin's peak minute (biased like the rest). */
 export function forecastProfile(points: readonly number[], bias: number): number[] {
   const profile: number[] = [];

@@ -176,6 +176,7 @@ function plannerOptions(
     solve: PLANNER_SOLVE,
     ...(opts.planner?.postProcess ? { postProcess: opts.planner.postProcess } : {}),
     ...(opts.planner?.forecastStat ? { forecastStat: opts.planner.forecastStat } : {}),
+    ...(opts.planner?.niwValleyFill !== undefined ? { niwValleyFill: opts.planner.niwValleyFill } : {}),
     ...(opts.forecastBias !== undefined ? { forecastBias: opts.forecastBias } : {}),
     ...(opts.planner?.schedule ? { schedule: opts.planner.schedule } : {}),
     ...plannerConfig(opts),

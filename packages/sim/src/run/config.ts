@@ -45,6 +45,8 @@ export const SimConfigSchema = z
         replanOnForecastError: z.number().min(0).optional(),
         /** What the plan minimises: VM dollars (default) or GPU-hours (every GPU type alike). */
         objective: z.enum(["dollars", "gpu-hours"]).optional(),
+        /** Spread the batch backlog's capacity over the forecast's valleys before its deadlines (default false). */
+        niwValleyFill: z.boolean().optional(),
       })
       .strict()
       .optional(),
