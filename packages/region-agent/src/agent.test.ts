@@ -550,25 +550,8 @@ describe("region agent NIW acknowledgement", () => {
           released.push({ requestId: r.requestId, instanceId: r.instanceId, attempt: r.attempt });
         }
       });
-    const router = w.broker.connect("router");
-    const job = (requestId: string) =>
-      router.durablePublish(
-        NIW_STREAM,
-        NiwJob.subject.build({ region: "westus", model: "llama3.2-3b" }),
-        envelope(NiwJob, {
-          ...NiwJob.sample(),
-          jobId: `j-${requestId}`,
-          requestId,
-          model: "llama3.2-3b",
-          originRegion: "westus",
-          arrivalMs: 0,
-          deadlineMs: 86_400_000,
-          enqueuedAtMs: w.clock.now(),
-          resultKey: `batch_t.${requestId.slice(1)}`,
-        }),
-      );
-    await job("r1");
-    await job("r2");
+    await queueJob(w, "r1");
+    await queueJob(w, "r2");
     await w.clock.advance(100);
     expect(released.map((r) => [r.requestId, r.instanceId])).toEqual([
       ["r1", "i1"],
