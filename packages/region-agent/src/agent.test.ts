@@ -67,7 +67,14 @@ async function world(report: Partial<Payload<typeof LoadReport>>) {
         ...report,
       }),
     );
-  return { clock, broker, agent, boots, send };
+  /** `n` seconds of virtual time with a load report of i1 each second. */
+  const seconds = async (n: number) => {
+    for (let t = 0; t < n; t++) {
+      send();
+      await clock.advance(1_000);
+    }
+  };
+  return { clock, broker, agent, boots, send, seconds };
 }
 
 describe("region agent scaling signal", () => {
@@ -76,10 +83,7 @@ describe("region agent scaling signal", () => {
     w.send();
     await w.clock.advance(10);
     expect(w.agent.snapshot("llama3.2-3b", undefined).utilization).toBe(1);
-    for (let t = 0; t < 3; t++) {
-      w.send();
-      await w.clock.advance(1_000);
-    }
+    await w.seconds(3);
     expect(w.boots.some((b) => b.action === "boot" && b.model === "llama3.2-3b")).toBe(true);
   });
 
@@ -88,10 +92,7 @@ describe("region agent scaling signal", () => {
     w.send();
     await w.clock.advance(10);
     expect(w.agent.snapshot("llama3.2-3b", undefined).utilization).toBeCloseTo(0.03);
-    for (let t = 0; t < 3; t++) {
-      w.send();
-      await w.clock.advance(1_000);
-    }
+    await w.seconds(3);
     expect(w.boots.filter((b) => b.action === "boot")).toEqual([]);
   });
 });
@@ -109,10 +110,7 @@ describe("region agent latency signal", () => {
     w.send();
     await w.clock.advance(10);
     expect(w.agent.snapshot("llama3.2-3b", undefined).utilization).toBeCloseTo(0.8);
-    for (let t = 0; t < 3; t++) {
-      w.send();
-      await w.clock.advance(1_000);
-    }
+    await w.seconds(3);
     expect(w.boots.some((b) => b.action === "boot" && b.model === "llama3.2-3b")).toBe(true);
   });
 
@@ -421,10 +419,7 @@ describe("region agent NIW hand-off check (RunCheck)", () => {
     // The first copy dies inside a NATS server on its way; the next arrives.
     const n = lossyNode(w, (copy) => copy > 1);
     await queueJob(w, "r1");
-    for (let t = 0; t < 90; t++) {
-      w.send();
-      await w.clock.advance(1_000);
-    }
+    await w.seconds(90);
     // Asked once it was 10 s unconfirmed (the 20-s sweep), queued again, released at the next tick as
     // attempt 1, confirmed at the next sweep, and never asked about or sent again.
     expect(w.agent.niwHandoffsLost).toBe(1);
@@ -447,16 +442,10 @@ describe("region agent NIW hand-off check (RunCheck)", () => {
     await w.clock.advance(10);
     const n = lossyNode(w, () => true);
     await queueJob(w, "r1");
-    for (let t = 0; t < 25; t++) {
-      w.send();
-      await w.clock.advance(1_000);
-    }
+    await w.seconds(25);
     expect(n.asked).toHaveLength(1); // confirmed running
     n.finishSilently("r1");
-    for (let t = 0; t < 400; t++) {
-      w.send();
-      await w.clock.advance(1_000);
-    }
+    await w.seconds(400);
     expect(n.asked).toHaveLength(2);
     expect(n.asked[1]!.atMs - n.asked[0]!.atMs).toBeGreaterThanOrEqual(5 * 60_000);
     expect(n.asked[1]!.atMs - n.asked[0]!.atMs).toBeLessThanOrEqual(5 * 60_000 + 20_000);
@@ -474,10 +463,7 @@ describe("region agent NIW hand-off check (RunCheck)", () => {
     await queueJob(w, "r1");
     await w.clock.advance(2_000);
     n.finishSilently("r1"); // done in 2 s; its RequestDone is lost
-    for (let t = 0; t < 60; t++) {
-      w.send();
-      await w.clock.advance(1_000);
-    }
+    await w.seconds(60);
     expect(n.asked.map((a) => a.ids)).toEqual([["r1"]]);
     expect(w.agent.niwDoneByCheck).toBe(1);
     expect(w.agent.niwHandoffsLost).toBe(0);

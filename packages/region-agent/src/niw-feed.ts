@@ -34,8 +34,8 @@ export const BACKLOG_BOUNDS_MINUTES = [30, 60, 120, 240, 480, 720, 1440, 10_080]
  * A released job its node has neither reported done nor confirmed this long is asked about (RunCheck); a
  * confirmed one again every RECHECK_AFTER_MS while it runs (its RequestDone may be lost as well).
  */
-export const RUN_CHECK_AFTER_MS = 10_000;
-export const RECHECK_AFTER_MS = 5 * 60_000;
+const RUN_CHECK_AFTER_MS = 10_000;
+const RECHECK_AFTER_MS = 5 * 60_000;
 
 /**
  * What the feed needs from the actor: the endpoint's utilisation, a way to send a job to a node, and a way
