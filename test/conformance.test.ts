@@ -248,6 +248,30 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     expect((await again).size).toBe(0);
   });
 
+  it("updates a key as one compare-and-set: concurrent writers from two connections lose no change", async () => {
+    const a = await conn();
+    const b = await conn();
+    // 20 increments at once, half from each connection: a read-then-write would lose most of them.
+    const bump = (bus: Bus) =>
+      bus.kvUpdate("conformance-cas", "counter", (v) => ({
+        n: ((v as { n?: number } | undefined)?.n ?? 0) + 1,
+      }));
+    const all = Promise.all(Array.from({ length: 20 }, (_, i) => bump(i % 2 ? a : b)));
+    await h.settle(500);
+    const stored = (await all).map((v) => (v as { n: number }).n);
+    // Each call saw its own revision: every count from 1 to 20 stored exactly once.
+    expect(stored.sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    // `undefined` from the change leaves the key as it is and resolves with what is stored.
+    const left = a.kvUpdate("conformance-cas", "counter", () => undefined);
+    const absent = a.kvUpdate("conformance-cas", "nothing", () => undefined);
+    await h.settle(100);
+    expect(await left).toEqual({ n: 20 });
+    expect(await absent).toBeUndefined();
+    const read = b.kvGet("conformance-cas", "counter");
+    await h.settle(50);
+    expect(await read).toEqual({ n: 20 });
+  });
+
   it("expires key-value entries of a bucket with a TTL when they are not refreshed", async () => {
     const a = await conn();
     const put = a.kvPut("conformance-ttl", "node-1", { alive: true }, { bucketTtlMs: 1_000 });

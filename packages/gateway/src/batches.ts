@@ -78,7 +78,7 @@ export interface StoredBatch extends BatchObject {
 
 /** What the batch API needs from the gateway: the bus's KV, the routers, cancels, time. */
 export interface BatchPorts {
-  bus: Pick<Bus, "kvPut" | "kvGet" | "kvEntries" | "kvKeys">;
+  bus: Pick<Bus, "kvPut" | "kvGet" | "kvUpdate" | "kvEntries" | "kvKeys">;
   files: FileStore;
   clock: Clock;
   log: Logger;
@@ -279,6 +279,8 @@ export class Batches {
     let close: "completed" | "cancelled" | "expired" | undefined;
     let cancelLines = false;
     const b = await this.update(seen.id, (fresh) => {
+      close = undefined;
+      cancelLines = false;
       fresh.sage.owner = this.p.self;
       fresh.sage.ownerAtMs = now;
       fresh.request_counts = { total: fresh.request_counts.total, completed, failed };
@@ -311,13 +313,26 @@ export class Batches {
     }
   }
 
-  /** Apply `change` to the latest stored batch and store it (undefined: no such batch). */
+  /**
+   * Apply `change` to the latest stored batch and store it as one compare-and-set (undefined: no such
+   * batch). Two gateways write a batch — its runner on every tick, any gateway on a cancel — and a plain
+   * read-then-write let a tick that read before a cancel store its stale copy over it: the cancel was
+   * lost and the batch ran to `completed`. `change` runs again on the batch read anew when another
+   * write came between, so it must set everything it reports from scratch.
+   */
   private async update(id: string, change: (b: StoredBatch) => void): Promise<StoredBatch | undefined> {
-    const fresh = await this.get(id);
-    if (!fresh) return undefined;
-    change(fresh);
-    await this.save(fresh);
-    return fresh;
+    if (!BATCH_ID.test(id)) return undefined;
+    const stored = await this.p.bus.kvUpdate(
+      BATCHES_BUCKET,
+      id,
+      (v) => {
+        if (typeof v !== "object" || v === null) return undefined;
+        change(v as StoredBatch);
+        return v;
+      },
+      { bucketTtlMs: BATCH_TTL_MS },
+    );
+    return typeof stored === "object" && stored !== null ? (stored as StoredBatch) : undefined;
   }
 
   /** Route every line not yet routed (from `sage.submitted` on), a few at a time, checkpointing progress. */
@@ -435,6 +450,7 @@ export class Batches {
       ).id;
     const now = this.nowS();
     await this.update(b.id, (f) => {
+      if (TERMINAL.has(f.status)) return; // another runner closed it meanwhile
       f.output_file_id = b.output_file_id;
       f.error_file_id = b.error_file_id;
       f.finalizing_at ??= now;

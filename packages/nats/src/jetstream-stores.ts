@@ -17,6 +17,8 @@ const KV_PUT_RETRY_MS = 5_000;
  * time out meanwhile; `sageserve status` right after a server loss failed on that.
  */
 const KV_READ_RETRY_MS = 20_000;
+/** How many times a compare-and-set update is tried again after another writer changed the key first. */
+const KV_UPDATE_ATTEMPTS = 30;
 
 export class JetStreamStores {
   constructor(
@@ -66,6 +68,52 @@ export class JetStreamStores {
         return;
       } catch (e) {
         const err = mapError(e, `$KV.${bucket}.${key}`);
+        if (err.code !== "NO_RESPONDERS" || this.connection.isClosed() || Date.now() >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(500, 25 * 2 ** attempt)));
+      }
+    }
+  }
+
+  /**
+   * Read, change and write a key as one compare-and-set on its revision: a write that another writer
+   * beat (JetStream "wrong last sequence", 10071) is retried on the value read again after a jittered
+   * backoff, a bounded number of times (then a typed CONFLICT); "no responders" is retried as in `kvPut`.
+   */
+  async kvUpdate(
+    bucket: string,
+    key: string,
+    change: (current: unknown | undefined) => unknown | undefined,
+    opts: KvPutOptions = {},
+  ): Promise<unknown | undefined> {
+    const deadline = Date.now() + KV_PUT_RETRY_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const kv = await this.bucket(bucket, opts.bucketTtlMs);
+        const e = await kv.get(kvKey(key));
+        let current: unknown;
+        if (e?.operation === "PUT" && e.value.length > 0) {
+          const d = decode(e.value, this.settings.maxPayload);
+          if (d.ok) current = d.value;
+        }
+        const next = change(current);
+        if (next === undefined) return current;
+        await kv.put(kvKey(key), encodePayload(next, `$KV.${bucket}`, this.settings.maxPayload), {
+          previousSeq: e ? e.revision : 0,
+        });
+        return next;
+      } catch (e) {
+        const conflict = (e as { api_error?: { err_code?: number } })?.api_error?.err_code === 10071;
+        if (conflict && attempt < KV_UPDATE_ATTEMPTS) {
+          // Jittered backoff: writers that collided do not collide again in lockstep.
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
+          continue;
+        }
+        const err = conflict
+          ? new SageError(
+              "CONFLICT",
+              `$KV.${bucket}.${key}: ${KV_UPDATE_ATTEMPTS} writes lost to other writers`,
+            )
+          : mapError(e, `$KV.${bucket}.${key}`);
         if (err.code !== "NO_RESPONDERS" || this.connection.isClosed() || Date.now() >= deadline) throw err;
         await new Promise((r) => setTimeout(r, Math.min(500, 25 * 2 ** attempt)));
       }

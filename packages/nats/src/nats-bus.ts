@@ -245,6 +245,15 @@ export class NatsBus implements Bus {
     return this.stores.kvGet(bucket, key);
   }
 
+  kvUpdate(
+    bucket: string,
+    key: string,
+    change: (current: unknown | undefined) => unknown | undefined,
+    opts: KvPutOptions = {},
+  ): Promise<unknown | undefined> {
+    return this.stores.kvUpdate(bucket, key, change, opts);
+  }
+
   kvKeys(bucket: string, prefix?: string): Promise<string[]> {
     return this.stores.kvKeys(bucket, prefix);
   }

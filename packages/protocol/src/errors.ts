@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   "REMOTE", // the responder answered with an error reply
   "CLOSED", // the bus is closed or draining
   "CONFIG", // invalid configuration
+  "CONFLICT", // a compare-and-set write kept losing to other writers of the same key
   "AUTH", // NATS refused the credentials, or a subject is outside the role's permissions
   "UNKNOWN_MODEL",
   "NO_CAPACITY",

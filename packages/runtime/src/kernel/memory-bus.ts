@@ -193,6 +193,10 @@ export class MemoryBus implements Bus {
 
   async kvPut(bucket: string, key: string, value: unknown, opts: KvPutOptions = {}): Promise<void> {
     if (this.closed) throw new SageError("CLOSED", `kvPut on closed connection ${this.name}`);
+    this.kvWrite(bucket, key, value, opts);
+  }
+
+  private kvWrite(bucket: string, key: string, value: unknown, opts: KvPutOptions): void {
     let b = this.broker.kv.get(bucket);
     if (!b) {
       b = new Map();
@@ -204,12 +208,31 @@ export class MemoryBus implements Bus {
   }
 
   async kvGet(bucket: string, key: string): Promise<unknown | undefined> {
+    return this.kvRead(bucket, key);
+  }
+
+  private kvRead(bucket: string, key: string): unknown | undefined {
     const e = this.broker.kv.get(bucket)?.get(key);
     if (!e) return undefined;
     const ttl = this.broker.kvTtl.get(bucket);
     if (ttl !== undefined && this.broker.clock.now() - e.atMs >= ttl) return undefined;
     const d = decode(e.bytes);
     return d.ok ? d.value : undefined;
+  }
+
+  async kvUpdate(
+    bucket: string,
+    key: string,
+    change: (current: unknown | undefined) => unknown | undefined,
+    opts: KvPutOptions = {},
+  ): Promise<unknown | undefined> {
+    if (this.closed) throw new SageError("CLOSED", `kvUpdate on closed connection ${this.name}`);
+    // Read and write in one synchronous step: no other writer can come between them.
+    const current = this.kvRead(bucket, key);
+    const next = change(current);
+    if (next === undefined) return current;
+    this.kvWrite(bucket, key, next, opts);
+    return next;
   }
 
   async kvEntries(bucket: string, prefix = ""): Promise<Map<string, unknown>> {

@@ -126,6 +126,18 @@ export interface Bus {
   kvPut(bucket: string, key: string, value: unknown, opts?: KvPutOptions): Promise<void>;
   kvGet(bucket: string, key: string): Promise<unknown | undefined>;
   /**
+   * Read, change and write one key as one step against every other writer: a compare-and-set on the
+   * key's revision (NATS KV), retried on a conflict with the value read again. `change` gets the current
+   * value (undefined: no such key) and returns the value to store, or undefined to leave the key as it
+   * is; it may run more than once. Resolves with the value stored, or the current one when left.
+   */
+  kvUpdate(
+    bucket: string,
+    key: string,
+    change: (current: unknown | undefined) => unknown | undefined,
+    opts?: KvPutOptions,
+  ): Promise<unknown | undefined>;
+  /**
    * Every live entry of a bucket (empty when the bucket does not exist; never creates it); with `prefix`
    * (whole key tokens, ending in "."), only the keys under it.
    */
