@@ -258,7 +258,11 @@ export class RegionAgentActor extends Actor {
     // Up to the plan (or what the demand needs); down to the plan, but not below what it held lately.
     const delta = target > total ? Math.max(target, floor.up) - total : Math.max(target, floor.hold) - total;
     // The plan's scale-downs happen at once; its scale-ups become a budget spent when utilisation agrees.
-    this.plan.budget.set(model, Math.max(0, delta));
+    // Scale-downs the recent demand holds back now are owed (a negative budget): paid back on the ticks,
+    // one idle instance at a time, once the demand's hold has come down — on the plan's schedule, not
+    // only at the next plan an hour later.
+    const owed = target < total && delta <= 0 ? target - Math.max(target, floor.hold) : 0;
+    this.plan.budget.set(model, delta > 0 ? delta : owed);
     for (let i = 0; i < -delta && snap.serving - i > min; i++) {
       work.push(this.scaleDown(model, undefined, true));
     }
@@ -376,7 +380,6 @@ export class RegionAgentActor extends Actor {
       budget: this.plan.budget.get(model) ?? 0,
       observedTps: this.plan.observedTps.get(model) ?? 0,
       forecastTps: this.plan.forecastTps.get(model) ?? 0,
-      ...(this.plan.window ? { planWindowEndMs: this.plan.window.endMs } : {}),
     });
     if (d.reason) this.actions[d.reason.name] += d.reason.count;
     if (d.budget !== undefined) this.plan.budget.set(model, d.budget);

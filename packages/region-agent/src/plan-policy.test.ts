@@ -172,6 +172,8 @@ describe("planDecision: LT-U and LT-UA spend the plan's budget", () => {
       expect(planDecision(state({ strategy, budget: -2, snap: { utilization: 0.1 } }))).toEqual({
         actions: down(1, false),
         budget: -1,
+        // LT-UA gives idle capacity back as its lull, owed or not (next case).
+        ...(strategy === "lt-ua" ? { reason: { name: "lullDown", count: 1 } } : {}),
       });
       expect(
         planDecision(
@@ -211,20 +213,19 @@ describe("planDecision: LT-UA surge and lull", () => {
     ).toEqual({ actions: [] });
   });
 
-  it("lull: in the window's last 20 minutes, observed ≤ half the forecast and idle → one down above the floors", () => {
-    const end = 1_000_000 + 20 * 60_000;
-    const lull = state({
-      observedTps: 400,
-      forecastTps: 1_000,
-      planWindowEndMs: end,
-      snap: { utilization: 0.1 },
-    });
+  it("lull: idle above the floors → one down whatever the plan's count (owed budget paid back); LT-U keeps the plan", () => {
+    const lull = state({ observedTps: 900, forecastTps: 1_000, snap: { utilization: 0.1 } });
     expect(planDecision(lull)).toEqual({ actions: down(1, false), reason: { name: "lullDown", count: 1 } });
-    // Earlier in the window, busier, or at a floor: nothing.
-    expect(planDecision({ ...lull, planWindowEndMs: end + 1 })).toEqual({ actions: [] });
-    expect(planDecision({ ...lull, observedTps: 600 })).toEqual({ actions: [] });
+    expect(planDecision({ ...lull, budget: -2 })).toEqual({
+      actions: down(1, false),
+      reason: { name: "lullDown", count: 1 },
+      budget: -1,
+    });
+    // Not idle, or at a floor (the forecast one boot lead ahead, the demand held lately, the minimum): nothing.
+    expect(planDecision({ ...lull, snap: { ...lull.snap, utilization: 0.3 } })).toEqual({ actions: [] });
     expect(planDecision({ ...lull, aheadNeed: 4 })).toEqual({ actions: [] });
     expect(planDecision({ ...lull, measured: { up: 0, hold: 4 } })).toEqual({ actions: [] });
+    expect(planDecision({ ...lull, cfg: { ...lull.cfg, minInstances: 4 } })).toEqual({ actions: [] });
     expect(planDecision({ ...lull, strategy: "lt-u" })).toEqual({ actions: [] });
   });
 });
