@@ -62,6 +62,11 @@ export interface SimReport {
     spotLent: number;
     /** After the trace window, while in-flight work drained (reported apart, not in total). */
     afterWindow: number;
+    /**
+     * The window's GPU-hours as the paper counts them: per (model, region), the most GPUs paid in each
+     * 15-minute bin, summed (GpuLedger.binnedPeakHours). Absent from reports stored before 2026-12-07.
+     */
+    binnedPeak15m?: number;
   };
   costUsd: number;
   scalingActions: Record<string, number>;
@@ -236,6 +241,7 @@ function gpuHoursSection(
     scalingOverhead: r4(L.total((k) => OVERHEAD_STATES.has(k.state))),
     spotLent: r4(L.total((k) => k.state === "spot")),
     afterWindow: r4(L.total(undefined, true)),
+    binnedPeak15m: r4(L.binnedPeakHours()),
   };
 }
 

@@ -75,7 +75,7 @@ export class SimFleet extends Actor {
     });
     this.opts = resolveFleetOptions(opts);
     this.startMs = ctx.clock.now();
-    this.ledger = new GpuLedger(this.startMs + opts.horizonMs);
+    this.ledger = new GpuLedger(this.startMs + opts.horizonMs, this.startMs);
   }
 
   protected setup(): void {
