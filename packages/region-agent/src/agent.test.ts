@@ -1,4 +1,6 @@
 import {
+  CapacityModel,
+  DemandReport,
   envelope,
   InferenceRequest,
   LoadReport,
@@ -224,6 +226,124 @@ describe("region agent, GPU types under a plan (LT-I)", () => {
     expect(drains.sort()).toEqual(["a1", "a2"]);
     expect(minServing).toBe(2);
     expect(agent.actions.gpuMigrate).toBe(2);
+  });
+});
+
+describe("region agent giving back what a plan lowered (LT-U)", () => {
+  it("owes the scale-downs the recent demand held back and pays them back as that demand passes, before the next plan", async () => {
+    const clock = new VirtualClock({ startMs: 0 });
+    const broker = new MemoryBroker(clock);
+    const model = "llama3.1-8b";
+    // One instance carries 1 request/s of 1,000 tokens at the SLO: instances needed = tokens/s ÷ 1,000.
+    const capacity = new CapacityModel(
+      { [model]: { h100: [{ meanInputTokens: 900, meanOutputTokens: 100, rps: 1, default: true }] } },
+      1,
+    );
+    const agent = new RegionAgentActor(
+      { bus: broker.connect("agent"), clock },
+      {
+        region: "westus",
+        models: [model],
+        mode: "unified",
+        gpuTypes: ["h100"],
+        scalingIntervalMs: 1_000,
+        planStrategy: "lt-u",
+        reactive: { minInstances: 1 },
+        capacity,
+        staleAfterMs: 60_000,
+      },
+    );
+    await agent.start();
+    const serving = new Set(["n1", "n2", "n3", "n4"]);
+    const drains: number[] = [];
+    const infra = broker.connect("infra");
+    infra.subscribe("sage.node.*.cmd", (m) => {
+      const d = m.data();
+      if (!d.ok) return;
+      serving.delete(m.subject.split(".")[2]!);
+      drains.push(clock.now());
+      m.respond(
+        envelope(NodeCommand, { commandId: (d.value as { commandId: string }).commandId, accepted: true }),
+      );
+    });
+    const idleReports = () => {
+      for (const id of serving)
+        infra.publish(
+          LoadReport.subject.build({ region: "westus", model, instance: id }),
+          envelope(LoadReport, {
+            instanceId: id,
+            nodeId: id,
+            region: "westus",
+            model,
+            gpuType: "h100",
+            state: "serving",
+            kvUtilization: 0.05,
+            memoryUtilization: 0.05,
+            running: 1,
+            waiting: 0,
+            outstandingTokens: 0,
+            tokensPerSecond: 0,
+            kvCapacityTokens: 1_000_000,
+            atMs: clock.now(),
+          }),
+        );
+    };
+    /** The routers' count of the minute just ended: `rps` interactive requests/s of 1,000 tokens. */
+    const demand = (rps: number) => {
+      const requests = rps * 60;
+      infra.publish(
+        DemandReport.subject.build({ region: "westus", model }),
+        envelope(DemandReport, {
+          region: "westus",
+          model,
+          windowStartMs: clock.now() - 60_000,
+          windowMs: 60_000,
+          byTier: {
+            "iw-fast": { requests, inputTokens: requests * 900, outputTokens: requests * 100 },
+            "iw-normal": { requests: 0, inputTokens: 0, outputTokens: 0 },
+            niw: { requests: 0, inputTokens: 0, outputTokens: 0 },
+          },
+        }),
+      );
+    };
+    const minute = async (rps: number) => {
+      for (let s = 0; s < 60; s++) {
+        idleReports();
+        await clock.advance(1_000);
+      }
+      demand(rps);
+    };
+    const plan = (planId: string, instances: number) =>
+      infra.publish(
+        Plan.subject.build({}),
+        envelope(Plan, {
+          planId,
+          createdAtMs: clock.now(),
+          windowStartMs: clock.now(),
+          windowEndMs: clock.now() + 3_600_000,
+          strategy: "lt-u",
+          targets: [{ model, region: "westus", gpuType: "h100", instances, delta: 0 }],
+          routing: [],
+          forecast: [],
+          solver: { status: "optimal", objective: 1, solveMs: 1 },
+          notes: [],
+        }),
+      );
+    // Under a plan of 4, a busy minute (4 requests/s: 4 instances); then a plan of 2 arrives: the demand
+    // of the last 10 minutes still holds 4, so nothing is given back yet.
+    plan("p1", 4);
+    await minute(4);
+    plan("p2", 2);
+    await minute(1);
+    expect(serving.size).toBe(4);
+    // Quiet minutes (1 request/s): once the busy minute is out of the hold (10 windows), the two owed
+    // scale-downs are paid, one idle instance at a time — before the next plan, and not below the plan.
+    for (let m = 0; m < 14; m++) await minute(1);
+    expect(serving.size).toBe(2);
+    expect(drains).toHaveLength(2);
+    expect(drains[0]!).toBeGreaterThan(10 * 60_000);
+    expect(drains[1]! - drains[0]!).toBeGreaterThanOrEqual(60_000); // the scale-down cool-down
+    await agent.stop();
   });
 });
 
