@@ -43,7 +43,9 @@ const s = (ms: number) => `${f(ms / 1000, 2)}`;
 const by = (n: string) => main.runs.find((r) => r.name === n)!.report;
 const siloed = by("siloed-reactive");
 const unified = by("unified-reactive");
-const best = by("best");
+// SageServe's best configuration: LT-UA planned at the SLO knee for GPU-hours (`lt-ua-1.0`).
+const BEST = "lt-ua-1.0";
+const best = by(BEST);
 const rel = (a: number, b: number) => (b > 0 ? (a - b) / b : 0);
 const signed = (x: number) => `${x >= 0 ? "+" : "−"}${f(Math.abs(100 * x), 1)} %`;
 
@@ -251,36 +253,62 @@ function floorGpuHours(): number {
 
 /** Whether the issue's targets hold, said plainly with the gap when they do not. */
 function targetNote(): string {
-  const saving = -rel(best.gpuHours.total, siloed.gpuHours.total);
-  const waste = -rel(best.gpuHours.scalingOverhead, unified.gpuHours.scalingOverhead);
+  return [
+    ...targetChecks(main.runs, `\`${main.scenario}\``),
+    ...(scaled ? ["", ...targetChecks(scaled.runs, "`day` × 10"), "", scaledNote(scaled.runs)] : []),
+  ].join("\n");
+}
+
+/**
+ * Issue 15's targets for `BEST` in one set of runs. GPU-hours are judged on the integral (paid VM time,
+ * the tables' "GPU-hours"); the paper's measure (the most GPUs per endpoint in each 15-minute bin) is
+ * shown beside it, never in its place.
+ */
+function targetChecks(runs: Run[], where: string): string[] {
+  const get = (n: string) => runs.find((r) => r.name === n)?.report;
+  const b = get(BEST);
+  const silo = get("siloed-reactive");
+  const uni = get("unified-reactive");
+  if (!b || !silo || !uni) return [`_${where}: \`${BEST}\` or a baseline not run_`];
+  const saving = (o: SimReport) => -rel(b.gpuHours.total, o.gpuHours.total);
+  const paper = (o: SimReport) =>
+    b.gpuHours.binnedPeak15m !== undefined && o.gpuHours.binnedPeak15m !== undefined
+      ? `; on the paper's measure ${pct(-rel(b.gpuHours.binnedPeak15m, o.gpuHours.binnedPeak15m), 1)}`
+      : "";
+  const waste = -rel(b.gpuHours.scalingOverhead, uni.gpuHours.scalingOverhead);
+  const fast = b.slo["iw-fast"].attainmentFeasible ?? b.slo["iw-fast"].attainment;
   const checks = [
-    [`IW SLO ≥ 99 % in every IW tier`, iwOk(best) >= 0.99, `${pct(iwOk(best))}`],
-    [`zero NIW deadline misses`, best.niw.deadlineMisses === 0, String(best.niw.deadlineMisses)],
-    [`zero dropped requests`, best.requests.dropped === 0, String(best.requests.dropped)],
+    [`IW-fast ≥ 99 % of feasible requests`, fast >= 0.99, pct(fast)],
+    [`IW-normal ≥ 99.9 %`, b.slo["iw-normal"].attainment >= 0.999, pct(b.slo["iw-normal"].attainment)],
+    [`zero NIW deadline misses`, b.niw.deadlineMisses === 0, String(b.niw.deadlineMisses)],
+    [`zero dropped requests`, b.requests.dropped === 0, String(b.requests.dropped)],
     [
-      `fewer GPU-hours than unified and siloed reactive`,
-      best.gpuHours.total < unified.gpuHours.total && best.gpuHours.total < siloed.gpuHours.total,
-      `${f(best.gpuHours.total, 0)} vs ${f(unified.gpuHours.total, 0)} / ${f(siloed.gpuHours.total, 0)}`,
+      `≥ 25 % fewer GPU-hours than siloed reactive`,
+      saving(silo) >= 0.25,
+      `${pct(saving(silo), 1)}${paper(silo)}`,
     ],
-    [`≥ 25 % fewer GPU-hours than siloed reactive`, saving >= 0.25, pct(saving, 1)],
-    [`≥ 80 % less scaling waste than unified reactive`, waste >= 0.8, pct(waste, 1)],
+    [
+      `≥ 10 % fewer GPU-hours than unified reactive`,
+      saving(uni) >= 0.1,
+      `${pct(saving(uni), 1)}${paper(uni)}`,
+    ],
+    [`≥ 80 % less scaling-overhead GPU-time than unified reactive`, waste >= 0.8, pct(waste, 1)],
   ] as const;
   return [
-    `**Targets** (issue 8) for \`best\` on \`${main.scenario}\`:`,
+    `**Targets** (issue 15) for \`${BEST}\` on ${where}:`,
     "",
     ...checks.map(([what, ok, v]) => `- ${ok ? "✅" : "❌"} ${what}: ${v}`),
-    ...(scaled ? ["", scaledNote(scaled.runs)] : []),
-  ].join("\n");
+  ];
 }
 
 /** Which configurations keep the IW SLO at 10× load, said plainly. */
 function scaledNote(runs: Run[]): string {
   const ok = runs.filter((r) => iwOk(r.report) >= 0.99).map((r) => `\`${r.name}\``);
-  const b = runs.find((r) => r.name === "best")!.report;
+  const b = runs.find((r) => r.name === BEST)!.report;
   const head = ok.length
-    ? `At 10× the load (\`day\` × 10, below) the IW SLO (≥ 99 % in every IW tier) holds for ${ok.join(", ")}`
-    : "At 10× the load (`day` × 10, below) no configuration keeps the IW SLO (≥ 99 % in every IW tier)";
-  return `${head}; \`best\` there: IW-fast ${pct(b.slo["iw-fast"].attainment)}, IW-normal ${pct(b.slo["iw-normal"].attainment)}, ${f(b.gpuHours.total, 0)} GPU-hours.`;
+    ? `At 10× the load (\`day\` × 10, below) the IW SLO (≥ 99 % in every IW tier, over all requests) holds for ${ok.join(", ")}`
+    : "At 10× the load (`day` × 10, below) no configuration keeps the IW SLO (≥ 99 % in every IW tier, over all requests)";
+  return `${head}; \`${BEST}\` there: IW-fast ${pct(b.slo["iw-fast"].attainment)}, IW-normal ${pct(b.slo["iw-normal"].attainment)}, ${f(b.gpuHours.total, 0)} GPU-hours.`;
 }
 
 await plots();
@@ -342,7 +370,7 @@ let doc = template
   );
 // The analysis quotes the 10× runs: filled from scaled.json like the tables.
 const scaledRun = (name: string) => scaled?.runs.find((r) => r.name === name)?.report;
-const sb = scaledRun("best");
+const sb = scaledRun("reactive-slo");
 const su = scaledRun("unified-reactive");
 doc = doc
   .replaceAll("{{bestScaledFeasible}}", sb ? pct(sb.slo["iw-fast"].attainmentFeasible) : "–")
@@ -352,7 +380,7 @@ doc = doc
   .replaceAll(
     "{{unifiedScaledGap}}",
     su
-      ? `${f(100 * (0.99 - su.slo["iw-fast"].attainmentFeasible), 1)} points (${pct(su.slo["iw-fast"].attainmentFeasible)} of feasible)`
+      ? `${pct(su.slo["iw-fast"].attainmentFeasible)} of feasible: ${su.slo["iw-fast"].attainmentFeasible >= 0.99 ? "kept" : `${f(100 * (0.99 - su.slo["iw-fast"].attainmentFeasible), 1)} points short`}`
       : "–",
   );
 writeFileSync(new URL("results.md", dir), doc);
