@@ -17,6 +17,30 @@ import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
 import { RegionAgentActor } from "./agent.js";
 
+/** A serving instance's load report (idle unless told otherwise), published on its subject by `bus`. */
+function publishLoad(
+  bus: { publish(subject: string, data: unknown): void },
+  r: { instanceId: string; nodeId: string; region: string; model: string; atMs: number } & Partial<
+    Payload<typeof LoadReport>
+  >,
+): void {
+  bus.publish(
+    LoadReport.subject.build({ region: r.region, model: r.model, instance: r.instanceId }),
+    envelope(LoadReport, {
+      gpuType: "h100",
+      state: "serving",
+      kvUtilization: 0.05,
+      memoryUtilization: 0.05,
+      running: 1,
+      waiting: 0,
+      outstandingTokens: 0,
+      tokensPerSecond: 0,
+      kvCapacityTokens: 1_000_000,
+      ...r,
+    }),
+  );
+}
+
 /**
  * The region agent's scaling signal on virtual time: an endpoint whose KV cache is nearly empty but
  * whose engine slots are full (a small model on a big VM) must read as full and get another instance.
@@ -49,26 +73,17 @@ async function world(report: Partial<Payload<typeof LoadReport>>) {
   const client = broker.connect("node");
   /** A load report of instance i1 on n1 (or, with `other`, of another instance). */
   const send = (other: { instanceId: string; nodeId: string } = { instanceId: "i1", nodeId: "n1" }) =>
-    client.publish(
-      LoadReport.subject.build({ region: "westus", model: "llama3.2-3b", instance: other.instanceId }),
-      envelope(LoadReport, {
-        instanceId: other.instanceId,
-        nodeId: other.nodeId,
-        region: "westus",
-        model: "llama3.2-3b",
-        gpuType: "h100",
-        state: "serving",
-        kvUtilization: 0.03,
-        memoryUtilization: 0.03,
-        running: 0,
-        waiting: 0,
-        outstandingTokens: 0,
-        tokensPerSecond: 0,
-        kvCapacityTokens: 5_000_000,
-        atMs: clock.now(),
-        ...report,
-      }),
-    );
+    publishLoad(client, {
+      ...other,
+      region: "westus",
+      model: "llama3.2-3b",
+      kvUtilization: 0.03,
+      memoryUtilization: 0.03,
+      running: 0,
+      kvCapacityTokens: 5_000_000,
+      atMs: clock.now(),
+      ...report,
+    });
   /** `n` seconds of virtual time with a load report of i1 each second. */
   const seconds = async (n: number) => {
     for (let t = 0; t < n; t++) {
@@ -176,25 +191,18 @@ describe("region agent, GPU types under a plan (LT-I)", () => {
       for (const [id, vm] of fleet) {
         // Boots take 2 s; a drained VM leaves.
         if (vm.state === "booting" && clock.now() - vm.since >= 2_000) vm.state = "serving";
-        infra.publish(
-          LoadReport.subject.build({ region: "westus", model, instance: id }),
-          envelope(LoadReport, {
-            instanceId: id,
-            nodeId: id,
-            region: "westus",
-            model,
-            gpuType: vm.gpu,
-            state: vm.state,
-            kvUtilization: 0.3,
-            memoryUtilization: 0.3,
-            running: 10,
-            waiting: 0,
-            outstandingTokens: 0,
-            tokensPerSecond: 0,
-            kvCapacityTokens: 1_000_000,
-            atMs: clock.now(),
-          }),
-        );
+        publishLoad(infra, {
+          instanceId: id,
+          nodeId: id,
+          region: "westus",
+          model,
+          gpuType: vm.gpu,
+          state: vm.state,
+          kvUtilization: 0.3,
+          memoryUtilization: 0.3,
+          running: 10,
+          atMs: clock.now(),
+        });
       }
     };
     report();
@@ -268,25 +276,7 @@ describe("region agent giving back what a plan lowered (LT-U)", () => {
     });
     const idleReports = () => {
       for (const id of serving)
-        infra.publish(
-          LoadReport.subject.build({ region: "westus", model, instance: id }),
-          envelope(LoadReport, {
-            instanceId: id,
-            nodeId: id,
-            region: "westus",
-            model,
-            gpuType: "h100",
-            state: "serving",
-            kvUtilization: 0.05,
-            memoryUtilization: 0.05,
-            running: 1,
-            waiting: 0,
-            outstandingTokens: 0,
-            tokensPerSecond: 0,
-            kvCapacityTokens: 1_000_000,
-            atMs: clock.now(),
-          }),
-        );
+        publishLoad(infra, { instanceId: id, nodeId: id, region: "westus", model, atMs: clock.now() });
     };
     /** The routers' count of the minute just ended: `rps` interactive requests/s of 1,000 tokens. */
     const demand = (rps: number) => {
