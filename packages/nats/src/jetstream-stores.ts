@@ -9,6 +9,12 @@ import type { KV, NatsConnection, ObjectStore } from "nats";
 import type { NatsBusSettings } from "./nats-options.js";
 import { encodePayload, mapError, transient } from "./nats-wire.js";
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** How long a KV put keeps retrying "no responders" (a bucket just created in another cluster). */
 const KV_PUT_RETRY_MS = 5_000;
 /**
@@ -77,7 +83,10 @@ export class JetStreamStores {
   /**
    * Read, change and write a key as one compare-and-set on its revision: a write that another writer
    * beat (JetStream "wrong last sequence", 10071) is retried on the value read again after a jittered
-   * backoff, a bounded number of times (then a typed CONFLICT); "no responders" is retried as in `kvPut`.
+   * backoff, a bounded number of times (then a typed CONFLICT); timeouts and "no responders" are retried
+   * for up to 20 s as reads are — after a put whose reply timed out, the key is read first, and holding
+   * exactly the bytes written it counts as written (a change is applied again only if another writer
+   * changed the key in between).
    */
   async kvUpdate(
     bucket: string,
@@ -85,37 +94,46 @@ export class JetStreamStores {
     change: (current: unknown | undefined) => unknown | undefined,
     opts: KvPutOptions = {},
   ): Promise<unknown | undefined> {
-    const deadline = Date.now() + KV_PUT_RETRY_MS;
+    const deadline = Date.now() + KV_READ_RETRY_MS;
+    // A write whose reply was lost (a timeout): it may have landed. If the key then holds exactly these
+    // bytes, it did, and the change is not applied a second time.
+    let unsure: { bytes: Uint8Array; value: unknown } | undefined;
+    let conflicts = 0;
     for (let attempt = 0; ; attempt++) {
+      let bytes: Uint8Array | undefined;
+      let next: unknown;
       try {
         const kv = await this.bucket(bucket, opts.bucketTtlMs);
         const e = await kv.get(kvKey(key));
+        if (unsure && e?.operation === "PUT" && sameBytes(e.value, unsure.bytes)) return unsure.value;
+        unsure = undefined;
         let current: unknown;
         if (e?.operation === "PUT" && e.value.length > 0) {
           const d = decode(e.value, this.settings.maxPayload);
           if (d.ok) current = d.value;
         }
-        const next = change(current);
+        next = change(current);
         if (next === undefined) return current;
-        await kv.put(kvKey(key), encodePayload(next, `$KV.${bucket}`, this.settings.maxPayload), {
-          previousSeq: e ? e.revision : 0,
-        });
+        bytes = encodePayload(next, `$KV.${bucket}`, this.settings.maxPayload);
+        await kv.put(kvKey(key), bytes, { previousSeq: e ? e.revision : 0 });
         return next;
       } catch (e) {
-        const conflict = (e as { api_error?: { err_code?: number } })?.api_error?.err_code === 10071;
-        if (conflict && attempt < KV_UPDATE_ATTEMPTS) {
-          // Jittered backoff: writers that collided do not collide again in lockstep.
-          await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** attempt)));
-          continue;
-        }
-        const err = conflict
-          ? new SageError(
+        if ((e as { api_error?: { err_code?: number } })?.api_error?.err_code === 10071) {
+          if (++conflicts > KV_UPDATE_ATTEMPTS)
+            throw new SageError(
               "CONFLICT",
               `$KV.${bucket}.${key}: ${KV_UPDATE_ATTEMPTS} writes lost to other writers`,
-            )
-          : mapError(e, `$KV.${bucket}.${key}`);
-        if (err.code !== "NO_RESPONDERS" || this.connection.isClosed() || Date.now() >= deadline) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(500, 25 * 2 ** attempt)));
+            );
+          // Jittered backoff: writers that collided do not collide again in lockstep.
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 5 * 2 ** conflicts)));
+          continue;
+        }
+        const err = mapError(e, `$KV.${bucket}.${key}`);
+        // A timeout or "no responders" (a loaded server, a bucket just created elsewhere, a stream without
+        // a leader after a server loss) is tried again, bounded; a put's lost reply is checked first.
+        if (!transient(err) || this.connection.isClosed() || Date.now() >= deadline) throw err;
+        if (bytes && err.code === "TIMEOUT") unsure = { bytes, value: next };
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * 2 ** Math.min(attempt, 5))));
       }
     }
   }
