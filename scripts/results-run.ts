@@ -1,6 +1,6 @@
 // Runs the policy comparison (paper-week) and the sensitivity studies (day), writing raw reports to
 // docs/results/*.json. `npm run results` runs this, then scripts/results-render.ts.
-//   tsx scripts/results-run.ts [main|scaled|sensitivity|paper-scale-day|paper-scale-week|all] [--jobs n] [--only best,lt-ua] [--scale x] [--scenario name]
+//   tsx scripts/results-run.ts [main|scaled|sensitivity|paper-scale-day|paper-scale-week|all] [--jobs n] [--only lt-ua-1.0,lt-ua] [--scale x] [--scenario name]
 // Each simulation runs in its own worker process, `--jobs` at a time (default: the cores, at most 4).
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -146,8 +146,9 @@ const only = opt("only")?.split(",");
 const all = jobs().filter((j) => !only || only.includes(j.name));
 const jobArg = opt("job");
 if (jobArg !== undefined) {
-  // A worker: run one job and hand its result back through a file.
-  const result = await run(all[Number(jobArg)]!);
+  // A worker: run the job its parent wrote down (not an index into this file's list, which may have been
+  // edited since the parent started) and hand its result back through a file.
+  const result = await run(JSON.parse(readFileSync(jobArg, "utf8")) as Job);
   writeFileSync(opt("out")!, JSON.stringify(result));
 } else {
   // Run the jobs on `--jobs` worker processes (default: one per core, at most 4), longest first, and
@@ -173,6 +174,8 @@ if (jobArg !== undefined) {
   const runOne = (i: number) =>
     new Promise<void>((resolve, reject) => {
       const out = join(tmp, `${i}.json`);
+      const jobFile = join(tmp, `${i}.job.json`);
+      writeFileSync(jobFile, JSON.stringify(all[i]));
       const child = spawn(
         process.execPath,
         [
@@ -185,7 +188,7 @@ if (jobArg !== undefined) {
           what,
           ...args.filter((a) => a !== what),
           "--job",
-          String(i),
+          jobFile,
           "--out",
           out,
         ],
