@@ -78,15 +78,20 @@ export async function startEmulator(o: EmulatorOptions): Promise<EmulatorHandle>
     policy,
     engine,
     metrics: emulatorMetrics(engine, name),
-    loaded: false,
+    // Without a load time the model is there at once: a 0-ms timer could still be pending when the
+    // first request arrives on a busy machine (CI saw a 503 "model is loading" from an emulator that
+    // should never load).
+    loaded: !o.loadMs,
   };
 
-  const ready = new Promise<void>((resolve) =>
-    setTimeout(() => {
-      served.loaded = true;
-      resolve();
-    }, o.loadMs ?? 0),
-  );
+  const ready = served.loaded
+    ? Promise.resolve()
+    : new Promise<void>((resolve) =>
+        setTimeout(() => {
+          served.loaded = true;
+          resolve();
+        }, o.loadMs),
+      );
 
   const server = createServer((req, res) => {
     route(served, req, res).catch((e) =>
