@@ -261,8 +261,7 @@ export class RegionAgentActor extends Actor {
     // Scale-downs the recent demand holds back now are owed (a negative budget): paid back on the ticks,
     // one idle instance at a time, once the demand's hold has come down — on the plan's schedule, not
     // only at the next plan an hour later.
-    const owed = target < total && delta <= 0 ? target - Math.max(target, floor.hold) : 0;
-    this.plan.budget.set(model, delta > 0 ? delta : owed);
+    this.plan.budget.set(model, delta > 0 ? delta : target - Math.max(target, floor.hold));
     for (let i = 0; i < -delta && snap.serving - i > min; i++) {
       work.push(this.scaleDown(model, undefined, true));
     }
