@@ -26,9 +26,10 @@ export const CONFIGS: Record<string, Partial<SimOptions> & { policy: string }> =
   "lt-i": { policy: "lt-i" },
   "lt-u": { policy: "lt-u" },
   "lt-ua": { policy: "lt-ua" },
-  // LT-UA planned on the pooled capacity model near the pool's SLO capacity (0.9 of it; the default 0.5
-  // was chosen under the old, volume-independent bursts) and for GPU-hours rather than VM dollars (the
-  // dollar objective buys A100s, which cost more GPU-hours for the same traffic).
+  // LT-UA planned on the pooled capacity model at and near the pool's SLO capacity (1.0 is the default
+  // since 2026-12-07; it was 0.5, chosen under the old, volume-independent bursts) and for GPU-hours rather
+  // than VM dollars (the dollar objective buys A100s, which cost more GPU-hours — and at day × 10 more
+  // dollars too — for the same traffic).
   "lt-ua-0.9": { policy: "lt-ua", planner: { targetUtilization: 0.9, objective: "gpu-hours" } },
   "lt-ua-1.0": { policy: "lt-ua", planner: { targetUtilization: 1, objective: "gpu-hours" } },
   // Reactive scaling tuned to keep the interactive SLOs (engine model v2, 2026-12-05; `best` until

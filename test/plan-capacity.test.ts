@@ -161,6 +161,20 @@ describe("one capacity model for the planner and the region agents", () => {
     expect(w.agent.demandFloor(MODEL, "h100")).toEqual({ up: want(30), hold: want(30) });
   });
 
+  it("the agent's demand floor follows rising demand to its latest minute, falling demand at the mean", async () => {
+    const w = await world({ firstPlanAfterMs: -1 });
+    w.load("i1", "eastus", "serving");
+    const mix = { meanInputTokens: 1_000, meanOutputTokens: 250 };
+    const want = (rps: number) => w.capacity.instancesFor(MODEL, "h100", rps * 1_250, mix);
+    // A ramp: the 5 minutes' mean (20 req/s) lags the latest minute (30) by two minutes.
+    for (const rps of [10, 15, 20, 25, 30]) await w.minutes(1, { eastus: rps });
+    expect(want(30)).toBeGreaterThan(want(20));
+    expect(w.agent.demandFloor(MODEL, "h100")).toEqual({ up: want(30), hold: want(30) });
+    // Falling again: scale-ups follow the mean of the last 5 minutes; the hold keeps the 10 minutes' peak.
+    for (const rps of [25, 20, 15, 10, 5]) await w.minutes(1, { eastus: rps });
+    expect(w.agent.demandFloor(MODEL, "h100")).toEqual({ up: want(15), hold: want(30) });
+  });
+
   it("makes a first plan at start-up from the history there is, and none before any demand", async () => {
     const quiet = await world({ firstPlanAfterMs: 120_000 });
     await quiet.clock.advance(180_000);

@@ -151,9 +151,10 @@ export class PlanView {
 
   /**
    * Instances of `model` the measured interactive demand needs here by the capacity model: `up`, for the
-   * mean of the last 5 demand windows (a minute's count is noisy), and `hold`, the most any single one of
-   * the last 10 windows needed (capacity is not given back below it). 0 without a capacity model or
-   * recent demand reports.
+   * last 5 demand windows (a minute's count is noisy) — their mean, or where demand is rising, the level a
+   * straight line fitted through them reaches at the latest window (the mean of a ramp lags it by two
+   * windows) — and `hold`, the most any single one of the last 10 windows needed (capacity is not given
+   * back below it). 0 without a capacity model or recent demand reports.
    */
   demandFloor(model: string, gpu: string | undefined): { up: number; hold: number } {
     const cap = this.capacity;
@@ -165,19 +166,42 @@ export class PlanView {
     const g = sizingGpu(cap, model, gpu, this.gpuTypes);
     if (!g) return { up: 0, hold: 0 };
     const share = this.keepShare.get(model) ?? 1;
-    const need = (ws: typeof windows): number => {
+    const need = (ws: typeof windows, level?: number): number => {
       const req = ws.reduce((a, w) => a + w.requests, 0);
       if (req === 0) return 0;
       const tokens = ws.reduce((a, w) => a + w.inputTokens + w.outputTokens, 0);
       const seconds = ws.reduce((a, w) => a + w.windowMs, 0) / 1000;
-      return cap.instancesFor(model, g, (tokens / seconds) * share, {
+      return cap.instancesFor(model, g, Math.max(tokens / seconds, level ?? 0) * share, {
         meanInputTokens: ws.reduce((a, w) => a + w.inputTokens, 0) / req,
         meanOutputTokens: ws.reduce((a, w) => a + w.outputTokens, 0) / req,
       });
     };
-    const up = need(windows.slice(-5));
+    const last = windows.slice(-5);
+    const up = need(last, rampLevel(last));
     return { up, hold: Math.max(up, ...windows.map((w) => need([w]))) };
   }
+}
+
+/**
+ * Tokens/s at the latest of `ws` on the least-squares line through their tokens/s over their start times,
+ * where it rises; undefined for fewer than 3 windows or a level or falling line.
+ */
+function rampLevel(
+  ws: readonly { windowStartMs: number; windowMs: number; inputTokens: number; outputTokens: number }[],
+): number | undefined {
+  if (ws.length < 3) return undefined;
+  const xs = ws.map((w) => w.windowStartMs);
+  const ys = ws.map((w) => ((w.inputTokens + w.outputTokens) * 1000) / w.windowMs);
+  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < xs.length; i++) {
+    sxy += (xs[i]! - mx) * (ys[i]! - my);
+    sxx += (xs[i]! - mx) ** 2;
+  }
+  if (!(sxx > 0) || sxy <= 0) return undefined;
+  return my + (sxy / sxx) * (xs.at(-1)! - mx);
 }
 
 /** The GPU type to size `model` with: `gpu` if the capacity model knows it, else the first type it knows. */
