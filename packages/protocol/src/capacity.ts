@@ -60,10 +60,10 @@ export interface CapacityOptions {
 
 /**
  * The fraction of the knee endpoints are planned at, unless configured: the pooled knee itself. Measured
- * at `day` × 10 (LT-UA, seed 1, VM-dollar objective): at 1.0 IW-fast 99.5 % of feasible requests for
- * 11,229 GPU-hours, at 0.5 99.7 % for 19,134 — half the knee (the default until December 2026, chosen
- * before pooling and before the arrival model's bursts shrank with volume) cost 70 % more GPU-hours for
- * a fifth of a point of attainment.
+ * at `day` × 10 (LT-UA, seed 1, VM-dollar objective): at 1.0 IW-fast 99.4 % of feasible requests for
+ * 11,549 GPU-hours, at 0.5 99.7 % for 19,134 — half the knee (the default until December 2026, chosen
+ * before pooling and before the arrival model's bursts shrank with volume) cost 66 % more GPU-hours for
+ * a third of a point of attainment. LT-I, which applies each plan at once, misses IW-fast at 1.0 (97.2 %).
  */
 export const DEFAULT_TARGET_UTILIZATION = 1;
 
