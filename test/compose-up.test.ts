@@ -186,7 +186,14 @@ describe("docker compose up: the compose file on a Docker engine, under traffic 
     // A node's liveness is a KV entry that expires after 3 heartbeats: on a loaded machine one can lapse for a
     // moment and return with the next heartbeat (CI saw 5 of 6 once), so wait for every node, not one sample.
     let s = status();
-    await until(() => (s = status()).nodes.length >= REGIONS.length * MODELS.length, 60_000, 2_000);
+    await until(
+      () => {
+        s = status();
+        return s.nodes.length >= REGIONS.length * MODELS.length;
+      },
+      60_000,
+      2_000,
+    );
     expect(s.regions.map((r) => r.region).sort()).toEqual([...REGIONS].sort());
     expect(s.nodes.length).toBeGreaterThanOrEqual(REGIONS.length * MODELS.length);
     const names = new Set(s.services.map((x) => x.name));
