@@ -9,12 +9,6 @@ import type { KV, NatsConnection, ObjectStore } from "nats";
 import type { NatsBusSettings } from "./nats-options.js";
 import { encodePayload, mapError, transient } from "./nats-wire.js";
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** How long a KV put keeps retrying "no responders" (a bucket just created in another cluster). */
 const KV_PUT_RETRY_MS = 5_000;
 /**
@@ -105,7 +99,12 @@ export class JetStreamStores {
       try {
         const kv = await this.bucket(bucket, opts.bucketTtlMs);
         const e = await kv.get(kvKey(key));
-        if (unsure && e?.operation === "PUT" && sameBytes(e.value, unsure.bytes)) return unsure.value;
+        if (
+          unsure &&
+          e?.operation === "PUT" &&
+          Buffer.from(e.value.buffer, e.value.byteOffset, e.value.length).equals(unsure.bytes)
+        )
+          return unsure.value;
         unsure = undefined;
         let current: unknown;
         if (e?.operation === "PUT" && e.value.length > 0) {

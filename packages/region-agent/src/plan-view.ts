@@ -186,9 +186,7 @@ export class PlanView {
  * Tokens/s at the latest of `ws` on the least-squares line through their tokens/s over their start times,
  * where it rises; undefined for fewer than 3 windows or a level or falling line.
  */
-function rampLevel(
-  ws: readonly { windowStartMs: number; windowMs: number; inputTokens: number; outputTokens: number }[],
-): number | undefined {
+function rampLevel(ws: readonly DemandWindow[]): number | undefined {
   if (ws.length < 3) return undefined;
   const xs = ws.map((w) => w.windowStartMs);
   const ys = ws.map((w) => ((w.inputTokens + w.outputTokens) * 1000) / w.windowMs);
