@@ -1,5 +1,5 @@
 import { isSageError } from "@sageserve/protocol";
-import type { Bus, InboundMessage } from "@sageserve/runtime";
+import type { Bus, DurableMessage, InboundMessage } from "@sageserve/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BusHarness, memoryHarness, natsHarness } from "./support/bus-harness.js";
 
@@ -327,6 +327,46 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     await h.settle(1_800);
     expect(again).toEqual([2]);
     (await sub2).unsubscribe();
+  });
+
+  it("redelivers a held message after its ack wait exactly when durableRedelivery says so, unless working() is called", async () => {
+    const stream = { name: `CONFW_${n}`, subjects: [`tw${n}.>`] };
+    const prefix = `tw${n}`;
+    const producer = await conn();
+    await Promise.all([producer.durablePublish(stream, `${prefix}.idle.x`, { i: 1 }), h.settle(20)]);
+    await Promise.all([producer.durablePublish(stream, `${prefix}.kept.x`, { i: 2 }), h.settle(20)]);
+    const holder = await conn();
+    const idle: DurableMessage[] = [];
+    const kept: DurableMessage[] = [];
+    const subIdle = await holder.durableConsume(
+      stream,
+      "idle",
+      `${prefix}.idle.>`,
+      (m) => void idle.push(m),
+      {
+        ackWaitMs: 1_000,
+      },
+    );
+    const subKept = await holder.durableConsume(
+      stream,
+      "kept",
+      `${prefix}.kept.>`,
+      (m) => void kept.push(m),
+      {
+        ackWaitMs: 1_000,
+      },
+    );
+    await h.until(() => idle.length >= 1 && kept.length >= 1, 5_000);
+    // Hold both, never acknowledged, for 2.5 ack waits; keep one alive.
+    for (let t = 0; t < 8; t++) {
+      kept[0]!.working();
+      await h.settle(300);
+    }
+    expect(idle.length > 1).toBe(holder.durableRedelivery);
+    expect(kept).toHaveLength(1);
+    for (const m of [...idle, ...kept]) m.ack();
+    subIdle.unsubscribe();
+    subKept.unsubscribe();
   });
 
   it("registers services that discovery lists with their endpoints", async () => {

@@ -32,6 +32,7 @@ import { encodePayload, mapError, statusError } from "./nats-wire.js";
 /** Live Bus adapter over a real NATS connection (the `nats` package). */
 export class NatsBus implements Bus {
   readonly kind = "nats" as const;
+  readonly durableRedelivery = true;
   private readonly maxPayload: number;
 
   /** Replicas of the JetStream assets this connection creates (see `NatsBusOptions.jsReplicas`). */

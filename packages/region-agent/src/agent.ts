@@ -154,7 +154,8 @@ export class RegionAgentActor extends Actor {
         { ackWaitMs: this.settings.niwAckWaitMs },
       );
       this.on(RequestCancel, {}, (c) => this.niw.cancel(c.requestId), { broadcast: true });
-      this.every(Math.max(100, this.settings.niwAckWaitMs / 3), () => this.niw.keepAlive());
+      const redelivers = this.bus.durableRedelivery;
+      this.every(Math.max(100, this.settings.niwAckWaitMs / 3), () => this.niw.keepAlive(redelivers));
     }
     this.watchRequestsDone(region);
     if (this.opts.planStrategy) {

@@ -128,10 +128,16 @@ export class NiwFeed {
     if (this.held.has(niwJobId(requestId))) this.cancelledQueued.add(requestId);
   }
 
-  /** Jobs held here longer than the ack wait must not be redelivered: keep telling the queue. */
-  keepAlive(): void {
-    for (const m of this.held.values()) m.working();
-    for (const f of this.inFlight.values()) f.msg.working();
+  /**
+   * Jobs held here longer than the ack wait must not be redelivered: keep telling the queue (when it
+   * redelivers: `Bus.durableRedelivery`; the simulator's queue does not, and a paper-scale day holds
+   * millions of jobs). Then requeue runs lost with their instance and check unconfirmed hand-offs.
+   */
+  keepAlive(redelivers = true): void {
+    if (redelivers) {
+      for (const m of this.held.values()) m.working();
+      for (const f of this.inFlight.values()) f.msg.working();
+    }
     this.requeueLost();
     this.checkUnconfirmed();
   }

@@ -23,6 +23,7 @@ import type {
 /** One client connection to a MemoryBroker; implements the same Bus port as NatsBus. */
 export class MemoryBus implements Bus {
   readonly kind = "memory" as const;
+  readonly durableRedelivery = false;
   readonly versionless: boolean;
   private readonly subs = new Set<Sub>();
   private readonly pending = new Map<string, (e: SageError) => void>();

@@ -105,6 +105,13 @@ export interface KvPutOptions {
 export interface Bus {
   readonly kind: "nats" | "memory";
   /**
+   * Whether a durable message a consumer holds unacknowledged is delivered again after its ack wait
+   * (JetStream: yes, unless `working()` resets the timer). The in-memory queue leaves a held message with
+   * its consumer until it is acknowledged or given back, so there `working()` does nothing and a holder
+   * of millions of batch jobs (a simulated paper-scale day) need not call it on each of them.
+   */
+  readonly durableRedelivery: boolean;
+  /**
    * Every receiver trusts what is published here as it is (the simulator's in-process bus without
    * validation): actors skip the envelope version, which only a validating receiver reads.
    */
