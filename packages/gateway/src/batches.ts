@@ -361,7 +361,7 @@ export class Batches {
           f.sage.owner = this.p.self;
           f.sage.ownerAtMs = this.p.clock.now();
         });
-        if (!fresh || fresh.status !== "in_progress") return;
+        if (fresh?.status !== "in_progress") return;
       }
     } finally {
       this.submitting.delete(b.id);

@@ -147,6 +147,8 @@ function plannerOptions(
   strategy: PlanStrategy,
   prefetched: SimRequest[][],
 ): PlannerOptions {
+  // A sensitivity study's bias (SimOptions) or the config file's.
+  const bias = opts.forecastBias ?? opts.planner?.forecastBias;
   return {
     models: [...workload.models],
     regions: [...workload.regions],
@@ -177,7 +179,7 @@ function plannerOptions(
     ...(opts.planner?.postProcess ? { postProcess: opts.planner.postProcess } : {}),
     ...(opts.planner?.forecastStat ? { forecastStat: opts.planner.forecastStat } : {}),
     ...(opts.planner?.niwValleyFill !== undefined ? { niwValleyFill: opts.planner.niwValleyFill } : {}),
-    ...(opts.forecastBias !== undefined ? { forecastBias: opts.forecastBias } : {}),
+    ...(bias !== undefined ? { forecastBias: bias } : {}),
     ...(opts.planner?.schedule ? { schedule: opts.planner.schedule } : {}),
     ...plannerConfig(opts),
   };

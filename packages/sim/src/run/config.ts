@@ -37,7 +37,7 @@ export const SimConfigSchema = z
         /** How far past the next plan the forecast looks (boot lead, minutes; default 5). */
         leadMinutes: z.number().min(0).optional(),
         headroom: z.number().min(0).optional(),
-        /** Fraction of the SLO knee endpoints are planned at (the capacity model; default 0.5). */
+        /** Fraction of the SLO knee endpoints are planned at (the capacity model; default 1, the knee itself). */
         targetUtilization: z.number().gt(0).max(1).optional(),
         /** Count on pooled instances carrying more each than one alone (the capacity model; default true). */
         pooledCapacity: z.boolean().optional(),
@@ -47,6 +47,8 @@ export const SimConfigSchema = z
         objective: z.enum(["dollars", "gpu-hours"]).optional(),
         /** Spread the batch backlog's capacity over the forecast's valleys before its deadlines (default false). */
         niwValleyFill: z.boolean().optional(),
+        /** Every forecast multiplied by this: 1.2 plans on a forecast 20 % high (sensitivity; default 1). */
+        forecastBias: z.number().positive().optional(),
       })
       .strict()
       .optional(),

@@ -2,6 +2,7 @@ import { InferenceRequest, InstanceTransition, type Payload, Plan, VmCommand } f
 import { Actor, type ActorContext, type HandlerMeta } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
 import { resolveWorkload, withBurst } from "../workload/index.js";
+import type { SimOptions } from "./sim-options.js";
 import { runSimulation } from "./simulate.js";
 
 const count = (
@@ -90,16 +91,21 @@ describe("sensitivity hooks", () => {
     expect(rep.niw.released).toBe(rep.slo.niw.completed);
   }, 60_000);
 
-  it("a forecast bias scales the planner's forecasts", async () => {
+  it("a forecast bias scales the planner's forecasts (as a sensitivity option or in the config file's planner section)", async () => {
     const totals: number[] = [];
-    for (const bias of [1, 1.2]) {
+    const variants: Partial<SimOptions>[] = [
+      { forecastBias: 1 },
+      { forecastBias: 1.2 },
+      { planner: { forecastBias: 1.2 } },
+    ];
+    for (const bias of variants) {
       let first: number | undefined;
       await runSimulation({
         scenario: "day",
         scale: 0.05,
         policy: "lt-ua",
         seed: 4,
-        forecastBias: bias,
+        ...bias,
         validate: false,
         observers: [
           (ctx) =>
@@ -110,6 +116,7 @@ describe("sensitivity hooks", () => {
     }
     expect(totals[0]).toBeGreaterThan(0);
     expect(totals[1]! / totals[0]!).toBeCloseTo(1.2, 2);
+    expect(totals[2]).toBe(totals[1]);
   }, 120_000);
 });
 
