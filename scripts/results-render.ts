@@ -27,6 +27,9 @@ const scaled = existsSync(new URL("results/scaled.json", dir)) ? load("scaled.js
 const psDay = existsSync(new URL("results/paper-scale-day.json", dir))
   ? load("paper-scale-day.json")
   : undefined;
+const ps2Day = existsSync(new URL("results/paper-scale-2day.json", dir))
+  ? load("paper-scale-2day.json")
+  : undefined;
 const psWeek = existsSync(new URL("results/paper-scale-week.json", dir))
   ? load("paper-scale-week.json")
   : undefined;
@@ -134,6 +137,41 @@ function paperScaleTable(runs: Run[], windowHours: number): string {
   return [
     "| configuration | GPU-hours | vs siloed | vs unified | the paper's measure (15-min peaks): GPU-h, vs siloed / unified | GPU-h after the window (for how long) | scaling overhead GPU-h | overhead vs unified | IW-fast | IW-fast of feasible | IW-normal | NIW misses | dropped |",
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows,
+  ].join("\n");
+}
+
+/**
+ * `paper-scale`'s second day: each two-day run less the same configuration's first-day run (the same
+ * seed replays the same first day, so the difference is exactly what the second day cost), next to the
+ * two days' SLOs and what the two-day run still paid after its window.
+ */
+function secondDayTable(two: Run[], one: Run[]): string {
+  const day2 = (name: string) => {
+    const a = two.find((r) => r.name === name)?.report;
+    const b = one.find((r) => r.name === name)?.report;
+    return a && b
+      ? {
+          gpuh: a.gpuHours.total - b.gpuHours.total,
+          waste: a.gpuHours.scalingOverhead - b.gpuHours.scalingOverhead,
+        }
+      : undefined;
+  };
+  const silo = day2("siloed-reactive");
+  const uni = day2("unified-reactive");
+  const rows = two.flatMap((r) => {
+    const d = day2(r.name);
+    if (!d) return [];
+    const p = r.report;
+    const vs = (o: { gpuh: number } | undefined) => (o ? signed(rel(d.gpuh, o.gpuh)) : "–");
+    const after = `${f(p.gpuHours.afterWindow ?? 0, 0)} (${f(Math.max(0, p.simulatedHours - 48), 1)} h)`;
+    return [
+      `| ${r.name} | ${f(d.gpuh, 0)} | ${vs(silo)} | ${vs(uni)} | ${f(d.waste, 0)} | ${uni ? signed(rel(d.waste, uni.waste)) : "–"} | ${f(p.gpuHours.total, 0)} | ${after} | ${pct(p.slo["iw-fast"].attainmentFeasible ?? p.slo["iw-fast"].attainment)} | ${pct(p.slo["iw-normal"].attainment)} | ${p.niw.deadlineMisses} | ${p.requests.dropped} |`,
+    ];
+  });
+  return [
+    "| configuration | second day: GPU-hours | vs siloed | vs unified | second day: scaling overhead GPU-h | overhead vs unified | two days: GPU-hours | GPU-h after the two days (for how long) | two days: IW-fast of feasible | IW-normal | NIW misses | dropped |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rows,
   ].join("\n");
 }
@@ -334,6 +372,12 @@ let doc = template
     psDay
       ? paperScaleTable(psDay.runs, 24)
       : "_not run yet: `npm run results` (or `tsx scripts/results-run.ts paper-scale-day`)_",
+  )
+  .replaceAll(
+    "{{paperScaleSecondDayTable}}",
+    ps2Day && psDay
+      ? secondDayTable(ps2Day.runs, psDay.runs)
+      : "_not run yet: `npm run results` (or `tsx scripts/results-run.ts paper-scale-2day`)_",
   )
   .replaceAll(
     "{{paperScaleWeekTable}}",

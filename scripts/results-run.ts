@@ -1,6 +1,6 @@
 // Runs the policy comparison (paper-week) and the sensitivity studies (day), writing raw reports to
 // docs/results/*.json. `npm run results` runs this, then scripts/results-render.ts.
-//   tsx scripts/results-run.ts [main|scaled|sensitivity|paper-scale-day|paper-scale-week|all] [--jobs n] [--only lt-ua-1.0,lt-ua] [--scale x] [--scenario name]
+//   tsx scripts/results-run.ts [main|scaled|sensitivity|paper-scale-day|paper-scale-2day|paper-scale-week|all] [--jobs n] [--only lt-ua-1.0,lt-ua] [--scale x] [--scenario name]
 // Each simulation runs in its own worker process, `--jobs` at a time (default: the cores, at most 4).
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -68,12 +68,17 @@ const SENSITIVITY: Record<string, Partial<SimOptions>> = {
 
 /** `paper-scale`'s first day (~88 M requests; endpoints at 10–40 instances): where pools are big. */
 const PAPER_SCALE_DAY = ["siloed-reactive", "unified-reactive", "lt-ua", "lt-ua-1.0"];
+/**
+ * `paper-scale`'s first two days (~176 M requests): the second day (these runs less the first-day runs) is
+ * a day whose batch work deferred from the day before is done inside it — what a one-day window cannot show.
+ */
+const PAPER_SCALE_2DAY = ["siloed-reactive", "unified-reactive", "lt-ua-1.0"];
 /** The whole `paper-scale` week (~544 M requests, hours a run): the baselines and the leading LT-UA. */
 const PAPER_SCALE_WEEK = ["siloed-reactive", "unified-reactive", "lt-ua-1.0"];
 
 interface Job {
   /** Output file (docs/results/<group>.json) and position in it. */
-  group: "main" | "scaled" | "sensitivity" | "paper-scale-day" | "paper-scale-week";
+  group: "main" | "scaled" | "sensitivity" | "paper-scale-day" | "paper-scale-2day" | "paper-scale-week";
   scenario: string;
   name: string;
   variant?: string;
@@ -101,6 +106,16 @@ function jobs(): Job[] {
         name,
         cfg: CONFIGS[name]!,
         extra: { transforms: { durationMs: 24 * H } },
+      });
+  }
+  if (what === "paper-scale-2day" || what === "all") {
+    for (const name of PAPER_SCALE_2DAY)
+      out.push({
+        group: "paper-scale-2day",
+        scenario: "paper-scale",
+        name,
+        cfg: CONFIGS[name]!,
+        extra: { transforms: { durationMs: 48 * H } },
       });
   }
   if (what === "paper-scale-week" || what === "all") {
@@ -209,7 +224,14 @@ if (jobArg !== undefined) {
     }),
   );
   rmSync(tmp, { recursive: true, force: true });
-  for (const group of ["main", "scaled", "sensitivity", "paper-scale-day", "paper-scale-week"] as const) {
+  for (const group of [
+    "main",
+    "scaled",
+    "sensitivity",
+    "paper-scale-day",
+    "paper-scale-2day",
+    "paper-scale-week",
+  ] as const) {
     const idx = all.flatMap((j, i) => (j.group === group ? [i] : []));
     if (!idx.length) continue;
     const j0 = all[idx[0]!]!;

@@ -80,7 +80,7 @@ export class RegionAgentActor extends Actor {
       s.cooldowns.bootMs + 60_000 + s.scalingIntervalMs,
     );
     this.niw = new NiwFeed(this.clock, this.log, this.view, s.niw, this.actions, {
-      utilization: (model) => this.snapshot(model, undefined).utilization,
+      utilization: (model) => this.utilization(model, undefined),
       dispatch: (node, job) => void this.publish(InferenceRequest, { node }, job),
       checkRuns: async (node, requestIds) => {
         const r = await this.request(RunCheck, { node }, { requestIds }, 5_000);
@@ -296,27 +296,37 @@ export class RegionAgentActor extends Actor {
 
   snapshot(model: string, pool: string | undefined): EndpointSnapshot {
     const ek = this.keys.key(model, pool ?? "");
-    let used = 0;
-    let cap = 0;
     let serving = 0;
     let pending = 0;
     for (const i of this.view.endpoint(model, pool)) {
-      if (i.state === "serving") {
-        serving++;
-        used += (i.load + i.releasedTokens / i.kvCapacityTokens) * i.kvCapacityTokens;
-        cap += i.kvCapacityTokens;
-      } else if (ARRIVING.has(i.state)) pending++;
+      if (i.state === "serving") serving++;
+      else if (ARRIVING.has(i.state)) pending++;
     }
     pending += this.view.pendingBoots(model, pool);
     return {
       serving,
       pending,
-      utilization: cap > 0 ? Math.min(1, used / cap) : 1,
+      utilization: this.utilization(model, pool),
       cooldownUntilMs: this.scaling.cooldownUntilMs(ek),
       sloMissRate: this.slo.get(ek)?.missRate(this.clock.now()) ?? 0,
       wanted: this.wanted(model),
       idleMs: this.clock.now() - (this.view.busyAt(ek) ?? this.clock.now()),
     };
+  }
+
+  /**
+   * The serving instances' KV use, with the batch tokens released to them since their last report; 1 with
+   * none serving. Alone (not through `snapshot`) because the NIW feed asks for it after every finished job.
+   */
+  private utilization(model: string, pool: string | undefined): number {
+    let used = 0;
+    let cap = 0;
+    for (const i of this.view.endpoint(model, pool)) {
+      if (i.state !== "serving") continue;
+      used += (i.load + i.releasedTokens / i.kvCapacityTokens) * i.kvCapacityTokens;
+      cap += i.kvCapacityTokens;
+    }
+    return cap > 0 ? Math.min(1, used / cap) : 1;
   }
 
   /** Requests are held for this model here (in the last 30 s), or a queued batch job nears its deadline. */

@@ -57,6 +57,14 @@ export class InstanceView {
   private readonly boots = new Map<string, BootInFlight>();
   /** Last time each "model|pool" endpoint had something running or waiting. */
   private readonly busyAtMs = new Map<string, number>();
+  /**
+   * Each "model|pool" endpoint's instances, in the order they first reported (the order `instances`
+   * iterates in): `endpoint()` runs after every finished batch job, and a region holds every model's VMs.
+   */
+  private readonly byEndpoint = new Map<string, InstanceInfo[]>();
+  /** Where each instance is listed in `byEndpoint`, and its place in first-report order. */
+  private readonly listed = new Map<InstanceInfo, { ek: string; seq: number }>();
+  private nextSeq = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -84,8 +92,7 @@ export class InstanceView {
       // Updated in place: a report every few seconds per instance allocates nothing.
       cur.nodeId = r.nodeId;
       cur.gpuType = r.gpuType;
-      cur.model = r.model;
-      cur.pool = r.pool;
+      if (cur.model !== r.model || cur.pool !== r.pool) this.move(cur, r.model, r.pool);
       cur.state = r.state;
       cur.kvUtilization = r.kvUtilization;
       cur.load = instanceLoad(r);
@@ -94,7 +101,7 @@ export class InstanceView {
       cur.releasedTokens = 0;
       return;
     }
-    this.instances.set(r.instanceId, {
+    const info: InstanceInfo = {
       instanceId: r.instanceId,
       nodeId: r.nodeId,
       gpuType: r.gpuType,
@@ -106,16 +113,46 @@ export class InstanceView {
       kvCapacityTokens: r.kvCapacityTokens ?? 1,
       atMs: r.atMs,
       releasedTokens: 0,
-    });
+    };
+    this.instances.set(r.instanceId, info);
+    this.listed.set(info, { ek, seq: this.nextSeq++ });
+    this.listOf(ek).push(info); // the latest first report: last in order
   }
 
-  /** The endpoint's instances that reported recently enough to count. */
+  /**
+   * An instance now serves (or loads) another model or pool — its report says so, or the agent just
+   * commanded a swap or reclaim: it moves to that endpoint's list, at its place in first-report order.
+   */
+  move(i: InstanceInfo, model: string, pool: string | undefined): void {
+    i.model = model;
+    i.pool = pool;
+    const at = this.listed.get(i);
+    if (!at) return;
+    const old = this.byEndpoint.get(at.ek) ?? [];
+    const k0 = old.indexOf(i);
+    if (k0 >= 0) old.splice(k0, 1);
+    at.ek = this.keys.key(model, pool ?? "");
+    const list = this.listOf(at.ek);
+    let k = list.length;
+    while (k > 0 && this.listed.get(list[k - 1]!)!.seq > at.seq) k--;
+    list.splice(k, 0, i);
+  }
+
+  private listOf(ek: string): InstanceInfo[] {
+    let list = this.byEndpoint.get(ek);
+    if (!list) {
+      list = [];
+      this.byEndpoint.set(ek, list);
+    }
+    return list;
+  }
+
+  /** The endpoint's instances that reported recently enough to count (in first-report order). */
   endpoint(model: string, pool: string | undefined): InstanceInfo[] {
     const now = this.clock.now();
     const out: InstanceInfo[] = [];
-    for (const i of this.instances.values()) {
-      if (i.model === model && i.pool === pool && now - i.atMs <= this.staleAfterMs) out.push(i);
-    }
+    const list = this.byEndpoint.get(this.keys.key(model, pool ?? ""));
+    if (list) for (const i of list) if (now - i.atMs <= this.staleAfterMs) out.push(i);
     return out;
   }
 

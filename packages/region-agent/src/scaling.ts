@@ -102,8 +102,7 @@ export class ScalingActuator {
     if (!batch)
       this.setCooldown(model, pool, own ? this.settings.cooldowns.reclaimMs : this.settings.cooldowns.swapMs);
     target.state = own ? "loading" : "swapping";
-    target.model = model;
-    target.pool = pool;
+    this.view.move(target, model, pool);
     target.atMs = now;
     const reply = await this.ports.nodeCommand(target.nodeId, {
       commandId: this.nextCommandId(),
