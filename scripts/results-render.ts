@@ -27,6 +27,9 @@ const scaled = existsSync(new URL("results/scaled.json", dir)) ? load("scaled.js
 const psDay = existsSync(new URL("results/paper-scale-day.json", dir))
   ? load("paper-scale-day.json")
   : undefined;
+const scaledBias = existsSync(new URL("results/scaled-bias.json", dir))
+  ? load("scaled-bias.json")
+  : undefined;
 const ps2Day = existsSync(new URL("results/paper-scale-2day.json", dir))
   ? load("paper-scale-2day.json")
   : undefined;
@@ -282,6 +285,26 @@ function sensitivityTable(): string {
   return out.join("\n");
 }
 
+/** Forecast bias at `day` × 10: each biased run against the same configuration's run in scaled.json. */
+function scaledBiasTable(): string {
+  if (!scaledBias || !scaled)
+    return "_not run yet: `tsx scripts/results-run.ts scaled-bias` (part of `npm run results`)_";
+  const out = [
+    "| forecast | configuration | GPU-hours | Δ vs unbiased | IW-fast of feasible | IW-normal | NIW misses | dropped | plan-driven scale-ups (ahead of the forecast) | scale-ups on measured demand |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  const row = (variant: string, name: string, p: SimReport, base: SimReport | undefined) =>
+    `| ${variant} | ${name} | ${f(p.gpuHours.total, 0)} | ${base && p !== base ? signed(rel(p.gpuHours.total, base.gpuHours.total)) : "–"} | ${pct(p.slo["iw-fast"].attainmentFeasible ?? p.slo["iw-fast"].attainment)} | ${pct(p.slo["iw-normal"].attainment)} | ${p.niw.deadlineMisses} | ${p.requests.dropped} | ${p.scalingActions.aheadUp ?? 0} | ${(p.scalingActions.demandUp ?? 0) + (p.scalingActions.surgeUp ?? 0) + (p.scalingActions.emergencyUp ?? 0) + (p.scalingActions.sloUp ?? 0)} |`;
+  const names = [...new Set(scaledBias.runs.map((r) => r.name))];
+  for (const name of names) {
+    const base = scaled.runs.find((r) => r.name === name)?.report;
+    if (base) out.push(row("unbiased", name, base, base));
+    for (const r of scaledBias.runs.filter((x) => x.name === name))
+      out.push(row(r.variant ?? "?", name, r.report, base));
+  }
+  return out.join("\n");
+}
+
 /** GPU-hours of the unified configurations' minimum (2 instances per model × region) over the run. */
 function floorGpuHours(): number {
   const endpoints =
@@ -394,6 +417,7 @@ let doc = template
   .replaceAll("{{breakdownTable}}", breakdownTable())
   .replaceAll("{{plannerTable}}", plannerTable())
   .replaceAll("{{sensitivityTable}}", sensitivityTable())
+  .replaceAll("{{scaledBiasTable}}", scaledBiasTable())
   .replaceAll("{{bestVsSiloed}}", signed(rel(best.gpuHours.total, siloed.gpuHours.total)))
   .replaceAll("{{bestVsUnified}}", signed(rel(best.gpuHours.total, unified.gpuHours.total)))
   .replaceAll("{{unifiedVsSiloed}}", signed(rel(unified.gpuHours.total, siloed.gpuHours.total)))

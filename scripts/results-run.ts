@@ -1,6 +1,6 @@
 // Runs the policy comparison (paper-week) and the sensitivity studies (day), writing raw reports to
 // docs/results/*.json. `npm run results` runs this, then scripts/results-render.ts.
-//   tsx scripts/results-run.ts [main|scaled|sensitivity|paper-scale-day|paper-scale-2day|paper-scale-week|all] [--jobs n] [--only lt-ua-1.0,lt-ua] [--scale x] [--scenario name]
+//   tsx scripts/results-run.ts [main|scaled|scaled-bias|sensitivity|paper-scale-day|paper-scale-2day|paper-scale-week|all] [--jobs n] [--only lt-ua-1.0,lt-ua] [--scale x] [--scenario name]
 // Each simulation runs in its own worker process, `--jobs` at a time (default: the cores, at most 4).
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -78,7 +78,14 @@ const PAPER_SCALE_WEEK = ["siloed-reactive", "unified-reactive", "lt-ua-1.0"];
 
 interface Job {
   /** Output file (docs/results/<group>.json) and position in it. */
-  group: "main" | "scaled" | "sensitivity" | "paper-scale-day" | "paper-scale-2day" | "paper-scale-week";
+  group:
+    | "main"
+    | "scaled"
+    | "scaled-bias"
+    | "sensitivity"
+    | "paper-scale-day"
+    | "paper-scale-2day"
+    | "paper-scale-week";
   scenario: string;
   name: string;
   variant?: string;
@@ -97,6 +104,20 @@ function jobs(): Job[] {
   if (what === "scaled" || what === "all") {
     for (const [name, cfg] of Object.entries(CONFIGS))
       out.push({ group: "scaled", scenario: "day", name, cfg, extra: { scale: 10 } });
+  }
+  // Forecast bias where the plan has something to steer (at 1× every endpoint sits at its floor): LT-I
+  // applies each plan as it is, LT-UA at the knee follows measured demand between plans.
+  if (what === "scaled-bias" || what === "all") {
+    for (const variant of ["forecast +20 %", "forecast −20 %"])
+      for (const name of ["lt-i", "lt-ua-1.0"])
+        out.push({
+          group: "scaled-bias",
+          scenario: "day",
+          name,
+          variant,
+          cfg: CONFIGS[name]!,
+          extra: { ...SENSITIVITY[variant], scale: 10 },
+        });
   }
   if (what === "paper-scale-day" || what === "all") {
     for (const name of PAPER_SCALE_DAY)
@@ -149,7 +170,7 @@ async function run(job: Job) {
     `${job.scenario}${job.extra.scale ? ` ×${job.extra.scale}` : ""} ${job.variant ? `${job.variant} ` : ""}${job.name}: ${r.report.gpuHours.total.toFixed(0)} GPU-h, IW-fast SLO ${(100 * r.report.slo["iw-fast"].attainment).toFixed(2)} %, ${wallS.toFixed(0)} s`,
   );
   let report: object = r.report;
-  if (job.group === "sensitivity" || job.group.startsWith("paper-scale")) {
+  if (job.group === "sensitivity" || job.group === "scaled-bias" || job.group.startsWith("paper-scale")) {
     // The tables need the summary, not the 15-minute series (keeps the stored JSON small).
     const { timeseries: _series, ...rest } = r.report;
     report = rest;
@@ -227,6 +248,7 @@ if (jobArg !== undefined) {
   for (const group of [
     "main",
     "scaled",
+    "scaled-bias",
     "sensitivity",
     "paper-scale-day",
     "paper-scale-2day",
