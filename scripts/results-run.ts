@@ -119,24 +119,19 @@ function jobs(): Job[] {
           extra: { ...SENSITIVITY[variant], scale: 10 },
         });
   }
-  if (what === "paper-scale-day" || what === "all") {
-    for (const name of PAPER_SCALE_DAY)
+  // `paper-scale` cut to its first day or two.
+  for (const [group, names, hours] of [
+    ["paper-scale-day", PAPER_SCALE_DAY, 24],
+    ["paper-scale-2day", PAPER_SCALE_2DAY, 48],
+  ] as const) {
+    if (what !== group && what !== "all") continue;
+    for (const name of names)
       out.push({
-        group: "paper-scale-day",
+        group,
         scenario: "paper-scale",
         name,
         cfg: CONFIGS[name]!,
-        extra: { transforms: { durationMs: 24 * H } },
-      });
-  }
-  if (what === "paper-scale-2day" || what === "all") {
-    for (const name of PAPER_SCALE_2DAY)
-      out.push({
-        group: "paper-scale-2day",
-        scenario: "paper-scale",
-        name,
-        cfg: CONFIGS[name]!,
-        extra: { transforms: { durationMs: 48 * H } },
+        extra: { transforms: { durationMs: hours * H } },
       });
   }
   if (what === "paper-scale-week" || what === "all") {

@@ -338,24 +338,12 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     const holder = await conn();
     const idle: DurableMessage[] = [];
     const kept: DurableMessage[] = [];
-    const subIdle = await holder.durableConsume(
-      stream,
-      "idle",
-      `${prefix}.idle.>`,
-      (m) => void idle.push(m),
-      {
+    const hold = (name: string, into: DurableMessage[]) =>
+      holder.durableConsume(stream, name, `${prefix}.${name}.>`, (m) => void into.push(m), {
         ackWaitMs: 1_000,
-      },
-    );
-    const subKept = await holder.durableConsume(
-      stream,
-      "kept",
-      `${prefix}.kept.>`,
-      (m) => void kept.push(m),
-      {
-        ackWaitMs: 1_000,
-      },
-    );
+      });
+    const subIdle = await hold("idle", idle);
+    const subKept = await hold("kept", kept);
     await h.until(() => idle.length >= 1 && kept.length >= 1, 5_000);
     // Hold both, never acknowledged, for 2.5 ack waits; keep one alive.
     for (let t = 0; t < 8; t++) {
