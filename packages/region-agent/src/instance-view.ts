@@ -62,8 +62,8 @@ export class InstanceView {
    * iterates in): `endpoint()` runs after every finished batch job, and a region holds every model's VMs.
    */
   private readonly byEndpoint = new Map<string, InstanceInfo[]>();
-  /** Where each instance is listed in `byEndpoint`, and its place in first-report order. */
-  private readonly listed = new Map<InstanceInfo, { ek: string; seq: number }>();
+  /** Each instance's place in first-report order (its list in `byEndpoint` follows from its model and pool). */
+  private readonly order = new Map<InstanceInfo, number>();
   private nextSeq = 0;
 
   constructor(
@@ -115,7 +115,7 @@ export class InstanceView {
       releasedTokens: 0,
     };
     this.instances.set(r.instanceId, info);
-    this.listed.set(info, { ek, seq: this.nextSeq++ });
+    this.order.set(info, this.nextSeq++);
     this.listOf(ek).push(info); // the latest first report: last in order
   }
 
@@ -124,17 +124,16 @@ export class InstanceView {
    * commanded a swap or reclaim: it moves to that endpoint's list, at its place in first-report order.
    */
   move(i: InstanceInfo, model: string, pool: string | undefined): void {
-    i.model = model;
-    i.pool = pool;
-    const at = this.listed.get(i);
-    if (!at) return;
-    const old = this.byEndpoint.get(at.ek) ?? [];
+    const old = this.byEndpoint.get(this.keys.key(i.model, i.pool ?? "")) ?? [];
     const k0 = old.indexOf(i);
     if (k0 >= 0) old.splice(k0, 1);
-    at.ek = this.keys.key(model, pool ?? "");
-    const list = this.listOf(at.ek);
+    i.model = model;
+    i.pool = pool;
+    const seq = this.order.get(i);
+    if (seq === undefined) return;
+    const list = this.listOf(this.keys.key(model, pool ?? ""));
     let k = list.length;
-    while (k > 0 && this.listed.get(list[k - 1]!)!.seq > at.seq) k--;
+    while (k > 0 && this.order.get(list[k - 1]!)! > seq) k--;
     list.splice(k, 0, i);
   }
 
