@@ -117,7 +117,11 @@ async function world(opts: Partial<PlannerOptions> = {}) {
     }
   };
   /** A region agent's status with this NIW backlog for MODEL. */
-  const status = (region: string, niwBacklog: { withinMinutes: number; jobs: number; tokens: number }[]) =>
+  const status = (
+    region: string,
+    niwBacklog: { withinMinutes: number; jobs: number; tokens: number }[],
+    niwEscalateBeforeMinutes?: number,
+  ) =>
     client.publish(
       RegionStatus.subject.build({ region }),
       envelope(RegionStatus, {
@@ -130,6 +134,7 @@ async function world(opts: Partial<PlannerOptions> = {}) {
             memoryUtilization: 0.1,
             niwQueueDepth: niwBacklog.at(-1)?.jobs ?? 0,
             niwBacklog,
+            ...(niwEscalateBeforeMinutes !== undefined ? { niwEscalateBeforeMinutes } : {}),
           },
         ],
       }),
@@ -329,6 +334,15 @@ describe("batch work in the plan", () => {
     expect(plan.niw).toEqual([{ model: MODEL, region: "eastus", tokensPerSecond: Math.round(need) }]);
     const eastus = plan.targets.filter((t) => t.region === "eastus").reduce((a, t) => a + t.instances, 0);
     expect(eastus).toBeGreaterThan(quiet);
+    // The agent escalates a job 60 minutes before its deadline: the plan releases the backlog a margin
+    // before that point, not before the deadline — 2 h less 1 h, twice the rate.
+    w.status("eastus", [{ withinMinutes: 180, jobs: 60_000, tokens: 60_000 * 1_250 }], 60);
+    await w.clock.advance(1);
+    await w.planner.plan();
+    await w.clock.advance(1);
+    expect(w.plans.at(-1)!.niw).toEqual([
+      { model: MODEL, region: "eastus", tokensPerSecond: Math.round((60_000 * 1_250) / (60 * 60)) },
+    ]);
     // Batch capacity stays in its region (only interactive work is routed): eastus alone carries it.
     expect(eastus).toBeGreaterThanOrEqual(
       // Batch work may run an instance up to its knee: it costs the target utilisation's share.

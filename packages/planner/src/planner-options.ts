@@ -48,7 +48,8 @@ export interface PlannerOptions {
   replanMinGapMs?: number;
   /**
    * Plan batch capacity from the NIW backlog by deadline (the region agents' status): enough tokens/s
-   * this window for every queued job to finish this many minutes before its deadline (default 60).
+   * this window for every queued job to be released this many minutes before its region agent would
+   * escalate it (the agent reports that bound with the backlog; 4 h by default) (default 60).
    * Without backlog reports the plan keeps the flat `niwShare` of the NIW forecast.
    */
   niwDeadlineMarginMinutes?: number;

@@ -64,7 +64,7 @@ export class PlannerActor extends Actor {
   /** Latest NIW backlog by deadline per "model|region" (RegionStatus), with when it was reported. */
   private readonly backlog = new Map<
     string,
-    { atMs: number; buckets: { withinMinutes: number; tokens: number }[] }
+    { atMs: number; buckets: { withinMinutes: number; tokens: number }[]; escalateBeforeMinutes: number }
   >();
   /** Regions whose every instance failed or stopped (no serving one left): planned with no supply. */
   private readonly downRegions = new Set<string>();
@@ -105,6 +105,7 @@ export class PlannerActor extends Actor {
           this.backlog.set(pairKey(e.model, st.region), {
             atMs: this.clock.now(),
             buckets: e.niwBacklog ?? [],
+            escalateBeforeMinutes: e.niwEscalateBeforeMinutes ?? 0,
           });
       },
       { broadcast: true },
@@ -340,7 +341,9 @@ export class PlannerActor extends Actor {
   ): number | undefined {
     const b = this.backlog.get(pairKey(model, region));
     if (!b || now - b.atMs > 10 * 60_000) return undefined;
-    const margin = this.opts.niwDeadlineMarginMinutes;
+    // Released before the agent's escalation point, not just before the deadline: a job that reaches it
+    // goes out whatever the load — into the next peak, when a day's backlog is paced just in time.
+    const margin = this.opts.niwDeadlineMarginMinutes + b.escalateBeforeMinutes;
     if (!this.opts.niwValleyFill || s.iw.length < 1440) return deadlineRate(b.buckets, margin);
     const horizon = Math.min(
       7 * 1440,

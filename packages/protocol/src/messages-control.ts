@@ -249,6 +249,11 @@ export const RegionStatus = defineMessage({
             .array(z.object({ withinMinutes: z.number().int().positive(), jobs: Count, tokens: Count }))
             .max(32)
             .optional(),
+          /**
+           * The agent releases a queued job whatever the load once its deadline is this close (minutes): the
+           * planner paces the backlog to be released before then, so escalation stays an emergency path.
+           */
+          niwEscalateBeforeMinutes: z.number().min(0).optional(),
         }),
       )
       .max(10_000),

@@ -696,3 +696,21 @@ describe("region agent NIW acknowledgement", () => {
     await w.agent.stop();
   });
 });
+
+describe("region agent status", () => {
+  it("reports a held job's backlog by deadline with the escalation bound the planner paces it against", async () => {
+    // Full instances: the job is held (its deadline is a day away, beyond the 4 h escalation bound).
+    const w = await world({ kvUtilization: 0.95 });
+    w.send();
+    await w.clock.advance(10);
+    await queueJob(w, "r1");
+    await w.clock.advance(100);
+    const ep = w.agent.status().endpoints.find((e) => e.model === "llama3.2-3b")!;
+    expect(ep.niwQueueDepth).toBe(1);
+    expect(ep.niwEscalateBeforeMinutes).toBe(240);
+    // Cumulative buckets: nothing due within 12 h, the job within 24 h.
+    expect(ep.niwBacklog?.find((b) => b.withinMinutes === 720)?.jobs).toBe(0);
+    expect(ep.niwBacklog?.find((b) => b.withinMinutes === 1440)?.jobs).toBe(1);
+    await w.agent.stop();
+  });
+});

@@ -19,7 +19,7 @@ import {
 } from "@sageserve/protocol";
 import { Actor, type ActorContext } from "@sageserve/runtime";
 import { newActionCounts } from "./actions.js";
-import { ARRIVING, type BootInFlight, InstanceView } from "./instance-view.js";
+import { ARRIVING, type BootInFlight, InstanceView, loadWithReleased } from "./instance-view.js";
 import { NiwFeed } from "./niw-feed.js";
 import { type RegionAgentOptions, type ResolvedSettings, resolveOptions } from "./options.js";
 import { gpuMix, planDecision } from "./plan-policy.js";
@@ -31,6 +31,7 @@ import {
   SloWindow,
   scaleUpCount,
   sloPressure,
+  WindowSum,
 } from "./policy.js";
 import { ScalingActuator } from "./scaling.js";
 
@@ -58,6 +59,9 @@ export class RegionAgentActor extends Actor {
   private readonly wantedAtMs = new Map<string, number>();
   /** Recent IW-fast TTFT misses per endpoint (model|pool), for the SLO guard. */
   private readonly slo = new Map<string, SloWindow>();
+  /** Interactive prompt + output tokens finished per model over the last minute (the NIW feed's room). */
+  private readonly iwServed = new Map<string, WindowSum>();
+  private readonly roomCache = new Map<string, { atMs: number; tps: number | undefined }>();
 
   constructor(
     ctx: ActorContext,
@@ -81,6 +85,7 @@ export class RegionAgentActor extends Actor {
     );
     this.niw = new NiwFeed(this.clock, this.log, this.view, s.niw, this.actions, {
       utilization: (model) => this.utilization(model, undefined),
+      roomTps: (model) => this.roomTps(model),
       dispatch: (node, job) => void this.publish(InferenceRequest, { node }, job),
       checkRuns: async (node, requestIds) => {
         const r = await this.request(RunCheck, { node }, { requestIds }, 5_000);
@@ -176,16 +181,21 @@ export class RegionAgentActor extends Actor {
     if (stored.ok) this.view.restoreBoots(stored.value, this.clock.now());
   }
 
-  /** Finished requests feed the SLO guard (when on) and, in unified mode, settle NIW runs. */
+  /**
+   * Finished requests feed the SLO guard (when on) and, in unified mode, settle NIW runs; interactive ones
+   * measure the load the NIW feed's room is counted against (`niw.fillRoom`).
+   */
   private watchRequestsDone(region: string): void {
     const sloGuard = this.settings.reactive.sloScaleUpAbove !== undefined;
     const unified = this.opts.mode === "unified";
+    const room = unified && this.settings.niw.fillRoom > 0;
     if (!unified && !sloGuard) return;
     this.on(
       RequestDone,
       { region },
       (d) => {
         if (sloGuard) this.recordSlo(d);
+        if (room && d.tier !== "niw") this.recordIwServed(d);
         if (unified) this.niw.onDone(d);
       },
       { broadcast: true },
@@ -206,7 +216,12 @@ export class RegionAgentActor extends Actor {
           instances: e.instances,
           memoryUtilization: e.cap > 0 ? Math.min(1, e.used / e.cap) : 0,
           niwQueueDepth: this.queueDepth(model),
-          ...(backlog !== undefined ? { niwBacklog: backlog } : {}),
+          ...(backlog !== undefined
+            ? {
+                niwBacklog: backlog,
+                niwEscalateBeforeMinutes: this.settings.niw.escalateBeforeDeadlineMs / 60_000,
+              }
+            : {}),
         };
       }),
     };
@@ -223,9 +238,9 @@ export class RegionAgentActor extends Actor {
     return this.plan.aheadNeed(model, gpu);
   }
 
-  /** See PlanView.demandFloor. */
+  /** See PlanView.demandFloor: with the plan's batch rate counted while batch jobs are queued here. */
   demandFloor(model: string, gpu: string | undefined): { up: number; hold: number } {
-    return this.plan.demandFloor(model, gpu);
+    return this.plan.demandFloor(model, gpu, this.niw.depth(model) > 0);
   }
 
   private onPlan(p: Payload<typeof Plan>): void | Promise<void> {
@@ -254,7 +269,7 @@ export class RegionAgentActor extends Actor {
     this.plan.targets.set(model, { instances: target, gpu: t.gpu, byGpu: t.byGpu });
     if (this.opts.planStrategy === "lt-i") return; // applied on the ticks
     const snap = this.snapshot(model, undefined);
-    const floor = this.plan.demandFloor(model, t.gpu);
+    const floor = this.demandFloor(model, t.gpu);
     const total = snap.serving + snap.pending;
     // Up to the plan (or what the demand needs); down to the plan, but not below what it held lately.
     const delta = target > total ? Math.max(target, floor.up) - total : Math.max(target, floor.hold) - total;
@@ -262,10 +277,17 @@ export class RegionAgentActor extends Actor {
     // Scale-downs the recent demand holds back now are owed (a negative budget): paid back on the ticks,
     // one idle instance at a time, once the demand's hold has come down — on the plan's schedule, not
     // only at the next plan an hour later.
-    this.plan.budget.set(model, delta > 0 ? delta : target - Math.max(target, floor.hold));
-    for (let i = 0; i < -delta && snap.serving - i > min; i++) {
-      work.push(this.scaleDown(model, undefined, true));
-    }
+    // Nor below what the instances' load needs now (interactive and the batch work being released): what
+    // the plan would take from busy instances the budget's utilisation rule would scale straight back up
+    // (measured: a lagging forecast's plan halved a busy endpoint, emergency scale-ups restored it within
+    // the hour, IW-normal starved in between) — it is owed as well.
+    const busy = Math.ceil(
+      (snap.serving * snap.utilization) / this.cfgFor(model, undefined).scaleUpAbove - 1e-9,
+    );
+    const down = delta < 0 ? Math.max(0, Math.min(-delta, snap.serving - Math.max(min, busy))) : 0;
+    const owed = target - Math.max(target, floor.hold) - (-delta - down);
+    this.plan.budget.set(model, delta > 0 ? delta : Math.min(0, owed));
+    for (let i = 0; i < down; i++) work.push(this.scaleDown(model, undefined, true));
   }
 
   /** Instances per model the current plan asks of this region (empty before the first plan). */
@@ -315,7 +337,7 @@ export class RegionAgentActor extends Actor {
   }
 
   /**
-   * The serving instances' KV use, with the batch tokens released to them since their last report; 1 with
+   * The serving instances' load (KV or slots), with the batch work released to them since their last report; 1 with
    * none serving. Alone (not through `snapshot`) because the NIW feed asks for it after every finished job.
    */
   private utilization(model: string, pool: string | undefined): number {
@@ -323,10 +345,45 @@ export class RegionAgentActor extends Actor {
     let cap = 0;
     for (const i of this.view.endpoint(model, pool)) {
       if (i.state !== "serving") continue;
-      used += (i.load + i.releasedTokens / i.kvCapacityTokens) * i.kvCapacityTokens;
+      used += loadWithReleased(i) * i.kvCapacityTokens;
       cap += i.kvCapacityTokens;
     }
     return cap > 0 ? Math.min(1, used / cap) : 1;
+  }
+
+  private recordIwServed(d: Payload<typeof RequestDone>): void {
+    let w = this.iwServed.get(d.model);
+    if (!w) {
+      w = new WindowSum();
+      this.iwServed.set(d.model, w);
+    }
+    w.add(this.clock.now(), d.inputTokens + d.outputTokens);
+  }
+
+  /**
+   * Tokens/s of batch work `model`'s serving instances here have room for: `niw.fillRoom` of what they
+   * carry at the SLO by the capacity model (each GPU type's instances as one pool, at the plan's target
+   * utilisation, for the measured interactive mix), less the interactive tokens/s they finished over the
+   * last minute. Only under a plan with a capacity model (undefined otherwise); recomputed once a second
+   * (the feed asks after every finished job).
+   */
+  private roomTps(model: string): number | undefined {
+    const cap = this.opts.capacity;
+    if (!cap || !this.opts.planStrategy || !this.plan.targets.has(model)) return undefined;
+    const now = this.clock.now();
+    const cached = this.roomCache.get(model);
+    if (cached && now - cached.atMs < 1_000) return cached.tps;
+    const byGpu = new Map<string, number>();
+    for (const i of this.view.endpoint(model, undefined))
+      if (i.state === "serving") byGpu.set(i.gpuType, (byGpu.get(i.gpuType) ?? 0) + 1);
+    const mix = this.plan.mix(model);
+    let carries = 0;
+    for (const [gpu, n] of byGpu) carries += n * (cap.plannedTokensPerSecond(model, gpu, mix, n) ?? 0);
+    const w = this.iwServed.get(model);
+    const served = w ? w.sum(now) / (w.windowMs / 1000) : 0;
+    const tps = Math.max(0, this.settings.niw.fillRoom * carries - served);
+    this.roomCache.set(model, { atMs: now, tps });
+    return tps;
   }
 
   /** Requests are held for this model here (in the last 30 s), or a queued batch job nears its deadline. */
@@ -385,7 +442,7 @@ export class RegionAgentActor extends Actor {
       exec: this.settings.planExecution,
       plan: { instances: plan.instances, gpu: plan.gpu },
       mix: { add: mix.add, hasSurplus: mix.surplus.size > 0 },
-      measured: this.plan.demandFloor(model, gpu),
+      measured: this.demandFloor(model, gpu),
       aheadNeed: this.plan.aheadNeed(model, gpu),
       budget: this.plan.budget.get(model) ?? 0,
       observedTps: this.plan.observedTps.get(model) ?? 0,

@@ -27,6 +27,19 @@ export interface InstanceInfo {
   atMs: number;
   /** NIW tokens released here since the last report. */
   releasedTokens: number;
+  /** NIW jobs released here since the last report (each takes a sequence slot). */
+  releasedJobs: number;
+  /** The engine's sequence slots (vLLM's max_num_seqs); 0: not reported. */
+  maxRunning: number;
+}
+
+/**
+ * An instance's load with the NIW work released to it since its last report: its KV tokens or, where its
+ * slots are known, one sequence slot per job, whichever weighs more.
+ */
+export function loadWithReleased(i: InstanceInfo): number {
+  const slots = i.maxRunning > 0 ? i.releasedJobs / i.maxRunning : 0;
+  return i.load + Math.max(i.releasedTokens / i.kvCapacityTokens, slots);
 }
 
 /** A VM the provider is booting that has not reported yet. */
@@ -99,6 +112,8 @@ export class InstanceView {
       cur.kvCapacityTokens = r.kvCapacityTokens ?? 1;
       cur.atMs = r.atMs;
       cur.releasedTokens = 0;
+      cur.releasedJobs = 0;
+      cur.maxRunning = r.maxRunning ?? 0;
       return;
     }
     const info: InstanceInfo = {
@@ -113,6 +128,8 @@ export class InstanceView {
       kvCapacityTokens: r.kvCapacityTokens ?? 1,
       atMs: r.atMs,
       releasedTokens: 0,
+      releasedJobs: 0,
+      maxRunning: r.maxRunning ?? 0,
     };
     this.instances.set(r.instanceId, info);
     this.order.set(info, this.nextSeq++);
@@ -161,7 +178,7 @@ export class InstanceView {
     let bestU = Number.POSITIVE_INFINITY;
     for (const i of this.endpoint(model, undefined)) {
       if (i.state !== "serving") continue;
-      const u = i.load + i.releasedTokens / i.kvCapacityTokens;
+      const u = loadWithReleased(i);
       if (u < bestU) {
         best = i;
         bestU = u;

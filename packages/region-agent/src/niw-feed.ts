@@ -17,7 +17,7 @@ import {
 } from "@sageserve/protocol";
 import type { Clock, DurableMessage, Logger } from "@sageserve/runtime";
 import type { ActionCounts } from "./actions.js";
-import type { InstanceInfo, InstanceView } from "./instance-view.js";
+import { type InstanceInfo, type InstanceView, loadWithReleased } from "./instance-view.js";
 import { type Job, NiwQueue } from "./niw-queue.js";
 import {
   batchRunsAgain,
@@ -26,6 +26,9 @@ import {
   niwReleaseKind,
   niwRunLost,
 } from "./policy.js";
+
+/** A job that is not urgent goes only to an instance whose load, with what was released to it, is below this. */
+const NIW_TARGET_LOAD_BELOW = 0.9;
 
 /** Deadline buckets of the NIW backlog in RegionStatus (minutes from now; the last covers a week). */
 export const BACKLOG_BOUNDS_MINUTES = [30, 60, 120, 240, 480, 720, 1440, 10_080];
@@ -44,6 +47,12 @@ const RECHECK_AFTER_MS = 5 * 60_000;
  */
 export interface NiwFeedPorts {
   utilization(model: string): number;
+  /**
+   * Tokens/s of batch work the serving instances of `model` have room for now (`NiwReleaseConfig.fillRoom`
+   * of their SLO capacity less the interactive load they serve); undefined: not known (no plan or no
+   * capacity model).
+   */
+  roomTps(model: string): number | undefined;
   dispatch(nodeId: string, job: Payload<typeof InferenceRequest>): void;
   checkRuns(nodeId: string, requestIds: string[]): Promise<ReplyOf<typeof RunCheck> | undefined>;
 }
@@ -70,6 +79,8 @@ export class NiwFeed {
    */
   private readonly inFlight = new Map<string, InFlight>();
   private readonly cancelledQueued = new Set<string>();
+  /** Released jobs still running per instance (`niwSlotShare`). */
+  private readonly runningOn = new Map<string, number>();
   /** Batch tokens/s the plan reserves per model here, and the release allowance it has built up. */
   private readonly planRate = new Map<string, number>();
   private readonly allowance = new Map<string, { tokens: number; atMs: number }>();
@@ -151,7 +162,7 @@ export class NiwFeed {
   private settle(requestId: string, outcome: Payload<typeof RequestDone>["outcome"]): void {
     const f = this.inFlight.get(requestId);
     if (!f) return;
-    this.inFlight.delete(requestId);
+    this.endRun(requestId);
     const attempt = f.job.attempt ?? 0;
     // A Batch API request the engine failed runs again (its result is stored on the last run).
     if (batchRunsAgain(outcome, f.job.resultKey, attempt, BATCH_MAX_ATTEMPTS))
@@ -211,7 +222,7 @@ export class NiwFeed {
         this.settle(job.requestId, outcome);
         continue;
       }
-      this.inFlight.delete(job.requestId);
+      this.endRun(job.requestId);
       this.handoffsLost++;
       this.log.warn(
         { jobId: job.jobId, instanceId: f.instanceId, nodeId: f.nodeId },
@@ -227,7 +238,7 @@ export class NiwFeed {
     const now = this.clock.now();
     for (const [requestId, f] of this.inFlight) {
       if (!niwRunLost(f.atMs, this.view.get(f.instanceId), now, this.view.staleAfterMs)) continue;
-      this.inFlight.delete(requestId);
+      this.endRun(requestId);
       this.requeued++;
       this.log.warn(
         { jobId: f.job.jobId, instanceId: f.instanceId },
@@ -246,7 +257,7 @@ export class NiwFeed {
         running.msg = msg;
         return;
       }
-      this.inFlight.delete(job.requestId);
+      this.endRun(job.requestId);
       running.msg.ack();
     }
     if (msg) {
@@ -286,6 +297,15 @@ export class NiwFeed {
       if (kind === "hold") break;
       const target = this.view.leastLoaded(model);
       if (!target) break;
+      // Not urgent: only into an instance with room left — a job holds its sequence slot for its whole
+      // output, and a waiting interactive request never takes a running one's (as in vLLM).
+      if (
+        kind !== "urgent" &&
+        (loadWithReleased(target) >= NIW_TARGET_LOAD_BELOW ||
+          (target.maxRunning > 0 &&
+            (this.runningOn.get(target.instanceId) ?? 0) >= this.cfg.niwSlotShare * target.maxRunning))
+      )
+        break;
       q.pop();
       this.startRun(head, target, now);
       if (kind === "paced") {
@@ -300,6 +320,7 @@ export class NiwFeed {
         if (kind === "urgent") this.actions.niwEscalated++;
       }
       target.releasedTokens += cost;
+      target.releasedJobs++;
       this.ports.dispatch(target.nodeId, inferenceRequestFor(head, model, target.instanceId));
     }
   }
@@ -309,7 +330,8 @@ export class NiwFeed {
    * work keeps its headroom) — the backlog meets its deadlines without waiting for escalation.
    */
   private accrueAllowance(model: string, nowMs: number): { tokens: number; atMs: number } | undefined {
-    const rate = this.planRate.get(model) ?? 0;
+    const room = this.cfg.fillRoom > 0 ? (this.ports.roomTps(model) ?? 0) : 0;
+    const rate = Math.max(this.planRate.get(model) ?? 0, room);
     let allowance: { tokens: number; atMs: number } | undefined;
     if (rate > 0) {
       allowance = this.allowance.get(model) ?? { tokens: 0, atMs: nowMs };
@@ -328,11 +350,22 @@ export class NiwFeed {
     this.cancelled++;
   }
 
+  /** A released job's run is over here (done, lost, handed back): it no longer holds its instance's slot. */
+  private endRun(requestId: string): void {
+    const f = this.inFlight.get(requestId);
+    if (!f) return;
+    this.inFlight.delete(requestId);
+    const n = (this.runningOn.get(f.instanceId) ?? 1) - 1;
+    if (n > 0) this.runningOn.set(f.instanceId, n);
+    else this.runningOn.delete(f.instanceId);
+  }
+
   /** The job leaves the queue for `target`: its durable message is now acknowledged when the run is done. */
   private startRun(head: Job, target: InstanceInfo, nowMs: number): void {
     const msg = this.held.get(head.jobId);
     this.held.delete(head.jobId);
-    if (msg)
+    if (msg) {
+      this.runningOn.set(target.instanceId, (this.runningOn.get(target.instanceId) ?? 0) + 1);
       this.inFlight.set(head.requestId, {
         msg,
         job: head,
@@ -341,6 +374,7 @@ export class NiwFeed {
         atMs: nowMs,
         confirmedAtMs: undefined,
       });
+    }
   }
 }
 

@@ -34,6 +34,8 @@ export class PlanView {
   /** LT-U/LT-UA: scale-ups left in the plan's budget per model. */
   readonly budget = new Map<string, number>();
   readonly forecastTps = new Map<string, number>();
+  /** Batch tokens/s the plan has this region release per model (its deadline-driven NIW rate). */
+  readonly niwTps = new Map<string, number>();
   readonly observedTps = new Map<string, number>();
   /** Interactive demand per model in the last demand windows, newest last (summed over the routers). */
   private readonly measuredIw = new Map<string, DemandWindow[]>();
@@ -84,6 +86,8 @@ export class PlanView {
           values: f.profile,
         });
     }
+    this.niwTps.clear();
+    for (const n of p.niw ?? []) if (n.region === this.region) this.niwTps.set(n.model, n.tokensPerSecond);
     this.keepShare.clear();
     for (const r of p.routing)
       if (r.from === this.region && r.to === this.region) this.keepShare.set(r.model, r.fraction);
@@ -137,16 +141,18 @@ export class PlanView {
     const i = Math.floor((this.clock.now() + this.leadMs - prof.startMs) / prof.binMs);
     if (i < 0) return 0;
     const tps = prof.values[Math.min(i, prof.values.length - 1)]! * (this.keepShare.get(model) ?? 1);
+    return cap.instancesFor(model, g, tps, this.mix(model));
+  }
+
+  /** Mean prompt and output tokens of the model's interactive requests in the last demand windows. */
+  mix(model: string): { meanInputTokens: number; meanOutputTokens: number } | undefined {
     const windows = this.measuredIw.get(model) ?? [];
     const req = windows.reduce((a, w) => a + w.requests, 0);
-    const mix =
-      req > 0
-        ? {
-            meanInputTokens: windows.reduce((a, w) => a + w.inputTokens, 0) / req,
-            meanOutputTokens: windows.reduce((a, w) => a + w.outputTokens, 0) / req,
-          }
-        : undefined;
-    return cap.instancesFor(model, g, tps, mix);
+    if (req === 0) return undefined;
+    return {
+      meanInputTokens: windows.reduce((a, w) => a + w.inputTokens, 0) / req,
+      meanOutputTokens: windows.reduce((a, w) => a + w.outputTokens, 0) / req,
+    };
   }
 
   /**
@@ -154,9 +160,11 @@ export class PlanView {
    * last 5 demand windows (a minute's count is noisy) — their mean, or where demand is rising, the level a
    * straight line fitted through them reaches at the latest window (the mean of a ramp lags it by two
    * windows) — and `hold`, the most any single one of the last 10 windows needed (capacity is not given
-   * back below it). 0 without a capacity model or recent demand reports.
+   * back below it). With batch jobs queued (`batchQueued`), the plan's batch rate here is added to the
+   * demand: the agent releases it whatever the interactive load, so it is capacity in use, not room to
+   * give back. 0 without a capacity model or recent demand reports.
    */
-  demandFloor(model: string, gpu: string | undefined): { up: number; hold: number } {
+  demandFloor(model: string, gpu: string | undefined, batchQueued = false): { up: number; hold: number } {
     const cap = this.capacity;
     const now = this.clock.now();
     const windows = (this.measuredIw.get(model) ?? []).filter(
@@ -166,12 +174,13 @@ export class PlanView {
     const g = sizingGpu(cap, model, gpu, this.gpuTypes);
     if (!g) return { up: 0, hold: 0 };
     const share = this.keepShare.get(model) ?? 1;
+    const batch = batchQueued ? (this.niwTps.get(model) ?? 0) : 0;
     const need = (ws: typeof windows, level?: number): number => {
       const req = ws.reduce((a, w) => a + w.requests, 0);
       if (req === 0) return 0;
       const tokens = ws.reduce((a, w) => a + w.inputTokens + w.outputTokens, 0);
       const seconds = ws.reduce((a, w) => a + w.windowMs, 0) / 1000;
-      return cap.instancesFor(model, g, Math.max(tokens / seconds, level ?? 0) * share, {
+      return cap.instancesFor(model, g, Math.max(tokens / seconds, level ?? 0) * share + batch, {
         meanInputTokens: ws.reduce((a, w) => a + w.inputTokens, 0) / req,
         meanOutputTokens: ws.reduce((a, w) => a + w.outputTokens, 0) / req,
       });
