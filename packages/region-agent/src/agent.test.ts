@@ -237,88 +237,109 @@ describe("region agent, GPU types under a plan (LT-I)", () => {
   });
 });
 
+/**
+ * An LT-U region agent with four serving instances of one model (one instance carries 1 request/s of 1,000
+ * tokens at the SLO), whose load reports say `kv` (KV use) each second; `minute(rps)` reports a minute of
+ * that interactive demand, `plan(id, n)` publishes a plan of n instances here.
+ */
+async function ltuWorld() {
+  const clock = new VirtualClock({ startMs: 0 });
+  const broker = new MemoryBroker(clock);
+  const model = "llama3.1-8b";
+  const capacity = new CapacityModel(
+    { [model]: { h100: [{ meanInputTokens: 900, meanOutputTokens: 100, rps: 1, default: true }] } },
+    1,
+  );
+  const agent = new RegionAgentActor(
+    { bus: broker.connect("agent"), clock },
+    {
+      region: "westus",
+      models: [model],
+      mode: "unified",
+      gpuTypes: ["h100"],
+      scalingIntervalMs: 1_000,
+      planStrategy: "lt-u",
+      reactive: { minInstances: 1 },
+      capacity,
+      staleAfterMs: 60_000,
+    },
+  );
+  await agent.start();
+  const serving = new Set(["n1", "n2", "n3", "n4"]);
+  const drains: number[] = [];
+  const infra = broker.connect("infra");
+  infra.subscribe("sage.node.*.cmd", (m) => {
+    const d = m.data();
+    if (!d.ok) return;
+    serving.delete(m.subject.split(".")[2]!);
+    drains.push(clock.now());
+    m.respond(
+      envelope(NodeCommand, { commandId: (d.value as { commandId: string }).commandId, accepted: true }),
+    );
+  });
+  const w = { clock, broker, agent, serving, drains, kv: 0.05, minute, plan };
+  const reports = () => {
+    for (const id of serving)
+      publishLoad(infra, {
+        instanceId: id,
+        nodeId: id,
+        region: "westus",
+        model,
+        kvUtilization: w.kv,
+        atMs: clock.now(),
+      });
+  };
+  /** The routers' count of the minute just ended: `rps` interactive requests/s of 1,000 tokens. */
+  const demand = (rps: number) => {
+    const requests = rps * 60;
+    infra.publish(
+      DemandReport.subject.build({ region: "westus", model }),
+      envelope(DemandReport, {
+        region: "westus",
+        model,
+        windowStartMs: clock.now() - 60_000,
+        windowMs: 60_000,
+        byTier: {
+          "iw-fast": { requests, inputTokens: requests * 900, outputTokens: requests * 100 },
+          "iw-normal": { requests: 0, inputTokens: 0, outputTokens: 0 },
+          niw: { requests: 0, inputTokens: 0, outputTokens: 0 },
+        },
+      }),
+    );
+  };
+  async function minute(rps: number) {
+    for (let s = 0; s < 60; s++) {
+      reports();
+      await clock.advance(1_000);
+    }
+    demand(rps);
+  }
+  function plan(planId: string, instances: number, niwTokensPerSecond?: number) {
+    infra.publish(
+      Plan.subject.build({}),
+      envelope(Plan, {
+        planId,
+        createdAtMs: clock.now(),
+        windowStartMs: clock.now(),
+        windowEndMs: clock.now() + 3_600_000,
+        strategy: "lt-u",
+        targets: [{ model, region: "westus", gpuType: "h100", instances, delta: 0 }],
+        routing: [],
+        forecast: [],
+        ...(niwTokensPerSecond
+          ? { niw: [{ model, region: "westus", tokensPerSecond: niwTokensPerSecond }] }
+          : {}),
+        solver: { status: "optimal", objective: 1, solveMs: 1 },
+        notes: [],
+      }),
+    );
+  }
+  return w;
+}
+
 describe("region agent giving back what a plan lowered (LT-U)", () => {
   it("owes the scale-downs the recent demand held back and pays them back as that demand passes, before the next plan", async () => {
-    const clock = new VirtualClock({ startMs: 0 });
-    const broker = new MemoryBroker(clock);
-    const model = "llama3.1-8b";
-    // One instance carries 1 request/s of 1,000 tokens at the SLO: instances needed = tokens/s ÷ 1,000.
-    const capacity = new CapacityModel(
-      { [model]: { h100: [{ meanInputTokens: 900, meanOutputTokens: 100, rps: 1, default: true }] } },
-      1,
-    );
-    const agent = new RegionAgentActor(
-      { bus: broker.connect("agent"), clock },
-      {
-        region: "westus",
-        models: [model],
-        mode: "unified",
-        gpuTypes: ["h100"],
-        scalingIntervalMs: 1_000,
-        planStrategy: "lt-u",
-        reactive: { minInstances: 1 },
-        capacity,
-        staleAfterMs: 60_000,
-      },
-    );
-    await agent.start();
-    const serving = new Set(["n1", "n2", "n3", "n4"]);
-    const drains: number[] = [];
-    const infra = broker.connect("infra");
-    infra.subscribe("sage.node.*.cmd", (m) => {
-      const d = m.data();
-      if (!d.ok) return;
-      serving.delete(m.subject.split(".")[2]!);
-      drains.push(clock.now());
-      m.respond(
-        envelope(NodeCommand, { commandId: (d.value as { commandId: string }).commandId, accepted: true }),
-      );
-    });
-    const idleReports = () => {
-      for (const id of serving)
-        publishLoad(infra, { instanceId: id, nodeId: id, region: "westus", model, atMs: clock.now() });
-    };
-    /** The routers' count of the minute just ended: `rps` interactive requests/s of 1,000 tokens. */
-    const demand = (rps: number) => {
-      const requests = rps * 60;
-      infra.publish(
-        DemandReport.subject.build({ region: "westus", model }),
-        envelope(DemandReport, {
-          region: "westus",
-          model,
-          windowStartMs: clock.now() - 60_000,
-          windowMs: 60_000,
-          byTier: {
-            "iw-fast": { requests, inputTokens: requests * 900, outputTokens: requests * 100 },
-            "iw-normal": { requests: 0, inputTokens: 0, outputTokens: 0 },
-            niw: { requests: 0, inputTokens: 0, outputTokens: 0 },
-          },
-        }),
-      );
-    };
-    const minute = async (rps: number) => {
-      for (let s = 0; s < 60; s++) {
-        idleReports();
-        await clock.advance(1_000);
-      }
-      demand(rps);
-    };
-    const plan = (planId: string, instances: number) =>
-      infra.publish(
-        Plan.subject.build({}),
-        envelope(Plan, {
-          planId,
-          createdAtMs: clock.now(),
-          windowStartMs: clock.now(),
-          windowEndMs: clock.now() + 3_600_000,
-          strategy: "lt-u",
-          targets: [{ model, region: "westus", gpuType: "h100", instances, delta: 0 }],
-          routing: [],
-          forecast: [],
-          solver: { status: "optimal", objective: 1, solveMs: 1 },
-          notes: [],
-        }),
-      );
+    const { agent, serving, drains, minute, plan } = await ltuWorld();
     // Under a plan of 4, a busy minute (4 requests/s: 4 instances); then a plan of 2 arrives: the demand
     // of the last 10 minutes still holds 4, so nothing is given back yet.
     plan("p1", 4);
@@ -334,6 +355,53 @@ describe("region agent giving back what a plan lowered (LT-U)", () => {
     expect(drains[0]!).toBeGreaterThan(10 * 60_000);
     expect(drains[1]! - drains[0]!).toBeGreaterThanOrEqual(60_000); // the scale-down cool-down
     await agent.stop();
+  });
+
+  it("cuts busy instances at once only down to what their load needs below the scale-up threshold; owes the rest until idle", async () => {
+    const w = await ltuWorld();
+    // Little measured demand (the demand floor allows 1), but the four instances are 30 % busy (batch
+    // work, say): a plan of 1 takes one at once — three at 0.3 × 4 / 3 = 0.4 stay below 0.5; two would be
+    // at 0.6 — and owes the other two.
+    w.kv = 0.3;
+    w.plan("p1", 4);
+    await w.minute(0.5);
+    w.plan("p2", 1);
+    await w.minute(0.5);
+    expect(w.serving.size).toBe(3);
+    expect(w.drains).toHaveLength(1);
+    // Idle (below 0.25): the owed scale-downs are paid back, one at a time, down to the plan.
+    w.kv = 0.05;
+    for (let m = 0; m < 4; m++) await w.minute(0.5);
+    expect(w.serving.size).toBe(1);
+    await w.agent.stop();
+  });
+
+  it("counts the plan's batch rate in the demand floor while batch jobs are queued here", async () => {
+    const w = await ltuWorld();
+    // Full instances: a queued job stays queued.
+    w.kv = 0.95;
+    w.plan("p1", 4, 3_000);
+    await w.minute(1);
+    await w.clock.advance(100);
+    // 1 request/s of interactive demand: one instance; nothing queued, the batch rate is not counted.
+    expect(w.agent.demandFloor("llama3.1-8b", "h100").up).toBe(1);
+    await w.broker.connect("router").durablePublish(
+      NIW_STREAM,
+      NiwJob.subject.build({ region: "westus", model: "llama3.1-8b" }),
+      envelope(NiwJob, {
+        ...NiwJob.sample(),
+        model: "llama3.1-8b",
+        originRegion: "westus",
+        arrivalMs: 0,
+        deadlineMs: 86_400_000,
+        enqueuedAtMs: w.clock.now(),
+      }),
+    );
+    await w.clock.advance(100);
+    expect(w.agent.queueDepth("llama3.1-8b")).toBe(1);
+    // Queued: the 3,000 tokens/s the plan has this region release are capacity in use — four instances.
+    expect(w.agent.demandFloor("llama3.1-8b", "h100")).toEqual({ up: 4, hold: 4 });
+    await w.agent.stop();
   });
 });
 

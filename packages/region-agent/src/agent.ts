@@ -31,7 +31,6 @@ import {
   SloWindow,
   scaleUpCount,
   sloPressure,
-  WindowSum,
 } from "./policy.js";
 import { ScalingActuator } from "./scaling.js";
 
@@ -59,9 +58,6 @@ export class RegionAgentActor extends Actor {
   private readonly wantedAtMs = new Map<string, number>();
   /** Recent IW-fast TTFT misses per endpoint (model|pool), for the SLO guard. */
   private readonly slo = new Map<string, SloWindow>();
-  /** Interactive prompt + output tokens finished per model over the last minute (the NIW feed's room). */
-  private readonly iwServed = new Map<string, WindowSum>();
-  private readonly roomCache = new Map<string, { atMs: number; tps: number | undefined }>();
 
   constructor(
     ctx: ActorContext,
@@ -85,7 +81,6 @@ export class RegionAgentActor extends Actor {
     );
     this.niw = new NiwFeed(this.clock, this.log, this.view, s.niw, this.actions, {
       utilization: (model) => this.utilization(model, undefined),
-      roomTps: (model) => this.roomTps(model),
       dispatch: (node, job) => void this.publish(InferenceRequest, { node }, job),
       checkRuns: async (node, requestIds) => {
         const r = await this.request(RunCheck, { node }, { requestIds }, 5_000);
@@ -181,21 +176,16 @@ export class RegionAgentActor extends Actor {
     if (stored.ok) this.view.restoreBoots(stored.value, this.clock.now());
   }
 
-  /**
-   * Finished requests feed the SLO guard (when on) and, in unified mode, settle NIW runs; interactive ones
-   * measure the load the NIW feed's room is counted against (`niw.fillRoom`).
-   */
+  /** Finished requests feed the SLO guard (when on) and, in unified mode, settle NIW runs. */
   private watchRequestsDone(region: string): void {
     const sloGuard = this.settings.reactive.sloScaleUpAbove !== undefined;
     const unified = this.opts.mode === "unified";
-    const room = unified && this.settings.niw.fillRoom > 0;
     if (!unified && !sloGuard) return;
     this.on(
       RequestDone,
       { region },
       (d) => {
         if (sloGuard) this.recordSlo(d);
-        if (room && d.tier !== "niw") this.recordIwServed(d);
         if (unified) this.niw.onDone(d);
       },
       { broadcast: true },
@@ -337,8 +327,9 @@ export class RegionAgentActor extends Actor {
   }
 
   /**
-   * The serving instances' load (KV or slots), with the batch work released to them since their last report; 1 with
-   * none serving. Alone (not through `snapshot`) because the NIW feed asks for it after every finished job.
+   * The serving instances' load (KV or sequence slots), with the batch work released to them since their
+   * last report; 1 with none serving. Alone (not through `snapshot`) because the NIW feed asks for it after
+   * every finished job.
    */
   private utilization(model: string, pool: string | undefined): number {
     let used = 0;
@@ -349,41 +340,6 @@ export class RegionAgentActor extends Actor {
       cap += i.kvCapacityTokens;
     }
     return cap > 0 ? Math.min(1, used / cap) : 1;
-  }
-
-  private recordIwServed(d: Payload<typeof RequestDone>): void {
-    let w = this.iwServed.get(d.model);
-    if (!w) {
-      w = new WindowSum();
-      this.iwServed.set(d.model, w);
-    }
-    w.add(this.clock.now(), d.inputTokens + d.outputTokens);
-  }
-
-  /**
-   * Tokens/s of batch work `model`'s serving instances here have room for: `niw.fillRoom` of what they
-   * carry at the SLO by the capacity model (each GPU type's instances as one pool, at the plan's target
-   * utilisation, for the measured interactive mix), less the interactive tokens/s they finished over the
-   * last minute. Only under a plan with a capacity model (undefined otherwise); recomputed once a second
-   * (the feed asks after every finished job).
-   */
-  private roomTps(model: string): number | undefined {
-    const cap = this.opts.capacity;
-    if (!cap || !this.opts.planStrategy || !this.plan.targets.has(model)) return undefined;
-    const now = this.clock.now();
-    const cached = this.roomCache.get(model);
-    if (cached && now - cached.atMs < 1_000) return cached.tps;
-    const byGpu = new Map<string, number>();
-    for (const i of this.view.endpoint(model, undefined))
-      if (i.state === "serving") byGpu.set(i.gpuType, (byGpu.get(i.gpuType) ?? 0) + 1);
-    const mix = this.plan.mix(model);
-    let carries = 0;
-    for (const [gpu, n] of byGpu) carries += n * (cap.plannedTokensPerSecond(model, gpu, mix, n) ?? 0);
-    const w = this.iwServed.get(model);
-    const served = w ? w.sum(now) / (w.windowMs / 1000) : 0;
-    const tps = Math.max(0, this.settings.niw.fillRoom * carries - served);
-    this.roomCache.set(model, { atMs: now, tps });
-    return tps;
   }
 
   /** Requests are held for this model here (in the last 30 s), or a queued batch job nears its deadline. */

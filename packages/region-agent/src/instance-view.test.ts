@@ -1,7 +1,7 @@
 import { KeyCache, LoadReport, type Payload } from "@sageserve/protocol";
 import { VirtualClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
-import { InstanceView } from "./instance-view.js";
+import { InstanceView, loadWithReleased } from "./instance-view.js";
 
 const clock = new VirtualClock({ seed: 1 });
 const report = (instanceId: string, model: string, extra: Partial<Payload<typeof LoadReport>> = {}) => ({
@@ -45,5 +45,33 @@ describe("InstanceView endpoints", () => {
     v.apply(report("a", "x"));
     expect(ids(v, "x")).toEqual(["a", "b"]);
     expect(ids(v, "nobody")).toEqual([]);
+  });
+});
+
+describe("NIW placement load", () => {
+  it("counts the jobs released since the last report as sequence slots where they weigh more than their tokens, and forgets them at the next report", () => {
+    const v = new InstanceView(clock, new KeyCache(), 30_000);
+    // A small model's large cache: 4 of 16 slots and 10 % of 1 M KV tokens in use.
+    v.apply(
+      report("a", "x", {
+        kvUtilization: 0.1,
+        running: 4,
+        waiting: 0,
+        maxRunning: 16,
+        kvCapacityTokens: 1_000_000,
+      }),
+    );
+    const a = v.leastLoaded("x")!;
+    expect(loadWithReleased(a)).toBeCloseTo(0.25);
+    // Eight jobs of 2,000 tokens: 1.6 % of the cache, but half the slots.
+    a.releasedJobs = 8;
+    a.releasedTokens = 16_000;
+    expect(loadWithReleased(a)).toBeCloseTo(0.75);
+    // Without a reported slot limit the tokens decide.
+    a.maxRunning = 0;
+    expect(loadWithReleased(a)).toBeCloseTo(0.25 + 0.016);
+    v.apply(report("a", "x", { kvUtilization: 0.1, running: 12, waiting: 0, maxRunning: 16 }));
+    expect(a.releasedJobs).toBe(0);
+    expect(loadWithReleased(a)).toBeCloseTo(0.75);
   });
 });

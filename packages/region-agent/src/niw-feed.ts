@@ -47,12 +47,6 @@ const RECHECK_AFTER_MS = 5 * 60_000;
  */
 export interface NiwFeedPorts {
   utilization(model: string): number;
-  /**
-   * Tokens/s of batch work the serving instances of `model` have room for now (`NiwReleaseConfig.fillRoom`
-   * of their SLO capacity less the interactive load they serve); undefined: not known (no plan or no
-   * capacity model).
-   */
-  roomTps(model: string): number | undefined;
   dispatch(nodeId: string, job: Payload<typeof InferenceRequest>): void;
   checkRuns(nodeId: string, requestIds: string[]): Promise<ReplyOf<typeof RunCheck> | undefined>;
 }
@@ -79,8 +73,6 @@ export class NiwFeed {
    */
   private readonly inFlight = new Map<string, InFlight>();
   private readonly cancelledQueued = new Set<string>();
-  /** Released jobs still running per instance (`niwSlotShare`). */
-  private readonly runningOn = new Map<string, number>();
   /** Batch tokens/s the plan reserves per model here, and the release allowance it has built up. */
   private readonly planRate = new Map<string, number>();
   private readonly allowance = new Map<string, { tokens: number; atMs: number }>();
@@ -162,7 +154,7 @@ export class NiwFeed {
   private settle(requestId: string, outcome: Payload<typeof RequestDone>["outcome"]): void {
     const f = this.inFlight.get(requestId);
     if (!f) return;
-    this.endRun(requestId);
+    this.inFlight.delete(requestId);
     const attempt = f.job.attempt ?? 0;
     // A Batch API request the engine failed runs again (its result is stored on the last run).
     if (batchRunsAgain(outcome, f.job.resultKey, attempt, BATCH_MAX_ATTEMPTS))
@@ -222,7 +214,7 @@ export class NiwFeed {
         this.settle(job.requestId, outcome);
         continue;
       }
-      this.endRun(job.requestId);
+      this.inFlight.delete(job.requestId);
       this.handoffsLost++;
       this.log.warn(
         { jobId: job.jobId, instanceId: f.instanceId, nodeId: f.nodeId },
@@ -238,7 +230,7 @@ export class NiwFeed {
     const now = this.clock.now();
     for (const [requestId, f] of this.inFlight) {
       if (!niwRunLost(f.atMs, this.view.get(f.instanceId), now, this.view.staleAfterMs)) continue;
-      this.endRun(requestId);
+      this.inFlight.delete(requestId);
       this.requeued++;
       this.log.warn(
         { jobId: f.job.jobId, instanceId: f.instanceId },
@@ -257,7 +249,7 @@ export class NiwFeed {
         running.msg = msg;
         return;
       }
-      this.endRun(job.requestId);
+      this.inFlight.delete(job.requestId);
       running.msg.ack();
     }
     if (msg) {
@@ -299,13 +291,7 @@ export class NiwFeed {
       if (!target) break;
       // Not urgent: only into an instance with room left — a job holds its sequence slot for its whole
       // output, and a waiting interactive request never takes a running one's (as in vLLM).
-      if (
-        kind !== "urgent" &&
-        (loadWithReleased(target) >= NIW_TARGET_LOAD_BELOW ||
-          (target.maxRunning > 0 &&
-            (this.runningOn.get(target.instanceId) ?? 0) >= this.cfg.niwSlotShare * target.maxRunning))
-      )
-        break;
+      if (kind !== "urgent" && loadWithReleased(target) >= NIW_TARGET_LOAD_BELOW) break;
       q.pop();
       this.startRun(head, target, now);
       if (kind === "paced") {
@@ -330,8 +316,7 @@ export class NiwFeed {
    * work keeps its headroom) — the backlog meets its deadlines without waiting for escalation.
    */
   private accrueAllowance(model: string, nowMs: number): { tokens: number; atMs: number } | undefined {
-    const room = this.cfg.fillRoom > 0 ? (this.ports.roomTps(model) ?? 0) : 0;
-    const rate = Math.max(this.planRate.get(model) ?? 0, room);
+    const rate = this.planRate.get(model) ?? 0;
     let allowance: { tokens: number; atMs: number } | undefined;
     if (rate > 0) {
       allowance = this.allowance.get(model) ?? { tokens: 0, atMs: nowMs };
@@ -350,22 +335,11 @@ export class NiwFeed {
     this.cancelled++;
   }
 
-  /** A released job's run is over here (done, lost, handed back): it no longer holds its instance's slot. */
-  private endRun(requestId: string): void {
-    const f = this.inFlight.get(requestId);
-    if (!f) return;
-    this.inFlight.delete(requestId);
-    const n = (this.runningOn.get(f.instanceId) ?? 1) - 1;
-    if (n > 0) this.runningOn.set(f.instanceId, n);
-    else this.runningOn.delete(f.instanceId);
-  }
-
   /** The job leaves the queue for `target`: its durable message is now acknowledged when the run is done. */
   private startRun(head: Job, target: InstanceInfo, nowMs: number): void {
     const msg = this.held.get(head.jobId);
     this.held.delete(head.jobId);
-    if (msg) {
-      this.runningOn.set(target.instanceId, (this.runningOn.get(target.instanceId) ?? 0) + 1);
+    if (msg)
       this.inFlight.set(head.requestId, {
         msg,
         job: head,
@@ -374,7 +348,6 @@ export class NiwFeed {
         atMs: nowMs,
         confirmedAtMs: undefined,
       });
-    }
   }
 }
 

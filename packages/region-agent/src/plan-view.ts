@@ -145,7 +145,7 @@ export class PlanView {
   }
 
   /** Mean prompt and output tokens of the model's interactive requests in the last demand windows. */
-  mix(model: string): { meanInputTokens: number; meanOutputTokens: number } | undefined {
+  private mix(model: string): { meanInputTokens: number; meanOutputTokens: number } | undefined {
     const windows = this.measuredIw.get(model) ?? [];
     const req = windows.reduce((a, w) => a + w.requests, 0);
     if (req === 0) return undefined;

@@ -10,7 +10,6 @@ import {
   reactiveDecision,
   SloWindow,
   scaleUpCount,
-  WindowSum,
 } from "./policy.js";
 
 const ep = (over: Partial<Parameters<typeof reactiveDecision>[0]> = {}) => ({
@@ -71,21 +70,6 @@ describe("reactive scaling policy", () => {
     // And two minutes later nothing is left: no evidence again.
     for (let i = 0; i < 5; i++) w.add(130_000, true);
     expect(w.missRate(130_000)).toBe(0);
-  });
-
-  it("sums what was added over the last window, bucket by bucket, dropping buckets as they leave it", () => {
-    const w = new WindowSum(60_000, 6);
-    w.add(1_000, 100);
-    w.add(9_999, 50);
-    w.add(25_000, 7);
-    expect(w.sum(30_000)).toBe(157);
-    // At 61 s the first bucket (0–10 s) has left; at 81 s the one of 20–30 s too.
-    expect(w.sum(61_000)).toBe(7);
-    expect(w.sum(81_000)).toBe(0);
-    // A bucket reused a window later starts from zero: 0–10 s's slot now holds 60–70 s.
-    w.add(61_500, 3);
-    expect(w.sum(62_000)).toBe(10);
-    expect(w.sum(85_000)).toBe(3);
   });
 
   it("adds one instance per decision (the paper), or enough to reach the target utilisation (proportional)", () => {

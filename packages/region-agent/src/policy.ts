@@ -87,65 +87,53 @@ export function sloHolds(ep: EndpointSnapshot, cfg: ReactiveConfig): boolean {
 }
 
 /**
- * A sum over the last `windowMs` in fixed time buckets (default 6 × 10 s): what was added in buckets
- * that began within the window. Constant memory, no timers.
- */
-export class WindowSum {
-  private readonly sums: number[];
-  private readonly stamp: number[];
-
-  constructor(
-    readonly windowMs = 60_000,
-    private readonly buckets = 6,
-  ) {
-    this.sums = new Array(buckets).fill(0);
-    this.stamp = new Array(buckets).fill(-1);
-  }
-
-  add(atMs: number, amount: number): void {
-    const k = Math.floor(atMs / (this.windowMs / this.buckets));
-    const i = k % this.buckets;
-    if (this.stamp[i] !== k) {
-      this.stamp[i] = k;
-      this.sums[i] = 0;
-    }
-    this.sums[i]! += amount;
-  }
-
-  sum(nowMs: number): number {
-    const k = Math.floor(nowMs / (this.windowMs / this.buckets));
-    let n = 0;
-    for (let i = 0; i < this.buckets; i++) if (this.stamp[i]! > k - this.buckets) n += this.sums[i]!;
-    return n;
-  }
-}
-
-/**
  * Recent TTFT misses of one endpoint in fixed time buckets (default 6 × 10 s): the fraction of requests
  * over the last window that missed, once at least `minSamples` finished (else 0: no evidence).
  */
 export class SloWindow {
-  private readonly total: WindowSum;
-  private readonly missed: WindowSum;
+  private readonly total: number[];
+  private readonly missed: number[];
+  private readonly stamp: number[];
 
   constructor(
-    windowMs = 60_000,
-    buckets = 6,
+    private readonly windowMs = 60_000,
+    private readonly buckets = 6,
     private readonly minSamples = 20,
   ) {
-    this.total = new WindowSum(windowMs, buckets);
-    this.missed = new WindowSum(windowMs, buckets);
+    this.total = new Array(buckets).fill(0);
+    this.missed = new Array(buckets).fill(0);
+    this.stamp = new Array(buckets).fill(-1);
+  }
+
+  private slot(atMs: number): number {
+    const width = this.windowMs / this.buckets;
+    const k = Math.floor(atMs / width);
+    const i = k % this.buckets;
+    if (this.stamp[i] !== k) {
+      this.stamp[i] = k;
+      this.total[i] = 0;
+      this.missed[i] = 0;
+    }
+    return i;
   }
 
   add(atMs: number, missed: boolean): void {
-    this.total.add(atMs, 1);
-    // Both windows roll over together: a miss-free bucket still starts afresh.
-    this.missed.add(atMs, missed ? 1 : 0);
+    const i = this.slot(atMs);
+    this.total[i]!++;
+    if (missed) this.missed[i]!++;
   }
 
   missRate(nowMs: number): number {
-    const n = this.total.sum(nowMs);
-    return n >= this.minSamples ? this.missed.sum(nowMs) / n : 0;
+    const width = this.windowMs / this.buckets;
+    const k = Math.floor(nowMs / width);
+    let n = 0;
+    let m = 0;
+    for (let i = 0; i < this.buckets; i++) {
+      if (this.stamp[i]! <= k - this.buckets) continue; // older than the window
+      n += this.total[i]!;
+      m += this.missed[i]!;
+    }
+    return n >= this.minSamples ? m / n : 0;
   }
 }
 
@@ -189,19 +177,6 @@ export interface NiwReleaseConfig {
   escalateBeforeDeadlineMs: number;
   /** Upper bound of jobs released per decision (burst guard). */
   maxPerTick: number;
-  /**
-   * Under a plan, with a capacity model: release batch work at up to this fraction of what the serving
-   * instances carry at the SLO (their planned tokens/s) less the interactive tokens/s they serve — the
-   * room the plan holds, filled as it comes instead of only below `releaseBelow` KV use or at the plan's
-   * deadline-driven rate. 0: off.
-   */
-  fillRoom: number;
-  /**
-   * Most of an instance's sequence slots (vLLM's max_num_seqs) released batch jobs may hold, unless
-   * urgent: a running job keeps its slot for its whole output and a waiting interactive request never
-   * takes a running one's, so without a bound batch work can starve IW-normal on a full instance. 1: off.
-   */
-  niwSlotShare: number;
 }
 
 export const DEFAULT_NIW_RELEASE: NiwReleaseConfig = {
@@ -209,8 +184,6 @@ export const DEFAULT_NIW_RELEASE: NiwReleaseConfig = {
   releaseTwoBelow: 0.5,
   escalateBeforeDeadlineMs: 4 * 3600_000,
   maxPerTick: 64,
-  fillRoom: 0,
-  niwSlotShare: 1,
 };
 
 /** How many queued NIW jobs to release now (the paper's intent: <60 % one, <50 % two). */

@@ -91,8 +91,6 @@ export const SimConfigSchema = z
             releaseTwoBelow: z.number().min(0).max(1).optional(),
             escalateBeforeDeadlineMs: z.number().nonnegative().optional(),
             maxPerTick: z.number().int().positive().optional(),
-            fillRoom: z.number().min(0).max(1).optional(),
-            niwSlotShare: z.number().positive().max(1).optional(),
           })
           .strict()
           .optional(),

@@ -105,19 +105,22 @@ describe("batch work in the plan", () => {
     }
     expect(planned.slo["iw-fast"].attainmentFeasible).toBeGreaterThan(0.99);
     expect(planned.slo["iw-normal"].attainmentFeasible).toBeGreaterThan(0.999);
-    // The plan's batch rate released part of the backlog (measured: 10,099 paced releases; the rest went
-    // into idle room of the capacity the plan holds).
-    expect(planned.scalingActions.niwPaced ?? 0).toBeGreaterThan(5_000);
-    // Fewer GPU-hours in all (measured: 1,015.5 vs 1,166.6, -13 %; 1,037.7 before LT-UA's idle lull)…
+    // The plan's batch rate released part of the backlog (measured: 3,967 paced releases, 10,099 before
+    // 2026-12-07, when a non-urgent job began to go only to an instance below 0.9 load counting the jobs
+    // released to it since its report; the rest went into idle room of the capacity the plan holds).
+    expect(planned.scalingActions.niwPaced ?? 0).toBeGreaterThan(2_000);
+    // Fewer GPU-hours in all (measured: 1,081.5 vs 1,166.6, -7.3 %; 1,015.5 before a plan's at-once
+    // scale-downs began to stop at what the instances' load needs — the batch work keeps them busy, so
+    // the plan's cut is owed instead; that rule is what kept IW-normal on a busy second day, planner.md)…
     expect(planned.gpuHours.total).toBeLessThan(reactive.gpuHours.total * 0.95);
-    // …and what the backlog itself cost each, over the same runs without it (measured: +82.3 vs +227.9).
-    // Stated plainly: the saving is not the planned batch rate's. With the backlog left out of the plan
-    // (the flat NIW share) LT-UA measured the same (1,038.3 GPU-h, +62.4, before the idle lull): under a plan the agent does not
-    // scale up for batch work, it feeds it into the room the plan holds, where reactive scaling buys
+    // …and what the backlog itself cost each, over the same runs without it (measured: +148.4 vs +227.9;
+    // +82.3 before the rule above). With the backlog left out of the plan (the flat NIW share) LT-UA
+    // measured about the same (1,038.3 GPU-h, +62.4, before the idle lull): under a plan the agent does
+    // not scale up for batch work, it feeds it into the room the plan holds, where reactive scaling buys
     // capacity for what it releases. Only the paced-release check above depends on the planned rate.
     const reactiveBase = await run("unified-reactive", 0);
     const plannedBase = await run("lt-ua", 0);
     const backlogCost = (r: typeof reactive, base: typeof reactive) => r.gpuHours.total - base.gpuHours.total;
-    expect(backlogCost(planned, plannedBase)).toBeLessThan(backlogCost(reactive, reactiveBase) / 2);
+    expect(backlogCost(planned, plannedBase)).toBeLessThan(backlogCost(reactive, reactiveBase) * 0.75);
   }, 300_000);
 });
