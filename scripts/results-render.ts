@@ -162,15 +162,14 @@ function secondDayTable(two: Run[], one: Run[]): string {
   };
   const silo = day2("siloed-reactive");
   const uni = day2("unified-reactive");
-  const rows = two.flatMap((r) => {
+  // A configuration with no first-day run (a later code's two-day rerun) shows its two-day columns only.
+  const rows = two.map((r) => {
     const d = day2(r.name);
-    if (!d) return [];
     const p = r.report;
-    const vs = (o: { gpuh: number } | undefined) => (o ? signed(rel(d.gpuh, o.gpuh)) : "–");
+    const vs = (o: { gpuh: number } | undefined) => (o && d ? signed(rel(d.gpuh, o.gpuh)) : "–");
     const after = `${f(p.gpuHours.afterWindow ?? 0, 0)} (${f(Math.max(0, p.simulatedHours - 48), 1)} h)`;
-    return [
-      `| ${r.name} | ${f(d.gpuh, 0)} | ${vs(silo)} | ${vs(uni)} | ${f(d.waste, 0)} | ${uni ? signed(rel(d.waste, uni.waste)) : "–"} | ${f(p.gpuHours.total, 0)} | ${after} | ${pct(p.slo["iw-fast"].attainmentFeasible ?? p.slo["iw-fast"].attainment)} | ${pct(p.slo["iw-normal"].attainment)} | ${p.niw.deadlineMisses} | ${p.requests.dropped} |`,
-    ];
+    const waste = d ? `${f(d.waste, 0)} | ${uni ? signed(rel(d.waste, uni.waste)) : "–"}` : "– | –";
+    return `| ${r.name} | ${d ? f(d.gpuh, 0) : "–"} | ${vs(silo)} | ${vs(uni)} | ${waste} | ${f(p.gpuHours.total, 0)} | ${after} | ${pct(p.slo["iw-fast"].attainmentFeasible ?? p.slo["iw-fast"].attainment)} | ${pct(p.slo["iw-normal"].attainment)} | ${p.niw.deadlineMisses} | ${p.requests.dropped} |`;
   });
   return [
     "| configuration | second day: GPU-hours | vs siloed | vs unified | second day: scaling overhead GPU-h | overhead vs unified | two days: GPU-hours | GPU-h after the two days (for how long) | two days: IW-fast of feasible | IW-normal | NIW misses | dropped |",
