@@ -348,6 +348,8 @@ describe("gateway → router → node agent → engine emulator", () => {
     expect(preflight.headers.get("access-control-allow-headers")).toContain("authorization");
     expect(preflight.headers.get("access-control-allow-methods")).toContain("POST");
     const health = await fetch(`${gateway.url}/health`);
+    // Idle connections are kept 65 s (beyond load balancers' 60 s), and the client is told so.
+    expect(health.headers.get("keep-alive")).toBe("timeout=65");
     expect(health.headers.get("content-type")).toBe("application/json");
     expect(await health.json()).toEqual({ status: "ok" });
   });

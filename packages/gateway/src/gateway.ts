@@ -235,6 +235,12 @@ export class GatewayActor extends Actor {
         fail(res, { status: 500, message: String(e), type: "internal_server_error", code: "internal" }),
       );
     });
+    // Idle keep-alive connections live 65 s (Node's default is 5 s), longer than the 60 s idle timeout of
+    // common load balancers in front of it, and the client's pool (which closes a socket a little before
+    // the server's Keep-Alive hint) closes first: a request sent on a socket the server is closing in the
+    // same moment fails with "other side closed" — seen from the compose test on a busy machine.
+    this.server.keepAliveTimeout = 65_000;
+    this.server.headersTimeout = 66_000;
     this.server.on("clientError", (err: NodeJS.ErrnoException, socket) =>
       answerClientError(err, socket as Socket),
     );
