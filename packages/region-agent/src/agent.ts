@@ -230,7 +230,7 @@ export class RegionAgentActor extends Actor {
 
   /** See PlanView.demandFloor: with the plan's batch rate counted while batch jobs are queued here. */
   demandFloor(model: string, gpu: string | undefined): { up: number; hold: number } {
-    return this.plan.demandFloor(model, gpu, this.niw.depth(model) > 0);
+    return this.plan.demandFloor(model, gpu, this.niw.pacedRate(model));
   }
 
   private onPlan(p: Payload<typeof Plan>): void | Promise<void> {

@@ -117,6 +117,14 @@ export class NiwFeed {
     return this.queues.get(model)?.peek()?.deadlineMs;
   }
 
+  /**
+   * The plan's batch tokens/s for `model` here while jobs of it are queued (what the feed releases
+   * whatever the interactive load), else 0.
+   */
+  pacedRate(model: string): number {
+    return this.depth(model) > 0 ? (this.planRate.get(model) ?? 0) : 0;
+  }
+
   /** The plan's batch rates for this region (replacing the last plan's). */
   setPlanRates(niw: Payload<typeof Plan>["niw"], region: string): void {
     this.planRate.clear();

@@ -34,8 +34,6 @@ export class PlanView {
   /** LT-U/LT-UA: scale-ups left in the plan's budget per model. */
   readonly budget = new Map<string, number>();
   readonly forecastTps = new Map<string, number>();
-  /** Batch tokens/s the plan has this region release per model (its deadline-driven NIW rate). */
-  readonly niwTps = new Map<string, number>();
   readonly observedTps = new Map<string, number>();
   /** Interactive demand per model in the last demand windows, newest last (summed over the routers). */
   private readonly measuredIw = new Map<string, DemandWindow[]>();
@@ -86,8 +84,6 @@ export class PlanView {
           values: f.profile,
         });
     }
-    this.niwTps.clear();
-    for (const n of p.niw ?? []) if (n.region === this.region) this.niwTps.set(n.model, n.tokensPerSecond);
     this.keepShare.clear();
     for (const r of p.routing)
       if (r.from === this.region && r.to === this.region) this.keepShare.set(r.model, r.fraction);
@@ -160,11 +156,11 @@ export class PlanView {
    * last 5 demand windows (a minute's count is noisy) — their mean, or where demand is rising, the level a
    * straight line fitted through them reaches at the latest window (the mean of a ramp lags it by two
    * windows) — and `hold`, the most any single one of the last 10 windows needed (capacity is not given
-   * back below it). With batch jobs queued (`batchQueued`), the plan's batch rate here is added to the
-   * demand: the agent releases it whatever the interactive load, so it is capacity in use, not room to
-   * give back. 0 without a capacity model or recent demand reports.
+   * back below it). `batchTps`, the batch rate the agent is releasing whatever the interactive load (the
+   * plan's, while jobs are queued), is added to the demand: capacity in use, not room to give back. 0
+   * without a capacity model or recent demand reports.
    */
-  demandFloor(model: string, gpu: string | undefined, batchQueued = false): { up: number; hold: number } {
+  demandFloor(model: string, gpu: string | undefined, batchTps = 0): { up: number; hold: number } {
     const cap = this.capacity;
     const now = this.clock.now();
     const windows = (this.measuredIw.get(model) ?? []).filter(
@@ -174,13 +170,12 @@ export class PlanView {
     const g = sizingGpu(cap, model, gpu, this.gpuTypes);
     if (!g) return { up: 0, hold: 0 };
     const share = this.keepShare.get(model) ?? 1;
-    const batch = batchQueued ? (this.niwTps.get(model) ?? 0) : 0;
     const need = (ws: typeof windows, level?: number): number => {
       const req = ws.reduce((a, w) => a + w.requests, 0);
       if (req === 0) return 0;
       const tokens = ws.reduce((a, w) => a + w.inputTokens + w.outputTokens, 0);
       const seconds = ws.reduce((a, w) => a + w.windowMs, 0) / 1000;
-      return cap.instancesFor(model, g, Math.max(tokens / seconds, level ?? 0) * share + batch, {
+      return cap.instancesFor(model, g, Math.max(tokens / seconds, level ?? 0) * share + batchTps, {
         meanInputTokens: ws.reduce((a, w) => a + w.inputTokens, 0) / req,
         meanOutputTokens: ws.reduce((a, w) => a + w.outputTokens, 0) / req,
       });
