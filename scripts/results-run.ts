@@ -32,6 +32,17 @@ export const CONFIGS: Record<string, Partial<SimOptions> & { policy: string }> =
   // dollars too — for the same traffic).
   "lt-ua-0.9": { policy: "lt-ua", planner: { targetUtilization: 0.9, objective: "gpu-hours" } },
   "lt-ua-1.0": { policy: "lt-ua", planner: { targetUtilization: 1, objective: "gpu-hours" } },
+  // The same with one instance, not two, as every endpoint's floor (2026-12-07): the forecast and the
+  // measured demand's floors hold what the traffic needs, so the second instance the reference keeps for
+  // every model in every region (the paper's code groups instances in twos) is not needed for the SLO.
+  // Reactive scaling at the same floor loses IW-fast (its utilisation thresholds give the second instance
+  // back and reclaim it minutes later, thousands of times a day): `unified-reactive-floor1` shows it.
+  "lt-ua-1.0-floor1": {
+    policy: "lt-ua",
+    planner: { targetUtilization: 1, objective: "gpu-hours" },
+    regionAgent: { reactive: { minInstances: 1 } },
+  },
+  "unified-reactive-floor1": { policy: "unified-reactive", regionAgent: { reactive: { minInstances: 1 } } },
   // Reactive scaling tuned to keep the interactive SLOs (engine model v2, 2026-12-05; `best` until
   // 2026-12-07, when LT-UA at the knee — `lt-ua-1.0` — kept them on a fifth of its GPU-hours): load reports
   // carry each instance's SLO capacity (the engine sweep's knee), so "full" means where TTFT stops
