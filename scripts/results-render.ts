@@ -179,6 +179,15 @@ function secondDayTable(two: Run[], one: Run[]): string {
 }
 
 /**
+ * Issue 15's targets on `paper-scale`'s two days for the LT-UA runs on the latest code (the rows named
+ * after `BEST` with the code's date, and the one-instance floor), against the two-day baselines.
+ */
+function twoDayTargets(runs: Run[]): string {
+  const latest = runs.filter((r) => r.name.startsWith(`${BEST} (`) || r.name === `${BEST}-floor1`);
+  return latest.flatMap((r) => ["", ...targetChecks(runs, "`paper-scale`, two days", r.name)]).join("\n");
+}
+
+/**
  * SLO feasibility: requests whose prompt the serving GPU type cannot prefill within the tier's TTFT
  * target even when idle, attainment over the feasible ones, and prompts beyond the measured profiles.
  */
@@ -422,6 +431,7 @@ let doc = template
       ? paperScaleTable(psDay.runs, 24)
       : "_not run yet: `npm run results` (or `tsx scripts/results-run.ts paper-scale-day`)_",
   )
+  .replaceAll("{{paperScaleTwoDayTargets}}", ps2Day ? twoDayTargets(ps2Day.runs) : "")
   .replaceAll(
     "{{paperScaleSecondDayTable}}",
     ps2Day && psDay
