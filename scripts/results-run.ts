@@ -83,7 +83,7 @@ const PAPER_SCALE_DAY = ["siloed-reactive", "unified-reactive", "lt-ua", "lt-ua-
  * `paper-scale`'s first two days (~176 M requests): the second day (these runs less the first-day runs) is
  * a day whose batch work deferred from the day before is done inside it — what a one-day window cannot show.
  */
-const PAPER_SCALE_2DAY = ["siloed-reactive", "unified-reactive", "lt-ua-1.0"];
+const PAPER_SCALE_2DAY = ["siloed-reactive", "unified-reactive", "lt-ua-1.0", "lt-ua-1.0-floor1"];
 /** The whole `paper-scale` week (~544 M requests, hours a run): the baselines and the leading LT-UA. */
 const PAPER_SCALE_WEEK = ["siloed-reactive", "unified-reactive", "lt-ua-1.0"];
 
