@@ -356,9 +356,9 @@ function floorOneChecks(runs: Run[], where: string): string[] {
 }
 
 /**
- * Issue 15's targets for `BEST` in one set of runs. GPU-hours are judged on the integral (paid VM time,
- * the tables' "GPU-hours"); the paper's measure (the most GPUs per endpoint in each 15-minute bin) is
- * shown beside it, never in its place.
+ * Issue 15's targets for one configuration (`BEST` unless told) in one set of runs. GPU-hours are judged
+ * on the integral (paid VM time, the tables' "GPU-hours"); the paper's measure (the most GPUs per endpoint
+ * in each 15-minute bin) is shown beside it, never in its place.
  */
 function targetChecks(runs: Run[], where: string, config = BEST): string[] {
   const get = (n: string) => runs.find((r) => r.name === n)?.report;
