@@ -43,6 +43,14 @@ export const CONFIGS: Record<string, Partial<SimOptions> & { policy: string }> =
     regionAgent: { reactive: { minInstances: 1 } },
   },
   "unified-reactive-floor1": { policy: "unified-reactive", regionAgent: { reactive: { minInstances: 1 } } },
+  // `lt-ua-1.0-floor1` with the SLO feedback on the capacity model (2026-12-07): per model and region the
+  // capacity an endpoint is sized with follows the IW-fast attainment it delivers there, so each model runs
+  // at its SLO rather than above or below it (packages/region-agent/src/slo-calibration.ts).
+  "lt-ua-slo": {
+    policy: "lt-ua",
+    planner: { targetUtilization: 1, objective: "gpu-hours" },
+    regionAgent: { reactive: { minInstances: 1 }, sloCalibration: { enabled: true } },
+  },
   // Reactive scaling tuned to keep the interactive SLOs (engine model v2, 2026-12-05; `best` until
   // 2026-12-07, when LT-UA at the knee — `lt-ua-1.0` — kept them on a fifth of its GPU-hours): load reports
   // carry each instance's SLO capacity (the engine sweep's knee), so "full" means where TTFT stops
@@ -83,7 +91,13 @@ const PAPER_SCALE_DAY = ["siloed-reactive", "unified-reactive", "lt-ua", "lt-ua-
  * `paper-scale`'s first two days (~176 M requests): the second day (these runs less the first-day runs) is
  * a day whose batch work deferred from the day before is done inside it — what a one-day window cannot show.
  */
-const PAPER_SCALE_2DAY = ["siloed-reactive", "unified-reactive", "lt-ua-1.0", "lt-ua-1.0-floor1"];
+const PAPER_SCALE_2DAY = [
+  "siloed-reactive",
+  "unified-reactive",
+  "lt-ua-1.0",
+  "lt-ua-1.0-floor1",
+  "lt-ua-slo",
+];
 /** The whole `paper-scale` week (~544 M requests, hours a run): the baselines and the leading LT-UA. */
 const PAPER_SCALE_WEEK = ["siloed-reactive", "unified-reactive", "lt-ua-1.0"];
 

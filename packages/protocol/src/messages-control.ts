@@ -254,6 +254,11 @@ export const RegionStatus = defineMessage({
            * planner paces the backlog to be released before then, so escalation stays an emergency path.
            */
           niwEscalateBeforeMinutes: z.number().min(0).optional(),
+          /**
+           * Under a plan: the SLO feedback's factor on the capacity model for this model here (absent: 1) —
+           * above 1 the instances deliver the IW-fast SLO on less capacity than the model's knee says.
+           */
+          capacityFactor: z.number().positive().optional(),
         }),
       )
       .max(10_000),

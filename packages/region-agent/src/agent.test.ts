@@ -16,6 +16,7 @@ import {
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
 import { describe, expect, it } from "vitest";
 import { RegionAgentActor } from "./agent.js";
+import type { RegionAgentOptions } from "./options.js";
 
 /** A serving instance's load report (idle unless told otherwise), published on its subject by `bus`. */
 function publishLoad(
@@ -242,7 +243,7 @@ describe("region agent, GPU types under a plan (LT-I)", () => {
  * tokens at the SLO), whose load reports say `kv` (KV use) each second; `minute(rps)` reports a minute of
  * that interactive demand, `plan(id, n)` publishes a plan of n instances here.
  */
-async function ltuWorld() {
+async function ltuWorld(extra: Partial<RegionAgentOptions> = {}) {
   const clock = new VirtualClock({ startMs: 0 });
   const broker = new MemoryBroker(clock);
   const model = "llama3.1-8b";
@@ -262,6 +263,7 @@ async function ltuWorld() {
       reactive: { minInstances: 1 },
       capacity,
       staleAfterMs: 60_000,
+      ...extra,
     },
   );
   await agent.start();
@@ -402,6 +404,49 @@ describe("region agent giving back what a plan lowered (LT-U)", () => {
     // Queued: the 3,000 tokens/s the plan has this region release are capacity in use — four instances.
     expect(w.agent.demandFloor("llama3.1-8b", "h100")).toEqual({ up: 4, hold: 4 });
     await w.agent.stop();
+  });
+});
+
+describe("region agent's SLO feedback on the capacity model", () => {
+  it("sizes a model that misses its IW-fast SLO here with less capacity per instance, and says so in its status", async () => {
+    // One step in the test's six minutes (at the first tick, with the first 100 requests in).
+    const calibration = {
+      enabled: true,
+      windowMs: 600_000,
+      stepMs: 400_000,
+      minSamples: 50,
+      down: 0.2,
+      min: 0.5,
+    };
+    const w = await ltuWorld({ sloCalibration: calibration });
+    const off = await ltuWorld({ sloCalibration: { ...calibration, enabled: false } });
+    const done = w.broker.connect("node");
+    const late = (i: number) =>
+      done.publish(
+        RequestDone.subject.build({ region: "westus", model: "llama3.1-8b" }),
+        envelope(RequestDone, {
+          ...RequestDone.sample(),
+          requestId: `r-${i}`,
+          model: "llama3.1-8b",
+          tier: "iw-fast",
+          region: "westus",
+          instanceId: "n1",
+          outcome: "ok",
+          ttftMs: i % 10 === 0 ? 5_000 : 200, // 10 % late: far below the band
+        }),
+      );
+    for (const x of [w, off]) x.plan("p1", 4);
+    for (let m = 0; m < 6; m++) {
+      for (let i = 0; i < 100; i++) late(m * 100 + i);
+      await Promise.all([w.minute(2), off.minute(2)]);
+    }
+    await Promise.all([w.clock.advance(100), off.clock.advance(100)]);
+    // 2 requests/s of 1,000 tokens: two instances by the measured knee; with the factor at 0.8, three.
+    expect(off.agent.demandFloor("llama3.1-8b", "h100").up).toBe(2);
+    expect(w.agent.demandFloor("llama3.1-8b", "h100").up).toBe(3);
+    expect(w.agent.status().endpoints[0]!.capacityFactor).toBeCloseTo(0.8);
+    expect(off.agent.status().endpoints[0]!.capacityFactor).toBeUndefined();
+    await Promise.all([w.agent.stop(), off.agent.stop()]);
   });
 });
 

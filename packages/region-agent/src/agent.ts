@@ -10,6 +10,7 @@ import {
   NodeCommand,
   type Payload,
   Plan,
+  promptVerdict,
   RegionStatus,
   RequestCancel,
   RequestDone,
@@ -33,6 +34,7 @@ import {
   sloPressure,
 } from "./policy.js";
 import { ScalingActuator } from "./scaling.js";
+import { SloCalibration } from "./slo-calibration.js";
 
 /**
  * One per region. Tracks every instance of the region from load reports;
@@ -58,6 +60,8 @@ export class RegionAgentActor extends Actor {
   private readonly wantedAtMs = new Map<string, number>();
   /** Recent IW-fast TTFT misses per endpoint (model|pool), for the SLO guard. */
   private readonly slo = new Map<string, SloWindow>();
+  /** SLO feedback on the capacity model per model (under a plan with a capacity model). */
+  private readonly calibration: SloCalibration;
 
   constructor(
     ctx: ActorContext,
@@ -72,12 +76,17 @@ export class RegionAgentActor extends Actor {
     const s = resolveOptions(opts);
     this.settings = s;
     this.view = new InstanceView(this.clock, this.keys, s.staleAfterMs);
+    this.calibration = new SloCalibration({
+      ...s.sloCalibration,
+      enabled: s.sloCalibration.enabled && opts.planStrategy !== undefined && opts.capacity !== undefined,
+    });
     this.plan = new PlanView(
       this.clock,
       opts.region,
       opts.capacity,
       opts.gpuTypes,
       s.cooldowns.bootMs + 60_000 + s.scalingIntervalMs,
+      (model) => this.calibration.factor(model),
     );
     this.niw = new NiwFeed(this.clock, this.log, this.view, s.niw, this.actions, {
       utilization: (model) => this.utilization(model, undefined),
@@ -180,12 +189,14 @@ export class RegionAgentActor extends Actor {
   private watchRequestsDone(region: string): void {
     const sloGuard = this.settings.reactive.sloScaleUpAbove !== undefined;
     const unified = this.opts.mode === "unified";
-    if (!unified && !sloGuard) return;
+    const calibrating = this.calibration.cfg.enabled;
+    if (!unified && !sloGuard && !calibrating) return;
     this.on(
       RequestDone,
       { region },
       (d) => {
         if (sloGuard) this.recordSlo(d);
+        if (calibrating) this.recordCalibration(d);
         if (unified) this.niw.onDone(d);
       },
       { broadcast: true },
@@ -196,11 +207,13 @@ export class RegionAgentActor extends Actor {
   status(): Payload<typeof RegionStatus> {
     const now = this.clock.now();
     const eps = this.view.tallyByModel(this.opts.models, now);
+    const factors = this.calibration.factors();
     return {
       region: this.opts.region,
       atMs: now,
       endpoints: [...eps].map(([model, e]) => {
         const backlog = this.niw.backlog(model, now);
+        const factor = factors[model];
         return {
           model,
           instances: e.instances,
@@ -212,6 +225,7 @@ export class RegionAgentActor extends Actor {
                 niwEscalateBeforeMinutes: this.settings.niw.escalateBeforeDeadlineMs / 60_000,
               }
             : {}),
+          ...(factor !== undefined ? { capacityFactor: factor } : {}),
         };
       }),
     };
@@ -299,6 +313,25 @@ export class RegionAgentActor extends Actor {
       this.slo.set(k, w);
     }
     w.add(this.clock.now(), d.outcome !== "ok" || d.ttftMs > this.settings.sloTtftMs);
+  }
+
+  /** A finished feasible IW-fast request feeds the SLO feedback of its model's capacity here. */
+  private recordCalibration(d: Payload<typeof RequestDone>): void {
+    if (d.tier !== "iw-fast" || !judgedForSlo(d)) return;
+    const timing = this.opts.promptTiming;
+    if (timing) {
+      const gpuType = this.view.get(d.instanceId)?.gpuType;
+      if (
+        promptVerdict(timing, { model: d.model, gpuType, tier: d.tier, inputTokens: d.inputTokens })
+          .infeasible
+      )
+        return;
+    }
+    this.calibration.record(
+      d.model,
+      this.clock.now(),
+      d.outcome !== "ok" || d.ttftMs > this.settings.sloTtftMs,
+    );
   }
 
   private onLoad(r: Payload<typeof LoadReport>): void {
@@ -390,15 +423,20 @@ export class RegionAgentActor extends Actor {
     const plan = this.plan.targets.get(model)!;
     const mix = this.gpuMix(model);
     const gpu = mix.add ?? plan.gpu;
+    const snap = this.snapshot(model, undefined);
+    const cfg = this.cfgFor(model, undefined);
+    const measured = this.demandFloor(model, gpu);
+    // The capacity model's count holds the endpoint (not its minimum, not utilisation): its factor may rise.
+    this.calibration.update(model, now, measured.up > cfg.minInstances && measured.up >= snap.serving);
     const d = planDecision({
       strategy: this.opts.planStrategy!,
       nowMs: now,
-      snap: this.snapshot(model, undefined),
-      cfg: this.cfgFor(model, undefined),
+      snap,
+      cfg,
       exec: this.settings.planExecution,
       plan: { instances: plan.instances, gpu: plan.gpu },
       mix: { add: mix.add, hasSurplus: mix.surplus.size > 0 },
-      measured: this.demandFloor(model, gpu),
+      measured,
       aheadNeed: this.plan.aheadNeed(model, gpu),
       budget: this.plan.budget.get(model) ?? 0,
       observedTps: this.plan.observedTps.get(model) ?? 0,

@@ -2,7 +2,12 @@
  * The region agent's options, and their defaults applied once (`resolveOptions`) so the actor and its
  * parts read settled values instead of re-defaulting at each use.
  */
-import { type CapacityModel, DEFAULT_SLO_TTFT_MS, type PlanStrategy } from "@sageserve/protocol";
+import {
+  type CapacityModel,
+  DEFAULT_SLO_TTFT_MS,
+  type PlanStrategy,
+  type PromptTiming,
+} from "@sageserve/protocol";
 import { DEFAULT_PLAN_EXECUTION, type PlanExecutionConfig } from "./plan-policy.js";
 import {
   DEFAULT_NIW_RELEASE,
@@ -11,6 +16,7 @@ import {
   type ReactiveConfig,
 } from "./policy.js";
 import type { Cooldowns } from "./scaling.js";
+import { DEFAULT_SLO_CALIBRATION, type SloCalibrationConfig } from "./slo-calibration.js";
 
 export interface RegionAgentOptions {
   region: string;
@@ -58,6 +64,18 @@ export interface RegionAgentOptions {
    * not starve it, and the plan's scale-downs stop there.
    */
   capacity?: CapacityModel;
+  /**
+   * Under a plan with a capacity model: the SLO feedback on it (slo-calibration.ts) — per model, the
+   * capacity the endpoint is sized with follows the IW-fast attainment its instances deliver here.
+   * Off unless `{ enabled: true }`.
+   */
+  sloCalibration?: Partial<SloCalibrationConfig>;
+  /**
+   * Prefill timing of the models' GPU types: with it, IW-fast requests whose prompt alone takes longer
+   * than the target on an idle instance (infeasible — no capacity fixes them) do not count against the
+   * SLO feedback, as they do not in the reports' attainment over feasible requests.
+   */
+  promptTiming?: PromptTiming;
 }
 
 /** The options' defaulted settings (the rest of RegionAgentOptions is read as given). */
@@ -71,6 +89,7 @@ export interface ResolvedSettings {
   niwAckWaitMs: number;
   statusIntervalMs: number;
   sloTtftMs: number;
+  sloCalibration: SloCalibrationConfig;
 }
 
 export function resolveOptions(opts: RegionAgentOptions): ResolvedSettings {
@@ -84,5 +103,6 @@ export function resolveOptions(opts: RegionAgentOptions): ResolvedSettings {
     niwAckWaitMs: opts.niwAckWaitMs ?? 60_000,
     statusIntervalMs: opts.statusIntervalMs ?? 5_000,
     sloTtftMs: opts.sloTtftMs ?? DEFAULT_SLO_TTFT_MS["iw-fast"],
+    sloCalibration: { ...DEFAULT_SLO_CALIBRATION, ...opts.sloCalibration },
   };
 }

@@ -53,6 +53,8 @@ export class PlanView {
     private readonly capacity: CapacityModel | undefined,
     private readonly gpuTypes: readonly string[],
     private readonly leadMs: number,
+    /** The SLO feedback's factor on a model's capacity here (slo-calibration.ts); 1 without one. */
+    private readonly factorOf: (model: string) => number = () => 1,
   ) {}
 
   /**
@@ -137,7 +139,7 @@ export class PlanView {
     const i = Math.floor((this.clock.now() + this.leadMs - prof.startMs) / prof.binMs);
     if (i < 0) return 0;
     const tps = prof.values[Math.min(i, prof.values.length - 1)]! * (this.keepShare.get(model) ?? 1);
-    return cap.instancesFor(model, g, tps, this.mix(model));
+    return cap.instancesFor(model, g, tps / this.factorOf(model), this.mix(model));
   }
 
   /** Mean prompt and output tokens of the model's interactive requests in the last demand windows. */
@@ -170,12 +172,14 @@ export class PlanView {
     const g = sizingGpu(cap, model, gpu, this.gpuTypes);
     if (!g) return { up: 0, hold: 0 };
     const share = this.keepShare.get(model) ?? 1;
+    const factor = this.factorOf(model);
     const need = (ws: typeof windows, level?: number): number => {
       const req = ws.reduce((a, w) => a + w.requests, 0);
       if (req === 0) return 0;
       const tokens = ws.reduce((a, w) => a + w.inputTokens + w.outputTokens, 0);
       const seconds = ws.reduce((a, w) => a + w.windowMs, 0) / 1000;
-      return cap.instancesFor(model, g, Math.max(tokens / seconds, level ?? 0) * share + batchTps, {
+      const tps = Math.max(tokens / seconds, level ?? 0) * share + batchTps;
+      return cap.instancesFor(model, g, tps / factor, {
         meanInputTokens: ws.reduce((a, w) => a + w.inputTokens, 0) / req,
         meanOutputTokens: ws.reduce((a, w) => a + w.outputTokens, 0) / req,
       });

@@ -106,7 +106,8 @@ function regionAgentOptions(opts: SimOptions, setup: RunSetup, region: string): 
     ...(opts.regionAgent?.niw ? { niw: opts.regionAgent.niw } : {}),
     ...(opts.regionAgent?.endpoints ? { endpoints: opts.regionAgent.endpoints } : {}),
     ...(opts.regionAgent?.scalingIntervalMs ? { scalingIntervalMs: opts.regionAgent.scalingIntervalMs } : {}),
-    ...(planStrategy ? { planStrategy } : {}),
+    ...(opts.regionAgent?.sloCalibration ? { sloCalibration: opts.regionAgent.sloCalibration } : {}),
+    ...(planStrategy ? { planStrategy, promptTiming: setup.perf } : {}),
     ...(capacityModel ? { capacity: capacityModel } : {}),
     ...(opts.slo ? { sloTtftMs: opts.slo.ttftMs["iw-fast"] } : {}),
     // Nobody reads region summaries in a replay; one a minute keeps them exercised, cheaply.

@@ -94,6 +94,22 @@ export const SimConfigSchema = z
           })
           .strict()
           .optional(),
+        /** Under a plan: the SLO feedback on the capacity model (region-agent slo-calibration.ts). */
+        sloCalibration: z
+          .object({
+            enabled: z.boolean().optional(),
+            low: z.number().gt(0).lt(1).optional(),
+            high: z.number().gt(0).max(1).optional(),
+            windowMs: z.number().positive().optional(),
+            stepMs: z.number().positive().optional(),
+            minSamples: z.number().int().positive().optional(),
+            down: z.number().min(0).lt(1).optional(),
+            up: z.number().min(0).optional(),
+            min: z.number().gt(0).max(1).optional(),
+            max: z.number().min(1).optional(),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .optional(),
