@@ -183,7 +183,9 @@ function secondDayTable(two: Run[], one: Run[]): string {
  * after `BEST` with the code's date, and the one-instance floor), against the two-day baselines.
  */
 function twoDayTargets(runs: Run[]): string {
-  const latest = runs.filter((r) => r.name.startsWith(`${BEST} (`) || r.name === `${BEST}-floor1`);
+  const latest = runs.filter(
+    (r) => r.name.startsWith(`${BEST} (`) || r.name === `${BEST}-floor1` || r.name === SLO_FEEDBACK,
+  );
   return latest.flatMap((r) => ["", ...targetChecks(runs, "`paper-scale`, two days", r.name)]).join("\n");
 }
 
@@ -329,6 +331,7 @@ function targetNote(): string {
           "",
           ...targetChecks(scaled.runs, "`day` × 10"),
           ...floorOneChecks(scaled.runs, "`day` × 10"),
+          ...sloFeedbackChecks(scaled.runs, "`day` × 10"),
           "",
           scaledNote(scaled.runs),
         ]
@@ -353,6 +356,30 @@ function floorOneChecks(runs: Run[], where: string): string[] {
     "",
     ...targetChecks(runs, where, one),
   ];
+}
+
+/** The one-instance floor with the SLO feedback on the capacity model (docs/planner.md "SLO feedback"). */
+const SLO_FEEDBACK = "lt-ua-slo";
+
+/** The same targets for `lt-ua-slo`, when run. */
+function sloFeedbackChecks(runs: Run[], where: string): string[] {
+  if (!runs.some((r) => r.name === SLO_FEEDBACK)) return [];
+  return [
+    "",
+    `With the SLO feedback on the capacity model as well (\`${SLO_FEEDBACK}\`: each model sized by the attainment it delivers per region, docs/planner.md "SLO feedback"):`,
+    "",
+    ...targetChecks(runs, where, SLO_FEEDBACK),
+  ];
+}
+
+/** The model with the lowest IW-fast attainment of feasible requests, e.g. "llama2-70b 98.93 %". */
+function lowestModel(r: SimReport): string {
+  let worst: [string, number] | undefined;
+  for (const [m, t] of Object.entries(r.sloByModel ?? {})) {
+    const a = t["iw-fast"].attainmentFeasible ?? t["iw-fast"].attainment;
+    if (!worst || a < worst[1]) worst = [m, a];
+  }
+  return worst ? `${worst[0]} ${pct(worst[1])}` : "–";
 }
 
 /**
@@ -394,6 +421,7 @@ function targetChecks(runs: Run[], where: string, config = BEST): string[] {
     `**Targets** (issue 15) for \`${config}\` on ${where}:`,
     "",
     ...checks.map(([what, ok, v]) => `- ${ok ? "✅" : "❌"} ${what}: ${v}`),
+    `- (per model, not a target of the issue) lowest IW-fast of feasible requests: ${lowestModel(b)}`,
   ];
 }
 
