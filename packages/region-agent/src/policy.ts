@@ -124,6 +124,18 @@ export class SloWindow {
   }
 
   missRate(nowMs: number): number {
+    const [n, m] = this.counts(nowMs);
+    return n >= this.minSamples ? m / n : 0;
+  }
+
+  /** The fraction that met the target over the window, or undefined before `minSamples` finished. */
+  attainment(nowMs: number): number | undefined {
+    const [n, m] = this.counts(nowMs);
+    return n >= this.minSamples ? 1 - m / n : undefined;
+  }
+
+  /** Requests finished and missed over the window. */
+  private counts(nowMs: number): [number, number] {
     const width = this.windowMs / this.buckets;
     const k = Math.floor(nowMs / width);
     let n = 0;
@@ -133,7 +145,7 @@ export class SloWindow {
       n += this.total[i]!;
       m += this.missed[i]!;
     }
-    return n >= this.minSamples ? m / n : 0;
+    return [n, m];
   }
 }
 

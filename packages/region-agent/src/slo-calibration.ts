@@ -9,6 +9,8 @@
  * is what holds the endpoint (`binding`: otherwise a quiet endpoint at its floor would wind the factor up
  * and the next ramp would find it short). Bounded to [min, max] around the measured knee.
  */
+import { SloWindow } from "./policy.js";
+
 export interface SloCalibrationConfig {
   /**
    * Off (the default until every stored result is regenerated with it on): the endpoint is sized by the
@@ -51,15 +53,11 @@ export const DEFAULT_SLO_CALIBRATION: SloCalibrationConfig = {
   max: 1.25,
 };
 
-const BUCKETS = 6;
-
 interface ModelState {
   factor: number;
   lastStepMs: number;
   lastChangeMs: number;
-  stamp: number[];
-  total: number[];
-  missed: number[];
+  window: SloWindow;
 }
 
 export class SloCalibration {
@@ -81,11 +79,7 @@ export class SloCalibration {
 
   /** One finished feasible IW-fast request of `model` here, and whether it missed its TTFT target. */
   record(model: string, atMs: number, missed: boolean): void {
-    if (!this.cfg.enabled) return;
-    const s = this.state(model);
-    const i = this.slot(s, atMs);
-    s.total[i]!++;
-    if (missed) s.missed[i]!++;
+    if (this.cfg.enabled) this.state(model).window.add(atMs, missed);
   }
 
   /**
@@ -98,7 +92,7 @@ export class SloCalibration {
     const s = this.state(model);
     if (nowMs - s.lastStepMs < c.stepMs) return s.factor;
     s.lastStepMs = nowMs;
-    const a = this.attainment(s, nowMs);
+    const a = s.window.attainment(nowMs);
     if (a === undefined) return s.factor;
     if (a < c.low && s.factor > c.min) {
       s.factor = Math.max(c.min, s.factor * (1 - c.down));
@@ -117,36 +111,11 @@ export class SloCalibration {
         factor: 1,
         lastStepMs: Number.NEGATIVE_INFINITY,
         lastChangeMs: Number.NEGATIVE_INFINITY,
-        stamp: new Array(BUCKETS).fill(-1),
-        total: new Array(BUCKETS).fill(0),
-        missed: new Array(BUCKETS).fill(0),
+        // The hour in six buckets, the current one included.
+        window: new SloWindow(this.cfg.windowMs, 6, this.cfg.minSamples),
       };
       this.models.set(model, s);
     }
     return s;
-  }
-
-  private slot(s: ModelState, atMs: number): number {
-    const k = Math.floor(atMs / (this.cfg.windowMs / BUCKETS));
-    const i = k % BUCKETS;
-    if (s.stamp[i] !== k) {
-      s.stamp[i] = k;
-      s.total[i] = 0;
-      s.missed[i] = 0;
-    }
-    return i;
-  }
-
-  /** Attainment over the window (its buckets, the current one included), or undefined with too few samples. */
-  private attainment(s: ModelState, nowMs: number): number | undefined {
-    const k = Math.floor(nowMs / (this.cfg.windowMs / BUCKETS));
-    let n = 0;
-    let m = 0;
-    for (let i = 0; i < BUCKETS; i++) {
-      if (s.stamp[i]! <= k - BUCKETS) continue;
-      n += s.total[i]!;
-      m += s.missed[i]!;
-    }
-    return n >= this.cfg.minSamples ? 1 - m / n : undefined;
   }
 }
