@@ -427,7 +427,14 @@ export class RegionAgentActor extends Actor {
     const cfg = this.cfgFor(model, undefined);
     const measured = this.demandFloor(model, gpu);
     // The capacity model's count holds the endpoint (not its minimum, not utilisation): its factor may rise.
-    this.calibration.update(model, now, measured.up > cfg.minInstances && measured.up >= snap.serving);
+    const was = this.calibration.factor(model);
+    const factor = this.calibration.update(
+      model,
+      now,
+      measured.up > cfg.minInstances && measured.up >= snap.serving,
+    );
+    if (factor !== was)
+      this.log.info({ model, from: was, to: factor }, "SLO feedback moved the model's capacity factor here");
     const d = planDecision({
       strategy: this.opts.planStrategy!,
       nowMs: now,
