@@ -303,8 +303,15 @@ export class RegionAgentActor extends Actor {
     return this.niw.depth(model);
   }
 
+  /** Whether a finished IW-fast request missed its TTFT target; undefined for any other or unjudged one. */
+  private iwFastMissed(d: Payload<typeof RequestDone>): boolean | undefined {
+    if (d.tier !== "iw-fast" || !judgedForSlo(d)) return undefined;
+    return d.outcome !== "ok" || d.ttftMs > this.settings.sloTtftMs;
+  }
+
   private recordSlo(d: Payload<typeof RequestDone>): void {
-    if (d.tier !== "iw-fast" || !judgedForSlo(d)) return;
+    const missed = this.iwFastMissed(d);
+    if (missed === undefined) return;
     const pool = this.view.get(d.instanceId)?.pool;
     const k = this.keys.key(d.model, pool ?? "");
     let w = this.slo.get(k);
@@ -312,12 +319,13 @@ export class RegionAgentActor extends Actor {
       w = new SloWindow();
       this.slo.set(k, w);
     }
-    w.add(this.clock.now(), d.outcome !== "ok" || d.ttftMs > this.settings.sloTtftMs);
+    w.add(this.clock.now(), missed);
   }
 
   /** A finished feasible IW-fast request feeds the SLO feedback of its model's capacity here. */
   private recordCalibration(d: Payload<typeof RequestDone>): void {
-    if (d.tier !== "iw-fast" || !judgedForSlo(d)) return;
+    const missed = this.iwFastMissed(d);
+    if (missed === undefined) return;
     const timing = this.opts.promptTiming;
     if (timing) {
       const gpuType = this.view.get(d.instanceId)?.gpuType;
@@ -327,11 +335,7 @@ export class RegionAgentActor extends Actor {
       )
         return;
     }
-    this.calibration.record(
-      d.model,
-      this.clock.now(),
-      d.outcome !== "ok" || d.ttftMs > this.settings.sloTtftMs,
-    );
+    this.calibration.record(d.model, this.clock.now(), missed);
   }
 
   private onLoad(r: Payload<typeof LoadReport>): void {
