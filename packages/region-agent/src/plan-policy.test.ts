@@ -228,6 +228,20 @@ describe("planDecision: LT-UA surge and lull", () => {
     expect(planDecision({ ...lull, cfg: { ...lull.cfg, minInstances: 4 } })).toEqual({ actions: [] });
     expect(planDecision({ ...lull, strategy: "lt-u" })).toEqual({ actions: [] });
   });
+
+  it("lull with lullAfterBelow: gives one back while the rest stay below it, above the floors only", () => {
+    const exec = { ...DEFAULT_PLAN_EXECUTION, lullAfterBelow: 0.5 };
+    // 4 at 35 % (batch work keeps them above the reference's 25 %): 3 would run at 46.7 % → one down.
+    const busy = state({ exec, snap: { utilization: 0.35 } });
+    expect(planDecision(busy)).toEqual({ actions: down(1, false), reason: { name: "lullDown", count: 1 } });
+    // The reference's rule holds them.
+    expect(planDecision({ ...busy, exec: DEFAULT_PLAN_EXECUTION })).toEqual({ actions: [] });
+    // 4 at 40 %: 3 would run at 53 % → nothing; nor at a floor; idle, the reference's rule still applies.
+    expect(planDecision({ ...busy, snap: { ...busy.snap, utilization: 0.4 } })).toEqual({ actions: [] });
+    expect(planDecision({ ...busy, measured: { up: 0, hold: 4 } })).toEqual({ actions: [] });
+    expect(planDecision({ ...busy, aheadNeed: 4 })).toEqual({ actions: [] });
+    expect(planDecision({ ...busy, snap: { ...busy.snap, utilization: 0.1 } }).reason?.name).toBe("lullDown");
+  });
 });
 
 describe("GPU mix against the plan", () => {

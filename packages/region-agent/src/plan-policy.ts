@@ -10,6 +10,12 @@ export interface PlanExecutionConfig {
   surgeRatio: number;
   /** Most commands one endpoint issues in one tick under LT-I. */
   maxActionsPerTick: number;
+  /**
+   * LT-UA's lull, when set: give an instance back above the floors also whenever the endpoint's
+   * utilisation after it (u·n/(n−1)) stays below this, not only when utilisation is below the reactive
+   * `scaleDownBelow` now (the reference's rule, alone when unset).
+   */
+  lullAfterBelow?: number;
 }
 
 export const DEFAULT_PLAN_EXECUTION: PlanExecutionConfig = {
@@ -128,7 +134,7 @@ export function planDecision(s: PlanState): PlanDecision {
       s.forecastTps > 0 ? s.observedTps / s.forecastTps : s.observedTps > 0 ? Number.POSITIVE_INFINITY : 1;
     if (ratio >= x.surgeRatio && u > r.scaleUpAbove)
       return { actions: ups(1, () => false), reason: { name: "surgeUp", count: 1 } };
-    if (u < r.scaleDownBelow && snap.serving > downFloor)
+    if (snap.serving > downFloor && lull(u, snap.serving, r, x))
       return {
         actions: [{ kind: "down", batch: false }],
         reason: { name: "lullDown", count: 1 },
@@ -138,6 +144,12 @@ export function planDecision(s: PlanState): PlanDecision {
   if (budget < 0 && u < r.scaleDownBelow && snap.serving > downFloor)
     return { actions: [{ kind: "down", batch: false }], budget: budget + 1 };
   return { actions: [] };
+}
+
+/** LT-UA's lull test: idle now (the reference), or — with `lullAfterBelow` — still below it after one fewer. */
+function lull(u: number, serving: number, r: ReactiveConfig, x: PlanExecutionConfig): boolean {
+  if (u < r.scaleDownBelow) return true;
+  return x.lullAfterBelow !== undefined && serving > 1 && (u * serving) / (serving - 1) < x.lullAfterBelow;
 }
 
 function ltiDecision(

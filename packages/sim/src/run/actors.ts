@@ -106,6 +106,7 @@ function regionAgentOptions(opts: SimOptions, setup: RunSetup, region: string): 
     ...(opts.regionAgent?.niw ? { niw: opts.regionAgent.niw } : {}),
     ...(opts.regionAgent?.endpoints ? { endpoints: opts.regionAgent.endpoints } : {}),
     ...(opts.regionAgent?.scalingIntervalMs ? { scalingIntervalMs: opts.regionAgent.scalingIntervalMs } : {}),
+    ...(opts.regionAgent?.planExecution ? { planExecution: opts.regionAgent.planExecution } : {}),
     ...(opts.regionAgent?.sloCalibration ? { sloCalibration: opts.regionAgent.sloCalibration } : {}),
     ...(planStrategy ? { planStrategy, promptTiming: setup.perf } : {}),
     ...(capacityModel ? { capacity: capacityModel } : {}),

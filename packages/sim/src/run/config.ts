@@ -94,6 +94,16 @@ export const SimConfigSchema = z
           })
           .strict()
           .optional(),
+        /** How LT-* carry out a plan (region-agent plan-policy.ts PlanExecutionConfig). */
+        planExecution: z
+          .object({
+            emergencyAbove: z.number().min(0).max(1).optional(),
+            surgeRatio: z.number().positive().optional(),
+            maxActionsPerTick: z.number().int().positive().optional(),
+            lullAfterBelow: z.number().gt(0).max(1).optional(),
+          })
+          .strict()
+          .optional(),
         /** Under a plan: the SLO feedback on the capacity model (region-agent slo-calibration.ts). */
         sloCalibration: z
           .object({
