@@ -184,7 +184,7 @@ function secondDayTable(two: Run[], one: Run[]): string {
  */
 function twoDayTargets(runs: Run[]): string {
   const latest = runs.filter(
-    (r) => r.name.startsWith(`${BEST} (`) || r.name === `${BEST}-floor1` || r.name === SLO_FEEDBACK,
+    (r) => r.name.startsWith(`${BEST} (`) || r.name === `${BEST}-floor1` || r.name in EXTRA_CHECKS,
   );
   return latest.flatMap((r) => ["", ...targetChecks(runs, "`paper-scale`, two days", r.name)]).join("\n");
 }
@@ -331,7 +331,7 @@ function targetNote(): string {
           "",
           ...targetChecks(scaled.runs, "`day` × 10"),
           ...floorOneChecks(scaled.runs, "`day` × 10"),
-          ...sloFeedbackChecks(scaled.runs, "`day` × 10"),
+          ...extraChecks(scaled.runs, "`day` × 10"),
           "",
           scaledNote(scaled.runs),
         ]
@@ -358,18 +358,21 @@ function floorOneChecks(runs: Run[], where: string): string[] {
   ];
 }
 
-/** The one-instance floor with the SLO feedback on the capacity model (docs/planner.md "SLO feedback"). */
-const SLO_FEEDBACK = "lt-ua-slo";
+/** Configurations beyond the one-instance floor whose targets are checked too, with what each adds. */
+const EXTRA_CHECKS: Record<string, string> = {
+  "lt-ua-slo":
+    'the SLO feedback on the capacity model as well: each model sized by the attainment it delivers per region, docs/planner.md "SLO feedback"',
+  "lt-ua-lull":
+    'batch work released up to 80 % utilisation, LT-UA\'s lull giving back an instance whenever the rest stay below 50 % and emergency scale-ups from 95 %, docs/planner.md "Batch work holding capacity"',
+};
 
-/** The same targets for `lt-ua-slo`, when run. */
-function sloFeedbackChecks(runs: Run[], where: string): string[] {
-  if (!runs.some((r) => r.name === SLO_FEEDBACK)) return [];
-  return [
-    "",
-    `With the SLO feedback on the capacity model as well (\`${SLO_FEEDBACK}\`: each model sized by the attainment it delivers per region, docs/planner.md "SLO feedback"):`,
-    "",
-    ...targetChecks(runs, where, SLO_FEEDBACK),
-  ];
+/** The same targets for each of `EXTRA_CHECKS` that was run. */
+function extraChecks(runs: Run[], where: string): string[] {
+  return Object.entries(EXTRA_CHECKS).flatMap(([name, what]) =>
+    runs.some((r) => r.name === name)
+      ? ["", `With ${what} (\`${name}\`):`, "", ...targetChecks(runs, where, name)]
+      : [],
+  );
 }
 
 /** The model with the lowest IW-fast attainment of feasible requests, e.g. "llama2-70b 98.93 %". */

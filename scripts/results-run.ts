@@ -51,6 +51,21 @@ export const CONFIGS: Record<string, Partial<SimOptions> & { policy: string }> =
     planner: { targetUtilization: 1, objective: "gpu-hours" },
     regionAgent: { reactive: { minInstances: 1 }, sloCalibration: { enabled: true } },
   },
+  // `lt-ua-1.0-floor1` with batch work released up to 80 % utilisation (two at a time below 70 %; the
+  // paper's 60 / 50 %), LT-UA's lull giving an instance back above the floors whenever the rest stay below
+  // the scale-up threshold's 50 % (not only when idle, < 25 %), and emergency scale-ups past the plan from
+  // 95 % utilisation (not 90 %: batch work now fills instances to 80 %) — 2026-12-07: released batch work
+  // kept endpoints between 25 and 50 %, so neither the lull nor the plan's cuts gave back what the capacity
+  // model says the interactive load does not need (docs/planner.md "Batch work holding capacity").
+  "lt-ua-lull": {
+    policy: "lt-ua",
+    planner: { targetUtilization: 1, objective: "gpu-hours" },
+    regionAgent: {
+      reactive: { minInstances: 1 },
+      niw: { releaseBelow: 0.8, releaseTwoBelow: 0.7 },
+      planExecution: { lullAfterBelow: 0.5, emergencyAbove: 0.95 },
+    },
+  },
   // Reactive scaling tuned to keep the interactive SLOs (engine model v2, 2026-12-05; `best` until
   // 2026-12-07, when LT-UA at the knee — `lt-ua-1.0` — kept them on a fifth of its GPU-hours): load reports
   // carry each instance's SLO capacity (the engine sweep's knee), so "full" means where TTFT stops
@@ -97,6 +112,7 @@ const PAPER_SCALE_2DAY = [
   "lt-ua-1.0",
   "lt-ua-1.0-floor1",
   "lt-ua-slo",
+  "lt-ua-lull",
 ];
 /** The whole `paper-scale` week (~544 M requests, hours a run): the baselines and the leading LT-UA. */
 const PAPER_SCALE_WEEK = ["siloed-reactive", "unified-reactive", "lt-ua-1.0"];
