@@ -240,7 +240,13 @@ describe("sageserve sim / compare", () => {
       requests: { dropped: 0 },
     });
 
-    writeFileSync(config, JSON.stringify({ timings: { spinUpMs: -5 }, regionAgent: { reactiv: {} } }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        timings: { spinUpMs: -5 },
+        regionAgent: { reactiv: {}, planExecution: { lullAfterBelow: 1.5 } },
+      }),
+    );
     const e1 = await fail(
       "sim",
       "--scenario",
@@ -255,6 +261,7 @@ describe("sageserve sim / compare", () => {
     expect(e1.code).toBe(2);
     expect(e1.stderr).toContain("timings.spinUpMs");
     expect(e1.stderr).toContain("reactiv");
+    expect(e1.stderr).toContain("regionAgent.planExecution.lullAfterBelow");
 
     writeFileSync(
       scenario,
