@@ -1,13 +1,14 @@
 // Runs the policy comparison (paper-week) and the sensitivity studies (day), writing raw reports to
 // docs/results/*.json. `npm run results` runs this, then scripts/results-render.ts.
 //   tsx scripts/results-run.ts [main|scaled|scaled-bias|sensitivity|paper-scale-day|paper-scale-2day|paper-scale-week|all] [--jobs n] [--only lt-ua-1.0,lt-ua] [--scale x] [--scenario name]
+//   tsx scripts/results-run.ts bounds   — only (re)computes each stored group's capacity bound (its workload read once, no simulation)
 // Each simulation runs in its own worker process, `--jobs` at a time (default: the cores, at most 4).
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { runSimulation, type SimOptions } from "@sageserve/sim";
+import { runSimulation, type SimOptions, workloadCapacityBound } from "@sageserve/sim";
 
 const H = 3600_000;
 const args = process.argv.slice(2);
@@ -134,7 +135,7 @@ interface Job {
   extra: Partial<SimOptions>;
 }
 
-function jobs(): Job[] {
+function jobs(what: string): Job[] {
   const out: Job[] = [];
   if (what === "main" || what === "all") {
     const scenario = opt("scenario") ?? "paper-week";
@@ -191,6 +192,25 @@ function jobs(): Job[] {
   return out;
 }
 
+/**
+ * Groups whose runs all replay one workload (not the sensitivity variants, which change it): each stores
+ * that workload's capacity bound beside its runs.
+ */
+const BOUND_GROUPS = ["main", "scaled", "paper-scale-day", "paper-scale-2day", "paper-scale-week"] as const;
+
+/** The capacity bound of a group's workload, read once as its first job would replay it. */
+async function groupBound(group: Job["group"]): Promise<unknown> {
+  const j = jobs(group)[0];
+  if (!j) return undefined;
+  return workloadCapacityBound({
+    scenario: j.scenario,
+    seed: 1,
+    ...(scale !== 1 ? { scale } : {}),
+    policy: "unified-reactive",
+    ...j.extra,
+  } as SimOptions);
+}
+
 async function run(job: Job) {
   const t = Date.now();
   const r = await runSimulation({
@@ -216,9 +236,23 @@ async function run(job: Job) {
 
 // `--only a,b`: rerun just these configurations and replace their runs in the stored files.
 const only = opt("only")?.split(",");
-const all = jobs().filter((j) => !only || only.includes(j.name));
+const all = jobs(what).filter((j) => !only || only.includes(j.name));
 const jobArg = opt("job");
-if (jobArg !== undefined) {
+if (what === "bounds") {
+  for (const group of BOUND_GROUPS) {
+    const file = new URL(`${group}.json`, out);
+    if (!existsSync(file)) continue;
+    const t = Date.now();
+    const stored = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    const capacityBound = await groupBound(group);
+    // The bound goes before the runs, the rest of the file as it was.
+    const { runs, ...head } = stored;
+    writeFileSync(file, JSON.stringify({ ...head, capacityBound, runs }, null, 1));
+    console.log(
+      `${group}: capacity bound ${JSON.stringify(capacityBound)} (${((Date.now() - t) / 1000).toFixed(0)} s)`,
+    );
+  }
+} else if (jobArg !== undefined) {
   // A worker: run the job its parent wrote down (not an index into this file's list, which may have been
   // edited since the parent started) and hand its result back through a file.
   const result = await run(JSON.parse(readFileSync(jobArg, "utf8")) as Job);
@@ -293,10 +327,19 @@ if (jobArg !== undefined) {
     const idx = all.flatMap((j, i) => (j.group === group ? [i] : []));
     if (!idx.length) continue;
     const j0 = all[idx[0]!]!;
-    let runs = idx.map((i) => results[i]) as { name: string; variant?: string }[];
+    let runs = idx.map((i) => results[i]) as {
+      name: string;
+      variant?: string;
+      report: { capacityBound?: unknown };
+    }[];
+    let storedBound: unknown;
     if (only) {
       // Keep every stored run, replacing the rerun ones in place.
-      const stored = JSON.parse(readFileSync(new URL(`${group}.json`, out), "utf8")) as { runs: typeof runs };
+      const stored = JSON.parse(readFileSync(new URL(`${group}.json`, out), "utf8")) as {
+        runs: typeof runs;
+        capacityBound?: unknown;
+      };
+      storedBound = stored.capacityBound;
       const key = (r: { name: string; variant?: string }) => `${r.variant ?? ""}|${r.name}`;
       const fresh = new Map(runs.map((r) => [key(r), r]));
       runs = stored.runs.map((r) => fresh.get(key(r)) ?? r);
@@ -309,6 +352,9 @@ if (jobArg !== undefined) {
           scenario: j0.scenario,
           scale: (j0.extra.scale as number | undefined) ?? scale,
           seed: 1,
+          ...((BOUND_GROUPS as readonly string[]).includes(group)
+            ? { capacityBound: runs.find((r) => r.report.capacityBound)?.report.capacityBound ?? storedBound }
+            : {}),
           runs,
         },
         null,

@@ -3,6 +3,7 @@
 
 export { builtinCapacityModel, deriveCapacityTable, emulatorCapacityModel } from "./engine/capacity.js";
 export { geometricRates, type LengthMix, type SweepResult, sweepInstance } from "./engine/sweep.js";
+export type { CapacityBoundReport } from "./run/bound.js";
 export { DEFAULT_SLO, type SloTargets } from "./run/collector.js";
 export { loadSimConfig, type SimConfig } from "./run/config.js";
 export { writeComparison, writeReports } from "./run/output.js";
@@ -14,7 +15,7 @@ export {
   type SimOptions,
   type WorkloadTransforms,
 } from "./run/sim-options.js";
-export { type RunStats, runSimulation, type SimResult } from "./run/simulate.js";
+export { type RunStats, runSimulation, type SimResult, workloadCapacityBound } from "./run/simulate.js";
 export { resolveWorkload, withBurst } from "./workload/index.js";
 export { generateScenario, SCENARIOS, type ScenarioSpec } from "./workload/scenario.js";
 export { workloadStats } from "./workload/stats.js";

@@ -6,6 +6,7 @@ import type { RouterActor } from "@sageserve/router";
 import type { LogHistogram } from "../engine/histogram.js";
 import type { SimFleet } from "../world/fleet.js";
 import type { GpuLedger, LedgerKey } from "../world/ledger.js";
+import type { CapacityBoundReport } from "./bound.js";
 import type { MetricsCollector } from "./collector.js";
 
 export interface TimeseriesBin {
@@ -68,6 +69,12 @@ export interface SimReport {
      */
     binnedPeak15m?: number;
   };
+  /**
+   * The workload's capacity bound (run/bound.ts): the GPU-hours an oracle holding each minute exactly the
+   * instances the capacity model counts would pay. Absent without the built-in capacity model, and from
+   * reports stored before 2026-12-08.
+   */
+  capacityBound?: CapacityBoundReport;
   costUsd: number;
   scalingActions: Record<string, number>;
   slo: Record<Tier, TierSlo>;
@@ -162,6 +169,7 @@ export interface ReportInputs {
   actors: { stats(): { publishFailures: number; handlerErrors: number; rejected: number } }[];
   planner?: PlannerActor;
   perf: PerformanceModel;
+  capacityBound?: CapacityBoundReport | undefined;
 }
 
 export function buildReport(x: ReportInputs): SimReport {
@@ -184,6 +192,7 @@ export function buildReport(x: ReportInputs): SimReport {
     requests: { generated: x.generated, completed, failed, unfinished, dropped: failed + unfinished },
     coldStarts: coldStarts(x.router),
     gpuHours: gpuHoursSection(fleet.ledger, byTier, byGpu),
+    ...(x.capacityBound ? { capacityBound: x.capacityBound } : {}),
     costUsd: Math.round(costUsdOf(byGpu) * 100) / 100,
     scalingActions: sorted(actions),
     slo,

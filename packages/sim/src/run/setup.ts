@@ -9,6 +9,7 @@ import { type CapacityModel, type PlanStrategy, SageError } from "@sageserve/pro
 import { builtinCapacityModel } from "../engine/capacity.js";
 import { resolveWorkload, withBurst } from "../workload/index.js";
 import type { Workload } from "../workload/types.js";
+import { boundedWorkload, CapacityBound } from "./bound.js";
 import { checkPolicy, type PolicyName, type SimOptions } from "./sim-options.js";
 
 export interface RunSetup {
@@ -21,8 +22,10 @@ export interface RunSetup {
   gpuTypes: string[];
   /** The workload as loaded: its warnings are the run's. */
   base: Workload;
-  /** The workload replayed (`base` with any burst). */
+  /** The workload replayed (`base` with any burst), its requests counted by `bound` as they are read. */
   workload: Workload;
+  /** The workload's capacity bound (with the built-in capacity model); its result after the replay. */
+  bound: CapacityBound | undefined;
   /** The GPU type a model is deployed on at start: the first of `gpuTypes` with its profile. */
   gpuFor: (model: string) => string;
   /** The SLO-knee capacity model, when the run uses the profiles and step budget it was measured with. */
@@ -42,8 +45,8 @@ export async function prepareRun(opts: SimOptions): Promise<RunSetup> {
   const gpuTypes = opts.gpuTypes ?? ["h100", "a100"];
   const base = opts.workload ?? loadWorkload(opts, perf, gpuTypes);
   for (const w of base.warnings ?? []) opts.onWarning?.(w);
-  const workload: Workload = opts.burst ? withBurst(base, opts.burst) : base;
-  for (const m of workload.models)
+  const replayed: Workload = opts.burst ? withBurst(base, opts.burst) : base;
+  for (const m of replayed.models)
     if (!gpuTypes.some((g) => perf.has(m, g)))
       throw new SageError("CONFIG", `no GPU type in [${gpuTypes}] has a profile for ${m}`);
   const gpuFor = (model: string): string => gpuTypes.find((g) => perf.has(model, g))!;
@@ -55,6 +58,8 @@ export async function prepareRun(opts: SimOptions): Promise<RunSetup> {
       : builtinCapacityModel(opts.planner?.targetUtilization, {
           pooling: opts.planner?.pooledCapacity ?? true,
         });
+  const bound = capacityModel ? new CapacityBound() : undefined;
+  const workload = bound ? boundedWorkload(replayed, bound) : replayed;
   const warnings: string[] = [];
   const scalesToZero =
     opts.regionAgent?.reactive?.minInstances === 0 ||
@@ -74,6 +79,7 @@ export async function prepareRun(opts: SimOptions): Promise<RunSetup> {
     gpuTypes,
     base,
     workload,
+    bound,
     gpuFor,
     capacityModel,
     scalesToZero,

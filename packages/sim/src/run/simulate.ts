@@ -1,7 +1,9 @@
 import type { PlannerActor } from "@sageserve/planner";
 import { MemoryBroker, VirtualClock } from "@sageserve/runtime";
+import { builtinCapacityModel } from "../engine/capacity.js";
 import type { SimFleet } from "../world/fleet.js";
 import { buildActors, type ContextFor, reportedActors, type SimActors, startOrder } from "./actors.js";
+import type { CapacityBoundReport } from "./bound.js";
 import type { MetricsCollector } from "./collector.js";
 import { buildReport, type SimReport, type TimeseriesBin } from "./report.js";
 import { prepareRun, type RunSetup } from "./setup.js";
@@ -69,6 +71,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     startMs: START_MS,
     warnings: setup.warnings,
     perf: setup.perf,
+    capacityBound: setup.bound?.result(builtinCapacityModel(1), setup.gpuTypes),
   });
   return {
     report,
@@ -84,6 +87,17 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     generated: replayer.generated,
     warnings: setup.base.warnings ?? [],
   };
+}
+
+/**
+ * The capacity bound (run/bound.ts) of the workload `opts` describes, without simulating it: the
+ * workload is read through once, as a run would replay it. Undefined without the built-in capacity model.
+ */
+export async function workloadCapacityBound(opts: SimOptions): Promise<CapacityBoundReport | undefined> {
+  const setup = await prepareRun(opts);
+  if (!setup.bound) return undefined;
+  for (let b = setup.workload.next(); b.length; b = setup.workload.next()) {}
+  return setup.bound.result(builtinCapacityModel(1), setup.gpuTypes);
 }
 
 /** Every actor's connection to one in-memory broker on `clock` (validating messages unless told not to). */
