@@ -244,7 +244,7 @@ describe("sageserve sim / compare", () => {
       config,
       JSON.stringify({
         timings: { spinUpMs: -5 },
-        regionAgent: { reactiv: {}, planExecution: { lullAfterBelow: 1.5 } },
+        regionAgent: { reactiv: {}, planExecution: { lullAfterBelow: 1.5, holdMeanWindows: 7 } },
       }),
     );
     const e1 = await fail(
@@ -262,6 +262,7 @@ describe("sageserve sim / compare", () => {
     expect(e1.stderr).toContain("timings.spinUpMs");
     expect(e1.stderr).toContain("reactiv");
     expect(e1.stderr).toContain("regionAgent.planExecution.lullAfterBelow");
+    expect(e1.stderr).toContain("regionAgent.planExecution.holdMeanWindows");
 
     writeFileSync(
       scenario,

@@ -244,7 +244,12 @@ export class RegionAgentActor extends Actor {
 
   /** See PlanView.demandFloor: with the plan's batch rate counted while batch jobs are queued here. */
   demandFloor(model: string, gpu: string | undefined): { up: number; hold: number } {
-    return this.plan.demandFloor(model, gpu, this.niw.pacedRate(model));
+    return this.plan.demandFloor(
+      model,
+      gpu,
+      this.niw.pacedRate(model),
+      this.settings.planExecution.holdMeanWindows ?? 1,
+    );
   }
 
   private onPlan(p: Payload<typeof Plan>): void | Promise<void> {

@@ -16,6 +16,12 @@ export interface PlanExecutionConfig {
    * `scaleDownBelow` now (the reference's rule, alone when unset).
    */
   lullAfterBelow?: number;
+  /**
+   * What the measured demand's hold (capacity not given back below it) is the peak of over its 10
+   * windows: each single window's need (1, the default) or the mean's of this many windows ending at each
+   * (2–5: nearer the demand's peak than one noisy minute's; PlanView.demandFloor).
+   */
+  holdMeanWindows?: number;
 }
 
 export const DEFAULT_PLAN_EXECUTION: PlanExecutionConfig = {

@@ -117,7 +117,8 @@ export class PlanView {
         outputTokens: f.outputTokens + n.outputTokens,
       });
       windows.sort((a, b) => a.windowStartMs - b.windowStartMs);
-      if (windows.length > 10) windows.shift();
+      // The hold's windows, and before them the rest of the first one's mean (`holdMeanWindows`).
+      if (windows.length > HOLD_WINDOWS + MEAN_WINDOWS - 1) windows.shift();
     } else {
       cur.requests += f.requests + n.requests;
       cur.inputTokens += f.inputTokens + n.inputTokens;
@@ -144,7 +145,7 @@ export class PlanView {
 
   /** Mean prompt and output tokens of the model's interactive requests in the last demand windows. */
   private mix(model: string): { meanInputTokens: number; meanOutputTokens: number } | undefined {
-    const windows = this.measuredIw.get(model) ?? [];
+    const windows = (this.measuredIw.get(model) ?? []).slice(-HOLD_WINDOWS);
     const req = windows.reduce((a, w) => a + w.requests, 0);
     if (req === 0) return undefined;
     return {
@@ -157,17 +158,28 @@ export class PlanView {
    * Instances of `model` the measured interactive demand needs here by the capacity model: `up`, for the
    * last 5 demand windows (a minute's count is noisy) — their mean, or where demand is rising, the level a
    * straight line fitted through them reaches at the latest window (the mean of a ramp lags it by two
-   * windows) — and `hold`, the most any single one of the last 10 windows needed (capacity is not given
-   * back below it). `batchTps`, the batch rate the agent is releasing whatever the interactive load (the
-   * plan's, while jobs are queued), is added to the demand: capacity in use, not room to give back. 0
-   * without a capacity model or recent demand reports.
+   * windows) — and `hold`, the most the demand needed over the last 10 windows (capacity is not given back
+   * below it): by default the most any single window needed (`holdMeanWindows` 1); with `holdMeanWindows`
+   * k > 1, the most the k-window mean ending at any of them needed — nearer the demand's peak than one
+   * noisy minute's (an oracle holding the single-window peaks at `day` × 10 pays 8.3 % over the demand's
+   * own need, with 3-window means 4.3 %, with 5-window means 3.2 %; a smaller hold also gives capacity back
+   * that the next minute's noise asks for again: docs/planner.md "The demand hold"). `batchTps`, the batch
+   * rate the agent is releasing whatever the interactive load (the plan's, while jobs are queued), is
+   * added to the demand: capacity in use, not room to give back. 0 without a capacity model or recent
+   * demand reports.
    */
-  demandFloor(model: string, gpu: string | undefined, batchTps = 0): { up: number; hold: number } {
+  demandFloor(
+    model: string,
+    gpu: string | undefined,
+    batchTps = 0,
+    holdMeanWindows = 1,
+  ): { up: number; hold: number } {
     const cap = this.capacity;
     const now = this.clock.now();
-    const windows = (this.measuredIw.get(model) ?? []).filter(
-      (w) => now - (w.windowStartMs + w.windowMs) <= 11 * w.windowMs,
-    );
+    const stored = this.measuredIw.get(model) ?? [];
+    const recent = (span: number) =>
+      stored.filter((w) => now - (w.windowStartMs + w.windowMs) <= span * w.windowMs);
+    const windows = recent(HOLD_WINDOWS + 1).slice(-HOLD_WINDOWS);
     if (!cap || !windows.length) return { up: 0, hold: 0 };
     const g = sizingGpu(cap, model, gpu, this.gpuTypes);
     if (!g) return { up: 0, hold: 0 };
@@ -184,11 +196,23 @@ export class PlanView {
         meanOutputTokens: ws.reduce((a, w) => a + w.outputTokens, 0) / req,
       });
     };
-    const last = windows.slice(-5);
+    const last = windows.slice(-MEAN_WINDOWS);
     const up = need(last, rampLevel(last));
-    return { up, hold: Math.max(up, ...windows.map((w) => need([w]))) };
+    if (holdMeanWindows <= 1) return { up, hold: Math.max(up, ...windows.map((w) => need([w]))) };
+    // Each of the hold's windows with the (up to) k − 1 before it that are recent enough to count.
+    const k = Math.min(holdMeanWindows, MEAN_WINDOWS);
+    const all = recent(HOLD_WINDOWS + k);
+    const means = windows.map((w) => {
+      const i = all.indexOf(w);
+      return need(all.slice(Math.max(0, i - k + 1), i + 1));
+    });
+    return { up, hold: Math.max(up, ...means) };
   }
 }
+
+/** Demand windows the measured need's `up` averages (the most a hold's mean may take), and the hold looks back over. */
+const MEAN_WINDOWS = 5;
+const HOLD_WINDOWS = 10;
 
 /**
  * Tokens/s at the latest of `ws` on the least-squares line through their tokens/s over their start times,

@@ -101,6 +101,7 @@ export const SimConfigSchema = z
             surgeRatio: z.number().positive().optional(),
             maxActionsPerTick: z.number().int().positive().optional(),
             lullAfterBelow: z.number().gt(0).max(1).optional(),
+            holdMeanWindows: z.number().int().min(1).max(5).optional(),
           })
           .strict()
           .optional(),
