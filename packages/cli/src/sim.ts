@@ -149,6 +149,7 @@ function row(r: SimReport): string[] {
   return [
     r.policy,
     r.gpuHours.total.toFixed(1),
+    overBound(r),
     r.gpuHours.scalingOverhead.toFixed(1),
     `$${r.costUsd.toFixed(0)}`,
     ...(["iw-fast", "iw-normal", "niw"] as const).map((t) => `${(100 * r.slo[t].attainment).toFixed(2)}%`),
@@ -159,10 +160,19 @@ function row(r: SimReport): string[] {
   ];
 }
 
+/** GPU-hours over the workload's capacity bound (docs/simulator.md "Capacity bound"), "–" without one. */
+function overBound(r: SimReport): string {
+  const b = r.capacityBound?.total;
+  if (!b) return "–";
+  const x = (100 * (r.gpuHours.total - b)) / b;
+  return `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(1)}%`;
+}
+
 function table(reports: SimReport[]): string {
   const head = [
     "policy",
     "GPU-h",
+    "vs bound",
     "overhead GPU-h",
     "cost",
     "SLO iw-fast",
@@ -206,6 +216,11 @@ export async function simCommand(policy: string, o: SimCliOptions): Promise<numb
       );
     else {
       console.log(table([res.report]));
+      const b = res.report.capacityBound;
+      if (b)
+        console.log(
+          `capacity bound of this workload: ${b.total.toFixed(1)} GPU-h (every model's regions pooled: ${b.pooled.total.toFixed(1)})`,
+        );
       console.log(
         `\n${res.generated.toLocaleString("en-US")} requests in ${(res.run.wallTimeMs / 1000).toFixed(1)} s wall (${res.run.simulatedRequestsPerWallSecond.toLocaleString("en-US")} simulated requests/s)`,
       );

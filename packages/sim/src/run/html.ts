@@ -17,13 +17,14 @@ function summaryTable(reports: SimReport[]): string {
     .map(
       (r) => `<tr><td>${esc(r.policy)}</td>
 <td class="num">${fmt(r.gpuHours.total)}<div class="bar" style="width:${(100 * r.gpuHours.total) / maxHours}%"></div></td>
+<td class="num">${r.capacityBound ? `${fmt(r.capacityBound.total)} (${r.gpuHours.total >= r.capacityBound.total ? "+" : "−"}${fmt((100 * Math.abs(r.gpuHours.total - r.capacityBound.total)) / r.capacityBound.total)} %)` : "–"}</td>
 <td class="num">${fmt(r.gpuHours.scalingOverhead)}</td><td class="num">$${fmt(r.costUsd, 0)}</td>
 ${TIERS.map((t) => `<td class="num">${fmt(100 * r.slo[t].attainment, 2)} %</td>`).join("")}
 <td class="num">${fmt(r.latencyMs["iw-fast"].ttft.p99 / 1000, 2)} s</td>
 <td class="num">${r.requests.dropped}</td><td class="num">${r.niw.deadlineMisses}</td></tr>`,
     )
     .join("\n");
-  return `<table><thead><tr><th>policy</th><th>GPU-hours</th><th>scaling overhead GPU-h</th><th>cost</th>
+  return `<table><thead><tr><th>policy</th><th>GPU-hours</th><th title="the workload's capacity bound: what an oracle holding exactly the capacity model's count each minute pays">capacity bound (this run over it)</th><th>scaling overhead GPU-h</th><th>cost</th>
 ${TIERS.map((t) => `<th>SLO ${t}</th>`).join("")}<th>IW-fast TTFT p99</th><th>dropped</th><th>NIW deadline misses</th></tr></thead>
 <tbody>${rows}</tbody></table>`;
 }
