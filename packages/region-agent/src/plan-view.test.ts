@@ -13,7 +13,7 @@ const empty = { requests: 0, inputTokens: 0, outputTokens: 0 };
 async function viewAfter(perMinute: number[]): Promise<PlanView> {
   const clock = new VirtualClock({ seed: 1, startMs: 0 });
   const view = new PlanView(clock, "east", CAP, ["h100"], 300_000);
-  perMinute.forEach((n, i) =>
+  for (const [i, n] of perMinute.entries())
     view.recordDemand({
       region: "east",
       model: "m",
@@ -24,8 +24,7 @@ async function viewAfter(perMinute: number[]): Promise<PlanView> {
         "iw-normal": empty,
         niw: empty,
       },
-    }),
-  );
+    });
   await clock.advance(perMinute.length * 60_000);
   return view;
 }
