@@ -271,7 +271,10 @@ describe("sageserve up: a whole cluster on one machine", () => {
     const r = await run(["status", "--json"], natsEnv);
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout) as {
-      regions: { region: string; endpoints: { model: string; instances: Record<string, number> }[] }[];
+      regions: {
+        region: string;
+        endpoints: { model: string; instances: Record<string, number>; demandNeed?: number }[];
+      }[];
       plan: { planId: string } | null;
       observer: { tiers: Record<string, { completed: number }> } | null;
       nodes: { nodeId: string }[];
@@ -279,12 +282,19 @@ describe("sageserve up: a whole cluster on one machine", () => {
     expect(s.regions.map((x) => x.region)).toEqual(["centralus", "eastus", "westus"]);
     for (const reg of s.regions)
       expect(reg.endpoints.map((e) => e.model).sort()).toEqual(["llama3.1-8b", "llama3.2-3b"]);
+    // The region agents count instances with the capacity model measured on these engines (as the
+    // planner does): every endpoint says what its measured demand needs (0 until the routers' first
+    // one-minute demand window closes, which this test does not wait for; agent.test.ts counts it).
+    const needs = s.regions.flatMap((x) => x.endpoints.map((e) => e.demandNeed));
+    expect(needs.length).toBe(6);
+    for (const n of needs) expect(n).toBeGreaterThanOrEqual(0);
     expect(s.plan?.planId).toMatch(/^planner-1-p/);
     expect(s.observer?.tiers["iw-fast"]?.completed).toBeGreaterThan(0);
     expect(s.nodes.length).toBeGreaterThanOrEqual(6);
     const text = await run(["status"], natsEnv);
     expect(text.stdout).toMatch(/SLO attainment and latency/);
     expect(text.stdout).toMatch(/westus\s+llama3\.2-3b\s+.*serving/);
+    expect(text.stdout).toMatch(/demand needs \d+/);
   }, 30_000);
 
   it("`sageserve drain <node>` drains a node; the region agent releases its VM and keeps the endpoint served", async () => {

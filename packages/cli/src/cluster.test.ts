@@ -46,3 +46,27 @@ describe("cluster file: sections", () => {
     expect(() => loadClusterSpec(write({ gatewy: { port: 1 } }))).toThrow(/gatewy/);
   });
 });
+
+describe("cluster file: region agents' plan execution and batch release", () => {
+  it("takes the simulator's planExecution and niw settings for the live agents", () => {
+    const spec = loadClusterSpec(
+      write({
+        regionAgent: {
+          ...DEFAULT_CLUSTER.regionAgent,
+          planExecution: { lullAfterBelow: 0.5, emergencyAbove: 0.95 },
+          niw: { releaseBelow: 0.8, releaseTwoBelow: 0.7 },
+        },
+      }),
+    );
+    expect(spec.regionAgent.planExecution).toEqual({ lullAfterBelow: 0.5, emergencyAbove: 0.95 });
+    expect(spec.regionAgent.niw).toEqual({ releaseBelow: 0.8, releaseTwoBelow: 0.7 });
+  });
+
+  it("names a bad or unknown field of them", () => {
+    const agent = (x: object) => write({ regionAgent: { ...DEFAULT_CLUSTER.regionAgent, ...x } });
+    expect(() => loadClusterSpec(agent({ planExecution: { lullAfterBelow: 1.5 } }))).toThrow(
+      /regionAgent\.planExecution\.lullAfterBelow/,
+    );
+    expect(() => loadClusterSpec(agent({ niw: { releaseBelw: 0.8 } }))).toThrow(/releaseBelw/);
+  });
+});

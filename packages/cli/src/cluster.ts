@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { GPUS, MODELS } from "@sageserve/engine";
 import type { AuthRole } from "@sageserve/nats";
 import { describeIssues, errorMessage, SageError } from "@sageserve/protocol";
+import { NiwSettingsSchema, PlanExecutionSchema } from "@sageserve/sim";
 import { z } from "zod";
 
 /**
@@ -71,6 +72,10 @@ export const ClusterSpecSchema = z
       scalingIntervalMs: z.number().int().positive(),
       /** Cool-downs after a scale-up: about the time a local "VM" takes to arrive. */
       cooldownMs: z.number().int().nonnegative(),
+      /** How LT-* carry out a plan (as the simulator's `regionAgent.planExecution`; docs/planner.md). */
+      planExecution: PlanExecutionSchema.optional(),
+      /** Batch release thresholds (as the simulator's `regionAgent.niw`). */
+      niw: NiwSettingsSchema.optional(),
     }),
     engine: z.object({
       /** Emulated engines run this many times faster than the measured hardware. */

@@ -67,7 +67,9 @@ const time = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 
 export function formatStatus(s: ClusterStatus): string {
   const out: string[] = [`SageServe status — NATS ${s.nats} — ${new Date(s.atMs).toISOString()}`, ""];
-  out.push("regions (instances by state, serving KV utilisation, NIW queue)");
+  out.push(
+    "regions (instances by state, serving KV utilisation, NIW queue; under a plan, the instances measured demand needs)",
+  );
   if (s.regions.length === 0) out.push("  none reporting (no region agent running?)");
   for (const r of s.regions) {
     for (const e of r.endpoints) {
@@ -75,7 +77,7 @@ export function formatStatus(s: ClusterStatus): string {
         .map(([k, n]) => `${k} ${n}`)
         .join(", ");
       out.push(
-        `  ${r.region.padEnd(12)} ${e.model.padEnd(14)} ${(inst || "none").padEnd(28)} KV ${pct(e.memoryUtilization).padStart(8)}   NIW queued ${e.niwQueueDepth}`,
+        `  ${r.region.padEnd(12)} ${e.model.padEnd(14)} ${(inst || "none").padEnd(28)} KV ${pct(e.memoryUtilization).padStart(8)}   NIW queued ${e.niwQueueDepth}${e.demandNeed !== undefined ? `   demand needs ${e.demandNeed}` : ""}`,
       );
     }
   }

@@ -6,7 +6,7 @@ import { blendedTokensPerSecond, builtinPerformanceModel, GPUS } from "@sageserv
 import { emulatorPromptTiming } from "@sageserve/engine-emulator";
 import { GatewayActor } from "@sageserve/gateway";
 import { PlannerActor, preloadSolvers } from "@sageserve/planner";
-import { DEFAULT_SLO_TTFT_MS } from "@sageserve/protocol";
+import { type CapacityModel, DEFAULT_SLO_TTFT_MS } from "@sageserve/protocol";
 import { RegionAgentActor } from "@sageserve/region-agent";
 import { RouterActor } from "@sageserve/router";
 import { emulatorCapacityModel } from "@sageserve/sim";
@@ -65,27 +65,46 @@ function plannerCapacity(
 
 /**
  * The one capacity model, measured on the engines this cluster runs (the emulators' speed-up, KV
- * cache and batch limit), so the plan counts instances as the engines behave. The sweep takes
- * 0.5–5 s of CPU: it runs once the planner is up (its first plan is 2 minutes in), and until then a
- * requested plan uses the fixed capacities of `plannerCapacity`.
+ * cache and batch limit), so the plan and the region agents count instances as the engines behave. The
+ * sweep takes 0.5–5 s of CPU: it runs once, a second after the first actor that wants it is up (the
+ * planner's first plan is 2 minutes in), and is shared by every actor of the process. Until it is ready
+ * a requested plan uses the fixed capacities of `plannerCapacity`, and the agents' demand floors are 0.
  */
-function measureCapacitySoon(planner: PlannerActor, spec: ClusterSpec, models: string[], gpuTypes: string[]) {
-  setTimeout(() => {
-    try {
-      planner.useCapacityModel(
-        emulatorCapacityModel({
-          models,
-          gpus: gpuTypes,
-          speedup: spec.engine.speedup,
-          kvTokens: spec.engine.kvTokens,
-          maxRunning: spec.engine.maxRunning,
-          maxInputTokens: spec.load.maxInputTokens,
-        }),
-      );
-    } catch (e) {
-      planner.log.error({ err: String(e) }, "capacity sweep failed: planning with fixed capacities");
-    }
-  }, 1_000).unref();
+let measured: { spec: ClusterSpec; model: Promise<CapacityModel> } | undefined;
+
+function measuredCapacity(spec: ClusterSpec): Promise<CapacityModel> {
+  if (measured?.spec !== spec) {
+    const model = new Promise<CapacityModel>((resolve, reject) => {
+      setTimeout(() => {
+        try {
+          resolve(
+            emulatorCapacityModel({
+              models: allModels(spec),
+              gpus: [...new Set(spec.regions.flatMap((r) => r.gpuTypes))],
+              speedup: spec.engine.speedup,
+              kvTokens: spec.engine.kvTokens,
+              maxRunning: spec.engine.maxRunning,
+              maxInputTokens: spec.load.maxInputTokens,
+            }),
+          );
+        } catch (e) {
+          reject(e);
+        }
+      }, 1_000).unref();
+    });
+    measured = { spec, model };
+  }
+  return measured.model;
+}
+
+/** Hands the measured capacity model to `use` once it is ready; a failed sweep is logged, not thrown. */
+function useCapacitySoon(
+  spec: ClusterSpec,
+  use: (cap: CapacityModel) => void,
+  log: { error(o: object, msg: string): void },
+  without: string,
+): void {
+  measuredCapacity(spec).then(use, (e) => log.error({ err: String(e) }, `capacity sweep failed: ${without}`));
 }
 
 async function startPlanner(_def: ServiceDef, spec: ClusterSpec, conns: ServiceConnections) {
@@ -113,7 +132,12 @@ async function startPlanner(_def: ServiceDef, spec: ClusterSpec, conns: ServiceC
     // The rest of the ILP settings take their defaults (headroom 0 with the capacity model).
     config: { minInstances: spec.regionAgent.minInstances },
   });
-  measureCapacitySoon(planner, spec, models, gpuTypes);
+  useCapacitySoon(
+    spec,
+    (cap) => planner.useCapacityModel(cap),
+    planner.log,
+    "planning with fixed capacities",
+  );
   return { actors: [planner] };
 }
 
@@ -169,7 +193,12 @@ async function startRegion(
     cooldowns: { bootMs: ra.cooldownMs, reclaimMs: ra.cooldownMs, swapMs: ra.cooldownMs },
     staleAfterMs: 5 * spec.engine.loadReportMs + 5_000,
     ...(ra.planStrategy !== "none" ? { planStrategy: ra.planStrategy } : {}),
+    ...(ra.planExecution ? { planExecution: ra.planExecution } : {}),
+    ...(ra.niw ? { niw: ra.niw } : {}),
   });
+  // Under a plan the agent counts the instances measured demand needs with the planner's capacity model.
+  if (ra.planStrategy !== "none")
+    useCapacitySoon(spec, (cap) => agent.useCapacityModel(cap), agent.log, "demand floors off");
   if (r.vmProvider === "external") return { actors: [agent] };
   const backend = new LocalProcessBackend({
     connect: (name) => conns.connect(name, "node-agent"),

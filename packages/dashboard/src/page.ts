@@ -86,9 +86,9 @@ function render(s) {
     ? "SLO feasibility not judged (no performance model given): every request counts as feasible."
     : "Infeasible: the prompt alone, on an idle instance of the GPU type that served it, prefills slower than the tier's TTFT target. " +
       "Prompts beyond the measured profile: " + (beyond.length ? beyond.map(([m, n]) => m + " " + n).join(", ") : "none") + ".";
-  document.getElementById("regions").innerHTML = table(["region", "model", "instances by state", "KV util", "NIW queued"],
+  document.getElementById("regions").innerHTML = table(["region", "model", "instances by state", "KV util", "NIW queued", "demand needs"],
     s.regions.flatMap((r) => r.endpoints.map((e) => [r.region, e.model,
-      Object.entries(e.instances).map(([k, n]) => k + " " + n).join(", ") || "none", pct(e.memoryUtilization), e.niwQueueDepth])));
+      Object.entries(e.instances).map(([k, n]) => k + " " + n).join(", ") || "none", pct(e.memoryUtilization), e.niwQueueDepth, e.demandNeed ?? "–"])));
   const p = s.plan;
   document.getElementById("plan").innerHTML = !p ? "<p class='muted'>no plan yet</p>" :
     "<p class='muted'>" + esc(p.planId) + " · " + esc(p.strategy) + " · window " + new Date(p.windowStartMs).toLocaleTimeString() + "–" +

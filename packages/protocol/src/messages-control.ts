@@ -259,6 +259,11 @@ export const RegionStatus = defineMessage({
            * above 1 the instances deliver the IW-fast SLO on less capacity than the model's knee says.
            */
           capacityFactor: z.number().positive().optional(),
+          /**
+           * Under a plan with a capacity model: the instances the measured interactive demand here needs by
+           * it (the demand floor the agent scales up to at once; absent without a model yet).
+           */
+          demandNeed: Count.optional(),
         }),
       )
       .max(10_000),

@@ -243,7 +243,7 @@ describe("region agent, GPU types under a plan (LT-I)", () => {
  * tokens at the SLO), whose load reports say `kv` (KV use) each second; `minute(rps)` reports a minute of
  * that interactive demand, `plan(id, n)` publishes a plan of n instances here.
  */
-async function ltuWorld(extra: Partial<RegionAgentOptions> = {}) {
+async function ltuWorld(extra: Partial<RegionAgentOptions> = {}, o: { capacity?: boolean } = {}) {
   const clock = new VirtualClock({ startMs: 0 });
   const broker = new MemoryBroker(clock);
   const model = "llama3.1-8b";
@@ -261,7 +261,7 @@ async function ltuWorld(extra: Partial<RegionAgentOptions> = {}) {
       scalingIntervalMs: 1_000,
       planStrategy: "lt-u",
       reactive: { minInstances: 1 },
-      capacity,
+      ...(o.capacity === false ? {} : { capacity }),
       staleAfterMs: 60_000,
       ...extra,
     },
@@ -279,7 +279,7 @@ async function ltuWorld(extra: Partial<RegionAgentOptions> = {}) {
       envelope(NodeCommand, { commandId: (d.value as { commandId: string }).commandId, accepted: true }),
     );
   });
-  const w = { clock, broker, agent, serving, drains, kv: 0.05, minute, plan };
+  const w = { clock, broker, agent, serving, drains, kv: 0.05, minute, plan, capacity };
   const reports = () => {
     for (const id of serving)
       publishLoad(infra, {
@@ -375,6 +375,22 @@ describe("region agent giving back what a plan lowered (LT-U)", () => {
     w.kv = 0.05;
     for (let m = 0; m < 4; m++) await w.minute(0.5);
     expect(w.serving.size).toBe(1);
+    await w.agent.stop();
+  });
+
+  it("counts the measured demand's floor once a capacity model is handed over after start-up (a live cluster's)", async () => {
+    const w = await ltuWorld({}, { capacity: false });
+    w.plan("p1", 1);
+    await w.minute(2);
+    await w.clock.advance(100);
+    // Without the model the agent cannot count instances for the demand: no floor.
+    expect(w.agent.demandFloor("llama3.1-8b", "h100")).toEqual({ up: 0, hold: 0 });
+    expect(w.agent.status().endpoints[0]!.demandNeed).toBeUndefined();
+    w.agent.useCapacityModel(w.capacity);
+    // 2 requests/s of 1,000 tokens at 1 request/s per instance: two, from the demand already measured —
+    // and the region's status says so.
+    expect(w.agent.demandFloor("llama3.1-8b", "h100")).toEqual({ up: 2, hold: 2 });
+    expect(w.agent.status().endpoints[0]!.demandNeed).toBe(2);
     await w.agent.stop();
   });
 

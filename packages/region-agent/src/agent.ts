@@ -1,4 +1,5 @@
 import {
+  type CapacityModel,
   CapacityWanted,
   DemandReport,
   InferenceRequest,
@@ -214,6 +215,8 @@ export class RegionAgentActor extends Actor {
       endpoints: [...eps].map(([model, e]) => {
         const backlog = this.niw.backlog(model, now);
         const factor = factors[model];
+        const need =
+          this.opts.planStrategy && this.plan.hasCapacity ? this.demandFloor(model, undefined).up : undefined;
         return {
           model,
           instances: e.instances,
@@ -226,6 +229,7 @@ export class RegionAgentActor extends Actor {
               }
             : {}),
           ...(factor !== undefined ? { capacityFactor: factor } : {}),
+          ...(need !== undefined ? { demandNeed: need } : {}),
         };
       }),
     };
@@ -235,6 +239,15 @@ export class RegionAgentActor extends Actor {
     const s = this.status();
     this.publish(RegionStatus, { region: this.opts.region }, s);
     await this.kvPut("sage-regions", this.opts.region, { ...s, v: RegionStatus.version });
+  }
+
+  /**
+   * Count instances under a plan (the measured demand's floors, the forecast's need one boot lead ahead)
+   * with `cap` from now on — the capacity model the planner plans with. A live cluster measures it on its
+   * engines a few seconds after start-up; until then (and without one) those floors are 0.
+   */
+  useCapacityModel(cap: CapacityModel): void {
+    this.plan.useCapacityModel(cap);
   }
 
   /** See PlanView.aheadNeed. */

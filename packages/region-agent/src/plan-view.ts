@@ -50,12 +50,22 @@ export class PlanView {
   constructor(
     private readonly clock: Clock,
     private readonly region: string,
-    private readonly capacity: CapacityModel | undefined,
+    private capacity: CapacityModel | undefined,
     private readonly gpuTypes: readonly string[],
     private readonly leadMs: number,
     /** The SLO feedback's factor on a model's capacity here (slo-calibration.ts); 1 without one. */
     private readonly factorOf: (model: string) => number = () => 1,
   ) {}
+
+  /** Whether instances can be counted (a capacity model is known). */
+  get hasCapacity(): boolean {
+    return this.capacity !== undefined;
+  }
+
+  /** Count instances with `cap` from now on (a live cluster measures its engines' model after start-up). */
+  useCapacityModel(cap: CapacityModel): void {
+    this.capacity = cap;
+  }
 
   /**
    * Take in a new plan: its window, and this region's forecasts, profiles and routing share. Returns the

@@ -5,7 +5,7 @@ export { builtinCapacityModel, deriveCapacityTable, emulatorCapacityModel } from
 export { geometricRates, type LengthMix, type SweepResult, sweepInstance } from "./engine/sweep.js";
 export type { CapacityBoundReport } from "./run/bound.js";
 export { DEFAULT_SLO, type SloTargets } from "./run/collector.js";
-export { loadSimConfig, type SimConfig } from "./run/config.js";
+export { loadSimConfig, NiwSettingsSchema, PlanExecutionSchema, type SimConfig } from "./run/config.js";
 export { writeComparison, writeReports } from "./run/output.js";
 export type { ModelTierSlo, Percentiles, SimReport, TierSlo, TimeseriesBin } from "./run/report.js";
 export {

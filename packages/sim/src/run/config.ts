@@ -2,6 +2,27 @@ import { readFileSync } from "node:fs";
 import { describeIssues, errorMessage, SageError } from "@sageserve/protocol";
 import { z } from "zod";
 
+/** The region agents' batch release settings (region-agent NiwConfig); shared with `sageserve up`'s cluster file. */
+export const NiwSettingsSchema = z
+  .object({
+    releaseBelow: z.number().min(0).max(1).optional(),
+    releaseTwoBelow: z.number().min(0).max(1).optional(),
+    escalateBeforeDeadlineMs: z.number().nonnegative().optional(),
+    maxPerTick: z.number().int().positive().optional(),
+  })
+  .strict();
+
+/** How LT-* carry out a plan (region-agent plan-policy.ts PlanExecutionConfig); shared with the cluster file. */
+export const PlanExecutionSchema = z
+  .object({
+    emergencyAbove: z.number().min(0).max(1).optional(),
+    surgeRatio: z.number().positive().optional(),
+    maxActionsPerTick: z.number().int().positive().optional(),
+    lullAfterBelow: z.number().gt(0).max(1).optional(),
+    holdMeanWindows: z.number().int().min(1).max(5).optional(),
+  })
+  .strict();
+
 /**
  * Simulation settings from a JSON file (`sageserve sim --config file.json`): VM
  * timings, GPU types, SLO targets and the region agents' thresholds. Every field
@@ -85,26 +106,9 @@ export const SimConfigSchema = z
               .strict(),
           )
           .optional(),
-        niw: z
-          .object({
-            releaseBelow: z.number().min(0).max(1).optional(),
-            releaseTwoBelow: z.number().min(0).max(1).optional(),
-            escalateBeforeDeadlineMs: z.number().nonnegative().optional(),
-            maxPerTick: z.number().int().positive().optional(),
-          })
-          .strict()
-          .optional(),
+        niw: NiwSettingsSchema.optional(),
         /** How LT-* carry out a plan (region-agent plan-policy.ts PlanExecutionConfig). */
-        planExecution: z
-          .object({
-            emergencyAbove: z.number().min(0).max(1).optional(),
-            surgeRatio: z.number().positive().optional(),
-            maxActionsPerTick: z.number().int().positive().optional(),
-            lullAfterBelow: z.number().gt(0).max(1).optional(),
-            holdMeanWindows: z.number().int().min(1).max(5).optional(),
-          })
-          .strict()
-          .optional(),
+        planExecution: PlanExecutionSchema.optional(),
         /** Under a plan: the SLO feedback on the capacity model (region-agent slo-calibration.ts). */
         sloCalibration: z
           .object({
