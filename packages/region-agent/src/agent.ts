@@ -88,6 +88,7 @@ export class RegionAgentActor extends Actor {
       opts.gpuTypes,
       s.cooldowns.bootMs + 60_000 + s.scalingIntervalMs,
       (model) => this.calibration.factor(model),
+      s.planExecution.holdMeanWindows,
     );
     this.niw = new NiwFeed(this.clock, this.log, this.view, s.niw, this.actions, {
       utilization: (model) => this.utilization(model, undefined),
@@ -215,8 +216,7 @@ export class RegionAgentActor extends Actor {
       endpoints: [...eps].map(([model, e]) => {
         const backlog = this.niw.backlog(model, now);
         const factor = factors[model];
-        const need =
-          this.opts.planStrategy && this.plan.hasCapacity ? this.demandFloor(model, undefined).up : undefined;
+        const need = this.opts.planStrategy && this.plan.demandNeed(model, this.niw.pacedRate(model));
         return {
           model,
           instances: e.instances,
@@ -241,28 +241,14 @@ export class RegionAgentActor extends Actor {
     await this.kvPut("sage-regions", this.opts.region, { ...s, v: RegionStatus.version });
   }
 
-  /**
-   * Count instances under a plan (the measured demand's floors, the forecast's need one boot lead ahead)
-   * with `cap` from now on — the capacity model the planner plans with. A live cluster measures it on its
-   * engines a few seconds after start-up; until then (and without one) those floors are 0.
-   */
+  /** Count instances under a plan with `cap` (the planner's model; a live cluster measures it after start-up). */
   useCapacityModel(cap: CapacityModel): void {
     this.plan.useCapacityModel(cap);
   }
 
-  /** See PlanView.aheadNeed. */
-  aheadNeed(model: string, gpu: string | undefined): number {
-    return this.plan.aheadNeed(model, gpu);
-  }
-
   /** See PlanView.demandFloor: with the plan's batch rate counted while batch jobs are queued here. */
   demandFloor(model: string, gpu: string | undefined): { up: number; hold: number } {
-    return this.plan.demandFloor(
-      model,
-      gpu,
-      this.niw.pacedRate(model),
-      this.settings.planExecution.holdMeanWindows ?? 1,
-    );
+    return this.plan.demandFloor(model, gpu, this.niw.pacedRate(model));
   }
 
   private onPlan(p: Payload<typeof Plan>): void | Promise<void> {

@@ -55,11 +55,13 @@ export class PlanView {
     private readonly leadMs: number,
     /** The SLO feedback's factor on a model's capacity here (slo-calibration.ts); 1 without one. */
     private readonly factorOf: (model: string) => number = () => 1,
+    /** `demandFloor`'s hold: the peak of this many windows' mean (PlanExecutionConfig.holdMeanWindows). */
+    private readonly holdMeanWindows = 1,
   ) {}
 
-  /** Whether instances can be counted (a capacity model is known). */
-  get hasCapacity(): boolean {
-    return this.capacity !== undefined;
+  /** `demandFloor`'s `up` (the instances the measured demand needs now); undefined without a capacity model. */
+  demandNeed(model: string, batchTps: number): number | undefined {
+    return this.capacity ? this.demandFloor(model, undefined, batchTps).up : undefined;
   }
 
   /** Count instances with `cap` from now on (a live cluster measures its engines' model after start-up). */
@@ -182,7 +184,7 @@ export class PlanView {
     model: string,
     gpu: string | undefined,
     batchTps = 0,
-    holdMeanWindows = 1,
+    holdMeanWindows = this.holdMeanWindows,
   ): { up: number; hold: number } {
     const cap = this.capacity;
     const now = this.clock.now();
