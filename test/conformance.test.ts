@@ -272,6 +272,24 @@ describe.each(adapters)("bus conformance: %s", (_label, make) => {
     expect(await read).toEqual({ n: 20 });
   });
 
+  it("creates a new bucket from two connections at once: both writes land (the slower create binds to the other's)", async () => {
+    const [a, b] = [await conn(), await conn()];
+    const writes = Array.from({ length: 8 }, (_, i) => [
+      a.kvPut(`conformance-race-${n}-${i}`, "from-a", { i }),
+      b.kvPut(`conformance-race-${n}-${i}`, "from-b", { i }),
+    ]).flat();
+    await h.settle(200);
+    await Promise.all(writes);
+    const reads = Array.from({ length: 8 }, (_, i) =>
+      Promise.all([
+        a.kvGet(`conformance-race-${n}-${i}`, "from-b"),
+        b.kvGet(`conformance-race-${n}-${i}`, "from-a"),
+      ]),
+    );
+    await h.settle(100);
+    expect(await Promise.all(reads)).toEqual(Array.from({ length: 8 }, (_, i) => [{ i }, { i }]));
+  });
+
   it("expires key-value entries of a bucket with a TTL when they are not refreshed", async () => {
     const a = await conn();
     const put = a.kvPut("conformance-ttl", "node-1", { alive: true }, { bucketTtlMs: 1_000 });

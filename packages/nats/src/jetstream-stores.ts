@@ -20,6 +20,9 @@ const KV_READ_RETRY_MS = 20_000;
 /** How many times a compare-and-set update is tried again after another writer changed the key first. */
 const KV_UPDATE_ATTEMPTS = 30;
 
+/** JetStream API errors of a stream create that lost a race with another client's create of the same stream. */
+const CREATE_RACE_LOST = new Set([10058, 10065]);
+
 export class JetStreamStores {
   constructor(
     private readonly connection: NatsConnection,
@@ -31,15 +34,22 @@ export class JetStreamStores {
   private bucket(name: string, ttlMs?: number): Promise<KV> {
     let b = this.buckets.get(name);
     if (!b) {
-      b = this.cacheBucket(
-        name,
-        this.connection.jetstream(this.settings.jsOpts).views.kv(name, {
+      const js = this.connection.jetstream(this.settings.jsOpts);
+      const opened = js.views
+        .kv(name, {
           history: 1,
           replicas: this.settings.jsReplicas,
           ...(this.settings.jsCluster ? { placementCluster: this.settings.jsCluster } : {}),
           ...(ttlMs ? { ttl: ttlMs } : {}),
-        }),
-      );
+        })
+        // Another client created the bucket between this one's lookup and its create ("subjects overlap
+        // with an existing stream", "stream name already in use"): use theirs.
+        .catch((e: unknown) => {
+          if (CREATE_RACE_LOST.has((e as { api_error?: { err_code?: number } })?.api_error?.err_code ?? 0))
+            return js.views.kv(name, { bindOnly: true });
+          throw e;
+        });
+      b = this.cacheBucket(name, opened);
     }
     return b;
   }
