@@ -20,8 +20,12 @@ const KV_READ_RETRY_MS = 20_000;
 /** How many times a compare-and-set update is tried again after another writer changed the key first. */
 const KV_UPDATE_ATTEMPTS = 30;
 
-/** JetStream API errors of a stream create that lost a race with another client's create of the same stream. */
-const CREATE_RACE_LOST = new Set([10058, 10065]);
+/**
+ * The JetStream API error of a bucket create that lost a race with another client's identical create
+ * ("subjects overlap with an existing stream"). Not 10058 ("stream name already in use"): that is a
+ * bucket made with another configuration (another TTL), which must not be bound to silently.
+ */
+const CREATE_RACE_LOST = 10065;
 
 export class JetStreamStores {
   constructor(
@@ -42,10 +46,9 @@ export class JetStreamStores {
           ...(this.settings.jsCluster ? { placementCluster: this.settings.jsCluster } : {}),
           ...(ttlMs ? { ttl: ttlMs } : {}),
         })
-        // Another client created the bucket between this one's lookup and its create ("subjects overlap
-        // with an existing stream", "stream name already in use"): use theirs.
+        // Another client created the same bucket between this one's lookup and its create: use theirs.
         .catch((e: unknown) => {
-          if (CREATE_RACE_LOST.has((e as { api_error?: { err_code?: number } })?.api_error?.err_code ?? 0))
+          if ((e as { api_error?: { err_code?: number } })?.api_error?.err_code === CREATE_RACE_LOST)
             return js.views.kv(name, { bindOnly: true });
           throw e;
         });
