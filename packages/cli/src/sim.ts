@@ -4,6 +4,7 @@ import {
   checkPolicy,
   loadSimConfig,
   type Mapping,
+  overBound,
   POLICIES,
   parseMapping,
   runSimulation,
@@ -149,7 +150,7 @@ function row(r: SimReport): string[] {
   return [
     r.policy,
     r.gpuHours.total.toFixed(1),
-    overBound(r),
+    overBoundCell(r),
     r.gpuHours.scalingOverhead.toFixed(1),
     `$${r.costUsd.toFixed(0)}`,
     ...(["iw-fast", "iw-normal", "niw"] as const).map((t) => `${(100 * r.slo[t].attainment).toFixed(2)}%`),
@@ -161,11 +162,9 @@ function row(r: SimReport): string[] {
 }
 
 /** GPU-hours over the workload's capacity bound (docs/simulator.md "Capacity bound"), "–" without one. */
-function overBound(r: SimReport): string {
-  const b = r.capacityBound?.total;
-  if (!b) return "–";
-  const x = (100 * (r.gpuHours.total - b)) / b;
-  return `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(1)}%`;
+function overBoundCell(r: SimReport): string {
+  const x = overBound(r);
+  return x === undefined ? "–" : `${x >= 0 ? "+" : "−"}${Math.abs(100 * x).toFixed(1)}%`;
 }
 
 function table(reports: SimReport[]): string {

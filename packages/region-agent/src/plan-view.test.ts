@@ -10,9 +10,9 @@ const CAP = new CapacityModel({
 const empty = { requests: 0, inputTokens: 0, outputTokens: 0 };
 
 /** A view fed ten one-minute windows of `perMinute[i]` interactive requests, read at the end of the last. */
-async function viewAfter(perMinute: number[]): Promise<PlanView> {
+async function viewAfter(perMinute: number[], holdMeanWindows?: number): Promise<PlanView> {
   const clock = new VirtualClock({ seed: 1, startMs: 0 });
-  const view = new PlanView(clock, "east", CAP, ["h100"], 300_000);
+  const view = new PlanView(clock, "east", CAP, ["h100"], 300_000, undefined, holdMeanWindows);
   for (const [i, n] of perMinute.entries())
     view.recordDemand({
       region: "east",
@@ -34,25 +34,23 @@ describe("PlanView.demandFloor's hold", () => {
   const spike = [60, 60, 60, 60, 60, 300, 60, 60, 60, 60];
 
   it("holds the most any single window needed by default", async () => {
-    const v = await viewAfter(spike);
-    expect(v.demandFloor("m", "h100")).toEqual({ up: 2, hold: 5 });
-    expect(v.demandFloor("m", "h100", 0, 1)).toEqual({ up: 2, hold: 5 });
+    expect((await viewAfter(spike)).demandFloor("m", "h100")).toEqual({ up: 2, hold: 5 });
+    expect((await viewAfter(spike, 1)).demandFloor("m", "h100")).toEqual({ up: 2, hold: 5 });
   });
 
   it("holds the most the 5-window mean needed with holdMeanWindows 5: the demand's peak, not one minute's", async () => {
-    const v = await viewAfter(spike);
     // Every mean with the spike in it: (4 × 60 + 300) / 5 = 108 requests a minute, 1.8/s: two instances.
-    expect(v.demandFloor("m", "h100", 0, 5)).toEqual({ up: 2, hold: 2 });
+    expect((await viewAfter(spike, 5)).demandFloor("m", "h100")).toEqual({ up: 2, hold: 2 });
     // A level that lasts holds the same either way.
-    const level = await viewAfter([60, 60, 60, 60, 60, 300, 300, 300, 300, 300]);
-    expect(level.demandFloor("m", "h100", 0, 5).hold).toBe(5);
-    expect(level.demandFloor("m", "h100", 0, 1).hold).toBe(5);
+    const level = [60, 60, 60, 60, 60, 300, 300, 300, 300, 300];
+    expect((await viewAfter(level, 5)).demandFloor("m", "h100").hold).toBe(5);
+    expect((await viewAfter(level, 1)).demandFloor("m", "h100").hold).toBe(5);
   });
 
   it("looks back over the ten windows only: a spike that has left the means is not held", async () => {
     // Fifteen windows: the hold's ten and the four before its first that its first mean takes in.
-    const v = await viewAfter([300, ...Array(14).fill(60)]);
-    expect(v.demandFloor("m", "h100", 0, 1).hold).toBe(1);
-    expect(v.demandFloor("m", "h100", 0, 5).hold).toBe(1);
+    const minutes = [300, ...Array(14).fill(60)];
+    expect((await viewAfter(minutes, 1)).demandFloor("m", "h100").hold).toBe(1);
+    expect((await viewAfter(minutes, 5)).demandFloor("m", "h100").hold).toBe(1);
   });
 });

@@ -180,12 +180,7 @@ export class PlanView {
    * added to the demand: capacity in use, not room to give back. 0 without a capacity model or recent
    * demand reports.
    */
-  demandFloor(
-    model: string,
-    gpu: string | undefined,
-    batchTps = 0,
-    holdMeanWindows = this.holdMeanWindows,
-  ): { up: number; hold: number } {
+  demandFloor(model: string, gpu: string | undefined, batchTps = 0): { up: number; hold: number } {
     const cap = this.capacity;
     const now = this.clock.now();
     const stored = this.measuredIw.get(model) ?? [];
@@ -210,9 +205,9 @@ export class PlanView {
     };
     const last = windows.slice(-MEAN_WINDOWS);
     const up = need(last, rampLevel(last));
-    if (holdMeanWindows <= 1) return { up, hold: Math.max(up, ...windows.map((w) => need([w]))) };
+    if (this.holdMeanWindows <= 1) return { up, hold: Math.max(up, ...windows.map((w) => need([w]))) };
     // Each of the hold's windows with the (up to) k − 1 before it that are recent enough to count.
-    const k = Math.min(holdMeanWindows, MEAN_WINDOWS);
+    const k = Math.min(this.holdMeanWindows, MEAN_WINDOWS);
     const all = recent(HOLD_WINDOWS + k);
     const means = windows.map((w) => {
       const i = all.indexOf(w);

@@ -3,7 +3,7 @@
 
 export { builtinCapacityModel, deriveCapacityTable, emulatorCapacityModel } from "./engine/capacity.js";
 export { geometricRates, type LengthMix, type SweepResult, sweepInstance } from "./engine/sweep.js";
-export type { CapacityBoundReport } from "./run/bound.js";
+export { type CapacityBoundReport, overBound } from "./run/bound.js";
 export { DEFAULT_SLO, type SloTargets } from "./run/collector.js";
 export { loadSimConfig, NiwSettingsSchema, PlanExecutionSchema, type SimConfig } from "./run/config.js";
 export { writeComparison, writeReports } from "./run/output.js";

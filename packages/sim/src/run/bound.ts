@@ -164,6 +164,15 @@ interface ModelBound {
   pooled: { interactive: number; batch: number };
 }
 
+/** A run's GPU-hours over its workload's capacity bound, as a fraction (0.079: 7.9 % over); undefined without one. */
+export function overBound(r: {
+  gpuHours: { total: number };
+  capacityBound?: CapacityBoundReport;
+}): number | undefined {
+  const b = r.capacityBound?.total;
+  return b ? (r.gpuHours.total - b) / b : undefined;
+}
+
 /** A workload whose requests `bound` counts as they are read. */
 export function boundedWorkload(w: Workload, bound: CapacityBound): Workload {
   return {

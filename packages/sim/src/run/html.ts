@@ -1,5 +1,6 @@
 import { chartHead } from "@sageserve/charts";
 import { TIERS } from "@sageserve/protocol";
+import { overBound } from "./bound.js";
 import type { SimReport } from "./report.js";
 
 /**
@@ -11,13 +12,20 @@ const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt
 const fmt = (x: number, d = 1): string =>
   x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 
+/** The capacity bound and the run's GPU-hours over it, e.g. "7,391.4 (+7.9 %)"; "–" without one. */
+function boundCell(r: SimReport): string {
+  const over = overBound(r);
+  if (!r.capacityBound || over === undefined) return "–";
+  return `${fmt(r.capacityBound.total)} (${over >= 0 ? "+" : "−"}${fmt(100 * Math.abs(over))} %)`;
+}
+
 function summaryTable(reports: SimReport[]): string {
   const maxHours = Math.max(...reports.map((r) => r.gpuHours.total), 1);
   const rows = reports
     .map(
       (r) => `<tr><td>${esc(r.policy)}</td>
 <td class="num">${fmt(r.gpuHours.total)}<div class="bar" style="width:${(100 * r.gpuHours.total) / maxHours}%"></div></td>
-<td class="num">${r.capacityBound ? `${fmt(r.capacityBound.total)} (${r.gpuHours.total >= r.capacityBound.total ? "+" : "−"}${fmt((100 * Math.abs(r.gpuHours.total - r.capacityBound.total)) / r.capacityBound.total)} %)` : "–"}</td>
+<td class="num">${boundCell(r)}</td>
 <td class="num">${fmt(r.gpuHours.scalingOverhead)}</td><td class="num">$${fmt(r.costUsd, 0)}</td>
 ${TIERS.map((t) => `<td class="num">${fmt(100 * r.slo[t].attainment, 2)} %</td>`).join("")}
 <td class="num">${fmt(r.latencyMs["iw-fast"].ttft.p99 / 1000, 2)} s</td>
